@@ -1,0 +1,139 @@
+"""Every error a user can cause or meet, in one tree.
+
+    PipelineError                  base: the CLI prints it on one line and exits non-zero
+    ├── UsageError                 the command line itself is wrong
+    ├── ManifestError              one or more located problems in a manifest (file:line:col: message)
+    ├── ModelNotFound              no bundled input schema for a model id
+    ├── InputFileError             a file the manifest names is missing, unreadable or out of bounds
+    ├── ClientError                talking to the API went wrong (see pipeline.client)
+    │   ├── MissingToken           no API token in the environment
+    │   ├── AuthError              the API refused the token (401/403, or 400 with 400004)
+    │   ├── ApiError               any other error answer (status, error_code, message)
+    │   │   ├── NotFound           unknown request id or model (404)
+    │   │   └── RateLimited        429 after retries ran out
+    │   ├── TransportError         connection failed / timed out after retries ran out
+    │   ├── SubmitError            a submit that failed, with how: NOT_ACCEPTED or OUTCOME_UNKNOWN
+    │   └── DownloadError          an output file could not be fetched or failed its checks
+    ├── StateError                 a job's state file cannot be used as it is
+    │   └── JobLocked              another live process runs this job
+    └── BudgetError                a run would cross its budget, or its price is unknown under one
+
+Misuse of the Python API by a programmer is a plain RuntimeError/TypeError, never one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class PipelineError(Exception):
+    """Base class of every user-facing error; `exit_code` is what the CLI returns."""
+
+    exit_code = 2
+
+    def lines(self) -> list[str]:
+        """The message as the CLI prints it, one problem per line."""
+        return [f"error: {self}"]
+
+
+class UsageError(PipelineError):
+    """The command line is wrong (unknown option value, bad KEY=VALUE, ...)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: a file and a 1-based line and column (0 when unknown)."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col or 1}"
+        return self.file
+
+
+@dataclass
+class Problem:
+    """One thing wrong, at one place; `cells` counts the expanded cells it affects."""
+
+    where: Location
+    message: str
+    cells: int = 0
+    example: str = ""  # one affected cell, as "cell <id> {values}"
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.severity + ': ' if self.severity != 'error' else ''}{self.message}"
+        if self.cells == 1 and self.example:
+            text += f" ({self.example})"
+        elif self.cells > 1:
+            text += f" (affects {self.cells} cells, e.g. {self.example})"
+        return text
+
+
+class ManifestError(PipelineError):
+    """A manifest (or the requests it expands to) has problems; all of them are carried."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = [p for p in problems if p.severity == "error"] or problems
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class ModelNotFound(PipelineError):
+    """The manifest names a model for which no input schema is bundled."""
+
+
+class InputFileError(PipelineError):
+    """A file named by a manifest is missing, unreadable, or outside the allowed folders."""
+
+
+class ClientError(PipelineError):
+    """Talking to the API failed; subclasses say how."""
+
+    exit_code = 1
+
+
+class StateError(PipelineError):
+    """A job's state on disk cannot be used as it is (corrupt, other schema, ...)."""
+
+
+class JobLocked(StateError):
+    """Another live process holds this job's lock."""
+
+
+class BudgetError(PipelineError):
+    """A run would cross its budget, or a price is unknown under a budget."""
+
+
+@dataclass
+class ProblemList:
+    """Collects problems, merging repeats of the same message at the same place."""
+
+    items: dict[tuple[Location, str], Problem] = field(default_factory=dict)
+
+    def add(self, where: Location, message: str, *, example: str = "", cell: bool = False,
+            severity: str = "error") -> None:
+        key = (where, message)
+        problem = self.items.get(key)
+        if problem is None:
+            problem = self.items[key] = Problem(where, message, example=example, severity=severity)
+        if cell:
+            problem.cells += 1
+
+    def errors(self) -> list[Problem]:
+        return [p for p in self.items.values() if p.severity == "error"]
+
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.items.values() if p.severity != "error"]
+
+    def __bool__(self) -> bool:
+        return bool(self.errors())
+
+    def raise_if_any(self) -> None:
+        if self:
+            raise ManifestError(self.errors())

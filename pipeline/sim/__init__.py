@@ -1,0 +1,1 @@
+"""The offline simulator of RunComfy's queue API (work in progress)."""

@@ -1,0 +1,76 @@
+"""What we know of RunComfy's Model API wire format, in one place.
+
+Each fact carries its evidence as in ../shared/api/runcomfy-queue.md:
+[DOC] documented, [CODE-RC] seen in RunComfy's own code, [INF] inferred, [GUESS] our choice.
+A correction to the real service's behaviour should be a one-line change here; the client and
+the simulator both read these names.
+"""
+
+from __future__ import annotations
+
+DEFAULT_BASE_URL = "https://model-api.runcomfy.net"  # [DOC]
+TOKEN_ENV_VARS = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")  # ours; RUNCOMFY_TOKEN is the CLI's [CODE-RC]
+BASE_URL_ENV_VAR = "RUNCOMFY_BASE_URL"
+
+# Routes [DOC], catalog entry [CODE-RC]. model_id keeps its slashes verbatim.
+SUBMIT_PATH = "/v1/models/{model_id}"  # POST, flat JSON body
+MODEL_PATH = "/v1/models/{model_id}"  # GET, catalog entry with price fields
+STATUS_PATH = "/v1/requests/{request_id}/status"  # GET
+RESULT_PATH = "/v1/requests/{request_id}/result"  # GET
+CANCEL_PATH = "/v1/requests/{request_id}/cancel"  # POST, no body, answers 202
+INCLUDE_COST_PARAM = {"include_cost": "true"}  # [CODE-RC] adds numeric `cost` (USD) to /result
+
+# Submit answer fields [DOC].
+REQUEST_ID = "request_id"
+STATUS_URL = "status_url"
+RESULT_URL = "result_url"
+CANCEL_URL = "cancel_url"
+
+# Status words. /status: in_queue -> in_progress -> completed | cancelled [DOC];
+# `failed` on /status is not documented but tolerated [INF].
+IN_QUEUE = "in_queue"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+QUEUE_POSITION = "queue_position"  # only while in_queue [DOC]
+LIVE_STATUSES = frozenset({IN_QUEUE, IN_PROGRESS})
+# /status words after which /result tells success or failure.
+STATUS_FINISHED = frozenset({COMPLETED, SUCCEEDED, FAILED, CANCELLED, "canceled", "error"})
+# /result: `succeeded` [DOC] or `completed` [CODE-RC] both mean success.
+RESULT_SUCCESS = frozenset({SUCCEEDED, COMPLETED})
+RESULT_FAILURE = frozenset({FAILED, "error"})
+RESULT_CANCELLED = frozenset({CANCELLED, "canceled"})
+
+# Result body fields.
+OUTPUT = "output"
+OUTPUT_VIDEO = "video"  # [UNK] for this model: read `video`, else `videos[0]`, else any URL
+OUTPUT_VIDEOS = "videos"
+ERROR = "error"
+COST = "cost"
+CREATED_AT = "created_at"
+FINISHED_AT = "finished_at"
+
+# Cancel answer [DOC]: 202 with `outcome`.
+OUTCOME = "outcome"
+OUTCOME_CANCELLED = "cancelled"
+OUTCOME_NOT_CANCELLABLE = "not_cancellable"
+
+# Error bodies: `error_code` plus one of these message fields [DOC]/[CODE-RC].
+ERROR_CODE = "error_code"
+ERROR_MESSAGE_FIELDS = ("error_message", "message", "error", "detail")
+ERROR_CODE_BAD_MODEL = 400001  # InvalidResourceIdentifier [DOC]
+ERROR_CODE_NO_BALANCE = 400002  # InsufficientResources [DOC]
+ERROR_CODE_ACCOUNT = 400004  # UserAccountError: missing/bad token [DOC]
+ERROR_CODE_FORBIDDEN = 403001  # [DOC]
+ERROR_CODE_NOT_FOUND = 404001  # [DOC]
+ERROR_CODE_VALIDATION = 422001  # [GUESS] shape borrowed from the Serverless API
+
+# Catalog price fields [CODE-RC].
+PRICE_USD = "base_price_usd"
+PRICE_UNIT = "price_unit"  # "second" or "output"
+PRICE_NOTE = "pricing_note"
+
+# Output videos of this model are 24 fps (121 frames ~ 5 s, 241 ~ 10 s) [INF from upstream docs].
+OUTPUT_FPS = 24
