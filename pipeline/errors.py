@@ -18,6 +18,8 @@
     │   └── JobLocked              another live process runs this job
     └── BudgetError                a run would cross its budget, or its price is unknown under one
 
+AuthError and ApiError share `.status_code`, `.error_code`, `.message` and `.retry_after`
+(from a private base); SubmitError carries `.kind` and the underlying ClientError as `.error`.
 Misuse of the Python API by a programmer is a plain RuntimeError/TypeError, never one of these.
 """
 
@@ -96,6 +98,83 @@ class ClientError(PipelineError):
     """Talking to the API failed; subclasses say how."""
 
     exit_code = 1
+
+
+class MissingToken(ClientError):
+    """No API token in the environment (RUNCOMFY_API_TOKEN or RUNCOMFY_TOKEN)."""
+
+
+class _HttpAnswerError(ClientError):
+    """Shared shape of an error answer: HTTP status, the API's error_code and its message."""
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 error_code: int | str | None = None, operation: str = "",
+                 retry_after: float | None = None):
+        self.status_code = status_code
+        self.error_code = error_code
+        self.message = message
+        self.operation = operation
+        self.retry_after = retry_after
+        parts = [f"{operation}: " if operation else ""]
+        if status_code is not None:
+            parts.append(f"HTTP {status_code}")
+        if error_code is not None:
+            parts.append(f" (error_code {error_code})")
+        parts.append(f": {message}" if status_code is not None or error_code is not None
+                     else message)
+        super().__init__("".join(parts))
+
+
+class AuthError(_HttpAnswerError):
+    """The API refused the token: 401/403, or 400 with error_code 400004."""
+
+    def lines(self) -> list[str]:
+        return [f"error: {self}",
+                "hint: check RUNCOMFY_API_TOKEN, or run offline with "
+                "`pipeline run MANIFEST --backend sim`"]
+
+
+class ApiError(_HttpAnswerError):
+    """Any other error answer from the API (status_code, error_code, message)."""
+
+
+class NotFound(ApiError):
+    """The API does not know this request id or model (404)."""
+
+
+class RateLimited(ApiError):
+    """The API kept answering 429 until the retries ran out; `retry_after` is its last hint."""
+
+
+class TransportError(ClientError):
+    """The connection failed or timed out, and the retries (if any) ran out."""
+
+
+class SubmitError(ClientError):
+    """A submit failed; `kind` says whether the API surely did not take it or might have."""
+
+    def __init__(self, kind: str, message: str, *, status_code: int | None = None,
+                 error_code: int | str | None = None, error: ClientError | None = None,
+                 retry_after: float | None = None):
+        self.kind = kind
+        self.status_code = status_code
+        self.error_code = error_code
+        self.message = message
+        self.error = error
+        self.retry_after = retry_after
+        super().__init__(f"submit {kind}: {message}")
+
+
+class DownloadError(ClientError):
+    """An output file could not be fetched, or failed its size, type or length checks."""
+
+    def __init__(self, message: str, *, url: str = "", status_code: int | None = None,
+                 transient: bool = False, retry_after: float | None = None):
+        self.url = url
+        self.status_code = status_code
+        self.transient = transient
+        self.retry_after = retry_after
+        super().__init__(f"download {url}: {message}" if url else f"download: {message}")
 
 
 class StateError(PipelineError):

@@ -74,3 +74,25 @@ PRICE_NOTE = "pricing_note"
 
 # Output videos of this model are 24 fps (121 frames ~ 5 s, 241 ~ 10 s) [INF from upstream docs].
 OUTPUT_FPS = 24
+
+# --- Added for the client (pipeline.client); additive only. ---
+# Request ids go into URL paths: RunComfy's own nodes accept [A-Za-z0-9_-]{1,128} [CODE-RC]; we
+# also allow '.'. Ids are UUID4 in practice [CODE-3P].
+REQUEST_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,128}"
+RETRY_AFTER_HEADER = "Retry-After"  # seconds or an HTTP date; not documented by RunComfy [UNK]
+# A URL in `output` with one of these endings is preferred as "the video" when neither
+# `output.video` nor `output.videos[0]` is there [GUESS].
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v", ".mkv")
+# Largest local image we inline as a data: URI. RunComfy's nodes keep a whole request under 64 MiB
+# and PNGs under 6 MiB [CODE-RC]; base64 grows a file by 4/3 [GUESS: 48 MiB raw ~ 64 MiB encoded].
+DATA_URI_MAX_BYTES = 48 * 1024 * 1024
+
+# Error body field names [GUESS]: shape borrowed from the Serverless docs (see §1 of the notes).
+ERROR_STATUS_CODE = "status_code"
+ERROR_DETAIL = "detail"
+ERROR_CODE_BAD_INPUT = 400000  # [GUESS] a refused input value (e.g. a data URI where URLs are due)
+ERROR_CODE_RATE_LIMITED = 429001  # [GUESS] no code is documented for 429
+ERROR_CODE_SERVER = 500001  # [DOC] for the Serverless API; [GUESS] for the Model API
+RETRY_AFTER = "Retry-After"  # header on 429 (seconds) [GUESS]: not documented
+MODEL_ID = "model_id"  # echoed in /result and the catalog entry [CODE-RC]
+INPUT_SCHEMA = "input_schema"  # [GUESS] key of the input schema in the catalog entry

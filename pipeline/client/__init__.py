@@ -1,0 +1,28 @@
+"""Async client of RunComfy's Model API queue (submit, status, result, cancel, catalog, download).
+
+    from pipeline.client import RunComfyClient
+    async with RunComfyClient.from_env() as client:
+        sub = await client.submit("bytedance/dreamina-3-0/image-to-video", body, base_dir=folder)
+        info = await client.status(sub.request_id)
+
+Errors are the ClientError branch of pipeline.errors. A failed submit raises SubmitError whose
+`kind` is NOT_ACCEPTED or OUTCOME_UNKNOWN (table: `SUBMIT_TABLE`, `submit_table_markdown()`).
+"""
+
+from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient
+from ._media import inline_local_images, sniff, to_data_uri
+from ._parse import (find_video_url, parse_cancel, parse_error_body, parse_model_entry,
+                     parse_result, parse_status, parse_submit)
+from ._retry import retry_after_seconds
+from ._submit import SUBMIT_TABLE, classify_exception, classify_status
+from ._submit import table_markdown as submit_table_markdown
+from ._types import (NOT_ACCEPTED, OUTCOME_UNKNOWN, CancelInfo, DownloadInfo, ModelEntry,
+                     ResultInfo, StatusInfo, Submission)
+
+__all__ = [
+    "MISSING_TOKEN_MESSAGE", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "SUBMIT_TABLE", "CancelInfo",
+    "DownloadInfo", "ModelEntry", "ResultInfo", "RunComfyClient", "StatusInfo", "Submission",
+    "classify_exception", "classify_status", "find_video_url", "inline_local_images",
+    "parse_cancel", "parse_error_body", "parse_model_entry", "parse_result", "parse_status",
+    "parse_submit", "retry_after_seconds", "sniff", "submit_table_markdown", "to_data_uri",
+]

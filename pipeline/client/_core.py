@@ -1,0 +1,253 @@
+"""RunComfyClient: the async client of RunComfy's Model API queue.
+
+One httpx.AsyncClient carries the token to the API host only; a second one, with no
+Authorization header at all, fetches output files. An asyncio.Semaphore in front of each keeps
+at most `max_in_flight` calls inside httpx, so thousands of waiting callers park here, cheaply,
+and not in httpx's connection pool. Foreign exceptions become ClientErrors at one place each
+(`_call`, `submit`, `download`), raised `from` the original.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import stamina
+
+from .. import wire
+from ..errors import (ApiError, AuthError, ClientError, DownloadError, MissingToken, ModelNotFound,
+                      NotFound, RateLimited, SubmitError, TransportError, _HttpAnswerError)
+from ..models import load_model
+from ._download import download_once, safe_url
+from ._media import inline_local_images
+from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
+                     parse_status, parse_submit, valid_request_id)
+from ._retry import RetryPolicy, api_transient, download_transient, retry_after_of
+from ._submit import OUTCOME_UNKNOWN, classify_exception, classify_status
+from ._types import CancelInfo, DownloadInfo, ModelEntry, ResultInfo, StatusInfo, Submission
+
+log = logging.getLogger("pipeline.client")
+T = TypeVar("T")
+_MODEL_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
+USER_AGENT = "pipeline-runcomfy-client/0.1"
+NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
+
+MISSING_TOKEN_MESSAGE = (
+    "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
+    "to run offline against the built-in simulator instead, use `pipeline run MANIFEST --backend sim`")
+
+
+class RunComfyClient:
+    """Async client of the RunComfy Model API queue; use `async with` or `await aclose()`."""
+
+    def __init__(self, base_url: str, token: str, *, max_in_flight: int = 32,
+                 timeout: float = 30.0, retry_attempts: int = 6, retry_timeout: float = 60.0,
+                 data_uris: bool = True, retry_wait_initial: float = 0.5,
+                 retry_wait_max: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 download_transport: httpx.AsyncBaseTransport | None = None):
+        if not token or not token.strip():
+            raise MissingToken(MISSING_TOKEN_MESSAGE)
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.data_uris = data_uris
+        self._token = token.strip()
+        self._policy = RetryPolicy(retry_attempts, retry_timeout, retry_wait_initial,
+                                   retry_wait_max)
+        limits = httpx.Limits(max_connections=max_in_flight,
+                              max_keepalive_connections=max_in_flight)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, limits=limits, transport=transport,
+            follow_redirects=False,
+            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json",
+                     "User-Agent": USER_AGENT})
+        # Output files: never the token, identity encoding so Content-Length counts raw bytes.
+        self._dl = httpx.AsyncClient(
+            timeout=timeout, limits=limits, transport=download_transport or transport,
+            follow_redirects=False,
+            headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT})
+        self._sem = asyncio.Semaphore(max_in_flight)
+        self._dl_sem = asyncio.Semaphore(max_in_flight)
+        self.calls: Counter[str] = Counter()
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, **kwargs: Any) -> RunComfyClient:
+        """A client with the token from RUNCOMFY_API_TOKEN / RUNCOMFY_TOKEN; MissingToken if none."""
+        token = next((os.environ[n].strip() for n in wire.TOKEN_ENV_VARS
+                      if os.environ.get(n, "").strip()), None)
+        if token is None:
+            raise MissingToken(MISSING_TOKEN_MESSAGE)
+        base = base_url or os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
+        return cls(base, token, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"RunComfyClient(base_url={self.base_url!r}, data_uris={self.data_uris})"
+
+    async def __aenter__(self) -> RunComfyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close both HTTP clients."""
+        await self._http.aclose()
+        await self._dl.aclose()
+
+    # -- the operations -------------------------------------------------------------------------
+
+    async def submit(self, model_id: str, body: dict[str, Any], *,
+                     base_dir: str | Path | None = None,
+                     image_fields: list[str] | None = None) -> Submission:
+        """POST the body (local images inlined now); SubmitError(kind=...) on any failure. Never retried."""
+        if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
+            raise ValueError(f"not a model id: {model_id!r}")
+        if image_fields is None:
+            try:
+                image_fields = load_model(model_id).image_fields()
+            except ModelNotFound:
+                image_fields = []
+        payload = inline_local_images(body, base_dir, image_fields, data_uris=self.data_uris)
+        try:
+            async with self._sem:
+                self.calls["submit"] += 1
+                response = await self._http.post(wire.SUBMIT_PATH.format(model_id=model_id),
+                                                 json=payload)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = self._transport_error("submit", exc)
+            raise SubmitError(classify_exception(exc), error.args[0], error=error) from exc
+        try:
+            return parse_submit(self._read("submit", response))
+        except _HttpAnswerError as err:
+            raise SubmitError(classify_status(response.status_code, err.error_code), str(err),
+                              status_code=response.status_code, error_code=err.error_code,
+                              error=err, retry_after=err.retry_after) from err
+        except BodyError as exc:
+            raise SubmitError(OUTCOME_UNKNOWN, f"HTTP {response.status_code} but {exc}",
+                              status_code=response.status_code) from exc
+
+    async def status(self, request_id: str) -> StatusInfo:
+        """GET /status (retried); `completed` means finished, not succeeded."""
+        body = await self._call("status", "GET", self._path(wire.STATUS_PATH, request_id))
+        return self._parsed("status", parse_status, body)
+
+    async def result(self, request_id: str) -> ResultInfo:
+        """GET /result?include_cost=true (retried), normalised."""
+        body = await self._call("result", "GET", self._path(wire.RESULT_PATH, request_id),
+                                params=wire.INCLUDE_COST_PARAM)
+        return self._parsed("result", parse_result, body)
+
+    async def cancel(self, request_id: str) -> CancelInfo:
+        """POST /cancel (retried: cancelling twice is harmless)."""
+        body = await self._call("cancel", "POST", self._path(wire.CANCEL_PATH, request_id))
+        return self._parsed("cancel", parse_cancel, body)
+
+    async def model_entry(self, model_id: str) -> ModelEntry:
+        """GET the catalog entry (retried) and read its price fields."""
+        if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
+            raise ValueError(f"not a model id: {model_id!r}")
+        body = await self._call("model", "GET", wire.MODEL_PATH.format(model_id=model_id))
+        return self._parsed("model", parse_model_entry, body)
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int = 2 * 1024**3
+                       ) -> DownloadInfo:
+        """Stream an output file to `dest` atomically, checked; retried on transient failures."""
+        hook = self._policy.hook(download_transient(NOT_FOUND_RETRIES))
+        try:
+            async for attempt in stamina.retry_context(
+                    on=hook, attempts=self._policy.attempts, timeout=self._policy.timeout):
+                with attempt:
+                    if attempt.num > 1:
+                        self.calls["download_retries"] += 1
+                    async with self._dl_sem:
+                        self.calls["download"] += 1
+                        return await download_once(self._dl, url, Path(dest), max_bytes)
+        except httpx.HTTPError as exc:
+            raise DownloadError(self._scrub(f"{type(exc).__name__}: {exc}"),
+                                url=safe_url(url)) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _path(self, template: str, request_id: str) -> str:
+        if not valid_request_id(request_id):
+            raise ValueError(f"not a request id: {request_id!r}")
+        return template.format(request_id=request_id)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _parsed(self, op: str, parse: Callable[[Any], T], body: Any) -> T:
+        try:
+            return parse(body)
+        except BodyError as exc:
+            raise ApiError(str(exc), status_code=200, operation=op) from exc
+
+    async def _call(self, op: str, method: str, path: str, **kwargs: Any) -> Any:
+        """One idempotent call, retried by stamina on what api_transient calls transient."""
+        hook = self._policy.hook(api_transient)
+        try:
+            async for attempt in stamina.retry_context(
+                    on=hook, attempts=self._policy.attempts, timeout=self._policy.timeout):
+                with attempt:
+                    if attempt.num > 1:
+                        self.calls[f"{op}_retries"] += 1
+                    async with self._sem:
+                        self.calls[op] += 1
+                        response = await self._http.request(method, path, **kwargs)
+                    return self._read(op, response)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._transport_error(op, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transport_error(self, op: str, exc: BaseException) -> TransportError:
+        detail = self._scrub(str(exc)) or "no detail"
+        return TransportError(f"{op}: {type(exc).__name__} talking to {self.base_url}: {detail}")
+
+    def _read(self, op: str, response: httpx.Response) -> Any:
+        """The JSON body of a good answer; the matching _HttpAnswerError for an error answer."""
+        log.debug("%s %s %s -> %s", op, response.request.method, response.request.url.path,
+                  response.status_code)
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        ok = 200 <= response.status_code < 300
+        parsed = parse_error_body(body, ok_status=ok)
+        if ok and parsed is None:
+            return body
+        code, message = parsed or (None, "")
+        if not message:
+            snippet = response.text.strip()[:200] if not isinstance(body, dict) else ""
+            message = snippet or response.reason_phrase or "error"
+        effective = response.status_code
+        if ok:  # the 200-with-error_code quirk: the code's first digits say what kind of error
+            text = str(code)
+            effective = int(text[:3]) if len(text) == 6 and text.isdigit() else 500
+        err = self._answer_error(op, response.status_code, effective, code,
+                                 self._scrub(message), retry_after_of(response))
+        raise err
+
+    @staticmethod
+    def _answer_error(op: str, status: int, effective: int, code: Any, message: str,
+                      retry_after: float | None) -> ClientError:
+        if effective in (401, 403) or str(code) == str(wire.ERROR_CODE_ACCOUNT):
+            cls: type[_HttpAnswerError] = AuthError
+        elif effective == 404 or str(code) == str(wire.ERROR_CODE_NOT_FOUND):
+            cls = NotFound
+        elif effective == 429:
+            cls = RateLimited
+        else:
+            cls = ApiError
+        err = cls(message, status_code=status, error_code=code, operation=op,
+                  retry_after=retry_after)
+        err.effective_status = effective  # type: ignore[attr-defined]
+        return err

@@ -1,0 +1,127 @@
+"""One attempt at downloading an output file, atomically, on a client that never sends the token.
+
+The file is streamed to a hidden temporary name in the destination folder, fsync'd, renamed over
+the final name with os.replace and the folder fsync'd: the final name only ever holds a whole,
+checked file. Retrying is the caller's business (see RunComfyClient.download).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+import httpx
+
+from ..errors import DownloadError
+from ._media import sniff
+from ._retry import retry_after_of, retryable_status
+from ._types import DownloadInfo
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Declared types we accept before looking at the bytes (a text/html error page is refused).
+_OK_TYPE_PREFIXES = ("video/", "image/", "audio/")
+_OK_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", "application/mp4"})
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """A URL fit for a message: no query string (pre-signed URLs carry secrets there)."""
+    text = str(url)
+    return text.split("?", 1)[0] + ("?…" if "?" in text else "")
+
+
+def check_scheme(url: str | httpx.URL, what: str = "URL") -> httpx.URL:
+    """The URL parsed, if it is http(s); DownloadError (permanent) otherwise."""
+    try:
+        parsed = httpx.URL(str(url))
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise DownloadError(f"invalid {what}", url=safe_url(url)) from exc
+    if parsed.scheme not in ("http", "https"):
+        raise DownloadError(f"refusing {what} with scheme {parsed.scheme or 'none'!r} "
+                            "(only http and https)", url=safe_url(url))
+    return parsed
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # platforms that cannot open a folder
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+async def download_once(http: httpx.AsyncClient, url: str, dest: Path, max_bytes: int
+                        ) -> DownloadInfo:
+    """Fetch `url` (following at most MAX_REDIRECTS http(s) redirects) into `dest`."""
+    current = check_scheme(url)
+    for _hop in range(MAX_REDIRECTS + 1):
+        async with http.stream("GET", current) as response:
+            if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+                current = check_scheme(response.url.join(response.headers["location"]),
+                                       "redirect target")
+                continue
+            if response.status_code != 200:
+                raise DownloadError(
+                    f"HTTP {response.status_code}", url=safe_url(current),
+                    status_code=response.status_code,
+                    transient=retryable_status(response.status_code),
+                    retry_after=retry_after_of(response))
+            return await _save(response, url, dest, max_bytes)
+    raise DownloadError(f"more than {MAX_REDIRECTS} redirects", url=safe_url(url))
+
+
+async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) -> DownloadInfo:
+    where = safe_url(response.url)
+    ctype = response.headers.get("content-type")
+    media = ctype.split(";", 1)[0].strip().lower() if ctype else None
+    if media and not (media.startswith(_OK_TYPE_PREFIXES) or media in _OK_TYPES):
+        raise DownloadError(f"content-type {media!r} is not a media file", url=where)
+    declared = response.headers.get("content-length")
+    length = int(declared) if declared and declared.strip().isdigit() else None
+    if length is not None and length > max_bytes:
+        raise DownloadError(f"{length} bytes is over the {max_bytes}-byte limit", url=where)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+    sha, size, head = hashlib.sha256(), 0, b""
+    try:
+        with open(tmp, "xb") as out:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"more than the {max_bytes}-byte limit", url=where)
+                if len(head) < 16:
+                    head += chunk[:16]
+                sha.update(chunk)
+                out.write(chunk)
+            if length is not None and size != length:
+                raise DownloadError(f"body ended after {size} of {length} bytes", url=where,
+                                    transient=True)
+            if size == 0:
+                raise DownloadError("empty body", url=where, transient=True)
+            found = sniff(head)
+            if found is None:
+                raise DownloadError("the bytes are not a known media type (no MP4 'ftyp' box)",
+                                    url=where)
+            major = media.split("/", 1)[0] if media else ""
+            if major in ("video", "image") and found.split("/", 1)[0] != major:
+                raise DownloadError(f"content-type says {media} but the bytes are {found}",
+                                    url=where)
+            out.flush()
+            await asyncio.to_thread(os.fsync, out.fileno())
+        os.replace(tmp, dest)
+        await asyncio.to_thread(_fsync_dir, dest.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"cannot write {dest}: {exc.strerror or exc}", url=where) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return DownloadInfo(dest, size, sha.hexdigest(), media, url)

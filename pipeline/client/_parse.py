@@ -1,0 +1,219 @@
+"""Pure readers of the API's JSON bodies: tolerant where the wire format is uncertain.
+
+Every field name and status word comes from `pipeline.wire`. These functions do no I/O, so the
+fixtures in tests/fixtures/wire/ are parsed by exactly the code the client runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from .. import wire
+from ._types import CancelInfo, ModelEntry, ResultInfo, StatusInfo, Submission
+
+_REQUEST_ID_RE = re.compile(wire.REQUEST_ID_PATTERN)
+
+
+class BodyError(ValueError):
+    """A 2xx body that cannot be read as the answer it should be (internal; callers translate)."""
+
+
+def valid_request_id(request_id: object) -> bool:
+    """True for an id safe to put in a URL path ([A-Za-z0-9_.-], 1 to 128 characters)."""
+    return isinstance(request_id, str) and bool(_REQUEST_ID_RE.fullmatch(request_id))
+
+
+def error_text(value: Any) -> str:
+    """A readable one-line string for an `error`/`detail` value: string, object or list."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        loc = value.get("loc")
+        msg = next((value[k] for k in ("message", "error_message", "msg", "detail", "error")
+                    if value.get(k)), None)
+        kind = value.get("type") or value.get("code")
+        if loc and msg:
+            where = ".".join(str(p) for p in loc) if isinstance(loc, (list, tuple)) else str(loc)
+            return f"{where}: {error_text(msg)}"
+        if msg:
+            return f"{kind}: {error_text(msg)}" if kind and isinstance(kind, str) else error_text(msg)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if isinstance(value, (list, tuple)):
+        return "; ".join(t for t in (error_text(v) for v in value) if t)
+    return str(value)
+
+
+def parse_error_body(body: Any, *, ok_status: bool = False) -> tuple[Any, str] | None:
+    """(error_code, message) if `body` is an error body, else None.
+
+    On a non-2xx answer any dict counts (with `code` as a fallback for `error_code`); on a 2xx
+    answer (`ok_status=True`) only a non-null `error_code` makes it an error: the quirk some
+    RunComfy APIs have of answering 200 with an error [CODE-RC].
+    """
+    if not isinstance(body, dict):
+        return None
+    code = body.get(wire.ERROR_CODE)
+    if ok_status and code is None:
+        return None
+    if code is None:
+        code = body.get("code") if isinstance(body.get("code"), int) else None
+    message = ""
+    for name in wire.ERROR_MESSAGE_FIELDS:
+        message = error_text(body.get(name))
+        if message:
+            break
+    return code, message
+
+
+def parse_submit(body: Any) -> Submission:
+    """The submit answer; BodyError if it carries no usable request id."""
+    if not isinstance(body, dict):
+        raise BodyError("submit answer is not a JSON object")
+    request_id = body.get(wire.REQUEST_ID)
+    if not valid_request_id(request_id):
+        raise BodyError(f"submit answer has no valid {wire.REQUEST_ID}")
+    urls = {k: body.get(k) if isinstance(body.get(k), str) else None
+            for k in (wire.STATUS_URL, wire.RESULT_URL, wire.CANCEL_URL)}
+    return Submission(request_id, urls[wire.STATUS_URL], urls[wire.RESULT_URL],
+                      urls[wire.CANCEL_URL])
+
+
+def _word(body: dict[str, Any], name: str = "status") -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise BodyError(f"answer has no {name!r} word")
+    return value.strip().lower()
+
+
+def parse_status(body: Any) -> StatusInfo:
+    """A /status answer. `completed`, `succeeded` -> completed; `canceled` -> cancelled; `error` -> failed."""
+    if not isinstance(body, dict):
+        raise BodyError("status answer is not a JSON object")
+    word = _word(body)
+    if word in wire.RESULT_CANCELLED:
+        word = wire.CANCELLED
+    elif word in wire.RESULT_FAILURE:
+        word = wire.FAILED
+    elif word in wire.STATUS_FINISHED:
+        word = wire.COMPLETED
+    position = body.get(wire.QUEUE_POSITION)
+    if isinstance(position, bool) or not isinstance(position, (int, float)):
+        position = None
+    return StatusInfo(word, int(position) if position is not None else None, body)
+
+
+def walk_urls(value: Any) -> Iterator[str]:
+    """Every http(s) URL string inside `value`, depth first, in document order."""
+    if isinstance(value, str):
+        if value.startswith(("http://", "https://")):
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from walk_urls(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from walk_urls(item)
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def find_video_url(output: Any) -> str | None:
+    """`output.video`, else `output.videos[0]`, else a URL that looks like a video, else any URL."""
+    if isinstance(output, dict):
+        if _is_url(output.get(wire.OUTPUT_VIDEO)):
+            return output[wire.OUTPUT_VIDEO]
+        videos = output.get(wire.OUTPUT_VIDEOS)
+        if isinstance(videos, list) and videos and _is_url(videos[0]):
+            return videos[0]
+    urls = list(walk_urls(output))
+    for url in urls:
+        if url.split("?", 1)[0].lower().endswith(wire.VIDEO_SUFFIXES):
+            return url
+    return urls[0] if urls else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_result(body: Any) -> ResultInfo:
+    """A /result answer, normalised to succeeded | failed | cancelled | in_queue | in_progress.
+
+    Unknown status words raise BodyError (better an error than a poll loop that never ends).
+    A success word with an `error` and no output counts as failed.
+    """
+    if not isinstance(body, dict):
+        raise BodyError("result answer is not a JSON object")
+    word = _word(body)
+    output = body.get(wire.OUTPUT)
+    outputs = tuple(walk_urls(output))
+    error = error_text(body.get(wire.ERROR)) or None
+    if word in wire.RESULT_SUCCESS:
+        status = wire.FAILED if (error and not outputs) else wire.SUCCEEDED
+    elif word in wire.RESULT_FAILURE:
+        status = wire.FAILED
+        error = error or "the API reported failure without a reason"
+    elif word in wire.RESULT_CANCELLED:
+        status = wire.CANCELLED
+    elif word in wire.LIVE_STATUSES:
+        status = word
+    else:
+        raise BodyError(f"result answer has an unknown status {word!r}")
+    return ResultInfo(
+        status=status,
+        outputs=outputs,
+        video_url=find_video_url(output) if status == wire.SUCCEEDED else None,
+        cost=_number(body.get(wire.COST)),
+        error=error if status == wire.FAILED else None,
+        created_at=_text(body.get(wire.CREATED_AT)),
+        finished_at=_text(body.get(wire.FINISHED_AT)),
+        raw=body,
+    )
+
+
+def parse_cancel(body: Any) -> CancelInfo:
+    """A cancel answer; `outcome` lower-cased, "unknown" when missing."""
+    if not isinstance(body, dict):
+        raise BodyError("cancel answer is not a JSON object")
+    outcome = body.get(wire.OUTCOME)
+    outcome = outcome.strip().lower() if isinstance(outcome, str) and outcome.strip() else "unknown"
+    if outcome == "canceled":
+        outcome = wire.OUTCOME_CANCELLED
+    status = body.get("status")
+    return CancelInfo(outcome, status.lower() if isinstance(status, str) else None, body)
+
+
+def parse_model_entry(body: Any) -> ModelEntry:
+    """The catalog entry's price fields, top level or under `pricing`; None where absent."""
+    if not isinstance(body, dict):
+        raise BodyError("model entry is not a JSON object")
+    sources = [body]
+    for key in ("pricing", "price", "model"):
+        if isinstance(body.get(key), dict):
+            sources.append(body[key])
+
+    def first(name: str) -> Any:
+        return next((s[name] for s in sources if s.get(name) is not None), None)
+
+    return ModelEntry(_number(first(wire.PRICE_USD)), _text(first(wire.PRICE_UNIT)),
+                      _text(first(wire.PRICE_NOTE)), body)

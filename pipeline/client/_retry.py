@@ -1,0 +1,109 @@
+"""Retry policy on top of stamina: what is transient, full-jitter backoff, `Retry-After`.
+
+stamina does the looping, the attempt/time budget and its testing mode
+(`stamina.set_testing(True, attempts=N)` makes every wait zero). We only give it a backoff hook:
+for a transient failure the hook returns the wait, either the server's `Retry-After` or
+`uniform(0, min(wait_max, wait_initial * 2**n))` ("full jitter"); for anything else False.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from .. import wire
+from ..errors import DownloadError, _HttpAnswerError
+
+# Failures that cannot get better by trying again, whatever the call.
+_PERMANENT_TRANSPORT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+RETRY_STATUSES = frozenset({408, 429})
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value (delta-seconds or an HTTP date); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
+        return None
+    return max(0.0, seconds)
+
+
+def retry_after_of(response: httpx.Response) -> float | None:
+    """The `Retry-After` hint of a response, in seconds."""
+    return retry_after_seconds(response.headers.get(wire.RETRY_AFTER_HEADER))
+
+
+def retryable_status(status: int | None) -> bool:
+    """408, 429 and every 5xx are worth another try on an idempotent call."""
+    return status is not None and (status in RETRY_STATUSES or 500 <= status < 600)
+
+
+def api_transient(exc: Exception) -> tuple[bool, float | None]:
+    """(retry?, Retry-After hint) for a failed GET or cancel."""
+    if isinstance(exc, httpx.TransportError):
+        return not isinstance(exc, _PERMANENT_TRANSPORT), None
+    if isinstance(exc, _HttpAnswerError):
+        status = getattr(exc, "effective_status", exc.status_code)
+        return retryable_status(status), exc.retry_after
+    return False, None
+
+
+def download_transient(not_found_retries: int) -> Callable[[Exception], tuple[bool, float | None]]:
+    """Like api_transient for downloads, plus DownloadError.transient and up to N retries on 404."""
+    left = not_found_retries
+
+    def judge(exc: Exception) -> tuple[bool, float | None]:
+        nonlocal left
+        if isinstance(exc, DownloadError):
+            if exc.status_code == 404:
+                left -= 1
+                return left >= 0, exc.retry_after
+            return exc.transient, exc.retry_after
+        return api_transient(exc)
+
+    return judge
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Budget and waits of one retried call (attempts include the first try)."""
+
+    attempts: int = 6
+    timeout: float = 60.0
+    wait_initial: float = 0.5
+    wait_max: float = 10.0
+
+    def hook(self, judge: Callable[[Exception], tuple[bool, float | None]]
+             ) -> Callable[[Exception], bool | float]:
+        """A fresh stamina backoff hook for one call (it counts that call's retries)."""
+        tries = 0
+
+        def backoff(exc: Exception) -> bool | float:
+            nonlocal tries
+            retry, hint = judge(exc)
+            if not retry:
+                return False
+            if hint is not None and hint > self.timeout:
+                return False  # the server asks for longer than our whole budget: let the caller wait
+            tries += 1
+            if hint is not None:
+                return float(hint)
+            return random.uniform(0.0, min(self.wait_max, self.wait_initial * 2 ** (tries - 1)))
+
+        return backoff
