@@ -1,0 +1,259 @@
+"""Stage 2: the matrix becomes a list of cells, each one request body with a content-derived id.
+
+Pure functions in a deterministic order. The matrix follows GitHub Actions exactly: the product of
+the axes (first axis outermost), then `exclude` (an entry drops every combination having all of
+its key/values), then `include` (an entry extends every combination whose *original* values it
+does not overwrite; values added by an earlier include may be overwritten; an entry that extends
+none is added as a new combination). Zipped `rows` act as one axis whose values are whole rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from .errors import Location, ProblemList
+from .manifest import Manifest, RandomSeed
+from .render import TemplateProblem, render
+
+ID_VERSION = "cell/v1"
+SEED_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One request of a job: its id, a short label, the matrix values and the body to POST."""
+
+    id: str
+    label: str
+    index: int
+    values: dict
+    request: dict
+    replicate: int
+    origin: dict  # request key or variable -> manifest path or Location, for messages
+
+
+@dataclass(slots=True)
+class Draft:
+    """A cell before its seed is drawn and its id is known."""
+
+    values: dict
+    request: dict
+    replicate: int
+    origin: dict
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON: sorted keys, compact, UTF-8 kept; equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Matrix value equality: 1 and True differ, 1 and 1.0 do not."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def combinations(m: Manifest) -> list[tuple[dict, dict]]:
+    """(values, origin) per combination, in GitHub Actions' order and semantics."""
+    original: set[str] = set()
+    columns: list[list[tuple[dict, dict]]] = []
+    for axis in m.axes:
+        column = []
+        for value, where in zip(axis.values, axis.paths):
+            if axis.is_rows:
+                row = {k: _coerce_row_value(m, k, v) for k, v in value.items()}
+                column.append((row, dict.fromkeys(row, where)))
+                original.update(row)
+            else:
+                column.append(({axis.name: value}, {axis.name: where}))
+                original.add(axis.name)
+        columns.append(column)
+
+    combos: list[tuple[dict, dict]] = []
+    if columns:
+        for parts in itertools.product(*columns):
+            values: dict = {}
+            origin: dict = {}
+            for v, o in parts:
+                values.update(v)
+                origin.update(o)
+            combos.append((values, origin))
+    elif not m.include:
+        combos.append(({}, {}))
+
+    if m.exclude:
+        combos = [c for c in combos if not any(_matches(c[0], ex) for ex in m.exclude)]
+
+    added: list[tuple[dict, dict]] = []
+    for i, entry in enumerate(m.include):
+        where = ("matrix", "include", i)
+        fixed = {k: v for k, v in entry.items() if k in original}
+        extra = {k: v for k, v in entry.items() if k not in original}
+        hit = False
+        for values, origin in combos:
+            if all(k in values and same(values[k], v) for k, v in fixed.items()):
+                hit = True
+                values.update(extra)
+                origin.update((k, where + (k,)) for k in extra)
+        if not hit:
+            added.append((dict(entry), {k: where + (k,) for k in entry}))
+    return combos + added
+
+
+def _matches(values: dict, entry: dict) -> bool:
+    return all(k in values and same(values[k], v) for k, v in entry.items())
+
+
+def _coerce_row_value(m: Manifest, key: str, value: Any) -> Any:
+    prop = m.model.properties.get(key)
+    return coerce(prop, value) if prop else value
+
+
+def coerce(prop: dict, value: Any) -> Any:
+    """Make text from CSV files and templates the type the schema asks for, where it reads so."""
+    kind = prop.get("type")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind == "integer" and text.lstrip("-").isdigit():
+                return int(text)
+            if kind == "number" and text:
+                return float(text)
+        except ValueError:
+            return value
+        if kind == "boolean" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if kind == "array":
+            return [value]
+    return value
+
+
+def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
+    """Build each cell's request body (templates rendered); problems are collected, not raised."""
+    props = m.model.properties
+    defaults = m.model.defaults()
+    base_request = {**defaults, **m.inputs}
+    base_origin: dict = {k: ("inputs", k) for k in m.inputs}
+    for k in defaults:
+        base_origin.setdefault(k, ("model",))
+    if m.prompt is not None:
+        base_request["prompt"] = m.prompt
+        base_origin["prompt"] = m.prompt_where
+    order = list(props)
+    for values, origin in combinations(m):
+        for replicate in range(m.repeat):
+            request = dict(base_request)
+            cell_origin = {**base_origin, **origin}
+            context = {**m.vars, **values}
+            if m.repeat > 1:
+                context["replicate"] = replicate
+            for key, value in values.items():
+                if key in props:
+                    request[key] = value
+            ok = True
+            for key in list(request):
+                try:
+                    request[key] = _render_value(request[key], context)
+                except TemplateProblem as exc:
+                    problems.add(_locate(m, cell_origin.get(key)), f"{key}: {exc}", cell=True,
+                                 example=describe(values))
+                    ok = False
+                    continue
+                if key in props:
+                    request[key] = coerce(props[key], request[key])
+            if ok:
+                request = {k: request[k] for k in order if k in request} | request
+                shown = dict(values)
+                if m.repeat > 1:
+                    shown["replicate"] = replicate
+                yield Draft(shown, request, replicate, cell_origin)
+
+
+def _render_value(value: Any, context: dict) -> Any:
+    if isinstance(value, str):
+        return render(value, context)
+    if isinstance(value, list):
+        return [_render_value(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: _render_value(v, context) for k, v in value.items()}
+    return value
+
+
+def _locate(m: Manifest, where: Any) -> Location:
+    if where is None:
+        return Location(str(m.path), 1, 1)
+    return m.loc(where)
+
+
+def describe(values: dict, limit: int = 80) -> str:
+    text = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+    return "{" + (text if len(text) <= limit else text[: limit - 3] + "...") + "}"
+
+
+def _short(value: Any, n: int = 24) -> str:
+    text = str(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -> list[Cell]:
+    """Draw pinned random seeds, give each cell its content id and a readable label."""
+    image_fields = m.model.image_fields()
+    varying = _varying_keys(items)
+    cells = []
+    for index, d in enumerate(items):
+        identity = _identity(d.request, image_fields, digest_of)
+        seed = d.request.get("seed")
+        if isinstance(seed, RandomSeed):
+            material = canonical({"model": m.model.id, "request": {**identity, "seed": None},
+                                  "replicate": d.replicate, "k": seed.k})
+            drawn = int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
+            d.request["seed"] = identity["seed"] = drawn
+            if "seed" in d.values:
+                d.values["seed"] = drawn
+        cells.append(Cell(
+            id=cell_id(m.model.id, identity, d.replicate),
+            label=" ".join(f"{k}={_short(d.values[k], 20)}" for k in varying if k in d.values)
+            or "default",
+            index=index, values=d.values, request=d.request, replicate=d.replicate,
+            origin=d.origin,
+        ))
+    return cells
+
+
+def cell_id(model_id: str, identity_request: dict, replicate: int) -> str:
+    """First 16 hex digits of SHA-256 over the versioned canonical form of the cell's content."""
+    body: dict = {"model": model_id, "request": identity_request}
+    if replicate:
+        body["replicate"] = replicate
+    text = ID_VERSION + "\n" + canonical(body)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _identity(request: dict, image_fields: list[str], digest_of: Callable[[str], str]) -> dict:
+    """The request with each local file or data: image replaced by the hash of its bytes."""
+    out = dict(request)
+    for key in image_fields:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = digest_of(value)
+        elif isinstance(value, list):
+            out[key] = [digest_of(v) if isinstance(v, str) else v for v in value]
+    return out
+
+
+def _varying_keys(items: list[Draft]) -> list[str]:
+    seen: dict[str, set] = {}
+    order: list[str] = []
+    for d in items:
+        for k, v in d.values.items():
+            if k not in seen:
+                seen[k] = set()
+                order.append(k)
+            if len(seen[k]) < 2:
+                seen[k].add(canonical(v) if isinstance(v, (dict, list)) else repr(v))
+    keys = [k for k in order if len(seen[k]) > 1]
+    return keys or order[:3]

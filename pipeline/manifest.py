@@ -1,0 +1,371 @@
+"""Stage 1: read a YAML job manifest into a checked, plain `Manifest`.
+
+The manifest's shape is `schemas/manifest.schema.json` (the single source of truth, also used by
+editors); this module adds what a schema cannot say: that `inputs` name real model inputs, that
+referenced files exist inside the manifest's folder, and how axes and rows read.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import Location, ManifestError, ModelNotFound, ProblemList
+from .models import Model, load_model, schemas_dir
+from .yamlsrc import Source, load_yaml
+
+MAX_AXIS_VALUES = 1_000_000
+MAX_ROWS = 1_000_000
+RESERVED = frozenset({"exclude", "include", "rows"})
+
+
+@dataclass(frozen=True)
+class RandomSeed:
+    """Placeholder for the k-th seed drawn from a cell's own content (`seed: {random: N}`)."""
+
+    k: int
+
+    def __repr__(self) -> str:
+        return f"random#{self.k}"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One matrix axis: its values, where each came from, and whether it is a model input."""
+
+    name: str
+    values: tuple
+    paths: tuple  # per value: a manifest path, or a Location (rows files)
+    is_input: bool
+    is_rows: bool = False
+
+
+@dataclass(frozen=True)
+class Polling:
+    initial: float = 5.0
+    max: float = 30.0
+    timeout: float = 3600.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The `run` block, with defaults; later stages read it."""
+
+    concurrency: int = 4
+    max_attempts: int = 3
+    fail_fast: bool = False
+    max_failures: int | None = None
+    budget: float | None = None
+    allow_unknown_price: bool = False
+    output: str | None = None
+    local_images: str = "data_uri"
+    price: dict | None = None
+    polling: Polling = field(default_factory=Polling)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, checked manifest; everything later stages need, and where it came from."""
+
+    path: Path
+    source: Source
+    name: str
+    model: Model
+    backend: str
+    prompt: str | None
+    prompt_where: Location | None
+    inputs: dict
+    vars: dict
+    axes: tuple[Axis, ...]
+    exclude: tuple[dict, ...]
+    include: tuple[dict, ...]
+    repeat: int
+    run: RunSettings
+    sha256: str
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def loc(self, path: tuple | Location, *, key: bool = False) -> Location:
+        return path if isinstance(path, Location) else self.source.loc(path, key=key)
+
+
+@functools.lru_cache(maxsize=1)
+def manifest_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads((schemas_dir() / "manifest.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def did_you_mean(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]:
+    """(path, message, point-at-key) for one schema error, built from the failing node."""
+    path = tuple(error.absolute_path)
+    where = ".".join(str(p) for p in path) or "manifest"
+    v, value = error.validator, error.validator_value
+    if v in ("oneOf", "anyOf") and error.context:
+        deepest = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+        if len(deepest.absolute_path) > len(error.absolute_path):
+            return _describe(deepest)
+        kinds = sorted({str(e.validator_value) for e in error.context if e.validator == "type"})
+        return path, f"{where}: {_show(error.instance)} is not valid here" + (
+            f" (expected {' or '.join(kinds)})" if kinds else ""), False
+    if v == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(allowed))
+        if extra:
+            key = extra[0]
+            return path + (key,), (f"unknown key {key!r} in {where}" + did_you_mean(key, allowed)
+                                   + f"; allowed: {', '.join(sorted(allowed))}"), True
+    if v == "required":
+        missing = [k for k in value if k not in error.instance]
+        return path, f"{where}: missing required key {missing[0]!r}", False
+    if v == "enum":
+        return path, f"{where}: {_show(error.instance)} is not one of {', '.join(map(str, value))}", False
+    if v == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return path, f"{where}: expected {' or '.join(kinds)}, got {_kind(error.instance)}", False
+    if v == "pattern" and path and path[-1] == "name":
+        return path, (f"name: {_show(error.instance)} must be letters, digits, '.', '_' or '-' "
+                      "(it names the output folder)"), False
+    if v == "pattern" and error.schema.get("pattern", "").startswith("^[A-Za-z_]"):
+        return path, f"{where}: {_show(error.instance)} is not a valid variable name", True
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+                "exclusiveMaximum": "<"}[v]
+        return path, f"{where}: must be {word} {value} (got {_show(error.instance)})", False
+    if v in ("minItems", "minProperties"):
+        return path, f"{where}: must not be empty", False
+    return path, f"{where}: {error.message}", False
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(value), "a value")
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read, schema-check and interpret one manifest; all its problems raise together."""
+    path = Path(path)
+    source = load_yaml(path, display=str(path))
+    problems = ProblemList()
+    data = source.data
+    if not isinstance(data, dict):
+        problems.add(source.loc(()), f"a manifest is a mapping of keys (name, model, ...), "
+                                     f"not {_kind(data)}")
+        problems.raise_if_any()
+    errors = sorted(manifest_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
+    for error in errors:
+        epath, message, at_key = _describe(error)
+        problems.add(source.loc(epath, key=at_key), message)
+    problems.raise_if_any()
+    return _interpret(path, source, data, problems)
+
+
+def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) -> Manifest:
+    folder = path.parent
+    digest = hashlib.sha256(path.read_bytes())
+    try:
+        model = load_model(data["model"])
+    except ModelNotFound as exc:
+        problems.add(source.loc(("model",)), str(exc))
+        problems.raise_if_any()
+        raise
+    props = model.properties
+
+    inputs = dict(data.get("inputs") or {})
+    for key in inputs:
+        if key not in props:
+            problems.add(source.loc(("inputs", key), key=True),
+                         f"unknown input {key!r} for {model.id}" + did_you_mean(key, props)
+                         + f"; inputs are: {', '.join(props)}")
+
+    prompt, prompt_where = None, None
+    raw_prompt = data.get("prompt")
+    if raw_prompt is not None:
+        if "prompt" in inputs:
+            problems.add(source.loc(("inputs", "prompt"), key=True),
+                         "prompt is set both at the top level and in inputs; keep one")
+        if isinstance(raw_prompt, dict):
+            file = resolve_inside(folder, raw_prompt["file"], source.loc(("prompt", "file")),
+                                  problems)
+            if file is not None:
+                try:
+                    prompt = file.read_text(encoding="utf-8")
+                    digest.update(prompt.encode())
+                    prompt_where = Location(str(file), 1, 1)
+                except (OSError, UnicodeDecodeError) as exc:
+                    problems.add(source.loc(("prompt", "file")), f"cannot read prompt file "
+                                 f"{raw_prompt['file']!r}: {getattr(exc, 'strerror', None) or exc}")
+        else:
+            prompt, prompt_where = raw_prompt, source.loc(("prompt",))
+
+    matrix = dict(data.get("matrix") or {})
+    axes: list[Axis] = []
+    for name, spec in matrix.items():
+        if name in ("exclude", "include"):
+            continue
+        if name == "rows":
+            axis = _rows_axis(spec, folder, source, problems, digest)
+        else:
+            if name in inputs:
+                problems.add(source.loc(("matrix", name), key=True),
+                             f"{name!r} is both fixed in inputs and swept in matrix; keep one")
+            if name == "prompt" and raw_prompt is not None:
+                problems.add(source.loc(("matrix", name), key=True),
+                             "prompt is both set at the top level and swept in matrix; keep one")
+            axis = _axis(name, spec, name in props, source, problems)
+        if axis is not None:
+            axes.append(axis)
+
+    run = _run_settings(data.get("run") or {}, source, problems)
+    problems.raise_if_any()
+    return Manifest(
+        path=path, source=source, name=data["name"], model=model,
+        backend=data.get("backend", "runcomfy"), prompt=prompt, prompt_where=prompt_where,
+        inputs=inputs, vars=dict(data.get("vars") or {}), axes=tuple(axes),
+        exclude=tuple(matrix.get("exclude") or ()), include=tuple(matrix.get("include") or ()),
+        repeat=int(data.get("repeat", 1)), run=run, sha256=digest.hexdigest(),
+    )
+
+
+def resolve_inside(folder: Path, name: str, where: Location, problems: ProblemList,
+                   *, must_exist: bool = True) -> Path | None:
+    """`name` resolved against `folder`; refused when it leaves the folder (symlinks included)."""
+    candidate = Path(name)
+    if candidate.is_absolute():
+        problems.add(where, f"{name!r} is an absolute path; use a path relative to the "
+                            "manifest's folder")
+        return None
+    resolved = (folder / candidate).resolve()
+    base = folder.resolve()
+    if resolved != base and base not in resolved.parents:
+        problems.add(where, f"{name!r} points outside the manifest's folder {str(folder) or '.'}; "
+                            "move the file next to the manifest")
+        return None
+    if must_exist and not resolved.is_file():
+        problems.add(where, f"file {name!r} not found next to the manifest (looked for {resolved})")
+        return None
+    return resolved
+
+
+def _axis(name: str, spec: Any, is_input: bool, source: Source,
+          problems: ProblemList) -> Axis | None:
+    base = ("matrix", name)
+    if isinstance(spec, list):
+        for i, value in enumerate(spec):
+            if isinstance(value, (dict, list)) and not is_input:
+                problems.add(source.loc(base + (i,)),
+                             f"matrix.{name}[{i}]: a template variable takes scalar values")
+        return Axis(name, tuple(spec), tuple(base + (i,) for i in range(len(spec))), is_input)
+    if "random" in spec:
+        if name != "seed":
+            problems.add(source.loc(base), f"matrix.{name}: {{random: N}} is only for seed")
+            return None
+        n = spec["random"]
+        return Axis(name, tuple(RandomSeed(k) for k in range(n)), (base,) * n, is_input)
+    start, stop, step = spec["from"], spec["to"], spec.get("step", 1)
+    count = (stop - start) // step + 1 if stop >= start else 0
+    if count <= 0:
+        problems.add(source.loc(base), f"matrix.{name}: empty range from {start} to {stop}")
+        return None
+    if count > MAX_AXIS_VALUES:
+        problems.add(source.loc(base), f"matrix.{name}: range of {count} values is larger than "
+                                       f"{MAX_AXIS_VALUES}")
+        return None
+    return Axis(name, tuple(range(start, stop + 1, step)), (base,) * count, is_input)
+
+
+def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
+               digest: Any) -> Axis | None:
+    if isinstance(spec, list):
+        return Axis("rows", tuple(spec), tuple(("matrix", "rows", i) for i in range(len(spec))),
+                    False, is_rows=True)
+    name = spec["file"] if isinstance(spec, dict) else spec
+    where = source.loc(("matrix", "rows", "file") if isinstance(spec, dict) else ("matrix", "rows"))
+    file = resolve_inside(folder, name, where, problems)
+    if file is None:
+        return None
+    try:
+        raw = file.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(where, f"cannot read rows file {name!r}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    digest.update(raw)
+    display = str(Path(source.file).parent / name)
+    rows: list[dict] = []
+    locs: list[Location] = []
+    if file.suffix.lower() == ".jsonl":
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.add(Location(display, n, exc.colno), f"bad JSON: {exc.msg}")
+                continue
+            if not isinstance(row, dict) or not row:
+                problems.add(Location(display, n, 1), "each line must be a non-empty JSON object")
+                continue
+            rows.append(row)
+            locs.append(Location(display, n, 1))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        header = reader.fieldnames or []
+        if not header or any(not h for h in header):
+            problems.add(Location(display, 1, 1), "CSV needs a header row naming every column")
+            return None
+        for bad in header:
+            if not bad.isidentifier():
+                problems.add(Location(display, 1, 1),
+                             f"column {bad!r} is not a valid variable name (letters, digits, _)")
+        try:
+            for row in reader:
+                if None in row:
+                    problems.add(Location(display, reader.line_num, 1),
+                                 f"row has more fields than the header's {len(header)}")
+                    continue
+                rows.append({k: v for k, v in row.items() if v is not None})
+                locs.append(Location(display, reader.line_num, 1))
+                if len(rows) > MAX_ROWS:
+                    problems.add(Location(display), f"more than {MAX_ROWS} rows")
+                    return None
+        except csv.Error as exc:
+            problems.add(Location(display, reader.line_num, 1), f"bad CSV: {exc}")
+    if not rows and not problems:
+        problems.add(where, f"rows file {name!r} has no rows")
+        return None
+    return Axis("rows", tuple(rows), tuple(locs), False, is_rows=True)
+
+
+def _run_settings(run: dict, source: Source, problems: ProblemList) -> RunSettings:
+    polling = Polling(**run.get("polling", {}))
+    if polling.max < polling.initial:
+        problems.add(source.loc(("run", "polling", "max")),
+                     "run.polling.max must be at least run.polling.initial")
+    output = run.get("output")
+    if output is not None and (Path(output).is_absolute() or ".." in Path(output).parts):
+        problems.add(source.loc(("run", "output")),
+                     f"run.output {output!r} must be a relative path without '..'; "
+                     "use `pipeline run --out DIR` to write elsewhere")
+    kwargs = {k: v for k, v in run.items() if k != "polling"}
+    return RunSettings(**kwargs, polling=polling)

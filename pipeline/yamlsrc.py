@@ -1,0 +1,140 @@
+"""YAML that remembers where each value came from.
+
+PyYAML's `safe_load` forgets line numbers; we compose the node graph ourselves and build plain
+Python values beside a map from each value's path (a tuple of keys and indexes) to its location,
+so that any later problem can name the file, line and column of the node at fault.
+Duplicate keys are an error (PyYAML silently keeps the last), and the number of nodes built is
+capped so that an alias bomb fails fast instead of eating memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Location, ManifestError, Problem
+
+try:  # the C loader is much faster on large manifests; fall back when libyaml is absent
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+MAX_NODES = 500_000
+
+Path_ = tuple  # a value's path: keys (str) and list indexes (int)
+
+
+@dataclass
+class Source:
+    """A parsed YAML document: its data and where every value and key sits in the file."""
+
+    file: str
+    data: Any
+    marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    def loc(self, path: tuple = (), *, key: bool = False) -> Location:
+        """The location of the value at `path` (or of its key), else of its nearest parent."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        while True:
+            if p in table:
+                line, col = table[p]
+                return Location(self.file, line, col)
+            if p in self.marks:
+                line, col = self.marks[p]
+                return Location(self.file, line, col)
+            if not p:
+                return Location(self.file, 1, 1)
+            p = p[:-1]
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.marks: dict[tuple, tuple[int, int]] = {}
+        self.key_marks: dict[tuple, tuple[int, int]] = {}
+        self.count = 0
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def fail(self, node: yaml.Node, message: str) -> ManifestError:
+        m = node.start_mark
+        return ManifestError([Problem(Location(self.file, m.line + 1, m.column + 1), message)])
+
+    def build(self, node: yaml.Node, path: tuple) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document has more than {MAX_NODES} values (an alias bomb?); "
+                                  "split it or use a rows file")
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return self.scalars.construct_object(node, deep=True)
+            except yaml.YAMLError as exc:
+                raise self.fail(node, f"bad value: {getattr(exc, 'problem', exc)}") from None
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            try:
+                self.scalars.flatten_mapping(node)  # resolves `<<` merge keys
+            except yaml.YAMLError as exc:
+                raise self.fail(node, f"bad merge: {getattr(exc, 'problem', exc)}") from None
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.fail(key_node, "mapping keys must be plain scalars")
+                key = self.scalars.construct_object(key_node)
+                if isinstance(key, (dict, list)) or key is None:
+                    raise self.fail(key_node, "mapping keys must be plain scalars")
+                key = str(key) if not isinstance(key, str) else key
+                if key in out:
+                    raise self.fail(key_node, f"duplicate key {key!r}")
+                self.key_marks[path + (key,)] = (key_node.start_mark.line + 1,
+                                                 key_node.start_mark.column + 1)
+                out[key] = self.build(value_node, path + (key,))
+            return out
+        raise self.fail(node, "unsupported YAML node")  # pragma: no cover
+
+
+def parse_yaml(text: str, file: str) -> Source:
+    """Parse one YAML document into a Source; syntax errors become a located ManifestError."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = exc.problem or "invalid YAML"
+        if exc.context:
+            what = f"{what} ({exc.context})"
+        raise ManifestError([Problem(Location(file, line, col), f"YAML syntax: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError([Problem(Location(file, 1, 1), f"YAML syntax: {exc}")]) from None
+    except RecursionError:
+        raise ManifestError([Problem(Location(file, 1, 1), "YAML nested too deeply")]) from None
+    if node is None:
+        return Source(file, None)
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, ())
+    except RecursionError:
+        raise ManifestError([Problem(Location(file, 1, 1), "YAML nested too deeply")]) from None
+    return Source(file, data, builder.marks, builder.key_marks)
+
+
+def load_yaml(path: Path, display: str | None = None) -> Source:
+    """Read and parse a YAML file; an unreadable file is a located ManifestError."""
+    name = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError([Problem(Location(name), "no such file")]) from None
+    except (IsADirectoryError, PermissionError, OSError) as exc:
+        raise ManifestError([Problem(Location(name), f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError([Problem(Location(name), f"not UTF-8 text (byte {exc.start})")]) from None
+    return parse_yaml(text, name)
