@@ -93,7 +93,7 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
     sha, size, head = hashlib.sha256(), 0, b""
     try:
         with open(tmp, "xb") as out:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"more than the {max_bytes}-byte limit", url=where)
@@ -101,8 +101,12 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
                     head += chunk[:16]
                 sha.update(chunk)
                 out.write(chunk)
-            if length is not None and size != length:
-                raise DownloadError(f"body ended after {size} of {length} bytes", url=where,
+            # Content-Length counts bytes on the wire: compare with what was received if the
+            # server compressed anyway (we asked for identity), else with what we wrote.
+            encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            received = response.num_bytes_downloaded if encoded else size
+            if length is not None and received != length:
+                raise DownloadError(f"body ended after {received} of {length} bytes", url=where,
                                     transient=True)
             if size == 0:
                 raise DownloadError("empty body", url=where, transient=True)

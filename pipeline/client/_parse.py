@@ -62,11 +62,14 @@ def parse_error_body(body: Any, *, ok_status: bool = False) -> tuple[Any, str] |
         return None
     if code is None:
         code = body.get("code") if isinstance(body.get("code"), int) else None
-    message = ""
-    for name in wire.ERROR_MESSAGE_FIELDS:
-        message = error_text(body.get(name))
+    message, chosen = "", None
+    for chosen in wire.ERROR_MESSAGE_FIELDS:
+        message = error_text(body.get(chosen))
         if message:
             break
+    detail = error_text(body.get("detail"))
+    if detail and chosen != "detail" and detail not in message:
+        message = f"{message}: {detail}"  # e.g. "Validation Error: body.image_urls: field required"
     return code, message
 
 
