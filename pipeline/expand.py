@@ -44,6 +44,7 @@ class Draft:
     request: dict
     replicate: int
     origin: dict
+    failed: tuple = ()  # keys whose template failed (left as written; already reported)
 
 
 def canonical(value: Any) -> str:
@@ -154,23 +155,22 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             for key, value in values.items():
                 if key in props:
                     request[key] = value
-            ok = True
+            failed = []
             for key in list(request):
                 try:
                     request[key] = _render_value(request[key], context)
                 except TemplateProblem as exc:
                     problems.add(_locate(m, cell_origin.get(key)), f"{key}: {exc}", cell=True,
-                                 example=describe(values))
-                    ok = False
+                                 example=describe(values) if values else "")
+                    failed.append(key)
                     continue
                 if key in props:
                     request[key] = coerce(props[key], request[key])
-            if ok:
-                request = {k: request[k] for k in order if k in request} | request
-                shown = dict(values)
-                if m.repeat > 1:
-                    shown["replicate"] = replicate
-                yield Draft(shown, request, replicate, cell_origin)
+            request = {k: request[k] for k in order if k in request} | request
+            shown = dict(values)
+            if m.repeat > 1:
+                shown["replicate"] = replicate
+            yield Draft(shown, request, replicate, cell_origin, tuple(failed))
 
 
 def _render_value(value: Any, context: dict) -> Any:

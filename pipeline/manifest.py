@@ -7,6 +7,7 @@ referenced files exist inside the manifest's folder, and how axes and rows read.
 
 from __future__ import annotations
 
+import copy
 import csv
 import difflib
 import functools
@@ -164,19 +165,40 @@ def _show(value: Any) -> str:
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read, schema-check and interpret one manifest; all its problems raise together."""
+    problems = ProblemList()
+    manifest = read_manifest(path, problems)
+    problems.raise_if_any()
+    return manifest
+
+
+def read_manifest(path: str | Path, problems: ProblemList) -> Manifest:
+    """Like load_manifest, but problems that do not stop interpretation are only collected.
+
+    An unknown key is reported and then ignored, so that one pass also reports the problems
+    of the cells; anything else the schema refuses stops here (raised with all found so far).
+    """
     path = Path(path)
     source = load_yaml(path, display=str(path))
-    problems = ProblemList()
     data = source.data
     if not isinstance(data, dict):
         problems.add(source.loc(()), f"a manifest is a mapping of keys (name, model, ...), "
                                      f"not {_kind(data)}")
         problems.raise_if_any()
+    data = copy.deepcopy(data)
+    fatal = False
     errors = sorted(manifest_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
     for error in errors:
         epath, message, at_key = _describe(error)
         problems.add(source.loc(epath, key=at_key), message)
-    problems.raise_if_any()
+        if error.validator == "additionalProperties" and at_key:
+            parent = data
+            for part in epath[:-1]:
+                parent = parent[part]
+            parent.pop(epath[-1], None)
+        else:
+            fatal = True
+    if fatal or (errors and any(manifest_validator().iter_errors(data))):
+        problems.raise_if_any()
     return _interpret(path, source, data, problems)
 
 
@@ -192,8 +214,9 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) ->
     props = model.properties
 
     inputs = dict(data.get("inputs") or {})
-    for key in inputs:
+    for key in list(inputs):
         if key not in props:
+            del inputs[key]
             problems.add(source.loc(("inputs", key), key=True),
                          f"unknown input {key!r} for {model.id}" + did_you_mean(key, props)
                          + f"; inputs are: {', '.join(props)}")
@@ -237,7 +260,6 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) ->
             axes.append(axis)
 
     run = _run_settings(data.get("run") or {}, source, problems)
-    problems.raise_if_any()
     return Manifest(
         path=path, source=source, name=data["name"], model=model,
         backend=data.get("backend", "runcomfy"), prompt=prompt, prompt_where=prompt_where,
@@ -314,6 +336,7 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
     display = str(Path(source.file).parent / name)
     rows: list[dict] = []
     locs: list[Location] = []
+    before = len(problems.errors())
     if file.suffix.lower() == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -351,7 +374,7 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
                     return None
         except csv.Error as exc:
             problems.add(Location(display, reader.line_num, 1), f"bad CSV: {exc}")
-    if not rows and not problems:
+    if not rows and len(problems.errors()) == before:
         problems.add(where, f"rows file {name!r} has no rows")
         return None
     return Axis("rows", tuple(rows), tuple(locs), False, is_rows=True)

@@ -17,7 +17,7 @@ from . import cost
 from .errors import Location, ManifestError, Problem, ProblemList
 from .expand import Cell, describe, drafts, finalize
 from .images import ImageInspector, ImageProblem, kind_of
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, read_manifest
 from .validate import RequestValidator
 
 
@@ -47,10 +47,10 @@ def price_of(m: Manifest) -> tuple[dict | None, str]:
     return None, "no published price; the run asks the API's catalog"
 
 
-def check(m: Manifest, *, fetch_remote: bool = True) -> tuple[list[Cell], ProblemList,
-                                                            ImageInspector]:
+def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | None = None
+          ) -> tuple[list[Cell], ProblemList, ImageInspector]:
     """Expand and validate; every problem is collected, none raised."""
-    problems = ProblemList()
+    problems = problems if problems is not None else ProblemList()
     items = list(drafts(m, problems))
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote)
     image_fields = m.model.image_fields()
@@ -75,12 +75,14 @@ def check(m: Manifest, *, fetch_remote: bool = True) -> tuple[list[Cell], Proble
     cells = finalize(m, items, digest_of)
     validator = RequestValidator(m.model, inspector)
     seen: dict[str, Cell] = {}
-    for cell in cells:
-        example = f"cell {cell.id} {describe(cell.values)}"
+    for cell, draft in zip(cells, items):
+        example = f"cell {cell.id}" + (f" {describe(cell.values)}" if cell.values else "")
         for path, message in validator.errors(cell.request):
+            if path and path[0] in draft.failed:
+                continue
             problems.add(locate(m, cell, path), message, cell=True, example=example)
         twin = seen.setdefault(cell.id, cell)
-        if twin is not cell:
+        if twin is not cell and not draft.failed:
             problems.add(Location(str(m.path), 1, 1),
                          f"cells {describe(twin.values)} and {describe(cell.values)} send the same "
                          "request (a variable no template uses?); use `repeat: N` for replicates",
@@ -123,8 +125,9 @@ def locate(m: Manifest, cell: Cell, path: tuple) -> Location:
 
 def build_plan(path: str | Path, *, fetch_remote: bool = True) -> Plan:
     """Load, expand and validate a manifest; raises ManifestError listing every problem."""
-    m = load_manifest(path)
-    cells, problems, inspector = check(m, fetch_remote=fetch_remote)
+    problems = ProblemList()
+    m = read_manifest(path, problems)
+    cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems)
     problems.raise_if_any()
     price, source = price_of(m)
     meta = m.model.meta.get("generation_seconds", {})
@@ -156,12 +159,13 @@ def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True) ->
     """Validate each manifest fully; problems of all of them are reported together."""
     report = ValidationReport()
     for path in paths:
+        problems = ProblemList()
         try:
-            m = load_manifest(path)
+            m = read_manifest(path, problems)
         except ManifestError as exc:
             report.problems.extend(exc.problems)
             continue
-        cells, problems, _ = check(m, fetch_remote=fetch_remote)
+        cells, problems, _ = check(m, fetch_remote=fetch_remote, problems=problems)
         report.problems.extend(problems.errors())
         report.warnings.extend(problems.warnings())
         report.summaries.append(f"{path}: ok, {len(cells)} cell{'s' if len(cells) != 1 else ''}")

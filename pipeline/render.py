@@ -106,11 +106,11 @@ def render(source: str, context: dict[str, Any]) -> str:
             return hit
     try:
         out = tpl.compiled.render(context)
-    except jinja2.exceptions.SecurityError as exc:
+    except (jinja2.exceptions.SecurityError, OverflowError) as exc:
         raise TemplateProblem(f"template refused by the sandbox: {exc}") from None
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"template: {exc.message}") from None
-    except (OverflowError, MemoryError):
+    except MemoryError:
         raise TemplateProblem("template result too large") from None
     except Exception as exc:  # a user's template may fail in many ways; say how, in one line
         raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None

@@ -56,7 +56,7 @@ def _show_metric(name: str, value: float) -> str:
     if name.startswith("file_size_mb"):
         return f"{value:.2f} MB"
     if "/" in name:
-        return f"{value:.3g}"
+        return f"{value:.4g}"
     return f"{value:g}"
 
 

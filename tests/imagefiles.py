@@ -1,0 +1,45 @@
+"""Test images made on the spot with Pillow: exact sizes, formats and byte counts."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+from PIL import Image
+
+
+def image_bytes(width: int, height: int, fmt: str = "PNG", *, pad_to: int | None = None) -> bytes:
+    """An image of the given size and format; `pad_to` appends bytes after the image's end
+    marker so that the file has exactly that many bytes (decoders ignore trailing data)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 90, 140)).save(buf, format=fmt)
+    raw = buf.getvalue()
+    if pad_to is not None:
+        assert pad_to >= len(raw), (pad_to, len(raw))
+        raw += b"\0" * (pad_to - len(raw))
+    return raw
+
+
+def write_image(path: Path, width: int = 640, height: int = 480, fmt: str = "PNG",
+                *, pad_to: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image_bytes(width, height, fmt, pad_to=pad_to))
+    return path
+
+
+def data_uri(width: int = 640, height: int = 480, fmt: str = "PNG") -> str:
+    mime = {"PNG": "image/png", "JPEG": "image/jpeg"}[fmt]
+    return f"data:{mime};base64," + base64.b64encode(image_bytes(width, height, fmt)).decode()
+
+
+MODEL = "bytedance/dreamina-3-0/image-to-video"
+
+
+def write_manifest(folder: Path, text: str, name: str = "job.yaml") -> Path:
+    """A manifest file from a YAML text (dedented), next to whatever images the test made."""
+    import textwrap
+
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path

@@ -1,0 +1,83 @@
+"""The command line: exit codes, output shapes, and one-line errors for `validate` and `plan`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+JOBS = sorted(str(p) for p in (REPO / "jobs").glob("*.yaml"))
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_checked_in_jobs_validate() -> None:
+    """`pipeline validate jobs/*.yaml` exits 0 and names each manifest with its cell count."""
+    proc = run("validate", *JOBS)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(": ok, ") == len(JOBS)
+
+
+def test_plan_json_shape() -> None:
+    """`plan --json` prints the job, model, count and each cell's id, values and request."""
+    proc = run("plan", "jobs/demo.yaml", "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["job"] == "demo" and plan["model"] == "bytedance/dreamina-3-0/image-to-video"
+    assert plan["count"] == len(plan["cells"]) == 4
+    cell = plan["cells"][0]
+    assert set(cell) >= {"id", "values", "request"}
+    assert cell["request"]["image_urls"] == ["images/harbor.jpg"]  # a path, not a data URI
+    assert len({c["id"] for c in plan["cells"]}) == 4
+
+
+def test_plan_table_shows_count_cost_and_duration(capsys: pytest.CaptureFixture) -> None:
+    """The readable plan lists cells and ends with the count, cost and duration estimates."""
+    assert main(["plan", str(REPO / "jobs" / "harbor-sweep.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "19 cells" in out
+    assert "estimated cost: unknown" in out  # never $0 for an unknown price
+    assert "estimated duration:" in out and "budget: $40.00" in out
+
+
+def test_plan_with_a_known_price_estimates_money(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """A price in the manifest gives per-cell and total estimates by resolution."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "harbor.jpg").write_bytes((REPO / "jobs/images/harbor.jpg").read_bytes())
+    text = (REPO / "jobs" / "demo.yaml").read_text().replace(
+        "run:\n", "run:\n  price: {unit: second, by: resolution, usd: {720P: 0.1, 1080P: 0.2}}\n")
+    (tmp_path / "demo.yaml").write_text(text)
+    assert main(["plan", str(tmp_path / "demo.yaml"), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    costs = sorted(c["estimated_cost"] for c in plan["cells"])
+    assert costs == pytest.approx([121 / 24 * 0.1] * 2 + [121 / 24 * 0.2] * 2)
+    assert plan["estimate"]["usd"] == pytest.approx(sum(costs), abs=1e-3)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["plan", "nope.yaml"], "nope.yaml: no such file"),
+    (["validate", "README.md"], "README.md:"),
+])
+def test_user_errors_are_one_line_exit_2(args: list[str], expected: str) -> None:
+    """A missing or non-manifest file is reported on one line, exit code 2, no traceback."""
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert expected in proc.stderr.splitlines()[0]
+
+
+def test_console_script_is_installed() -> None:
+    """The `pipeline` console script exists and answers --help."""
+    exe = Path(sys.executable).parent / "pipeline"
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "validate" in proc.stdout and "plan" in proc.stdout
