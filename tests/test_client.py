@@ -398,6 +398,18 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
     assert RunComfyClient.from_env(base_url=API).base_url == API
 
 
+def test_token_not_in_logs(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """No log line (ours, httpx's, stamina's retry messages) carries the token, even at DEBUG."""
+    caplog.set_level("DEBUG")
+    server = Server().on("GET", STATUS, js(503, {}), httpx.ConnectError, js(200, {"status": "in_queue"}))
+    server.on("POST", SUBMIT, js(401, {"error_message": "bad"}))
+    server.on("GET", f"{CDN}/o.mp4", js(500, {}), media())
+    go(server, "status", RID)
+    go_err(SubmitError, server, "submit", MODEL, {"prompt": "p"})
+    go(server, "download", f"{CDN}/o.mp4", tmp_path / "o.mp4")
+    assert caplog.records and TOKEN not in caplog.text
+
+
 def test_token_is_scrubbed_from_echoed_messages() -> None:
     """Even a server that echoes the token in an error message does not put it in our errors."""
     server = Server().on("GET", STATUS, js(400, {"error_message": f"bad token {TOKEN}"}))

@@ -50,7 +50,7 @@ class RunComfyClient:
     def __init__(self, base_url: str, token: str, *, max_in_flight: int = 32,
                  timeout: float = 30.0, retry_attempts: int = 6, retry_timeout: float = 60.0,
                  data_uris: bool = True, retry_wait_initial: float = 0.5,
-                 retry_wait_max: float = 10.0,
+                 retry_wait_max: float = 10.0, not_found_wait: float = 0.5,
                  transport: httpx.AsyncBaseTransport | None = None,
                  download_transport: httpx.AsyncBaseTransport | None = None):
         if not token or not token.strip():
@@ -59,6 +59,7 @@ class RunComfyClient:
             raise ValueError("max_in_flight must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.data_uris = data_uris
+        self._not_found_wait = not_found_wait
         self._token = token.strip()
         self._policy = RetryPolicy(retry_attempts, retry_timeout, retry_wait_initial,
                                    retry_wait_max)
@@ -160,7 +161,7 @@ class RunComfyClient:
     async def download(self, url: str, dest: Path, *, max_bytes: int = 2 * 1024**3
                        ) -> DownloadInfo:
         """Stream an output file to `dest` atomically, checked; retried on transient failures."""
-        hook = self._policy.hook(download_transient(NOT_FOUND_RETRIES))
+        hook = self._policy.hook(download_transient(NOT_FOUND_RETRIES, self._not_found_wait))
         try:
             async for attempt in stamina.retry_context(
                     on=hook, attempts=self._policy.attempts, timeout=self._policy.timeout):

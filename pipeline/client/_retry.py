@@ -64,16 +64,23 @@ def api_transient(exc: Exception) -> tuple[bool, float | None]:
     return False, None
 
 
-def download_transient(not_found_retries: int) -> Callable[[Exception], tuple[bool, float | None]]:
-    """Like api_transient for downloads, plus DownloadError.transient and up to N retries on 404."""
-    left = not_found_retries
+def download_transient(not_found_retries: int, not_found_wait: float
+                       ) -> Callable[[Exception], tuple[bool, float | None]]:
+    """Like api_transient for downloads, plus DownloadError.transient and up to N retries on 404.
+
+    An output that 404s may simply not be there yet, so 404 waits grow from `not_found_wait`
+    (doubling: 0.5 + 1 + 2 s by default) whatever the general backoff is.
+    """
+    seen = 0
 
     def judge(exc: Exception) -> tuple[bool, float | None]:
-        nonlocal left
+        nonlocal seen
         if isinstance(exc, DownloadError):
             if exc.status_code == 404:
-                left -= 1
-                return left >= 0, exc.retry_after
+                seen += 1
+                wait = exc.retry_after if exc.retry_after is not None else (
+                    not_found_wait * 2 ** (seen - 1))
+                return seen <= not_found_retries, wait
             return exc.transient, exc.retry_after
         return api_transient(exc)
 
