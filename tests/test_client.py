@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ from PIL import Image
 
 from pipeline import wire
 from pipeline.client import (NOT_ACCEPTED, OUTCOME_UNKNOWN, SUBMIT_TABLE, RunComfyClient,
-                             find_video_url, inline_local_images, parse_error_body, parse_result,
-                             parse_status, retry_after_seconds, to_data_uri)
+                             find_video_url, inline_local_images, parse_error_body,
+                             retry_after_seconds, to_data_uri)
 from pipeline.errors import (ApiError, AuthError, ClientError, DownloadError, InputFileError,
                              MissingToken, NotFound, RateLimited, SubmitError, TransportError)
 

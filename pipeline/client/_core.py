@@ -41,7 +41,8 @@ NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
 
 MISSING_TOKEN_MESSAGE = (
     "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
-    "to run offline against the built-in simulator instead, use `pipeline run MANIFEST --backend sim`")
+    "to run offline against the built-in simulator instead, use "
+    "`pipeline run MANIFEST --backend sim`")
 
 
 class RunComfyClient:
@@ -81,7 +82,7 @@ class RunComfyClient:
 
     @classmethod
     def from_env(cls, base_url: str | None = None, **kwargs: Any) -> RunComfyClient:
-        """A client with the token from RUNCOMFY_API_TOKEN / RUNCOMFY_TOKEN; MissingToken if none."""
+        """A client with the token from RUNCOMFY_API_TOKEN or RUNCOMFY_TOKEN; else MissingToken."""
         token = next((os.environ[n].strip() for n in wire.TOKEN_ENV_VARS
                       if os.environ.get(n, "").strip()), None)
         if token is None:
@@ -108,7 +109,7 @@ class RunComfyClient:
     async def submit(self, model_id: str, body: dict[str, Any], *,
                      base_dir: str | Path | None = None,
                      image_fields: list[str] | None = None) -> Submission:
-        """POST the body (local images inlined now); SubmitError(kind=...) on any failure. Never retried."""
+        """POST the body (local images inlined now). Never retried; SubmitError(kind) on failure."""
         if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
             raise ValueError(f"not a model id: {model_id!r}")
         if image_fields is None:

@@ -41,7 +41,9 @@ def error_text(value: Any) -> str:
             where = ".".join(str(p) for p in loc) if isinstance(loc, (list, tuple)) else str(loc)
             return f"{where}: {error_text(msg)}"
         if msg:
-            return f"{kind}: {error_text(msg)}" if kind and isinstance(kind, str) else error_text(msg)
+            if kind and isinstance(kind, str):
+                return f"{kind}: {error_text(msg)}"
+            return error_text(msg)
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     if isinstance(value, (list, tuple)):
         return "; ".join(t for t in (error_text(v) for v in value) if t)
@@ -94,7 +96,7 @@ def _word(body: dict[str, Any], name: str = "status") -> str:
 
 
 def parse_status(body: Any) -> StatusInfo:
-    """A /status answer. `completed`, `succeeded` -> completed; `canceled` -> cancelled; `error` -> failed."""
+    """A /status answer: `succeeded` -> completed, `canceled` -> cancelled, `error` -> failed."""
     if not isinstance(body, dict):
         raise BodyError("status answer is not a JSON object")
     word = _word(body)

@@ -25,7 +25,7 @@ RETRY_STATUSES = frozenset({408, 429})
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta-seconds or an HTTP date); None if unusable."""
+    """Seconds to wait from a `Retry-After` value (seconds or an HTTP date); None if unusable."""
     if value is None:
         return None
     value = value.strip()
@@ -107,7 +107,7 @@ class RetryPolicy:
             if not retry:
                 return False
             if hint is not None and hint > self.timeout:
-                return False  # the server asks for longer than our whole budget: let the caller wait
+                return False  # longer than our whole budget: give up, the caller can wait
             tries += 1
             if hint is not None:
                 return float(hint)

@@ -8,7 +8,7 @@ from typing import Any
 
 # How a failed submit ended, from the caller's side (see pipeline.client._submit.SUBMIT_TABLE).
 NOT_ACCEPTED = "not_accepted"  # the API surely did not take the request: safe to submit again
-OUTCOME_UNKNOWN = "outcome_unknown"  # the API may have taken it (and may charge): do not resubmit blindly
+OUTCOME_UNKNOWN = "outcome_unknown"  # the API may have taken it (and charge): never resend blindly
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ResultInfo:
 
 @dataclass(frozen=True)
 class CancelInfo:
-    """A cancel answer: `outcome` is cancelled, not_cancellable or an unknown word (re-read /status).
+    """A cancel answer: `outcome` is cancelled, not_cancellable or another word (re-read /status).
 
     The `status` of a cancel answer is not to be trusted (the docs' own example contradicts itself).
     """
