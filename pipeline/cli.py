@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import traceback
+from pathlib import Path
 from typing import Sequence
 
 from .errors import PipelineError
@@ -31,7 +32,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder whose state to show")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("run", help="execute every cell that is not done (resumes)")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--backend", choices=["runcomfy", "sim"],
+                   help="override the manifest's backend (sim: the offline simulator)")
+    p.add_argument("--concurrency", type=_positive, help="requests live on the server at once")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="run only cells with this matrix value (repeat for more)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="give failed cells another max_attempts tries")
+    p.add_argument("--resubmit-unknown", action="store_true",
+                   help="send again cells whose submit outcome is unknown (may pay twice)")
+    p.add_argument("--cancel-on-interrupt", action="store_true",
+                   help="on Ctrl-C, cancel live requests instead of leaving them to finish")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p.add_argument("--allow-schema-change", action="store_true",
+                   help="go on although the model schema changed since the state was written")
+    p.add_argument("--allow-unknown-price", action="store_true",
+                   help="run under a budget although the model's price is unknown")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="counts, spend, ETA and failures of a job")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("cancel", help="cancel the job's queued and running requests")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p.set_defaults(func=cmd_cancel)
 
     from .sim import cli as sim_cli  # the simulator registers its own options
 
@@ -49,17 +83,94 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .jobstatus import job_folder
     from .plan import build_plan, plan_json, plan_table
+    from .state import read_state
 
     plan = build_plan(args.manifest, fetch_remote=not args.offline)
+    state = read_state(job_folder(plan.manifest, args.out))
     if args.json:
         import json
 
-        print(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
+        print(json.dumps(plan_json(plan, state), indent=2, ensure_ascii=False))
     else:
-        print(plan_table(plan))
+        print(plan_table(plan, state=state))
     for warning in plan.warnings:
         print(str(warning), file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _only(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    from .errors import UsageError
+
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--only {pair!r}: expected KEY=VALUE, e.g. --only resolution=720P")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import cost
+    from .execute import RunOptions, run_job
+    from .plan import build_plan
+
+    options = RunOptions(
+        backend=args.backend, concurrency=args.concurrency, only=_only(args.only),
+        retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
+        cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
+        allow_schema_change=args.allow_schema_change,
+        allow_unknown_price=args.allow_unknown_price,
+        progress=False if args.no_progress else None)
+    plan = build_plan(args.manifest)
+    for warning in plan.warnings:
+        print(str(warning), file=sys.stderr)
+    summary = run_job(plan, options)
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
+    print(f"{plan.job}: {counts}; spent {cost.money(summary.spent)}; outputs in {summary.out_dir}")
+    if summary.stopped and not summary.interrupted:
+        print(f"stopped submitting: {summary.stopped}")
+    if summary.exit_code != 0:
+        again = f"pipeline run {args.manifest}" + (f" --out {args.out}" if args.out else "")
+        hints = []
+        if summary.counts.get("failed"):
+            hints.append("--retry-failed to try failed cells again")
+        if summary.counts.get("unknown"):
+            hints.append("--resubmit-unknown after checking the RunComfy dashboard")
+        print(f"to resume: {again}" + (f" ({'; '.join(hints)})" if hints else ""))
+    return summary.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .jobstatus import job_status, status_text
+
+    status = job_status(args.manifest, args.out)
+    if args.json:
+        import json
+
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+    else:
+        print(status_text(status))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .cancel import cancel_job
+
+    for line in cancel_job(args.manifest, args.out):
+        print(line)
     return 0
 
 

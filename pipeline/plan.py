@@ -172,10 +172,37 @@ def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True) ->
     return report
 
 
-def plan_json(plan: Plan) -> dict:
+def actions(plan: Plan, state: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """Per cell (state, what a run would do), and the ids of orphaned cells in the state."""
+    from .jobstatus import action
+    from .state import PENDING
+
+    max_attempts = plan.manifest.run.max_attempts
+    out = []
+    for c in plan.cells:
+        rec = state.cells.get(c.id)
+        st = rec.state(max_attempts) if rec else PENDING
+        out.append((st, action(st, rec, max_attempts)))
+    known = {c.id for c in plan.cells}
+    return out, [cid for cid in state.cells if cid not in known]
+
+
+def plan_json(plan: Plan, state: Any = None) -> dict:
     m = plan.manifest
     est = plan.estimate
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
+    data = _plan_json(plan, m, est, fps)
+    if state is not None and state.cells:
+        per_cell, orphaned = actions(plan, state)
+        for item, (st, act) in zip(data["cells"], per_cell):
+            item["state"], item["action"] = st, act
+        data["orphaned"] = [{"id": cid, "label": state.cells[cid].label,
+                             "action": "orphaned: no longer in the manifest (kept on disk)"}
+                            for cid in orphaned]
+    return data
+
+
+def _plan_json(plan: Plan, m: Manifest, est: cost.Estimate, fps: int) -> dict:
     return {
         "job": m.name,
         "model": m.model.id,
@@ -202,7 +229,7 @@ def plan_json(plan: Plan) -> dict:
     }
 
 
-def plan_table(plan: Plan, width: int | None = None, limit: int = 200) -> str:
+def plan_table(plan: Plan, width: int | None = None, limit: int = 200, state: Any = None) -> str:
     """A readable table of the cells with the count, cost and duration underneath."""
     width = width or shutil.get_terminal_size((120, 24)).columns
     m = plan.manifest
@@ -211,10 +238,13 @@ def plan_table(plan: Plan, width: int | None = None, limit: int = 200) -> str:
         for k in c.values:
             if k not in keys:
                 keys.append(k)
-    header = ["#", "cell"] + keys
+    with_state = state is not None and bool(state.cells)
+    per_cell, orphaned = actions(plan, state) if with_state else ([], [])
+    header = ["#", "cell"] + keys + (["action"] if with_state else [])
     rows = []
-    for c in plan.cells[:limit]:
-        rows.append([str(c.index + 1), c.id] + [_cell_text(c.values.get(k, "")) for k in keys])
+    for i, c in enumerate(plan.cells[:limit]):
+        rows.append([str(c.index + 1), c.id] + [_cell_text(c.values.get(k, "")) for k in keys]
+                    + ([per_cell[i][1].split(" (")[0]] if with_state else []))
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     used = sum(widths) + 2 * len(widths)
     prompt_w = max(12, width - used - 1)
@@ -240,6 +270,14 @@ def plan_table(plan: Plan, width: int | None = None, limit: int = 200) -> str:
     ]
     if m.run.budget is not None:
         lines.append(f"budget: {cost.money(m.run.budget)}")
+    if with_state:
+        tally: dict[str, int] = {}
+        for _, act in per_cell:
+            tally[act] = tally.get(act, 0) + 1
+        lines.append("a run would: " + "; ".join(f"{n} {act}" for act, n in tally.items()))
+        if orphaned:
+            lines.append(f"{len(orphaned)} orphaned cell(s) in the state are no longer in the "
+                         "manifest (kept on disk): " + ", ".join(orphaned[:10]))
     return "\n".join(lines)
 
 

@@ -1,0 +1,672 @@
+"""Stage 4: submit, poll, collect and download every cell that is not done; resume on rerun.
+
+One asyncio loop, one client. At most `concurrency` requests are live on the server; a cell that
+finishes hands its slot to the next at once. Every step is journalled (see pipeline.state): the
+intent to submit is durable before the POST and the request_id right after it, so a rerun polls
+what was submitted instead of paying for it again, and holds as `unknown` what may or may not
+have been accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import cost as costs
+from . import media, wire
+from .client import NOT_ACCEPTED, RunComfyClient
+from .errors import (AuthError, BudgetError, ClientError, DownloadError, MissingToken, NotFound,
+                     PipelineError, StateError, SubmitError, UsageError)
+from .expand import Cell
+from .plan import Plan, plan_json
+from .polling import Poll, PollPlanner
+from .progress import Progress
+from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, PENDING, QUEUED, RETRY, RUNNING,
+                    UNKNOWN, CellRecord, Journal, JobLock, JobState, read_state)
+
+log = logging.getLogger("pipeline.run")
+
+SUBMIT_TRIES = 8  # not-accepted submits (429, connection refused) tried per cell and run
+DOWNLOAD_TRIES = 4  # download rounds per file and run, on top of the client's own retries
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line choices that override or extend the manifest's `run` block."""
+
+    backend: str | None = None
+    concurrency: int | None = None
+    only: tuple[tuple[str, str], ...] = ()
+    retry_failed: bool = False
+    resubmit_unknown: bool = False
+    cancel_on_interrupt: bool = False
+    out: Path | None = None
+    allow_schema_change: bool = False
+    allow_unknown_price: bool = False
+    progress: bool | None = None  # None: a progress bar when stderr is a terminal
+    sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
+
+
+@dataclass
+class RunSummary:
+    """How a run ended."""
+
+    out_dir: Path
+    counts: dict[str, int]
+    exit_code: int
+    spent: float | None
+    stopped: str | None = None  # why submitting stopped early, if it did
+    interrupted: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+def output_dir(plan: Plan, out: Path | None = None) -> Path:
+    m = plan.manifest
+    if out is not None:
+        return Path(out)
+    return Path(m.run.output) if m.run.output else Path("outputs") / m.name
+
+
+def select(plan: Plan, only: tuple[tuple[str, str], ...]) -> list[Cell]:
+    """The cells matching every `--only KEY=VALUE` (values compared as text; a key may repeat)."""
+    if not only:
+        return list(plan.cells)
+    wanted: dict[str, set[str]] = {}
+    for key, value in only:
+        wanted.setdefault(key, set()).add(value)
+    known = {k for c in plan.cells for k in c.values} | {k for c in plan.cells for k in c.request}
+    for key in wanted:
+        if key not in known:
+            raise UsageError(f"--only {key}=...: {key!r} is not a matrix value of this job "
+                             f"(known: {', '.join(sorted(known))})")
+
+    def value_of(cell: Cell, key: str) -> Any:
+        return cell.values[key] if key in cell.values else cell.request.get(key)
+
+    return [c for c in plan.cells
+            if all(str(value_of(c, k)) in vs for k, vs in wanted.items())]
+
+
+def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
+    """Execute a plan (blocking); the library entry point under `pipeline run`."""
+    return asyncio.run(_run(plan, options))
+
+
+async def _run(plan: Plan, options: RunOptions) -> RunSummary:
+    m = plan.manifest
+    backend = options.backend or m.backend
+    out = output_dir(plan, options.out)
+    cells = select(plan, options.only)
+    with JobLock(out):
+        state = read_state(out)
+        _check_schema(state, plan, options)
+        _write_snapshot(out, plan)
+        sim = None
+        if backend == "sim":
+            from .sim import SimConfig, Simulator
+
+            config = options.sim or SimConfig(
+                capacity=options.concurrency or m.run.concurrency, gen_time=(1.0, 3.0))
+            sim = Simulator(config).start()
+            client = RunComfyClient(sim.base_url, "sim-local-token",
+                                    data_uris=m.run.local_images == "data_uri")
+        else:
+            client = RunComfyClient.from_env(data_uris=m.run.local_images == "data_uri")
+        journal = Journal(out, state)
+        try:
+            runner = Runner(plan, cells, options, client, journal, out, backend)
+            return await runner.run()
+        finally:
+            journal.close()
+            await client.aclose()
+            if sim is not None:
+                sim.stop()
+
+
+def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
+    old = state.header.get("schema_sha256")
+    if old and state.cells and old != plan.manifest.model.schema_sha256 and \
+            not options.allow_schema_change:
+        raise StateError(f"the bundled input schema of {plan.manifest.model.id} changed since "
+                         "this job's state was written; results would mix two schemas. Pass "
+                         "--allow-schema-change to go on, or use a new output folder (--out)")
+
+
+def _write_snapshot(out: Path, plan: Plan) -> None:
+    """plan.json beside the journal, so `status` and the report know every cell of the job."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".plan.json.tmp"
+    data = plan_json(plan)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out / "plan.json")
+
+
+class Runner:
+    """One run of one job: owns the slots, the budget and the stop flags."""
+
+    def __init__(self, plan: Plan, cells: list[Cell], options: RunOptions,
+                 client: RunComfyClient, journal: Journal, out: Path, backend: str):
+        m = plan.manifest
+        self.plan, self.cells, self.options = plan, cells, options
+        self.client, self.journal, self.out, self.backend = client, journal, out, backend
+        self.state = journal.state
+        self.concurrency = options.concurrency or m.run.concurrency
+        self.max_attempts = m.run.max_attempts
+        self.model = m.model
+        self.fps = m.model.meta.get("fps", wire.OUTPUT_FPS)
+        self.image_fields = m.model.image_fields()
+        self.planner = PollPlanner(initial=m.run.polling.initial,
+                                   max_interval=m.run.polling.max)
+        self.timeout = m.run.polling.timeout
+        self.price = plan.price
+        self.budget = m.run.budget
+        self.reserved = 0.0
+        self.live = 0
+        self.slot_free = asyncio.Condition()
+        self.stop = asyncio.Event()  # set: stop submitting and polling (interrupt, fatal)
+        self.stop_submitting: str | None = None
+        self.fatal: PipelineError | None = None
+        self.crash: BaseException | None = None
+        self.tasks: set[asyncio.Task] = set()
+        self.interrupted = False
+        self.failed_this_run = 0
+        self.progress: Progress | None = None
+        self.downloads = asyncio.Semaphore(8)
+
+    # --- the run --------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        await self._refresh_price()
+        self._check_budget_possible()
+        self.journal.write({
+            "e": "run", "format": 1, "job": self.plan.job, "model": self.model.id,
+            "manifest": str(self.plan.manifest.path), "manifest_sha256":
+                self.plan.manifest.sha256, "schema_sha256": self.model.schema_sha256,
+            "backend": self.backend, "base_url": self.client.base_url, "pid": os.getpid(),
+            "concurrency": self.concurrency, "cells": len(self.cells),
+            "price": self.price, "budget": self.budget,
+        })
+        await self.journal.durable()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._interrupt)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        self.progress = Progress(self, enabled=self.options.progress)
+        try:
+            await self._schedule()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            self.progress.close()
+        if self.interrupted and self.options.cancel_on_interrupt:
+            await self._cancel_live()
+        return self._finish()
+
+    def _interrupt(self) -> None:
+        if self.interrupted:  # second Ctrl-C: leave now; every event is already in the file
+            try:
+                self.journal.sync()
+            finally:
+                os._exit(130)
+        self.interrupted = True
+        self.stop_submitting = self.stop_submitting or "interrupted"
+        self.stop.set()
+        log.warning("interrupted: not submitting more; live requests stay on the server "
+                    "(Ctrl-C again to leave at once)")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, PipelineError):
+            self.fatal = self.fatal or exc
+        else:
+            self.crash = self.crash or exc
+        self.stop.set()
+        asyncio.get_running_loop().create_task(self._halt_submitting(f"stopped: {exc}"))
+
+    async def _schedule(self) -> None:
+        to_submit: list[Cell] = []
+        for cell in self.cells:
+            rec = self.state.cells.get(cell.id)
+            st = rec.state(self.max_attempts) if rec else PENDING
+            if st == DONE:
+                continue
+            if st in (QUEUED, RUNNING):
+                if self._lost_with_old_sim(rec):
+                    self._mark_lost(rec, "the simulator that held it has stopped")
+                    to_submit.append(cell)
+                    continue
+                self.live += 1
+                self._spawn(self._drive(cell, resume=True))
+            elif st == DOWNLOADING:
+                if self._lost_with_old_sim(rec):
+                    self._mark_lost(rec, "its output lived on a simulator that has stopped")
+                    to_submit.append(cell)
+                    continue
+                self._spawn(self._collect(cell))
+            elif st == FAILED:
+                if self.options.retry_failed:
+                    self.journal.write({"e": "retry_failed", "cell": cell.id})
+                    to_submit.append(cell)
+            elif st == UNKNOWN:
+                if self.options.resubmit_unknown:
+                    self.journal.write({"e": "resubmit_unknown", "cell": cell.id,
+                                        "n": rec.last.n})
+                    to_submit.append(cell)
+            else:  # pending, retry, cancelled
+                to_submit.append(cell)
+        for cell in to_submit:
+            if not await self._take_slot():
+                break
+            self._spawn(self._drive(cell))
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+        if self.crash is not None:
+            raise self.crash
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _lost_with_old_sim(self, rec: CellRecord) -> bool:
+        """A simulator's requests die with it: those of an earlier sim run must be redone."""
+        if self.backend != "sim" or rec.last is None:
+            return False
+        runs = [r for r in self.state.runs if r.get("base_url") == self.client.base_url]
+        started = runs[0]["t"] if runs else time.time()
+        return (rec.last.intent_at or 0) < started
+
+    def _mark_lost(self, rec: CellRecord, why: str) -> None:
+        self.journal.write({"e": "result", "cell": rec.id, "n": rec.last.n, "result": "lost",
+                            "error": why})
+
+    async def _take_slot(self) -> bool:
+        async with self.slot_free:
+            while self.live >= self.concurrency and not self.stop_submitting:
+                await self.slot_free.wait()
+            if self.stop_submitting:
+                return False
+            self.live += 1
+            return True
+
+    async def _give_slot(self) -> None:
+        async with self.slot_free:
+            self.live -= 1
+            self.slot_free.notify_all()
+
+    async def _halt_submitting(self, reason: str) -> None:
+        if not self.stop_submitting:
+            self.stop_submitting = reason
+            log.warning("not submitting more cells: %s", reason)
+        async with self.slot_free:
+            self.slot_free.notify_all()
+
+    # --- one cell -------------------------------------------------------------------------
+    async def _drive(self, cell: Cell, resume: bool = False) -> None:
+        """Submit (unless resuming), poll to the end, retry failures, then download."""
+        holding = True
+        try:
+            while True:
+                if not resume:
+                    if self.stop_submitting:
+                        return
+                    if not await self._submit(cell):
+                        return
+                resume = False
+                verdict = await self._poll(cell)
+                if verdict is None:  # stopping: the request stays live on the server
+                    return
+                await self._give_slot()
+                holding = False
+                rec = self.state.cells[cell.id]
+                state = rec.state(self.max_attempts)
+                if verdict == "succeeded":
+                    await self._collect(cell)
+                    return
+                if state == FAILED:
+                    self.failed_this_run += 1
+                    await self._check_failure_limits()
+                if state != RETRY or self.stop_submitting:
+                    return
+                if not await self._take_slot():
+                    return
+                holding = True
+        finally:
+            if holding:
+                await self._give_slot()
+            if self.progress:
+                self.progress.update()
+
+    async def _check_failure_limits(self) -> None:
+        run = self.plan.manifest.run
+        if run.fail_fast:
+            await self._halt_submitting("a cell failed and fail_fast is set")
+        elif run.max_failures and self.failed_this_run >= run.max_failures:
+            await self._halt_submitting(f"{self.failed_this_run} cells failed "
+                                        f"(max_failures {run.max_failures})")
+
+    async def _submit(self, cell: Cell) -> bool:
+        """One attempt: journal the intent, POST, journal the answer. True when accepted."""
+        rec = self.state.cell(cell.id)
+        if not rec.request:
+            self.journal.write({"e": "cell", "cell": cell.id, "label": cell.label,
+                                "values": cell.values, "request": cell.request})
+        estimate = costs.cell_cost(self.price, cell.request, self.fps)
+        for attempt in range(SUBMIT_TRIES):
+            if not await self._reserve(estimate):
+                return False
+            n = len(rec.attempts) + 1
+            self.journal.write({"e": "intent", "cell": cell.id, "n": n})
+            await self.journal.durable()
+            try:
+                sub = await self.client.submit(self.model.id, cell.request,
+                                               base_dir=self.plan.manifest.folder,
+                                               image_fields=self.image_fields)
+            except SubmitError as exc:
+                self.reserved -= estimate or 0.0
+                permanent = exc.kind == NOT_ACCEPTED and _permanent(exc)
+                self.journal.write({"e": "submit_failed", "cell": cell.id, "n": n,
+                                    "kind": exc.kind, "error": exc.message,
+                                    "permanent": permanent})
+                await self.journal.durable()
+                if isinstance(exc.error, AuthError):
+                    self.fatal = exc.error
+                    await self._halt_submitting("the API refused the token")
+                    self.stop.set()
+                    return False
+                if exc.kind != NOT_ACCEPTED:
+                    log.warning("cell %s: submit outcome unknown (%s); held as unknown",
+                                cell.id, exc.message)
+                    return False
+                if permanent:
+                    log.warning("cell %s: refused: %s", cell.id, exc.message)
+                    self.failed_this_run += 1
+                    await self._check_failure_limits()
+                    return False
+                wait = exc.retry_after or min(30.0, 0.5 * 2 ** attempt)
+                if await self._sleep(wait):
+                    return False
+                continue
+            except ClientError as exc:  # e.g. a local image that cannot be sent
+                self.reserved -= estimate or 0.0
+                self.journal.write({"e": "submit_failed", "cell": cell.id, "n": n,
+                                    "kind": NOT_ACCEPTED, "error": str(exc), "permanent": True})
+                await self.journal.durable()
+                return False
+            self.reserved -= estimate or 0.0
+            self.journal.write({"e": "submitted", "cell": cell.id, "n": n,
+                                "request_id": sub.request_id})
+            await self.journal.durable()
+            return True
+        return False
+
+    async def _reserve(self, estimate: float | None) -> bool:
+        if self.budget is None:
+            return True
+        committed = self.spent() + self.reserved
+        if committed + (estimate or 0.0) > self.budget + 1e-9:
+            await self._halt_submitting(
+                f"the budget of {costs.money(self.budget)} would be crossed "
+                f"({costs.money(committed)} committed, next cell {costs.money(estimate)})")
+            return False
+        self.reserved += estimate or 0.0
+        return True
+
+    async def _poll(self, cell: Cell) -> str | None:
+        """Poll a live request to its end; the verdict, or None when the run is stopping."""
+        rec = self.state.cells[cell.id]
+        a = rec.last
+        assert a is not None and a.request_id is not None
+        now = time.time()
+        p = Poll(submitted_at=a.submitted_at or now,
+                 started_at=a.first_seen.get("in_progress"))
+        calls = a.status_calls
+        last_running_seen = None
+        deadline = (a.submitted_at or now) + self.timeout
+        while True:
+            delay = self.planner.next_delay(p, time.time(), a.status, a.queue_position)
+            if time.time() + delay > deadline:
+                delay = max(0.0, deadline - time.time())
+            if await self._sleep(delay):
+                return None
+            if time.time() >= deadline:
+                await self._give_up(cell, a.n, a.request_id, calls)
+                return "failed"
+            try:
+                info = await self.client.status(a.request_id)
+            except NotFound:
+                self.journal.write({"e": "result", "cell": cell.id, "n": a.n, "result": "failed",
+                                    "error": "the API no longer knows this request (404)",
+                                    "calls": calls, "permanent": True})
+                await self.journal.durable()
+                return "failed"
+            except AuthError as exc:
+                self.fatal = exc
+                self.stop.set()
+                return None
+            except ClientError as exc:
+                log.warning("cell %s: status failed after retries (%s); will ask again",
+                            cell.id, exc)
+                p.polls += 1
+                continue
+            calls += 1
+            p.polls += 1
+            now = time.time()
+            if info.status != a.status or info.queue_position != a.queue_position:
+                self.journal.write({"e": "status", "cell": cell.id, "n": a.n,
+                                    "status": info.status, "queue_position": info.queue_position,
+                                    "calls": calls})
+            if info.status == wire.IN_QUEUE:
+                p.last_not_running = now
+            elif info.status == wire.IN_PROGRESS:
+                if p.started_at is None:
+                    p.started_at = p.last_not_running or p.submitted_at
+                last_running_seen = now
+            if not info.finished:
+                continue
+            try:
+                res = await self.client.result(a.request_id)
+            except AuthError as exc:
+                self.fatal = exc
+                self.stop.set()
+                return None
+            except ClientError as exc:
+                log.warning("cell %s: result failed (%s); will ask again", cell.id, exc)
+                continue
+            if res.status in (wire.IN_QUEUE, wire.IN_PROGRESS):
+                continue
+            self.planner.observe_finish(p, now, last_running_seen)
+            outputs = ([res.video_url] if res.video_url else []) + \
+                [u for u in res.outputs if u != res.video_url]
+            self.journal.write({
+                "e": "result", "cell": cell.id, "n": a.n, "result": res.status,
+                "error": res.error, "cost": res.cost, "outputs": outputs, "calls": calls,
+                "server_times": {"created_at": res.created_at, "finished_at": res.finished_at},
+            })
+            if res.status == "succeeded" and not outputs:
+                self.journal.write({"e": "result", "cell": cell.id, "n": a.n,
+                                    "result": "failed", "error": "succeeded without any output "
+                                    "URL", "cost": res.cost, "calls": calls})
+            await self.journal.durable()
+            return self.state.cells[cell.id].last.result
+
+    async def _give_up(self, cell: Cell, n: int, request_id: str, calls: int) -> None:
+        """A request live longer than polling.timeout: cancel it if still queued, fail it."""
+        outcome = None
+        try:
+            outcome = (await self.client.cancel(request_id)).outcome
+        except ClientError:
+            pass
+        self.journal.write({"e": "result", "cell": cell.id, "n": n, "result": "failed",
+                            "error": f"still live after {self.timeout:g} s (polling.timeout); "
+                                     f"cancel: {outcome or 'no answer'}", "calls": calls})
+        await self.journal.durable()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, or wake early when the run stops; True when stopping."""
+        if self.stop.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=max(0.0, seconds))
+            return True
+        except asyncio.TimeoutError:
+            return self.stop.is_set()
+
+    # --- downloads ------------------------------------------------------------------------
+    async def _collect(self, cell: Cell) -> None:
+        """Download every output of the successful attempt, each retried on its own."""
+        rec = self.state.cells[cell.id]
+        won = rec.succeeded()
+        if won is None:
+            return
+        folder = self.out / "videos"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, url in enumerate(won.outputs):
+            if url in rec.files:
+                continue
+            name = cell.id + (f"-{i}" if i else "") + _suffix(url)
+            for round_ in range(DOWNLOAD_TRIES):
+                if self.stop.is_set():
+                    return
+                try:
+                    async with self.downloads:
+                        info = await self.client.download(url, folder / name)
+                except DownloadError as exc:
+                    self.journal.write({"e": "download_error", "cell": cell.id, "url": url,
+                                        "error": str(exc)})
+                    if await self._sleep(min(30.0, 1.0 * 2 ** round_)):
+                        return
+                    continue
+                probe, check = await asyncio.to_thread(self._probe, folder / name, cell)
+                self.journal.write({"e": "download", "cell": cell.id, "url": url,
+                                    "path": f"videos/{name}", "size": info.size,
+                                    "sha256": info.sha256, "probe": probe, "check": check})
+                await self.journal.durable()
+                break
+        if self.progress:
+            self.progress.update()
+
+    def _probe(self, path: Path, cell: Cell) -> tuple[dict | None, dict]:
+        try:
+            info = media.probe(path)
+        except ValueError as exc:
+            return None, {"ok": False, "problems": [str(exc)], "resolution": "not checked"}
+        return info, media.check(info, cell.request, fps=self.fps,
+                                 check_resolution=self.backend != "sim")
+
+    # --- cancel, budget, price ----------------------------------------------------------
+    async def _cancel_live(self) -> None:
+        await cancel_live(self.state, self.client, self.journal,
+                          {c.id for c in self.cells}, self.max_attempts)
+
+    def spent(self) -> float:
+        total = 0.0
+        for c in self.cells:
+            rec = self.state.cells.get(c.id)
+            if rec is None:
+                continue
+            for a in rec.attempts:
+                if a.request_id is None or a.result in ("cancelled", "lost"):
+                    continue
+                if a.cost is not None:
+                    total += a.cost
+                else:
+                    total += costs.cell_cost(self.price, rec.request or c.request, self.fps) or 0
+        return total
+
+    async def _refresh_price(self) -> None:
+        try:
+            entry = await self.client.model_entry(self.model.id)
+        except ClientError as exc:
+            if isinstance(exc, AuthError):
+                raise
+            log.info("price not refreshed from the catalog: %s", exc)
+            return
+        sheet = costs.from_catalog(entry.price_usd, entry.price_unit)
+        if sheet is not None:
+            self.price = sheet
+
+    def _check_budget_possible(self) -> None:
+        if self.budget is None or self.price is not None:
+            return
+        if self.options.allow_unknown_price or self.plan.manifest.run.allow_unknown_price:
+            log.warning("the price of %s is unknown: the budget cannot be enforced",
+                        self.model.id)
+            return
+        raise BudgetError(f"the price of {self.model.id} is unknown (the catalog did not say), so "
+                          f"the budget of {costs.money(self.budget)} cannot be enforced; state a "
+                          "price in run.price, or pass --allow-unknown-price")
+
+    def _finish(self) -> RunSummary:
+        ids = [c.id for c in self.cells]
+        counts = self.state.counts(self.max_attempts, ids)
+        counts["orphaned"] = sum(1 for cid in self.state.cells if cid not in
+                                 {c.id for c in self.plan.cells})
+        all_done = counts[DONE] == len(ids)
+        exit_code = 130 if self.interrupted else (0 if all_done else 1)
+        self.journal.write({"e": "end", "exit": exit_code, "stopped": self.stop_submitting,
+                            "counts": counts})
+        self.journal.sync()
+        return RunSummary(self.out, counts, exit_code, self.spent(),
+                          stopped=self.stop_submitting, interrupted=self.interrupted)
+
+
+async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
+                      ids: set[str], max_attempts: int) -> dict[str, int]:
+    """Ask the server to cancel every live request among `ids`; journal each outcome."""
+    outcomes: dict[str, int] = {}
+    for cid in ids:
+        rec = state.cells.get(cid)
+        if rec is None or rec.state(max_attempts) not in (QUEUED, RUNNING):
+            continue
+        a = rec.last
+        try:
+            info = await client.cancel(a.request_id)
+            outcome = info.outcome
+        except ClientError as exc:
+            outcome = f"error: {exc}"
+        journal.write({"e": "cancel", "cell": cid, "n": a.n, "outcome": outcome})
+        if outcome == wire.OUTCOME_CANCELLED:
+            journal.write({"e": "result", "cell": cid, "n": a.n, "result": "cancelled",
+                           "error": "cancelled on request while queued (not billed)",
+                           "cost": 0.0})
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    await journal.durable()
+    return outcomes
+
+
+def _permanent(exc: SubmitError) -> bool:
+    """A not-accepted submit that retrying cannot fix (bad body, bad model, no balance)."""
+    code = exc.status_code
+    return code is not None and 400 <= code < 500 and code not in (408, 409, 425, 429)
+
+
+def _suffix(url: str) -> str:
+    from urllib.parse import urlparse
+
+    path = urlparse(url).path.lower()
+    for suffix in VIDEO_SUFFIXES:
+        if path.endswith(suffix):
+            return suffix
+    return ".mp4"
+

@@ -1,0 +1,76 @@
+"""Progress of a run: a tqdm bar on a terminal, a plain log line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from . import cost as costs
+from .state import DONE, FAILED, LIVE, UNKNOWN
+
+LOG_EVERY = 10.0  # seconds between plain progress lines
+REFRESH_EVERY = 0.5  # seconds between recounts (a recount walks every cell)
+
+
+class Progress:
+    """Shows done / failed / in flight, spend so far and an ETA; cheap when called often."""
+
+    def __init__(self, runner: Any, enabled: bool | None = None):
+        self.runner = runner
+        self.total = len(runner.cells)
+        self.tty = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+        self.last_count = 0.0
+        self.last_line = 0.0
+        self.started = time.monotonic()
+        self.shown: tuple | None = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="cell", dynamic_ncols=True, file=sys.stderr,
+                            desc=runner.plan.job)
+        self.update(force=True)
+
+    def counts(self) -> tuple[int, int, int, int]:
+        r = self.runner
+        done = failed = live = unknown = 0
+        for cell in r.cells:
+            rec = r.state.cells.get(cell.id)
+            if rec is None:
+                continue
+            st = rec.state(r.max_attempts)
+            if st == DONE:
+                done += 1
+            elif st == FAILED:
+                failed += 1
+            elif st in LIVE:
+                live += 1
+            elif st == UNKNOWN:
+                unknown += 1
+        return done, failed, live, unknown
+
+    def update(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_count < REFRESH_EVERY:
+            return
+        self.last_count = now
+        done, failed, live, unknown = self.counts()
+        spent = self.runner.spent()
+        if self.bar is not None:
+            self.bar.n = done
+            self.bar.set_postfix_str(f"failed {failed} live {live} unknown {unknown} "
+                                     f"spent {costs.money(spent)}", refresh=False)
+            self.bar.refresh()
+            return
+        state = (done, failed, live, unknown)
+        if force or (state != self.shown and now - self.last_line >= LOG_EVERY):
+            self.shown, self.last_line = state, now
+            print(f"[{self.runner.plan.job}] {done}/{self.total} done, {failed} failed, "
+                  f"{live} live, {unknown} unknown, spent {costs.money(spent)}, "
+                  f"{int(now - self.started)} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.update(force=True)
+        if self.bar is not None:
+            self.bar.close()
