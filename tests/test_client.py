@@ -731,3 +731,14 @@ def test_client_repr_and_errors_hide_token() -> None:
     assert TOKEN not in repr(client) and TOKEN not in str(vars(client).get("base_url"))
     asyncio.run(client.aclose())
     assert issubclass(SubmitError, ClientError) and issubclass(NotFound, ApiError)
+
+
+def test_public_api() -> None:
+    """pipeline.client exports exactly its __all__, including every name the execute stage imports."""
+    import pipeline.client as mod
+    needed = {"RunComfyClient", "Submission", "StatusInfo", "ResultInfo", "CancelInfo", "ModelEntry",
+              "DownloadInfo", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "inline_local_images", "to_data_uri"}
+    assert needed <= set(mod.__all__)
+    assert all(hasattr(mod, name) for name in mod.__all__)
+    public = {n for n in vars(mod) if not n.startswith("_")} - {"annotations"}
+    assert public == set(mod.__all__)

@@ -53,8 +53,16 @@ def run(sim: Simulator, scenario: Any, *, token: str = TOKEN, **client_kw: Any) 
     """Run `scenario(client)` on a fresh client of this simulator."""
     async def main() -> Any:
         async with RunComfyClient(sim.base_url, token, **{**CLIENT, **client_kw}) as client:
+            assert token not in repr(client)
             return await scenario(client)
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except Exception as exc:  # every error the client raised here is free of the token
+        seen: BaseException | None = exc
+        while seen is not None:
+            assert token not in str(seen) and token not in repr(seen)
+            seen = seen.__cause__ or seen.__context__
+        raise
 
 
 async def finish(client: RunComfyClient, request_id: str, seen: list[str] | None = None
