@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
     p.set_defaults(func=cmd_cancel)
 
+    p = sub.add_parser("report", help="write report.md, report.html and report.json of a job")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p.add_argument("--rows", metavar="AXIS", help="matrix axis for the grid's rows")
+    p.add_argument("--cols", metavar="AXIS", help="matrix axis for the grid's columns")
+    p.set_defaults(func=cmd_report)
+
     from .sim import cli as sim_cli  # the simulator registers its own options
 
     sim_cli.register(sub)
@@ -138,6 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for warning in plan.warnings:
         print(str(warning), file=sys.stderr)
     summary = run_job(plan, options)
+    for path in summary.reports:
+        print(f"report: {path}")
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
     print(f"{plan.job}: {counts}; spent {cost.money(summary.spent)}; outputs in {summary.out_dir}")
     if summary.stopped and not summary.interrupted:
@@ -163,6 +172,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2, ensure_ascii=False))
     else:
         print(status_text(status))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .jobstatus import job_folder
+    from .manifest import load_manifest
+    from .report import write_reports
+
+    folder = job_folder(load_manifest(args.manifest), args.out)
+    for path in write_reports(folder, rows=args.rows, cols=args.cols):
+        print(path)
     return 0
 
 

@@ -64,7 +64,7 @@ class RunSummary:
     spent: float | None
     stopped: str | None = None  # why submitting stopped early, if it did
     interrupted: bool = False
-    lines: list[str] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
 
 
 def output_dir(plan: Plan, out: Path | None = None) -> Path:
@@ -95,8 +95,19 @@ def select(plan: Plan, only: tuple[tuple[str, str], ...]) -> list[Cell]:
 
 
 def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
-    """Execute a plan (blocking); the library entry point under `pipeline run`."""
-    return asyncio.run(_run(plan, options))
+    """Execute a plan (blocking); the library entry point under `pipeline run`.
+
+    The reports are written at the end of every run, also an interrupted or failed one."""
+    summary = asyncio.run(_run(plan, options))
+    try:
+        from .report import write_reports
+
+        summary.reports = write_reports(summary.out_dir)
+    except ImportError:  # the report stage is not installed in this build
+        pass
+    except PipelineError as exc:
+        log.warning("the report could not be written: %s", exc)
+    return summary
 
 
 async def _run(plan: Plan, options: RunOptions) -> RunSummary:
