@@ -13,6 +13,7 @@
     │   │   └── RateLimited        429 after retries ran out
     │   ├── TransportError         connection failed / timed out after retries ran out
     │   ├── SubmitError            a submit that failed, with how: NOT_ACCEPTED or OUTCOME_UNKNOWN
+    │   ├── LocalImageError        a local image cannot be sent (also an InputFileError)
     │   └── DownloadError          an output file could not be fetched or failed its checks
     ├── StateError                 a job's state file cannot be used as it is
     │   └── JobLocked              another live process runs this job
@@ -163,6 +164,12 @@ class SubmitError(ClientError):
         self.error = error
         self.retry_after = retry_after
         super().__init__(f"submit {kind}: {message}")
+
+
+class LocalImageError(ClientError, InputFileError):
+    """A local image cannot be sent: unreadable, not JPEG/PNG, too large, or data URIs are off."""
+
+    exit_code = InputFileError.exit_code  # the user's input is at fault, not the API
 
 
 class DownloadError(ClientError):

@@ -20,7 +20,8 @@ from pipeline.client import (NOT_ACCEPTED, OUTCOME_UNKNOWN, SUBMIT_TABLE, RunCom
                              find_video_url, inline_local_images, parse_error_body,
                              retry_after_seconds, to_data_uri)
 from pipeline.errors import (ApiError, AuthError, ClientError, DownloadError, InputFileError,
-                             MissingToken, NotFound, RateLimited, SubmitError, TransportError)
+                             LocalImageError, MissingToken, NotFound, RateLimited, SubmitError,
+                             TransportError)
 
 TOKEN = "tok-SECRET-7f3a9c"
 API = "https://api.test"
@@ -538,7 +539,7 @@ def test_data_uris_off_refuses_local_files(tmp_path: Path) -> None:
     """With data_uris=False a local path is an error that says the API promises public HTTPS URLs."""
     image_file(tmp_path / "in.jpg", "JPEG")
     server = Server().on("POST", SUBMIT, js(200, {"request_id": RID}))
-    with pytest.raises(InputFileError, match="public HTTPS URLs"):
+    with pytest.raises(LocalImageError, match="public HTTPS URLs"):
         go(server, "submit", MODEL, {"prompt": "p", "image_urls": ["in.jpg"]}, base_dir=tmp_path,
            client_kw={"data_uris": False})
     assert server.requests == []
@@ -731,6 +732,13 @@ def test_client_repr_and_errors_hide_token() -> None:
     assert TOKEN not in repr(client) and TOKEN not in str(vars(client).get("base_url"))
     asyncio.run(client.aclose())
     assert issubclass(SubmitError, ClientError) and issubclass(NotFound, ApiError)
+
+
+def test_local_image_errors_are_client_and_input_file_errors(tmp_path: Path) -> None:
+    """A local image that cannot be sent is caught both as ClientError and as InputFileError."""
+    with pytest.raises(ClientError) as info:
+        to_data_uri(tmp_path / "missing.png")
+    assert isinstance(info.value, InputFileError) and isinstance(info.value, LocalImageError)
 
 
 def test_public_api() -> None:

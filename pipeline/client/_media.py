@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import wire
-from ..errors import InputFileError
+from ..errors import LocalImageError
 
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 PASS_THROUGH = ("http://", "https://", "data:")
@@ -47,15 +47,15 @@ def to_data_uri(path: str | Path) -> str:
     try:
         size = path.stat().st_size
         if size > wire.DATA_URI_MAX_BYTES:
-            raise InputFileError(
+            raise LocalImageError(
                 f"{path}: {size} bytes is too large to send inline (limit "
                 f"{wire.DATA_URI_MAX_BYTES} bytes); host it at a public HTTPS URL instead")
         data = path.read_bytes()
     except OSError as exc:
-        raise InputFileError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
+        raise LocalImageError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
     media_type = sniff(data[:16])
     if media_type not in INPUT_IMAGE_TYPES:
-        raise InputFileError(f"{path}: not a JPEG or PNG image (judged by its content)")
+        raise LocalImageError(f"{path}: not a JPEG or PNG image (judged by its content)")
     return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
@@ -72,13 +72,13 @@ def _convert(value: Any, base_dir: Path | None, field: str, data_uris: bool) -> 
         return value
     if not is_local_path(value):
         scheme = value.split(":", 1)[0]
-        raise InputFileError(f"input {field!r}: URL scheme {scheme!r} is not supported; "
+        raise LocalImageError(f"input {field!r}: URL scheme {scheme!r} is not supported; "
                              "use a public HTTPS URL or a local file")
     path = Path(value)
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if not data_uris:
-        raise InputFileError(
+        raise LocalImageError(
             f"input {field!r}: {value!r} is a local file, and sending local files as data: URIs "
             "is turned off; RunComfy's docs only promise support for public HTTPS URLs, so host "
             "the image at one, or turn data URIs back on")
