@@ -156,8 +156,9 @@ class SubmitError(ClientError):
 
     def __init__(self, kind: str, message: str, *, status_code: int | None = None,
                  error_code: int | str | None = None, error: ClientError | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, permanent: bool = False):
         self.kind = kind
+        self.permanent = permanent  # not accepted, and sending the same body again cannot help
         self.status_code = status_code
         self.error_code = error_code
         self.message = message

@@ -463,6 +463,8 @@ def test_submit_classification(name: str, answer: Answer, kind: str) -> None:
         assert err.status_code == answer.status_code
     if name == "429":
         assert err.retry_after == 7.0
+    permanent = name.startswith(("400", "401", "403", "404", "422", "200 error_code 4"))
+    assert err.permanent == permanent  # a 4xx refusal (also as 200+4xxxxx), but not 408/429
 
 
 def test_submit_table_covers_both_kinds() -> None:

@@ -29,8 +29,10 @@ from ._download import download_once, safe_url
 from ._media import inline_local_images
 from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
                      parse_status, parse_submit, valid_request_id)
-from ._retry import RetryPolicy, api_transient, download_transient, retry_after_of
-from ._submit import OUTCOME_UNKNOWN, classify_exception, classify_status
+from ._retry import (RetryPolicy, api_transient, download_transient, retry_after_of,
+                     retryable_status)
+from ._submit import (NOT_ACCEPTED, OUTCOME_UNKNOWN, TRANSIENT_REFUSALS, classify_exception,
+                      classify_status)
 from ._types import CancelInfo, DownloadInfo, ModelEntry, ResultInfo, StatusInfo, Submission
 
 log = logging.getLogger("pipeline.client")
@@ -129,9 +131,12 @@ class RunComfyClient:
         try:
             return parse_submit(self._read("submit", response))
         except _HttpAnswerError as err:
-            raise SubmitError(classify_status(response.status_code, err.error_code), str(err),
-                              status_code=response.status_code, error_code=err.error_code,
-                              error=err, retry_after=err.retry_after) from err
+            effective = getattr(err, "effective_status", response.status_code)
+            kind = classify_status(response.status_code, err.error_code)
+            raise SubmitError(kind, str(err), status_code=response.status_code,
+                              error_code=err.error_code, error=err, retry_after=err.retry_after,
+                              permanent=(kind == NOT_ACCEPTED and not retryable_status(effective)
+                                         and effective not in TRANSIENT_REFUSALS)) from err
         except BodyError as exc:
             raise SubmitError(OUTCOME_UNKNOWN, f"HTTP {response.status_code} but {exc}",
                               status_code=response.status_code) from exc

@@ -40,6 +40,9 @@ SUBMIT_TABLE: tuple[tuple[str, str, str], ...] = (
      "accepted or not, we cannot track it"),
 )
 
+# Refusals that may go away by themselves (beside 408, 429, 5xx): 409 conflict, 425 too early.
+TRANSIENT_REFUSALS = frozenset({409, 425})
+
 _NOT_ACCEPTED_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                      httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
 
