@@ -104,6 +104,8 @@ class ClientError(PipelineError):
 class MissingToken(ClientError):
     """No API token in the environment (RUNCOMFY_API_TOKEN or RUNCOMFY_TOKEN)."""
 
+    exit_code = 2  # the user's to fix
+
 
 class _HttpAnswerError(ClientError):
     """Shared shape of an error answer: HTTP status, the API's error_code and its message."""
@@ -128,6 +130,8 @@ class _HttpAnswerError(ClientError):
 
 class AuthError(_HttpAnswerError):
     """The API refused the token: 401/403, or 400 with error_code 400004."""
+
+    exit_code = 2  # the user's to fix
 
     def lines(self) -> list[str]:
         return [f"error: {self}",

@@ -103,9 +103,7 @@ def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
         from .report import write_reports
 
         summary.reports = write_reports(summary.out_dir)
-    except ImportError:  # the report stage is not installed in this build
-        pass
-    except PipelineError as exc:
+    except Exception as exc:  # a report problem must not hide how the run itself ended
         log.warning("the report could not be written: %s", exc)
     return summary
 
@@ -395,7 +393,7 @@ class Runner:
                                                image_fields=self.image_fields)
             except SubmitError as exc:
                 self.reserved -= estimate or 0.0
-                permanent = exc.kind == NOT_ACCEPTED and _permanent(exc)
+                permanent = exc.kind == NOT_ACCEPTED and bool(getattr(exc, "permanent", False))
                 self.journal.write({"e": "submit_failed", "cell": cell.id, "n": n,
                                     "kind": exc.kind, "error": exc.message,
                                     "permanent": permanent})
@@ -664,12 +662,6 @@ async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     await journal.durable()
     return outcomes
-
-
-def _permanent(exc: SubmitError) -> bool:
-    """A not-accepted submit that retrying cannot fix (bad body, bad model, no balance)."""
-    code = exc.status_code
-    return code is not None and 400 <= code < 500 and code not in (408, 409, 425, 429)
 
 
 def _suffix(url: str) -> str:
