@@ -32,6 +32,23 @@ from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, PENDING, QUEUED, RETRY
 
 log = logging.getLogger("pipeline.run")
 
+# Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
+# n-th time (default 1st) it passes `point`. Points: after_intent, after_submit, after_download.
+_CRASH_AT = os.environ.get("PIPELINE_CRASH_AT", "")
+_crash_passes: dict[str, int] = {}
+
+
+def _crash_point(name: str) -> None:
+    if not _CRASH_AT:
+        return
+    point, _, nth = _CRASH_AT.partition(":")
+    if point != name:
+        return
+    _crash_passes[name] = _crash_passes.get(name, 0) + 1
+    if _crash_passes[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 SUBMIT_TRIES = 8  # not-accepted submits (429, connection refused) tried per cell and run
 DOWNLOAD_TRIES = 4  # download rounds per file and run, on top of the client's own retries
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".png", ".jpg", ".jpeg", ".webp")
@@ -387,6 +404,7 @@ class Runner:
             n = len(rec.attempts) + 1
             self.journal.write({"e": "intent", "cell": cell.id, "n": n})
             await self.journal.durable()
+            _crash_point("after_intent")
             try:
                 sub = await self.client.submit(self.model.id, cell.request,
                                                base_dir=self.plan.manifest.folder,
@@ -422,6 +440,7 @@ class Runner:
                                     "kind": NOT_ACCEPTED, "error": str(exc), "permanent": True})
                 await self.journal.durable()
                 return False
+            _crash_point("after_submit")
             self.reserved -= estimate or 0.0
             self.journal.write({"e": "submitted", "cell": cell.id, "n": n,
                                 "request_id": sub.request_id})
@@ -550,6 +569,8 @@ class Runner:
             return
         folder = self.out / "videos"
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f".{cell.id}*.part"):  # left by a process killed mid-download
+            stale.unlink(missing_ok=True)
         for i, url in enumerate(won.outputs):
             if url in rec.files:
                 continue
@@ -566,6 +587,7 @@ class Runner:
                     if await self._sleep(min(30.0, 1.0 * 2 ** round_)):
                         return
                     continue
+                _crash_point("after_download")
                 probe, check = await asyncio.to_thread(self._probe, folder / name, cell)
                 self.journal.write({"e": "download", "cell": cell.id, "url": url,
                                     "path": f"videos/{name}", "size": info.size,
