@@ -23,6 +23,7 @@ from pipeline.cli import main
 from pipeline.execute import RunOptions, run_job
 from pipeline.plan import build_plan
 from pipeline.report import build_report, percentile, write_reports
+from pipeline.report.grid import choose_axes
 from pipeline.sim import SimConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -287,18 +288,36 @@ def test_html_is_self_contained(normal: Path) -> None:
 
 
 def test_html_grid_axes_and_filters(normal: Path) -> None:
-    """By default the axis with the most values makes the columns and the next the rows, the
-    rest are filters; --rows/--cols choose instead; each row and column has a play button."""
+    """By default the two axes with the most values make the grid, the longer one as rows, and
+    the rest are filters; --rows/--cols choose instead; each row and column has a play button."""
     _, _, html = load(normal)
     page = Page(html)
-    assert len(page.find("div", "colhead")) == 3 and len(page.find("div", "rowhead")) == 2
+    assert len(page.find("div", "rowhead")) == 3 and len(page.find("div", "colhead")) == 2
     assert [a["data-filter"] for a in page.find("select") if "data-filter" in a] == ["0"]
+    assert "<label>resolution" in html
     assert 'data-play="row"' in html and 'data-play="col"' in html
-    write_reports(normal, rows="seed", cols="light")
-    page = Page((normal / "report.html").read_text(encoding="utf-8"))
-    assert len(page.find("div", "colhead")) == 2 and len(page.find("div", "rowhead")) == 3
-    assert ">resolution" in (normal / "report.html").read_text(encoding="utf-8")
+    write_reports(normal, rows="light", cols="resolution")
+    html = (normal / "report.html").read_text(encoding="utf-8")
+    page = Page(html)
+    assert len(page.find("div", "rowhead")) == 2 and len(page.find("div", "colhead")) == 2
+    assert "<label>seed" in html and len(page.find("option")) == 3 + 1 + 3
     write_reports(normal)
+
+
+@pytest.mark.parametrize("sizes, rows, cols, expected", [
+    ({"a": 2, "b": 2}, None, None, ("b", "a")),
+    ({"a": 2, "b": 5, "c": 3}, None, None, ("b", "c")),
+    ({"a": 4}, None, None, (None, "a")),
+    ({}, None, None, (None, None)),
+    ({"a": 2, "b": 5, "c": 3}, "a", None, ("a", "b")),
+    ({"a": 2, "b": 5, "c": 3}, None, "b", ("c", "b")),
+    ({"a": 4}, "a", None, ("a", None)),
+])
+def test_choose_axes(sizes: dict, rows: str | None, cols: str | None, expected: tuple) -> None:
+    """Default and partly chosen grid axes: the two largest, the longer as rows; a named axis is
+    kept where it was named."""
+    axes = [{"name": k, "values": list(range(n))} for k, n in sizes.items()]
+    assert choose_axes(axes, rows, cols) == expected
 
 
 def test_html_failed_tiles_show_reason(failures: Path) -> None:

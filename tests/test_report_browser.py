@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -105,5 +106,27 @@ def test_narrow_window(demo: Path, browser, tmp_path: Path) -> None:
     page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(tmp_path / "report-narrow.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_filters_on_a_three_axis_sweep(tmp_path: Path, browser) -> None:
+    """With three axes, the third is a filter set to its first value (half the tiles shown);
+    choosing `all` shows every tile; every video still loads, with no console error."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_report import SWEEP, job, simulate
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop owns this thread: run beside it
+        pool.submit(simulate, job(tmp_path, SWEEP), tmp_path / "out").result(timeout=120)
+    page, problems = open_report(browser, tmp_path / "out")
+    page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
+    assert page.inner_text(".controls .count") == "6 of 12 cells shown"
+    page.select_option("select[data-filter]", "*")
+    assert page.inner_text(".controls .count") == "12 of 12 cells shown"
+    page.click('button[data-play="col"][data-index="1"]')
+    page.wait_for_function("() => Array.from(document.querySelectorAll("
+                           "'.slot[data-col=\"1\"] video')).every(v => !v.paused)",
+                           timeout=10_000)
+    page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
     assert problems == []
     page.close()

@@ -1,7 +1,8 @@
 """The HTML report's layout: which matrix axes make the rows and columns, which are filters.
 
 By default the rows and columns are the two axes with the most values (ties: the order in the
-manifest); the other axes become filters. A job with one axis has one row; a job with none has
+manifest), the longer of the two down the page so that the columns fit a screen; the other axes
+become filters. A job with one axis has one row; a job with none has
 one row of every cell.
 """
 
@@ -37,8 +38,11 @@ def choose_axes(axes: list[dict], rows: str | None, cols: str | None
             raise UsageError(f"{option} {name}: not a matrix axis of this job (axes: {known})")
     if rows is not None and rows == cols:
         raise UsageError(f"--rows and --cols both name {rows!r}: pick two different axes")
-    ranked = [a["name"] for a in sorted(axes, key=lambda a: -len(a["values"]))]
-    free = [n for n in ranked if n not in (rows, cols)]
+    sizes = {a["name"]: len(a["values"]) for a in axes}
+    free = [n for n in sorted(sizes, key=lambda n: -sizes[n]) if n not in (rows, cols)]
+    if rows is None and cols is None and len(free) >= 2:
+        a, b = free[0], free[1]  # the longer axis runs down the page, the shorter across it
+        return (a, b) if sizes[a] > sizes[b] else (b, a)
     if cols is None and free:
         cols = free.pop(0)
     if rows is None and free:

@@ -21,8 +21,8 @@ from typing import Any
 
 from .. import cost as costs
 from ..errors import PipelineError, StateError
-from ..state import (DONE, FAILED, JOURNAL, ORPHANED, PENDING, RETRY, STATES, UNKNOWN, Attempt,
-                     CellRecord, JobState, read_state)
+from ..state import (DONE, DOWNLOADING, FAILED, JOURNAL, ORPHANED, PENDING, RETRY, STATES,
+                     UNKNOWN, Attempt, CellRecord, JobState, read_state)
 
 FORMAT = 1
 DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, when nothing says otherwise
@@ -41,7 +41,11 @@ def build_report(folder: Path) -> dict[str, Any]:
     header = state.header
     max_attempts = _max_attempts(header, plan)
     price = header.get("price")
-    planned = plan.get("cells") or []
+    if "cells" in plan:
+        planned = plan["cells"]
+    else:  # no plan.json (written by older versions): the journal's cells are the job
+        planned = [{"id": cid, "label": rec.label, "values": rec.values, "request": rec.request}
+                   for cid, rec in state.cells.items()]
     known_ids = {c["id"] for c in planned}
     cells = [_cell(c, state.cells.get(c["id"]), folder, max_attempts, price) for c in planned]
     for cid, rec in state.cells.items():  # in the journal but no longer in the manifest
@@ -164,6 +168,8 @@ def _cell(planned: dict, rec: CellRecord | None, folder: Path, max_attempts: int
     last = rec.last if rec else None
     held_since = _iso(last.intent_at) if state == UNKNOWN and last else None
     reason = rec.reason() if rec and state != DONE else ""
+    if state == DOWNLOADING and rec and rec.download_errors:
+        reason = f"download failed: {rec.download_errors[-1]['error']}"
     if state == UNKNOWN and not reason:
         reason = "the process stopped during the submit"
     return {

@@ -15,6 +15,7 @@ log = logging.getLogger("pipeline.report")
 
 FOLDER = "posters"
 MAX_SIDE = 640  # posters are shown at tile size; keep them small
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")  # outputs shown as they are
 
 
 def poster_name(cell_id: str, index: int) -> str:
@@ -57,7 +58,7 @@ def add_posters(folder: Path, report: dict) -> None:
     for cell in report["cells"]:
         for i, f in enumerate(cell["files"]):
             f["poster"] = None
-            if f["exists"] and f["path"]:
+            if f["exists"] and f["path"] and not f["path"].lower().endswith(IMAGE_SUFFIXES):
                 name = poster_name(cell["id"], i)
                 if make_poster(folder / f["path"], folder / name):
                     f["poster"] = name

@@ -20,10 +20,11 @@ from .. import cost as costs
 from ..errors import StateError
 from .grid import layout, show, value_key
 from .model import build_report
-from .posters import add_posters
+from .posters import IMAGE_SUFFIXES, add_posters
 
 TEMPLATES = Path(__file__).parent / "templates"
 NAMES = ("report.md", "report.html", "report.json")
+MD_ROWS = 500  # cells listed in report.md's table; all of them are in the HTML and the JSON
 EAGER_VIDEOS = 48  # up to this many videos load at once (preload=auto); more load on demand
 
 
@@ -48,7 +49,8 @@ def _environment(autoescape: bool) -> jinja2.Environment:
                              autoescape=autoescape, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(money=costs.money, secs=secs, mdcell=mdcell, urlpath=urlpath, show=show,
-                       vkey=value_key, media=media_line)
+                       vkey=value_key, media=media_line,
+                       is_image=lambda p: p.lower().endswith(IMAGE_SUFFIXES))
     env.globals["asset"] = _asset
     return env
 
@@ -59,11 +61,12 @@ def _asset(name: str) -> Markup:
 
 
 def render_markdown(report: dict) -> str:
-    return _environment(False).get_template("report.md.j2").render(r=report)
+    return _environment(False).get_template("report.md.j2").render(r=report, limit=MD_ROWS)
 
 
 def render_html(report: dict, grid: dict) -> str:
-    videos = sum(1 for c in report["cells"] for f in c["files"][:1] if f["exists"])
+    videos = sum(1 for c in report["cells"] for f in c["files"][:1]
+                 if f["exists"] and not f["path"].lower().endswith(IMAGE_SUFFIXES))
     return _environment(True).get_template("report.html.j2").render(
         r=report, g=grid, preload="auto" if videos <= EAGER_VIDEOS else "metadata")
 
