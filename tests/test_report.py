@@ -16,8 +16,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import stamina
-
 from imagefiles import MODEL, write_image, write_manifest
+
 from pipeline import report as report_mod
 from pipeline.cli import main
 from pipeline.execute import RunOptions, run_job
@@ -28,7 +28,7 @@ from pipeline.sim import SimConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((REPO / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
-FAST = dict(capacity=4, gen_time=(0.2, 0.4), seed=3)
+FAST = {"capacity": 4, "gen_time": (0.2, 0.4), "seed": 3}
 
 SWEEP = f"""
 name: sweep
@@ -376,7 +376,7 @@ def test_job_without_matrix(tmp_path: Path) -> None:
     """A job with no matrix axes is one row of tiles, with no filters."""
     text = SWEEP.split("matrix:")[0] + "run:\n  polling: {initial: 0.1, max: 0.5}\n"
     simulate(job(tmp_path, text.replace("{{ light }}", "at noon")), tmp_path / "out")
-    data, md, html = load(tmp_path / "out")
+    data, _, html = load(tmp_path / "out")
     valid(data)
     assert data["axes"] == [] and data["cells"][0]["values"] == {}
     page = Page(html)
@@ -414,12 +414,12 @@ def test_cli_report_prints_paths(normal: Path, capsys: pytest.CaptureFixture) ->
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--rows", "nope"], "error: --rows nope: not a matrix axis of this job (axes: light, "
-                         "resolution, seed)"),
-    (["--cols", "colour"], "error: --cols colour: not a matrix axis of this job (axes: light, "
-                           "resolution, seed)"),
-    (["--rows", "seed", "--cols", "seed"], "error: --rows and --cols both name 'seed': pick "
-                                           "two different axes"),
+    (["--rows", "nope"],
+     "error: --rows nope: not a matrix axis of this job (axes: light, resolution, seed)"),
+    (["--cols", "colour"],
+     "error: --cols colour: not a matrix axis of this job (axes: light, resolution, seed)"),
+    (["--rows", "seed", "--cols", "seed"],
+     "error: --rows and --cols both name 'seed': pick two different axes"),
 ])
 def test_cli_bad_axis_is_one_line(normal: Path, capsys: pytest.CaptureFixture, argv: list,
                                   expected: str) -> None:

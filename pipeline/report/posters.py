@@ -37,7 +37,7 @@ def make_poster(video: Path, poster: Path) -> bool:
             if frame is None:
                 return False
             image = frame.to_image()
-    except Exception as exc:  # PyAV raises its own classes for broken media
+    except Exception as exc:  # noqa: BLE001 (PyAV raises its own classes for broken media)
         log.info("no poster for %s: %s", video, exc)
         return False
     image.thumbnail((MAX_SIDE, MAX_SIDE))
