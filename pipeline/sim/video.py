@@ -77,7 +77,7 @@ def fetch_image(spec: str | None, timeout: float) -> Image.Image | None:
         return None
 
 
-def test_card(digest: str, aspect: tuple[int, int] = DEFAULT_ASPECT) -> Image.Image:
+def placeholder_picture(digest: str, aspect: tuple[int, int] = DEFAULT_ASPECT) -> Image.Image:
     """A generated gradient picture whose colours come from `digest`."""
     w, h = 64 * aspect[0], 64 * aspect[1]
     seed = bytes.fromhex(digest[:12])
@@ -130,7 +130,7 @@ def render(spec: str | None, frames: int, long_side: int, fetch_timeout: float) 
     """The video for one input image spec (blocking: run it in a worker thread)."""
     img = fetch_image(spec, fetch_timeout)
     if img is None:
-        img = test_card(hashlib.sha256((spec or "").encode()).hexdigest())
+        img = placeholder_picture(hashlib.sha256((spec or "").encode()).hexdigest())
     return encode_mp4(img, frames, long_side)
 
 
