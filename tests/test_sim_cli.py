@@ -52,7 +52,7 @@ def test_cli_prints_url_first_serves_and_exits_cleanly(sig: signal.Signals, code
 def test_cli_bad_option_values_exit_2(option: list[str]) -> None:
     """A bad option value is an argparse error naming the option, exit status 2."""
     proc = subprocess.run([sys.executable, "-m", "pipeline", "sim", *option],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and option[0] in proc.stderr and proc.stdout == ""
 
 
@@ -63,6 +63,6 @@ def test_cli_port_in_use_is_a_one_line_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run([sys.executable, "-m", "pipeline", "sim", "--port", str(port)],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--port" in proc.stderr

@@ -104,8 +104,8 @@ def test_durations_and_failures_are_reproducible_under_a_seed() -> None:
 
 def test_duplicates_count_only_against_live_or_successful_bodies() -> None:
     """An equal body is a duplicate while an earlier copy is alive or done, not once cancelled."""
-    eng, clock = engine(capacity=1)
-    first, dup = eng.submit("m", {"prompt": "same", "n": [1, 2]})
+    eng, _ = engine(capacity=1)
+    _, dup = eng.submit("m", {"prompt": "same", "n": [1, 2]})
     assert not dup
     assert eng.submit("m", {"n": [1, 2], "prompt": "same"})[1]  # key order does not matter
     assert not eng.submit("other-model", {"prompt": "same", "n": [1, 2]})[1]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline import wire
 from pipeline.sim import SimConfig, Simulator
-from pipeline.sim.video import encode_mp4, preview_size, placeholder_picture
+from pipeline.sim.video import encode_mp4, placeholder_picture, preview_size
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"
 SUBMIT = wire.SUBMIT_PATH.format(model_id=MODEL)

@@ -8,7 +8,6 @@ A `SimConfig` is frozen and checked when built: a bad value is a ValueError nami
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Union
 
 from .. import wire
 
@@ -34,7 +33,7 @@ class SimConfig:
     """How one simulator behaves; defaults are a fast, fault-free, documented-reading service."""
 
     capacity: int = 4
-    gen_time: Union[float, tuple[float, float]] = (0.2, 0.5)  # seconds, uniform in [min, max]
+    gen_time: float | tuple[float, float] = (0.2, 0.5)  # seconds, uniform in [min, max]
     seed: int = 1
     token: str | None = None  # pin the one accepted bearer token; None accepts any non-empty one
     price_usd: float = 0.05
@@ -53,7 +52,7 @@ class SimConfig:
     status_on_failure: str = wire.COMPLETED
     output_key: str = wire.OUTPUT_VIDEO
     auth_failure_status: int = 401
-    error_code_quirk: Union[bool, float] = False  # True/1.0: every error answer is HTTP 200
+    error_code_quirk: bool | float = False  # True/1.0: every error answer is HTTP 200
     accept_data_uris: bool = True
 
     # Knobs of the faults above.

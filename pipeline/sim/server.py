@@ -44,7 +44,7 @@ class Simulator:
         host = self.host if ":" not in self.host else f"[{self.host}]"
         return f"http://{host}:{self.port}"
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Bind, start serving in a background thread, return once it answers."""
         if self._thread is not None:
             raise RuntimeError("the simulator is already running")
@@ -103,7 +103,7 @@ class Simulator:
         """Forget requests and counters (same as `POST /__sim__/reset`)."""
         self.app.state.reset()
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
