@@ -25,7 +25,7 @@ from .errors import (AuthError, BudgetError, ClientError, DownloadError, Missing
                      PipelineError, StateError, SubmitError, UsageError)
 from .expand import Cell
 from .plan import Plan, plan_json
-from .polling import Poll, PollPlanner
+from .polling import Poll, PollPlanner, server_seconds
 from .progress import Progress
 from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, PENDING, QUEUED, RETRY, RUNNING,
                     UNKNOWN, CellRecord, Journal, JobLock, JobState, read_state)
@@ -202,10 +202,12 @@ class Runner:
         self.live = 0
         self.slot_free = asyncio.Condition()
         self.stop = asyncio.Event()  # set: stop submitting and polling (interrupt, fatal)
+        self.learned = asyncio.Event()  # set at the first finish: pollers re-plan
         self.stop_submitting: str | None = None
         self.fatal: PipelineError | None = None
         self.crash: BaseException | None = None
         self.tasks: set[asyncio.Task] = set()
+        self.submitting: set[str] = set()  # POST under way: intent journalled, no answer yet
         self.interrupted = False
         self.failed_this_run = 0
         self.progress: Progress | None = None
@@ -220,7 +222,8 @@ class Runner:
             "manifest": str(self.plan.manifest.path), "manifest_sha256":
                 self.plan.manifest.sha256, "schema_sha256": self.model.schema_sha256,
             "backend": self.backend, "base_url": self.client.base_url, "pid": os.getpid(),
-            "concurrency": self.concurrency, "cells": len(self.cells),
+            "concurrency": self.concurrency, "max_attempts": self.max_attempts,
+            "cells": len(self.cells),
             "price": self.price, "budget": self.budget,
         })
         await self.journal.durable()
@@ -405,11 +408,13 @@ class Runner:
             self.journal.write({"e": "intent", "cell": cell.id, "n": n})
             await self.journal.durable()
             _crash_point("after_intent")
+            self.submitting.add(cell.id)
             try:
                 sub = await self.client.submit(self.model.id, cell.request,
                                                base_dir=self.plan.manifest.folder,
                                                image_fields=self.image_fields)
             except SubmitError as exc:
+                self.submitting.discard(cell.id)
                 self.reserved -= estimate or 0.0
                 permanent = exc.kind == NOT_ACCEPTED and bool(getattr(exc, "permanent", False))
                 self.journal.write({"e": "submit_failed", "cell": cell.id, "n": n,
@@ -435,12 +440,14 @@ class Runner:
                     return False
                 continue
             except ClientError as exc:  # e.g. a local image that cannot be sent
+                self.submitting.discard(cell.id)
                 self.reserved -= estimate or 0.0
                 self.journal.write({"e": "submit_failed", "cell": cell.id, "n": n,
                                     "kind": NOT_ACCEPTED, "error": str(exc), "permanent": True})
                 await self.journal.durable()
                 return False
             _crash_point("after_submit")
+            self.submitting.discard(cell.id)
             self.reserved -= estimate or 0.0
             self.journal.write({"e": "submitted", "cell": cell.id, "n": n,
                                 "request_id": sub.request_id})
@@ -472,10 +479,7 @@ class Runner:
         last_running_seen = None
         deadline = (a.submitted_at or now) + self.timeout
         while True:
-            delay = self.planner.next_delay(p, time.time(), a.status, a.queue_position)
-            if time.time() + delay > deadline:
-                delay = max(0.0, deadline - time.time())
-            if await self._sleep(delay):
+            if await self._poll_sleep(p, a.status, a.queue_position, deadline):
                 return None
             if time.time() >= deadline:
                 await self._give_up(cell, a.n, a.request_id, calls)
@@ -506,6 +510,7 @@ class Runner:
                                     "calls": calls})
             if info.status == wire.IN_QUEUE:
                 p.last_not_running = now
+                p.queued = True
             elif info.status == wire.IN_PROGRESS:
                 if p.started_at is None:
                     p.started_at = p.last_not_running or p.submitted_at
@@ -523,7 +528,9 @@ class Runner:
                 continue
             if res.status in (wire.IN_QUEUE, wire.IN_PROGRESS):
                 continue
-            self.planner.observe_finish(p, now, last_running_seen)
+            if self.planner.observe_finish(p, now, last_running_seen,
+                                           server_seconds(res.created_at, res.finished_at)):
+                self.learned.set()  # wake pollers that chose their sleep knowing nothing
             outputs = ([res.video_url] if res.video_url else []) + \
                 [u for u in res.outputs if u != res.video_url]
             self.journal.write({
@@ -559,6 +566,30 @@ class Runner:
             return True
         except asyncio.TimeoutError:
             return self.stop.is_set()
+
+    async def _poll_sleep(self, p: Poll, status: str | None, queue_position: int | None,
+                          deadline: float) -> bool:
+        """Sleep until the next status call is due; re-plan once if the run learns meanwhile.
+        True when stopping."""
+        informed = self.learned.is_set()
+        delay = self.planner.next_delay(p, time.time(), status, queue_position)
+        wake = min(time.time() + delay, deadline)
+        if not informed:
+            waiter = asyncio.create_task(self.learned.wait())
+            stopper = asyncio.create_task(self.stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=max(0.0, wake - time.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+            if self.stop.is_set():
+                return True
+            if not self.learned.is_set():
+                return False
+            delay = self.planner.next_delay(p, time.time(), status, queue_position)
+            wake = min(time.time() + delay, deadline)
+        return await self._sleep(wake - time.time())
 
     # --- downloads ------------------------------------------------------------------------
     async def _collect(self, cell: Cell) -> None:

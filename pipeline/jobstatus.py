@@ -88,11 +88,17 @@ def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
     known = set(ids)
     max_attempts = m.run.max_attempts
     counts = dict.fromkeys(STATES, 0)
+    counts["submitting"] = 0
+    running = is_running(folder)
+    run_started = state.header.get("t", 0.0)
     failed, unknown, status_calls = [], [], []
     spent_known, spent_any = 0.0, False
     for c in cells:
         rec = state.cells.get(c["id"])
         st = rec.state(max_attempts) if rec else PENDING
+        if st == UNKNOWN and running and rec.last.submit_kind is None and \
+                rec.last.intent_at >= run_started:
+            st = "submitting"  # the live run is sending it right now
         counts[st] += 1
         if rec is None:
             continue
@@ -124,7 +130,7 @@ def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
         "job": m.name,
         "model": m.model.id,
         "out": str(folder),
-        "running": is_running(folder),
+        "running": running,
         "total": len(cells),
         "counts": counts,
         "spent_usd": round(spent_known, 4) if spent_any else None,

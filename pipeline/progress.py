@@ -44,7 +44,7 @@ class Progress:
                 done += 1
             elif st == FAILED:
                 failed += 1
-            elif st in LIVE:
+            elif st in LIVE or cell.id in r.submitting:
                 live += 1
             elif st == UNKNOWN:
                 unknown += 1

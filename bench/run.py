@@ -1,0 +1,137 @@
+"""Makespan and status calls per cell: the runner against the ideal and a naive baseline.
+
+    python bench/run.py [--cells 200] [--capacity 20] [--gen 4:6] [--concurrency N ...]
+
+One simulator (capacity C, generation time uniform in [min, max]) serves, one after the other:
+- `pipeline` runs (one per --concurrency value; default C and C + C/4, i.e. without and with a
+  few requests queued beyond the server's capacity, which hides polling lag),
+- a plain thread-pool script: C threads, each submits, polls /status every 5 s, fetches the
+  result and downloads the video.
+Printed per run: the ideal makespan ceil(N/C) * mean(T), the measured one (first submit to
+last video on disk; the baseline: its wall time), ideal/measured (target >= 0.95) and status
+calls per cell (target <= 6). Note that the ideal ignores the spread of T: even a scheduler
+that knew every T in advance ends the last wave later than ceil(N/C) * mean(T).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from imagefiles import MODEL, write_image, write_manifest  # noqa: E402
+
+from pipeline.execute import RunOptions, run_job  # noqa: E402
+from pipeline.plan import build_plan  # noqa: E402
+from pipeline.sim import SimConfig, Simulator  # noqa: E402
+
+
+def manifest(folder: Path, cells: int, concurrency: int) -> Path:
+    write_image(folder / "img.png", 640, 360)
+    return write_manifest(folder, f"""
+        name: bench-run
+        model: {MODEL}
+        prompt: "bench take {{{{ seed }}}}"
+        inputs:
+          image_urls: [img.png]
+        matrix:
+          seed: {{from: 1, to: {cells}}}
+        run:
+          concurrency: {concurrency}
+          polling: {{initial: 2, max: 30}}
+        """, name=f"bench-{concurrency}.yaml")
+
+
+def ours(sim: Simulator, folder: Path, cells: int, concurrency: int
+         ) -> tuple[float, float, float]:
+    """(makespan: first submit to last video on disk, wall time of run_job, status calls/cell)"""
+    path = manifest(folder, cells, concurrency)
+    os.environ["RUNCOMFY_BASE_URL"] = sim.base_url
+    os.environ["RUNCOMFY_API_TOKEN"] = "bench"
+    plan = build_plan(path)
+    before = sim.stats()["calls"]["status"]
+    out = folder / f"out-{concurrency}"
+    start = time.perf_counter()
+    summary = run_job(plan, RunOptions(out=out, progress=False))
+    wall = time.perf_counter() - start
+    assert summary.counts["done"] == cells, summary.counts
+    events = [json.loads(line) for line in (out / "state.jsonl").read_text().splitlines()]
+    first = min(e["t"] for e in events if e["e"] == "intent")
+    last = max(e["t"] for e in events if e["e"] == "download")
+    return last - first, wall, (sim.stats()["calls"]["status"] - before) / cells
+
+
+def baseline(sim: Simulator, folder: Path, cells: int, threads: int) -> tuple[float, float]:
+    """What a quick script does: a thread per slot, a status call every 5 s."""
+    import base64
+
+    image = "data:image/png;base64," + base64.b64encode((folder / "img.png").read_bytes()).decode()
+    headers = {"Authorization": "Bearer bench"}
+    calls = 0
+    lock = threading.Lock()
+
+    def one(seed: int) -> None:
+        nonlocal calls
+        with httpx.Client(base_url=sim.base_url, headers=headers, timeout=30) as http:
+            body = {"image_urls": [image], "prompt": f"baseline {seed}", "seed": seed}
+            rid = http.post(f"/v1/models/{MODEL}", json=body).json()["request_id"]
+            while True:
+                time.sleep(5)
+                with lock:
+                    calls += 1
+                if http.get(f"/v1/requests/{rid}/status").json()["status"] in (
+                        "completed", "failed", "cancelled"):
+                    break
+            result = http.get(f"/v1/requests/{rid}/result").json()
+            video = result["output"].get("video") or result["output"]["videos"][0]
+            with httpx.Client(timeout=30) as dl:
+                (folder / f"baseline-{seed}.mp4").write_bytes(dl.get(video).content)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(1, cells + 1)))
+    return time.perf_counter() - start, calls / cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=200)
+    parser.add_argument("--capacity", type=int, default=20)
+    parser.add_argument("--gen", default="4:6", help="generation time MIN:MAX seconds")
+    parser.add_argument("--concurrency", type=int, action="append",
+                        help="runner concurrency (repeatable; default C and C+2)")
+    args = parser.parse_args()
+    lo, hi = (float(x) for x in args.gen.split(":"))
+    ideal = math.ceil(args.cells / args.capacity) * (lo + hi) / 2
+    print(f"{args.cells} cells, capacity {args.capacity}, generation {lo:g}-{hi:g} s: "
+          f"ideal makespan {ideal:.1f} s")
+    print(f"{'run':<34}{'makespan':>10}{'ideal/measured':>16}{'status calls/cell':>19}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for concurrency in args.concurrency or [args.capacity,
+                                                args.capacity + max(2, args.capacity // 4)]:
+            with Simulator(SimConfig(capacity=args.capacity, gen_time=(lo, hi),
+                                     seed=concurrency)) as sim:
+                elapsed, wall, per_cell = ours(sim, folder, args.cells, concurrency)
+            print(f"{'pipeline, concurrency ' + str(concurrency):<34}{elapsed:>9.1f}s"
+                  f"{ideal / elapsed:>16.3f}{per_cell:>19.2f}   (wall time with start-up "
+                  f"and reports {wall:.1f} s)")
+        with Simulator(SimConfig(capacity=args.capacity, gen_time=(lo, hi), seed=1)) as sim:
+            elapsed, per_cell = baseline(sim, folder, args.cells, args.capacity)
+        print(f"{'thread pool, poll every 5 s':<34}{elapsed:>9.1f}s{ideal / elapsed:>16.3f}"
+              f"{per_cell:>19.2f}")
+    print("targets: ideal/measured >= 0.95 with <= 6 status calls per cell")
+
+
+if __name__ == "__main__":
+    main()
