@@ -161,3 +161,26 @@ def test_faults_are_reproducible_under_a_seed() -> None:
     assert first == fault_trace(5)
     assert first != fault_trace(6)
     assert {"404", "429", "RemoteProtocolError"} <= set(first)
+
+
+def test_stop_does_not_wait_out_slow_answers() -> None:
+    """Stopping while a slow answer is pending takes well under the slow delay."""
+    import threading
+
+    sim = Simulator(SimConfig(slow_rate=1.0, slow_delay=5.0)).start()
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(httpx.get(sim.base_url + wire.STATUS_PATH.format(request_id="x"),
+                                     headers=AUTH, timeout=10).status_code)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    sim.stop()
+    caller.join(timeout=10)
+    assert time.monotonic() - t0 < 2.0 and outcome == [404]

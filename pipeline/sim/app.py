@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -48,6 +49,13 @@ class SimState:
         self.faults = FaultPlan(config)
         self.counters = Counters()
         self.videos = VideoCache(config.video_long_side, config.fetch_timeout)
+        self.stopping = False  # set by Simulator.stop(): slow answers stop waiting
+
+    async def slow_down(self) -> None:
+        """Wait `slow_delay` seconds, or less if the simulator is being stopped."""
+        end = time.monotonic() + self.config.slow_delay
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
 
     def reset(self) -> None:
         """Forget requests and counters, restart the seeded streams (videos stay cached)."""
@@ -315,7 +323,7 @@ class SimApp:
         plan = sim.faults.for_call(route)
         if plan.slow:
             sim.counters.fault("slow")
-            await asyncio.sleep(sim.config.slow_delay)
+            await sim.slow_down()
         if plan.drop == "before":
             sim.counters.fault("drop_before")
             return await faultlib.drop(receive, send)

@@ -62,11 +62,14 @@ class Simulator:
         sock.setblocking(False)
         self._socket = sock
         self.port = sock.getsockname()[1]
+        # h11: the drop faults close uvicorn's transport for the connection (see faults.py).
         config = uvicorn.Config(self.app, log_config=None, log_level="warning",
-                                access_log=False, lifespan="off", http="h11", loop="asyncio",
-                                ws="none", timeout_graceful_shutdown=1, backlog=2048)
+                                access_log=False, lifespan="off", proxy_headers=False,
+                                http="h11", loop="asyncio", ws="none",
+                                timeout_graceful_shutdown=1, backlog=2048)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="pipeline-sim", daemon=True)
+        self.app.state.stopping = False
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self._server.started:
@@ -85,6 +88,7 @@ class Simulator:
 
     def stop(self) -> None:
         """Stop serving, join the thread, release the port. Safe to call twice."""
+        self.app.state.stopping = True
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
