@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import wire
 from pipeline.sim.queue import QueueEngine
@@ -133,3 +135,30 @@ def test_counts_add_up(capacity: int) -> None:
     counts = eng.counts()
     assert sum(counts.values()) == 10 and counts[wire.CANCELLED] == 1
     assert counts[wire.IN_PROGRESS] == min(capacity, 9 - counts[wire.SUCCEEDED])
+
+steps = st.lists(st.one_of(st.tuples(st.just("submit"), st.integers(1, 3)),
+                           st.tuples(st.just("cancel"), st.integers(0, 30)),
+                           st.tuples(st.just("wait"), st.floats(0.0, 1.5))), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(capacity=st.integers(1, 4), script=steps)
+def test_queue_invariants_hold_under_any_script(capacity: int,
+                                                script: list[tuple[str, float]]) -> None:
+    """Queued positions are exactly 1..k in FIFO order and no slot idles while work waits."""
+    eng, clock = engine(capacity=capacity, gen_time=(0.1, 1.0), seed=capacity)
+    ids: list[str] = []
+    for action, arg in script:
+        if action == "submit":
+            ids += submit_many(eng, int(arg))
+        elif action == "cancel" and ids:
+            eng.cancel(ids[int(arg) % len(ids)])
+        else:
+            clock.t += arg
+        seen = states(eng, ids)
+        queued = [pos for state, pos in seen if state == wire.IN_QUEUE]
+        running = sum(1 for state, _ in seen if state == wire.IN_PROGRESS)
+        assert queued == list(range(1, len(queued) + 1))
+        assert running <= capacity
+        if queued:
+            assert running == capacity
