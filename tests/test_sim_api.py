@@ -70,7 +70,7 @@ def test_submit_answers_absolute_urls_and_a_uuid4() -> None:
 
 def test_queue_positions_decrease_until_completed() -> None:
     """With capacity 1, the third request is seen at positions 2 then 1, then running, then done."""
-    with served(capacity=1, gen_time=(0.3, 0.3)) as (_, client):
+    with served(capacity=1, gen_time=(0.5, 0.5)) as (_, client):
         ids = [submit(client) for _ in range(3)]
         seen: list[Any] = []
         deadline = time.monotonic() + 5
@@ -104,7 +104,7 @@ def test_capacity_is_respected_over_http() -> None:
 
 def test_result_while_running_then_succeeded_with_output_and_times() -> None:
     """/result gives the live status without output, then `succeeded`, output.video and times."""
-    with served(gen_time=(0.3, 0.3)) as (sim, client):
+    with served(gen_time=(1.0, 1.0)) as (sim, client):
         rid = submit(client)
         early = client.get(wire.RESULT_PATH.format(request_id=rid)).json()
         assert early["status"] == wire.IN_PROGRESS and wire.OUTPUT not in early

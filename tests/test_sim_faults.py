@@ -31,6 +31,15 @@ def body() -> dict[str, Any]:
     return {"prompt": f"p-{uuid.uuid4()}", "image_urls": ["https://example.invalid/in.jpg"]}
 
 
+def wait_result(client: httpx.Client, rid: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while (done := client.get(wire.RESULT_PATH.format(request_id=rid)).json())[
+            "status"] in wire.LIVE_STATUSES:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return dict(done)
+
+
 def test_error_rate_gives_5xx_on_every_api_route() -> None:
     """error_rate=1 makes submit, status, result, cancel and catalog calls answer 5xx."""
     with served(error_rate=1.0, submit_error_accept_fraction=0.0) as (sim, client):
@@ -99,8 +108,7 @@ def test_fail_rate_ends_requests_failed_with_an_error_string() -> None:
     """fail_rate=1 makes every generation end failed with an error message and no output."""
     with served(fail_rate=1.0) as (sim, client):
         rid = client.post(SUBMIT, json=body()).json()[wire.REQUEST_ID]
-        time.sleep(0.15)
-        done = client.get(wire.RESULT_PATH.format(request_id=rid)).json()
+        done = wait_result(client, rid)
         assert done["status"] == wire.FAILED and "simulated" in done[wire.ERROR]
         assert sim.stats()["faults"]["fail"] == 1
 
@@ -111,8 +119,7 @@ def test_download_faults_404_for_a_while_or_cut_short() -> None:
         kinds = set()
         for _ in range(4):
             rid = client.post(SUBMIT, json=body()).json()[wire.REQUEST_ID]
-            time.sleep(0.1)
-            url = client.get(wire.RESULT_PATH.format(request_id=rid)).json()[wire.OUTPUT]["video"]
+            url = wait_result(client, rid)[wire.OUTPUT]["video"]
             for _ in range(3):
                 try:
                     answer = httpx.get(url)
@@ -130,12 +137,11 @@ def test_outage_ends_and_the_file_downloads_whole() -> None:
     """After a download outage the same file is served complete (when faults are rare)."""
     with served(download_fault_rate=0.0) as (sim, client):
         rid = client.post(SUBMIT, json=body()).json()[wire.REQUEST_ID]
-        time.sleep(0.1)
+        url = wait_result(client, rid)[wire.OUTPUT]["video"]
         req = sim.app.state.engine._requests[rid]
-        req.outage_until, req.outage_used = time.monotonic() + 0.2, True
-        url = client.get(wire.RESULT_PATH.format(request_id=rid)).json()[wire.OUTPUT]["video"]
+        req.outage_until, req.outage_used = time.monotonic() + 0.3, True
         assert httpx.get(url).status_code == 404
-        time.sleep(0.25)
+        time.sleep(0.35)
         answer = httpx.get(url)
         assert answer.status_code == 200 and len(answer.content) == int(
             answer.headers["content-length"])
@@ -179,7 +185,9 @@ def test_stop_does_not_wait_out_slow_answers() -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while sim.stats()["faults"]["slow"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until the call is being held by the simulator
     t0 = time.monotonic()
     sim.stop()
     caller.join(timeout=10)
