@@ -10,11 +10,12 @@ and not in httpx's connection pool. Foreign exceptions become ClientErrors at on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from .. import wire
 from ..errors import (ApiError, AuthError, ClientError, DownloadError, MissingToken, ModelNotFound,
                       NotFound, RateLimited, SubmitError, TransportError, _HttpAnswerError)
 from ..models import load_model
-from ._download import download_once, safe_url
+from ._download import download_once, refuse_bad_redirect, safe_url
 from ._media import inline_local_images
 from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
                      parse_status, parse_submit, valid_request_id)
@@ -40,6 +41,8 @@ T = TypeVar("T")
 _MODEL_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 USER_AGENT = "pipeline-runcomfy-client/0.1"
 NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
+MAX_DOWNLOAD_BYTES = 512 * 1024**2  # a larger output file is refused (a 10 s clip is a few MB)
+DOWNLOAD_DEADLINE = 600.0  # seconds one download attempt may take, however the bytes trickle in
 
 MISSING_TOKEN_MESSAGE = (
     "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
@@ -54,12 +57,18 @@ class RunComfyClient:
                  timeout: float = 30.0, retry_attempts: int = 6, retry_timeout: float = 60.0,
                  data_uris: bool = True, retry_wait_initial: float = 0.5,
                  retry_wait_max: float = 10.0, not_found_wait: float = 0.5,
+                 max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+                 download_deadline: float = DOWNLOAD_DEADLINE,
                  transport: httpx.AsyncBaseTransport | None = None,
                  download_transport: httpx.AsyncBaseTransport | None = None):
         if not token or not token.strip():
             raise MissingToken(MISSING_TOKEN_MESSAGE)
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if max_download_bytes < 1 or not download_deadline > 0:
+            raise ValueError("max_download_bytes and download_deadline must be positive")
+        self.max_download_bytes = max_download_bytes
+        self.download_deadline = float(download_deadline)
         self.base_url = base_url.rstrip("/")
         self.data_uris = data_uris
         self._not_found_wait = not_found_wait
@@ -76,7 +85,7 @@ class RunComfyClient:
         # Output files: never the token, identity encoding so Content-Length counts raw bytes.
         self._dl = httpx.AsyncClient(
             timeout=timeout, limits=limits, transport=download_transport or transport,
-            follow_redirects=False,
+            follow_redirects=False, event_hooks={"response": [refuse_bad_redirect]},
             headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT})
         self._sem = asyncio.Semaphore(max_in_flight)
         self._dl_sem = asyncio.Semaphore(max_in_flight)
@@ -164,9 +173,15 @@ class RunComfyClient:
         body = await self._call("model", "GET", wire.MODEL_PATH.format(model_id=model_id))
         return self._parsed("model", parse_model_entry, body)
 
-    async def download(self, url: str, dest: Path, *, max_bytes: int = 2 * 1024**3
-                       ) -> DownloadInfo:
-        """Stream an output file to `dest` atomically, checked; retried on transient failures."""
+    async def download(self, url: str, dest: Path, *, max_bytes: int | None = None,
+                       deadline: float | None = None) -> DownloadInfo:
+        """Stream an output file to `dest` atomically, checked; retried on transient failures.
+
+        `max_bytes` (default: the client's `max_download_bytes`) caps the file's size and
+        `deadline` (default: `download_deadline`) the seconds of each attempt, start to end.
+        """
+        limit = self.max_download_bytes if max_bytes is None else max_bytes
+        seconds = self.download_deadline if deadline is None else deadline
         hook = self._policy.hook(download_transient(NOT_FOUND_RETRIES, self._not_found_wait))
         try:
             async for attempt in stamina.retry_context(
@@ -176,8 +191,9 @@ class RunComfyClient:
                         self.calls["download_retries"] += 1
                     async with self._dl_sem:
                         self.calls["download"] += 1
-                        return await download_once(self._dl, url, Path(dest), max_bytes)
-        except httpx.HTTPError as exc:
+                        return await _within(seconds, url,
+                                             download_once(self._dl, url, Path(dest), limit))
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DownloadError(self._scrub(f"{type(exc).__name__}: {exc}"),
                                 url=safe_url(url)) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -223,8 +239,8 @@ class RunComfyClient:
         """The JSON body of a good answer; the matching _HttpAnswerError for an error answer."""
         log.debug("%s %s %s -> %s", op, response.request.method, response.request.url.path,
                   response.status_code)
-        try:
-            body = response.json() if response.content else None
+        try:  # scrubbed first: a server that echoes the token does not put it in our values
+            body = json.loads(self._scrub(response.text)) if response.content else None
         except ValueError:
             body = None
         ok = 200 <= response.status_code < 300
@@ -233,7 +249,7 @@ class RunComfyClient:
             return body
         code, message = parsed or (None, "")
         if not message:
-            snippet = response.text.strip()[:200] if not isinstance(body, dict) else ""
+            snippet = self._scrub(response.text).strip()[:200] if not isinstance(body, dict) else ""
             message = snippet or response.reason_phrase or "error"
         effective = response.status_code
         if ok:  # the 200-with-error_code quirk: the code's first digits say what kind of error
@@ -258,3 +274,12 @@ class RunComfyClient:
                   retry_after=retry_after)
         err.effective_status = effective  # type: ignore[attr-defined]
         return err
+
+
+async def _within(seconds: float, url: str, download: Coroutine[Any, Any, T]) -> T:
+    """Await one download attempt; a DownloadError (not retried) if it outlasts `seconds`."""
+    try:
+        return await asyncio.wait_for(download, seconds)
+    except asyncio.TimeoutError:
+        raise DownloadError(f"not finished within the {seconds:g} s download deadline",
+                            url=safe_url(url)) from None

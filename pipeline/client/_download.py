@@ -25,6 +25,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Declared types we accept before looking at the bytes (a text/html error page is refused).
 _OK_TYPE_PREFIXES = ("video/", "image/", "audio/")
 _OK_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", "application/mp4"})
+_HEAD = 16  # bytes of a file that `sniff` looks at
 
 
 def safe_url(url: str | httpx.URL) -> str:
@@ -33,16 +34,28 @@ def safe_url(url: str | httpx.URL) -> str:
     return text.split("?", 1)[0] + ("?…" if "?" in text else "")
 
 
-def check_scheme(url: str | httpx.URL, what: str = "URL") -> httpx.URL:
-    """The URL parsed, if it is http(s); DownloadError (permanent) otherwise."""
+def check_scheme(url: str | httpx.URL, what: str = "URL", *, base: httpx.URL | None = None
+                 ) -> httpx.URL:
+    """The URL (joined to `base`) parsed, if it is http(s); DownloadError (permanent) otherwise."""
     try:
-        parsed = httpx.URL(str(url))
-    except (httpx.InvalidURL, TypeError) as exc:
+        parsed = base.join(str(url)) if base is not None else httpx.URL(str(url))
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise DownloadError(f"invalid {what}", url=safe_url(url)) from exc
     if parsed.scheme not in ("http", "https"):
         raise DownloadError(f"refusing {what} with scheme {parsed.scheme or 'none'!r} "
                             "(only http and https)", url=safe_url(url))
     return parsed
+
+
+async def refuse_bad_redirect(response: httpx.Response) -> None:
+    """A response hook: DownloadError for a redirect to a non-http(s) or unparsable URL.
+
+    httpx parses every Location header (to offer `next_request`) even when it does not follow
+    redirects, and fails on some non-http targets (`data:...`) with its own exceptions; this
+    hook runs before that, so such a redirect is our permanent DownloadError instead.
+    """
+    if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+        check_scheme(response.headers["location"], "redirect target", base=response.url)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -65,8 +78,8 @@ async def download_once(http: httpx.AsyncClient, url: str, dest: Path, max_bytes
     for _hop in range(MAX_REDIRECTS + 1):
         async with http.stream("GET", current) as response:
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
-                current = check_scheme(response.url.join(response.headers["location"]),
-                                       "redirect target")
+                current = check_scheme(response.headers["location"], "redirect target",
+                                       base=response.url)
                 continue
             if response.status_code != 200:
                 raise DownloadError(
@@ -90,15 +103,18 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
         raise DownloadError(f"{length} bytes is over the {max_bytes}-byte limit", url=where)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
-    sha, size, head = hashlib.sha256(), 0, b""
+    sha, size, head, sniffed = hashlib.sha256(), 0, b"", False
     try:
         with open(tmp, "xb") as out:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"more than the {max_bytes}-byte limit", url=where)
-                if len(head) < 16:
-                    head += chunk[:16]
+                if not sniffed:  # judge the bytes as soon as there are enough of them
+                    head = (head + chunk)[:_HEAD]
+                    if len(head) == _HEAD:
+                        _check_magic(head, media, where)
+                        sniffed = True
                 sha.update(chunk)
                 out.write(chunk)
             # Content-Length counts bytes on the wire: compare with what was received if the
@@ -110,14 +126,8 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
                                     transient=True)
             if size == 0:
                 raise DownloadError("empty body", url=where, transient=True)
-            found = sniff(head)
-            if found is None:
-                raise DownloadError("the bytes are not a known media type (no MP4 'ftyp' box)",
-                                    url=where)
-            major = media.split("/", 1)[0] if media else ""
-            if major in ("video", "image") and found.split("/", 1)[0] != major:
-                raise DownloadError(f"content-type says {media} but the bytes are {found}",
-                                    url=where)
+            if not sniffed:
+                _check_magic(head, media, where)
             out.flush()
             await asyncio.to_thread(os.fsync, out.fileno())
         os.replace(tmp, dest)
@@ -129,3 +139,14 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
         tmp.unlink(missing_ok=True)
         raise
     return DownloadInfo(dest, size, sha.hexdigest(), media, url)
+
+
+def _check_magic(head: bytes, media: str | None, where: str) -> None:
+    """DownloadError unless the first bytes are a known media type agreeing with the header."""
+    found = sniff(head)
+    if found is None:
+        raise DownloadError("the bytes are not a known media type (no MP4 'ftyp' box)",
+                            url=where)
+    major = media.split("/", 1)[0] if media else ""
+    if major in ("video", "image") and found.split("/", 1)[0] != major:
+        raise DownloadError(f"content-type says {media} but the bytes are {found}", url=where)
