@@ -208,6 +208,9 @@ class Runner:
         self.crash: BaseException | None = None
         self.tasks: set[asyncio.Task] = set()
         self.submitting: set[str] = set()  # POST under way: intent journalled, no answer yet
+        self._spend_by_cell: dict[str, float] = {}
+        self._spent = 0.0
+        journal.listener = self._on_event
         self.interrupted = False
         self.failed_this_run = 0
         self.progress: Progress | None = None
@@ -217,6 +220,9 @@ class Runner:
     async def run(self) -> RunSummary:
         await self._refresh_price()
         self._check_budget_possible()
+        for c in self.cells:
+            if c.id in self.state.cells:
+                self._account(c.id)
         self.journal.write({
             "e": "run", "format": 1, "job": self.plan.job, "model": self.model.id,
             "manifest": str(self.plan.manifest.path), "manifest_sha256":
@@ -276,6 +282,10 @@ class Runner:
         asyncio.get_running_loop().create_task(self._halt_submitting(f"stopped: {exc}"))
 
     async def _schedule(self) -> None:
+        videos = self.out / "videos"
+        if videos.is_dir():  # partial downloads left by a process killed mid-download
+            for stale in videos.glob(".*.part"):
+                stale.unlink(missing_ok=True)
         to_submit: list[Cell] = []
         for cell in self.cells:
             rec = self.state.cells.get(cell.id)
@@ -600,8 +610,6 @@ class Runner:
             return
         folder = self.out / "videos"
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(f".{cell.id}*.part"):  # left by a process killed mid-download
-            stale.unlink(missing_ok=True)
         for i, url in enumerate(won.outputs):
             if url in rec.files:
                 continue
@@ -642,19 +650,32 @@ class Runner:
                           {c.id for c in self.cells}, self.max_attempts)
 
     def spent(self) -> float:
+        """USD committed so far: actual costs where the API said, estimates elsewhere."""
+        return self._spent
+
+    def _cell_spend(self, rec: CellRecord | None, request: dict) -> float:
+        if rec is None:
+            return 0.0
         total = 0.0
-        for c in self.cells:
-            rec = self.state.cells.get(c.id)
-            if rec is None:
+        for a in rec.attempts:
+            if a.request_id is None or a.result in ("cancelled", "lost"):
                 continue
-            for a in rec.attempts:
-                if a.request_id is None or a.result in ("cancelled", "lost"):
-                    continue
-                if a.cost is not None:
-                    total += a.cost
-                else:
-                    total += costs.cell_cost(self.price, rec.request or c.request, self.fps) or 0
+            if a.cost is not None:
+                total += a.cost
+            else:
+                total += costs.cell_cost(self.price, rec.request or request, self.fps) or 0.0
         return total
+
+    def _on_event(self, event: dict) -> None:
+        if event["e"] in ("submitted", "result", "cancel"):
+            self._account(event["cell"])
+
+    def _account(self, cell_id: str) -> None:
+        """Recount one cell's spend after an event that may change it (O(1) per event)."""
+        rec = self.state.cells.get(cell_id)
+        new = self._cell_spend(rec, rec.request if rec else {})
+        self._spent += new - self._spend_by_cell.get(cell_id, 0.0)
+        self._spend_by_cell[cell_id] = new
 
     async def _refresh_price(self) -> None:
         try:
@@ -682,8 +703,8 @@ class Runner:
     def _finish(self) -> RunSummary:
         ids = [c.id for c in self.cells]
         counts = self.state.counts(self.max_attempts, ids)
-        counts["orphaned"] = sum(1 for cid in self.state.cells if cid not in
-                                 {c.id for c in self.plan.cells})
+        in_plan = {c.id for c in self.plan.cells}
+        counts["orphaned"] = sum(1 for cid in self.state.cells if cid not in in_plan)
         all_done = counts[DONE] == len(ids)
         exit_code = 130 if self.interrupted else (0 if all_done else 1)
         self.journal.write({"e": "end", "exit": exit_code, "stopped": self.stop_submitting,

@@ -25,6 +25,7 @@ class Progress:
         self.last_line = 0.0
         self.started = time.monotonic()
         self.shown: tuple | None = None
+        self.every = REFRESH_EVERY
         if self.tty:
             from tqdm import tqdm
 
@@ -52,10 +53,12 @@ class Progress:
 
     def update(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last_count < REFRESH_EVERY:
+        if not force and now - self.last_count < self.every:
             return
         self.last_count = now
         done, failed, live, unknown = self.counts()
+        # A recount walks every cell: on a huge job, recount less often than it costs.
+        self.every = max(REFRESH_EVERY, 20 * (time.monotonic() - now))
         spent = self.runner.spent()
         if self.bar is not None:
             self.bar.n = done

@@ -45,7 +45,7 @@ STATES = (PENDING, QUEUED, RUNNING, DOWNLOADING, DONE, RETRY, FAILED, UNKNOWN, C
 LIVE = frozenset({QUEUED, RUNNING})
 
 
-@dataclass
+@dataclass(slots=True)
 class FileRecord:
     """One downloaded output file."""
 
@@ -57,7 +57,7 @@ class FileRecord:
     check: dict | None = None  # {"ok": bool, "problems": [...]}
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One try at generating a cell: from the intent to submit to the server's verdict."""
 
@@ -83,7 +83,7 @@ class Attempt:
     resubmitted_unknown: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class CellRecord:
     """Everything the journal says about one cell."""
 
@@ -289,6 +289,7 @@ class Journal:
         self.synced = 0
         self._lock: asyncio.Lock | None = None
         self.failed: BaseException | None = None
+        self.listener = None  # called with each event after it is applied
 
     def write(self, event: dict) -> dict:
         """Append one event (durable only after `durable()`/`sync()`), and apply it."""
@@ -307,6 +308,8 @@ class Journal:
                              "free some space and run again to resume") from None
         self.written += 1
         self.state.apply(event)
+        if self.listener is not None:
+            self.listener(event)
         return event
 
     def sync(self) -> None:

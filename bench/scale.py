@@ -1,0 +1,167 @@
+"""A 100,000-cell job on the simulator (generation time 0): plan, run, status, no-op resume.
+
+    python bench/scale.py [--cells 100000] [--ratio-cells 5000] [--concurrency 100]
+
+Each step runs as its own `pipeline` subprocess against a simulator in another process, and is
+measured for wall time and peak RSS (the child's ru_maxrss). Targets: `status` < 2 s, a no-op
+resume < 5 s, peak memory < 300 MB. Then the runner's own overhead: CPU seconds per cell of
+`pipeline run` on --ratio-cells cells, against a bare httpx loop doing the same four calls per
+cell (submit, status, result, download) with no state, no journal, no checks, printed as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+MODEL = "bytedance/dreamina-3-0/image-to-video"
+
+
+def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
+    # A flat 320x320 PNG: a valid input of ~1 kB, so the simulator keeps 100k bodies cheaply.
+    Image.new("RGB", (320, 320), (30, 90, 150)).save(folder / "img.png")
+    seeds = max(1, cells // 2)
+    path = folder / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: {name}
+        model: {MODEL}
+        prompt: "scale test, take {{{{ seed }}}}"
+        inputs:
+          image_urls: [img.png]
+          number_of_frames: 121
+        matrix:
+          seed: {{from: 1, to: {seeds}}}
+          resolution: [720P, 1080P]
+        run:
+          concurrency: {concurrency}
+          polling: {{initial: 0.05, max: 1}}
+        """))
+    return path
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+    """(wall s, CPU s, peak RSS MB, exit code, stderr tail) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read()
+    proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, err[-500:]
+
+
+def start_sim(capacity: int) -> tuple[subprocess.Popen, str]:
+    sim = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", "--capacity", str(capacity),
+                            "--gen-time", "0", "--port", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    url = sim.stdout.readline().strip()
+    if not url.startswith("http"):
+        sim.kill()
+        raise SystemExit(f"the simulator did not start: {url!r}")
+    return sim, url
+
+
+async def bare_loop(url: str, cells: int, concurrency: int, image: bytes, out: Path) -> None:
+    """The same four calls per cell as the runner, with nothing else."""
+    data_uri = "data:image/png;base64," + base64.b64encode(image).decode()
+    sem = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": "Bearer bench"}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+                                 timeout=60) as api, \
+            httpx.AsyncClient(limits=limits, timeout=60) as dl:
+        async def one(i: int) -> None:
+            async with sem:
+                body = {"image_urls": [data_uri], "prompt": f"bare {i}", "seed": i,
+                        "number_of_frames": 121, "resolution": "720P"}
+                rid = (await api.post(f"/v1/models/{MODEL}", json=body)).json()["request_id"]
+                while (await api.get(f"/v1/requests/{rid}/status")).json()["status"] not in (
+                        "completed", "failed", "cancelled"):
+                    await asyncio.sleep(0.05)
+                result = (await api.get(f"/v1/requests/{rid}/result")).json()
+                video = result["output"].get("video") or result["output"]["videos"][0]
+                (out / f"{i}.mp4").write_bytes((await dl.get(video)).content)
+
+        await asyncio.gather(*(one(i) for i in range(cells)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=100_000)
+    parser.add_argument("--ratio-cells", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pipeline-scale-"))
+    env = {**os.environ, "RUNCOMFY_API_TOKEN": "bench", "PYTHONUNBUFFERED": "1"}
+    pipeline = [sys.executable, "-m", "pipeline"]
+    sim, url = start_sim(args.concurrency)
+    env["RUNCOMFY_BASE_URL"] = url
+    try:
+        big = write_job(tmp, args.cells, args.concurrency, "scale")
+        out = tmp / "out"
+        print(f"{args.cells:,} cells, simulator capacity {args.concurrency}, generation time 0")
+        print(f"{'step':<28}{'wall':>9}{'CPU':>9}{'peak RSS':>11}  exit")
+        steps = [
+            ("plan", pipeline + ["plan", str(big), "--json"]),
+            ("run", pipeline + ["run", str(big), "--out", str(out), "--no-progress"]),
+            ("status", pipeline + ["status", str(big), "--out", str(out), "--json"]),
+            ("resume (nothing to do)", pipeline + ["run", str(big), "--out", str(out),
+                                                   "--no-progress"]),
+        ]
+        results = {}
+        for name, cmd in steps:
+            wall, cpu, rss, code, err = timed(cmd, env)
+            results[name] = (wall, cpu, rss)
+            print(f"{name:<28}{wall:>8.2f}s{cpu:>8.1f}s{rss:>8.0f} MB  {code}")
+            if code not in (0, 1):
+                print(err)
+        print(f"targets: status < 2 s (got {results['status'][0]:.2f}), no-op resume < 5 s "
+              f"(got {results['resume (nothing to do)'][0]:.2f}), peak memory < 300 MB "
+              f"(got {max(r[2] for r in results.values()):.0f})")
+        shutil.rmtree(out, ignore_errors=True)
+
+        # Overhead per cell: the runner vs a bare loop, same cells, same simulator.
+        n = args.ratio_cells
+        small = write_job(tmp, n, args.concurrency, "ratio")
+        wall, cpu_ours, _, code, err = timed(pipeline + ["run", str(small), "--out",
+                                                         str(tmp / "ratio-out"),
+                                                         "--no-progress"], env)
+        if code != 0:
+            print(err)
+        image = (tmp / "img.png").read_bytes()
+        bare_out = tmp / "bare-out"
+        bare_out.mkdir()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        asyncio.run(bare_loop(url, n, args.concurrency, image, bare_out))
+        bare_wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_bare = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        print(f"\nrunner overhead on {n:,} cells (CPU s per cell, whole process incl. start-up, "
+              f"plan, journal, probes and report):")
+        print(f"  pipeline run: {cpu_ours / n * 1000:.2f} ms/cell ({wall:.1f} s wall)")
+        print(f"  bare httpx loop: {cpu_bare / n * 1000:.2f} ms/cell ({bare_wall:.1f} s wall)")
+        print(f"  ratio: {cpu_ours / cpu_bare:.2f}")
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
