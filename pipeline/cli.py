@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let manifests name files outside their own folder")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plan", help="show the cells a manifest expands to, with cost and duration")
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder whose state to show")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("run", help="execute every cell that is not done (resumes)")
@@ -83,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .plan import validate_files
 
-    report = validate_files(args.manifests, fetch_remote=not args.offline)
+    report = validate_files(args.manifests, fetch_remote=not args.offline,
+                            allow_outside=args.allow_outside_paths)
     for line in report.lines():
         print(line, file=sys.stderr if report.failed else sys.stdout)
     return 2 if report.failed else 0
@@ -94,7 +99,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import build_plan, plan_json, plan_table
     from .state import read_state
 
-    plan = build_plan(args.manifest, fetch_remote=not args.offline)
+    plan = build_plan(args.manifest, fetch_remote=not args.offline,
+                      allow_outside=args.allow_outside_paths)
     state = read_state(job_folder(plan.manifest, args.out))
     if args.json:
         import json
@@ -195,22 +201,26 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .secrets import ScrubbingFormatter, scrub  # the token never reaches our output
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        handlers=[handler])
     try:
         return int(args.func(args))
     except PipelineError as exc:
         for line in exc.lines():
-            print(line, file=sys.stderr)
+            print(scrub(line), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line by default, the traceback on request
         if args.verbose:
-            traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with --verbose and "
-              "report it)", file=sys.stderr)
+            print(scrub(traceback.format_exc()), end="", file=sys.stderr)
+        print(scrub(f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with --verbose "
+                    "and report it)"), file=sys.stderr)
         return 3

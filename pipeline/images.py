@@ -3,7 +3,11 @@
 Each distinct image is looked at once per run, whatever the number of cells that use it: local
 files are read once, `data:` URIs decoded once, remote URLs fetched once (size-capped and
 time-limited, several at a time). Headers are read with Pillow, which judges the format by the
-bytes, not the name.
+bytes, not the name; pixels are never decoded, so a header that lies about its size costs nothing.
+
+Limits on a fetch: MAX_FETCH_BYTES read at most (a Content-Length above it is refused before
+reading), FETCH_TIMEOUT per connect or read, FETCH_DEADLINE for the whole fetch including
+redirects (a server dripping bytes forever is cut off), MAX_REDIRECTS redirects, each to http(s).
 """
 
 from __future__ import annotations
@@ -13,18 +17,26 @@ import binascii
 import hashlib
 import io
 import re
+import threading
+import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from struct import error as struct_error
+from typing import Callable
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
-MAX_FETCH_BYTES = 64 * 1024 * 1024  # far above any model's limit; enough to measure and refuse
-FETCH_TIMEOUT = 20.0
-MAX_PIXELS = 1_000_000_000  # headers that claim more are lies or bombs; Pillow is told so too
+MAX_FETCH_BYTES = 32 * 1024 * 1024  # far above any model's limit; enough to measure and refuse
+FETCH_TIMEOUT = 10.0  # seconds per connect or read
+FETCH_DEADLINE = 30.0  # seconds for a whole fetch, redirects included
+MAX_REDIRECTS = 5
+FETCH_WORKERS = 8
+MAX_PIXELS = 1_000_000_000  # headers that claim more are lies or bombs
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+_BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of (\d+)")
 _DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,", re.I)
 
 
@@ -59,12 +71,15 @@ def kind_of(value: str) -> str:
 
 def inspect_bytes(raw: bytes) -> ImageInfo:
     """Read an image's header from its bytes; not an image, or a truncated one, is a problem."""
-    digest = hashlib.sha256(raw).hexdigest()
     if not raw:
         raise ImageProblem("the file is empty (0 bytes)")
+    digest = hashlib.sha256(raw).hexdigest()
+    magic = next((name for sig, name in _MAGIC.items() if raw.startswith(sig)), None)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Only the header is read, never the pixels: a large claimed size costs nothing, and
+            # it is reported below (and by the model's resolution rules), not as a bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(raw)) as im:
                 fmt, (width, height) = im.format or "?", im.size
                 if width * height > MAX_PIXELS:
@@ -73,10 +88,20 @@ def inspect_bytes(raw: bytes) -> ImageInfo:
                 im.verify()  # catches truncated PNGs and broken chunks without decoding it all
     except ImageProblem:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError as exc:
+        found = _BOMB.search(str(exc))
+        claim = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageProblem(f"the header claims {claim}, too many to be a real image "
+                           "(a decompression bomb?)") from None
+    except UnidentifiedImageError:
+        if magic:
+            raise ImageProblem(f"broken or truncated {magic} file (its header cannot be read)"
+                               ) from None
         raise ImageProblem("not a readable image (JPEG or PNG expected)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageProblem(f"broken or truncated image ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct_error) as exc:
+        raise ImageProblem(f"broken or truncated {magic or 'image'} ({exc})") from None
+    if fmt == "JPEG" and raw.rfind(b"\xff\xd9") < raw.find(b"\xff\xda"):
+        raise ImageProblem("truncated JPEG (the data ends before its end-of-image marker)")
     return ImageInfo(fmt, width, height, len(raw), digest)
 
 
@@ -94,14 +119,22 @@ def decode_data_uri(value: str) -> bytes:
 
 
 class ImageInspector:
-    """Looks at each distinct image once and remembers the answer (or the problem)."""
+    """Looks at each distinct image once and remembers the answer (or the problem).
+
+    `timeout` bounds each connect and read of a fetch, `deadline` the whole fetch (default:
+    FETCH_DEADLINE, or `timeout` when that is shorter); `allow_outside` lets local paths leave
+    `base_dir` (the user's `--allow-outside-paths`).
+    """
 
     def __init__(self, base_dir: Path, *, fetch_remote: bool = True,
-                 max_fetch_bytes: int = MAX_FETCH_BYTES, timeout: float = FETCH_TIMEOUT):
+                 max_fetch_bytes: int = MAX_FETCH_BYTES, timeout: float = FETCH_TIMEOUT,
+                 deadline: float | None = None, allow_outside: bool = False):
         self.base_dir = base_dir
         self.fetch_remote = fetch_remote
         self.max_fetch_bytes = max_fetch_bytes
         self.timeout = timeout
+        self.deadline = deadline if deadline is not None else min(FETCH_DEADLINE, timeout)
+        self.allow_outside = allow_outside
         self._cache: dict[str, ImageInfo | ImageProblem | None] = {}
 
     def path_of(self, value: str) -> Path:
@@ -118,13 +151,20 @@ class ImageInspector:
 
     def prefetch(self, values: set[str]) -> None:
         """Fetch all remote images not seen yet, several at a time."""
-        todo = [v for v in values if v not in self._cache and kind_of(v) == "url"]
+        todo = sorted(v for v in values if v not in self._cache and kind_of(v) == "url")
         if not todo or not self.fetch_remote:
             return
-        with httpx.Client(timeout=self.timeout, follow_redirects=True,
-                          max_redirects=5) as client, ThreadPoolExecutor(8) as pool:
-            for value, result in zip(todo, pool.map(lambda v: self._fetch(client, v), todo)):
-                self._cache[value] = result
+        self._cache.update(_bounded(self.fetch, todo, self.deadline + 1.0, FETCH_WORKERS,
+                                    lambda: ImageProblem(self._late())))
+
+    def _late(self) -> str:
+        return f"no complete answer within {self.deadline:g} s; stopped fetching"
+
+    def fetch(self, url: str) -> ImageInfo | ImageProblem:
+        """Fetch and inspect one URL within the limits; never raises."""
+        timeout = httpx.Timeout(min(self.timeout, self.deadline))
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            return self._fetch(client, url, time.monotonic() + self.deadline)
 
     def _look(self, value: str) -> ImageInfo | ImageProblem | None:
         try:
@@ -134,9 +174,8 @@ class ImageInspector:
             if kind == "url":
                 if not self.fetch_remote:
                     return None
-                with httpx.Client(timeout=self.timeout, follow_redirects=True,
-                                  max_redirects=5) as client:
-                    return self._fetch(client, value)
+                return _bounded(self.fetch, [value], self.deadline + 1.0, 1,
+                                lambda: ImageProblem(self._late()))[value]
             return self._read_file(value)
         except ImageProblem as exc:
             return exc
@@ -144,14 +183,25 @@ class ImageInspector:
     def _read_file(self, value: str) -> ImageInfo:
         if "://" in value:
             raise ImageProblem("not an http(s) URL, a data: URI or a local file path")
+        if "\0" in value:
+            raise ImageProblem("contains a NUL character; it cannot be a file name")
+        if not value.strip():
+            raise ImageProblem("is empty; give a file path, an https URL or a data: URI")
         path = Path(value)
-        if path.is_absolute():
-            raise ImageProblem("absolute paths are refused; use a path relative to the manifest")
-        resolved = self.path_of(value)
-        base = self.base_dir.resolve()
-        if base not in resolved.parents:
+        if path.is_absolute() and not self.allow_outside:
+            raise ImageProblem("absolute paths are refused; use a path relative to the manifest "
+                               "(or pass --allow-outside-paths)")
+        try:
+            resolved = self.path_of(value)
+            base = self.base_dir.resolve()
+        except (OSError, RuntimeError) as exc:
+            raise ImageProblem(f"cannot resolve the path: {getattr(exc, 'strerror', None) or exc}"
+                               ) from None
+        if resolved == base:
+            raise ImageProblem("is a folder, not an image file")
+        if base not in resolved.parents and not self.allow_outside:
             raise ImageProblem("the path leads outside the manifest's folder; move the image "
-                               "next to the manifest")
+                               "next to the manifest (or pass --allow-outside-paths)")
         try:
             size = resolved.stat().st_size
             if size > self.max_fetch_bytes:
@@ -165,29 +215,79 @@ class ImageInspector:
             raise ImageProblem(f"cannot read: {exc.strerror or exc}") from None
         return inspect_bytes(raw)
 
-    def _fetch(self, client: httpx.Client, url: str) -> ImageInfo | ImageProblem:
+    def _fetch(self, client: httpx.Client, url: str, deadline: float) -> ImageInfo | ImageProblem:
         try:
-            with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    return ImageProblem(f"fetching it answered HTTP {response.status_code}")
-                if response.url.scheme not in ("http", "https"):
-                    return ImageProblem("redirected to a non-http(s) address")
-                chunks, total = [], 0
-                for chunk in response.iter_bytes():
-                    total += len(chunk)
-                    if total > self.max_fetch_bytes:
-                        return ImageProblem(f"larger than {self.max_fetch_bytes // 2**20} MB; "
-                                            "stopped fetching")
-                    chunks.append(chunk)
-            return inspect_bytes(b"".join(chunks))
+            for _ in range(MAX_REDIRECTS + 1):
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        target = response.headers.get("location", "")
+                        try:
+                            url = str(response.url.join(target))
+                        except (httpx.InvalidURL, ValueError):
+                            return ImageProblem(f"redirected to an invalid address {target[:80]!r}")
+                        if not url.lower().startswith(("http://", "https://")):
+                            return ImageProblem(f"redirected to a non-http(s) address "
+                                                f"{url.split(':', 1)[0][:20]!r}: refused")
+                        continue
+                    if response.status_code != 200:
+                        return ImageProblem(f"fetching it answered HTTP {response.status_code}")
+                    return inspect_bytes(self._read_body(response, deadline))
+            return ImageProblem(f"too many redirects (more than {MAX_REDIRECTS}); stopped following them")
         except ImageProblem as exc:
             return exc
-        except httpx.TooManyRedirects:
-            return ImageProblem("too many redirects")
         except httpx.TimeoutException:
-            return ImageProblem(f"no answer within {self.timeout:g} s")
+            return ImageProblem(f"no answer within {min(self.timeout, self.deadline):g} s")
         except httpx.HTTPError as exc:
             return ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
+        except (ValueError, OSError) as exc:  # an unparsable URL, a socket error httpx let through
+            return ImageProblem(f"cannot fetch: {exc}")
+
+    def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
+        cap = self.max_fetch_bytes
+        too_big = f"larger than {cap / 2**20:g} MB; stopped fetching"
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise ImageProblem(too_big)
+        body = bytearray()
+        for chunk in response.iter_bytes(64 * 1024):  # decoded: the cap is on what we keep
+            body += chunk
+            if len(body) > cap:
+                raise ImageProblem(too_big)
+            if time.monotonic() > deadline:
+                raise ImageProblem(self._late())
+        return bytes(body)
+
+
+def _bounded(fn: Callable[[str], ImageInfo | ImageProblem], items: list[str], limit: float,
+             workers: int, late: Callable[[], ImageProblem]
+             ) -> dict[str, ImageInfo | ImageProblem]:
+    """fn(item) for each item, `workers` at a time in daemon threads, each given `limit`
+    seconds: a call still running then is abandoned (its thread ends at its own timeout)."""
+    results: dict[str, ImageInfo | ImageProblem] = {}
+    pending = list(reversed(items))
+    running: dict[str, tuple[threading.Thread, float]] = {}
+
+    def work(item: str) -> None:
+        try:
+            results[item] = fn(item)
+        except Exception as exc:  # pragma: no cover - fn never raises; belt and braces
+            results[item] = ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
+
+    while pending or running:
+        while pending and len(running) < workers:
+            item = pending.pop()
+            thread = threading.Thread(target=work, args=(item,), daemon=True,
+                                      name="pipeline-image-fetch")
+            thread.start()
+            running[item] = (thread, time.monotonic() + limit)
+        for item, (thread, until) in list(running.items()):
+            thread.join(timeout=0.02)
+            if not thread.is_alive():
+                del running[item]
+            elif time.monotonic() > until:
+                del running[item]
+                results.setdefault(item, late())
+    return {item: results[item] for item in items}
 
 
 _MISSING = object()

@@ -14,18 +14,20 @@ import functools
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 
 from .errors import Location, ManifestError, ModelNotFound, ProblemList
-from .models import Model, load_model, schemas_dir
+from .models import Model, known_models, load_model, schemas_dir
 from .yamlsrc import Source, load_yaml
 
 MAX_AXIS_VALUES = 1_000_000
 MAX_ROWS = 1_000_000
+MAX_CELLS = 1_000_000  # cells one manifest may expand to, counted before `exclude`
 RESERVED = frozenset({"exclude", "include", "rows"})
 
 
@@ -163,19 +165,21 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:
     """Read, schema-check and interpret one manifest; all its problems raise together."""
     problems = ProblemList()
-    manifest = read_manifest(path, problems)
+    manifest = read_manifest(path, problems, allow_outside=allow_outside)
     problems.raise_if_any()
     return manifest
 
 
-def read_manifest(path: str | Path, problems: ProblemList) -> Manifest:
+def read_manifest(path: str | Path, problems: ProblemList, *,
+                  allow_outside: bool = False) -> Manifest:
     """Like load_manifest, but problems that do not stop interpretation are only collected.
 
     An unknown key is reported and then ignored, so that one pass also reports the problems
     of the cells; anything else the schema refuses stops here (raised with all found so far).
+    Files named by the manifest must lie inside its folder unless `allow_outside`.
     """
     path = Path(path)
     source = load_yaml(path, display=str(path))
@@ -184,6 +188,10 @@ def read_manifest(path: str | Path, problems: ProblemList) -> Manifest:
         problems.add(source.loc(()), f"a manifest is a mapping of keys (name, model, ...), "
                                      f"not {_kind(data)}")
         problems.raise_if_any()
+    for where in _non_finite(data, ()):
+        problems.add(source.loc(where), f"{'.'.join(map(str, where))}: not a finite number; "
+                                        "write a plain number")
+    problems.raise_if_any()
     data = copy.deepcopy(data)
     fatal = False
     errors = sorted(manifest_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
@@ -199,15 +207,31 @@ def read_manifest(path: str | Path, problems: ProblemList) -> Manifest:
             fatal = True
     if fatal or (errors and any(manifest_validator().iter_errors(data))):
         problems.raise_if_any()
-    return _interpret(path, source, data, problems)
+    return _interpret(path, source, data, problems, allow_outside)
 
 
-def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) -> Manifest:
+def _non_finite(value: Any, path: tuple) -> Iterator[tuple]:
+    """Paths of NaN and infinite numbers (`.nan`, `.inf`): no field means them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, path + (i,))
+
+
+def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
+               allow_outside: bool = False) -> Manifest:
     folder = path.parent
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256(source.raw if source.raw is not None else path.read_bytes())
     try:
         model = load_model(data["model"])
-    except ModelNotFound as exc:
+    except (ModelNotFound, ValueError, OSError) as exc:  # ValueError: a NUL byte in the id
+        if not isinstance(exc, ModelNotFound):
+            exc = ModelNotFound(f"no bundled schema for model {data['model']!r}; known "
+                                f"models: {', '.join(known_models())}")
         problems.add(source.loc(("model",)), str(exc))
         problems.raise_if_any()
         raise
@@ -229,7 +253,7 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) ->
                          "prompt is set both at the top level and in inputs; keep one")
         if isinstance(raw_prompt, dict):
             file = resolve_inside(folder, raw_prompt["file"], source.loc(("prompt", "file")),
-                                  problems)
+                                  problems, allow_outside=allow_outside)
             if file is not None:
                 try:
                     prompt = file.read_text(encoding="utf-8")
@@ -247,7 +271,7 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) ->
         if name in ("exclude", "include"):
             continue
         if name == "rows":
-            axis = _rows_axis(spec, folder, source, problems, digest)
+            axis = _rows_axis(spec, folder, source, problems, digest, allow_outside)
         else:
             if name in inputs:
                 problems.add(source.loc(("matrix", name), key=True),
@@ -259,31 +283,60 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList) ->
         if axis is not None:
             axes.append(axis)
 
+    repeat = int(data.get("repeat", 1))
+    _check_size(axes, len(matrix.get("include") or ()), repeat, source, problems)
     run = _run_settings(data.get("run") or {}, source, problems)
     return Manifest(
         path=path, source=source, name=data["name"], model=model,
         backend=data.get("backend", "runcomfy"), prompt=prompt, prompt_where=prompt_where,
         inputs=inputs, vars=dict(data.get("vars") or {}), axes=tuple(axes),
         exclude=tuple(matrix.get("exclude") or ()), include=tuple(matrix.get("include") or ()),
-        repeat=int(data.get("repeat", 1)), run=run, sha256=digest.hexdigest(),
+        repeat=repeat, run=run, sha256=digest.hexdigest(),
     )
 
 
+def _check_size(axes: list[Axis], includes: int, repeat: int, source: Source,
+                problems: ProblemList) -> None:
+    """Refuse, before anything is expanded, a matrix with more than MAX_CELLS cells."""
+    product = 1
+    for axis in axes:
+        product *= len(axis.values)
+    total = product * repeat + includes * repeat
+    if total <= MAX_CELLS:
+        return
+    factors = " x ".join(f"{len(a.values):,} {a.name}" for a in axes)
+    if repeat > 1:
+        factors += f" x {repeat} repeats"
+    where = ("matrix",) if axes else ("repeat",)
+    problems.add(source.loc(where, key=True),
+                 f"the matrix makes {total:,} cells ({factors}), more than the limit of "
+                 f"{MAX_CELLS:,}; shrink an axis or split the job into several manifests")
+    problems.raise_if_any()
+
+
 def resolve_inside(folder: Path, name: str, where: Location, problems: ProblemList,
-                   *, must_exist: bool = True) -> Path | None:
-    """`name` resolved against `folder`; refused when it leaves the folder (symlinks included)."""
+                   *, must_exist: bool = True, allow_outside: bool = False) -> Path | None:
+    """`name` resolved against `folder`; refused when it leaves the folder (symlinks included)
+    unless `allow_outside` (the user's `--allow-outside-paths`)."""
     candidate = Path(name)
-    if candidate.is_absolute():
+    if "\0" in name:
+        problems.add(where, f"{name!r} contains a NUL character; it cannot be a file name")
+        return None
+    if candidate.is_absolute() and not allow_outside:
         problems.add(where, f"{name!r} is an absolute path; use a path relative to the "
-                            "manifest's folder")
+                            "manifest's folder (or pass --allow-outside-paths)")
         return None
-    resolved = (folder / candidate).resolve()
-    base = folder.resolve()
-    if resolved != base and base not in resolved.parents:
+    try:
+        resolved = (folder / candidate).resolve()
+        base = folder.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        problems.add(where, f"cannot resolve {name!r}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    if not allow_outside and resolved != base and base not in resolved.parents:
         problems.add(where, f"{name!r} points outside the manifest's folder {str(folder) or '.'}; "
-                            "move the file next to the manifest")
+                            "move the file next to the manifest (or pass --allow-outside-paths)")
         return None
-    if must_exist and not resolved.is_file():
+    if must_exist and not _is_file(resolved):
         problems.add(where, f"file {name!r} not found next to the manifest (looked for {resolved})")
         return None
     return resolved
@@ -316,14 +369,21 @@ def _axis(name: str, spec: Any, is_input: bool, source: Source,
     return Axis(name, tuple(range(start, stop + 1, step)), (base,) * count, is_input)
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long for the file system
+        return False
+
+
 def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
-               digest: Any) -> Axis | None:
+               digest: Any, allow_outside: bool = False) -> Axis | None:
     if isinstance(spec, list):
         return Axis("rows", tuple(spec), tuple(("matrix", "rows", i) for i in range(len(spec))),
                     False, is_rows=True)
     name = spec["file"] if isinstance(spec, dict) else spec
     where = source.loc(("matrix", "rows", "file") if isinstance(spec, dict) else ("matrix", "rows"))
-    file = resolve_inside(folder, name, where, problems)
+    file = resolve_inside(folder, name, where, problems, allow_outside=allow_outside)
     if file is None:
         return None
     try:

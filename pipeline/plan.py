@@ -47,12 +47,14 @@ def price_of(m: Manifest) -> tuple[dict | None, str]:
     return None, "no published price; the run asks the API's catalog"
 
 
-def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | None = None
+def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | None = None,
+          allow_outside: bool = False, fetch_timeout: float | None = None
           ) -> tuple[list[Cell], ProblemList, ImageInspector]:
     """Expand and validate; every problem is collected, none raised."""
     problems = problems if problems is not None else ProblemList()
     items = list(drafts(m, problems))
-    inspector = ImageInspector(m.folder, fetch_remote=fetch_remote)
+    inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
+                               **({"timeout": fetch_timeout} if fetch_timeout else {}))
     image_fields = m.model.image_fields()
     images: set[str] = set()
     for d in items:
@@ -123,11 +125,17 @@ def locate(m: Manifest, cell: Cell, path: tuple) -> Location:
     return m.source.loc(deeper if deeper in m.source.marks else tuple(where))
 
 
-def build_plan(path: str | Path, *, fetch_remote: bool = True) -> Plan:
-    """Load, expand and validate a manifest; raises ManifestError listing every problem."""
+def build_plan(path: str | Path, *, fetch_remote: bool = True, allow_outside: bool = False,
+               fetch_timeout: float | None = None) -> Plan:
+    """Load, expand and validate a manifest; raises ManifestError listing every problem.
+
+    `allow_outside` lets the manifest name files outside its own folder (absolute paths, `..`,
+    symlinks out); `fetch_timeout` is the total time allowed to fetch each remote image.
+    """
     problems = ProblemList()
-    m = read_manifest(path, problems)
-    cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems)
+    m = read_manifest(path, problems, allow_outside=allow_outside)
+    cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
+                                       allow_outside=allow_outside, fetch_timeout=fetch_timeout)
     problems.raise_if_any()
     price, source = price_of(m)
     meta = m.model.meta.get("generation_seconds", {})
@@ -155,17 +163,20 @@ class ValidationReport:
         return self.summaries
 
 
-def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True) -> ValidationReport:
+def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True,
+                   allow_outside: bool = False, fetch_timeout: float | None = None
+                   ) -> ValidationReport:
     """Validate each manifest fully; problems of all of them are reported together."""
     report = ValidationReport()
     for path in paths:
         problems = ProblemList()
         try:
-            m = read_manifest(path, problems)
+            m = read_manifest(path, problems, allow_outside=allow_outside)
         except ManifestError as exc:
             report.problems.extend(exc.problems)
             continue
-        cells, problems, _ = check(m, fetch_remote=fetch_remote, problems=problems)
+        cells, problems, _ = check(m, fetch_remote=fetch_remote, problems=problems,
+                                   allow_outside=allow_outside, fetch_timeout=fetch_timeout)
         report.problems.extend(problems.errors())
         report.warnings.extend(problems.warnings())
         report.summaries.append(f"{path}: ok, {len(cells)} cell{'s' if len(cells) != 1 else ''}")

@@ -35,6 +35,7 @@ class Source:
     data: Any
     marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    raw: bytes | None = None  # the file's bytes, when it was read from one
 
     def loc(self, path: tuple = (), *, key: bool = False) -> Location:
         """The location of the value at `path` (or of its key), else of its nearest parent."""
@@ -71,10 +72,7 @@ class _Builder:
                                   "split it or use a rows file")
         self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
-            try:
-                return self.scalars.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                raise self.fail(node, f"bad value: {getattr(exc, 'problem', exc)}") from None
+            return self.scalar(node)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
@@ -86,7 +84,7 @@ class _Builder:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail(key_node, "mapping keys must be plain scalars")
-                key = self.scalars.construct_object(key_node)
+                key = self.scalar(key_node)
                 if isinstance(key, (dict, list)) or key is None:
                     raise self.fail(key_node, "mapping keys must be plain scalars")
                 key = str(key) if not isinstance(key, str) else key
@@ -97,6 +95,19 @@ class _Builder:
                 out[key] = self.build(value_node, path + (key,))
             return out
         raise self.fail(node, "unsupported YAML node")  # pragma: no cover
+
+    def scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, f"bad value: {getattr(exc, 'problem', None) or exc}") from None
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2024-13-45, a 5000-digit int
+            raise self.fail(node, f"bad value {_clip(node.value)}: {exc}") from None
+
+
+def _clip(text: object, n: int = 40) -> str:
+    text = repr(text)
+    return text if len(text) <= n else text[: n - 4] + "...'"
 
 
 def parse_yaml(text: str, file: str) -> Source:
@@ -137,4 +148,6 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError([Problem(Location(name), f"not UTF-8 text (byte {exc.start})")]) from None
-    return parse_yaml(text, name)
+    source = parse_yaml(text, name)
+    source.raw = raw
+    return source
