@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from pipeline.errors import DownloadError
 
 TOKEN = "dl-Tok+en/7Qz=canary"
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 40
+GZIP_BOMB = gzip.compress(MP4 + b"\0" * 64 * 1024**2, compresslevel=9)  # ~65 KB, 64 MiB inflated
 HANDLER_LIMIT = 10.0  # seconds any slow handler may run before it gives up on its own
 
 
@@ -149,6 +151,10 @@ ROUTES: dict[str, Callable[[Handler, Server, str], None]] = {
     "/short-open": lambda h, s, q: (send(h, MP4[:1000], length=len(MP4)), h.wfile.flush(),
                                     stall(h, s)),
     "/redirect": redirect,
+    "/gzip-bomb": lambda h, s, q: (h.head(200, {"Content-Type": "video/mp4",
+                                                "Content-Encoding": "gzip",
+                                                "Content-Length": str(len(GZIP_BOMB))}),
+                                   h.wfile.write(GZIP_BOMB)),
 }
 
 
@@ -226,6 +232,16 @@ def test_undeclared_stream_stops_at_the_cap(tmp_path: Path) -> None:
     assert "more than the 262144-byte limit" in str(err) and files(tmp_path) == []
 
 
+def test_compressed_body_is_capped_by_its_decoded_size(tmp_path: Path) -> None:
+    """A gzip body that inflates past the cap (a decompression bomb, sent although we asked for
+    identity) is cut at the cap counted in decoded bytes."""
+    with Server() as srv:
+        err = refused(srv.url + "/gzip-bomb", tmp_path / "v.mp4",
+                      client_kw={"max_download_bytes": 1024**2})
+        assert srv.hits("/gzip-bomb") == 1
+    assert "more than the 1048576-byte limit" in str(err) and files(tmp_path) == []
+
+
 def test_file_exactly_at_the_cap_is_accepted(tmp_path: Path) -> None:
     """The cap is inclusive: a file of exactly max_bytes is saved; a cap one byte less refuses it."""
     with Server() as srv:
@@ -247,7 +263,7 @@ def test_default_limits_are_finite() -> None:
 
 @pytest.mark.parametrize("location", [
     "file:///etc/passwd", "ftp://127.0.0.1/x.mp4", "data:video/mp4;base64,AAAAGGZ0eXBtcDQy",
-    "gopher://127.0.0.1:70/x", "http://[::1",
+    "gopher://127.0.0.1:70/x", "http://[::1", "https:no-host",
 ])
 def test_redirect_to_a_non_http_target_is_refused(tmp_path: Path, location: str) -> None:
     """A redirect to file://, ftp://, data:, another scheme or an unparsable URL is refused

@@ -44,6 +44,8 @@ def check_scheme(url: str | httpx.URL, what: str = "URL", *, base: httpx.URL | N
     if parsed.scheme not in ("http", "https"):
         raise DownloadError(f"refusing {what} with scheme {parsed.scheme or 'none'!r} "
                             "(only http and https)", url=safe_url(url))
+    if not parsed.host:
+        raise DownloadError(f"refusing {what} without a host", url=safe_url(url))
     return parsed
 
 
