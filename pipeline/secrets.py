@@ -2,12 +2,14 @@
 
 The client never puts the token in its messages, but a bug (or a library) may: the CLI passes
 everything it prints on the way out through `scrub`, which replaces the values of the token
-variables (as they are, URL-encoded and base64-encoded) with `***`.
+variables (as they are, JSON-escaped, URL-encoded and inside base64) with `***`. The client
+masks its own token the same way in the errors it raises and the answers it returns.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -33,12 +35,15 @@ def _base64_cores(secret: bytes) -> set[str]:
     return cores
 
 
-def forms(secret: str) -> set[str]:
-    """The ways `secret` may show up in text: as is, JSON-escaped, URL-encoded, inside base64."""
+@functools.lru_cache(maxsize=16)
+def forms(secret: str) -> tuple[str, ...]:
+    """The ways `secret` may show up in text (as is, JSON-escaped, URL-encoded, inside base64),
+    longest first."""
     urls = {quote(secret, safe=""), quote_plus(secret)}
     urls |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), u) for u in urls}
     escaped = {json.dumps(secret)[1:-1], secret.replace("/", "\\/")}
-    return {secret} | urls | escaped | _base64_cores(secret.encode("utf-8"))
+    found = {secret} | urls | escaped | _base64_cores(secret.encode("utf-8"))
+    return tuple(sorted(found, key=lambda f: (-len(f), f)))
 
 
 def secret_values() -> list[str]:
@@ -51,7 +56,9 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     """`text` with every form of the token (from the environment, or `secrets`) replaced by ***."""
     values = secret_values() if secrets is None else secrets
     for value in values:
-        for form in sorted(forms(value), key=len, reverse=True):
+        if not value:
+            continue
+        for form in forms(value):
             if form in text:
                 text = text.replace(form, MASK)
     return text

@@ -26,6 +26,7 @@ from .. import wire
 from ..errors import (ApiError, AuthError, ClientError, DownloadError, MissingToken, ModelNotFound,
                       NotFound, RateLimited, SubmitError, TransportError, _HttpAnswerError)
 from ..models import load_model
+from ..secrets import scrub
 from ._download import download_once, refuse_bad_redirect, safe_url
 from ._media import inline_local_images
 from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
@@ -206,7 +207,7 @@ class RunComfyClient:
         return template.format(request_id=request_id)
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return scrub(text, [self._token])
 
     def _parsed(self, op: str, parse: Callable[[Any], T], body: Any) -> T:
         try:
