@@ -10,6 +10,7 @@ have been accepted.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -49,6 +50,10 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# HTTP calls in flight at once (requests live on the server are not calls: a live request costs
+# nothing between polls). httpx's pool scans every connection per request, so a small pool is
+# cheaper per call; env PIPELINE_IN_FLIGHT overrides it for experiments.
+IN_FLIGHT = int(os.environ.get("PIPELINE_IN_FLIGHT", "16"))
 SUBMIT_TRIES = 8  # not-accepted submits (429, connection refused) tried per cell and run
 DOWNLOAD_TRIES = 4  # download rounds per file and run, on top of the client's own retries
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".png", ".jpg", ".jpeg", ".webp")
@@ -82,6 +87,7 @@ class RunSummary:
     stopped: str | None = None  # why submitting stopped early, if it did
     interrupted: bool = False
     reports: list[Path] = field(default_factory=list)
+    cell_events: int = -1
 
 
 def output_dir(plan: Plan, out: Path | None = None) -> Path:
@@ -116,12 +122,7 @@ def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
 
     The reports are written at the end of every run, also an interrupted or failed one."""
     summary = asyncio.run(_run(plan, options))
-    try:
-        from .report import write_reports
-
-        summary.reports = write_reports(summary.out_dir)
-    except Exception as exc:  # a report problem must not hide how the run itself ended
-        log.warning("the report could not be written: %s", exc)
+    summary.reports = _reports(summary.out_dir, summary.cell_events)
     return summary
 
 
@@ -141,10 +142,11 @@ async def _run(plan: Plan, options: RunOptions) -> RunSummary:
             config = options.sim or SimConfig(
                 capacity=options.concurrency or m.run.concurrency, gen_time=(1.0, 3.0))
             sim = Simulator(config).start()
-            client = RunComfyClient(sim.base_url, "sim-local-token",
+            client = RunComfyClient(sim.base_url, "sim-local-token", max_in_flight=IN_FLIGHT,
                                     data_uris=m.run.local_images == "data_uri")
         else:
-            client = RunComfyClient.from_env(data_uris=m.run.local_images == "data_uri")
+            client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT,
+                                             data_uris=m.run.local_images == "data_uri")
         journal = Journal(out, state)
         try:
             runner = Runner(plan, cells, options, client, journal, out, backend)
@@ -154,6 +156,34 @@ async def _run(plan: Plan, options: RunOptions) -> RunSummary:
             await client.aclose()
             if sim is not None:
                 sim.stop()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _reports(out: Path, cell_events: int) -> list[Path]:
+    """Write the reports unless they already show every cell event in the journal."""
+    from .report import NAMES, write_reports
+
+    stamp_file = out / ".report.stamp"
+    try:
+        stamp = f"{cell_events} {(out / 'plan.json').stat().st_mtime_ns}"
+        paths = [out / name for name in NAMES]
+        if all(p.exists() for p in paths) and stamp_file.exists() and \
+                stamp_file.read_text() == stamp:
+            return paths  # a run that changed nothing leaves the report as it was
+        paths = write_reports(out)
+        stamp_file.write_text(stamp)
+        return paths
+    except Exception as exc:  # a report problem must not hide how the run itself ended
+        log.warning("the report could not be written: %s", exc)
+        return []
 
 
 def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
@@ -166,17 +196,24 @@ def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
 
 
 def _write_snapshot(out: Path, plan: Plan) -> None:
-    """plan.json beside the journal, so `status` and the report know every cell of the job."""
-    import json
+    """plan.json beside the journal, so `status` and the report know every cell of the job.
+    Rewritten only when the plan changed (a fingerprint of the manifest and the cell ids)."""
+    import hashlib
 
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".plan.json.tmp"
-    data = plan_json(plan)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out / "plan.json")
+    digest = hashlib.sha256(plan.manifest.sha256.encode())
+    digest.update(plan.manifest.model.schema_sha256.encode())
+    digest.update("\n".join(c.id + " " + c.label for c in plan.cells).encode())
+    fingerprint = digest.hexdigest()
+    marker = out / ".plan.fingerprint"
+    try:
+        if marker.read_text() == fingerprint and (out / "plan.json").exists():
+            return
+    except OSError:
+        pass
+    _write_atomic(out / "plan.json", json.dumps(plan_json(plan), ensure_ascii=False,
+                                                separators=(",", ":")))
+    marker.write_text(fingerprint)
 
 
 class Runner:
@@ -710,8 +747,19 @@ class Runner:
         self.journal.write({"e": "end", "exit": exit_code, "stopped": self.stop_submitting,
                             "counts": counts})
         self.journal.sync()
+        self._write_status()
         return RunSummary(self.out, counts, exit_code, self.spent(),
-                          stopped=self.stop_submitting, interrupted=self.interrupted)
+                          stopped=self.stop_submitting, interrupted=self.interrupted,
+                          cell_events=self.state.cell_events)
+
+    def _write_status(self) -> None:
+        """status.json: what `pipeline status` prints, valid while the journal stays as it is."""
+        from .jobstatus import SUMMARY, summarize
+
+        cells = [{"id": c.id, "label": c.label, "request": c.request} for c in self.plan.cells]
+        self.state.valid_bytes = os.fstat(self.journal.fd).st_size
+        data = summarize(self.plan.manifest, self.out, self.state, cells, running=False)
+        _write_atomic(self.out / SUMMARY, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,

@@ -13,8 +13,8 @@ from typing import Any
 
 from . import cost as costs
 from .manifest import Manifest, load_manifest
-from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, LIVE, ORPHANED, PENDING, QUEUED, RETRY,
-                    RUNNING, STATES, UNKNOWN, JobState, read_state)
+from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, JOURNAL, LIVE, ORPHANED, PENDING,
+                    QUEUED, RETRY, RUNNING, STATES, UNKNOWN, JobState, read_state)
 
 
 def job_folder(m: Manifest, out: Path | None = None) -> Path:
@@ -73,10 +73,25 @@ def is_running(folder: Path) -> bool:
     return False
 
 
+SUMMARY = "status.json"
+
+
 def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
-    """The summary `pipeline status --json` prints."""
+    """The summary `pipeline status --json` prints.
+
+    A run leaves `status.json` beside the journal when it ends; while nothing has been appended
+    to the journal since, that summary is the answer (fast on a 100,000-cell job). Otherwise
+    (a run is going, or one was killed) the journal is replayed."""
     m = load_manifest(manifest_path)
     folder = job_folder(m, out)
+    running = is_running(folder)
+    try:
+        summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
+        if not running and summary.get("journal_bytes") == (folder / JOURNAL).stat().st_size:
+            summary["running"] = False
+            return summary
+    except (OSError, ValueError):
+        pass
     state = read_state(folder)
     cells = snapshot_cells(folder)
     if cells is None:  # never run: every cell of the plan is pending
@@ -84,12 +99,16 @@ def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
 
         plan = build_plan(manifest_path, fetch_remote=False)
         cells = [{"id": c.id, "label": c.label, "request": c.request} for c in plan.cells]
+    return summarize(m, folder, state, cells, running)
+
+
+def summarize(m: Manifest, folder: Path, state: JobState, cells: list, running: bool) -> dict:
+    """The status of a job from its replayed state and its cells (dicts with id/label/request)."""
     ids = [c["id"] for c in cells]
     known = set(ids)
     max_attempts = m.run.max_attempts
     counts = dict.fromkeys(STATES, 0)
     counts["submitting"] = 0
-    running = is_running(folder)
     run_started = state.header.get("t", 0.0)
     failed, unknown, status_calls = [], [], []
     spent_known, spent_any = 0.0, False
@@ -142,6 +161,7 @@ def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
         "failed": failed,
         "unknown": unknown,
         "torn_tail": state.torn_tail,
+        "journal_bytes": state.valid_bytes,
         "last_run": _iso(header.get("t")) if header else None,
     }
 

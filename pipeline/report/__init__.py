@@ -6,6 +6,6 @@
 """
 
 from .model import FORMAT, build_report, percentile
-from .write import write_reports
+from .write import NAMES, write_reports
 
-__all__ = ["FORMAT", "build_report", "percentile", "write_reports"]
+__all__ = ["NAMES", "FORMAT", "build_report", "percentile", "write_reports"]

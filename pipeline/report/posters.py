@@ -53,9 +53,17 @@ def make_poster(video: Path, poster: Path) -> bool:
     return True
 
 
-def add_posters(folder: Path, report: dict) -> None:
-    """Make a poster per video file that exists, and note its relative path in the report."""
-    for cell in report["cells"]:
+MAX_POSTERS = 5_000  # beyond this a sweep is browsed by filters; players show their first frame
+
+
+def add_posters(folder: Path, report: dict, limit: int = MAX_POSTERS) -> None:
+    """Make a poster per video file that exists (the first `limit` cells), and note its
+    relative path in the report."""
+    for n, cell in enumerate(report["cells"]):
+        if n >= limit:
+            for f in cell["files"]:
+                f["poster"] = None
+            continue
         for i, f in enumerate(cell["files"]):
             f["poster"] = None
             if f["exists"] and f["path"] and not f["path"].lower().endswith(IMAGE_SUFFIXES):
