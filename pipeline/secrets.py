@@ -23,7 +23,7 @@ MIN_LENGTH = 4  # shorter values are not secrets worth mangling every line for
 
 
 def _base64_cores(secret: bytes) -> set[str]:
-    """The parts of base64(… + secret + …) fixed by `secret` alone, for each of the 3 alignments."""
+    """The parts of base64(… + secret + …) fixed by `secret` alone, at each of 3 alignments."""
     cores = set()
     for pad in range(3):
         for encode in (base64.b64encode, base64.urlsafe_b64encode):

@@ -107,7 +107,7 @@ def send(h: Handler, body: bytes, ctype: str = "video/mp4", length: int | None =
 
 def stream(h: Handler, server: Server, first: bytes, total: int, ctype: str,
            gap: float = 0.0) -> None:
-    """`first`, then zero bytes up to `total` in 64 KiB pieces (or 1 byte per `gap` s), no length."""
+    """`first`, then zeros up to `total` in 64 KiB pieces (or 1 byte per `gap` s), no length."""
     h.head(200, {"Content-Type": ctype})
     h.wfile.write(first)
     server.written = len(first)
@@ -137,10 +137,10 @@ ROUTES: dict[str, Callable[[Handler, Server, str], None]] = {
     "/ok.mp4": lambda h, s, q: send(h, MP4),
     "/octet": lambda h, s, q: send(h, MP4, "application/octet-stream"),
     "/no-type": lambda h, s, q: send(h, MP4, ""),
-    "/html": lambda h, s, q: send(h, b"<!doctype html><html><body>Access denied</body></html>",
-                                  "text/html; charset=utf-8"),
-    "/text-as-mp4": lambda h, s, q: send(h, b"Internal error: the render node is offline.\n" * 3),
-    "/html-as-octet": lambda h, s, q: stream(h, s, b"<!doctype html><html>" + b" " * 100,
+    "/error-page.mp4": lambda h, s, q: send(h, b"<!doctype html><html>Access denied</html>",
+                                            "text/html; charset=utf-8"),
+    "/text-as.mp4": lambda h, s, q: send(h, b"Internal error: the render node is offline.\n" * 3),
+    "/page-as-octet.mp4": lambda h, s, q: stream(h, s, b"<!doctype html><html>" + b" " * 100,
                                              32 * 1024**2, "application/octet-stream"),
     "/big-declared": lambda h, s, q: send(h, MP4[:100], length=10**9),
     "/endless": lambda h, s, q: stream(h, s, MP4, 64 * 1024**2, "video/mp4"),
@@ -190,9 +190,9 @@ def test_real_mp4_is_accepted_by_its_magic(tmp_path: Path, path: str, ctype: str
 
 
 @pytest.mark.parametrize("path,needle", [
-    ("/html", "content-type 'text/html' is not a media file"),
-    ("/text-as-mp4", "not a known media type"),
-    ("/html-as-octet", "not a known media type"),
+    ("/error-page.mp4", "content-type 'text/html' is not a media file"),
+    ("/text-as.mp4", "not a known media type"),
+    ("/page-as-octet.mp4", "not a known media type"),
 ])
 def test_non_media_bodies_are_refused(tmp_path: Path, path: str, needle: str) -> None:
     """An HTML error page served as 200, text claiming video/mp4, or HTML as octet-stream is
@@ -204,9 +204,9 @@ def test_non_media_bodies_are_refused(tmp_path: Path, path: str, needle: str) ->
 
 
 def test_wrong_bytes_are_refused_before_the_body_is_read(tmp_path: Path) -> None:
-    """The magic number is judged on the first bytes: a 32 MiB non-media body is not read through."""
+    """The magic number is judged on the first bytes: a 32 MiB non-media body is not read."""
     with Server() as srv:
-        refused(srv.url + "/html-as-octet", tmp_path / "v.mp4")
+        refused(srv.url + "/page-as-octet.mp4", tmp_path / "v.mp4")
         time.sleep(0.2)  # let the handler notice the closed connection
         assert not srv.finished.is_set() and srv.written < 32 * 1024**2
     assert files(tmp_path) == []
@@ -243,7 +243,7 @@ def test_compressed_body_is_capped_by_its_decoded_size(tmp_path: Path) -> None:
 
 
 def test_file_exactly_at_the_cap_is_accepted(tmp_path: Path) -> None:
-    """The cap is inclusive: a file of exactly max_bytes is saved; a cap one byte less refuses it."""
+    """The cap is inclusive: a file of exactly max_bytes is saved; one byte less refuses it."""
     with Server() as srv:
         info = download(srv.url + "/ok.mp4", tmp_path / "v.mp4", max_bytes=len(MP4))
         refused(srv.url + "/ok.mp4", tmp_path / "w.mp4", max_bytes=len(MP4) - 1)
@@ -352,7 +352,7 @@ def test_failed_download_keeps_the_previous_file(tmp_path: Path) -> None:
     (tmp_path / "v.mp4").write_bytes(MP4)
     with Server() as srv:
         refused(srv.url + "/short", tmp_path / "v.mp4")
-        refused(srv.url + "/html", tmp_path / "v.mp4")
+        refused(srv.url + "/error-page.mp4", tmp_path / "v.mp4")
     assert (tmp_path / "v.mp4").read_bytes() == MP4 and files(tmp_path) == ["v.mp4"]
 
 
