@@ -287,11 +287,16 @@ def test_interrupted_run_and_cancel_never_show_the_token(tmp_path: Path, sim) ->
     run = Session(tmp_path, server.base_url)
     args = ("--verbose", "run", str(manifest), "--out", str(out), "--no-progress")
     proc = run.start(*args)
-    deadline = time.monotonic() + 30
-    while server.stats()["submissions_accepted"] < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 30
+        while server.stats()["submissions_accepted"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # only on a failure above: never leave the run behind
+            proc.kill()
+            proc.communicate()
     run.record(args, stdout, stderr)
     assert proc.returncode == 130, stderr[-2000:]
     cancel = run("cancel", str(manifest), "--out", str(out))
