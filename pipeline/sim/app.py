@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -131,7 +131,10 @@ async def submit(request: Request) -> Response:
             refusal = sim.error(Refusal(400, wire.ERROR_CODE_BAD_MODEL,
                                         f"InvalidResourceIdentifier: unknown model {model_id!r}"))
     if refusal is None:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # the client went away mid-body (killed): nothing to answer
+            return Response(status_code=499)
         try:
             body: Any = json.loads(raw)
         except ValueError as exc:
