@@ -121,7 +121,12 @@ def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
     """Execute a plan (blocking); the library entry point under `pipeline run`.
 
     The reports are written at the end of every run, also an interrupted or failed one."""
-    summary = asyncio.run(_run(plan, options))
+    try:
+        summary = asyncio.run(_run(plan, options))
+    except OSError as exc:  # the output folder cannot be written (full, read-only, ...)
+        raise StateError(f"cannot write in {output_dir(plan, options.out)}: "
+                         f"{exc.strerror or exc}; free some space (or fix the folder) and run "
+                         "again to resume") from None
     summary.reports = _reports(summary.out_dir, summary.cell_events)
     return summary
 
@@ -657,6 +662,10 @@ class Runner:
                 try:
                     async with self.downloads:
                         info = await self.client.download(url, folder / name)
+                except OSError as exc:  # our disk, not the network: stop, do not retry
+                    raise StateError(f"cannot write {folder / name}: {exc.strerror or exc}; "
+                                     "free some space and run again to resume (the video is "
+                                     "not lost: its URL is in the journal)") from None
                 except DownloadError as exc:
                     self.journal.write({"e": "download_error", "cell": cell.id, "url": url,
                                         "error": str(exc)})

@@ -306,9 +306,9 @@ class Journal:
         except TypeError:  # e.g. an integer wider than 64 bits in a request
             line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         try:
-            written = os.write(self.fd, line)
-            if written != len(line):
-                raise OSError(28, "short write (disk full?)")
+            view = memoryview(line)
+            while view:  # a short write is retried once more so the OS can say why
+                view = view[os.write(self.fd, view):]
         except OSError as exc:
             self.failed = exc
             raise StateError(f"cannot write the journal {self.path}: {exc.strerror or exc}; "
