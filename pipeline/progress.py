@@ -26,6 +26,7 @@ class Progress:
         self.started = time.monotonic()
         self.shown: tuple | None = None
         self.every = REFRESH_EVERY
+        self.per_cell: float | None = None
         if self.tty:
             from tqdm import tqdm
 
@@ -57,13 +58,15 @@ class Progress:
             return
         self.last_count = now
         done, failed, live, unknown = self.counts()
+        to_go = self.to_go(done + failed + unknown)
         # A recount walks every cell: on a huge job, recount less often than it costs.
         self.every = max(REFRESH_EVERY, 20 * (time.monotonic() - now))
         spent = self.runner.spent()
         if self.bar is not None:
             self.bar.n = done
             self.bar.set_postfix_str(f"failed {failed} live {live} unknown {unknown} "
-                                     f"spent {costs.money(spent)}", refresh=False)
+                                     f"spent {costs.money(spent)} to go {costs.money(to_go)}",
+                                     refresh=False)
             self.bar.refresh()
             return
         state = (done, failed, live, unknown)
@@ -71,7 +74,19 @@ class Progress:
             self.shown, self.last_line = state, now
             print(f"[{self.runner.plan.job}] {done}/{self.total} done, {failed} failed, "
                   f"{live} live, {unknown} unknown, spent {costs.money(spent)}, "
+                  f"to go {costs.money(to_go)}, "
                   f"{int(now - self.started)} s", file=sys.stderr, flush=True)
+
+    def to_go(self, settled: int) -> float | None:
+        """Estimated USD for the cells not settled yet (None when the price is unknown)."""
+        r = self.runner
+        if self.per_cell is None and r.cells:  # the mean estimate, worked out once
+            each = [costs.cell_cost(r.price, c.request, r.fps) for c in r.cells]
+            if None not in each:
+                self.per_cell = sum(each) / len(each)
+        if self.per_cell is None:
+            return None
+        return max(0, self.total - settled) * self.per_cell
 
     def close(self) -> None:
         self.update(force=True)

@@ -275,3 +275,53 @@ def test_cancel_on_interrupt_cancels_queued_requests(tmp_path: Path, api_env) ->
     outcomes = [e["outcome"] for e in events if e["e"] == "cancel"]
     assert outcomes.count("cancelled") == 3 and outcomes.count("not_cancellable") == 1
     assert status_json(manifest, out, env_for(sim.base_url))["counts"]["cancelled"] == 3
+
+
+def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path,
+                                                                  api_env) -> None:
+    """`pipeline cancel` after an interrupt cancels queued requests (not billed), reports the
+    running ones as not cancellable, and records both per cell."""
+    import subprocess
+    import sys
+
+    sim = api_env(capacity=1, gen_time=(5.0, 5.0))
+    manifest = sweep(tmp_path, seeds=3)
+    out = tmp_path / "out"
+    env = env_for(sim.base_url)
+    proc = start_run(manifest, out, env)
+    deadline = time.time() + 30
+    while sim.stats()["submissions_accepted"] < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    cancel = subprocess.run([sys.executable, "-m", "pipeline", "cancel", str(manifest), "--out",
+                             str(out)], env=env, capture_output=True, text=True, timeout=60)
+    assert cancel.returncode == 0, cancel.stderr
+    assert "2: cancelled while queued (not billed)" in cancel.stdout
+    assert "1: already running" in cancel.stdout
+    counts = status_json(manifest, out, env)["counts"]
+    assert counts["cancelled"] == 2 and counts["queued"] + counts["running"] == 1
+    assert sim.stats()["cancellations"] == 2
+
+
+def test_unknown_price_under_a_budget_is_refused_unless_allowed(tmp_path: Path, api_env,
+                                                                monkeypatch) -> None:
+    """When the catalog gives no price, a budget cannot be enforced: the run refuses before
+    sending anything, unless the user allows an unknown price."""
+    from pipeline.client import ModelEntry, RunComfyClient
+    from pipeline.errors import BudgetError
+
+    sim = api_env(capacity=4, gen_time=(0.02, 0.05))
+
+    async def no_price(self, model_id):
+        return ModelEntry(None, None, None)
+
+    monkeypatch.setattr(RunComfyClient, "model_entry", no_price)
+    manifest = sweep(tmp_path, seeds=2, run="  budget: 5")
+    with pytest.raises(BudgetError, match="price of .* is unknown"):
+        run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    assert sim.stats()["submissions_accepted"] == 0
+    allowed = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
+                                                       allow_unknown_price=True))
+    assert allowed.counts["done"] == 2
