@@ -162,7 +162,15 @@ def _kind(value: Any) -> str:
 
 def _show(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """`text` with line breaks, control and bidi characters escaped: one safe line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:

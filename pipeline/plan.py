@@ -17,7 +17,7 @@ from . import cost
 from .errors import Location, ManifestError, Problem, ProblemList
 from .expand import Cell, describe, drafts, finalize
 from .images import ImageInspector, ImageProblem, kind_of
-from .manifest import Manifest, read_manifest
+from .manifest import Manifest, printable, read_manifest
 from .validate import RequestValidator
 
 
@@ -133,16 +133,30 @@ def build_plan(path: str | Path, *, fetch_remote: bool = True, allow_outside: bo
     symlinks out); `fetch_timeout` is the total time allowed to fetch each remote image.
     """
     problems = ProblemList()
-    m = read_manifest(path, problems, allow_outside=allow_outside)
-    cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
-                                       allow_outside=allow_outside, fetch_timeout=fetch_timeout)
-    problems.raise_if_any()
+    try:
+        m = read_manifest(path, problems, allow_outside=allow_outside)
+        cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
+                                           allow_outside=allow_outside,
+                                           fetch_timeout=fetch_timeout)
+        problems.raise_if_any()
+    except ManifestError as exc:
+        raise ManifestError(one_line(exc.problems)) from None
     price, source = price_of(m)
     meta = m.model.meta.get("generation_seconds", {})
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
     est = cost.estimate((c.request for c in cells), price, concurrency=m.run.concurrency,
                         per_cell_s=meta.get("typical"), fps=fps, source=source)
-    return Plan(m, cells, problems.warnings(), est, price, inspector)
+    return Plan(m, cells, one_line(problems.warnings()), est, price, inspector)
+
+
+def one_line(problems: list[Problem]) -> list[Problem]:
+    """The problems with any line break or control character in a message escaped, so that
+    each stays one `FILE:LINE:COL: message` line whatever the manifest's text held."""
+    for p in problems:
+        p.message = printable(p.message)
+        p.example = printable(p.example)
+        p.where = Location(printable(p.where.file), p.where.line, p.where.col)
+    return problems
 
 
 @dataclass
@@ -173,12 +187,12 @@ def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True,
         try:
             m = read_manifest(path, problems, allow_outside=allow_outside)
         except ManifestError as exc:
-            report.problems.extend(exc.problems)
+            report.problems.extend(one_line(exc.problems))
             continue
         cells, problems, _ = check(m, fetch_remote=fetch_remote, problems=problems,
                                    allow_outside=allow_outside, fetch_timeout=fetch_timeout)
-        report.problems.extend(problems.errors())
-        report.warnings.extend(problems.warnings())
+        report.problems.extend(one_line(problems.errors()))
+        report.warnings.extend(one_line(problems.warnings()))
         report.summaries.append(f"{path}: ok, {len(cells)} cell{'s' if len(cells) != 1 else ''}")
     return report
 

@@ -121,8 +121,16 @@ def parse_yaml(text: str, file: str) -> Source:
         if exc.context:
             what = f"{what} ({exc.context})"
         raise ManifestError([Problem(Location(file, line, col), f"YAML syntax: {what}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        pos = exc.position
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character or "?")
+        raise ManifestError([Problem(Location(file, line, col), f"YAML syntax: character "
+                                     f"U+{char:04X} is not allowed in YAML; remove it")]
+                            ) from None
     except yaml.YAMLError as exc:
-        raise ManifestError([Problem(Location(file, 1, 1), f"YAML syntax: {exc}")]) from None
+        what = " ".join(str(exc).split())
+        raise ManifestError([Problem(Location(file, 1, 1), f"YAML syntax: {what}")]) from None
     except RecursionError:
         raise ManifestError([Problem(Location(file, 1, 1), "YAML nested too deeply")]) from None
     if node is None:
