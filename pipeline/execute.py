@@ -533,9 +533,6 @@ class Runner:
         while True:
             if await self._poll_sleep(p, a.status, a.queue_position, deadline):
                 return None
-            if time.time() >= deadline:
-                await self._give_up(cell, a.n, a.request_id, calls)
-                return "failed"
             try:
                 info = await self.client.status(a.request_id)
             except NotFound:
@@ -568,6 +565,9 @@ class Runner:
                     p.started_at = p.last_not_running or p.submitted_at
                 last_running_seen = now
             if not info.finished:
+                if now >= deadline:  # judged after asking: a resumed run first looks
+                    await self._give_up(cell, a.n, a.request_id, calls)
+                    return "failed"
                 continue
             try:
                 res = await self.client.result(a.request_id)
