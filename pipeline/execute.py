@@ -28,6 +28,7 @@ from .expand import Cell
 from .plan import Plan, plan_json
 from .polling import Poll, PollPlanner, server_seconds
 from .progress import Progress
+from .secrets import scrub
 from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, PENDING, QUEUED, RETRY, RUNNING,
                     UNKNOWN, CellRecord, Journal, JobLock, JobState, read_state)
 
@@ -753,7 +754,8 @@ class Runner:
         counts["orphaned"] = sum(1 for cid in self.state.cells if cid not in in_plan)
         all_done = counts[DONE] == len(ids)
         exit_code = 130 if self.interrupted else (0 if all_done else 1)
-        self.journal.write({"e": "end", "exit": exit_code, "stopped": self.stop_submitting,
+        stopped = scrub(self.stop_submitting) if self.stop_submitting else None
+        self.journal.write({"e": "end", "exit": exit_code, "stopped": stopped,
                             "counts": counts})
         self.journal.sync()
         self._write_status()
