@@ -36,6 +36,7 @@ MAX_REDIRECTS = 5
 FETCH_WORKERS = 8
 MAX_PIXELS = 1_000_000_000  # headers that claim more are lies or bombs
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of (\d+)")
 _DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,", re.I)
 
@@ -163,7 +164,10 @@ class ImageInspector:
     def fetch(self, url: str) -> ImageInfo | ImageProblem:
         """Fetch and inspect one URL within the limits; never raises."""
         timeout = httpx.Timeout(min(self.timeout, self.deadline))
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        # httpx parses a redirect's Location before we see the response: refuse foreign
+        # schemes there, so that `javascript:...` is named as such rather than as a bad URL
+        with httpx.Client(timeout=timeout, follow_redirects=False,
+                          event_hooks={"response": [_refuse_foreign_redirect]}) as client:
             return self._fetch(client, url, time.monotonic() + self.deadline)
 
     def _look(self, value: str) -> ImageInfo | ImageProblem | None:
@@ -220,14 +224,12 @@ class ImageInspector:
             for _ in range(MAX_REDIRECTS + 1):
                 with client.stream("GET", url) as response:
                     if response.is_redirect:
-                        target = response.headers.get("location", "")
+                        target = response.headers.get("location", "").strip()
+                        _refuse_foreign_redirect(response)
                         try:
                             url = str(response.url.join(target))
                         except (httpx.InvalidURL, ValueError):
                             return ImageProblem(f"redirected to an invalid address {target[:80]!r}")
-                        if not url.lower().startswith(("http://", "https://")):
-                            return ImageProblem(f"redirected to a non-http(s) address "
-                                                f"{url.split(':', 1)[0][:20]!r}: refused")
                         continue
                     if response.status_code != 200:
                         return ImageProblem(f"fetching it answered HTTP {response.status_code}")
@@ -256,6 +258,15 @@ class ImageInspector:
             if time.monotonic() > deadline:
                 raise ImageProblem(self._late())
         return bytes(body)
+
+
+def _refuse_foreign_redirect(response: httpx.Response) -> None:
+    if not response.is_redirect:
+        return
+    scheme = _SCHEME.match(response.headers.get("location", "").strip())
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        raise ImageProblem(f"redirected to a non-http(s) address {scheme.group(1)[:20]!r}: "
+                           "refused")
 
 
 def _bounded(fn: Callable[[str], ImageInfo | ImageProblem], items: list[str], limit: float,
