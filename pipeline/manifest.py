@@ -270,6 +270,8 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
                 except (OSError, UnicodeDecodeError) as exc:
                     problems.add(source.loc(("prompt", "file")), f"cannot read prompt file "
                                  f"{raw_prompt['file']!r}: {getattr(exc, 'strerror', None) or exc}")
+            if prompt is None:  # reported above; an empty prompt spares a "missing" per cell
+                prompt, prompt_where = "", source.loc(("prompt", "file"))
         else:
             prompt, prompt_where = raw_prompt, source.loc(("prompt",))
 
@@ -280,6 +282,8 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
             continue
         if name == "rows":
             axis = _rows_axis(spec, folder, source, problems, digest, allow_outside)
+            if axis is None:  # reported; expanding without its columns would only add noise
+                problems.raise_if_any()
         else:
             if name in inputs:
                 problems.add(source.loc(("matrix", name), key=True),
