@@ -22,14 +22,15 @@ from typing import Any
 from . import cost as costs
 from . import media, wire
 from .client import NOT_ACCEPTED, RunComfyClient
-from .errors import (AuthError, BudgetError, ClientError, DownloadError, MissingToken, NotFound,
+from .durable import write_atomic
+from .errors import (AuthError, BudgetError, ClientError, DownloadError, NotFound,
                      PipelineError, StateError, SubmitError, UsageError)
 from .expand import Cell
 from .plan import Plan, plan_json
 from .polling import Poll, PollPlanner, server_seconds
 from .progress import Progress
 from .secrets import scrub
-from .state import (CANCELLED, DONE, DOWNLOADING, FAILED, PENDING, QUEUED, RETRY, RUNNING,
+from .state import (DONE, DOWNLOADING, FAILED, PENDING, QUEUED, RETRY, RUNNING,
                     UNKNOWN, CellRecord, Journal, JobLock, JobState, read_state)
 
 log = logging.getLogger("pipeline.run")
@@ -164,15 +165,6 @@ async def _run(plan: Plan, options: RunOptions) -> RunSummary:
                 sim.stop()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _reports(out: Path, cell_events: int) -> list[Path]:
     """Write the reports unless they already show every cell event in the journal."""
     from .report import NAMES, write_reports
@@ -217,7 +209,7 @@ def _write_snapshot(out: Path, plan: Plan) -> None:
             return
     except OSError:
         pass
-    _write_atomic(out / "plan.json", json.dumps(plan_json(plan), ensure_ascii=False,
+    write_atomic(out / "plan.json", json.dumps(plan_json(plan), ensure_ascii=False,
                                                 separators=(",", ":")))
     marker.write_text(fingerprint)
 
@@ -716,6 +708,12 @@ class Runner:
     def _on_event(self, event: dict) -> None:
         if event["e"] in ("submitted", "result", "cancel"):
             self._account(event["cell"])
+        if self.journal.low_space and self.fatal is None:
+            self.fatal = StateError(f"the disk holding {self.out} is full: stopped before it "
+                                    "could lose track of a paid request; free some space and "
+                                    "run again to resume")
+            self.stop_submitting = self.stop_submitting or "the disk is full"
+            self.stop.set()
 
     def _account(self, cell_id: str) -> None:
         """Recount one cell's spend after an event that may change it (O(1) per event)."""
@@ -770,7 +768,7 @@ class Runner:
         cells = [{"id": c.id, "label": c.label, "request": c.request} for c in self.plan.cells]
         self.state.valid_bytes = os.fstat(self.journal.fd).st_size
         data = summarize(self.plan.manifest, self.out, self.state, cells, running=False)
-        _write_atomic(self.out / SUMMARY, json.dumps(data, indent=2, ensure_ascii=False))
+        write_atomic(self.out / SUMMARY, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,

@@ -16,6 +16,7 @@ work while a run is going.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from typing import Any, Iterable
 
 import orjson
 
+from .durable import fsync_dir
 from .errors import JobLocked, StateError
 
 JOURNAL = "state.jsonl"
@@ -275,19 +277,40 @@ def read_state(folder: Path) -> JobState:
     return state
 
 
-class Journal:
-    """The append side of the journal; one per run, under the job's lock."""
+BALLAST = ".ballast"
+BALLAST_BYTES = 1 << 20  # room for ~1,000 events once the disk is full
 
-    def __init__(self, folder: Path, state: JobState):
+
+class Journal:
+    """The append side of the journal; one per run, under the job's lock.
+
+    A ballast file of BALLAST_BYTES is kept beside it while the run lives. When the disk fills,
+    the ballast is given up so that the events already owed (above all the request ids of
+    submits the API has just accepted) still reach the journal; `low_space` then tells the
+    runner to stop. Without this, a full disk right after a POST would leave a paid request
+    that the next run can only hold as unknown."""
+
+    def __init__(self, folder: Path, state: JobState, ballast: int = BALLAST_BYTES):
         self.path = folder / JOURNAL
         folder.mkdir(parents=True, exist_ok=True)
+        self.ballast = folder / BALLAST
+        self.low_space = False
+        try:
+            with open(self.ballast, "wb") as fh:
+                fh.write(b"\0" * ballast)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self.ballast.unlink(missing_ok=True)
+            raise StateError(f"cannot write in {folder}: {exc.strerror or exc}; free some space "
+                             "and run again to resume") from None
         new = not self.path.exists()
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if state.torn_tail:
             os.ftruncate(self.fd, state.valid_bytes)  # cut the torn line before appending
             os.fsync(self.fd)
         if new:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         self.state = state
         self.written = 0
         self.synced = 0
@@ -305,14 +328,19 @@ class Journal:
             line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
         except TypeError:  # e.g. an integer wider than 64 bits in a request
             line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        try:
-            view = memoryview(line)
-            while view:  # a short write is retried once more so the OS can say why
+        view = memoryview(line)
+        while view:  # a short write is retried so the OS can say why
+            try:
                 view = view[os.write(self.fd, view):]
-        except OSError as exc:
-            self.failed = exc
-            raise StateError(f"cannot write the journal {self.path}: {exc.strerror or exc}; "
-                             "free some space and run again to resume") from None
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self.ballast.exists():
+                    self.ballast.unlink()  # the disk is full: spend the reserve, then stop
+                    self.low_space = True
+                    continue
+                self.failed = exc
+                raise StateError(f"cannot write the journal {self.path}: "
+                                 f"{exc.strerror or exc}; free some space and run again to "
+                                 "resume") from None
         self.written += 1
         self.state.apply(event)
         if self.listener is not None:
@@ -355,19 +383,7 @@ class Journal:
             self.sync()
         finally:
             os.close(self.fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+            self.ballast.unlink(missing_ok=True)
 
 
 class JobLock:

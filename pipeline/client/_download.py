@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from ..durable import fsync_dir
 from ..errors import DownloadError
 from ._media import sniff
 from ._retry import retry_after_of, retryable_status
@@ -58,19 +59,6 @@ async def refuse_bad_redirect(response: httpx.Response) -> None:
     """
     if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
         check_scheme(response.headers["location"], "redirect target", base=response.url)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # platforms that cannot open a folder
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 async def download_once(http: httpx.AsyncClient, url: str, dest: Path, max_bytes: int
@@ -133,7 +121,7 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
             out.flush()
             await asyncio.to_thread(os.fsync, out.fileno())
         os.replace(tmp, dest)
-        await asyncio.to_thread(_fsync_dir, dest.parent)
+        await asyncio.to_thread(fsync_dir, dest.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise DownloadError(f"cannot write {dest}: {exc.strerror or exc}", url=where) from exc

@@ -8,7 +8,6 @@ reader never sees half a report. HTML is autoescaped; Markdown table cells are e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,8 +15,8 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
+from ..durable import write_atomic
 from .. import cost as costs
-from ..errors import StateError
 from .grid import layout, show, value_key
 from .model import build_report
 from .posters import IMAGE_SUFFIXES, add_posters
@@ -40,7 +39,7 @@ def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = N
     data = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     paths = []
     for name, text in zip(NAMES, (md, html, data)):
-        paths.append(_write_atomic(folder / name, text))
+        paths.append(write_atomic(folder / name, text))
     return paths
 
 
@@ -101,18 +100,3 @@ def media_line(f: dict) -> str:
     return " · ".join(x for x in parts if x)
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
