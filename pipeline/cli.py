@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-unknown-price", action="store_true",
                    help="run under a budget although the model's price is unknown")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="counts, spend, ETA and failures of a job")
@@ -147,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_schema_change=args.allow_schema_change,
         allow_unknown_price=args.allow_unknown_price,
         progress=False if args.no_progress else None)
-    plan = build_plan(args.manifest)
+    plan = build_plan(args.manifest, allow_outside=args.allow_outside_paths)
     for warning in plan.warnings:
         print(str(warning), file=sys.stderr)
     summary = run_job(plan, options)
