@@ -97,6 +97,12 @@ class _Builder:
         raise self.fail(node, "unsupported YAML node")  # pragma: no cover
 
     def scalar(self, node: yaml.Node) -> Any:
+        # Values must be plain JSON (they reach plans, journals and reports): a date stays the
+        # text it was written as; binary data has no JSON form.
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value
+        if node.tag == "tag:yaml.org,2002:binary":
+            raise self.fail(node, "binary (!!binary) values are not supported; write text")
         try:
             return self.scalars.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
@@ -108,6 +114,29 @@ class _Builder:
 def _clip(text: object, n: int = 40) -> str:
     text = repr(text)
     return text if len(text) <= n else text[: n - 4] + "...'"
+
+
+def _expanded_size(node: yaml.Node, builder: _Builder, sizes: dict[int, int]) -> int:
+    """How many values `node` becomes once its aliases are expanded, counted once per distinct
+    node; past MAX_NODES (an alias bomb) or on an alias inside itself, a located error."""
+    key = id(node)
+    known = sizes.get(key)
+    if known is not None:
+        if known < 0:
+            raise builder.fail(node, "an alias refers to a node that contains it (a recursive "
+                                     "structure); write the values out")
+        return known
+    sizes[key] = -1
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, builder, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(v, builder, sizes) for _, v in node.value)
+    if size > MAX_NODES:
+        raise builder.fail(node, f"document has more than {MAX_NODES} values (an alias bomb?); "
+                                 "split it or use a rows file")
+    sizes[key] = size
+    return size
 
 
 def parse_yaml(text: str, file: str) -> Source:
@@ -137,6 +166,7 @@ def parse_yaml(text: str, file: str) -> Source:
         return Source(file, None)
     builder = _Builder(file)
     try:
+        _expanded_size(node, builder, {})  # an alias bomb fails here, before anything is built
         data = builder.build(node, ())
     except RecursionError:
         raise ManifestError([Problem(Location(file, 1, 1), "YAML nested too deeply")]) from None

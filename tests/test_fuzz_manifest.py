@@ -172,6 +172,8 @@ MUTATIONS = [
     lambda t, n: t + "<<: {name: merged}\n",
     lambda t, n: t + "? [a, b]\n: complex key\n",
     lambda t, n: t + "when: 2024-13-45\nbig: " + "9" * 5000 + "\n",
+    lambda t, n: t + "vars: {day: 2024-01-02, at: 2024-01-02 10:00:00, raw: !!binary aGk=}\n",
+    lambda t, n: t.replace("matrix:", "matrix:\n  day: [2024-01-02, 2001-02-03t04:05:06Z]", 1),
     lambda t, n: t + "tagged: !!python/object:os.system x\n",
     lambda t, n: "%YAML 1.1\n---\n" + t + "---\nsecond: doc\n",
 ]
@@ -203,7 +205,8 @@ def run_cli(folder: Path, raw: bytes) -> None:
     path = folder / "m.yaml"
     path.write_bytes(raw)
     for argv in (["validate", "--offline", str(path)],
-                 ["plan", "--offline", "--out", str(folder.parent / "out"), str(path)]):
+                 ["plan", "--offline", "--json", "--out", str(folder.parent / "out"),
+                  str(path)]):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
