@@ -139,7 +139,7 @@ async def _run(plan: Plan, options: RunOptions) -> RunSummary:
     out = output_dir(plan, options.out)
     cells = select(plan, options.only)
     with JobLock(out):
-        state = read_state(out)
+        state = read_state(out, lean=True)
         _check_schema(state, plan, options)
         _write_snapshot(out, plan)
         sim = None
@@ -243,6 +243,7 @@ class Runner:
         self.crash: BaseException | None = None
         self.tasks: set[asyncio.Task] = set()
         self.submitting: set[str] = set()  # POST under way: intent journalled, no answer yet
+        self.by_id = {c.id: c for c in cells}
         self._spend_by_cell: dict[str, float] = {}
         self._spent = 0.0
         journal.listener = self._on_event
@@ -442,7 +443,7 @@ class Runner:
     async def _submit(self, cell: Cell) -> bool:
         """One attempt: journal the intent, POST, journal the answer. True when accepted."""
         rec = self.state.cell(cell.id)
-        if not rec.request:
+        if not rec.described:
             self.journal.write({"e": "cell", "cell": cell.id, "label": cell.label,
                                 "values": cell.values, "request": cell.request})
         estimate = costs.cell_cost(self.price, cell.request, self.fps)
@@ -702,7 +703,7 @@ class Runner:
             if a.cost is not None:
                 total += a.cost
             else:
-                total += costs.cell_cost(self.price, rec.request or request, self.fps) or 0.0
+                total += costs.cell_cost(self.price, request, self.fps) or 0.0
         return total
 
     def _on_event(self, event: dict) -> None:
@@ -718,7 +719,8 @@ class Runner:
     def _account(self, cell_id: str) -> None:
         """Recount one cell's spend after an event that may change it (O(1) per event)."""
         rec = self.state.cells.get(cell_id)
-        new = self._cell_spend(rec, rec.request if rec else {})
+        cell = self.by_id.get(cell_id)
+        new = self._cell_spend(rec, cell.request if cell else (rec.request if rec else {}))
         self._spent += new - self._spend_by_cell.get(cell_id, 0.0)
         self._spend_by_cell[cell_id] = new
 

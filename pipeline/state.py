@@ -99,6 +99,7 @@ class CellRecord:
     files: dict[str, FileRecord] = field(default_factory=dict)  # by URL
     download_errors: list = field(default_factory=list)
     retry_from: int = 0  # attempts before this index do not count (--retry-failed)
+    described: bool = False  # its `cell` event (label, values, request) is in the journal
 
     @property
     def last(self) -> Attempt | None:
@@ -147,11 +148,26 @@ class CellRecord:
         return a.error or a.submit_error or ""
 
 
+_WORDS: dict[str, str] = {}
+
+
+def _word(text: Any) -> Any:
+    """One shared copy of each short status word (the journal repeats them per cell)."""
+    if isinstance(text, str) and len(text) < 32:
+        return _WORDS.setdefault(text, text)
+    return text
+
+
 @dataclass
 class JobState:
-    """A replayed journal: the job's header events and its cells."""
+    """A replayed journal: the job's header events and its cells.
+
+    `lean` keeps only what running needs (states, request ids, output URLs and hashes, costs,
+    reasons), not the copies of requests, probes and server timestamps that reports read:
+    a 100,000-cell job then replays in well under half the memory."""
 
     folder: Path
+    lean: bool = False
     runs: list[dict] = field(default_factory=list)  # one `run` event per start
     cells: dict[str, CellRecord] = field(default_factory=dict)
     ends: list[dict] = field(default_factory=list)
@@ -182,7 +198,9 @@ class JobState:
         rec = self.cell(ev["cell"])
         t = ev.get("t", 0.0)
         if kind == "cell":
-            rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
+            rec.described = True
+            if not self.lean:
+                rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
             return
         if kind == "intent":
             rec.attempts.append(Attempt(n=ev["n"], intent_at=t))
@@ -192,8 +210,10 @@ class JobState:
             return
         if kind in ("download", "download_error"):
             if kind == "download":
+                lean = self.lean
                 rec.files[ev["url"]] = FileRecord(ev["url"], ev["path"], ev["size"], ev["sha256"],
-                                                  ev.get("probe"), ev.get("check"))
+                                                  None if lean else ev.get("probe"),
+                                                  None if lean else ev.get("check"))
             else:
                 rec.download_errors.append({"t": t, "url": ev["url"], "error": ev["error"]})
             return
@@ -207,15 +227,16 @@ class JobState:
             a.submit_kind, a.submit_error = ev["kind"], ev["error"]
             a.permanent = bool(ev.get("permanent"))
         elif kind == "status":
-            a.status, a.queue_position = ev["status"], ev.get("queue_position")
-            a.first_seen.setdefault(ev["status"], t)
+            a.status, a.queue_position = _word(ev["status"]), ev.get("queue_position")
+            a.first_seen.setdefault(a.status, t)
             a.status_calls = ev.get("calls", a.status_calls)
         elif kind == "result":
-            a.result, a.result_at = ev["result"], t
+            a.result, a.result_at = _word(ev["result"]), t
             a.error, a.cost = ev.get("error"), ev.get("cost")
             a.outputs = ev.get("outputs", [])
             a.permanent = bool(ev.get("permanent"))
-            a.server_times = ev.get("server_times", {})
+            if not self.lean:
+                a.server_times = ev.get("server_times", {})
             a.status_calls = ev.get("calls", a.status_calls)
         elif kind == "cancel":
             a.cancel_outcome, a.cancel_at = ev["outcome"], t
@@ -237,9 +258,9 @@ class JobState:
         return out
 
 
-def read_state(folder: Path) -> JobState:
+def read_state(folder: Path, lean: bool = False) -> JobState:
     """Replay a job's journal (missing journal: empty state). No lock is taken."""
-    state = JobState(folder)
+    state = JobState(folder, lean=lean)
     path = folder / JOURNAL
     try:
         raw = path.read_bytes()
