@@ -162,6 +162,7 @@ def summarize(m: Manifest, folder: Path, state: JobState, cells: list, running: 
         "unknown": unknown,
         "torn_tail": state.torn_tail,
         "journal_bytes": state.valid_bytes,
+        "cell_events": state.cell_events,
         "last_run": _iso(header.get("t")) if header else None,
     }
 
