@@ -153,6 +153,66 @@ manifest = st.fixed_dictionaries(
         "promt": scalar,
     })
 
+# Plausible manifests: valid in shape, so that expansion, templates, images and validation are
+# reached; each field is swapped for a hostile value now and then. (Hypothesis favours small
+# integers, so the plain choice is always the one at 0.)
+plain_text = st.text(st.characters(categories=("L", "N", "Zs", "P")), max_size=10)
+var_name = st.sampled_from(["light", "subject", "mood", "caption", "image"])
+plain_value = st.one_of(st.integers(-3, 300), plain_text, st.sampled_from(
+    ["720P", "1080P", 121, 241, "dawn", "img.png", "small.png", "photo.jpg", True]))
+plain_axis = st.one_of(
+    st.lists(plain_value, min_size=1, max_size=3),
+    st.fixed_dictionaries({"from": st.integers(0, 3), "to": st.integers(0, 5)},
+                          optional={"step": st.integers(1, 2)}))
+plain_matrix = st.fixed_dictionaries({}, optional={
+    "light": plain_axis, "subject": plain_axis, "image": st.lists(image, min_size=1, max_size=2),
+    "seed": st.one_of(plain_axis, st.fixed_dictionaries({"random": st.integers(1, 3)})),
+    "resolution": st.lists(st.sampled_from(["720P", "1080P", "4K", 720]), min_size=1,
+                           max_size=2),
+    "number_of_frames": st.lists(st.sampled_from([121, 241, 120]), min_size=1, max_size=2),
+    "prompt": st.lists(template, min_size=1, max_size=2),
+    "image_urls": st.lists(st.lists(image, min_size=1, max_size=1), min_size=1, max_size=2),
+    "exclude": st.lists(st.dictionaries(var_name | st.just("seed"), plain_value, min_size=1,
+                                        max_size=2), max_size=2),
+    "include": st.lists(st.dictionaries(var_name | st.just("seed"), plain_value, min_size=1,
+                                        max_size=2), max_size=2),
+    "rows": st.one_of(st.lists(st.dictionaries(var_name, plain_value, min_size=1, max_size=2),
+                               min_size=1, max_size=3),
+                      st.sampled_from(["rows.csv", "rows.jsonl", {"file": "rows.csv"}])),
+})
+
+
+@st.composite
+def plausible(draw: st.DrawFn) -> dict:
+    """A manifest built from the real keys, with at most a few hostile fields."""
+    def pick(good: st.SearchStrategy, bad: st.SearchStrategy) -> object:
+        return draw(bad) if draw(st.integers(0, 99)) >= 92 else draw(good)
+
+    out: dict = {"name": pick(st.from_regex(r"[a-z][a-z0-9._-]{0,12}", fullmatch=True), name),
+                 "model": pick(st.just(MODEL), scalar)}
+    out["prompt"] = pick(template | st.just({"file": "prompt.j2"}), scalar | template)
+    out["inputs"] = pick(st.fixed_dictionaries(
+        {"image_urls": st.lists(image, min_size=1, max_size=1)},
+        optional={"seed": st.integers(-1, 2**31), "resolution": st.sampled_from(["720P", "4K"])}),
+        inputs)
+    if draw(st.booleans()):
+        out["vars"] = pick(st.dictionaries(var_name, plain_value, max_size=3), anything)
+    if draw(st.integers(0, 3)):
+        out["matrix"] = pick(plain_matrix, matrix)
+    if draw(st.integers(0, 4)) == 0:
+        out["repeat"] = pick(st.integers(1, 3), scalar)
+    if draw(st.integers(0, 3)) == 0:
+        out["backend"] = pick(st.sampled_from(["runcomfy", "sim"]), scalar)
+    if draw(st.integers(0, 3)) == 0:
+        out["run"] = pick(st.fixed_dictionaries({}, optional={
+            "concurrency": st.integers(1, 8), "budget": st.floats(0.5, 100),
+            "local_images": st.sampled_from(["data_uri", "refuse"]),
+            "price": st.just({"unit": "second", "by": "resolution",
+                              "usd": {"720P": 0.05, "1080P": 0.1}}),
+            "polling": st.just({"initial": 1, "max": 2})}), run)
+    return out
+
+
 ALIAS_BOMB = ("bomb_a: &a [x, x, x, x, x, x, x, x, x, x]\n"
               "bomb_b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
               "bomb_c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
@@ -188,11 +248,13 @@ def render(data: dict, unicode: bool) -> str:
 
 @st.composite
 def manifest_bytes(draw: st.DrawFn) -> bytes:
-    text_ = render(draw(manifest), draw(st.booleans()))
-    for index in draw(st.lists(st.integers(0, len(MUTATIONS) - 1), max_size=2)):
+    data = draw(manifest) if draw(st.integers(0, 3)) == 3 else draw(plausible())
+    text_ = render(data, draw(st.booleans()))
+    if draw(st.integers(0, 4)) == 4:  # a text mutation in about one example out of five
+        index = draw(st.integers(0, len(MUTATIONS) - 1))
         text_ = MUTATIONS[index](text_, draw(st.integers(1, 9)))
     raw = text_.encode("utf-8", "surrogatepass")
-    if draw(st.integers(0, 19)) == 0:  # now and then, random bytes somewhere
+    if draw(st.integers(0, 19)) == 19:  # now and then, random bytes somewhere
         at = draw(st.integers(0, len(raw)))
         raw = raw[:at] + draw(st.binary(min_size=1, max_size=8)) + raw[at:]
     return raw
