@@ -28,6 +28,8 @@ from .yamlsrc import Source, load_yaml
 MAX_AXIS_VALUES = 1_000_000
 MAX_ROWS = 1_000_000
 MAX_CELLS = 1_000_000  # cells one manifest may expand to, counted before `exclude`
+MAX_PROMPT_FILE = 1024 * 1024  # bytes of a prompt file
+MAX_ROWS_FILE = 256 * 1024 * 1024  # bytes of a rows file
 RESERVED = frozenset({"exclude", "include", "rows"})
 
 
@@ -264,6 +266,9 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
                                   problems, allow_outside=allow_outside)
             if file is not None:
                 try:
+                    if file.stat().st_size > MAX_PROMPT_FILE:
+                        raise OSError(f"larger than {MAX_PROMPT_FILE // 1024} KB; a prompt is "
+                                      "a few lines")
                     prompt = file.read_text(encoding="utf-8")
                     digest.update(prompt.encode())
                     prompt_where = Location(str(file), 1, 1)
@@ -399,6 +404,8 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
     if file is None:
         return None
     try:
+        if file.stat().st_size > MAX_ROWS_FILE:
+            raise OSError(f"larger than {MAX_ROWS_FILE // 2**20} MB; split the job")
         raw = file.read_bytes()
         text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -417,6 +424,10 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.add(Location(display, n, exc.colno), f"bad JSON: {exc.msg}")
+                continue
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number, deep nesting
+                problems.add(Location(display, n, 1), "bad JSON: " + (
+                    "nested too deeply" if isinstance(exc, RecursionError) else str(exc)))
                 continue
             if not isinstance(row, dict) or not row:
                 problems.add(Location(display, n, 1), "each line must be a non-empty JSON object")

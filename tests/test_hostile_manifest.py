@@ -230,3 +230,31 @@ def test_huge_range_is_refused_without_being_built(tmp_path: Path) -> None:
     [line] = problems(path)
     assert time.monotonic() - start < 3
     assert line.startswith(f"{path}:6:9: matrix.seed: range of 1000000000000 values"), line
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("[" * 100_000 + "]" * 100_000, "bad JSON: nested too deeply"),
+    ('{"seed": ' + "9" * 5000 + "}", "bad JSON: Exceeds the limit"),
+    ('{"seed": 1', "bad JSON: Expecting"),
+])
+def test_hostile_rows_file_lines_are_located(tmp_path: Path, line: str, expected: str) -> None:
+    """A JSONL rows line that is too deep, too big a number or broken is one line at itself."""
+    write_image(tmp_path / "img.png")
+    (tmp_path / "rows.jsonl").write_text('{"seed": 1}\n' + line + "\n")
+    path = write_manifest(tmp_path, f"name: t\nmodel: {MODEL}\nprompt: x\n"
+                                    "inputs: {image_urls: [img.png]}\n"
+                                    "matrix:\n  rows: rows.jsonl\n")
+    [problem] = problems(path)
+    assert problem.startswith(f"{tmp_path / 'rows.jsonl'}:2:") and expected in problem, problem
+
+
+def test_oversized_prompt_file_is_refused_before_reading(tmp_path: Path) -> None:
+    """A prompt file over 1 MB is refused by its size, not read and rendered."""
+    write_image(tmp_path / "img.png")
+    with open(tmp_path / "p.j2", "wb") as f:
+        f.truncate(2 * MIB)
+    path = write_manifest(tmp_path, f"name: t\nmodel: {MODEL}\nprompt: {{file: p.j2}}\n"
+                                    "inputs: {image_urls: [img.png], seed: 1}\n")
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:3:16: cannot read prompt file 'p.j2': larger than"), \
+        problem
