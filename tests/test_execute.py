@@ -189,20 +189,25 @@ def test_edited_manifest_keeps_done_cells_and_orphans_removed_ones(tmp_path: Pat
 
 def test_schema_change_requires_a_flag(tmp_path: Path, api_env) -> None:
     """A state written under another model schema is refused unless the user allows it."""
+    from dataclasses import replace
+
     from pipeline.errors import StateError
 
     api_env(capacity=4, gen_time=(0.02, 0.05))
     manifest = sweep(tmp_path, seeds=1)
     out = tmp_path / "out"
     run_job(build_plan(manifest), RunOptions(out=out, progress=False))
-    journal = out / "state.jsonl"
-    text = journal.read_text()
-    header = json.loads(text.splitlines()[0])
-    journal.write_text(text.replace(header["schema_sha256"], "0" * 64))
+
+    def with_new_schema():  # as if the bundled input schema had been updated since
+        plan = build_plan(manifest)
+        model = replace(plan.manifest.model, schema_sha256="0" * 64)
+        plan.manifest = replace(plan.manifest, model=model)
+        return plan
+
     with pytest.raises(StateError, match="schema of .* changed"):
-        run_job(build_plan(manifest), RunOptions(out=out, progress=False))
-    ok = run_job(build_plan(manifest), RunOptions(out=out, progress=False,
-                                                  allow_schema_change=True))
+        run_job(with_new_schema(), RunOptions(out=out, progress=False))
+    ok = run_job(with_new_schema(), RunOptions(out=out, progress=False,
+                                               allow_schema_change=True))
     assert ok.exit_code == 0
 
 
