@@ -452,3 +452,21 @@ def test_percentile(values: list, q: float, expected: float | None) -> None:
     """Percentiles interpolate linearly between the closest ranks; none without values."""
     got = percentile(values, q)
     assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+def test_huge_grid_is_cut_to_whole_rows_with_a_note() -> None:
+    """Past MAX_TILES cells the grid keeps whole rows up to the limit and says how many it shows."""
+    from pipeline.report import grid
+
+    cells = [{"id": f"c{i}", "values": {"seed": i // 2, "res": i % 2}} for i in range(12)]
+    report = {"cells": cells, "axes": [{"name": "seed", "values": list(range(6))},
+                                       {"name": "res", "values": [0, 1]}]}
+    old = grid.MAX_TILES
+    grid.MAX_TILES = 5
+    try:
+        g = grid.layout(report, "seed", "res")
+    finally:
+        grid.MAX_TILES = old
+    assert g["truncated"] == {"cells_shown": 4, "cells_total": 12, "rows_shown": 2,
+                              "rows_total": 6}
+    assert len(g["rows"]) == 2

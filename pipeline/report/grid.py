@@ -50,6 +50,9 @@ def choose_axes(axes: list[dict], rows: str | None, cols: str | None
     return rows, cols
 
 
+MAX_TILES = 5_000
+
+
 def layout(report: dict, rows: str | None = None, cols: str | None = None) -> dict[str, Any]:
     """Rows × columns of cells for the grid, plus the filter axes and their values."""
     axes = report["axes"]
@@ -75,7 +78,23 @@ def layout(report: dict, rows: str | None = None, cols: str | None = None) -> di
         r = row_index[value_key(cell["values"].get(row_axis))] if row_axis else 0
         c = col_index[value_key(cell["values"].get(col_axis))] if col_axis else 0
         slots[r][c].append(cell)
+    # A browser cannot hold 100,000 players: past MAX_TILES the grid shows whole rows up to the
+    # limit and says so; report.md and report.json still list every cell.
+    truncated = None
+    total = len(report["cells"])
+    if total > MAX_TILES:
+        shown = kept = 0
+        for row in slots:
+            n = sum(len(slot) for slot in row)
+            if kept and shown + n > MAX_TILES:
+                break
+            shown += n
+            kept += 1
+        truncated = {"cells_shown": shown, "cells_total": total, "rows_shown": kept,
+                     "rows_total": len(slots)}
+        slots, row_values = slots[:kept], row_values[:kept]
     return {
+        "truncated": truncated,
         "row_axis": row_axis,
         "col_axis": col_axis,
         "rows": [{"text": show(v), "slots": slots[i]} for i, v in enumerate(row_values)],
