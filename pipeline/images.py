@@ -251,7 +251,7 @@ class ImageInspector:
         if declared.isdigit() and int(declared) > cap:
             raise ImageProblem(too_big)
         body = bytearray()
-        for chunk in response.iter_bytes(64 * 1024):  # decoded: the cap is on what we keep
+        for chunk in response.iter_bytes():  # as it arrives (decoded): the cap is on what we keep
             body += chunk
             if len(body) > cap:
                 raise ImageProblem(too_big)

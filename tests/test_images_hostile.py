@@ -175,7 +175,7 @@ REMOTE = [
     pytest.param("/stream-2gb", f"larger than {MAX_FETCH_BYTES / MIB:g} MB; stopped fetching",
                  10, id="streams-2gb"),
     pytest.param("/silent", "no answer within 1 s", 4, id="never-answers"),
-    pytest.param("/drip", "no complete answer within 1 s; stopped fetching", 4,
+    pytest.param("/drip", "no complete answer within 1 s; stopped fetching", 1.8,
                  id="drips-forever"),
     pytest.param("/missing.png", "fetching it answered HTTP 404", 5, id="not-found"),
 ]
