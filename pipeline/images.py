@@ -20,10 +20,10 @@ import re
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
-from typing import Callable
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -38,7 +38,8 @@ MAX_PIXELS = 1_000_000_000  # headers that claim more are lies or bombs
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of (\d+)")
-_DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,", re.I)
+_DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,",
+                       re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ def _bounded(fn: Callable[[str], ImageInfo | ImageProblem], items: list[str], li
     def work(item: str) -> None:
         try:
             results[item] = fn(item)
-        except Exception as exc:  # pragma: no cover - fn never raises; belt and braces
+        except Exception as exc:  # noqa: BLE001 - fn never raises; belt and braces
             results[item] = ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
 
     while pending or running:

@@ -15,13 +15,14 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 
-from .errors import Location, ManifestError, ModelNotFound, ProblemList
+from .errors import Location, ModelNotFound, ProblemList
 from .models import Model, known_models, load_model, schemas_dir
 from .yamlsrc import Source, load_yaml
 

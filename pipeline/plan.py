@@ -9,9 +9,10 @@ This is the library API under `pipeline validate` and `pipeline plan`:
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import cost
 from .errors import Location, ManifestError, Problem, ProblemList

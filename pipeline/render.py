@@ -167,20 +167,19 @@ class _Env(ImmutableSandboxedEnvironment):
             return False
         return super().is_safe_attribute(obj, attr, value)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         _tick()
-        owner = getattr(__obj, "__self__", None)
+        owner = getattr(obj, "__self__", None)
         if isinstance(owner, (str, bytes)):
-            name = getattr(__obj, "__name__", "")
+            name = getattr(obj, "__name__", "")
             if name in _WIDTH_METHODS and args:
                 _int_arg(args[0], f"{name}() width")
-            elif name == "replace" and len(args) >= 2:
-                if _replaced_size(owner, *args[:3]) > MAX_SIZE:
-                    raise _refuse(f"replace() would make more than {MAX_SIZE:,} characters")
-            elif name == "join" and args:
-                if _joined_size(owner, args[0]) > MAX_SIZE:
-                    raise _refuse(f"join() would make more than {MAX_SIZE:,} characters")
-        return _check(super().call(__context, __obj, *args, **kwargs), "a call's result")
+            elif name == "replace" and len(args) >= 2 and \
+                    _replaced_size(owner, *args[:3]) > MAX_SIZE:
+                raise _refuse(f"replace() would make more than {MAX_SIZE:,} characters")
+            elif name == "join" and args and _joined_size(owner, args[0]) > MAX_SIZE:
+                raise _refuse(f"join() would make more than {MAX_SIZE:,} characters")
+        return _check(super().call(context, obj, *args, **kwargs), "a call's result")
 
     def wrap_str_format(self, value: Any) -> Any:
         wrapped = super().wrap_str_format(value)
@@ -347,7 +346,7 @@ def compile_template(source: str) -> Template:
         raise
     except (RecursionError, MemoryError):
         raise TemplateProblem("template nested too deeply") from None
-    except Exception as exc:  # e.g. Python's own limits on the compiled code
+    except Exception as exc:  # noqa: BLE001 - e.g. Python's own limits on compiled code
         raise TemplateProblem(f"template cannot be compiled: {type(exc).__name__}: {exc}"
                               ) from None
     if len(_templates) > 10_000:
@@ -395,7 +394,7 @@ def render(source: str, context: dict[str, Any]) -> str:
         raise TemplateProblem("template result too large") from None
     except RecursionError:
         raise TemplateProblem("template recursion too deep") from None
-    except Exception as exc:  # a user's template may fail in many ways; say how, in one line
+    except Exception as exc:  # noqa: BLE001 - a user's template fails in many ways; say how
         raise TemplateProblem(f"template error: {type(exc).__name__}: {_clip(exc)}") from None
     finally:
         _local.budget = None

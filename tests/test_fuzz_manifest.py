@@ -23,8 +23,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from imagefiles import MODEL, write_image
+
 from pipeline.cli import main
 
 settings.register_profile(

@@ -16,8 +16,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
 from imagefiles import MODEL, write_image, write_manifest
+
 from pipeline import render as render_module
 from pipeline.cli import main
 from pipeline.manifest import MAX_CELLS

@@ -17,8 +17,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from imagefiles import MODEL, image_bytes, write_manifest
+
 from pipeline.images import MAX_FETCH_BYTES, ImageInspector, ImageProblem
 from pipeline.plan import validate_files
 
@@ -98,7 +98,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         route = self.path
         try:
             if route == "/ok.png":
