@@ -107,7 +107,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps(plan_json(plan, state), indent=2, ensure_ascii=False))
+        # json.dump writes piece by piece: a 100,000-cell plan never becomes one huge string
+        json.dump(plan_json(plan, state), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
     else:
         print(plan_table(plan, state=state))
     for warning in plan.warnings:
