@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import Location, ProblemList
 from .manifest import Manifest, RandomSeed
@@ -21,6 +23,7 @@ from .render import TemplateProblem, render
 
 ID_VERSION = "cell/v1"
 SEED_MAX = 2**31 - 1
+MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +148,17 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
         base_request["prompt"] = m.prompt
         base_origin["prompt"] = m.prompt_where
     order = list(props)
+    until = time.monotonic() + MAX_EXPAND_SECONDS
+    made = 0
     for values, origin in combinations(m):
         for replicate in range(m.repeat):
+            made += 1
+            if time.monotonic() > until:
+                # each rendering is bounded (pipeline.render); this bounds them all together
+                problems.add(_locate(m, m.prompt_where or ("matrix",)),
+                             f"expanding took more than {MAX_EXPAND_SECONDS:g} s (stopped after "
+                             f"{made - 1:,} cells); simplify the templates or split the job")
+                return
             request = dict(base_request)
             cell_origin = {**base_origin, **origin}
             context = {**m.vars, **values}

@@ -258,3 +258,24 @@ def test_oversized_prompt_file_is_refused_before_reading(tmp_path: Path) -> None
     [problem] = problems(path)
     assert problem.startswith(f"{path}:3:16: cannot read prompt file 'p.j2': larger than"), \
         problem
+
+
+def test_expansion_as_a_whole_is_bounded_in_time(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many cells with slow (but each bounded) templates stop at the expansion's own limit."""
+    from pipeline import expand
+
+    monkeypatch.setattr(expand, "MAX_EXPAND_SECONDS", 0.5)
+    write_image(tmp_path / "img.png")
+    path = write_manifest(tmp_path, f"""
+        name: t
+        model: {MODEL}
+        prompt: "{{% for i in range(20000) %}}{{% endfor %}}{{{{ seed }}}}"
+        inputs: {{image_urls: [img.png]}}
+        matrix:
+          seed: {{from: 1, to: 100000}}
+        """)
+    start = time.monotonic()
+    [line] = problems(path)
+    assert time.monotonic() - start < 10
+    assert line.startswith(f"{path}:3:9: expanding took more than 0.5 s (stopped after "), line
