@@ -80,8 +80,7 @@ def soak(workdir: Path, *, cells: int, capacity: int, kills: int, seed: int = 1,
                                     stderr=subprocess.DEVNULL)
             try:
                 proc.wait(timeout=rng.uniform(*kill_window))
-                if proc.returncode == 0:  # finished before we could kill it
-                    break
+                break  # it settled (done, or failed/unknown cells held) before we could kill it
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()

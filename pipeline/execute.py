@@ -363,6 +363,8 @@ class Runner:
             rec = self.state.cells.get(cell.id)
             st = rec.state(self.max_attempts) if rec else PENDING
             if st == DONE:
+                if not rec.compacted:
+                    rec.compact(self._spend_by_cell.get(cell.id))
                 continue
             if st in (QUEUED, RUNNING):
                 if self._lost_with_old_sim(rec):
@@ -709,6 +711,8 @@ class Runner:
                                     "sha256": info.sha256, "probe": probe, "check": check})
                 await self.journal.durable()
                 break
+        if rec.state(self.max_attempts) == DONE:
+            rec.compact(self._spend_by_cell.get(cell.id))
         if self.progress:
             self.progress.update()
 
@@ -732,6 +736,8 @@ class Runner:
     def _cell_spend(self, rec: CellRecord | None, request: dict) -> float:
         if rec is None:
             return 0.0
+        if rec.compacted:
+            return rec.done_cost or 0.0
         total = 0.0
         for a in rec.attempts:
             if a.request_id is None or a.result in ("cancelled", "lost"):

@@ -121,7 +121,10 @@ def summarize(m: Manifest, folder: Path, state: JobState, cells: list, running: 
         counts[st] += 1
         if rec is None:
             continue
-        status_calls.extend(a.status_calls for a in rec.attempts if a.request_id)
+        if rec.compacted:
+            status_calls.append(rec.done_calls)
+        else:
+            status_calls.extend(a.status_calls for a in rec.attempts if a.request_id)
         cost = rec.cost()
         if cost is not None:
             spent_known += cost
