@@ -129,7 +129,7 @@ def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
         raise StateError(f"cannot write in {output_dir(plan, options.out)}: "
                          f"{exc.strerror or exc}; free some space (or fix the folder) and run "
                          "again to resume") from None
-    summary.reports = _reports(summary.out_dir, summary.cell_events)
+    summary.reports = _reports(summary.out_dir, summary.cell_events, len(plan.cells))
     return summary
 
 
@@ -169,11 +169,20 @@ async def _run(plan: Plan, options: RunOptions) -> RunSummary:
                 sim.stop()
 
 
-def _reports(out: Path, cell_events: int) -> list[Path]:
+# The report replays the whole journal with every detail: past this many cells a run leaves it
+# to `pipeline report`, so that the runner's own memory stays small (see README, The report).
+REPORT_AT_END_MAX_CELLS = 20_000
+
+
+def _reports(out: Path, cell_events: int, cells: int = 0) -> list[Path]:
     """Write the reports unless they already show every cell event in the journal."""
     from .report import NAMES, write_reports
 
     stamp_file = out / ".report.stamp"
+    if cells > REPORT_AT_END_MAX_CELLS:
+        log.warning("%d cells: the report is not written at the end of the run; write it with "
+                    "`pipeline report MANIFEST`", cells)
+        return []
     try:
         stamp = f"{cell_events} {(out / 'plan.json').stat().st_mtime_ns}"
         paths = [out / name for name in NAMES]
