@@ -13,9 +13,10 @@ from .manifest import load_manifest
 from .state import LIVE, Journal, JobLock, read_state
 
 
-def cancel_job(manifest_path: str | Path, out: Path | None = None) -> list[str]:
+def cancel_job(manifest_path: str | Path, out: Path | None = None, *,
+               allow_outside: bool = False) -> list[str]:
     """Cancel the job's live requests; lines saying what happened to each kind of outcome."""
-    m = load_manifest(manifest_path)
+    m = load_manifest(manifest_path, allow_outside=allow_outside)
     folder = job_folder(m, out)
     try:
         lock = JobLock(folder).__enter__()

@@ -66,11 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("cancel", help="cancel the job's queued and running requests")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("report", help="write report.md, report.html and report.json of a job")
@@ -78,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
     p.add_argument("--rows", metavar="AXIS", help="matrix axis for the grid's rows")
     p.add_argument("--cols", metavar="AXIS", help="matrix axis for the grid's columns")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_report)
 
     from .sim import cli as sim_cli  # the simulator registers its own options
@@ -175,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .jobstatus import job_status, status_text
 
-    status = job_status(args.manifest, args.out)
+    status = job_status(args.manifest, args.out, allow_outside=args.allow_outside_paths)
     if args.json:
         import json
 
@@ -190,7 +196,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .manifest import load_manifest
     from .report import write_reports
 
-    folder = job_folder(load_manifest(args.manifest), args.out)
+    folder = job_folder(load_manifest(args.manifest, allow_outside=args.allow_outside_paths),
+                        args.out)
     for path in write_reports(folder, rows=args.rows, cols=args.cols):
         print(path)
     return 0
@@ -199,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from .cancel import cancel_job
 
-    for line in cancel_job(args.manifest, args.out):
+    for line in cancel_job(args.manifest, args.out, allow_outside=args.allow_outside_paths):
         print(line)
     return 0
 

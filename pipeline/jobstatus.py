@@ -76,13 +76,14 @@ def is_running(folder: Path) -> bool:
 SUMMARY = "status.json"
 
 
-def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
+def job_status(manifest_path: str | Path, out: Path | None = None, *,
+               allow_outside: bool = False) -> dict:
     """The summary `pipeline status --json` prints.
 
     A run leaves `status.json` beside the journal when it ends; while nothing has been appended
     to the journal since, that summary is the answer (fast on a 100,000-cell job). Otherwise
     (a run is going, or one was killed) the journal is replayed."""
-    m = load_manifest(manifest_path)
+    m = load_manifest(manifest_path, allow_outside=allow_outside)
     folder = job_folder(m, out)
     running = is_running(folder)
     try:
@@ -97,7 +98,7 @@ def job_status(manifest_path: str | Path, out: Path | None = None) -> dict:
     if cells is None:  # never run: every cell of the plan is pending
         from .plan import build_plan
 
-        plan = build_plan(manifest_path, fetch_remote=False)
+        plan = build_plan(manifest_path, fetch_remote=False, allow_outside=allow_outside)
         cells = [{"id": c.id, "label": c.label, "request": c.request} for c in plan.cells]
     return summarize(m, folder, state, cells, running)
 
