@@ -7,7 +7,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import PipelineError
 
@@ -29,18 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let manifests name files outside their own folder")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("plan", help="show the cells a manifest expands to, with cost and duration")
-    p.add_argument("manifest", metavar="MANIFEST")
+    p = job_parser(sub, "plan", "show the cells a manifest expands to, with cost and duration",
+                   cmd_plan, out_help="output folder whose state to show")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder whose state to show")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
-    p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("run", help="execute every cell that is not done (resumes)")
-    p.add_argument("manifest", metavar="MANIFEST")
+    p = job_parser(sub, "run", "execute every cell that is not done (resumes)", cmd_run)
     p.add_argument("--backend", choices=["runcomfy", "sim"],
                    help="override the manifest's backend (sim: the offline simulator)")
     p.add_argument("--concurrency", type=_positive, help="requests live on the server at once")
@@ -52,44 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send again cells whose submit outcome is unknown (may pay twice)")
     p.add_argument("--cancel-on-interrupt", action="store_true",
                    help="on Ctrl-C, cancel live requests instead of leaving them to finish")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
     p.add_argument("--allow-schema-change", action="store_true",
                    help="go on although the model schema changed since the state was written")
     p.add_argument("--allow-unknown-price", action="store_true",
                    help="run under a budget although the model's price is unknown")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
-    p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="counts, spend, ETA and failures of a job")
-    p.add_argument("manifest", metavar="MANIFEST")
+    p = job_parser(sub, "status", "counts, spend, ETA and failures of a job", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
-    p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("cancel", help="cancel the job's queued and running requests")
-    p.add_argument("manifest", metavar="MANIFEST")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
-    p.set_defaults(func=cmd_cancel)
+    job_parser(sub, "cancel", "cancel the job's queued and running requests", cmd_cancel)
 
-    p = sub.add_parser("report", help="write report.md, report.html and report.json of a job")
-    p.add_argument("manifest", metavar="MANIFEST")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default from manifest)")
+    p = job_parser(sub, "report", "write report.md, report.html and report.json of a job",
+                   cmd_report)
     p.add_argument("--rows", metavar="AXIS", help="matrix axis for the grid's rows")
     p.add_argument("--cols", metavar="AXIS", help="matrix axis for the grid's columns")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
-    p.set_defaults(func=cmd_report)
 
     from .sim import cli as sim_cli  # the simulator registers its own options
 
     sim_cli.register(sub)
     return parser
+
+
+def job_parser(sub: Any, name: str, help_text: str, func: Any, *,
+               out_help: str = "output folder (default from manifest)") -> argparse.ArgumentParser:
+    """A subcommand about one job: MANIFEST, --out DIR and --allow-outside-paths."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--out", type=Path, metavar="DIR", help=out_help)
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
+    p.set_defaults(func=func)
+    return p
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
