@@ -178,7 +178,9 @@ async def model_entry(request: Request) -> Response:
     })
 
 
-async def status(request: Request) -> Response:
+def _lookup(request: Request) -> tuple[SimState, str, View] | Response:
+    """The simulator, request id and current view of a /requests/{id}/... call, or the answer
+    refusing it (bad token: 401/400; unknown id: 404)."""
     sim = _state(request)
     request_id = request.path_params["request_id"]
     refusal = _auth(request)
@@ -187,6 +189,14 @@ async def status(request: Request) -> Response:
     view = sim.engine.view(request_id)
     if view is None:
         return sim.not_found(request_id)
+    return sim, request_id, view
+
+
+async def status(request: Request) -> Response:
+    found = _lookup(request)
+    if isinstance(found, Response):
+        return found
+    sim, request_id, view = found
     urls = _urls(request, request_id)
     body: dict[str, Any] = {wire.REQUEST_ID: request_id, "status": sim.status_word(view),
                             wire.STATUS_URL: urls[wire.STATUS_URL],
@@ -197,14 +207,10 @@ async def status(request: Request) -> Response:
 
 
 async def result(request: Request) -> Response:
-    sim = _state(request)
-    request_id = request.path_params["request_id"]
-    refusal = _auth(request)
-    if refusal is not None:
-        return refusal
-    view = sim.engine.view(request_id)
-    if view is None:
-        return sim.not_found(request_id)
+    found = _lookup(request)
+    if isinstance(found, Response):
+        return found
+    sim, _, view = found
     req = view.request
     body: dict[str, Any] = {wire.REQUEST_ID: req.id, wire.MODEL_ID: req.model_id,
                             "status": view.state, wire.CREATED_AT: sim.engine.iso(req.submitted)}
