@@ -20,4 +20,4 @@ def test_soak_loses_nothing_and_pays_twice_only_when_asked(tmp_path: Path) -> No
     assert verdict["corrupted"] == 0, verdict
     assert verdict["paid_twice_outside_window"] == 0, verdict
     assert verdict["report_complete"], verdict
-    assert verdict["done"] + verdict["failed"] == 120
+    assert verdict["done"] + verdict["failed"] + verdict["unknown_held"] == 120
