@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import resource
 import shutil
@@ -133,6 +134,11 @@ def main() -> None:
         print(f"targets: status < 2 s (got {results['status'][0]:.2f}), no-op resume < 5 s "
               f"(got {results['resume (nothing to do)'][0]:.2f}), peak memory < 300 MB "
               f"(got {max(r[2] for r in results.values()):.0f})")
+        try:  # how the run ended, cell by state (a non-zero exit is explained here)
+            counts = json.loads((out / "status.json").read_text())["counts"]
+            print("run ended with:", {k: v for k, v in counts.items() if v})
+        except (OSError, ValueError, KeyError):
+            pass
         shutil.rmtree(out, ignore_errors=True)
 
         # Overhead per cell: the runner vs a bare loop, same cells, same simulator.
