@@ -75,3 +75,12 @@ def journal_events(out: Path) -> list[dict]:
         except ValueError:  # a torn last line
             pass
     return events
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll `condition` every 50 ms until it holds or `timeout` seconds pass (tests then check)."""
+    import time
+
+    deadline = time.time() + timeout
+    while not condition() and time.time() < deadline:
+        time.sleep(0.05)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from imagefiles import write_manifest
 from pipeline.execute import RunOptions, run_job
 from pipeline.plan import build_plan
 from pipeline.sim import SimConfig, Simulator
 from pipeline.state import read_state
-from runjobs import (REPO, TOKEN, env_for, journal_events, run, start_run, status_json, sweep)
+from runjobs import (REPO, TOKEN, env_for, journal_events, run, start_run, status_json, sweep,
+                     wait_until)
 
 
 @pytest.fixture
@@ -229,9 +228,7 @@ def test_second_concurrent_run_refuses_and_the_first_finishes(tmp_path: Path, ap
     out = tmp_path / "out"
     env = env_for(sim.base_url)
     first = start_run(manifest, out, env)
-    deadline = time.time() + 30
-    while not (out / "state.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until((out / "state.jsonl").exists)
     second = run(manifest, out, env, timeout=60)
     assert second.returncode == 2
     assert "another `pipeline run` is running this job" in second.stderr
@@ -248,9 +245,7 @@ def test_interrupt_leaves_requests_live_and_resume_collects_them(tmp_path: Path,
     out = tmp_path / "out"
     env = env_for(sim.base_url)
     proc = start_run(manifest, out, env)
-    deadline = time.time() + 30
-    while sim.stats()["submissions_accepted"] < 4 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: sim.stats()["submissions_accepted"] >= 4)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -269,9 +264,7 @@ def test_cancel_on_interrupt_cancels_queued_requests(tmp_path: Path, api_env) ->
     manifest = sweep(tmp_path, seeds=4)
     out = tmp_path / "out"
     proc = start_run(manifest, out, env_for(sim.base_url), "--cancel-on-interrupt")
-    deadline = time.time() + 30
-    while sim.stats()["submissions_accepted"] < 4 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: sim.stats()["submissions_accepted"] >= 4)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
@@ -294,9 +287,7 @@ def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path
     out = tmp_path / "out"
     env = env_for(sim.base_url)
     proc = start_run(manifest, out, env)
-    deadline = time.time() + 30
-    while sim.stats()["submissions_accepted"] < 3 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: sim.stats()["submissions_accepted"] >= 3)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
