@@ -22,8 +22,8 @@ import jsonschema
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from imagefiles import write_image, write_manifest  # noqa: E402
 
-from pipeline.models import load_model  # noqa: E402
-from pipeline.plan import build_plan  # noqa: E402
+from pipeline.prepare.models import load_model  # noqa: E402
+from pipeline.prepare.plan import build_plan  # noqa: E402
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from imagefiles import MODEL, write_image, write_manifest  # noqa: E402
 
-from pipeline.execute import RunOptions, run_job  # noqa: E402
-from pipeline.plan import build_plan  # noqa: E402
+from pipeline.run.session import RunOptions, run_job  # noqa: E402
+from pipeline.prepare.plan import build_plan  # noqa: E402
 from pipeline.sim import SimConfig, Simulator  # noqa: E402
 
 

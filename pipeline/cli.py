@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-unknown-price", action="store_true",
                    help="run under a budget although the model's price is unknown")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    p.add_argument("--progress", choices=["bar", "plain", "json", "none"],
+                   help="how progress is shown on stderr (json: one object per change)")
 
     p = job_parser(sub, "status", "counts, spend, ETA and failures of a job", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -82,7 +85,7 @@ def job_parser(sub: Any, name: str, help_text: str, func: Any, *,
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .plan import validate_files
+    from .prepare.plan import validate_files
 
     report = validate_files(args.manifests, fetch_remote=not args.offline,
                             allow_outside=args.allow_outside_paths)
@@ -92,23 +95,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .jobstatus import job_folder
-    from .plan import build_plan, plan_json, plan_table
-    from .state import read_state
+    from .job.folder import JobFolder
+    from .job.forecast import forecast, plan_json, plan_table
+    from .prepare.plan import build_plan
+    from .job.price import price_now
 
     plan = build_plan(args.manifest, fetch_remote=not args.offline,
                       allow_outside=args.allow_outside_paths)
-    state = read_state(job_folder(plan.manifest, args.out))
+    folder = JobFolder.of(plan.manifest, args.out)
+    folder.check_owner(plan.manifest.path)
+    price = price_now(plan.manifest, folder, offline=args.offline)
+    outlook = forecast(plan, price, folder)
     if args.json:
         import json
 
         # json.dump writes piece by piece: a 100,000-cell plan never becomes one huge string
-        json.dump(plan_json(plan, state), sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(plan_json(outlook), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        print(plan_table(plan, state=state))
-    for warning in plan.warnings:
-        print(str(warning), file=sys.stderr)
+        print(plan_table(outlook))
+    for warning in [*map(str, plan.warnings), *price.warnings]:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -135,9 +142,9 @@ def _only(pairs: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import cost
-    from .execute import RunOptions, run_job
-    from .plan import build_plan
+    from .job.status import figures_line
+    from .prepare.plan import build_plan
+    from .run.session import RunOptions, run_job
 
     options = RunOptions(
         backend=args.backend, concurrency=args.concurrency, only=_only(args.only),
@@ -145,15 +152,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,
         allow_unknown_price=args.allow_unknown_price,
-        progress=False if args.no_progress else None)
+        progress=args.progress or (False if args.no_progress else None))
     plan = build_plan(args.manifest, allow_outside=args.allow_outside_paths)
     for warning in plan.warnings:
         print(str(warning), file=sys.stderr)
     summary = run_job(plan, options)
     for path in summary.reports:
         print(f"report: {path}")
-    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
-    print(f"{plan.job}: {counts}; spent {cost.money(summary.spent)}; outputs in {summary.out_dir}")
+    print(f"{plan.job}: {figures_line(summary.figures)}; outputs in {summary.out_dir}")
+    if summary.cancelled is not None:
+        print(f"cancel: {summary.cancelled.text()}")
     if summary.stopped and not summary.interrupted:
         print(f"stopped submitting: {summary.stopped}")
     if summary.exit_code != 0:
@@ -168,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .jobstatus import job_status, status_text
+    from .job.status import job_status, status_text
 
     status = job_status(args.manifest, args.out, allow_outside=args.allow_outside_paths)
     if args.json:
@@ -181,19 +189,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .jobstatus import job_folder
-    from .manifest import load_manifest
+    from .job.folder import JobFolder
+    from .prepare.manifest import load_manifest
     from .report import write_reports
 
-    folder = job_folder(load_manifest(args.manifest, allow_outside=args.allow_outside_paths),
-                        args.out)
+    m = load_manifest(args.manifest, allow_outside=args.allow_outside_paths)
+    folder = JobFolder.of(m, args.out)
+    folder.check_owner(m.path)
     for path in write_reports(folder, rows=args.rows, cols=args.cols):
         print(path)
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .cancel import cancel_job
+    from .run.cancel import cancel_job
 
     for line in cancel_job(args.manifest, args.out, allow_outside=args.allow_outside_paths):
         print(line)
@@ -218,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pipeline plan ... | head`: the reader has what it wanted
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+        except OSError:
+            pass
+        return 141
     except Exception as exc:  # a bug: one line by default, the traceback on request
         if args.verbose:
             print(scrub(traceback.format_exc()), end="", file=sys.stderr)

@@ -75,6 +75,12 @@ PRICE_NOTE = "pricing_note"
 # Output videos of this model are 24 fps (121 frames ~ 5 s, 241 ~ 10 s) [INF from upstream docs].
 OUTPUT_FPS = 24
 
+
+def billed_seconds(frames: int, fps: int = OUTPUT_FPS) -> int:
+    """Seconds a per-second price is charged for: the clip's nominal length (121 frames at 24
+    fps is the "5 s" clip) [GUESS: RunComfy does not say; the model is sold as 5 s or 10 s]."""
+    return round(frames / fps)
+
 # --- Added for the client (pipeline.client); additive only. ---
 # Request ids go into URL paths: RunComfy's own nodes accept [A-Za-z0-9_-]{1,128} [CODE-RC]; we
 # also allow '.'. Ids are UUID4 in practice [CODE-3P].

@@ -49,19 +49,43 @@ def test_plan_table_shows_count_cost_and_duration(capsys: pytest.CaptureFixture)
     assert "estimated duration:" in out and "budget: $40.00" in out
 
 
-def test_plan_with_a_known_price_estimates_money(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture) -> None:
-    """A price in the manifest gives per-cell and total estimates by resolution."""
-    (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "harbor.jpg").write_bytes((REPO / "jobs/images/harbor.jpg").read_bytes())
+def _demo_with_price(folder: Path, backend: str) -> Path:
+    (folder / "images").mkdir()
+    (folder / "images" / "harbor.jpg").write_bytes((REPO / "jobs/images/harbor.jpg").read_bytes())
     text = (REPO / "jobs" / "demo.yaml").read_text().replace(
-        "run:\n", "run:\n  price: {unit: second, by: resolution, usd: {720P: 0.1, 1080P: 0.2}}\n")
-    (tmp_path / "demo.yaml").write_text(text)
-    assert main(["plan", str(tmp_path / "demo.yaml"), "--json"]) == 0
+        "run:\n", "run:\n  price: {unit: second, by: resolution, usd: {720P: 0.1, 1080P: 0.2}}\n"
+    ).replace("backend: sim", f"backend: {backend}")
+    (folder / "demo.yaml").write_text(text)
+    return folder / "demo.yaml"
+
+
+def test_plan_with_a_known_price_estimates_money(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no catalog to ask, run.price gives per-cell and total estimates by resolution,
+    billed on the clip's nominal seconds (121 frames: 5 s), and says it is the source."""
+    for name in ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = _demo_with_price(tmp_path, "runcomfy")
+    assert main(["plan", str(manifest), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     costs = sorted(c["estimated_cost"] for c in plan["cells"])
-    assert costs == pytest.approx([121 / 24 * 0.1] * 2 + [121 / 24 * 0.2] * 2)
+    assert costs == pytest.approx([5 * 0.1] * 2 + [5 * 0.2] * 2)
     assert plan["estimate"]["usd"] == pytest.approx(sum(costs), abs=1e-3)
+    assert plan["price"]["source"] == "run.price"
+    assert plan["figures"]["to_go_usd"] == pytest.approx(sum(costs), abs=1e-3)
+
+
+def test_plan_says_when_the_catalog_price_overrides_run_price(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The catalog's price wins over run.price, and plan says so: the price plan estimates
+    with is the one the run will use."""
+    manifest = _demo_with_price(tmp_path, "sim")  # the built-in simulator's catalog: $0.05/s
+    assert main(["plan", str(manifest), "--json"]) == 0
+    captured = capsys.readouterr()
+    plan = json.loads(captured.out)
+    assert plan["price"]["source"].startswith("catalog")
+    assert [c["estimated_cost"] for c in plan["cells"]] == pytest.approx([0.25] * 4)
+    assert "run.price" in captured.err and "the catalog's price is used" in captured.err
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.media import probe
+from pipeline.run.media import probe
 from pipeline.sim import SimConfig, Simulator
-from pipeline.state import read_state
+from pipeline.job.journal import read_state
 from runjobs import env_for, journal_events, run, start_run, sweep
 
 KILL_POINTS = ["after_intent:2", "after_submit:3", "after_download:2", "after_submit:1"]

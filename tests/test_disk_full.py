@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.sim import SimConfig, Simulator
-from pipeline.state import read_state
+from pipeline.job.journal import read_state
 from runjobs import env_for, run, sweep
 
 

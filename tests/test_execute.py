@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.execute import RunOptions, run_job
-from pipeline.plan import build_plan
+from pipeline.run.session import RunOptions, run_job
+from pipeline.prepare.plan import build_plan
 from pipeline.sim import SimConfig, Simulator
-from pipeline.state import read_state
+from pipeline.job.journal import read_state
 from runjobs import (REPO, TOKEN, env_for, journal_events, run, start_run, status_json, sweep,
                      wait_until)
 
@@ -267,12 +267,14 @@ def test_cancel_on_interrupt_cancels_queued_requests(tmp_path: Path, api_env) ->
     wait_until(lambda: sim.stats()["submissions_accepted"] >= 4)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
     events = journal_events(out)
     outcomes = [e["outcome"] for e in events if e["e"] == "cancel"]
     assert outcomes.count("cancelled") == 3 and outcomes.count("not_cancellable") == 1
-    assert status_json(manifest, out, env_for(sim.base_url))["counts"]["cancelled"] == 3
+    assert "cancel: cancelled 3 (not billed), not cancellable 1 (running, billed" in stdout
+    counts = status_json(manifest, out, env_for(sim.base_url))["counts"]
+    assert counts["cancelled"] == 3 and counts["running"] == 1 and counts["queued"] == 0
 
 
 def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path,
@@ -294,10 +296,9 @@ def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path
     cancel = subprocess.run([sys.executable, "-m", "pipeline", "cancel", str(manifest), "--out",
                              str(out)], env=env, capture_output=True, text=True, timeout=60)
     assert cancel.returncode == 0, cancel.stderr
-    assert "2: cancelled while queued (not billed)" in cancel.stdout
-    assert "1: already running" in cancel.stdout
+    assert "cancelled 2 (not billed), not cancellable 1 (running, billed" in cancel.stdout
     counts = status_json(manifest, out, env)["counts"]
-    assert counts["cancelled"] == 2 and counts["queued"] + counts["running"] == 1
+    assert counts["cancelled"] == 2 and counts["running"] == 1 and counts["queued"] == 0
     assert sim.stats()["cancellations"] == 2
 
 

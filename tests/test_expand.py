@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from imagefiles import MODEL, write_image, write_manifest
-from pipeline.expand import combinations
-from pipeline.manifest import load_manifest
-from pipeline.plan import build_plan
+from pipeline.prepare.expand import combinations
+from pipeline.prepare.manifest import load_manifest
+from pipeline.prepare.plan import build_plan
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
 
-from pipeline import render as render_module
+from pipeline.prepare import render as render_module
 from pipeline.cli import main
-from pipeline.manifest import MAX_CELLS
-from pipeline.plan import build_plan, validate_files
+from pipeline.prepare.manifest import MAX_CELLS
+from pipeline.prepare.plan import build_plan, validate_files
 
 MIB = 1024 * 1024
 
@@ -263,7 +263,7 @@ def test_oversized_prompt_file_is_refused_before_reading(tmp_path: Path) -> None
 def test_expansion_as_a_whole_is_bounded_in_time(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Many cells with slow (but each bounded) templates stop at the expansion's own limit."""
-    from pipeline import expand
+    from pipeline.prepare import expand
 
     monkeypatch.setattr(expand, "MAX_EXPAND_SECONDS", 0.5)
     write_image(tmp_path / "img.png")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from imagefiles import MODEL, image_bytes, write_manifest
 
-from pipeline.images import MAX_FETCH_BYTES, ImageInspector, ImageProblem
-from pipeline.plan import validate_files
+from pipeline.prepare.images import MAX_FETCH_BYTES, ImageInspector, ImageProblem
+from pipeline.prepare.plan import validate_files
 
 MIB = 1024 * 1024
 

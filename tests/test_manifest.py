@@ -16,8 +16,8 @@ import pytest
 
 from imagefiles import MODEL, write_image, write_manifest
 from pipeline.errors import ManifestError
-from pipeline.manifest import load_manifest
-from pipeline.plan import build_plan, validate_files
+from pipeline.prepare.manifest import load_manifest
+from pipeline.prepare.plan import build_plan, validate_files
 
 HERE = Path(__file__).resolve().parent
 BROKEN = sorted((HERE / "scenarios" / "broken").glob("*.yaml"))

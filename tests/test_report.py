@@ -20,8 +20,8 @@ from imagefiles import MODEL, write_image, write_manifest
 
 from pipeline import report as report_mod
 from pipeline.cli import main
-from pipeline.execute import RunOptions, run_job
-from pipeline.plan import build_plan
+from pipeline.run.session import RunOptions, run_job
+from pipeline.prepare.plan import build_plan
 from pipeline.report import build_report, percentile, write_reports
 from pipeline.report.grid import choose_axes
 from pipeline.sim import SimConfig
@@ -234,11 +234,13 @@ def test_interrupted_run_reports_progress_and_resume(interrupted: tuple[Path, in
 
 def test_empty_run(empty: Path) -> None:
     """A run that sent nothing reports every cell pending, no timings (shown as –), an estimate
-    but no actual cost, and a pending tile per cell."""
+    but nothing spent or committed, and a pending tile per cell."""
     data, md, html = load(empty)
     assert data["totals"]["by_state"]["pending"] == 12 and data["totals"]["attempts"] == 0
     assert data["timings"]["generation_s"] == {"n": 0, "p50": None, "p95": None, "max": None}
-    assert data["cost"]["actual_usd"] is None and data["cost"]["estimated_usd"] > 0
+    cost = data["cost"]
+    assert cost["spent_usd"] == cost["actual_usd"] == cost["committed_usd"] == 0
+    assert cost["estimated_usd"] > 0 and cost["to_go_usd"] == cost["estimated_usd"]
     assert "budget" in (data["runs"][0]["stopped"] or "")
     assert "| generation | 0 | – | – | – |" in md
     tiles = Page(html).find("article", "tile")

@@ -130,8 +130,8 @@ async def aboom(*args, **kwargs):
     boom()
 
 if where == "plan":
-    import pipeline.plan
-    pipeline.plan.build_plan = boom
+    import pipeline.prepare.plan
+    pipeline.prepare.plan.build_plan = boom
 elif where == "status":  # inside a runner task, mid-run
     import pipeline.client._core
     pipeline.client._core.RunComfyClient.status = aboom

@@ -10,7 +10,7 @@ import pytest
 
 from imagefiles import MODEL, data_uri, image_bytes, write_image, write_manifest
 from pipeline.errors import ManifestError
-from pipeline.plan import build_plan, validate_files
+from pipeline.prepare.plan import build_plan, validate_files
 
 MIB = 1024 * 1024
 

@@ -25,7 +25,7 @@ import stamina
 from .. import wire
 from ..errors import (ApiError, AuthError, ClientError, DownloadError, MissingToken, ModelNotFound,
                       NotFound, RateLimited, SubmitError, TransportError, _HttpAnswerError)
-from ..models import load_model
+from ..prepare.models import load_model
 from ..secrets import scrub
 from ._download import download_once, refuse_bad_redirect, safe_url
 from ._media import inline_local_images
@@ -166,6 +166,10 @@ class RunComfyClient:
         """POST /cancel (retried: cancelling twice is harmless)."""
         body = await self._call("cancel", "POST", self._path(wire.CANCEL_PATH, request_id))
         return self._parsed("cancel", parse_cancel, body)
+
+    def backoff(self, tries: int, hint: float | None = None) -> float:
+        """Seconds to wait before retry number `tries` of anything (the client's one policy)."""
+        return self._policy.backoff(tries, hint)
 
     async def model_entry(self, model_id: str) -> ModelEntry:
         """GET the catalog entry (retried) and read its price fields."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from ..durable import fsync_dir
+from ..job.durable import fsync_dir
 from ..errors import DownloadError
 from ._media import sniff
 from ._retry import retry_after_of, retryable_status

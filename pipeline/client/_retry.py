@@ -3,7 +3,10 @@
 stamina does the looping, the attempt/time budget and its testing mode
 (`stamina.set_testing(True, attempts=N)` makes every wait zero). We only give it a backoff hook:
 for a transient failure the hook returns the wait, either the server's `Retry-After` or
-`uniform(0, min(wait_max, wait_initial * 2**n))` ("full jitter"); for anything else False.
+`RetryPolicy.backoff(n)`, `uniform(0, min(wait_max, wait_initial * 2**n))` ("full jitter");
+for anything else False. `backoff` is the one backoff of the project: the runner waits with it
+too (between not-accepted submits and between download rounds), so testing mode reaches every
+wait.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+import stamina
 
 from .. import wire
 from ..errors import DownloadError, _HttpAnswerError
@@ -96,6 +100,15 @@ class RetryPolicy:
     wait_initial: float = 0.5
     wait_max: float = 10.0
 
+    def backoff(self, tries: int, hint: float | None = None) -> float:
+        """Seconds to wait before retry number `tries` (1-based): the server's hint when it
+        gave one, else full jitter; 0 in stamina's testing mode."""
+        if stamina.is_testing():
+            return 0.0
+        if hint is not None:
+            return float(hint)
+        return random.uniform(0.0, min(self.wait_max, self.wait_initial * 2 ** (tries - 1)))
+
     def hook(self, judge: Callable[[Exception], tuple[bool, float | None]]
              ) -> Callable[[Exception], bool | float]:
         """A fresh stamina backoff hook for one call (it counts that call's retries)."""
@@ -109,8 +122,6 @@ class RetryPolicy:
             if hint is not None and hint > self.timeout:
                 return False  # longer than our whole budget: give up, the caller can wait
             tries += 1
-            if hint is not None:
-                return float(hint)
-            return random.uniform(0.0, min(self.wait_max, self.wait_initial * 2 ** (tries - 1)))
+            return self.backoff(tries, hint)
 
         return backoff

@@ -1,7 +1,8 @@
 """The report's data: one JSON-able dict built from a job folder's state files, nothing else.
 
-`build_report(folder)` reads `state.jsonl` (replayed by pipeline.state) and `plan.json` (every
-cell of the job, also those never sent) and writes nothing. Its shape is `schemas/report.schema.json`
+`build_report(folder)` reads `state.jsonl` and `plan.json` (every cell of the job, also those
+never sent) through pipeline.job.status, so its totals, states and money are the very figures
+`pipeline status` prints, and writes nothing. Its shape is `schemas/report.schema.json`
 (format FORMAT); bump FORMAT on any change a reader could notice.
 
 Times: a queue time is first seen in_progress − submitted; a generation time is the result −
@@ -12,59 +13,47 @@ succeeded attempt. Percentiles interpolate linearly between the closest ranks.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from .. import cost as costs
-from ..errors import PipelineError, StateError
-from ..state import (DONE, DOWNLOADING, FAILED, JOURNAL, ORPHANED, PENDING, RETRY, STATES,
-                     UNKNOWN, Attempt, CellRecord, JobState, read_state)
+from ..errors import StateError
+from ..job.folder import JobFolder
+from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, UNKNOWN,
+                           Attempt, CellRecord, money)
+from ..job.journal import JobState
+from ..job.status import view_job
 
-FORMAT = 1
-DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, when nothing says otherwise
-PLAN = "plan.json"
+FORMAT = 2
 
 
-def build_report(folder: Path) -> dict[str, Any]:
-    """The report of the job whose output folder is `folder` (reads only; no network)."""
-    folder = Path(folder)
-    state = read_state(folder)
-    plan = _read_plan(folder)
-    if plan is None and not state.runs and not state.cells:
-        raise StateError(f"nothing to report in {folder}: no {JOURNAL} or {PLAN} there (the job "
-                         "has not run yet; run it first with `pipeline run MANIFEST`)")
-    plan = plan or {}
+def build_report(folder: JobFolder | Path) -> dict[str, Any]:
+    """The report of the job whose folder is `folder` (reads only; no network)."""
+    folder = JobFolder.at(folder)
+    if not folder.journal.exists() and not folder.plan.exists():
+        raise StateError(f"nothing to report in {folder}: no {folder.journal.name} or "
+                         f"{folder.plan.name} there (the job has not run yet; run it first "
+                         "with `pipeline run MANIFEST`)")
+    view = view_job(folder)
+    state, plan, tally = view.state, view.plan, view.tally
     header = state.header
-    max_attempts = _max_attempts(header, plan)
-    price = header.get("price")
-    if "cells" in plan:
-        planned = plan["cells"]
-    else:  # no plan.json (written by older versions): the journal's cells are the job
-        planned = [{"id": cid, "label": rec.label, "values": rec.values, "request": rec.request}
-                   for cid, rec in state.cells.items()]
-    known_ids = {c["id"] for c in planned}
-    cells = [_cell(c, state.cells.get(c["id"]), folder, max_attempts, price) for c in planned]
+    figures = view.summary()
+    planned = plan["cells"]
+    cells = [_cell(c, state.cells.get(c["id"]), folder.path, tally.state_of(c["id"]),
+                   tally.planned[c["id"]].estimate) for c in planned]
     for cid, rec in state.cells.items():  # in the journal but no longer in the manifest
-        if cid not in known_ids:
-            item = _cell({"id": cid, "label": rec.label, "values": rec.values,
-                          "request": rec.request}, rec, folder, max_attempts, price)
-            item["state"] = ORPHANED
-            cells.append(item)
+        if cid not in tally.planned:
+            cells.append(_cell({"id": cid, "label": rec.label, "values": rec.values,
+                                "request": rec.request}, rec, folder.path, ORPHANED, None))
     runs = _runs(state)
-    by_state = dict.fromkeys(STATES, 0)
-    for c in cells:
-        by_state[c["state"]] += 1
     queue = [a["queue_s"] for c in cells for a in c["attempts"] if a["queue_s"] is not None]
     gen = [a["generation_s"] for c in cells for a in c["attempts"]
            if a["generation_s"] is not None and a["result"] == "succeeded"]
     calls = [c["status_calls"] for c in cells if c["attempts"]]
     estimated = [c["estimated_cost_usd"] for c in cells if c["state"] != ORPHANED]
-    actual = [c["cost_usd"] for c in cells if c["cost_usd"] is not None]
     files = [f for c in cells for f in c["files"]]
+    price = plan.get("price") or {}
     return {
         "format": FORMAT,
         "generated_at": _iso(time.time()),
@@ -74,12 +63,13 @@ def build_report(folder: Path) -> dict[str, Any]:
         "manifest": header.get("manifest") or plan.get("manifest"),
         "manifest_sha256": header.get("manifest_sha256") or plan.get("manifest_sha256"),
         "schema_sha256": header.get("schema_sha256") or plan.get("schema_sha256"),
-        "max_attempts": max_attempts,
+        "max_attempts": tally.max_attempts,
+        "running": view.running,
         "axes": _axes(cells),
         "runs": runs,
         "totals": {
-            "cells": len(cells),
-            "by_state": by_state,
+            "cells": figures["total"],
+            "by_state": figures["counts"],
             "attempts": sum(len(c["attempts"]) for c in cells),
             "files": len(files),
             "missing_files": sum(1 for f in files if not f["exists"]),
@@ -89,15 +79,24 @@ def build_report(folder: Path) -> dict[str, Any]:
             "estimated_usd": None if None in estimated or not estimated
             else round(sum(estimated), 4),
             "unpriced_cells": sum(1 for x in estimated if x is None),
-            "actual_usd": round(sum(actual), 4) if actual else None,
-            "price": price,
-            "budget_usd": header.get("budget"),
+            "actual_usd": figures["spent_usd"],
+            "spent_usd": figures["spent_usd"],
+            "spent_estimated": figures["spent_estimated"],
+            "spent_orphaned_usd": figures["spent_orphaned_usd"],
+            "committed_usd": figures["committed_usd"],
+            "to_go_usd": figures["to_go_usd"],
+            "price": price.get("sheet") if price else header.get("price"),
+            "price_source": figures["price_source"],
+            "budget_usd": figures["budget_usd"],
         },
         "timings": {
             "queue_s": _spread(queue),
             "generation_s": _spread(gen),
             "wall_s": _round(sum(r["wall_s"] for r in runs if r["wall_s"] is not None))
             if runs else None,
+            "eta_s": figures["eta_s"],
+            "per_cell_s": figures["per_cell_s"],
+            "duration_source": figures["duration_source"],
         },
         "status_calls": {
             "total": sum(calls),
@@ -107,54 +106,19 @@ def build_report(folder: Path) -> dict[str, Any]:
         "failures": [_brief(c) for c in cells if c["state"] in (FAILED, RETRY, "cancelled")
                      or (c["state"] == PENDING and c["reason"])],
         "unknown": [_brief(c) for c in cells if c["state"] == UNKNOWN],
-        "resume": _resume(header, folder, by_state),
+        "resume": _resume(header, folder.path, figures["counts"]),
     }
 
 
-def _max_attempts(header: dict, plan: dict) -> int:
-    """From the run header or plan.json when they carry it; else from the manifest the run
-    named, if it is still there unchanged; else the default."""
-    for source in (header, plan):
-        if isinstance(source.get("max_attempts"), int):
-            return source["max_attempts"]
-    path, digest = header.get("manifest"), header.get("manifest_sha256")
-    if path and digest:
-        try:
-            if hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest:
-                from ..manifest import load_manifest
-
-                return load_manifest(path).run.max_attempts
-        except (OSError, PipelineError):
-            pass
-    return DEFAULT_MAX_ATTEMPTS
-
-
-def _read_plan(folder: Path) -> dict | None:
-    try:
-        with open(folder / PLAN, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise StateError(f"cannot read {folder / PLAN}: {exc}; run the job again to rewrite "
-                         "it") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
-        raise StateError(f"{folder / PLAN} is not a plan (no list of cells); run the job again "
-                         "to rewrite it")
-    return data
-
-
-def _cell(planned: dict, rec: CellRecord | None, folder: Path, max_attempts: int,
-          price: dict | None) -> dict[str, Any]:
+def _cell(planned: dict, rec: CellRecord | None, folder: Path, state: str,
+          estimate: float | None) -> dict[str, Any]:
     request = planned.get("request") or (rec.request if rec else {}) or {}
-    estimate = planned.get("estimated_cost")
-    if estimate is None:
-        estimate = costs.cell_cost(price, request)
     attempts = [_attempt(a) for a in rec.attempts] if rec else []
     won = rec.succeeded() if rec else None
     final = next((x for x in reversed(attempts) if x["result"] == "succeeded"), None) or \
         next((x for x in reversed(attempts) if x["request_id"]), None)
-    state = rec.state(max_attempts) if rec else PENDING
+    spent = money(rec, estimate)
+    billed = rec is not None and any(a.billed for a in rec.attempts)
     files = []
     if rec is not None and won is not None:
         for url in won.outputs:
@@ -186,7 +150,8 @@ def _cell(planned: dict, rec: CellRecord | None, folder: Path, max_attempts: int
         "generation_s": final["generation_s"] if final else None,
         "status_calls": sum(a["status_calls"] for a in attempts),
         "estimated_cost_usd": _round(estimate, 4),
-        "cost_usd": _round(rec.cost(), 4) if rec else None,
+        "cost_usd": _round(spent.spent, 4) if billed else None,
+        "cost_estimated": spent.estimated,
         "files": files,
         "download_errors": [{"at": _iso(e["t"]), "error": e["error"]}
                             for e in (rec.download_errors if rec else [])],

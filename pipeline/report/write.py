@@ -15,8 +15,8 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
-from ..durable import write_atomic
-from .. import cost as costs
+from ..job.durable import write_atomic
+from ..prepare import cost as costs
 from .grid import layout, show, value_key
 from .model import build_report
 from .posters import IMAGE_SUFFIXES, add_posters

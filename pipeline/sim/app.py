@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from .. import wire
 from ..errors import ModelNotFound
-from ..models import load_model
+from ..prepare.models import load_model
 from . import faults as faultlib
 from .checks import Refusal, check_body, check_data_uris, check_token
 from .config import SimConfig
@@ -99,7 +99,7 @@ class SimState:
         if self.config.price_unit == "output":
             return self.config.price_usd
         frames = view.request.body.get("number_of_frames", DEFAULT_FRAMES)
-        seconds = round(frames / wire.OUTPUT_FPS)  # billed on the nominal 5 s / 10 s
+        seconds = wire.billed_seconds(frames)
         return round(self.config.price_usd * seconds, 6)
 
 

@@ -15,7 +15,7 @@ import jsonschema
 from jsonschema.validators import validator_for
 
 from .. import wire
-from ..models import Model
+from ..prepare.models import Model
 from .config import SimConfig
 
 

@@ -1,7 +1,7 @@
 """The bundled model catalogue: one folder per model id under `schemas/models/`.
 
 Adding a model is adding a folder `schemas/models/<model id>/` with `input.schema.json`
-(the provider's input schema, unchanged) and `price.json` (see `pipeline.cost`).
+(the provider's input schema, unchanged) and `price.json` (see `pipeline.prepare.cost`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFound
+from ..errors import ModelNotFound
 
 
 def schemas_dir() -> Path:
     """The folder holding the JSON Schemas: packaged copy first, source tree second."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the pipeline package
     for candidate in (here / "_schemas", here.parent / "schemas"):
         if candidate.is_dir():
             return candidate

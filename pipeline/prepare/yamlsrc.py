@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, ManifestError, Problem
+from ..errors import Location, ManifestError, Problem
 
 try:  # the C loader is much faster on large manifests; fall back when libyaml is absent
     _Loader: type = yaml.CSafeLoader

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import StateError
+from ..errors import StateError
 
 
 def fsync_dir(folder: Path) -> None:

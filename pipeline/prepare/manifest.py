@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from .errors import Location, ModelNotFound, ProblemList
+from ..errors import Location, ModelNotFound, ProblemList
 from .models import Model, known_models, load_model, schemas_dir
 from .yamlsrc import Source, load_yaml
 

@@ -1,6 +1,6 @@
-"""A job's crash-safe state: an append-only JSONL journal, replayed into per-cell records.
+"""A job's crash-safe state: an append-only JSONL journal, its events, and their replay.
 
-One journal per job, `<output folder>/state.jsonl`. Every event is one line of JSON; a line is
+One journal per job, `<job folder>/state.jsonl`. Every event is one line of JSON; a line is
 durable once `Journal.durable()` returns (one fsync covers every line written before it, so many
 cells share one fsync). The rules that make a kill -9 at any instant safe:
 
@@ -9,8 +9,10 @@ cells share one fsync). The rules that make a kill -9 at any instant safe:
   next append; a bad line anywhere else is corruption and stops everything (StateError);
 - after a failed write or fsync the run stops: the data may not be on disk.
 
-Readers (`pipeline status`, the report) replay the journal without taking the lock, so they
-work while a run is going.
+The constructors of every event are below, beside `JobState.apply`, the replay that reads them.
+Each run starts with a `run` event carrying the journal's FORMAT; a journal of a format this
+version does not know is refused, never guessed at. Readers (`pipeline status`, the report)
+replay the journal without taking the lock, so they work while a run is going.
 """
 
 from __future__ import annotations
@@ -22,148 +24,106 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
+from ..errors import StateError
 from .durable import fsync_dir
-from .errors import JobLocked, StateError
+from .folder import JobFolder
+from .records import Attempt, CellRecord, FileRecord
 
-JOURNAL = "state.jsonl"
-LOCK = ".lock"
-FORMAT = 1
-
-# The state names of a cell, as `pipeline status --json` prints them.
-PENDING = "pending"  # nothing sent yet (or its last try was not accepted / was lost)
-QUEUED = "queued"  # accepted by the server, waiting for a slot
-RUNNING = "running"  # generating
-DOWNLOADING = "downloading"  # generated; output files not all on disk yet
-DONE = "done"  # generated and every output file downloaded and hashed
-FAILED = "failed"  # generation failed max_attempts times, or was refused for good
-RETRY = "retry"  # generation failed, attempts remain: the next run tries again
-UNKNOWN = "unknown"  # a submit whose outcome is unknown: held until --resubmit-unknown
-CANCELLED = "cancelled"  # cancelled on request before it ran (not billed)
-ORPHANED = "orphaned"  # in the state but no longer in the manifest
-STATES = (PENDING, QUEUED, RUNNING, DOWNLOADING, DONE, RETRY, FAILED, UNKNOWN, CANCELLED,
-          ORPHANED)
-LIVE = frozenset({QUEUED, RUNNING})
+FORMAT = 1  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
+READABLE = frozenset({1})
 
 
-@dataclass(slots=True)
-class FileRecord:
-    """One downloaded output file."""
-
-    url: str
-    path: str  # relative to the output folder
-    size: int
-    sha256: str
-    probe: dict | None = None  # frames, fps, width, height, codec
-    check: dict | None = None  # {"ok": bool, "problems": [...]}
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One try at generating a cell: from the intent to submit to the server's verdict."""
-
-    n: int
-    intent_at: float
-    request_id: str | None = None
-    submitted_at: float | None = None
-    submit_kind: str | None = None  # not_accepted | outcome_unknown, when the submit failed
-    submit_error: str | None = None
-    permanent: bool = False  # a refusal that no retry can fix (bad body, auth)
-    status: str | None = None  # last status seen
-    queue_position: int | None = None
-    first_seen: dict = field(default_factory=dict)  # status word -> time first seen
-    status_calls: int = 0
-    result: str | None = None  # succeeded | failed | cancelled | lost
-    result_at: float | None = None
-    error: str | None = None
-    cost: float | None = None
-    outputs: list = field(default_factory=list)
-    server_times: dict = field(default_factory=dict)  # created_at / finished_at as sent
-    cancel_outcome: str | None = None
-    cancel_at: float | None = None
-    resubmitted_unknown: bool = False
+# --- the events ------------------------------------------------------------------------------
+def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
+                schema_sha256: str, backend: str, base_url: str, concurrency: int,
+                max_attempts: int, cells: int, price: dict | None, price_source: str,
+                budget: float | None) -> dict:
+    """A run begins: what it runs, where, with which price and limits."""
+    return {"e": "run", "format": FORMAT, "job": job, "model": model, "manifest": manifest,
+            "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
+            "backend": backend, "base_url": base_url, "pid": os.getpid(),
+            "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
+            "price": price, "price_source": price_source, "budget": budget}
 
 
-@dataclass(slots=True)
-class CellRecord:
-    """Everything the journal says about one cell."""
-
-    id: str
-    label: str = ""
-    values: dict = field(default_factory=dict)
-    request: dict = field(default_factory=dict)
-    attempts: list[Attempt] = field(default_factory=list)
-    files: dict[str, FileRecord] = field(default_factory=dict)  # by URL
-    download_errors: list = field(default_factory=list)
-    retry_from: int = 0  # attempts before this index do not count (--retry-failed)
-    described: bool = False  # its `cell` event (label, values, request) is in the journal
-    # A finished cell the runner no longer needs in detail keeps only these (see compact()).
-    compacted: bool = False
-    done_cost: float | None = None
-    done_calls: int = 0
-
-    @property
-    def last(self) -> Attempt | None:
-        return self.attempts[-1] if self.attempts else None
-
-    def failures(self) -> int:
-        return sum(1 for a in self.attempts[self.retry_from:] if a.result == "failed")
-
-    def succeeded(self) -> Attempt | None:
-        for a in reversed(self.attempts):
-            if a.result == "succeeded":
-                return a
-        return None
-
-    def compact(self, spend: float | None = None) -> None:
-        """Forget the details of a done cell, keeping its cost and status calls: a runner of a
-        100,000-cell job then holds a few hundred bytes per finished cell, not kilobytes."""
-        self.done_cost = spend if spend is not None else self.cost()
-        self.done_calls = sum(a.status_calls for a in self.attempts if a.request_id)
-        self.attempts, self.files, self.download_errors = [], {}, []
-        self.compacted = True
-
-    def state(self, max_attempts: int) -> str:
-        if self.compacted:
-            return DONE
-        a = self.last
-        if a is None:
-            return PENDING
-        won = self.succeeded()
-        if won is not None:
-            return DONE if all(u in self.files for u in won.outputs) else DOWNLOADING
-        if a.request_id is None:
-            if a.submit_kind == "not_accepted" and not a.resubmitted_unknown:
-                return FAILED if a.permanent else PENDING
-            if a.resubmitted_unknown:
-                return PENDING
-            return UNKNOWN
-        if a.result is None:
-            return RUNNING if a.status == "in_progress" else QUEUED
-        if a.result == "cancelled":
-            return CANCELLED
-        if a.result == "lost":
-            return PENDING
-        if a.permanent:
-            return FAILED
-        return FAILED if self.failures() >= max_attempts else RETRY
-
-    def cost(self) -> float | None:
-        if self.compacted:
-            return self.done_cost
-        known = [a.cost for a in self.attempts if a.cost is not None]
-        return sum(known) if known else None
-
-    def reason(self) -> str:
-        a = self.last
-        if a is None:
-            return ""
-        return a.error or a.submit_error or ""
+def described(cell: str, label: str, values: dict, request: dict) -> dict:
+    """A cell's label, matrix values and request, written before its first submit."""
+    return {"e": "cell", "cell": cell, "label": label, "values": values, "request": request}
 
 
+def intent(cell: str, n: int, estimate: float | None) -> dict:
+    """Attempt n is about to be POSTed (durable before the POST); its estimated cost."""
+    return {"e": "intent", "cell": cell, "n": n, "usd": estimate}
+
+
+def submitted(cell: str, n: int, request_id: str) -> dict:
+    return {"e": "submitted", "cell": cell, "n": n, "request_id": request_id}
+
+
+def submit_failed(cell: str, n: int, kind: str, error: str, permanent: bool) -> dict:
+    """The POST failed: `kind` is not_accepted (safe to send again) or outcome_unknown."""
+    return {"e": "submit_failed", "cell": cell, "n": n, "kind": kind, "error": error,
+            "permanent": permanent}
+
+
+def status_seen(cell: str, n: int, status: str, queue_position: int | None,
+                calls: int) -> dict:
+    """A status call saw a new status word or queue position; `calls` so far this attempt."""
+    return {"e": "status", "cell": cell, "n": n, "status": status,
+            "queue_position": queue_position, "calls": calls}
+
+
+def result(cell: str, n: int, verdict: str, *, error: str | None = None,
+           cost: float | None = None, outputs: list | None = None, calls: int | None = None,
+           server_times: dict | None = None, permanent: bool = False) -> dict:
+    """The attempt ended: succeeded | failed | cancelled | lost, with the server's cost."""
+    event: dict[str, Any] = {"e": "result", "cell": cell, "n": n, "result": verdict,
+                             "error": error, "cost": cost}
+    if outputs is not None:
+        event["outputs"] = outputs
+    if calls is not None:
+        event["calls"] = calls
+    if server_times is not None:
+        event["server_times"] = server_times
+    if permanent:
+        event["permanent"] = True
+    return event
+
+
+def downloaded(cell: str, url: str, path: str, size: int, sha256: str, probe: dict | None,
+               check: dict) -> dict:
+    return {"e": "download", "cell": cell, "url": url, "path": path, "size": size,
+            "sha256": sha256, "probe": probe, "check": check}
+
+
+def download_failed(cell: str, url: str, error: str) -> dict:
+    return {"e": "download_error", "cell": cell, "url": url, "error": error}
+
+
+def cancel_answered(cell: str, n: int, outcome: str) -> dict:
+    """The server's answer to a cancel: cancelled, not_cancellable, or an error text."""
+    return {"e": "cancel", "cell": cell, "n": n, "outcome": outcome}
+
+
+def retry_failed(cell: str) -> dict:
+    """--retry-failed: earlier failures of this cell no longer count."""
+    return {"e": "retry_failed", "cell": cell}
+
+
+def resubmit_unknown(cell: str, n: int) -> dict:
+    """--resubmit-unknown: attempt n is given up (it may still run, and be billed)."""
+    return {"e": "resubmit_unknown", "cell": cell, "n": n}
+
+
+def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict:
+    return {"e": "end", "exit": exit_code, "stopped": stopped, "counts": counts}
+
+
+# --- the replay ------------------------------------------------------------------------------
 _WORDS: dict[str, str] = {}
 
 
@@ -205,6 +165,11 @@ class JobState:
         """Fold one event into the state (the replay's only rule book)."""
         kind = ev.get("e")
         if kind == "run":
+            written = ev.get("format", 1)
+            if written not in READABLE:
+                raise StateError(f"this journal is in format {written!r}, written by another "
+                                 f"version of pipeline; this one reads format {FORMAT} (upgrade "
+                                 "pipeline, or use a new output folder with --out)")
             self.runs.append(ev)
             return
         if kind == "end":
@@ -219,7 +184,7 @@ class JobState:
                 rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
             return
         if kind == "intent":
-            rec.attempts.append(Attempt(n=ev["n"], intent_at=t))
+            rec.attempts.append(Attempt(n=ev["n"], intent_at=t, estimate=ev.get("usd")))
             return
         if kind == "retry_failed":
             rec.retry_from = len(rec.attempts)
@@ -261,23 +226,12 @@ class JobState:
         else:
             raise StateError(f"unknown journal event {kind!r}")
 
-    def counts(self, max_attempts: int, ids: Iterable[str] | None = None) -> dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
-        wanted = set(ids) if ids is not None else None
-        for cid, rec in self.cells.items():
-            if wanted is not None and cid not in wanted:
-                out[ORPHANED] += 1
-            else:
-                out[rec.state(max_attempts)] += 1
-        if wanted is not None:
-            out[PENDING] += len(wanted - set(self.cells))
-        return out
 
-
-def read_state(folder: Path, lean: bool = False) -> JobState:
+def read_state(folder: JobFolder | Path, lean: bool = False) -> JobState:
     """Replay a job's journal (missing journal: empty state). No lock is taken."""
-    state = JobState(folder, lean=lean)
-    path = folder / JOURNAL
+    folder = JobFolder.at(folder)
+    state = JobState(folder.path, lean=lean)
+    path = folder.journal
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -309,12 +263,13 @@ def read_state(folder: Path, lean: bool = False) -> JobState:
         except (KeyError, TypeError) as exc:
             raise StateError(f"{path}:{lineno}: malformed {event.get('e')!r} event ({exc})") \
                 from None
+        except StateError as exc:
+            raise StateError(f"{path}:{lineno}: {exc}") from None
         pos = end + 1
     state.valid_bytes = pos
     return state
 
 
-BALLAST = ".ballast"
 BALLAST_BYTES = 1 << 20  # room for ~1,000 events once the disk is full
 
 
@@ -327,10 +282,11 @@ class Journal:
     runner to stop. Without this, a full disk right after a POST would leave a paid request
     that the next run can only hold as unknown."""
 
-    def __init__(self, folder: Path, state: JobState, ballast: int = BALLAST_BYTES):
-        self.path = folder / JOURNAL
-        folder.mkdir(parents=True, exist_ok=True)
-        self.ballast = folder / BALLAST
+    def __init__(self, folder: JobFolder | Path, state: JobState, ballast: int = BALLAST_BYTES):
+        folder = JobFolder.at(folder)
+        self.path = folder.journal
+        folder.path.mkdir(parents=True, exist_ok=True)
+        self.ballast = folder.ballast
         self.low_space = False
         try:
             with open(self.ballast, "wb") as fh:
@@ -339,7 +295,7 @@ class Journal:
                 os.fsync(fh.fileno())
         except OSError as exc:
             self.ballast.unlink(missing_ok=True)
-            raise StateError(f"cannot write in {folder}: {exc.strerror or exc}; free some space "
+            raise StateError(f"cannot write in {folder.path}: {exc.strerror or exc}; free some space "
                              "and run again to resume") from None
         new = not self.path.exists()
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -347,7 +303,8 @@ class Journal:
             os.ftruncate(self.fd, state.valid_bytes)  # cut the torn line before appending
             os.fsync(self.fd)
         if new:
-            fsync_dir(folder)
+            fsync_dir(folder.path)
+        self.size = state.valid_bytes if state.torn_tail else os.fstat(self.fd).st_size
         self.state = state
         self.written = 0
         self.synced = 0
@@ -379,6 +336,8 @@ class Journal:
                                  f"{exc.strerror or exc}; free some space and run again to "
                                  "resume") from None
         self.written += 1
+        self.size += len(line)
+        self.state.valid_bytes = self.size
         self.state.apply(event)
         if self.listener is not None:
             self.listener(event)
@@ -421,39 +380,3 @@ class Journal:
         finally:
             os.close(self.fd)
             self.ballast.unlink(missing_ok=True)
-
-
-class JobLock:
-    """An exclusive lock per job that dies with its owner (flock via the filelock package)."""
-
-    def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / LOCK
-        self.owner_path = folder / ".lock.owner"
-        import filelock
-
-        self._lock = filelock.FileLock(str(self.path), timeout=0)
-
-    def __enter__(self) -> "JobLock":
-        import filelock
-
-        try:
-            self._lock.acquire()
-        except filelock.Timeout:
-            owner = ""
-            try:
-                owner = self.owner_path.read_text().strip()
-            except OSError:
-                pass
-            raise JobLocked(f"another `pipeline run` is running this job ({owner or 'pid ?'}); "
-                            f"wait for it, or stop it, then run again "
-                            f"(lock: {self.path})") from None
-        try:
-            self.owner_path.write_text(f"pid {os.getpid()} since "
-                                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        except OSError:
-            pass
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._lock.release()

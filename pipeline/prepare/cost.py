@@ -1,39 +1,30 @@
-"""Cost estimates from a price sheet: per second of output or per output, maybe by resolution.
+"""Cost estimates from a price sheet: per second of output or per output, maybe by an input.
 
 A price sheet (`schemas/models/<id>/price.json`, a manifest's `run.price`, or the API catalog):
     {"unit": "second" | "output" | "unknown", "usd": 0.05 | {"720P": 0.05, "1080P": 0.1},
      "by": "resolution"}
-An unknown price is None all the way through: shown as unknown, never as $0.
+An unknown price is None all the way through: shown as unknown, never as $0. Which sheet a
+job uses is decided in one place, pipeline.job.price.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-DEFAULT_FPS = 24
+from .. import wire
 
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a set of cells should cost and take."""
-
-    count: int
-    usd: float | None  # None: the price is unknown
-    unpriced: int  # cells whose price could not be told
-    seconds_of_video: float
-    duration_s: float | None  # wall time guess at the run's concurrency
-    per_cell_s: float | None
-    source: str  # where the price came from
+DEFAULT_FPS = wire.OUTPUT_FPS
 
 
 def video_seconds(request: dict, fps: int = DEFAULT_FPS) -> float:
+    """Seconds of output a per-second price charges for (the nominal length of the clip)."""
     frames = request.get("number_of_frames")
-    if isinstance(frames, int) and frames > 0:
-        return frames / fps
+    if isinstance(frames, int) and not isinstance(frames, bool) and frames > 0:
+        return float(wire.billed_seconds(frames, fps))
     duration = request.get("duration")
-    return float(duration) if isinstance(duration, (int, float)) else 0.0
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        return float(duration)
+    return 0.0
 
 
 def cell_cost(price: dict | None, request: dict, fps: int = DEFAULT_FPS) -> float | None:
@@ -58,22 +49,13 @@ def from_catalog(price_usd: float | None, price_unit: str | None) -> dict | None
     return {"unit": price_unit, "usd": float(price_usd)}
 
 
-def estimate(requests: Iterable[dict], price: dict | None, *, concurrency: int,
-             per_cell_s: float | None, fps: int = DEFAULT_FPS, source: str = "") -> Estimate:
-    total, unpriced, count, seconds = 0.0, 0, 0, 0.0
-    for request in requests:
-        count += 1
-        seconds += video_seconds(request, fps)
-        cost = cell_cost(price, request, fps)
-        if cost is None:
-            unpriced += 1
-        else:
-            total += cost
-    duration = None
-    if per_cell_s is not None and count:
-        duration = math.ceil(count / max(1, concurrency)) * per_cell_s
-    return Estimate(count, None if unpriced else round(total, 4), unpriced, seconds, duration,
-                    per_cell_s, source)
+def normalized(sheet: dict) -> tuple:
+    """A price sheet in a form where equal prices compare equal."""
+    usd = sheet.get("usd")
+    if isinstance(usd, dict):
+        return (sheet.get("unit"), sheet.get("by", "resolution"),
+                tuple(sorted((str(k), float(v)) for k, v in usd.items())))
+    return (sheet.get("unit"), None, float(usd) if isinstance(usd, (int, float)) else usd)
 
 
 def money(usd: float | None) -> str:

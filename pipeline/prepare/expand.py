@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Location, ProblemList
+from ..errors import Location, ProblemList
 from .manifest import Manifest, RandomSeed
 from .render import TemplateProblem, render
 
@@ -154,7 +154,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
         for replicate in range(m.repeat):
             made += 1
             if time.monotonic() > until:
-                # each rendering is bounded (pipeline.render); this bounds them all together
+                # each rendering is bounded (pipeline.prepare.render); this bounds them all together
                 problems.add(_locate(m, m.prompt_where or ("matrix",)),
                              f"expanding took more than {MAX_EXPAND_SECONDS:g} s (stopped after "
                              f"{made - 1:,} cells); simplify the templates or split the job")

@@ -1,0 +1,178 @@
+"""What a run of a plan would do: each cell's action, what is left to pay, and how long it takes.
+
+`forecast(plan, price, folder)` reads the job's state (if any) and tallies the plan against it
+with the same table (`resume_action`), the same money and the same ETA as `run` and `status`:
+`plan` counts only the cells still to do, at the price the run will use, timed by the job's
+own measured cells once it has some. `plan_json` is also the snapshot a run writes as
+plan.json, which `status` and the report read.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from ..prepare import cost
+from ..prepare.plan import Plan
+from .folder import JobFolder
+from .journal import JobState, read_state
+from .price import Price
+from .records import PENDING, ResumeOptions, resume_action
+from .status import Tally, figures_line, planned_cells
+
+
+@dataclass
+class Forecast:
+    """A plan tallied against its job's state."""
+
+    plan: Plan
+    price: Price
+    state: JobState
+    tally: Tally
+    concurrency: int
+
+    def actions(self) -> list[tuple[str, str]]:
+        """Per cell of the plan: (state, what a run would do and why)."""
+        out = []
+        max_attempts = self.tally.max_attempts
+        for c in self.plan.cells:
+            rec = self.state.cells.get(c.id)
+            st = rec.state(max_attempts) if rec else PENDING
+            out.append((st, resume_action(rec, st, max_attempts, self.tally.resume).why))
+        return out
+
+    def orphaned(self) -> list[str]:
+        known = {c.id for c in self.plan.cells}
+        return [cid for cid in self.state.cells if cid not in known]
+
+    def figures(self) -> dict[str, Any]:
+        return self.tally.figures(self.concurrency)
+
+
+def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
+             concurrency: int | None = None, state: JobState | None = None,
+             resume: ResumeOptions = ResumeOptions()) -> Forecast:
+    """Tally `plan` at `price` against the state in `folder` (none: a fresh job)."""
+    m = plan.manifest
+    if state is None:
+        state = read_state(folder) if folder is not None and folder.journal.exists() \
+            else JobState(folder.path if folder else m.folder)
+    if resume.lost_before is None and (state.header.get("backend") == "sim"):
+        resume = ResumeOptions(resume.retry_failed, resume.resubmit_unknown,
+                               lost_before=float("inf"))
+    fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
+    typical = m.model.meta.get("generation_seconds", {}).get("typical")
+    tally = Tally.of(state, planned_cells(plan.cells, m.model.id, price.sheet, fps),
+                     max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
+                     typical=typical)
+    return Forecast(plan, price, state, tally, concurrency or m.run.concurrency)
+
+
+def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
+    """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run."""
+    plan, m, price = f.plan, f.plan.manifest, f.price
+    fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
+    estimates = [p.estimate for p in f.tally.planned.values()]
+    figures = f.figures()
+    data: dict[str, Any] = {
+        "job": m.name,
+        "model": m.model.id,
+        "backend": m.backend,
+        "manifest": str(m.path.resolve()),
+        "manifest_sha256": m.sha256,
+        "schema_sha256": m.model.schema_sha256,
+        "count": len(plan.cells),
+        "fps": fps,
+        "typical_s": f.tally.timings.typical,
+        "run": {"concurrency": f.concurrency, "max_attempts": m.run.max_attempts,
+                "budget": m.run.budget},
+        "price": price.as_json(),
+        "estimate": {
+            # the whole sweep at this price; what is left to pay is figures.to_go_usd
+            "usd": None if None in estimates or not estimates else round(sum(estimates), 4),
+            "unpriced_cells": sum(1 for x in estimates if x is None),
+            "price_source": price.source,
+            "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
+                                          for c in plan.cells), 2),
+            "duration_s": figures["eta_s"],
+            "per_cell_s": figures["per_cell_s"],
+            "duration_source": figures["duration_source"],
+            "concurrency": f.concurrency,
+        },
+        "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
+        "cells": [
+            {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
+             "estimated_cost": p.estimate}
+            for c, p in zip(plan.cells, f.tally.planned.values())
+        ],
+    }
+    if with_state:
+        data["figures"] = figures
+    if with_state and f.state.cells:
+        for item, (st, act) in zip(data["cells"], f.actions()):
+            item["state"], item["action"] = st, act
+        data["orphaned"] = [{"id": cid, "label": f.state.cells[cid].label,
+                             "action": "orphaned: no longer in the manifest (kept on disk)"}
+                            for cid in f.orphaned()]
+    return data
+
+
+def plan_table(f: Forecast, width: int | None = None, limit: int = 200) -> str:
+    """A readable table of the cells with the count, cost and duration underneath."""
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    plan, m = f.plan, f.plan.manifest
+    keys: list[str] = []
+    for c in plan.cells:
+        for k in c.values:
+            if k not in keys:
+                keys.append(k)
+    with_state = bool(f.state.cells)
+    per_cell = f.actions() if with_state else []
+    header = ["#", "cell"] + keys + (["action"] if with_state else [])
+    rows = []
+    for i, c in enumerate(plan.cells[:limit]):
+        rows.append([str(c.index + 1), c.id] + [_cell_text(c.values.get(k, "")) for k in keys]
+                    + ([per_cell[i][1].split(" (")[0]] if with_state else []))
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    used = sum(widths) + 2 * len(widths)
+    prompt_w = max(12, width - used - 1)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  prompt"]
+    for c, r in zip(plan.cells, rows):
+        prompt = " ".join(str(c.request.get("prompt", "")).split())
+        if len(prompt) > prompt_w:
+            prompt = prompt[: prompt_w - 1] + "…"
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + prompt)
+    if len(plan.cells) > limit:
+        lines.append(f"... and {len(plan.cells) - limit} more cells (use --json for all)")
+    fig = f.figures()
+    todo = fig["to_do"]
+    of_all = f" of {len(plan.cells)}" if todo != len(plan.cells) else ""
+    per_cell_s = fig["per_cell_s"]
+    lines += [
+        "",
+        f"job {m.name}: {len(plan.cells)} cells of {m.model.id} on backend {m.backend}",
+        f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run "
+        f"(price: {f.price.source})",
+        f"estimated duration: {cost.span(fig['eta_s'])} at concurrency {f.concurrency}"
+        + (f" (about {per_cell_s:g} s per cell: {fig['duration_source']})"
+           if per_cell_s is not None else ""),
+    ]
+    if m.run.budget is not None:
+        lines.append(f"budget: {cost.money(m.run.budget)}")
+    if with_state:
+        lines.append("so far: " + figures_line(fig))
+        tally: dict[str, int] = {}
+        for _, act in per_cell:
+            tally[act] = tally.get(act, 0) + 1
+        lines.append("a run would: " + "; ".join(f"{n} {act}" for act, n in tally.items()))
+        orphaned = f.orphaned()
+        if orphaned:
+            lines.append(f"{len(orphaned)} orphaned cell(s) in the state are no longer in the "
+                         "manifest (kept on disk): " + ", ".join(orphaned[:10]))
+    return "\n".join(lines)
+
+
+def _cell_text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else text[:23] + "…"

@@ -1,0 +1,93 @@
+"""The money of a job: what was spent, what is committed, and whether the budget has room.
+
+One definition, used by the runner, `pipeline status`, the progress line and the report:
+
+- `spent`: the cost of every attempt the server has billed (its `cost` where the result gave
+  one, else its estimate: `estimated` then says the figure is partly an estimate). Orphaned
+  cells' spend stays in it (and is also shown apart). It never decreases.
+- `committed`: spent plus the estimates held for requests live on the server (or maybe live:
+  a submit under way, or one whose outcome is unknown). The budget works on committed.
+
+A Ledger is pure: it holds each cell's figures (from `pipeline.job.records.money`) and their
+totals, so an event updates it in O(1). Totals are kept in whole micro-dollars, so a total
+updated event by event equals the same total summed afresh, to the last digit. It does no
+I/O and knows nothing of the journal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .records import NOTHING, Money
+
+MICRO = 1_000_000
+
+
+def _micros(usd: float) -> int:
+    return round(usd * MICRO)
+
+
+@dataclass
+class Ledger:
+    """Per-cell spent and held USD, their totals, and the budget's verdict."""
+
+    budget: float | None = None
+    _spent: int = 0
+    _held: int = 0
+    _orphaned: int = 0
+    estimated_cells: int = 0  # cells whose spent includes an estimate
+    unpriced_cells: int = 0  # cells with an attempt billed or held at no known price
+    _cells: dict[str, tuple[Money, bool]] = field(default_factory=dict, repr=False)
+
+    @property
+    def spent(self) -> float:
+        return self._spent / MICRO
+
+    @property
+    def held(self) -> float:
+        return self._held / MICRO
+
+    @property
+    def committed(self) -> float:
+        return (self._spent + self._held) / MICRO
+
+    @property
+    def spent_orphaned(self) -> float:
+        return self._orphaned / MICRO
+
+    def settle(self, cell: str, figures: Money, orphaned: bool = False) -> None:
+        """Set one cell's figures (replacing what it held before, reservations included)."""
+        old, was_orphaned = self._cells.get(cell, (NOTHING, False))
+        self._spent += _micros(figures.spent) - _micros(old.spent)
+        self._held += _micros(figures.held) - _micros(old.held)
+        self._orphaned += (_micros(figures.spent) if orphaned else 0) - \
+            (_micros(old.spent) if was_orphaned else 0)
+        self.estimated_cells += int(figures.estimated) - int(old.estimated)
+        self.unpriced_cells += int(figures.unpriced) - int(old.unpriced)
+        if figures == NOTHING and not orphaned:
+            self._cells.pop(cell, None)
+        else:
+            self._cells[cell] = (figures, orphaned)
+
+    def over_budget(self, usd: float | None) -> str | None:
+        """Why committing `usd` more would cross the budget, or None when it fits."""
+        if self.budget is None:
+            return None
+        total = self.committed + (usd or 0.0)
+        if _micros(total) <= _micros(self.budget):
+            return None
+        parts = [self.committed, usd or 0.0, total, self.budget]
+        # Cents can hide the difference ($2.75 + $0.25 = $3.00 > $3.00): show more digits then.
+        digits = 2 if round(total, 2) > round(self.budget, 2) else 4
+        a, b, c, d = (f"${x:,.{digits}f}" for x in parts)
+        return f"committed {a} + next cell {b} = {c} > budget {d}"
+
+    def reserve(self, cell: str, usd: float | None) -> str | None:
+        """Hold `usd` for a cell about to be submitted, if the budget has room; else why not.
+        The hold lasts until the cell's next `settle` (its intent, once journalled)."""
+        refusal = self.over_budget(usd)
+        if refusal is None and usd:
+            figures, orphaned = self._cells.get(cell, (NOTHING, False))
+            self.settle(cell, Money(figures.spent, figures.held + usd, figures.estimated),
+                        orphaned)
+        return refusal

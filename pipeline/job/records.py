@@ -1,0 +1,278 @@
+"""What the journal says about one cell, what state that is, and what a run does with it.
+
+This module is the one owner of three facts that every command shows:
+
+- the state of a cell (`CellRecord.state`), with the names `pipeline status --json` prints;
+- what a run does with a cell in each state (`resume_action`: one table, read by `plan`,
+  `run` and `status` alike);
+- what a cell has cost (`money`): the attempts the server billed, and the estimates held for
+  requests that are (or may be) live on the server.
+
+Records are plain data filled by the journal's replay (pipeline.job.journal); nothing here
+does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import wire
+
+# The state names of a cell, as `pipeline status --json` prints them.
+PENDING = "pending"  # nothing sent yet (or its last try was not accepted / was lost)
+SUBMITTING = "submitting"  # the live run is sending it right now (intent on disk, no answer)
+QUEUED = "queued"  # accepted by the server, waiting for a slot
+RUNNING = "running"  # generating (billed: it can no longer be cancelled)
+DOWNLOADING = "downloading"  # generated; output files not all on disk yet
+DONE = "done"  # generated and every output file downloaded and hashed
+RETRY = "retry"  # generation failed, attempts remain: the next run tries again
+FAILED = "failed"  # generation failed max_attempts times, or was refused for good
+UNKNOWN = "unknown"  # a submit whose outcome is unknown: held until --resubmit-unknown
+CANCELLED = "cancelled"  # cancelled on request before it ran (not billed)
+ORPHANED = "orphaned"  # in the state but no longer in the manifest
+STATES = (PENDING, SUBMITTING, QUEUED, RUNNING, DOWNLOADING, DONE, RETRY, FAILED, UNKNOWN,
+          CANCELLED, ORPHANED)
+LIVE = frozenset({SUBMITTING, QUEUED, RUNNING})  # holding a slot on the server (or about to)
+# Attempt results (the journal's `result` words).
+SUCCEEDED, GEN_FAILED, RESULT_CANCELLED, LOST = "succeeded", "failed", "cancelled", "lost"
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """One downloaded output file."""
+
+    url: str
+    path: str  # relative to the job folder
+    size: int
+    sha256: str
+    probe: dict | None = None  # frames, fps, width, height, codec
+    check: dict | None = None  # {"ok": bool, "problems": [...]}
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at generating a cell: from the intent to submit to the server's verdict."""
+
+    n: int
+    intent_at: float
+    estimate: float | None = None  # USD the run expected this attempt to cost
+    request_id: str | None = None
+    submitted_at: float | None = None
+    submit_kind: str | None = None  # not_accepted | outcome_unknown, when the submit failed
+    submit_error: str | None = None
+    permanent: bool = False  # a refusal that no retry can fix (bad body, auth)
+    status: str | None = None  # last status seen
+    queue_position: int | None = None
+    first_seen: dict = field(default_factory=dict)  # status word -> time first seen
+    status_calls: int = 0
+    result: str | None = None  # succeeded | failed | cancelled | lost
+    result_at: float | None = None
+    error: str | None = None
+    cost: float | None = None
+    outputs: list = field(default_factory=list)
+    server_times: dict = field(default_factory=dict)  # created_at / finished_at as sent
+    cancel_outcome: str | None = None
+    cancel_at: float | None = None
+    resubmitted_unknown: bool = False
+
+    @property
+    def billed(self) -> bool:
+        """The server ran (or judged) this request: it costs what its result says."""
+        return self.request_id is not None and self.result in (SUCCEEDED, GEN_FAILED)
+
+    @property
+    def live(self) -> bool:
+        """On the server, or maybe (a submit without an answer); its estimate is held."""
+        if self.result is not None or self.resubmitted_unknown:
+            return False
+        return self.request_id is not None or self.submit_kind != "not_accepted"
+
+
+@dataclass(frozen=True)
+class Money:
+    """What one cell has cost: billed attempts (`spent`) and estimates held for live ones."""
+
+    spent: float = 0.0
+    held: float = 0.0
+    estimated: bool = False  # `spent` includes an estimate (a result that gave no cost)
+    unpriced: bool = False  # an attempt billed or held whose cost nothing can tell
+
+
+NOTHING = Money()
+
+
+@dataclass(slots=True)
+class CellRecord:
+    """Everything the journal says about one cell."""
+
+    id: str
+    label: str = ""
+    values: dict = field(default_factory=dict)
+    request: dict = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    files: dict[str, FileRecord] = field(default_factory=dict)  # by URL
+    download_errors: list = field(default_factory=list)
+    retry_from: int = 0  # attempts before this index do not count (--retry-failed)
+    described: bool = False  # its `cell` event (label, values, request) is in the journal
+    # A done cell the runner no longer needs in detail keeps only these (see compact()).
+    compacted: bool = False
+    done_money: Money = NOTHING
+    done_calls: int = 0
+    done_slot_s: float | None = None
+
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def failures(self) -> int:
+        return sum(1 for a in self.attempts[self.retry_from:] if a.result == GEN_FAILED)
+
+    def succeeded(self) -> Attempt | None:
+        for a in reversed(self.attempts):
+            if a.result == SUCCEEDED:
+                return a
+        return None
+
+    def compact(self, fallback_estimate: float | None = None) -> None:
+        """Forget the details of a done cell, keeping its money, status calls and slot time:
+        a runner of a 100,000-cell job then holds a few hundred bytes per finished cell."""
+        self.done_money = money(self, fallback_estimate)
+        self.done_calls = self.status_calls()
+        self.done_slot_s = slot_seconds(self)
+        self.attempts, self.files, self.download_errors = [], {}, []
+        self.compacted = True
+
+    def status_calls(self) -> int:
+        if self.compacted:
+            return self.done_calls
+        return sum(a.status_calls for a in self.attempts if a.request_id)
+
+    def state(self, max_attempts: int, live_since: float | None = None) -> str:
+        """The cell's state. `live_since`: the start of the run going now, if one is (an
+        unanswered submit of that run is `submitting`; of an earlier one, `unknown`)."""
+        if self.compacted:
+            return DONE
+        a = self.last
+        if a is None:
+            return PENDING
+        won = self.succeeded()
+        if won is not None:
+            return DONE if all(u in self.files for u in won.outputs) else DOWNLOADING
+        if a.request_id is None:
+            if a.resubmitted_unknown:
+                return PENDING
+            if a.submit_kind == "not_accepted":
+                return FAILED if a.permanent else PENDING
+            if a.submit_kind is None and live_since is not None and a.intent_at >= live_since:
+                return SUBMITTING
+            return UNKNOWN
+        if a.result is None:
+            if a.status == "in_progress" or a.cancel_outcome == wire.OUTCOME_NOT_CANCELLABLE:
+                return RUNNING
+            return QUEUED
+        if a.result == RESULT_CANCELLED:
+            return CANCELLED
+        if a.result == LOST:
+            return PENDING
+        if a.permanent:
+            return FAILED
+        return FAILED if self.failures() >= max_attempts else RETRY
+
+    def reason(self) -> str:
+        a = self.last
+        if a is None:
+            return ""
+        return a.error or a.submit_error or ""
+
+
+def money(rec: CellRecord | None, fallback_estimate: float | None = None) -> Money:
+    """What a cell has cost so far. An attempt's estimate is the one journalled with its
+    intent; `fallback_estimate` stands in for journals written before estimates were."""
+    if rec is None:
+        return NOTHING
+    if rec.compacted:
+        return rec.done_money
+    spent = held = 0.0
+    estimated = unpriced = False
+    for a in rec.attempts:
+        guess = a.estimate if a.estimate is not None else fallback_estimate
+        if a.billed:
+            if a.cost is not None:
+                spent += a.cost
+            else:
+                spent += guess or 0.0
+                estimated = True
+                unpriced = unpriced or guess is None
+        elif a.live:
+            held += guess or 0.0
+            unpriced = unpriced or guess is None
+    return Money(spent, held, estimated, unpriced)
+
+
+def slot_seconds(rec: CellRecord) -> float | None:
+    """How long the cell's successful attempt held its slot: submitted to result (queue and
+    generation both: what decides how fast a job goes at a given concurrency)."""
+    if rec.compacted:
+        return rec.done_slot_s
+    won = rec.succeeded()
+    if won is None or not won.submitted_at or not won.result_at:
+        return None
+    return max(0.0, won.result_at - won.submitted_at)
+
+
+# --- what a run does with a cell -------------------------------------------------------------
+SUBMIT, POLL, DOWNLOAD, SKIP, HOLD = "submit", "poll", "download", "skip", "hold"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a run does with one cell, why (as `plan` shows it), and the journal marker written
+    before doing it (`retry_failed`, `resubmit_unknown` or `lost`), if any."""
+
+    does: str
+    why: str
+    mark: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeOptions:
+    """The choices that change what a run does with a cell."""
+
+    retry_failed: bool = False
+    resubmit_unknown: bool = False
+    # Requests live on an in-process simulator that has stopped died with it: attempts whose
+    # intent is older than this are lost and sent again. None: requests outlive runs.
+    lost_before: float | None = None
+
+
+def resume_action(rec: CellRecord | None, state: str, max_attempts: int,
+                  options: ResumeOptions = ResumeOptions()) -> Action:
+    """The one table of what a run does with a cell in each state."""
+    if rec is None or state == PENDING:
+        return Action(SUBMIT, "new: submit")
+    if state in (QUEUED, RUNNING, DOWNLOADING, SUBMITTING) and options.lost_before is not None \
+            and rec.last is not None and rec.last.intent_at < options.lost_before:
+        return Action(SUBMIT, "lost with the simulator that held it: submit again", "lost")
+    if state == DONE:
+        return Action(SKIP, "done: skip")
+    if state in (QUEUED, RUNNING):
+        return Action(POLL, "in flight: re-poll")
+    if state == DOWNLOADING:
+        return Action(DOWNLOAD, "generated: download")
+    if state == RETRY:
+        return Action(SUBMIT, f"retry: attempt {rec.failures() + 1} of {max_attempts}")
+    if state == FAILED:
+        if options.retry_failed:
+            return Action(SUBMIT, "failed: retry (--retry-failed)", "retry_failed")
+        return Action(SKIP, "failed: skip (retry with --retry-failed)")
+    if state == UNKNOWN:
+        if options.resubmit_unknown:
+            return Action(SUBMIT, "unknown: resubmit (--resubmit-unknown; may pay twice)",
+                          "resubmit_unknown")
+        return Action(HOLD, "unknown: held (check the RunComfy dashboard; --resubmit-unknown "
+                            "to resend)")
+    if state == CANCELLED:
+        return Action(SUBMIT, "cancelled: submit again")
+    if state == SUBMITTING:
+        return Action(HOLD, "submitting: the running run is sending it")
+    return Action(SKIP, "orphaned: no longer in the manifest (kept on disk)")

@@ -1,0 +1,100 @@
+"""Cancelling a job's live requests: on `--cancel-on-interrupt`, and as `pipeline cancel`.
+
+Only queued requests can be cancelled (not billed); a running one answers `not_cancellable`
+and goes on, billed. Each answer is journalled per cell, so `status` shows the cancelled cells
+as `cancelled` and the others as `running`, and the outcome is summed up in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import wire
+from ..client import RunComfyClient
+from ..errors import ClientError, JobLocked
+from ..job import journal as ev
+from ..job.folder import JobFolder, JobLock
+from ..job.journal import Journal, JobState, read_state
+from ..job.records import QUEUED, RUNNING
+
+
+@dataclass
+class CancelOutcome:
+    """How many live requests got each answer (cancelled, not_cancellable, an error...)."""
+
+    asked: int = 0
+    answers: Counter = field(default_factory=Counter)
+
+    def text(self) -> str:
+        parts = [f"cancelled {self.answers[wire.OUTCOME_CANCELLED]} (not billed)",
+                 f"not cancellable {self.answers[wire.OUTCOME_NOT_CANCELLABLE]} (running, billed; a rerun "
+                 "collects the video)"]
+        other = sum(n for k, n in self.answers.items()
+                    if k not in (wire.OUTCOME_CANCELLED, wire.OUTCOME_NOT_CANCELLABLE))
+        if other:
+            parts.append(f"no clear answer {other} (still live; a rerun polls them)")
+        return ", ".join(parts)
+
+
+async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
+                      ids: set[str], max_attempts: int) -> CancelOutcome:
+    """Ask the server to cancel every live request among `ids`; journal each answer."""
+    outcome = CancelOutcome()
+    for cid in ids:
+        rec = state.cells.get(cid)
+        if rec is None or rec.state(max_attempts) not in (QUEUED, RUNNING):
+            continue
+        a = rec.last
+        outcome.asked += 1
+        try:
+            answer = (await client.cancel(a.request_id)).outcome
+        except ClientError as exc:
+            answer = f"error: {exc}"
+        journal.write(ev.cancel_answered(cid, a.n, answer))
+        if answer == wire.OUTCOME_CANCELLED:
+            journal.write(ev.result(cid, a.n, "cancelled", cost=0.0,
+                                    error="cancelled on request while queued (not billed)"))
+        outcome.answers[answer] += 1
+    await journal.durable()
+    return outcome
+
+
+def cancel_job(manifest_path: str | Path, out: Path | None = None, *,
+               allow_outside: bool = False) -> list[str]:
+    """`pipeline cancel`: cancel the job's live requests; lines saying what happened."""
+    from ..prepare.manifest import load_manifest
+
+    m = load_manifest(manifest_path, allow_outside=allow_outside)
+    folder = JobFolder.of(m, out)
+    folder.check_owner(m.path)
+    try:
+        lock = JobLock(folder).__enter__()
+    except JobLocked as exc:
+        raise JobLocked(f"{exc}. Interrupt that run first (Ctrl-C leaves its requests live), "
+                        "then cancel; or run with --cancel-on-interrupt") from None
+    try:
+        state = read_state(folder)
+        live = {cid for cid, rec in state.cells.items()
+                if rec.state(m.run.max_attempts) in (QUEUED, RUNNING)}
+        if not live:
+            return [f"{m.name}: nothing queued or running"]
+        if state.header.get("backend", m.backend) == "sim":
+            return [f"{m.name}: {len(live)} request(s) lived on the simulator of an earlier "
+                    "run, which has stopped; nothing to cancel (a rerun submits them again)"]
+        journal = Journal(folder, state)
+        try:
+            outcome = asyncio.run(_cancel(state, journal, live, m.run.max_attempts))
+        finally:
+            journal.close()
+    finally:
+        lock.__exit__(None, None, None)
+    return [f"{m.name}: asked to cancel {outcome.asked} live request(s): {outcome.text()}"]
+
+
+async def _cancel(state: JobState, journal: Journal, ids: set[str],
+                  max_attempts: int) -> CancelOutcome:
+    async with RunComfyClient.from_env() as client:
+        return await cancel_live(state, client, journal, ids, max_attempts)

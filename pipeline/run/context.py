@@ -1,0 +1,114 @@
+"""What the steps of one run share: plain data handed to `submit`, `poll` and `collect`.
+
+The session builds it (pipeline.run.session); the runner drives it. Nothing here decides
+anything: the job's truth is in the journal and its Tally, the mechanism in Control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..client import RunComfyClient
+from ..job.folder import JobFolder
+from ..job.journal import Journal, JobState
+from ..job.price import Price
+from ..job.status import Tally
+from ..prepare.expand import Cell
+from ..prepare.plan import Plan
+from .control import Control
+
+# Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
+# n-th time (default 1st) it passes `point`. Points: after_intent, after_submit, after_download.
+_CRASH_AT = os.environ.get("PIPELINE_CRASH_AT", "")
+_crash_passes: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    if not _CRASH_AT:
+        return
+    point, _, nth = _CRASH_AT.partition(":")
+    if point != name:
+        return
+    _crash_passes[name] = _crash_passes.get(name, 0) + 1
+    if _crash_passes[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line choices that override or extend the manifest's `run` block."""
+
+    backend: str | None = None
+    concurrency: int | None = None
+    only: tuple[tuple[str, str], ...] = ()
+    retry_failed: bool = False
+    resubmit_unknown: bool = False
+    cancel_on_interrupt: bool = False
+    out: Path | None = None
+    allow_schema_change: bool = False
+    allow_unknown_price: bool = False
+    progress: bool | str | None = None  # a mode of pipeline.run.progress; None: bar on a tty
+    sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
+
+
+@dataclass
+class RunSummary:
+    """How a run ended: the job's figures (as `status` shows them) and why it stopped."""
+
+    out_dir: Path
+    figures: dict[str, Any]
+    exit_code: int
+    stopped: str | None = None  # why submitting stopped early, if it did
+    interrupted: bool = False
+    cancelled: Any = None  # a pipeline.run.cancel.CancelOutcome after --cancel-on-interrupt
+    reports: list[Path] = field(default_factory=list)
+    cell_events: int = -1
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.figures["counts"]
+
+    @property
+    def spent(self) -> float | None:
+        return self.figures["spent_usd"]
+
+
+@dataclass
+class RunContext:
+    """One run of one job, as its steps see it."""
+
+    plan: Plan
+    cells: list[Cell]  # the cells this run may work on (--only selects them)
+    folder: JobFolder
+    client: RunComfyClient
+    journal: Journal
+    tally: Tally
+    control: Control
+    planner: Any  # a pipeline.run.poll.PollPlanner, shared by every cell's poller
+    price: Price
+    backend: str
+    max_attempts: int
+    timeout: float  # seconds a request may stay live (polling.timeout)
+    fps: int
+    fingerprint: str = ""  # of the plan (see session._fingerprint), kept in status.json
+    downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+
+    @property
+    def state(self) -> JobState:
+        return self.journal.state
+
+    @property
+    def model_id(self) -> str:
+        return self.plan.manifest.model.id
+
+    def estimate(self, cell_id: str) -> float | None:
+        planned = self.tally.planned.get(cell_id)
+        return planned.estimate if planned else None
+
+    def write(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self.journal.write(event)

@@ -1,0 +1,230 @@
+"""Polling a live request to its end, and when to ask again: cheap, prompt, learning from the run.
+
+Until a cell has finished, cells are polled on a jittered exponential backoff from `initial`.
+From the first finish on, the run knows how long generations take (exactly, from the server's
+own created_at/finished_at when the request never queued; else from our polls), and how fast
+queued requests reach a slot. A live cell is then asked first when the quickest generations
+end, then at short steps that grow; a queued cell when its queue position should have drained.
+Sleeping pollers are woken when the first finish teaches the run something, so the first wave
+does not wait out a backoff chosen in ignorance. (The planner's generation times are for
+polling; how long a cell holds its slot, for the ETA, is pipeline.job.timing.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .. import wire
+from ..errors import AuthError, ClientError, NotFound
+from ..job import journal as ev
+from .context import RunContext
+
+log = logging.getLogger("pipeline.run")
+
+
+@dataclass
+class Poll:
+    """What the planner knows of one live request."""
+
+    submitted_at: float
+    started_at: float | None = None  # earliest time it may have started running
+    last_not_running: float | None = None
+    queued: bool = False  # ever seen in_queue
+    polls: int = 0
+    late_polls: int = 0  # polls after the expected earliest finish
+
+
+def server_seconds(created_at: str | None, finished_at: str | None) -> float | None:
+    """finished_at - created_at from the server's ISO-8601 timestamps, when both parse."""
+    try:
+        start = datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(finished_at).replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    seconds = (end - start).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+@dataclass
+class PollPlanner:
+    """Shared by all cells of a run: observes finishes, proposes the next delay."""
+
+    initial: float = 2.0
+    max_interval: float = 30.0
+    min_interval: float = 0.2
+    samples: deque = field(default_factory=lambda: deque(maxlen=100))
+    finishes: deque = field(default_factory=lambda: deque(maxlen=64))
+    rng: random.Random = field(default_factory=random.Random)
+
+    def _quantile(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def typical(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+    def observe_finish(self, p: Poll, now: float, last_running_seen: float | None,
+                       server_time: float | None = None) -> bool:
+        """Learn from a cell found finished at `now`; True when this was the first lesson."""
+        first = not self.samples
+        self.finishes.append(now)
+        if server_time is not None and not p.queued:
+            self.samples.append(server_time)
+        else:
+            start = p.started_at if p.started_at is not None else p.submitted_at
+            end = (last_running_seen + now) / 2 if last_running_seen else now
+            if end > start:
+                self.samples.append(end - start)
+        return first and bool(self.samples)
+
+    def pace(self) -> float | None:
+        """Seconds between finishes lately (how fast queued requests reach a slot)."""
+        if len(self.finishes) < 3:
+            return None
+        times = list(self.finishes)
+        span = times[-1] - times[0]
+        return span / (len(times) - 1) if span > 0 else None
+
+    def _jitter(self, delay: float) -> float:
+        return max(self.min_interval, min(self.max_interval, delay * self.rng.uniform(0.9, 1.1)))
+
+    def next_delay(self, p: Poll, now: float, status: str | None,
+                   queue_position: int | None) -> float:
+        """Seconds to wait before the next status call of this cell."""
+        if status == "in_queue":
+            pace = self.pace()
+            if pace and queue_position:
+                return self._jitter(max(self.min_interval, pace * queue_position * 0.8))
+            return self._jitter(self.initial * 1.5 ** min(p.polls, 8))
+        if not self.samples:
+            return self._jitter(self.initial * 1.5 ** min(p.polls, 8))
+        # Live (or just submitted: it starts at once unless the server queues it).
+        start = p.started_at if p.started_at is not None else p.submitted_at
+        earliest = start + self._quantile(0.1)
+        if now < earliest - self.min_interval / 2:
+            return max(self.min_interval / 2, earliest - now)
+        spread = self._quantile(0.9) - self._quantile(0.1)
+        step = max(self.min_interval, spread / 10, (self.typical() or 0) * 0.02)
+        delay = step * 1.4 ** p.late_polls
+        p.late_polls += 1
+        return self._jitter(delay)
+
+
+# --- the poll loop ---------------------------------------------------------------------------
+async def poll(run: RunContext, cell_id: str) -> str | None:
+    """Poll a live request to its end; the verdict, or None when the run is stopping."""
+    control = run.control
+    rec = run.state.cells[cell_id]
+    a = rec.last
+    assert a is not None and a.request_id is not None
+    now = time.time()
+    p = Poll(submitted_at=a.submitted_at or now, started_at=a.first_seen.get("in_progress"))
+    calls = a.status_calls
+    last_running_seen = None
+    deadline = (a.submitted_at or now) + run.timeout
+    while True:
+        if await _sleep_until_due(run, p, a.status, a.queue_position, deadline):
+            return None
+        try:
+            info = await run.client.status(a.request_id)
+        except NotFound:
+            run.write(ev.result(cell_id, a.n, "failed", calls=calls, permanent=True,
+                                error="the API no longer knows this request (404)"))
+            await run.journal.durable()
+            return "failed"
+        except AuthError as exc:
+            control.fail(exc, "the API refused the token")
+            return None
+        except ClientError as exc:
+            log.warning("cell %s: status failed after retries (%s); will ask again",
+                        cell_id, exc)
+            p.polls += 1
+            continue
+        calls += 1
+        p.polls += 1
+        now = time.time()
+        if info.status != a.status or info.queue_position != a.queue_position:
+            run.write(ev.status_seen(cell_id, a.n, info.status, info.queue_position, calls))
+        if info.status == wire.IN_QUEUE:
+            p.last_not_running = now
+            p.queued = True
+        elif info.status == wire.IN_PROGRESS:
+            if p.started_at is None:
+                p.started_at = p.last_not_running or p.submitted_at
+            last_running_seen = now
+        if not info.finished:
+            if now >= deadline:  # judged after asking: a resumed run first looks
+                await _give_up(run, cell_id, a.n, a.request_id, calls)
+                return "failed"
+            continue
+        try:
+            res = await run.client.result(a.request_id)
+        except AuthError as exc:
+            control.fail(exc, "the API refused the token")
+            return None
+        except ClientError as exc:
+            log.warning("cell %s: result failed (%s); will ask again", cell_id, exc)
+            continue
+        if res.status in (wire.IN_QUEUE, wire.IN_PROGRESS):
+            continue
+        if run.planner.observe_finish(p, now, last_running_seen,
+                                      server_seconds(res.created_at, res.finished_at)):
+            control.learned.set()  # wake pollers that chose their sleep knowing nothing
+        outputs = ([res.video_url] if res.video_url else []) + \
+            [u for u in res.outputs if u != res.video_url]
+        if res.status == "succeeded" and not outputs:
+            run.write(ev.result(cell_id, a.n, "failed", cost=res.cost, calls=calls,
+                                error="succeeded without any output URL"))
+        else:
+            run.write(ev.result(cell_id, a.n, res.status, error=res.error, cost=res.cost,
+                                outputs=outputs, calls=calls,
+                                server_times={"created_at": res.created_at,
+                                              "finished_at": res.finished_at}))
+        await run.journal.durable()
+        return run.state.cells[cell_id].last.result
+
+
+async def _give_up(run: RunContext, cell_id: str, n: int, request_id: str, calls: int) -> None:
+    """A request live longer than polling.timeout: cancel it if still queued, fail it."""
+    outcome = None
+    try:
+        outcome = (await run.client.cancel(request_id)).outcome
+    except ClientError:
+        pass
+    run.write(ev.result(cell_id, n, "failed", calls=calls,
+                        error=f"still live after {run.timeout:g} s (polling.timeout); "
+                              f"cancel: {outcome or 'no answer'}"))
+    await run.journal.durable()
+
+
+async def _sleep_until_due(run: RunContext, p: Poll, status: str | None,
+                           queue_position: int | None, deadline: float) -> bool:
+    """Sleep until the next status call is due; re-plan once if the run learns meanwhile.
+    True when stopping."""
+    control = run.control
+    informed = control.learned.is_set()
+    delay = run.planner.next_delay(p, time.time(), status, queue_position)
+    wake = min(time.time() + delay, deadline)
+    if not informed:
+        waiter = asyncio.create_task(control.learned.wait())
+        stopper = asyncio.create_task(control.stop.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, timeout=max(0.0, wake - time.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stopper.cancel()
+        if control.stop.is_set():
+            return True
+        if not control.learned.is_set():
+            return False
+        delay = run.planner.next_delay(p, time.time(), status, queue_position)
+        wake = min(time.time() + delay, deadline)
+    return await control.sleep(wake - time.time())

@@ -1,0 +1,208 @@
+"""The drive loop of one run: schedule every cell by its resume action, then drive each one
+through submit → poll → (retry) → collect, at most `concurrency` live at once.
+
+What happens to a cell in each state is not decided here: it is `resume_action`'s table
+(pipeline.job.records), which `plan` and `status` read too. The runner keeps the job's Tally
+current on every journal event and tells the progress observer; budget, failure limits and
+slots are asked of the Ledger and Control. Read pipeline.run.session first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from ..errors import StateError
+from ..job import journal as ev
+from ..job.durable import write_atomic
+from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
+                           CellRecord, resume_action)
+from ..job.status import summarize
+from ..prepare.expand import Cell
+from ..secrets import scrub
+from .cancel import cancel_live
+from .collect import clean_partial_downloads, collect
+from .context import RunContext, RunOptions, RunSummary
+from .poll import poll
+from .progress import Progress
+from .submit import submit
+
+log = logging.getLogger("pipeline.run")
+
+
+class Runner:
+    """Schedules the cells of one run and drives each to its end."""
+
+    def __init__(self, run: RunContext, options: RunOptions):
+        self.run_ = run
+        self.options = options
+        self.tasks: set[asyncio.Task] = set()
+        self.progress: Progress | None = None
+        run.journal.listener = self._on_event
+
+    def figures(self) -> dict[str, Any]:
+        """The job's figures now, with the size of the journal they reflect."""
+        run = self.run_
+        return {**run.tally.figures(run.control.concurrency),
+                "journal_bytes": run.journal.size}
+
+    async def run(self) -> RunSummary:
+        run, control = self.run_, self.run_.control
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._interrupt)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        mode = self.options.progress
+        self.progress = Progress(run.plan.job, self.figures,
+                                 mode=mode if isinstance(mode, str) else
+                                 {False: "plain", True: "bar"}.get(mode))
+        try:
+            await self._schedule()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        cancelled = None
+        if control.interrupted and self.options.cancel_on_interrupt:
+            cancelled = await cancel_live(run.state, run.client, run.journal,
+                                          {c.id for c in run.cells}, run.max_attempts)
+        self.progress.close()
+        return self._finish(cancelled)
+
+    def _interrupt(self) -> None:
+        control = self.run_.control
+        if control.interrupted:  # second Ctrl-C: leave now; every event is already in the file
+            try:
+                self.run_.journal.sync()
+            finally:
+                os._exit(130)
+        control.interrupted = True
+        control.halt("interrupted")
+        control.stop.set()
+        if self.options.cancel_on_interrupt:
+            log.warning("interrupted: not submitting more; cancelling the live requests "
+                        "(Ctrl-C again to leave at once)")
+        else:
+            log.warning("interrupted: not submitting more; live requests stay on the server, "
+                        "billed, and the next run collects them (Ctrl-C again to leave at once)")
+
+    def _on_event(self, event: dict) -> None:
+        run = self.run_
+        cell = event.get("cell")
+        if cell is not None:
+            run.tally.update(cell, run.state.cells[cell])
+        if run.journal.low_space and run.control.fatal is None:
+            run.control.fail(StateError(
+                f"the disk holding {run.folder} is full: stopped before it could lose track "
+                "of a paid request; free some space and run again to resume"),
+                "the disk is full")
+        if self.progress is not None:
+            self.progress.changed()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.run_.control.fail(task.exception())
+
+    async def _schedule(self) -> None:
+        run, control = self.run_, self.run_.control
+        clean_partial_downloads(run)
+        to_submit: list[Cell] = []
+        for cell in run.cells:
+            rec = run.state.cells.get(cell.id)
+            st = rec.state(run.max_attempts, run.tally.live_since) if rec else PENDING
+            act = resume_action(rec, st, run.max_attempts, run.tally.resume)
+            if act.mark:
+                run.write(_marker(act, rec))
+            if act.does == SUBMIT:
+                to_submit.append(cell)
+            elif act.does == POLL:
+                control.hold_slot()
+                self._spawn(self._drive(cell, resume=True))
+            elif act.does == DOWNLOAD:
+                self._spawn(collect(run, cell))
+            elif st == DONE and not rec.compacted:
+                rec.compact(run.estimate(cell.id))
+        for cell in to_submit:
+            if not await control.take_slot():
+                break
+            self._spawn(self._drive(cell))
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+        control.raise_if_failed()
+
+    async def _drive(self, cell: Cell, resume: bool = False) -> None:
+        """Submit (unless resuming), poll to the end, retry failures, then download. The
+        caller has taken a slot for the cell; it is given back as soon as the request ends."""
+        run, control = self.run_, self.run_.control
+        holding = True
+        try:
+            while True:
+                if not resume and not await submit(run, cell):
+                    return
+                resume = False
+                verdict = await poll(run, cell.id)
+                if verdict is None:  # stopping: the request stays live on the server
+                    return
+                await control.give_slot()
+                holding = False
+                if verdict == "succeeded":
+                    await collect(run, cell)
+                    return
+                state = run.state.cells[cell.id].state(run.max_attempts)
+                if state == FAILED:
+                    control.cell_failed()
+                if state != RETRY or control.submitting_stopped:
+                    return
+                if not await control.take_slot():
+                    return
+                holding = True
+        finally:
+            if holding:
+                await control.give_slot()
+
+    def _finish(self, cancelled: Any) -> RunSummary:
+        run, control = self.run_, self.run_.control
+        figures = self.figures()
+        done = sum(1 for c in run.cells if (rec := run.state.cells.get(c.id)) is not None
+                   and rec.state(run.max_attempts) == DONE)
+        exit_code = 130 if control.interrupted else (0 if done == len(run.cells) else 1)
+        stopped = scrub(control.stopped) if control.stopped else None
+        run.write(ev.ended(exit_code, stopped, figures["counts"]))
+        run.journal.sync()
+        m = run.plan.manifest
+        summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
+                            folder=run.folder, running=False, concurrency=control.concurrency,
+                            price_source=run.price.source, budget=run.tally.ledger.budget,
+                            manifest_sha256=m.sha256)
+        summary["plan_fingerprint"] = run.fingerprint
+        write_atomic(run.folder.summary, _json(summary))
+        return RunSummary(run.folder.path, self.figures(), exit_code, stopped=control.stopped,
+                          interrupted=control.interrupted, cancelled=cancelled,
+                          cell_events=run.state.cell_events)
+
+
+def _marker(act: Action, rec: CellRecord) -> dict:
+    """The journal event that records a resume action's decision before it is acted on."""
+    if act.mark == "retry_failed":
+        return ev.retry_failed(rec.id)
+    if act.mark == "resubmit_unknown":
+        return ev.resubmit_unknown(rec.id, rec.last.n)
+    return ev.result(rec.id, rec.last.n, "lost", error=act.why)
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False)
