@@ -97,8 +97,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .job.folder import JobFolder
     from .job.forecast import forecast, plan_json, plan_table
-    from .prepare.plan import build_plan
     from .job.price import price_now
+    from .prepare.plan import build_plan
 
     plan = build_plan(args.manifest, fetch_remote=not args.offline,
                       allow_outside=args.allow_outside_paths)
@@ -142,7 +142,7 @@ def _only(pairs: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .job.status import figures_line
+    from .job.tally import figures_line
     from .prepare.plan import build_plan
     from .run.session import RunOptions, run_job
 

@@ -19,7 +19,7 @@ from .folder import JobFolder
 from .journal import JobState, read_state
 from .price import Price
 from .records import PENDING, ResumeOptions, resume_action
-from .status import Tally, figures_line, planned_cells
+from .tally import Tally, figures_line, planned_cells
 
 
 @dataclass

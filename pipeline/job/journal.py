@@ -295,8 +295,8 @@ class Journal:
                 os.fsync(fh.fileno())
         except OSError as exc:
             self.ballast.unlink(missing_ok=True)
-            raise StateError(f"cannot write in {folder.path}: {exc.strerror or exc}; free some space "
-                             "and run again to resume") from None
+            raise StateError(f"cannot write in {folder.path}: {exc.strerror or exc}; free some "
+                             "space and run again to resume") from None
         new = not self.path.exists()
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if state.torn_tail:

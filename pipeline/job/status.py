@@ -1,19 +1,15 @@
-"""The summary every command prints: counts by state, money, work left and ETA of a job.
+"""The summary `pipeline status` prints, and a job read back from its folder.
 
-A `Tally` holds, per cell, its state, what a run does with it, its money and whether its
-duration was measured, with the totals kept as they change; the runner updates it on every
-journal event (O(1)), and `status`, `plan` and the report build one from the replayed journal
-(O(cells)). `figures()` is the one dict of totals that the progress line, the run's last line,
-`pipeline status`, report.json, report.md and report.html all show, so at any instant they say
-the same thing. Read-only: `job_status` works from another terminal while a run holds the lock.
+`view_job(folder)` replays the journal against plan.json into a Tally (pipeline.job.tally);
+the report reads a job the same way, so both show the same figures. Read-only: `job_status`
+works from another terminal while a run holds the lock.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,154 +17,8 @@ from typing import Any
 from ..prepare import cost
 from .folder import JobFolder
 from .journal import JobState, read_state
-from .ledger import Ledger
-from .records import (DONE, FAILED, LIVE, ORPHANED, PENDING, STATES, SUBMIT, UNKNOWN,
-                      CellRecord, ResumeOptions, money, resume_action, slot_seconds)
-from .timing import Timings, duration_key, eta
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedCell:
-    """A cell of the job's plan as the tally needs it."""
-
-    id: str
-    label: str
-    estimate: float | None  # USD at the job's price; None when unknown
-    key: str  # its duration key (pipeline.job.timing)
-
-
-def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
-                  fps: int = cost.DEFAULT_FPS) -> list[PlannedCell]:
-    """PlannedCells from plan cells (objects or plan.json dicts with id, label, request)."""
-    out = []
-    for c in cells:
-        if isinstance(c, Mapping):
-            cid, label, request = c["id"], c.get("label", ""), c.get("request") or {}
-        else:
-            cid, label, request = c.id, c.label, c.request
-        out.append(PlannedCell(cid, label, cost.cell_cost(sheet, request, fps),
-                               duration_key(model, request)))
-    return out
-
-
-class Tally:
-    """Counts by state, money, work left and measured durations of a job's cells."""
-
-    def __init__(self, planned: Iterable[PlannedCell], *, max_attempts: int,
-                 budget: float | None = None, live_since: float | None = None,
-                 resume: ResumeOptions = ResumeOptions(), typical: float | None = None):
-        self.planned = {c.id: c for c in planned}
-        self.max_attempts = max_attempts
-        self.live_since = live_since
-        self.resume = resume
-        self.counts = dict.fromkeys(STATES, 0)
-        self.counts[PENDING] = len(self.planned)
-        self.ledger = Ledger(budget)
-        self.timings = Timings(typical)
-        self.todo: Counter[str] = Counter()  # cells a run would submit, by duration key
-        self.to_go = 0  # their estimates, in micro-dollars
-        self.to_go_unpriced = 0
-        self.live: dict[str, tuple[str, float | None]] = {}  # cell -> (key, submitted at)
-        self.listed: dict[str, str] = {}  # failed and unknown cells -> state
-        self._cells: dict[str, tuple[str, bool, bool]] = {}  # state, to do, measured
-        for c in self.planned.values():
-            self._add_todo(c, 1)
-
-    @classmethod
-    def of(cls, state: JobState, planned: Iterable[PlannedCell], **options: Any) -> Tally:
-        """The tally of a replayed journal."""
-        tally = cls(planned, **options)
-        for cid, rec in state.cells.items():
-            tally.update(cid, rec)
-        return tally
-
-    def _add_todo(self, c: PlannedCell, sign: int) -> None:
-        self.todo[c.key] += sign
-        if c.estimate is None:
-            self.to_go_unpriced += sign
-        else:
-            self.to_go += sign * round(c.estimate * 1_000_000)
-
-    def update(self, cid: str, rec: CellRecord) -> None:
-        """Recount one cell after an event about it."""
-        planned = self.planned.get(cid)
-        if planned is None:
-            new, todo = ORPHANED, False
-        else:
-            new = rec.state(self.max_attempts, self.live_since)
-            todo = resume_action(rec, new, self.max_attempts, self.resume).does == SUBMIT
-        old, was_todo, measured = self._cells.get(cid, (PENDING, True, False)) \
-            if planned is not None else self._cells.get(cid, (None, False, False))
-        if old is not None:
-            self.counts[old] -= 1
-        self.counts[new] += 1
-        if planned is not None and todo != was_todo:
-            self._add_todo(planned, 1 if todo else -1)
-        if new in LIVE and planned is not None:
-            a = rec.last
-            self.live[cid] = (planned.key, a.submitted_at or a.intent_at if a else None)
-        else:
-            self.live.pop(cid, None)
-        if new in (FAILED, UNKNOWN):
-            self.listed[cid] = new
-        else:
-            self.listed.pop(cid, None)
-        if new == DONE and not measured and planned is not None:
-            seconds = slot_seconds(rec)
-            if seconds is not None:
-                self.timings.add(planned.key, seconds)
-                measured = True
-        self.ledger.settle(cid, money(rec, planned.estimate if planned else None),
-                           orphaned=planned is None)
-        self._cells[cid] = (new, todo, measured)
-
-    def state_of(self, cid: str) -> str:
-        """A cell's state as last counted (planned cells never seen are pending)."""
-        found = self._cells.get(cid)
-        return found[0] if found else (PENDING if cid in self.planned else ORPHANED)
-
-    def eta(self, concurrency: int, now: float | None = None) -> float | None:
-        return eta(self.todo, self.live.values(), concurrency, self.timings,
-                   time.time() if now is None else now)
-
-    def figures(self, concurrency: int, now: float | None = None) -> dict[str, Any]:
-        """The totals every command shows (the contract names of status --json)."""
-        ledger = self.ledger
-        left = sum(self.todo.values())
-        return {
-            "total": len(self.planned),
-            "counts": dict(self.counts),
-            "spent_usd": round(ledger.spent, 4),
-            "spent_orphaned_usd": round(ledger.spent_orphaned, 4),
-            "spent_estimated": ledger.estimated_cells > 0,
-            "committed_usd": round(ledger.committed, 4),
-            "unpriced_cells": ledger.unpriced_cells,
-            "to_go_usd": None if self.to_go_unpriced else round(self.to_go / 1_000_000, 4),
-            "to_do": left,
-            "eta_s": _round(self.eta(concurrency, now), 1),
-            "per_cell_s": _round(self.timings.per_cell(""), 2) if self.timings.count else
-            _round(self.timings.typical, 2),
-            "duration_source": self.timings.source(),
-        }
-
-
-def figures_line(f: Mapping[str, Any]) -> str:
-    """The totals as one line: the progress line, the run's last line and status's second."""
-    counts = f["counts"]
-    spent = cost.money(f["spent_usd"])
-    if f.get("spent_estimated"):
-        spent += " (partly estimated)"
-    if f.get("unpriced_cells"):
-        spent += f" (+{f['unpriced_cells']} cells at an unknown price)"
-    text = (f"{counts[DONE]}/{f['total']} done" + "".join(
-        f", {k} {v}" for k, v in counts.items() if v and k != DONE)
-        + f"; spent {spent}, committed {cost.money(f['committed_usd'])}")
-    if f.get("spent_orphaned_usd"):
-        text += f" ({cost.money(f['spent_orphaned_usd'])} on orphaned cells)"
-    if f["to_do"] or f["counts"].get("queued") or f["counts"].get("running"):
-        eta_text = cost.span(f["eta_s"]) if f["eta_s"] is not None else "unknown"
-        text += f", to go {cost.money(f['to_go_usd'])}, ETA {eta_text}"
-    return text
+from .records import FAILED, ResumeOptions
+from .tally import Tally, figures_line, planned_cells
 
 
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,

@@ -8,11 +8,9 @@ referenced files exist inside the manifest's folder, and how axes and rows read.
 from __future__ import annotations
 
 import copy
-import csv
 import difflib
 import functools
 import hashlib
-import io
 import json
 import math
 from collections.abc import Iterator
@@ -23,11 +21,11 @@ from typing import Any
 import jsonschema
 
 from ..errors import Location, ModelNotFound, ProblemList
+from .files import read_rows, resolve_inside
 from .models import Model, known_models, load_model, schemas_dir
 from .yamlsrc import Source, load_yaml
 
 MAX_AXIS_VALUES = 1_000_000
-MAX_ROWS = 1_000_000
 MAX_CELLS = 1_000_000  # cells one manifest may expand to, counted before `exclude`
 MAX_PROMPT_FILE = 1024 * 1024  # bytes of a prompt file
 MAX_ROWS_FILE = 256 * 1024 * 1024  # bytes of a rows file
@@ -332,34 +330,6 @@ def _check_size(axes: list[Axis], includes: int, repeat: int, source: Source,
     problems.raise_if_any()
 
 
-def resolve_inside(folder: Path, name: str, where: Location, problems: ProblemList,
-                   *, must_exist: bool = True, allow_outside: bool = False) -> Path | None:
-    """`name` resolved against `folder`; refused when it leaves the folder (symlinks included)
-    unless `allow_outside` (the user's `--allow-outside-paths`)."""
-    candidate = Path(name)
-    if "\0" in name:
-        problems.add(where, f"{name!r} contains a NUL character; it cannot be a file name")
-        return None
-    if candidate.is_absolute() and not allow_outside:
-        problems.add(where, f"{name!r} is an absolute path; use a path relative to the "
-                            "manifest's folder (or pass --allow-outside-paths)")
-        return None
-    try:
-        resolved = (folder / candidate).resolve()
-        base = folder.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
-        problems.add(where, f"cannot resolve {name!r}: {getattr(exc, 'strerror', None) or exc}")
-        return None
-    if not allow_outside and resolved != base and base not in resolved.parents:
-        problems.add(where, f"{name!r} points outside the manifest's folder {str(folder) or '.'}; "
-                            "move the file next to the manifest (or pass --allow-outside-paths)")
-        return None
-    if must_exist and not _is_file(resolved):
-        problems.add(where, f"file {name!r} not found next to the manifest (looked for {resolved})")
-        return None
-    return resolved
-
-
 def _axis(name: str, spec: Any, is_input: bool, source: Source,
           problems: ProblemList) -> Axis | None:
     base = ("matrix", name)
@@ -387,13 +357,6 @@ def _axis(name: str, spec: Any, is_input: bool, source: Source,
     return Axis(name, tuple(range(start, stop + 1, step)), (base,) * count, is_input)
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # e.g. a name too long for the file system
-        return False
-
-
 def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
                digest: Any, allow_outside: bool = False) -> Axis | None:
     if isinstance(spec, list):
@@ -414,50 +377,11 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
         return None
     digest.update(raw)
     display = str(Path(source.file).parent / name)
-    rows: list[dict] = []
-    locs: list[Location] = []
     before = len(problems.errors())
-    if file.suffix.lower() == ".jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.add(Location(display, n, exc.colno), f"bad JSON: {exc.msg}")
-                continue
-            except (ValueError, RecursionError) as exc:  # a 5000-digit number, deep nesting
-                problems.add(Location(display, n, 1), "bad JSON: " + (
-                    "nested too deeply" if isinstance(exc, RecursionError) else str(exc)))
-                continue
-            if not isinstance(row, dict) or not row:
-                problems.add(Location(display, n, 1), "each line must be a non-empty JSON object")
-                continue
-            rows.append(row)
-            locs.append(Location(display, n, 1))
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        header = reader.fieldnames or []
-        if not header or any(not h for h in header):
-            problems.add(Location(display, 1, 1), "CSV needs a header row naming every column")
-            return None
-        for bad in header:
-            if not bad.isidentifier():
-                problems.add(Location(display, 1, 1),
-                             f"column {bad!r} is not a valid variable name (letters, digits, _)")
-        try:
-            for row in reader:
-                if None in row:
-                    problems.add(Location(display, reader.line_num, 1),
-                                 f"row has more fields than the header's {len(header)}")
-                    continue
-                rows.append({k: v for k, v in row.items() if v is not None})
-                locs.append(Location(display, reader.line_num, 1))
-                if len(rows) > MAX_ROWS:
-                    problems.add(Location(display), f"more than {MAX_ROWS} rows")
-                    return None
-        except csv.Error as exc:
-            problems.add(Location(display, reader.line_num, 1), f"bad CSV: {exc}")
+    parsed = read_rows(text, file.suffix, display, problems)
+    if parsed is None:
+        return None
+    rows, locs = parsed
     if not rows and len(problems.errors()) == before:
         problems.add(where, f"rows file {name!r} has no rows")
         return None

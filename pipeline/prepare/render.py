@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import operator
 import re
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,146 +18,51 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from .render_budget import (MAX_INT_BITS, MAX_REPEAT, MAX_SIZE, Budget, check, int_arg,
+                            joined_size, local, printf_size, refuse, replaced_size, tick, weight)
+
 MAX_OUTPUT = 100_000  # characters a rendered string may have
-MAX_SIZE = 1_000_000  # characters (or items) any value built inside a template may weigh
-MAX_REPEAT = MAX_SIZE  # a string or list may be repeated up to this size by `*`
-MAX_STEPS = 1_000_000  # loop iterations, calls and filter uses in one rendering
-MAX_SECONDS = 2.0  # wall-clock time one rendering may take
-MAX_INT_BITS = 13_000  # integers computed in a template stay printable (< 4,000 digits)
 # Filters a prompt has no use for, or that only amplify sizes (or, like `random`, would make a
 # cell's prompt, hence its id, change from one plan to the next).
 REMOVED_FILTERS = ("random", "pprint", "xmlattr", "urlize", "wordwrap", "indent", "center",
                    "batch", "slice", "tojson", "filesizeformat")
 _UNSAFE_STR_METHODS = frozenset({"translate", "maketrans", "expandtabs"})
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
-_PRINTF_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
-
 
 class TemplateProblem(Exception):
     """A template could not be compiled or rendered; the message names what to fix."""
-
-
-def _refuse(message: str) -> jinja2.exceptions.SecurityError:
-    return jinja2.exceptions.SecurityError(message)
-
-
-class _Budget:
-    __slots__ = ("steps", "until", "written")
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.written = 0
-        self.until = time.monotonic() + MAX_SECONDS
-
-
-_local = threading.local()
-
-
-def _tick(n: int = 1) -> None:
-    """One step of a rendering: refuse past MAX_STEPS steps or MAX_SECONDS seconds."""
-    budget = getattr(_local, "budget", None)
-    if budget is None:  # constant folding at compile time
-        return
-    budget.steps += n
-    if budget.steps > MAX_STEPS:
-        raise _refuse(f"the template takes more than {MAX_STEPS:,} steps (loop iterations "
-                      "and calls)")
-    if time.monotonic() > budget.until:
-        raise _refuse(f"the template took more than {MAX_SECONDS:g} s to render")
-
-
-def _weight(value: Any, limit: int = MAX_SIZE) -> int:
-    """About how many characters `value` prints as; counting stops past `limit`."""
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return 8
-    if isinstance(value, int):
-        return value.bit_length() // 3 + 1
-    if isinstance(value, (list, tuple, set, frozenset, dict)):
-        total = 2 + 2 * len(value)
-        items = value.items() if isinstance(value, dict) else value
-        for item in items:
-            if total > limit:
-                break
-            total += _weight(item, limit - total)
-        return total
-    return 16
-
-
-def _check(value: Any, what: str = "a value") -> Any:
-    size = _weight(value)
-    if size > MAX_SIZE:
-        raise _refuse(f"{what} would weigh more than {MAX_SIZE:,} characters")
-    return value
-
-
-def _int_arg(value: Any, what: str) -> None:
-    if isinstance(value, int) and abs(value) > MAX_SIZE:
-        raise _refuse(f"{what} {value} is larger than {MAX_SIZE:,}")
-
-
-def _replaced_size(s: Any, old: Any, new: Any, count: Any = -1) -> int:
-    if not (isinstance(s, (str, bytes)) and isinstance(old, type(s))
-            and isinstance(new, type(s))):
-        return _weight(s)
-    hits = len(s) + 1 if not old else s.count(old)
-    if isinstance(count, int) and count >= 0:
-        hits = min(hits, count)
-    return len(s) + hits * max(0, len(new) - len(old))
-
-
-def _joined_size(sep: Any, items: Any) -> int:
-    items = list(items) if not isinstance(items, (list, tuple, str)) else items
-    return _weight(sep) * max(0, len(items) - 1) + _weight(items)
-
-
-def _printf_size(fmt: str, args: Any) -> int:
-    """An upper bound of len(fmt % args), widths included."""
-    values = args if isinstance(args, tuple) else (args,)
-    most = max((_weight(v) for v in (values if not isinstance(args, dict) else args.values())),
-               default=0)
-    size = len(fmt)
-    for match in _PRINTF_WIDTH.finditer(fmt):
-        size += most
-        for part in match.groups():
-            if part == "*":
-                size += max((abs(v) for v in values if isinstance(v, int)), default=0)
-            elif part:
-                size += int(part) if len(part) < 12 else MAX_SIZE + 1
-    return size
 
 
 class _Env(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        _tick()
+        tick()
         if operator_ == "**":
             if isinstance(right, (int, float)) and abs(right) > 100:
-                raise _refuse("exponent too large")
+                raise refuse("exponent too large")
             if isinstance(left, int) and isinstance(right, int) and right > 0 and \
                     left.bit_length() * right > MAX_INT_BITS:
-                raise _refuse("the power would be too large a number")
+                raise refuse("the power would be too large a number")
             return operator.pow(left, right)
         if operator_ == "%":
-            if isinstance(left, str) and _printf_size(left, right) > MAX_SIZE:
-                raise _refuse(f"%-formatting would make more than {MAX_SIZE:,} characters")
+            if isinstance(left, str) and printf_size(left, right) > MAX_SIZE:
+                raise refuse(f"%-formatting would make more than {MAX_SIZE:,} characters")
             return operator.mod(left, right)
         if operator_ == "+":
             if isinstance(left, (str, bytes, list, tuple)) and \
-                    _weight(left) + _weight(right) > MAX_SIZE:
-                raise _refuse(f"joining these would make more than {MAX_SIZE:,} characters")
+                    weight(left) + weight(right) > MAX_SIZE:
+                raise refuse(f"joining these would make more than {MAX_SIZE:,} characters")
             return operator.add(left, right)
         seqs = (str, bytes, list, tuple)
         if isinstance(left, seqs) or isinstance(right, seqs):
             seq, n = (left, right) if isinstance(left, seqs) else (right, left)
-            if isinstance(n, int) and _weight(seq) * n > MAX_REPEAT:
-                raise _refuse(f"repetition would make {_weight(seq) * n} items "
+            if isinstance(n, int) and weight(seq) * n > MAX_REPEAT:
+                raise refuse(f"repetition would make {weight(seq) * n} items "
                               f"(limit {MAX_REPEAT})")
         elif isinstance(left, int) and isinstance(right, int) and \
                 left.bit_length() + right.bit_length() > MAX_INT_BITS:
-            raise _refuse("the product would be too large a number")
+            raise refuse("the product would be too large a number")
         return operator.mul(left, right)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -168,18 +71,18 @@ class _Env(ImmutableSandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _tick()
+        tick()
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, (str, bytes)):
             name = getattr(obj, "__name__", "")
             if name in _WIDTH_METHODS and args:
-                _int_arg(args[0], f"{name}() width")
+                int_arg(args[0], f"{name}() width")
             elif name == "replace" and len(args) >= 2 and \
-                    _replaced_size(owner, *args[:3]) > MAX_SIZE:
-                raise _refuse(f"replace() would make more than {MAX_SIZE:,} characters")
-            elif name == "join" and args and _joined_size(owner, args[0]) > MAX_SIZE:
-                raise _refuse(f"join() would make more than {MAX_SIZE:,} characters")
-        return _check(super().call(context, obj, *args, **kwargs), "a call's result")
+                    replaced_size(owner, *args[:3]) > MAX_SIZE:
+                raise refuse(f"replace() would make more than {MAX_SIZE:,} characters")
+            elif name == "join" and args and joined_size(owner, args[0]) > MAX_SIZE:
+                raise refuse(f"join() would make more than {MAX_SIZE:,} characters")
+        return check(super().call(context, obj, *args, **kwargs), "a call's result")
 
     def wrap_str_format(self, value: Any) -> Any:
         wrapped = super().wrap_str_format(value)
@@ -191,14 +94,14 @@ class _Env(ImmutableSandboxedEnvironment):
             values = list(args) + list(kwargs.values())
             if args and isinstance(args[0], dict) and value.__name__ == "format_map":
                 values = list(args[0].values())
-            most = max((_weight(v) for v in values), default=0)
+            most = max((weight(v) for v in values), default=0)
             widths = [int(w) for w in re.findall(r"\d+", fmt) if len(w) < 12]
             size = len(fmt) + fmt.count("{") * most + sum(widths)
             if re.search(r"\d{12}", fmt) or ("{" in fmt.partition(":")[2] and any(
                     isinstance(v, int) and abs(v) > MAX_SIZE for v in values)):
                 size = MAX_SIZE + 1
             if size > MAX_SIZE:
-                raise _refuse(f"format() would make more than {MAX_SIZE:,} characters")
+                raise refuse(f"format() would make more than {MAX_SIZE:,} characters")
             return wrapped(*args, **kwargs)
 
         return bounded
@@ -208,22 +111,22 @@ def _guard_filter(name: str, func: Any) -> Any:
     """`func` with a step, its input's and output's sizes counted, and its amplifiers bounded."""
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _tick()
+        tick()
         # the filtered value comes first, after the context/eval context/environment if any
         value_at = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
         rest = args[value_at:]
         if rest:
-            _check(rest[0], f"the input of the {name} filter")
+            check(rest[0], f"the input of the {name} filter")
             if name == "replace" and len(rest) >= 3 and \
-                    _replaced_size(str(rest[0]), *rest[1:4]) > MAX_SIZE:
-                raise _refuse(f"replace would make more than {MAX_SIZE:,} characters")
-            if name == "join" and _joined_size(rest[1] if len(rest) > 1 else "", rest[0]) \
+                    replaced_size(str(rest[0]), *rest[1:4]) > MAX_SIZE:
+                raise refuse(f"replace would make more than {MAX_SIZE:,} characters")
+            if name == "join" and joined_size(rest[1] if len(rest) > 1 else "", rest[0]) \
                     > MAX_SIZE:
-                raise _refuse(f"join would make more than {MAX_SIZE:,} characters")
+                raise refuse(f"join would make more than {MAX_SIZE:,} characters")
             if name == "format" and isinstance(rest[0], str) and \
-                    _printf_size(rest[0], tuple(rest[1:]) or kwargs) > MAX_SIZE:
-                raise _refuse(f"format would make more than {MAX_SIZE:,} characters")
-        return _check(func(*args, **kwargs), f"the result of the {name} filter")
+                    printf_size(rest[0], tuple(rest[1:]) or kwargs) > MAX_SIZE:
+                raise refuse(f"format would make more than {MAX_SIZE:,} characters")
+        return check(func(*args, **kwargs), f"the result of the {name} filter")
 
     guarded.__dict__.update(getattr(func, "__dict__", {}))  # keeps jinja's pass_* marks
     guarded.__name__ = getattr(func, "__name__", name)
@@ -233,35 +136,35 @@ def _guard_filter(name: str, func: Any) -> Any:
 @jinja2.pass_context
 def _steps(context: Any, iterable: Any, literal: int = 0) -> Any:
     """A for loop's iterable, counting each iteration and the text its body writes."""
-    budget = getattr(_local, "budget", None)
+    budget = getattr(local, "budget", None)
     for item in iterable:
-        _tick()
+        tick()
         if budget is not None and literal:
             budget.written += literal
             if budget.written > MAX_SIZE:
-                raise _refuse(f"the template writes more than {MAX_SIZE:,} characters")
+                raise refuse(f"the template writes more than {MAX_SIZE:,} characters")
         yield item
 
 
 @jinja2.pass_context
 def _concat(context: Any, parts: list) -> str:
     """The `~` operator, with the size of its result checked before it is built."""
-    _tick()
-    if sum(_weight(p) for p in parts) > MAX_SIZE:
-        raise _refuse(f"~ would make more than {MAX_SIZE:,} characters")
+    tick()
+    if sum(weight(p) for p in parts) > MAX_SIZE:
+        raise refuse(f"~ would make more than {MAX_SIZE:,} characters")
     return "".join(str(p) for p in parts)
 
 
 def _finalize(value: Any) -> Any:
     """Every value a template writes: its size is counted against the budget."""
-    size = _weight(value)
-    budget = getattr(_local, "budget", None)
+    size = weight(value)
+    budget = getattr(local, "budget", None)
     if budget is not None:
         budget.written += size
         if budget.written > MAX_SIZE:
-            raise _refuse(f"the template writes more than {MAX_SIZE:,} characters")
+            raise refuse(f"the template writes more than {MAX_SIZE:,} characters")
     elif size > MAX_SIZE:
-        raise _refuse(f"the template writes more than {MAX_SIZE:,} characters")
+        raise refuse(f"the template writes more than {MAX_SIZE:,} characters")
     return value
 
 
@@ -374,7 +277,7 @@ def render(source: str, context: dict[str, Any]) -> str:
         hit = tpl.cache.get(key)
         if hit is not None:
             return hit
-    _local.budget = _Budget()
+    local.budget = Budget()
     try:
         pieces, size = [], 0
         for piece in tpl.compiled.generate(context):
@@ -397,7 +300,7 @@ def render(source: str, context: dict[str, Any]) -> str:
     except Exception as exc:  # noqa: BLE001 - a user's template fails in many ways; say how
         raise TemplateProblem(f"template error: {type(exc).__name__}: {_clip(exc)}") from None
     finally:
-        _local.budget = None
+        local.budget = None
     if len(out) > MAX_OUTPUT:
         raise TemplateProblem(f"template renders to {len(out)} characters (limit {MAX_OUTPUT})")
     if key is not None and len(tpl.cache) < 100_000:

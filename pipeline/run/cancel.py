@@ -17,7 +17,7 @@ from ..client import RunComfyClient
 from ..errors import ClientError, JobLocked
 from ..job import journal as ev
 from ..job.folder import JobFolder, JobLock
-from ..job.journal import Journal, JobState, read_state
+from ..job.journal import JobState, Journal, read_state
 from ..job.records import QUEUED, RUNNING
 
 
@@ -30,8 +30,8 @@ class CancelOutcome:
 
     def text(self) -> str:
         parts = [f"cancelled {self.answers[wire.OUTCOME_CANCELLED]} (not billed)",
-                 f"not cancellable {self.answers[wire.OUTCOME_NOT_CANCELLABLE]} (running, billed; a rerun "
-                 "collects the video)"]
+                 f"not cancellable {self.answers[wire.OUTCOME_NOT_CANCELLABLE]} (running, "
+                 "billed; a rerun collects the video)"]
         other = sum(n for k, n in self.answers.items()
                     if k not in (wire.OUTCOME_CANCELLED, wire.OUTCOME_NOT_CANCELLABLE))
         if other:

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
-from ..job.journal import Journal, JobState
+from ..job.journal import JobState, Journal
 from ..job.price import Price
-from ..job.status import Tally
+from ..job.tally import Tally
 from ..prepare.expand import Cell
 from ..prepare.plan import Plan
 from .control import Control

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..job.status import figures_line
+from ..job.tally import figures_line
 from ..prepare import cost
 
 LOG_EVERY = 10.0  # seconds between plain progress lines

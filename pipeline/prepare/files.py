@@ -1,0 +1,105 @@
+"""Files a manifest names: resolved inside its folder, and rows files read as located rows.
+
+Relative paths resolve against the manifest's folder and may not leave it (no absolute paths,
+no `..` out of it, no symlinks out of it) unless the user passes --allow-outside-paths. A rows
+file is CSV (a header row naming the columns) or JSONL (one JSON object a line); each row keeps
+the file and line it came from, so a problem in it is reported there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from ..errors import Location, ProblemList
+
+MAX_ROWS = 1_000_000
+
+
+def resolve_inside(folder: Path, name: str, where: Location, problems: ProblemList,
+                   *, must_exist: bool = True, allow_outside: bool = False) -> Path | None:
+    """`name` resolved against `folder`; refused when it leaves the folder (symlinks included)
+    unless `allow_outside` (the user's `--allow-outside-paths`)."""
+    candidate = Path(name)
+    if "\0" in name:
+        problems.add(where, f"{name!r} contains a NUL character; it cannot be a file name")
+        return None
+    if candidate.is_absolute() and not allow_outside:
+        problems.add(where, f"{name!r} is an absolute path; use a path relative to the "
+                            "manifest's folder (or pass --allow-outside-paths)")
+        return None
+    try:
+        resolved = (folder / candidate).resolve()
+        base = folder.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        problems.add(where, f"cannot resolve {name!r}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    if not allow_outside and resolved != base and base not in resolved.parents:
+        problems.add(where, f"{name!r} points outside the manifest's folder {str(folder) or '.'}; "
+                            "move the file next to the manifest (or pass --allow-outside-paths)")
+        return None
+    if must_exist and not _is_file(resolved):
+        problems.add(where, f"file {name!r} not found next to the manifest (looked for {resolved})")
+        return None
+    return resolved
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long for the file system
+        return False
+
+
+def read_rows(text: str, suffix: str, display: str, problems: ProblemList
+              ) -> tuple[list[dict], list[Location]] | None:
+    """The rows of a CSV or JSONL text (`display` names its file in problems), or None when it
+    cannot be read at all."""
+    rows: list[dict] = []
+    locs: list[Location] = []
+    rows: list[dict] = []
+    locs: list[Location] = []
+    if suffix.lower() == ".jsonl":
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.add(Location(display, n, exc.colno), f"bad JSON: {exc.msg}")
+                continue
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number, deep nesting
+                problems.add(Location(display, n, 1), "bad JSON: " + (
+                    "nested too deeply" if isinstance(exc, RecursionError) else str(exc)))
+                continue
+            if not isinstance(row, dict) or not row:
+                problems.add(Location(display, n, 1), "each line must be a non-empty JSON object")
+                continue
+            rows.append(row)
+            locs.append(Location(display, n, 1))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        header = reader.fieldnames or []
+        if not header or any(not h for h in header):
+            problems.add(Location(display, 1, 1), "CSV needs a header row naming every column")
+            return None
+        for bad in header:
+            if not bad.isidentifier():
+                problems.add(Location(display, 1, 1),
+                             f"column {bad!r} is not a valid variable name (letters, digits, _)")
+        try:
+            for row in reader:
+                if None in row:
+                    problems.add(Location(display, reader.line_num, 1),
+                                 f"row has more fields than the header's {len(header)}")
+                    continue
+                rows.append({k: v for k, v in row.items() if v is not None})
+                locs.append(Location(display, reader.line_num, 1))
+                if len(rows) > MAX_ROWS:
+                    problems.add(Location(display), f"more than {MAX_ROWS} rows")
+                    return None
+        except csv.Error as exc:
+            problems.add(Location(display, reader.line_num, 1), f"bad CSV: {exc}")
+    return rows, locs
