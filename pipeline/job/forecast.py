@@ -19,7 +19,7 @@ from .folder import JobFolder
 from .journal import JobState, read_state
 from .price import Price
 from .records import PENDING, ResumeOptions, resume_action
-from .tally import Tally, figures_line, planned_cells
+from .tally import Tally, figures_line, planned_cells, resume_for
 
 
 @dataclass
@@ -52,15 +52,14 @@ class Forecast:
 
 def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
-             resume: ResumeOptions = ResumeOptions()) -> Forecast:
-    """Tally `plan` at `price` against the state in `folder` (none: a fresh job)."""
+             resume: ResumeOptions | None = None) -> Forecast:
+    """Tally `plan` at `price` against the state in `folder` (none: a fresh job); `resume`:
+    the run's choices (default: what a plain `pipeline run` would do now)."""
     m = plan.manifest
     if state is None:
         state = read_state(folder) if folder is not None and folder.journal.exists() \
             else JobState(folder.path if folder else m.folder)
-    if resume.lost_before is None and (state.header.get("backend") == "sim"):
-        resume = ResumeOptions(resume.retry_failed, resume.resubmit_unknown,
-                               lost_before=float("inf"))
+    resume = resume or resume_for(state)
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
     typical = m.model.meta.get("generation_seconds", {}).get("typical")
     tally = Tally.of(state, planned_cells(plan.cells, m.model.id, price.sheet, fps),

@@ -17,8 +17,8 @@ from typing import Any
 from ..prepare import cost
 from .folder import JobFolder
 from .journal import JobState, read_state
-from .records import FAILED, ResumeOptions
-from .tally import Tally, figures_line, planned_cells
+from .records import FAILED
+from .tally import Tally, figures_line, planned_cells, resume_for
 
 
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
@@ -127,11 +127,10 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, *, lean: bool =
     concurrency = header.get("concurrency") or settings.get("concurrency") or 1
     budget = settings.get("budget", header.get("budget"))
     live_since = header.get("t") if running and header else None
-    lost_before = time.time() if header.get("backend") == "sim" and not running else None
     tally = Tally.of(state, planned_cells(plan["cells"], model, sheet,
                                           plan.get("fps") or cost.DEFAULT_FPS),
                      max_attempts=max_attempts, budget=budget, live_since=live_since,
-                     resume=ResumeOptions(lost_before=lost_before),
+                     resume=resume_for(state, running=running),
                      typical=typical if typical is not None else plan.get("typical_s"))
     return JobView(folder, state, plan, tally, running, concurrency, budget,
                    price.get("source") if price else header.get("price_source"))

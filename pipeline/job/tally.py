@@ -24,6 +24,19 @@ from .records import (DONE, FAILED, LIVE, ORPHANED, PENDING, STATES, SUBMIT, UNK
 from .timing import Timings, duration_key, eta
 
 
+def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = False,
+               resubmit_unknown: bool = False, new_simulator: bool = False) -> ResumeOptions:
+    """What a run started now would do with the job's cells. Requests of the built-in
+    simulator die with the run that started it: every attempt made before now is lost once no
+    run is going (or when a run starts a new simulator)."""
+    lost = None
+    if new_simulator:
+        lost = time.time()
+    elif state.header.get("backend") == "sim" and not running:
+        lost = float("inf")
+    return ResumeOptions(retry_failed, resubmit_unknown, lost)
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedCell:
     """A cell of the job's plan as the tally needs it."""

@@ -21,6 +21,7 @@ from ..job.durable import write_atomic
 from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
                            CellRecord, resume_action)
 from ..job.status import summarize
+from ..job.tally import Tally, resume_for
 from ..prepare.expand import Cell
 from ..secrets import scrub
 from .cancel import cancel_live
@@ -174,21 +175,26 @@ class Runner:
 
     def _finish(self, cancelled: Any) -> RunSummary:
         run, control = self.run_, self.run_.control
-        figures = self.figures()
         done = sum(1 for c in run.cells if (rec := run.state.cells.get(c.id)) is not None
                    and rec.state(run.max_attempts) == DONE)
         exit_code = 130 if control.interrupted else (0 if done == len(run.cells) else 1)
         stopped = scrub(control.stopped) if control.stopped else None
-        run.write(ev.ended(exit_code, stopped, figures["counts"]))
+        run.write(ev.ended(exit_code, stopped, run.tally.counts))
         run.journal.sync()
+        # The job as `status` will see it from now on: no run going, the plain resume choices
+        # (this run's --retry-failed and the like no longer apply).
+        t = run.tally
+        final = Tally.of(run.state, t.planned.values(), max_attempts=t.max_attempts,
+                         budget=t.ledger.budget, resume=resume_for(run.state),
+                         typical=t.timings.typical)
         m = run.plan.manifest
-        summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
-                            folder=run.folder, running=False, concurrency=control.concurrency,
-                            price_source=run.price.source, budget=run.tally.ledger.budget,
+        summary = summarize(final, run.state, job=m.name, model=m.model.id, folder=run.folder,
+                            running=False, concurrency=control.concurrency,
+                            price_source=run.price.source, budget=t.ledger.budget,
                             manifest_sha256=m.sha256)
         summary["plan_fingerprint"] = run.fingerprint
         write_atomic(run.folder.summary, _json(summary))
-        return RunSummary(run.folder.path, self.figures(), exit_code, stopped=control.stopped,
+        return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
                           interrupted=control.interrupted, cancelled=cancelled,
                           cell_events=run.state.cell_events)
 

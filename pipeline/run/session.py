@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,7 +27,7 @@ from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, plan_json
 from ..job.journal import Journal, JobState, read_state
 from ..job.price import SIM_ORIGIN, Price, fetch_price
-from ..job.records import ResumeOptions
+from ..job.tally import resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
 from ..prepare.manifest import Manifest
@@ -117,8 +116,9 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             _check_budget_possible(m, price, options)
             for warning in price.warnings:
                 log.warning("%s", warning)
-            resume = ResumeOptions(options.retry_failed, options.resubmit_unknown,
-                                   lost_before=time.time() if sim else None)
+            resume = resume_for(state, retry_failed=options.retry_failed,
+                                resubmit_unknown=options.resubmit_unknown,
+                                new_simulator=sim is not None)
             outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
                                resume=resume)
             _write_snapshot(folder, outlook, fingerprint)
