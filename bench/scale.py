@@ -3,8 +3,9 @@
     python bench/scale.py [--cells 100000] [--ratio-cells 5000] [--concurrency 100]
 
 Each step runs as its own `pipeline` subprocess against a simulator in another process, and is
-measured for wall time and peak RSS (the child's ru_maxrss). Targets: `status` < 2 s, a no-op
-resume < 5 s, peak memory < 300 MB. Then the runner's own overhead: CPU seconds per cell of
+measured for wall time and peak RSS (the child's ru_maxrss). Targets: `status` < 1 s, a no-op
+resume < 3 s, peak memory < 300 MB; the figures of the version before the one-truth redesign
+(commit 44035fb, measured on this machine class) are printed beside them. Then the runner's own overhead: CPU seconds per cell of
 `pipeline run` on --ratio-cells cells, against a bare httpx loop doing the same four calls per
 cell (submit, status, result, download) with no state, no journal, no checks, printed as a ratio.
 """
@@ -29,6 +30,10 @@ import httpx
 from PIL import Image
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"
+# wall s and peak RSS MB per step at commit 44035fb (before the one-truth redesign), 100,000
+# cells, on a 2-core machine of this class: `python bench/scale.py` then.
+BEFORE = {"plan": (8.29, 231), "run": (1066.05, 294), "status": (0.53, 60),
+          "resume (nothing to do)": (4.93, 228)}
 
 
 def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
@@ -116,7 +121,8 @@ def main() -> None:
         big = write_job(tmp, args.cells, args.concurrency, "scale")
         out = tmp / "out"
         print(f"{args.cells:,} cells, simulator capacity {args.concurrency}, generation time 0")
-        print(f"{'step':<28}{'wall':>9}{'CPU':>9}{'peak RSS':>11}  exit")
+        print(f"{'step':<28}{'wall':>9}{'CPU':>9}{'peak RSS':>11}  exit"
+              f"{'before: wall':>16}{'peak RSS':>11}")
         steps = [
             ("plan", pipeline + ["plan", str(big), "--json"]),
             ("run", pipeline + ["run", str(big), "--out", str(out), "--no-progress"]),
@@ -128,10 +134,12 @@ def main() -> None:
         for name, cmd in steps:
             wall, cpu, rss, code, err = timed(cmd, env)
             results[name] = (wall, cpu, rss)
-            print(f"{name:<28}{wall:>8.2f}s{cpu:>8.1f}s{rss:>8.0f} MB  {code}")
+            was_wall, was_rss = BEFORE[name]
+            print(f"{name:<28}{wall:>8.2f}s{cpu:>8.1f}s{rss:>8.0f} MB  {code:>4}"
+                  f"{was_wall:>15.2f}s{was_rss:>8.0f} MB")
             if code not in (0, 1):
                 print(err)
-        print(f"targets: status < 2 s (got {results['status'][0]:.2f}), no-op resume < 5 s "
+        print(f"targets: status < 1 s (got {results['status'][0]:.2f}), no-op resume < 3 s "
               f"(got {results['resume (nothing to do)'][0]:.2f}), peak memory < 300 MB "
               f"(got {max(r[2] for r in results.values()):.0f})")
         try:  # how the run ended, cell by state (a non-zero exit is explained here)

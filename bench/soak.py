@@ -11,7 +11,7 @@ are resubmitted with --resubmit-unknown once nothing else moves). The verdict, J
   window (resubmissions of `unknown` cells, which the user asked for) and outside it (must be 0);
 - corrupted: done cells whose file is missing, or whose SHA-256 or frame count is wrong (must be 0);
 - report: report.json lists every cell with the state the journal has (must hold).
-tests/test_soak.py runs a small version in CI.
+tests/run/test_soak.py runs a small version in CI.
 """
 
 from __future__ import annotations

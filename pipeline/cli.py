@@ -144,7 +144,7 @@ def _only(pairs: list[str]) -> tuple[tuple[str, str], ...]:
 def cmd_run(args: argparse.Namespace) -> int:
     from .job.tally import figures_line
     from .prepare.plan import build_plan
-    from .run.session import RunOptions, run_job
+    from .run.session import RunOptions, run_job, settled_run
 
     options = RunOptions(
         backend=args.backend, concurrency=args.concurrency, only=_only(args.only),
@@ -153,13 +153,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_schema_change=args.allow_schema_change,
         allow_unknown_price=args.allow_unknown_price,
         progress=args.progress or (False if args.no_progress else None))
-    plan = build_plan(args.manifest, allow_outside=args.allow_outside_paths)
-    for warning in plan.warnings:
-        print(str(warning), file=sys.stderr)
-    summary = run_job(plan, options)
+    # A settled job whose inputs are unchanged is answered at once, without planning.
+    summary = settled_run(args.manifest, options, allow_outside=args.allow_outside_paths)
+    if summary is None:
+        plan = build_plan(args.manifest, allow_outside=args.allow_outside_paths)
+        for warning in plan.warnings:
+            print(str(warning), file=sys.stderr)
+        summary = run_job(plan, options)
     for path in summary.reports:
         print(f"report: {path}")
-    print(f"{plan.job}: {figures_line(summary.figures)}; outputs in {summary.out_dir}")
+    print(f"{summary.figures['job']}: {figures_line(summary.figures)}; "
+          f"outputs in {summary.out_dir}")
     if summary.cancelled is not None:
         print(f"cancel: {summary.cancelled.text()}")
     if summary.stopped and not summary.interrupted:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import re
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -26,7 +28,7 @@ from runjobs import REPO, env_for, sweep
 
 from pipeline.client import RunComfyClient
 from pipeline.secrets import ScrubbingFormatter, scrub
-from pipeline.sim import SimConfig, Simulator
+from pipeline.sim import Simulator
 
 TOKEN = "rcQ7+leak/Canary=Zx9_w4Tq"  # '+', '/' and '=' change under URL- and JSON-encoding
 
@@ -144,19 +146,10 @@ sys.exit(pipeline.cli.main(sys.argv[1:]))
 
 
 @pytest.fixture
-def sim():
-    """Start simulators of the test's choosing on ephemeral ports; stop them all afterwards."""
-    started: list[Simulator] = []
-
-    def start(**config) -> Simulator:
-        settings = {"seed": 11, "capacity": 4, "gen_time": (0.05, 0.15), "retry_after": 0.2,
-                    "slow_delay": 0.3, "download_outage": 0.3, **config}
-        started.append(Simulator(SimConfig(**settings)).start())
-        return started[-1]
-
-    yield start
-    for s in started:
-        s.stop()
+def sim(sim_factory: Callable[..., Simulator]) -> Callable[..., Simulator]:
+    """`sim(**config)`: a running simulator, small and fast (config overrides these settings)."""
+    return functools.partial(sim_factory, seed=11, capacity=4, gen_time=(0.05, 0.15),
+                             retry_after=0.2, slow_delay=0.3, download_outage=0.3)
 
 
 def job(root: Path, seeds: int = 4) -> tuple[Path, Path]:

@@ -39,6 +39,9 @@ class JobFolder:
 
     path: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
     @classmethod
     def at(cls, folder: JobFolder | str | os.PathLike) -> JobFolder:
         return folder if isinstance(folder, JobFolder) else cls(Path(folder))

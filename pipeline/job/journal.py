@@ -196,7 +196,8 @@ class JobState:
                                                   None if lean else ev.get("probe"),
                                                   None if lean else ev.get("check"))
             else:
-                rec.download_errors.append({"t": t, "url": ev["url"], "error": ev["error"]})
+                rec.download_errors = [*rec.download_errors,
+                                       {"t": t, "url": ev["url"], "error": ev["error"]}]
             return
         a = rec.last
         if a is None or a.n != ev.get("n", a.n):

@@ -37,7 +37,8 @@ class Ledger:
     _orphaned: int = 0
     estimated_cells: int = 0  # cells whose spent includes an estimate
     unpriced_cells: int = 0  # cells with an attempt billed or held at no known price
-    _cells: dict[str, tuple[Money, bool]] = field(default_factory=dict, repr=False)
+    _cells: dict[str, Money] = field(default_factory=dict, repr=False)
+    _orphans: set[str] = field(default_factory=set, repr=False)
 
     @property
     def spent(self) -> float:
@@ -57,17 +58,22 @@ class Ledger:
 
     def settle(self, cell: str, figures: Money, orphaned: bool = False) -> None:
         """Set one cell's figures (replacing what it held before, reservations included)."""
-        old, was_orphaned = self._cells.get(cell, (NOTHING, False))
+        old = self._cells.get(cell, NOTHING)
+        was_orphaned = cell in self._orphans
         self._spent += _micros(figures.spent) - _micros(old.spent)
         self._held += _micros(figures.held) - _micros(old.held)
         self._orphaned += (_micros(figures.spent) if orphaned else 0) - \
             (_micros(old.spent) if was_orphaned else 0)
         self.estimated_cells += int(figures.estimated) - int(old.estimated)
         self.unpriced_cells += int(figures.unpriced) - int(old.unpriced)
-        if figures == NOTHING and not orphaned:
+        if figures == NOTHING:
             self._cells.pop(cell, None)
         else:
-            self._cells[cell] = (figures, orphaned)
+            self._cells[cell] = figures
+        if orphaned:
+            self._orphans.add(cell)
+        else:
+            self._orphans.discard(cell)
 
     def over_budget(self, usd: float | None) -> str | None:
         """Why committing `usd` more would cross the budget, or None when it fits."""
@@ -87,7 +93,7 @@ class Ledger:
         The hold lasts until the cell's next `settle` (its intent, once journalled)."""
         refusal = self.over_budget(usd)
         if refusal is None and usd:
-            figures, orphaned = self._cells.get(cell, (NOTHING, False))
-            self.settle(cell, Money(figures.spent, figures.held + usd, figures.estimated),
-                        orphaned)
+            figures = self._cells.get(cell, NOTHING)
+            self.settle(cell, Money(figures.spent, figures.held + usd, figures.estimated,
+                                    figures.unpriced), cell in self._orphans)
         return refusal

@@ -15,8 +15,14 @@ does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from .. import wire
+
+# Shared, read-only empties: a 100,000-cell lean replay would otherwise hold a few hundred
+# thousand empty dicts and lists (tens of MB) for fields it never fills.
+EMPTY: Any = MappingProxyType({})
 
 # The state names of a cell, as `pipeline status --json` prints them.
 PENDING = "pending"  # nothing sent yet (or its last try was not accepted / was lost)
@@ -88,7 +94,7 @@ class Attempt:
         return self.request_id is not None or self.submit_kind != "not_accepted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Money:
     """What one cell has cost: billed attempts (`spent`) and estimates held for live ones."""
 
@@ -107,11 +113,11 @@ class CellRecord:
 
     id: str
     label: str = ""
-    values: dict = field(default_factory=dict)
-    request: dict = field(default_factory=dict)
+    values: dict = field(default_factory=lambda: EMPTY)  # replaced, never mutated, by the replay
+    request: dict = field(default_factory=lambda: EMPTY)
     attempts: list[Attempt] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)  # by URL
-    download_errors: list = field(default_factory=list)
+    download_errors: list | tuple = ()  # replaced by a longer one on each error
     retry_from: int = 0  # attempts before this index do not count (--retry-failed)
     described: bool = False  # its `cell` event (label, values, request) is in the journal
     # A done cell the runner no longer needs in detail keeps only these (see compact()).
@@ -139,7 +145,8 @@ class CellRecord:
         self.done_money = money(self, fallback_estimate)
         self.done_calls = self.status_calls()
         self.done_slot_s = slot_seconds(self)
-        self.attempts, self.files, self.download_errors = [], {}, []
+        # Immutable empties: a compacted record takes no more events (a bug would fail loudly).
+        self.attempts, self.files, self.download_errors = (), EMPTY, ()  # type: ignore
         self.compacted = True
 
     def status_calls(self) -> int:

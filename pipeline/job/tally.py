@@ -51,14 +51,19 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
                   fps: int = cost.DEFAULT_FPS) -> list[PlannedCell]:
     """PlannedCells from plan cells (objects or plan.json dicts with id, label, request)."""
     out = []
+    shared: dict[Any, Any] = {}  # one float object per distinct estimate, not one per cell
     for c in cells:
         if isinstance(c, Mapping):
             cid, label, request = c["id"], c.get("label", ""), c.get("request") or {}
         else:
             cid, label, request = c.id, c.label, c.request
-        out.append(PlannedCell(cid, label, cost.cell_cost(sheet, request, fps),
+        usd = cost.cell_cost(sheet, request, fps)
+        out.append(PlannedCell(cid, label, shared.setdefault(usd, usd),
                                duration_key(model, request)))
     return out
+
+
+_ENTRIES: dict[tuple, tuple] = {}
 
 
 class Tally:
@@ -69,11 +74,15 @@ class Tally:
                  resume: ResumeOptions = ResumeOptions(), typical: float | None = None):
         self.planned = {c.id: c for c in planned}
         self.max_attempts = max_attempts
+        self.ledger = Ledger(budget)
+        self._reset(live_since, resume, typical)
+
+    def _reset(self, live_since: float | None, resume: ResumeOptions,
+               typical: float | None) -> None:
         self.live_since = live_since
         self.resume = resume
         self.counts = dict.fromkeys(STATES, 0)
         self.counts[PENDING] = len(self.planned)
-        self.ledger = Ledger(budget)
         self.timings = Timings(typical)
         self.todo: Counter[str] = Counter()  # cells a run would submit, by duration key
         self.to_go = 0  # their estimates, in micro-dollars
@@ -83,6 +92,14 @@ class Tally:
         self._cells: dict[str, tuple[str, bool, bool]] = {}  # state, to do, measured
         for c in self.planned.values():
             self._add_todo(c, 1)
+
+    def recount(self, state: JobState, *, live_since: float | None,
+                resume: ResumeOptions) -> None:
+        """Count every cell again under other choices (in place: a second tally of a
+        100,000-cell job would double the memory it takes)."""
+        self._reset(live_since, resume, self.timings.typical)
+        for cid, rec in state.cells.items():
+            self.update(cid, rec)
 
     @classmethod
     def of(cls, state: JobState, planned: Iterable[PlannedCell], **options: Any) -> Tally:
@@ -130,7 +147,8 @@ class Tally:
                 measured = True
         self.ledger.settle(cid, money(rec, planned.estimate if planned else None),
                            orphaned=planned is None)
-        self._cells[cid] = (new, todo, measured)
+        entry = (new, todo, measured)
+        self._cells[cid] = _ENTRIES.setdefault(entry, entry)  # a few dozen distinct ones
 
     def state_of(self, cid: str) -> str:
         """A cell's state as last counted (planned cells never seen are pending)."""

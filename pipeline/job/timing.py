@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import statistics
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 def duration_key(model: str, request: Mapping) -> str:
     """What a cell's duration depends on: its model, resolution and length."""
     length = request.get("number_of_frames", request.get("duration", ""))
-    return f"{model}|{request.get('resolution', '')}|{length}"
+    return sys.intern(f"{model}|{request.get('resolution', '')}|{length}")
 
 
 @dataclass

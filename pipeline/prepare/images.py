@@ -151,6 +151,10 @@ class ImageInspector:
             raise found
         return found
 
+    def local_files(self) -> list[Path]:
+        """Every local image file looked at so far (what a plan read from disk)."""
+        return sorted({self.path_of(v) for v in self._cache if kind_of(v) == "file"})
+
     def prefetch(self, values: set[str]) -> None:
         """Fetch all remote images not seen yet, several at a time."""
         todo = sorted(v for v in values if v not in self._cache and kind_of(v) == "url")

@@ -35,6 +35,37 @@ class Plan:
     def job(self) -> str:
         return self.manifest.name
 
+    def inputs(self) -> dict[str, Any]:
+        """What this plan was made from, for `inputs_unchanged` to tell later without
+        expanding anything: the local files it read beside the manifest, and their key."""
+        files = [str(p) for p in self.inspector.local_files()]
+        return {"files": files, "key": input_key(self.manifest, files)}
+
+
+def input_key(m: Manifest, files: Iterable[str]) -> str:
+    """A key that changes when anything a plan is made from may have changed: the manifest
+    with its prompt and rows files (its sha256), the model's schema, this version's planning
+    code, and the size and modification time of each local file (as make and git judge)."""
+    import hashlib
+    import json
+
+    from .. import __version__
+
+    here = Path(__file__).parent
+    parts: list[Any] = [m.sha256, m.model.schema_sha256, __version__]
+    for path in sorted([*here.glob("*.py"), *map(Path, files)]):
+        try:
+            st = path.stat()
+            parts.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            parts.append((str(path), None))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def inputs_unchanged(m: Manifest, inputs: dict[str, Any] | None) -> bool:
+    """True when a plan of `m` would be the one whose `Plan.inputs()` these are."""
+    return bool(inputs) and inputs.get("key") == input_key(m, inputs.get("files", []))
+
 
 def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | None = None,
           allow_outside: bool = False, fetch_timeout: float | None = None

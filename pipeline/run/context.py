@@ -95,7 +95,6 @@ class RunContext:
     max_attempts: int
     timeout: float  # seconds a request may stay live (polling.timeout)
     fps: int
-    fingerprint: str = ""  # of the plan (see session._fingerprint), kept in status.json
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
 
     @property

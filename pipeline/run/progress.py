@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -66,8 +67,7 @@ class Progress:
         f = self.figures()
         self.last = now
         if self.mode == "json":
-            print(json.dumps({"job": self.job, "t": round(time.time(), 3), **f}),
-                  file=sys.stderr, flush=True)
+            _line(json.dumps({"job": self.job, "t": round(time.time(), 3), **f}))
             return
         if self.bar is not None:
             self.bar.n = f["counts"]["done"]
@@ -77,8 +77,7 @@ class Progress:
         key = (f["counts"], f["spent_usd"], f["committed_usd"])
         if force or key != self.shown:
             self.shown = key
-            print(f"[{self.job}] {figures_line(f)} ({cost.span(now - self.started)})",
-                  file=sys.stderr, flush=True)
+            _line(f"[{self.job}] {figures_line(f)} ({cost.span(now - self.started)})")
 
     def close(self) -> None:
         if self.pending:
@@ -86,3 +85,19 @@ class Progress:
         self.show(force=True)
         if self.bar is not None:
             self.bar.close()
+
+
+def _line(text: str) -> None:
+    """One whole line on stderr. Written to the file descriptor until every byte is out: an
+    unbuffered text stream can drop the rest of a write that a signal cut short (a run being
+    stopped and continued), and a reader must never see two lines run together."""
+    sys.stderr.flush()
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture, say)
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+        return
+    data = (text + "\n").encode("utf-8", "replace")
+    while data:
+        data = data[os.write(fd, data):]

@@ -21,7 +21,7 @@ from ..job.durable import write_atomic
 from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
                            CellRecord, resume_action)
 from ..job.status import summarize
-from ..job.tally import Tally, resume_for
+from ..job.tally import resume_for
 from ..prepare.expand import Cell
 from ..secrets import scrub
 from .cancel import cancel_live
@@ -183,16 +183,13 @@ class Runner:
         run.journal.sync()
         # The job as `status` will see it from now on: no run going, the plain resume choices
         # (this run's --retry-failed and the like no longer apply).
-        t = run.tally
-        final = Tally.of(run.state, t.planned.values(), max_attempts=t.max_attempts,
-                         budget=t.ledger.budget, resume=resume_for(run.state),
-                         typical=t.timings.typical)
+        run.tally.recount(run.state, live_since=None, resume=resume_for(run.state))
         m = run.plan.manifest
-        summary = summarize(final, run.state, job=m.name, model=m.model.id, folder=run.folder,
-                            running=False, concurrency=control.concurrency,
-                            price_source=run.price.source, budget=t.ledger.budget,
+        summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
+                            folder=run.folder, running=False, concurrency=control.concurrency,
+                            price_source=run.price.source, budget=run.tally.ledger.budget,
                             manifest_sha256=m.sha256)
-        summary["plan_fingerprint"] = run.fingerprint
+        summary["inputs"] = run.plan.inputs()
         write_atomic(run.folder.summary, _json(summary))
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
                           interrupted=control.interrupted, cancelled=cancelled,

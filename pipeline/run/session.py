@@ -30,14 +30,14 @@ from ..job.price import SIM_ORIGIN, Price, fetch_price
 from ..job.tally import resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
-from ..prepare.manifest import Manifest
-from ..prepare.plan import Plan
+from ..prepare.manifest import Manifest, load_manifest
+from ..prepare.plan import Plan, inputs_unchanged
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits
 from .poll import PollPlanner
 from .runner import Runner
 
-__all__ = ["RunOptions", "RunSummary", "run_job", "select"]
+__all__ = ["RunOptions", "RunSummary", "run_job", "select", "settled_run"]
 
 log = logging.getLogger("pipeline.run")
 
@@ -92,9 +92,6 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
     fingerprint = _fingerprint(plan)
     with JobLock(folder):
         folder.check_owner(m.path)
-        settled = _nothing_to_do(folder, plan, cells, options, fingerprint)
-        if settled is not None:
-            return settled
         state = read_state(folder, lean=True)
         _check_schema(state, plan, options)
         concurrency = options.concurrency or m.run.concurrency
@@ -138,8 +135,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                 planner=PollPlanner(initial=m.run.polling.initial,
                                     max_interval=m.run.polling.max),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
-                timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS),
-                fingerprint=fingerprint)
+                timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS))
             return await Runner(run, options).run()
         finally:
             if journal is not None:
@@ -217,18 +213,28 @@ def _write_snapshot(folder: JobFolder, outlook: Any, fingerprint: str) -> None:
     folder.plan_fingerprint.write_text(marker)
 
 
-def _nothing_to_do(folder: JobFolder, plan: Plan, cells: list[Cell], options: RunOptions,
-                   fingerprint: str) -> RunSummary | None:
-    """A rerun of a settled job: when the last run's summary still matches the journal byte for
-    byte and the plan is unchanged, answer from it without replaying 100,000 cells."""
-    if options.retry_failed or options.resubmit_unknown or len(cells) != len(plan.cells):
+def settled_run(manifest_path: str | os.PathLike, options: RunOptions = RunOptions(), *,
+                allow_outside: bool = False) -> RunSummary | None:
+    """A rerun of a settled job, answered without planning: when nothing the last plan was
+    made from has changed (`inputs_unchanged`), the last run's summary still matches the
+    journal byte for byte, and every cell is settled (done, failed, unknown, orphaned), a run
+    would do nothing; its summary, or None when a run must look for itself."""
+    if options.retry_failed or options.resubmit_unknown or options.only:
         return None
-    summary = folder.settled_summary()
-    if summary is None or summary.get("plan_fingerprint") != fingerprint:
+    m = load_manifest(manifest_path, allow_outside=allow_outside)
+    folder = JobFolder.of(m, options.out)
+    if not folder.journal.exists():
         return None
-    counts = summary.get("counts", {})
-    if summary.get("total") != len(cells) or any(n for k, n in counts.items()
-                                                  if k not in SETTLED):
-        return None
-    exit_code = 0 if counts.get("done") == len(cells) else 1
-    return RunSummary(folder.path, summary, exit_code, cell_events=summary.get("cell_events", -1))
+    with JobLock(folder):
+        folder.check_owner(m.path)
+        summary = folder.settled_summary()
+        if summary is None or not inputs_unchanged(m, summary.get("inputs")):
+            return None
+        counts = summary.get("counts", {})
+        if any(n for k, n in counts.items() if k not in SETTLED):
+            return None
+    exit_code = 0 if counts.get("done") == summary.get("total") else 1
+    result = RunSummary(folder.path, summary, exit_code,
+                        cell_events=summary.get("cell_events", -1))
+    result.reports = _reports(folder, result.cell_events, summary.get("total", 0))
+    return result

@@ -1,4 +1,8 @@
-"""Running jobs against the real simulator: final states, resume, budget, limits, interrupts."""
+"""Running jobs against the real simulator: final states, resume, budget, limits, interrupts.
+
+`api_env` (tests/conftest.py) starts the simulator a test asks for and points the RunComfy
+backend at it.
+"""
 
 from __future__ import annotations
 
@@ -11,28 +15,10 @@ import pytest
 
 from pipeline.run.session import RunOptions, run_job
 from pipeline.prepare.plan import build_plan
-from pipeline.sim import SimConfig, Simulator
+from pipeline.sim import SimConfig
 from pipeline.job.journal import read_state
-from runjobs import (REPO, TOKEN, env_for, journal_events, run, start_run, status_json, sweep,
+from runjobs import (REPO, env_for, journal_events, run, start_run, status_json, sweep,
                      wait_until)
-
-
-@pytest.fixture
-def api_env(monkeypatch: pytest.MonkeyPatch):
-    """Point the RunComfy backend at a simulator of the test's choosing."""
-    started = []
-
-    def start(**config) -> Simulator:
-        sim = Simulator(SimConfig(**{"seed": 7, "retry_after": 0.2, "slow_delay": 0.5,
-                                     "download_outage": 0.5, **config})).start()
-        started.append(sim)
-        monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
-        monkeypatch.setenv("RUNCOMFY_API_TOKEN", TOKEN)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
 
 
 def test_demo_job_runs_offline_end_to_end(tmp_path: Path) -> None:

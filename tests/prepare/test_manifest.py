@@ -19,8 +19,8 @@ from pipeline.errors import ManifestError
 from pipeline.prepare.manifest import load_manifest
 from pipeline.prepare.plan import build_plan, validate_files
 
-HERE = Path(__file__).resolve().parent
-BROKEN = sorted((HERE / "scenarios" / "broken").glob("*.yaml"))
+TESTS = Path(__file__).resolve().parents[1]
+BROKEN = sorted((TESTS / "scenarios" / "broken").glob("*.yaml"))
 MIB = 1024 * 1024
 
 
@@ -135,7 +135,7 @@ def test_sandbox_bounds_hostile_templates(tmp_path: Path, template: str, expecte
 
 def test_checked_in_manifests_carry_the_schema_comment() -> None:
     """Every manifest under jobs/ points editors at the manifest schema."""
-    jobs = sorted((HERE.parent / "jobs").glob("*.yaml"))
+    jobs = sorted((TESTS.parent / "jobs").glob("*.yaml"))
     assert jobs
     for job in jobs:
         assert job.read_text().startswith(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.run.media import probe
-from pipeline.sim import SimConfig, Simulator
+from pipeline.sim import Simulator
 from pipeline.job.journal import read_state
 from runjobs import env_for, journal_events, run, start_run, sweep
 
@@ -22,10 +22,10 @@ KILL_POINTS = ["after_intent:2", "after_submit:3", "after_download:2", "after_su
 
 
 @pytest.fixture
-def sim():
-    with Simulator(SimConfig(capacity=6, gen_time=(0.3, 0.9), seed=11, download_fault_rate=0.1,
-                             download_outage=0.3)) as s:
-        yield s
+def sim(sim_factory) -> Simulator:
+    """The simulator the kills run against: seeded, with some cut or missing downloads."""
+    return sim_factory(capacity=6, gen_time=(0.3, 0.9), seed=11, download_fault_rate=0.1,
+                       download_outage=0.3)
 
 
 def test_kill_nine_ten_times_then_resume(tmp_path: Path, sim: Simulator) -> None:

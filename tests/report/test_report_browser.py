@@ -12,20 +12,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import unavailable
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = next((p for p in (os.environ.get("PIPELINE_CHROMIUM"), "/usr/bin/chromium",
                              shutil.which("chromium"), shutil.which("chromium-browser")) if p
                  and Path(p).is_file()), None)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright's Python package is not installed "
-    "(pip install playwright; no `playwright install` needed, Debian's chromium is used)")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium not found at /usr/bin/chromium or on PATH "
-    "(apt-get install chromium); the browser test needs it")
+try:
+    import playwright.sync_api as playwright_api
+except ImportError:
+    playwright_api = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _browser() -> None:
+    """Chromium and Playwright are there (else skipped here, failed in CI)."""
+    if playwright_api is None:
+        unavailable("Playwright's Python package is not installed (pip install playwright; "
+                    "no `playwright install` needed, Debian's chromium is used)")
+    if CHROMIUM is None:
+        unavailable("Chromium not found at /usr/bin/chromium or on PATH (apt-get install "
+                    "chromium); the browser test needs it")
 
 EVERY_VIDEO_READY = ("() => { const v = Array.from(document.querySelectorAll('video'));"
                      " return v.length > 0 && v.every(x => x.readyState >= 2); }")

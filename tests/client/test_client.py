@@ -35,11 +35,8 @@ CANCEL = f"{API}/v1/requests/{RID}/cancel"
 SUBMIT = f"{API}/v1/models/{MODEL}"
 
 
-@pytest.fixture(autouse=True)
-def fast_retries():
-    """Backoff waits are zero in these tests (stamina's testing mode), attempts capped at ours."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
+# Backoff waits are zero in these tests (stamina's testing mode), attempts capped at 6.
+pytestmark = pytest.mark.fast_retries(attempts=6)
 
 
 Answer = Any  # httpx.Response | exception class | callable(request) -> httpx.Response

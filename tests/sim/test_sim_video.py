@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline import wire
-from pipeline.sim import SimConfig, Simulator
+from pipeline.sim import Simulator
 from pipeline.sim.video import encode_mp4, placeholder_picture, preview_size
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"
@@ -54,29 +54,29 @@ def fetch_video(sim: Simulator, image: str, frames: int) -> bytes:
     (121, (640, 480), (256, 192)), (241, (480, 800), (154, 256)), (121, (1280, 720), (256, 144)),
 ])
 def test_downloaded_mp4_has_requested_frames_fps_and_aspect(
-        frames: int, size: tuple[int, int], expected: tuple[int, int]) -> None:
+        frames: int, size: tuple[int, int], expected: tuple[int, int], sim_factory) -> None:
     """The output opens with PyAV: H.264 yuv420p, exactly the requested frames, 24 fps, input aspect."""
-    with Simulator(SimConfig(gen_time=(0.0, 0.0))) as sim:
-        data = fetch_video(sim, data_uri(*size), frames)
+    sim = sim_factory(gen_time=(0.0, 0.0))
+    data = fetch_video(sim, data_uri(*size), frames)
     assert probe(data) == (frames, 24.0, *expected, "h264", "yuv420p", frames)
 
 
-def test_identical_requests_cost_one_encode() -> None:
+def test_identical_requests_cost_one_encode(sim_factory) -> None:
     """Many requests for the same image and frame count share one cached encode."""
-    with Simulator(SimConfig(gen_time=(0.0, 0.0), fetch_timeout=0.0)) as sim:
-        image = data_uri(400, 400)
-        videos = {fetch_video(sim, image, 121) for _ in range(3)}
-        assert len(videos) == 1 and sim.stats()["videos_encoded"] == 1
-        longer = fetch_video(sim, image, 241)
-        stats = sim.stats()
-        assert stats["videos_encoded"] == 2 and stats["downloads_completed"] == 4
-        assert stats["bytes_served"] == 3 * len(videos.pop()) + len(longer)
+    sim = sim_factory(gen_time=(0.0, 0.0), fetch_timeout=0.0)
+    image = data_uri(400, 400)
+    videos = {fetch_video(sim, image, 121) for _ in range(3)}
+    assert len(videos) == 1 and sim.stats()["videos_encoded"] == 1
+    longer = fetch_video(sim, image, 241)
+    stats = sim.stats()
+    assert stats["videos_encoded"] == 2 and stats["downloads_completed"] == 4
+    assert stats["bytes_served"] == 3 * len(videos.pop()) + len(longer)
 
 
-def test_unreachable_url_falls_back_to_a_16_9_test_card() -> None:
+def test_unreachable_url_falls_back_to_a_16_9_test_card(sim_factory) -> None:
     """An http(s) image that cannot be fetched still yields a playable 16:9 video."""
-    with Simulator(SimConfig(gen_time=(0.0, 0.0), fetch_timeout=0.2)) as sim:
-        data = fetch_video(sim, "https://example.invalid/in.jpg", 121)
+    sim = sim_factory(gen_time=(0.0, 0.0), fetch_timeout=0.2)
+    data = fetch_video(sim, "https://example.invalid/in.jpg", 121)
     assert probe(data)[:4] == (121, 24.0, 256, 144)
 
 

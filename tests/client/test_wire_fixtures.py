@@ -11,7 +11,7 @@ from pipeline.client import (inline_local_images, parse_cancel, parse_error_body
                              parse_status, parse_submit)
 from pipeline.client._parse import BodyError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "wire"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wire"
 
 
 def load(name: str) -> object:

@@ -14,7 +14,7 @@ from pipeline.prepare.expand import combinations
 from pipeline.prepare.manifest import load_manifest
 from pipeline.prepare.plan import build_plan
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

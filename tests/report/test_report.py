@@ -15,7 +15,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import stamina
 from imagefiles import MODEL, write_image, write_manifest
 
 from pipeline import report as report_mod
@@ -26,7 +25,7 @@ from pipeline.report import build_report, percentile, write_reports
 from pipeline.report.grid import choose_axes
 from pipeline.sim import SimConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
 FAST = {"capacity": 4, "gen_time": (0.2, 0.4), "seed": 3}
 
@@ -137,11 +136,11 @@ def empty(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def unknown(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unknown(tmp_path_factory: pytest.TempPathFactory, fast_retries) -> Path:
     """Every connection dropped: each submit's outcome is unknown and the cell is held."""
     base = tmp_path_factory.mktemp("unknown")
     text = SWEEP.replace("seed: [1, 2, 3]", "seed: [1]")
-    with stamina.set_testing(True, attempts=2):
+    with fast_retries(attempts=2):
         summary = simulate(job(base, text), base / "out", drop_rate=1.0)
     assert summary.counts["unknown"] == 4, summary.counts
     return base / "out"
@@ -199,7 +198,10 @@ def test_markdown_normal_run(normal: Path) -> None:
     data, md, _ = load(normal)
     assert md.startswith("# Run report: sweep")
     assert "12/12 cells done" in md
-    assert "- estimated: $" in md and "- actual (as reported by the API): $" in md
+    cost = data["cost"]
+    assert f"- spent: ${cost['spent_usd']:,.2f}" in md and cost["spent_usd"] > 0
+    assert f"- committed: ${cost['committed_usd']:,.2f}" in md
+    assert "- estimated for the whole sweep: $" in md and "- price: catalog" in md
     assert "| queue |" in md and "| generation |" in md and "Wall time:" in md
     for cell in data["cells"]:
         assert f"| `{cell['id']}` | {cell['label']} | done |" in md

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, quote, unquote
 
 import httpx
 import pytest
-import stamina
 
 from pipeline.client import RunComfyClient
 from pipeline.errors import DownloadError
@@ -32,11 +31,8 @@ GZIP_BOMB = gzip.compress(MP4 + b"\0" * 64 * 1024**2, compresslevel=9)  # ~65 KB
 HANDLER_LIMIT = 10.0  # seconds any slow handler may run before it gives up on its own
 
 
-@pytest.fixture(autouse=True)
-def fast_retries():
-    """Backoff waits are zero here (stamina's testing mode), at most 2 attempts per download."""
-    with stamina.set_testing(True, attempts=2, cap=True):
-        yield
+# Backoff waits are zero here (stamina's testing mode), at most 2 attempts per download.
+pytestmark = pytest.mark.fast_retries(attempts=2)
 
 
 class Handler(BaseHTTPRequestHandler):

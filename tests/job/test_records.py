@@ -1,0 +1,141 @@
+"""Cell states, the resume table and a cell's money, from records built event by event."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.job import journal as ev
+from pipeline.job.journal import JobState
+from pipeline.job.records import (CANCELLED, DONE, DOWNLOADING, FAILED, HOLD, PENDING, POLL,
+                                  QUEUED, RETRY, RUNNING, SKIP, SUBMIT, SUBMITTING, UNKNOWN,
+                                  DOWNLOAD, ResumeOptions, money, resume_action, slot_seconds)
+
+
+def replay(*events: dict) -> JobState:
+    state = JobState(folder=None)  # type: ignore[arg-type]
+    for t, e in enumerate(events, 1):
+        state.apply({**e, "t": float(e.get("t", t))})
+    return state
+
+
+def attempt(n: int = 1, usd: float | None = 0.25, rid: str = "r1") -> list[dict]:
+    return [ev.intent("c", n, usd), ev.submitted("c", n, f"{rid}-{n}")]
+
+
+def success(n: int = 1, cost: float | None = 0.25) -> dict:
+    return ev.result("c", n, "succeeded", cost=cost, outputs=["https://x/v.mp4"])
+
+
+DOWNLOADED = ev.downloaded("c", "https://x/v.mp4", "videos/c.mp4", 10, "ab", None, {"ok": True})
+
+# (events, max_attempts, live_since, expected state)
+CASES = [
+    ([], 3, None, PENDING),
+    ([ev.intent("c", 1, 0.25)], 3, None, UNKNOWN),
+    ([{**ev.intent("c", 1, 0.25), "t": 10.0}], 3, 5.0, SUBMITTING),
+    ([{**ev.intent("c", 1, 0.25), "t": 1.0}], 3, 5.0, UNKNOWN),
+    ([ev.intent("c", 1, 0.25), ev.submit_failed("c", 1, "not_accepted", "429", False)], 3,
+     None, PENDING),
+    ([ev.intent("c", 1, 0.25), ev.submit_failed("c", 1, "not_accepted", "bad", True)], 3,
+     None, FAILED),
+    ([ev.intent("c", 1, 0.25), ev.submit_failed("c", 1, "outcome_unknown", "502", False)], 3,
+     None, UNKNOWN),
+    ([ev.intent("c", 1, 0.25), ev.resubmit_unknown("c", 1)], 3, None, PENDING),
+    (attempt(), 3, None, QUEUED),
+    (attempt() + [ev.status_seen("c", 1, "in_progress", None, 2)], 3, None, RUNNING),
+    (attempt() + [ev.cancel_answered("c", 1, "not_cancellable")], 3, None, RUNNING),
+    (attempt() + [ev.cancel_answered("c", 1, "cancelled"),
+                  ev.result("c", 1, "cancelled", cost=0.0)], 3, None, CANCELLED),
+    (attempt() + [success()], 3, None, DOWNLOADING),
+    (attempt() + [success(), DOWNLOADED], 3, None, DONE),
+    (attempt() + [ev.result("c", 1, "failed", error="x")], 3, None, RETRY),
+    (attempt() + [ev.result("c", 1, "failed", error="x")], 1, None, FAILED),
+    (attempt() + [ev.result("c", 1, "failed", error="404", permanent=True)], 3, None, FAILED),
+    (attempt() + [ev.result("c", 1, "lost", error="sim gone")], 3, None, PENDING),
+    (attempt() + [ev.result("c", 1, "failed", error="x"), ev.retry_failed("c")], 1, None, RETRY),
+]
+
+
+@pytest.mark.parametrize("events,max_attempts,live_since,expected", CASES)
+def test_state_of_a_cell_follows_its_journal(events, max_attempts, live_since,
+                                             expected) -> None:
+    """Each sequence of events puts the cell in the state status --json names."""
+    state = replay(*events)
+    rec = state.cells.get("c")
+    got = rec.state(max_attempts, live_since) if rec else PENDING
+    assert got == expected
+
+
+@pytest.mark.parametrize("state_name,options,does,mark", [
+    (PENDING, ResumeOptions(), SUBMIT, None),
+    (DONE, ResumeOptions(), SKIP, None),
+    (QUEUED, ResumeOptions(), POLL, None),
+    (RUNNING, ResumeOptions(), POLL, None),
+    (DOWNLOADING, ResumeOptions(), DOWNLOAD, None),
+    (RETRY, ResumeOptions(), SUBMIT, None),
+    (FAILED, ResumeOptions(), SKIP, None),
+    (FAILED, ResumeOptions(retry_failed=True), SUBMIT, "retry_failed"),
+    (UNKNOWN, ResumeOptions(), HOLD, None),
+    (UNKNOWN, ResumeOptions(resubmit_unknown=True), SUBMIT, "resubmit_unknown"),
+    (CANCELLED, ResumeOptions(), SUBMIT, None),
+    (QUEUED, ResumeOptions(lost_before=float("inf")), SUBMIT, "lost"),
+    (DOWNLOADING, ResumeOptions(lost_before=float("inf")), SUBMIT, "lost"),
+    (QUEUED, ResumeOptions(lost_before=0.5), POLL, None),  # submitted after the sim started
+    (SUBMITTING, ResumeOptions(), HOLD, None),
+])
+def test_resume_table(state_name, options, does, mark) -> None:
+    """What a run does with a cell in each state, and the marker it journals first."""
+    rec = replay(*attempt()).cells["c"]
+    act = resume_action(rec, state_name, 3, options)
+    assert (act.does, act.mark) == (does, mark)
+    assert act.why
+
+
+def test_retry_action_names_the_attempt() -> None:
+    """A cell to retry says which attempt of how many comes next."""
+    rec = replay(*attempt(), ev.result("c", 1, "failed", error="x")).cells["c"]
+    assert resume_action(rec, RETRY, 3).why == "retry: attempt 2 of 3"
+
+
+def test_money_counts_billed_attempts_and_holds_live_ones() -> None:
+    """A finished attempt is spent at its reported cost (else its estimate, flagged); a live
+    one, or a submit without an answer, holds its estimate; cancelled, lost and refused
+    attempts cost nothing."""
+    live = replay(*attempt(usd=0.3)).cells["c"]
+    assert money(live) == money(live, 9.9)  # the journalled estimate wins over the fallback
+    assert (money(live).spent, money(live).held) == (0.0, 0.3)
+    done = replay(*attempt(usd=0.3), success(cost=0.25)).cells["c"]
+    assert (money(done).spent, money(done).held, money(done).estimated) == (0.25, 0.0, False)
+    no_cost = replay(*attempt(usd=0.3), success(cost=None)).cells["c"]
+    assert (money(no_cost).spent, money(no_cost).estimated) == (0.3, True)
+    retried = replay(*attempt(1, 0.3), ev.result("c", 1, "failed", cost=0.1),
+                     *attempt(2, 0.3), success(2, cost=0.25)).cells["c"]
+    assert money(retried).spent == pytest.approx(0.35)
+    for ending in (ev.result("c", 1, "cancelled", cost=0.0), ev.result("c", 1, "lost")):
+        assert money(replay(*attempt(usd=0.3), ending).cells["c"]).spent == 0.0
+    refused = replay(ev.intent("c", 1, 0.3),
+                     ev.submit_failed("c", 1, "not_accepted", "429", False)).cells["c"]
+    assert money(refused) == money(None)
+    unanswered = replay(ev.intent("c", 1, 0.3)).cells["c"]
+    assert money(unanswered).held == 0.3
+    gave_up = replay(ev.intent("c", 1, 0.3), ev.resubmit_unknown("c", 1)).cells["c"]
+    assert money(gave_up).held == 0.0
+
+
+def test_money_without_any_price_is_flagged_unpriced() -> None:
+    """A billed attempt with no cost and no estimate is not silently $0: it is unpriced."""
+    rec = replay(*attempt(usd=None), success(cost=None)).cells["c"]
+    assert money(rec).unpriced and money(rec).estimated
+
+
+def test_compacting_a_done_cell_keeps_state_money_calls_and_slot_time() -> None:
+    """A compacted record answers exactly as the full one did."""
+    rec = replay({**ev.intent("c", 1, 0.3), "t": 1.0}, {**ev.submitted("c", 1, "r"), "t": 2.0},
+                 {**ev.status_seen("c", 1, "in_progress", None, 4), "t": 3.0},
+                 {**success(cost=0.25), "calls": 5, "t": 9.5}, {**DOWNLOADED, "t": 10.0}
+                 ).cells["c"]
+    before = (rec.state(3), money(rec), rec.status_calls(), slot_seconds(rec))
+    assert before[3] == pytest.approx(7.5)
+    rec.compact()
+    assert rec.compacted and not rec.attempts
+    assert (rec.state(3), money(rec), rec.status_calls(), slot_seconds(rec)) == before

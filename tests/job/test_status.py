@@ -1,0 +1,76 @@
+"""What status says after a run, and that plan says the same: counts, money, ETA, labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.job.folder import JobFolder
+from pipeline.job.forecast import forecast
+from pipeline.job.price import price_now
+from pipeline.job.status import job_status, status_text, view_job
+from pipeline.prepare.plan import build_plan
+from pipeline.run.session import RunOptions, run_job
+from runjobs import sweep
+
+
+@pytest.fixture
+def budget_stopped(tmp_path: Path, api_env) -> tuple[Path, Path]:
+    """A 10-cell job stopped by its budget after 4 cells: 6 pending, none live."""
+    api_env(capacity=2, gen_time=(0.05, 0.1), price_usd=0.05)
+    manifest = sweep(tmp_path, seeds=10, run="  budget: 1.00")
+    manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 2"))
+    out = tmp_path / "out"
+    summary = run_job(build_plan(manifest), RunOptions(out=out, progress="none"))
+    assert summary.counts["done"] == 4 and summary.counts["pending"] == 6
+    assert summary.stopped == "committed $1.00 + next cell $0.25 = $1.25 > budget $1.00"
+    return manifest, out
+
+
+def test_plan_and_status_give_the_same_figures_and_eta(budget_stopped, capsys) -> None:
+    """After a run measured 4 cells, plan and status agree on counts, money, cells to do and
+    the ETA, both timed from the measured cells (not the model's 90 s guess), and plan counts
+    only the 6 cells still to do."""
+    manifest, out = budget_stopped
+    status = job_status(manifest, out)
+    assert main(["plan", str(manifest), "--out", str(out), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    keys = ("total", "counts", "spent_usd", "committed_usd", "to_go_usd", "to_do", "eta_s",
+            "per_cell_s", "duration_source")
+    assert {k: plan["figures"][k] for k in keys} == {k: status[k] for k in keys}
+    assert status["to_do"] == 6 and status["to_go_usd"] == pytest.approx(6 * 0.25)
+    assert status["duration_source"] == "measured on 4 cells" and status["per_cell_s"] < 5
+    assert status["eta_s"] == pytest.approx(3 * status["per_cell_s"], abs=0.1)  # 6 on 2 slots
+    assert main(["plan", str(manifest), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "estimated cost: $1.50 for 6 of 10 cells to run" in table
+    assert "measured on 4 cells" in table and "guess" not in table
+
+
+def test_the_live_tally_and_the_replay_agree_at_one_instant(budget_stopped) -> None:
+    """plan's forecast and status's replay of the same folder give the same ETA at the same
+    instant."""
+    manifest, out = budget_stopped
+    plan = build_plan(manifest)
+    folder = JobFolder(out)
+    ahead = forecast(plan, price_now(plan.manifest, folder), folder)
+    view = view_job(folder)
+    assert ahead.tally.eta(2, now=1e10) == view.tally.eta(2, now=1e10)
+    assert ahead.tally.counts == view.tally.counts
+
+
+def test_status_lists_failed_cells_with_their_labels(tmp_path: Path, api_env) -> None:
+    """A failed cell is listed with its label and reason, after the run and from its summary."""
+    api_env(capacity=2, gen_time=(0.02, 0.05), fail_rate=1.0)
+    manifest = sweep(tmp_path, seeds=2, resolutions="[720P, 1080P]", run="  max_attempts: 1")
+    manifest.write_text(manifest.read_text().replace("  max_attempts: 3\n", ""))
+    run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress="none"))
+    text = status_text(job_status(manifest, tmp_path / "out"))
+    failed = [line for line in text.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 4
+    labels = {line.split("  ")[2].split(":")[0] for line in failed}
+    assert labels == {"seed=1 resolution=720P", "seed=2 resolution=720P",
+                      "seed=1 resolution=1080P", "seed=2 resolution=1080P"}, failed

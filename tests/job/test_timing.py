@@ -1,0 +1,53 @@
+"""How long a cell takes and the ETA: measured per duration key, else the model's guess."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.job.timing import Timings, duration_key, eta
+
+K720 = duration_key("m", {"resolution": "720P", "number_of_frames": 121})
+K1080 = duration_key("m", {"resolution": "1080P", "number_of_frames": 121})
+
+
+def test_duration_keys_tell_resolution_and_length_apart() -> None:
+    """Cells of another resolution or length have another key; other inputs do not matter."""
+    assert K720 != K1080
+    assert duration_key("m", {"resolution": "720P", "number_of_frames": 121, "seed": 4}) == K720
+    assert duration_key("m", {"resolution": "720P", "number_of_frames": 241}) != K720
+
+
+def test_measured_times_replace_the_guess_per_key_then_overall() -> None:
+    """Before any measurement the model's typical time; then the median of the key, or of
+    all measured cells for a key not measured yet."""
+    t = Timings(typical=90.0)
+    assert t.per_cell(K720) == 90.0 and "guess" in t.source()
+    for s in (2.0, 3.0, 10.0):
+        t.add(K720, s)
+    assert t.per_cell(K720) == 3.0
+    assert t.per_cell(K1080) == 3.0  # not measured: the job's own median, not the guess
+    t.add(K1080, 7.0)
+    assert t.per_cell(K1080) == 7.0 and t.source() == "measured on 4 cells"
+    assert Timings().per_cell(K720) is None
+
+
+@pytest.mark.parametrize("todo,live,concurrency,expected", [
+    ({}, [], 4, 0.0),  # nothing left: 0, not the time of a cell
+    ({K720: 4}, [], 4, 3.0),  # one wave
+    ({K720: 5}, [], 4, 6.0),  # two waves
+    ({K720: 100}, [], 8, 39.0),  # ceil(100 / 8) = 13 waves
+    ({K720: 3}, [(K720, 99.0)], 4, 3.0),  # a live cell 1 s in: 2 s left, beside 3 new ones
+    ({K720: 4}, [(K720, 99.0)], 4, 5.0),  # the 4th new one waits for the live one
+    ({}, [(K720, 50.0)], 4, 0.0),  # overdue: finishing any moment
+])
+def test_eta_places_cells_on_slots(todo, live, concurrency, expected) -> None:
+    """The ETA places live cells first, then the cells still to do, each slot taking the next
+    cell as it frees (at `now` = 100)."""
+    t = Timings()
+    t.add(K720, 3.0)
+    assert eta(todo, live, concurrency, t, now=100.0) == pytest.approx(expected)
+
+
+def test_eta_is_unknown_without_any_duration() -> None:
+    """With no measurement and no typical time the ETA is unknown, never a made-up figure."""
+    assert eta({K720: 1}, [], 4, Timings(), now=0.0) is None
