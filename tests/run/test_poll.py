@@ -1,0 +1,79 @@
+"""When the runner asks again: backoff while it knows nothing, then timed by what it learnt."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pipeline.run.poll import Poll, PollPlanner, server_seconds
+
+
+def planner(**kw) -> PollPlanner:
+    return PollPlanner(initial=2.0, max_interval=30.0, rng=random.Random(1), **kw)
+
+
+def test_before_any_finish_status_calls_back_off_to_the_maximum() -> None:
+    """Knowing nothing, the pause grows ×1.5 from `initial` (±10% jitter) up to `max`."""
+    pl = planner()
+    p = Poll(submitted_at=0.0)
+    delays = []
+    for _ in range(12):
+        delays.append(pl.next_delay(p, 0.0, "in_progress", None))
+        p.polls += 1
+    for n, d in enumerate(delays[:8]):
+        assert min(30.0, 2.0 * 1.5 ** n * 0.9) <= d <= min(30.0, 2.0 * 1.5 ** n * 1.1)
+    assert max(delays) <= 30.0 and delays[-1] >= 25.0
+
+
+def test_the_first_finish_is_a_lesson_once() -> None:
+    """observe_finish says True the first time it learns a generation time, then never."""
+    pl = planner()
+    assert pl.observe_finish(Poll(submitted_at=0.0), 10.0, None, server_time=9.0) is True
+    assert pl.observe_finish(Poll(submitted_at=0.0), 12.0, None, server_time=11.0) is False
+    assert pl.typical() == 10.0
+
+
+def test_a_live_cell_is_asked_first_when_the_quickest_generations_end() -> None:
+    """After learning, a just-submitted cell sleeps until the 10th percentile of generation
+    times, then is asked at short steps that grow."""
+    pl = planner()
+    for s in range(40, 60):
+        pl.observe_finish(Poll(submitted_at=0.0), float(s), None, server_time=float(s))
+    p = Poll(submitted_at=100.0)
+    first = pl.next_delay(p, 100.0, None, None)
+    assert first == pytest.approx(42.0)  # sorted samples 40..59: the 10th percentile is 42
+    steps = [pl.next_delay(p, 142.5, "in_progress", None) for _ in range(4)]
+    assert all(0.2 <= s <= 30.0 for s in steps)
+    assert steps[-1] > steps[0]  # growing while the cell is late
+
+
+def test_a_queued_cell_is_asked_when_its_position_should_have_drained() -> None:
+    """A queued cell at position k waits about k finishes at the recent pace (80% of it)."""
+    pl = planner()
+    for t in (10.0, 12.0, 14.0, 16.0):
+        pl.observe_finish(Poll(submitted_at=0.0), t, None, server_time=5.0)
+    assert pl.pace() == pytest.approx(2.0)
+    delay = pl.next_delay(Poll(submitted_at=0.0), 20.0, "in_queue", 5)
+    assert 0.9 * 8.0 <= delay <= 1.1 * 8.0
+
+
+def test_server_times_are_trusted_only_for_requests_that_never_queued() -> None:
+    """created→finished includes queue time, so a queued request's generation is judged from
+    our own polls instead."""
+    pl = planner()
+    queued = Poll(submitted_at=0.0, started_at=30.0, queued=True)
+    pl.observe_finish(queued, 40.0, last_running_seen=38.0, server_time=40.0)
+    assert pl.typical() == pytest.approx(9.0)  # (38 + 40) / 2 − 30
+
+
+@pytest.mark.parametrize("created,finished,seconds", [
+    ("2025-01-01T00:00:00Z", "2025-01-01T00:01:10Z", 70.0),
+    ("2025-01-01T00:00:00+00:00", "2025-01-01T00:00:00.5+00:00", 0.5),
+    ("2025-01-01T00:01:00Z", "2025-01-01T00:00:00Z", None),  # backwards: not a duration
+    ("yesterday", "2025-01-01T00:00:00Z", None),
+    (None, None, None),
+])
+def test_server_seconds(created, finished, seconds) -> None:
+    """The server's own timestamps give a generation time when both parse and are ordered."""
+    assert server_seconds(created, finished) == seconds
