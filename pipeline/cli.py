@@ -109,14 +109,34 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        # json.dump writes piece by piece: a 100,000-cell plan never becomes one huge string
-        json.dump(plan_json(outlook), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        # json.dump writes piece by piece, so a 100,000-cell plan never becomes one huge
+        # string; the pieces (a million of them) are gathered into writes of ~64 KB.
+        out = _Gathered(sys.stdout)
+        json.dump(plan_json(outlook), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        out.flush()
     else:
         print(plan_table(outlook))
     for warning in [*map(str, plan.warnings), *price.warnings]:
         print(warning, file=sys.stderr)
     return 0
+
+
+class _Gathered:
+    """A text stream for many tiny writes: they are joined into few large ones."""
+
+    def __init__(self, stream: Any, size: int = 1 << 16):
+        self.stream, self.size, self.parts, self.length = stream, size, [], 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+        if self.length >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        self.stream.write("".join(self.parts))
+        self.parts, self.length = [], 0
 
 
 def _positive(text: str) -> int:
