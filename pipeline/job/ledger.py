@@ -23,7 +23,7 @@ from .records import NOTHING, Money
 MICRO = 1_000_000
 
 
-def _micros(usd: float) -> int:
+def micros(usd: float) -> int:
     return round(usd * MICRO)
 
 
@@ -60,10 +60,10 @@ class Ledger:
         """Set one cell's figures (replacing what it held before, reservations included)."""
         old = self._cells.get(cell, NOTHING)
         was_orphaned = cell in self._orphans
-        self._spent += _micros(figures.spent) - _micros(old.spent)
-        self._held += _micros(figures.held) - _micros(old.held)
-        self._orphaned += (_micros(figures.spent) if orphaned else 0) - \
-            (_micros(old.spent) if was_orphaned else 0)
+        self._spent += micros(figures.spent) - micros(old.spent)
+        self._held += micros(figures.held) - micros(old.held)
+        self._orphaned += (micros(figures.spent) if orphaned else 0) - \
+            (micros(old.spent) if was_orphaned else 0)
         self.estimated_cells += int(figures.estimated) - int(old.estimated)
         self.unpriced_cells += int(figures.unpriced) - int(old.unpriced)
         if figures == NOTHING:
@@ -80,7 +80,7 @@ class Ledger:
         if self.budget is None:
             return None
         total = self.committed + (usd or 0.0)
-        if _micros(total) <= _micros(self.budget):
+        if micros(total) <= micros(self.budget):
             return None
         parts = [self.committed, usd or 0.0, total, self.budget]
         # Cents can hide the difference ($2.75 + $0.25 = $3.00 > $3.00): show more digits then.

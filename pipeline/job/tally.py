@@ -18,7 +18,7 @@ from typing import Any
 
 from ..prepare import cost
 from .journal import JobState
-from .ledger import Ledger
+from .ledger import MICRO, Ledger, micros
 from .records import (DONE, FAILED, LIVE, ORPHANED, PENDING, STATES, SUBMIT, UNKNOWN,
                       CellRecord, ResumeOptions, money, resume_action, slot_seconds)
 from .timing import Timings, duration_key, eta
@@ -85,7 +85,7 @@ class Tally:
         self.counts[PENDING] = len(self.planned)
         self.timings = Timings(typical)
         self.todo: Counter[str] = Counter()  # cells a run would submit, by duration key
-        self.to_go = 0  # their estimates, in micro-dollars
+        self.to_go = 0  # their estimates, in micro-dollars (as the Ledger counts)
         self.to_go_unpriced = 0
         self.live: dict[str, tuple[str, float | None]] = {}  # cell -> (key, submitted at)
         self.listed: dict[str, str] = {}  # failed and unknown cells -> state
@@ -98,23 +98,25 @@ class Tally:
         """Count every cell again under other choices (in place: a second tally of a
         100,000-cell job would double the memory it takes)."""
         self._reset(live_since, resume, self.timings.typical)
-        for cid, rec in state.cells.items():
-            self.update(cid, rec)
+        self._count(state)
 
     @classmethod
     def of(cls, state: JobState, planned: Iterable[PlannedCell], **options: Any) -> Tally:
         """The tally of a replayed journal."""
         tally = cls(planned, **options)
-        for cid, rec in state.cells.items():
-            tally.update(cid, rec)
+        tally._count(state)
         return tally
+
+    def _count(self, state: JobState) -> None:
+        for cid, rec in state.cells.items():
+            self.update(cid, rec)
 
     def _add_todo(self, c: PlannedCell, sign: int) -> None:
         self.todo[c.key] += sign
         if c.estimate is None:
             self.to_go_unpriced += sign
         else:
-            self.to_go += sign * round(c.estimate * 1_000_000)
+            self.to_go += sign * micros(c.estimate)
 
     def update(self, cid: str, rec: CellRecord) -> None:
         """Recount one cell after an event about it."""
@@ -132,8 +134,8 @@ class Tally:
         if planned is not None and todo != was_todo:
             self._add_todo(planned, 1 if todo else -1)
         if new in LIVE and planned is not None:
-            a = rec.last
-            self.live[cid] = (planned.key, a.submitted_at or a.intent_at if a else None)
+            a = rec.last  # a live cell has an attempt
+            self.live[cid] = (planned.key, a.submitted_at or a.intent_at)
         else:
             self.live.pop(cid, None)
         if new in (FAILED, UNKNOWN):
@@ -171,7 +173,7 @@ class Tally:
             "spent_estimated": ledger.estimated_cells > 0,
             "committed_usd": round(ledger.committed, 4),
             "unpriced_cells": ledger.unpriced_cells,
-            "to_go_usd": None if self.to_go_unpriced else round(self.to_go / 1_000_000, 4),
+            "to_go_usd": None if self.to_go_unpriced else round(self.to_go / MICRO, 4),
             "to_do": left,
             "eta_s": _round(self.eta(concurrency, now), 1),
             "per_cell_s": _round(self.timings.per_cell(""), 2) if self.timings.count else
