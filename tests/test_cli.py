@@ -70,7 +70,7 @@ def test_plan_with_a_known_price_estimates_money(tmp_path: Path, capsys: pytest.
     plan = json.loads(capsys.readouterr().out)
     costs = sorted(c["estimated_cost"] for c in plan["cells"])
     assert costs == pytest.approx([5 * 0.1] * 2 + [5 * 0.2] * 2)
-    assert plan["estimate"]["usd"] == pytest.approx(sum(costs), abs=1e-3)
+    assert plan["estimate"]["usd"] == plan["estimated_usd"] == pytest.approx(sum(costs), abs=1e-3)
     assert plan["price"]["source"] == "run.price"
     assert plan["figures"]["to_go_usd"] == pytest.approx(sum(costs), abs=1e-3)
 

@@ -73,6 +73,7 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
     plan, m, price = f.plan, f.plan.manifest, f.price
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
     estimates = [p.estimate for p in f.tally.planned.values()]
+    sweep_usd = None if None in estimates or not estimates else round(sum(estimates), 4)
     figures = f.figures()
     data: dict[str, Any] = {
         "job": m.name,
@@ -87,9 +88,10 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
         "run": {"concurrency": f.concurrency, "max_attempts": m.run.max_attempts,
                 "budget": m.run.budget},
         "price": price.as_json(),
+        # the whole sweep at the run's price; what is left to pay is figures.to_go_usd
+        "estimated_usd": sweep_usd,
         "estimate": {
-            # the whole sweep at this price; what is left to pay is figures.to_go_usd
-            "usd": None if None in estimates or not estimates else round(sum(estimates), 4),
+            "usd": sweep_usd,
             "unpriced_cells": sum(1 for x in estimates if x is None),
             "price_source": price.source,
             "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
