@@ -8,21 +8,18 @@ referenced files exist inside the manifest's folder, and how axes and rows read.
 from __future__ import annotations
 
 import copy
-import difflib
-import functools
 import hashlib
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 
 from ..errors import Location, ModelNotFound, ProblemList
 from .files import read_rows, resolve_inside
-from .models import Model, known_models, load_model, schemas_dir
+from .models import Model, known_models, load_model
+from .wording import describe_error, did_you_mean, kind_of_value, manifest_validator
 from .yamlsrc import Source, load_yaml
 
 MAX_AXIS_VALUES = 1_000_000
@@ -104,76 +101,6 @@ class Manifest:
         return path if isinstance(path, Location) else self.source.loc(path, key=key)
 
 
-@functools.lru_cache(maxsize=1)
-def manifest_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads((schemas_dir() / "manifest.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
-
-
-def did_you_mean(word: str, options) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _describe(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]:
-    """(path, message, point-at-key) for one schema error, built from the failing node."""
-    path = tuple(error.absolute_path)
-    where = ".".join(str(p) for p in path) or "manifest"
-    v, value = error.validator, error.validator_value
-    if v in ("oneOf", "anyOf") and error.context:
-        deepest = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
-        if len(deepest.absolute_path) > len(error.absolute_path):
-            return _describe(deepest)
-        kinds = sorted({str(e.validator_value) for e in error.context if e.validator == "type"})
-        return path, f"{where}: {_show(error.instance)} is not valid here" + (
-            f" (expected {' or '.join(kinds)})" if kinds else ""), False
-    if v == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = error.schema.get("properties", {})
-        extra = sorted(set(error.instance) - set(allowed))
-        if extra:
-            key = extra[0]
-            return path + (key,), (f"unknown key {key!r} in {where}" + did_you_mean(key, allowed)
-                                   + f"; allowed: {', '.join(sorted(allowed))}"), True
-    if v == "required":
-        missing = [k for k in value if k not in error.instance]
-        return path, f"{where}: missing required key {missing[0]!r}", False
-    if v == "enum":
-        return path, f"{where}: {_show(error.instance)} is not one of {', '.join(map(str, value))}", False
-    if v == "type":
-        kinds = value if isinstance(value, list) else [value]
-        return path, f"{where}: expected {' or '.join(kinds)}, got {_kind(error.instance)}", False
-    if v == "pattern" and path and path[-1] == "name":
-        return path, (f"name: {_show(error.instance)} must be letters, digits, '.', '_' or '-' "
-                      "(it names the output folder)"), False
-    if v == "pattern" and error.schema.get("pattern", "").startswith("^[A-Za-z_]"):
-        return path, f"{where}: {_show(error.instance)} is not a valid variable name", True
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
-                "exclusiveMaximum": "<"}[v]
-        return path, f"{where}: must be {word} {value} (got {_show(error.instance)})", False
-    if v in ("minItems", "minProperties"):
-        return path, f"{where}: must not be empty", False
-    return path, f"{where}: {error.message}", False
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "null"}.get(type(value), "a value")
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return printable(text)
-
-
-def printable(text: str) -> str:
-    """`text` with line breaks, control and bidi characters escaped: one safe line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
 def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:
     """Read, schema-check and interpret one manifest; all its problems raise together."""
     problems = ProblemList()
@@ -195,7 +122,7 @@ def read_manifest(path: str | Path, problems: ProblemList, *,
     data = source.data
     if not isinstance(data, dict):
         problems.add(source.loc(()), f"a manifest is a mapping of keys (name, model, ...), "
-                                     f"not {_kind(data)}")
+                                     f"not {kind_of_value(data)}")
         problems.raise_if_any()
     for where in _non_finite(data, ()):
         problems.add(source.loc(where), f"{'.'.join(map(str, where))}: not a finite number; "
@@ -205,7 +132,7 @@ def read_manifest(path: str | Path, problems: ProblemList, *,
     fatal = False
     errors = sorted(manifest_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
     for error in errors:
-        epath, message, at_key = _describe(error)
+        epath, message, at_key = describe_error(error)
         problems.add(source.loc(epath, key=at_key), message)
         if error.validator == "additionalProperties" and at_key:
             parent = data

@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import Location, ManifestError, Problem, ProblemList
 from .expand import Cell, describe, drafts, finalize
 from .images import ImageInspector, ImageProblem, kind_of
-from .manifest import Manifest, printable, read_manifest
+from .manifest import Manifest, read_manifest
+from .wording import printable
 from .validate import RequestValidator
 
 

@@ -1,0 +1,86 @@
+"""How a manifest's problems are worded: schema errors said from the failing node (never
+`str(ValidationError)`), "did you mean", and values shown as one safe, short line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from typing import Any
+
+import jsonschema
+
+from .models import schemas_dir
+
+
+@functools.lru_cache(maxsize=1)
+def manifest_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads((schemas_dir() / "manifest.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def did_you_mean(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe_error(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]:
+    """(path, message, point-at-key) for one schema error, built from the failing node."""
+    path = tuple(error.absolute_path)
+    where = ".".join(str(p) for p in path) or "manifest"
+    v, value = error.validator, error.validator_value
+    if v in ("oneOf", "anyOf") and error.context:
+        deepest = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+        if len(deepest.absolute_path) > len(error.absolute_path):
+            return describe_error(deepest)
+        kinds = sorted({str(e.validator_value) for e in error.context if e.validator == "type"})
+        return path, f"{where}: {show(error.instance)} is not valid here" + (
+            f" (expected {' or '.join(kinds)})" if kinds else ""), False
+    if v == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(allowed))
+        if extra:
+            key = extra[0]
+            return path + (key,), (f"unknown key {key!r} in {where}" + did_you_mean(key, allowed)
+                                   + f"; allowed: {', '.join(sorted(allowed))}"), True
+    if v == "required":
+        missing = [k for k in value if k not in error.instance]
+        return path, f"{where}: missing required key {missing[0]!r}", False
+    if v == "enum":
+        return path, (f"{where}: {show(error.instance)} is not one of "
+                      f"{', '.join(map(str, value))}"), False
+    if v == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return path, (f"{where}: expected {' or '.join(kinds)}, got "
+                      f"{kind_of_value(error.instance)}"), False
+    if v == "pattern" and path and path[-1] == "name":
+        return path, (f"name: {show(error.instance)} must be letters, digits, '.', '_' or '-' "
+                      "(it names the output folder)"), False
+    if v == "pattern" and error.schema.get("pattern", "").startswith("^[A-Za-z_]"):
+        return path, f"{where}: {show(error.instance)} is not a valid variable name", True
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+                "exclusiveMaximum": "<"}[v]
+        return path, f"{where}: must be {word} {value} (got {show(error.instance)})", False
+    if v in ("minItems", "minProperties"):
+        return path, f"{where}: must not be empty", False
+    return path, f"{where}: {error.message}", False
+
+
+def kind_of_value(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(value), "a value")
+
+
+def show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """`text` with line breaks, control and bidi characters escaped: one safe line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
