@@ -35,13 +35,19 @@ class Run:
             pipeline_cmd("run", str(manifest), "--out", str(out), "--progress", "json",
                          *extra), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.lines: list[str] = []  # stderr
+        self.out: list[str] = []  # stdout
+        # One reader per pipe, and nothing else reads them (communicate() would take lines).
+        self.readers = [threading.Thread(target=self._read, args=(pipe, into), daemon=True)
+                        for pipe, into in ((self.proc.stderr, self.lines),
+                                           (self.proc.stdout, self.out))]
+        for reader in self.readers:
+            reader.start()
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line)
+    @staticmethod
+    def _read(pipe, into: list[str]) -> None:
+        for line in pipe:
+            into.append(line)
 
     def progress(self) -> list[dict]:
         out = []
@@ -54,9 +60,11 @@ class Run:
         return out
 
     def finish(self, timeout: float = 180) -> str:
-        stdout = self.proc.communicate(timeout=timeout)[0]
-        self.reader.join(timeout=10)
-        return stdout
+        """Wait for the run to end; its stdout (stderr's lines are in `lines`)."""
+        self.proc.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join(timeout=10)
+        return "".join(self.out)
 
 
 def report(manifest: Path, out: Path, env: dict) -> tuple[dict, str]:
