@@ -18,7 +18,7 @@ from ..prepare.plan import Plan
 from .folder import JobFolder
 from .journal import JobState, read_state
 from .price import Price
-from .records import PENDING, ResumeOptions, resume_action
+from .records import ResumeOptions, resume_action
 from .tally import Tally, figures_line, planned_cells, resume_for
 
 
@@ -37,9 +37,9 @@ class Forecast:
         out = []
         max_attempts = self.tally.max_attempts
         for c in self.plan.cells:
-            rec = self.state.cells.get(c.id)
-            st = rec.state(max_attempts) if rec else PENDING
-            out.append((st, resume_action(rec, st, max_attempts, self.tally.resume).why))
+            st = self.tally.state_of(c.id)
+            out.append((st, resume_action(self.state.cells.get(c.id), st, max_attempts,
+                                          self.tally.resume).why))
         return out
 
     def orphaned(self) -> list[str]:
@@ -56,9 +56,8 @@ def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
     """Tally `plan` at `price` against the state in `folder` (none: a fresh job); `resume`:
     the run's choices (default: what a plain `pipeline run` would do now)."""
     m = plan.manifest
-    if state is None:
-        state = read_state(folder) if folder is not None and folder.journal.exists() \
-            else JobState(folder.path if folder else m.folder)
+    if state is None:  # a missing journal reads as an empty state
+        state = read_state(folder) if folder is not None else JobState(m.folder)
     resume = resume or resume_for(state)
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
     typical = m.model.meta.get("generation_seconds", {}).get("typical")

@@ -107,12 +107,14 @@ class JobView:
                          manifest_sha256=self.plan.get("manifest_sha256"), now=now)
 
 
-def view_job(folder: JobFolder | Path, plan: dict | None = None, *, lean: bool = False,
-             typical: float | None = None, default_max_attempts: int = 3) -> JobView:
+DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, for journals that do not say
+
+
+def view_job(folder: JobFolder | Path, plan: dict | None = None) -> JobView:
     """Replay a job folder and tally it against its plan (plan.json unless given)."""
     folder = JobFolder.at(folder)
     running = folder.is_running()
-    state = read_state(folder, lean=lean)
+    state = read_state(folder)
     plan = plan if plan is not None else folder.read_plan()
     header = state.header
     if plan is None:  # no plan.json (older versions): the journal's cells are the job
@@ -123,7 +125,7 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, *, lean: bool =
     sheet = price.get("sheet") if price else header.get("price")
     model = plan.get("model") or header.get("model") or ""
     max_attempts = settings.get("max_attempts") or header.get("max_attempts") or \
-        default_max_attempts
+        DEFAULT_MAX_ATTEMPTS
     concurrency = header.get("concurrency") or settings.get("concurrency") or 1
     budget = settings.get("budget", header.get("budget"))
     live_since = header.get("t") if running and header else None
@@ -131,7 +133,7 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, *, lean: bool =
                                           plan.get("fps") or cost.DEFAULT_FPS),
                      max_attempts=max_attempts, budget=budget, live_since=live_since,
                      resume=resume_for(state, running=running),
-                     typical=typical if typical is not None else plan.get("typical_s"))
+                     typical=plan.get("typical_s"))
     return JobView(folder, state, plan, tally, running, concurrency, budget,
                    price.get("source") if price else header.get("price_source"))
 
@@ -164,10 +166,6 @@ def job_status(manifest_path: str | Path, out: Path | None = None, *,
     summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
         summary["manifest_sha256"] != m.sha256
     return summary
-
-
-def _round(x: float | None, digits: int) -> float | None:
-    return None if x is None else round(x, digits)
 
 
 def _iso(t: float | None) -> str | None:

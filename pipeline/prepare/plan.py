@@ -31,16 +31,20 @@ class Plan:
     cells: list[Cell]
     warnings: list[Problem]
     inspector: ImageInspector = field(repr=False)
+    inputs: dict[str, Any] = field(default_factory=dict)  # see inputs_of
 
     @property
     def job(self) -> str:
         return self.manifest.name
 
-    def inputs(self) -> dict[str, Any]:
-        """What this plan was made from, for `inputs_unchanged` to tell later without
-        expanding anything: the local files it read beside the manifest, and their key."""
-        files = [str(p) for p in self.inspector.local_files()]
-        return {"files": files, "key": input_key(self.manifest, files)}
+
+
+def inputs_of(m: Manifest, inspector: ImageInspector) -> dict[str, Any]:
+    """What a plan was made from, for `inputs_unchanged` to tell later without expanding
+    anything: the local files it read beside the manifest, and their key (taken as they were
+    read, so a file changed during the run that follows does not pass for the one planned)."""
+    files = [str(p) for p in inspector.local_files()]
+    return {"files": files, "key": input_key(m, files)}
 
 
 def input_key(m: Manifest, files: Iterable[str]) -> str:
@@ -64,7 +68,7 @@ def input_key(m: Manifest, files: Iterable[str]) -> str:
 
 
 def inputs_unchanged(m: Manifest, inputs: dict[str, Any] | None) -> bool:
-    """True when a plan of `m` would be the one whose `Plan.inputs()` these are."""
+    """True when a plan of `m` would be the one whose `Plan.inputs` these are."""
     return bool(inputs) and inputs.get("key") == input_key(m, inputs.get("files", []))
 
 
@@ -162,7 +166,7 @@ def build_plan(path: str | Path, *, fetch_remote: bool = True, allow_outside: bo
         problems.raise_if_any()
     except ManifestError as exc:
         raise ManifestError(one_line(exc.problems)) from None
-    return Plan(m, cells, one_line(problems.warnings()), inspector)
+    return Plan(m, cells, one_line(problems.warnings()), inspector, inputs_of(m, inspector))
 
 
 def one_line(problems: list[Problem]) -> list[Problem]:

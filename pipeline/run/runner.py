@@ -189,7 +189,7 @@ class Runner:
                             folder=run.folder, running=False, concurrency=control.concurrency,
                             price_source=run.price.source, budget=run.tally.ledger.budget,
                             manifest_sha256=m.sha256)
-        summary["inputs"] = run.plan.inputs()
+        summary["inputs"] = run.plan.inputs
         write_atomic(run.folder.summary, _json(summary))
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
                           interrupted=control.interrupted, cancelled=cancelled,

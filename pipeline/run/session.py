@@ -27,6 +27,7 @@ from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, plan_json
 from ..job.journal import Journal, JobState, read_state
 from ..job.price import SIM_ORIGIN, Price, fetch_price
+from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
 from ..job.tally import resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
@@ -48,7 +49,7 @@ IN_FLIGHT = int(os.environ.get("PIPELINE_IN_FLIGHT", "16"))
 # The report replays the whole journal with every detail: past this many cells a run leaves it
 # to `pipeline report`, so that the runner's own memory stays small (see README, The report).
 REPORT_AT_END_MAX_CELLS = 20_000
-SETTLED = {"done", "failed", "unknown", "orphaned"}
+SETTLED = {DONE, FAILED, UNKNOWN, ORPHANED}  # states a run does nothing with, unasked
 
 
 def select(plan: Plan, only: tuple[tuple[str, str], ...]) -> list[Cell]:
@@ -89,7 +90,6 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
     m = plan.manifest
     backend = options.backend or m.backend
     cells = select(plan, options.only)
-    fingerprint = _fingerprint(plan)
     with JobLock(folder):
         folder.check_owner(m.path)
         state = read_state(folder, lean=True)
@@ -118,7 +118,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                                 new_simulator=sim is not None)
             outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
                                resume=resume)
-            _write_snapshot(folder, outlook, fingerprint)
+            _write_snapshot(folder, outlook)
             journal = Journal(folder, state)
             start = journal.write(ev.run_started(
                 job=m.name, model=m.model.id, manifest=str(m.path.resolve()),
@@ -188,19 +188,12 @@ def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
                          "--allow-schema-change to go on, or use a new output folder (--out)")
 
 
-def _fingerprint(plan: Plan) -> str:
-    """What identifies a plan: its manifest, the model schema, every cell's id and label."""
-    digest = hashlib.sha256(plan.manifest.sha256.encode())
-    digest.update(plan.manifest.model.schema_sha256.encode())
-    digest.update("\n".join(c.id + " " + c.label for c in plan.cells).encode())
-    return digest.hexdigest()
-
-
-def _write_snapshot(folder: JobFolder, outlook: Any, fingerprint: str) -> None:
+def _write_snapshot(folder: JobFolder, outlook: Any) -> None:
     """plan.json beside the journal, so `status` and the report know every cell of the job and
-    the price the run uses. Rewritten only when the plan or its price changed."""
+    the price the run uses. Rewritten only when what the plan was made from (its inputs key),
+    its price or the concurrency changed."""
     folder.path.mkdir(parents=True, exist_ok=True)
-    key = fingerprint + json.dumps(outlook.price.as_json(), sort_keys=True) + \
+    key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
         str(outlook.concurrency)
     marker = hashlib.sha256(key.encode()).hexdigest()
     try:
