@@ -149,25 +149,14 @@ def _positive(text: str) -> int:
     return value
 
 
-def _only(pairs: list[str]) -> tuple[tuple[str, str], ...]:
-    from .errors import UsageError
-
-    out = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--only {pair!r}: expected KEY=VALUE, e.g. --only resolution=720P")
-        out.append((key.strip(), value.strip()))
-    return tuple(out)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .job.tally import figures_line
     from .prepare.plan import build_plan
+    from .prepare.select import parse_only
     from .run.session import RunOptions, run_job, settled_run
 
     options = RunOptions(
-        backend=args.backend, concurrency=args.concurrency, only=_only(args.only),
+        backend=args.backend, concurrency=args.concurrency, only=parse_only(args.only),
         retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..client import RunComfyClient
-from ..errors import BudgetError, StateError, UsageError
+from ..errors import BudgetError, StateError
 from ..job import journal as ev
 from ..job.durable import write_atomic
 from ..job.folder import JobFolder, JobLock
@@ -33,6 +33,7 @@ from ..prepare import cost
 from ..prepare.expand import Cell
 from ..prepare.manifest import Manifest, load_manifest
 from ..prepare.plan import Plan, inputs_unchanged
+from ..prepare.select import Only, select_cells
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits
 from .poll import PollPlanner
@@ -52,24 +53,9 @@ REPORT_AT_END_MAX_CELLS = 20_000
 SETTLED = {DONE, FAILED, UNKNOWN, ORPHANED}  # states a run does nothing with, unasked
 
 
-def select(plan: Plan, only: tuple[tuple[str, str], ...]) -> list[Cell]:
-    """The cells matching every `--only KEY=VALUE` (values compared as text; a key may repeat)."""
-    if not only:
-        return list(plan.cells)
-    wanted: dict[str, set[str]] = {}
-    for key, value in only:
-        wanted.setdefault(key, set()).add(value)
-    known = {k for c in plan.cells for k in c.values} | {k for c in plan.cells for k in c.request}
-    for key in wanted:
-        if key not in known:
-            raise UsageError(f"--only {key}=...: {key!r} is not a matrix value of this job "
-                             f"(known: {', '.join(sorted(known))})")
-
-    def value_of(cell: Cell, key: str) -> Any:
-        return cell.values[key] if key in cell.values else cell.request.get(key)
-
-    return [c for c in plan.cells
-            if all(str(value_of(c, k)) in vs for k, vs in wanted.items())]
+def select(plan: Plan, only: Only) -> list[Cell]:
+    """The cells of the plan that `--only` selects (see pipeline.prepare.select)."""
+    return select_cells(plan.cells, only)
 
 
 def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
