@@ -1,5 +1,11 @@
 """Jinja templates in manifests, rendered in a sandbox with undefined variables as errors.
 
+A variable that a cell does not set is an error only where rendering really uses its value
+(printed, iterated, compared, computed with), as with Jinja's StrictUndefined; `default` (`d`),
+`is defined`, `{% if x %}`, `x or 'y'` and chains like `x.y | default('z')` work, as Jinja users
+expect. When rendering fails so, the message names every variable the rendering used undefined
+(found by a second, recording pass), with the variables the cell does have.
+
 A manifest may come from someone else, so templates run in Jinja's immutable sandbox, with no
 globals beyond a few harmless ones, bounded repetition and a bounded output size. Each distinct
 template is compiled once, and each rendering is cached on the values it actually reads, so a
@@ -8,6 +14,7 @@ template is compiled once, and each rendering is cached on the values it actuall
 
 from __future__ import annotations
 
+import difflib
 import operator
 import re
 from dataclasses import dataclass
@@ -15,6 +22,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.runtime import missing
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -31,6 +39,63 @@ _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
 
 class TemplateProblem(Exception):
     """A template could not be compiled or rendered; the message names what to fix."""
+
+
+def _uses(result: Any) -> Any:
+    """An operation on an undefined value: an UndefinedError, or while probing, `result`
+    (the name is noted and rendering goes on, to find every variable used undefined)."""
+
+    def method(self: _Undefined, *args: Any, **kwargs: Any) -> Any:
+        self._fail_with_undefined_error()
+        return self if result is _SELF else result
+
+    return method
+
+
+_SELF = object()
+
+
+class _Undefined(jinja2.ChainableUndefined):
+    """A variable the cell does not set: StrictUndefined where its value is used, falsy in a
+    test (`if x`, `x or 'y'`), and chainable (`x.y` is undefined too) so that `default`
+    applies at the end of a chain. Undefineds the sandbox makes for unsafe attributes stay
+    errors whatever is done with them."""
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+        seen = getattr(local, "probe", None)
+        if seen is None or self._undefined_exception is not jinja2.UndefinedError:
+            return super()._fail_with_undefined_error()
+        if self._undefined_obj is missing and isinstance(self._undefined_name, str):
+            seen.add(self._undefined_name)
+        else:  # an attribute a defined value lacks: not a variable to list
+            seen.add(None)
+        return None
+
+    def __bool__(self) -> bool:
+        if self._undefined_exception is not jinja2.UndefinedError:
+            self._fail_with_undefined_error()
+        return False
+
+    __str__ = __html__ = _uses("")
+    __iter__ = _uses(iter(()))
+    __len__ = _uses(0)
+    __eq__ = _uses(False)
+    __ne__ = _uses(True)
+    __contains__ = _uses(False)
+    __int__ = __index__ = _uses(0)
+    __float__ = _uses(0.0)
+    __complex__ = _uses(0j)
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _uses(_SELF)
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _uses(_SELF)
+    __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = _uses(_SELF)
+    __lt__ = __le__ = __gt__ = __ge__ = _uses(False)
+    __call__ = _uses(_SELF)
+
+    def __hash__(self) -> int:
+        self._fail_with_undefined_error()
+        return id(type(self))
 
 
 class _Env(ImmutableSandboxedEnvironment):
@@ -64,6 +129,16 @@ class _Env(ImmutableSandboxedEnvironment):
                 left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise refuse("the product would be too large a number")
         return operator.mul(left, right)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, jinja2.Undefined):  # chained: never look inside an undefined
+            return obj
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, jinja2.Undefined):
+            return obj
+        return super().getitem(obj, argument)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, (str, bytes)) and attr in _UNSAFE_STR_METHODS:
@@ -199,7 +274,7 @@ def _own(body: list, kind: type) -> list:
 
 
 def _env() -> _Env:
-    env = _Env(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
+    env = _Env(undefined=_Undefined, autoescape=False, keep_trailing_newline=False,
                finalize=_finalize)
     # cycler/joiner/namespace are harmless in the sandbox but have no use in a prompt; `range`
     # stays (the sandbox caps it at 100,000 items).
@@ -259,24 +334,33 @@ def compile_template(source: str) -> Template:
 
 
 def render(source: str, context: dict[str, Any]) -> str:
-    """Render `source` with `context`; every missing variable is named at once."""
+    """Render `source` with `context`; a variable used undefined names every such one at once."""
     if not is_template(source):
         return source
     tpl = compile_template(source)
-    missing = [v for v in tpl.variables if v not in context and v not in ENV.globals]
-    if missing:
-        known = ", ".join(sorted(context)) or "none"
-        names = ", ".join(repr(m) for m in missing)
-        raise TemplateProblem(f"undefined template variable{'s' if len(missing) > 1 else ''} "
-                              f"{names} (known: {known})")
     try:
-        key = tuple(_hashable(context.get(v)) for v in tpl.variables)
+        key = tuple(_hashable(context[v]) if v in context else _UNSET for v in tpl.variables)
     except TypeError:
         key = None
     if key is not None:
         hit = tpl.cache.get(key)
         if hit is not None:
             return hit
+    try:
+        out = _generate(tpl, context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(_undefined_message(tpl, context, exc)) from None
+    if key is not None and len(tpl.cache) < 100_000:
+        tpl.cache[key] = out
+    return out
+
+
+_UNSET = ("__unset__",)
+
+
+def _generate(tpl: Template, context: dict[str, Any]) -> str:
+    """One bounded rendering; an UndefinedError is left to the caller, any other failure is a
+    TemplateProblem saying how."""
     local.budget = Budget()
     try:
         pieces, size = [], 0
@@ -287,12 +371,10 @@ def render(source: str, context: dict[str, Any]) -> str:
                                       f"(limit {MAX_OUTPUT})")
             pieces.append(piece)
         out = "".join(pieces)
-    except TemplateProblem:
+    except (TemplateProblem, jinja2.UndefinedError):
         raise
     except (jinja2.exceptions.SecurityError, OverflowError) as exc:
         raise TemplateProblem(f"template refused by the sandbox: {exc}") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateProblem(f"template: {exc.message}") from None
     except MemoryError:
         raise TemplateProblem("template result too large") from None
     except RecursionError:
@@ -303,9 +385,29 @@ def render(source: str, context: dict[str, Any]) -> str:
         local.budget = None
     if len(out) > MAX_OUTPUT:
         raise TemplateProblem(f"template renders to {len(out)} characters (limit {MAX_OUTPUT})")
-    if key is not None and len(tpl.cache) < 100_000:
-        tpl.cache[key] = out
     return out
+
+
+def _undefined_message(tpl: Template, context: dict[str, Any],
+                       exc: jinja2.UndefinedError) -> str:
+    """The message for a rendering that used a variable undefined: every variable it uses so,
+    found by rendering again with undefined values noted instead of raised."""
+    local.probe = seen = set()
+    try:
+        _generate(tpl, context)
+    except Exception:  # noqa: BLE001 - the probe is best effort; what it noted stands
+        pass
+    finally:
+        local.probe = None
+    names = sorted(n for n in seen if n is not None and n not in context)
+    if not names:
+        return f"template: {exc.message}"
+    known = ", ".join(sorted(context)) or "none"
+    close = difflib.get_close_matches(names[0], list(context), n=1, cutoff=0.75)
+    hint = (f"did you mean {close[0]!r}?" if close else
+            f"where only some cells set it: {{{{ {names[0]} | default('...') }}}}")
+    return (f"undefined template variable{'s' if len(names) > 1 else ''} "
+            f"{', '.join(repr(n) for n in names)} (known: {known}; {hint})")
 
 
 def _hashable(value: Any) -> Any:
