@@ -61,8 +61,12 @@ def same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
+ADDED_BY = "(include)"  # origin key of a combination an include entry added: that entry's path
+
+
 def combinations(m: Manifest) -> list[tuple[dict, dict]]:
-    """(values, origin) per combination, in GitHub Actions' order and semantics."""
+    """(values, origin) per combination, in GitHub Actions' order and semantics; the origin of
+    a combination that an include entry added also holds the entry's path under ADDED_BY."""
     original: set[str] = set()
     columns: list[list[tuple[dict, dict]]] = []
     for axis in m.axes:
@@ -104,7 +108,7 @@ def combinations(m: Manifest) -> list[tuple[dict, dict]]:
                 values.update(extra)
                 origin.update((k, where + (k,)) for k in extra)
         if not hit:
-            added.append((dict(entry), {k: where + (k,) for k in entry}))
+            added.append((dict(entry), {**{k: where + (k,) for k in entry}, ADDED_BY: where}))
     return combos + added
 
 
@@ -113,8 +117,7 @@ def _matches(values: dict, entry: dict) -> bool:
 
 
 def _coerce_row_value(m: Manifest, key: str, value: Any) -> Any:
-    prop = m.model.properties.get(key)
-    return coerce(prop, value) if prop else value
+    return coerce(m.model.properties[key], value) if m.is_input(key) else value
 
 
 def coerce(prop: dict, value: Any) -> Any:
@@ -165,15 +168,14 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             if m.repeat > 1:
                 context["replicate"] = replicate
             for key, value in values.items():
-                if key in props:
+                if m.is_input(key):
                     request[key] = value
             failed = []
             for key in list(request):
                 try:
                     request[key] = _render_value(request[key], context)
                 except TemplateProblem as exc:
-                    problems.add(_locate(m, cell_origin.get(key)), f"{key}: {exc}", cell=True,
-                                 example=describe(values) if values else "")
+                    _template_failed(m, problems, key, exc, cell_origin, values, context)
                     failed.append(key)
                     continue
                 if key in props:
@@ -183,6 +185,23 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             if m.repeat > 1:
                 shown["replicate"] = replicate
             yield Draft(shown, request, replicate, cell_origin, tuple(failed))
+
+
+def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,
+                     origin: dict, values: dict, context: dict) -> None:
+    """Report a template that failed for one cell: at the template, or, when the cell is one an
+    include entry added and lacks variables the template uses, at that entry."""
+    example = describe(values) if values else ""
+    entry = origin.get(ADDED_BY)
+    if exc.undefined and entry is not None:
+        missing = ", ".join(repr(n) for n in exc.undefined)
+        problems.add(m.loc(entry), f"this include entry adds a new cell without {missing}, which "
+                                   f"the {key} template uses (the cell has: "
+                                   f"{', '.join(sorted(context)) or 'nothing'}); set it in the "
+                                   f"entry, or write {{{{ {exc.undefined[0]} | default('...') }}}}"
+                                   " in the template", cell=True, example=example)
+        return
+    problems.add(_locate(m, origin.get(key)), f"{key}: {exc}", cell=True, example=example)
 
 
 def _render_value(value: Any, context: dict) -> Any:
@@ -204,6 +223,14 @@ def _locate(m: Manifest, where: Any) -> Location:
 def describe(values: dict, limit: int = 80) -> str:
     text = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
     return "{" + (text if len(text) <= limit else text[: limit - 3] + "...") + "}"
+
+
+def difference(a: dict, b: dict) -> tuple[str, str]:
+    """Two cells' values as `describe` shows them, but only where they differ, so that what
+    tells them apart is never cut off."""
+    keys = [k for k in {**a, **b} if k not in a or k not in b or not same(a[k], b[k])]
+    return (describe({k: a.get(k, "(not set)") for k in keys}),
+            describe({k: b.get(k, "(not set)") for k in keys}))
 
 
 def _short(value: Any, n: int = 24) -> str:

@@ -4,6 +4,10 @@ Relative paths resolve against the manifest's folder and may not leave it (no ab
 no `..` out of it, no symlinks out of it) unless the user passes --allow-outside-paths. A rows
 file is CSV (a header row naming the columns) or JSONL (one JSON object a line); each row keeps
 the file and line it came from, so a problem in it is reported there.
+
+An empty CSV field means "not set": the row has no such key, so a template's `default` applies
+and a model input takes the schema's default. CSV cannot tell an empty string from nothing;
+JSONL can, and keeps the difference between a missing key, `null` and `""`.
 """
 
 from __future__ import annotations
@@ -59,8 +63,6 @@ def read_rows(text: str, suffix: str, display: str, problems: ProblemList
     cannot be read at all."""
     rows: list[dict] = []
     locs: list[Location] = []
-    rows: list[dict] = []
-    locs: list[Location] = []
     if suffix.lower() == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -89,17 +91,39 @@ def read_rows(text: str, suffix: str, display: str, problems: ProblemList
             if not bad.isidentifier():
                 problems.add(Location(display, 1, 1),
                              f"column {bad!r} is not a valid variable name (letters, digits, _)")
+        for name in sorted({h for h in header if header.count(h) > 1}):
+            problems.add(Location(display, 1, 1), f"column {name!r} appears more than once in "
+                                                  "the header; each column needs its own name")
         try:
             for row in reader:
+                where = Location(display, reader.line_num, 1)
                 if None in row:
-                    problems.add(Location(display, reader.line_num, 1),
-                                 f"row has more fields than the header's {len(header)}")
+                    problems.add(where, f"row has {len(header) + len(row[None])} fields, more "
+                                        f"than the header's {len(header)} "
+                                        f"({_names(header)}); quote a value that holds a comma")
                     continue
-                rows.append({k: v for k, v in row.items() if v is not None})
-                locs.append(Location(display, reader.line_num, 1))
+                if any(v is None for v in row.values()):
+                    given = sum(1 for v in row.values() if v is not None)
+                    problems.add(where, f"row has {given} field{'s' if given != 1 else ''}, "
+                                        f"fewer than the header's {len(header)} "
+                                        f"({_names(header)}); leave a field empty (a,,c) "
+                                        "for a value the row does not set")
+                    continue
+                values = {k: v for k, v in row.items() if v != ""}  # empty: not set
+                if not values:
+                    problems.add(where, "row has no values (every field is empty); delete "
+                                        "the line")
+                    continue
+                rows.append(values)
+                locs.append(where)
                 if len(rows) > MAX_ROWS:
                     problems.add(Location(display), f"more than {MAX_ROWS} rows")
                     return None
         except csv.Error as exc:
             problems.add(Location(display, reader.line_num, 1), f"bad CSV: {exc}")
     return rows, locs
+
+
+def _names(header: list[str], limit: int = 8) -> str:
+    shown = ", ".join(header[:limit])
+    return shown + (f" and {len(header) - limit} more" if len(header) > limit else "")

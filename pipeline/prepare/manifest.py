@@ -100,6 +100,16 @@ class Manifest:
     def loc(self, path: tuple | Location, *, key: bool = False) -> Location:
         return path if isinstance(path, Location) else self.source.loc(path, key=key)
 
+    def is_input(self, key: str) -> bool:
+        """Whether `key` is a model input (goes into the request) rather than a template
+        variable: the one place that decides it."""
+        return is_input(self.model, key)
+
+
+def is_input(model: Model, key: str) -> bool:
+    """Whether `key` names an input of `model` (see Manifest.is_input)."""
+    return key in model.properties
+
 
 def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:
     """Read, schema-check and interpret one manifest; all its problems raise together."""
@@ -222,7 +232,7 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
             if name == "prompt" and raw_prompt is not None:
                 problems.add(source.loc(("matrix", name), key=True),
                              "prompt is both set at the top level and swept in matrix; keep one")
-            axis = _axis(name, spec, name in props, source, problems)
+            axis = _axis(name, spec, is_input(model, name), source, problems)
         if axis is not None:
             axes.append(axis)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, ManifestError, Problem, ProblemList
-from .expand import Cell, describe, drafts, finalize
+from .expand import Cell, describe, difference, drafts, finalize
 from .images import ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
+from .matrix import check_matrix
 from .wording import printable
 from .validate import RequestValidator
 
@@ -77,6 +78,7 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
           ) -> tuple[list[Cell], ProblemList, ImageInspector]:
     """Expand and validate; every problem is collected, none raised."""
     problems = problems if problems is not None else ProblemList()
+    unused_axes = check_matrix(m, problems)
     items = list(drafts(m, problems))
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
                                **({"timeout": fetch_timeout} if fetch_timeout else {}))
@@ -109,11 +111,12 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                 continue
             problems.add(locate(m, cell, path), message, cell=True, example=example)
         twin = seen.setdefault(cell.id, cell)
-        if twin is not cell and not draft.failed:
+        if twin is not cell and not draft.failed and not unused_axes:
+            a, b = difference(twin.values, cell.values)
             problems.add(Location(str(m.path), 1, 1),
-                         f"cells {describe(twin.values)} and {describe(cell.values)} send the same "
-                         "request (a variable no template uses?); use `repeat: N` for replicates",
-                         cell=True, example=example)
+                         f"cells {a} and {b} (alike otherwise) send the same request (a value no "
+                         "template uses, or two values that render alike?); use `repeat: N` "
+                         "for replicates", cell=True, example=example)
         if cell.request.get("seed") == -1:
             problems.add(locate(m, cell, ("seed",)),
                          "seed -1 lets the service pick the seed: these cells are not "

@@ -38,7 +38,12 @@ _UNSAFE_STR_METHODS = frozenset({"translate", "maketrans", "expandtabs"})
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
 
 class TemplateProblem(Exception):
-    """A template could not be compiled or rendered; the message names what to fix."""
+    """A template could not be compiled or rendered; the message names what to fix, and
+    `undefined` the variables rendering used undefined (if that was the problem)."""
+
+    def __init__(self, message: str, undefined: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.undefined = undefined
 
 
 def _uses(result: Any) -> Any:
@@ -349,7 +354,8 @@ def render(source: str, context: dict[str, Any]) -> str:
     try:
         out = _generate(tpl, context)
     except jinja2.UndefinedError as exc:
-        raise TemplateProblem(_undefined_message(tpl, context, exc)) from None
+        names = _used_undefined(tpl, context)
+        raise TemplateProblem(_undefined_message(names, context, exc), names) from None
     if key is not None and len(tpl.cache) < 100_000:
         tpl.cache[key] = out
     return out
@@ -388,10 +394,9 @@ def _generate(tpl: Template, context: dict[str, Any]) -> str:
     return out
 
 
-def _undefined_message(tpl: Template, context: dict[str, Any],
-                       exc: jinja2.UndefinedError) -> str:
-    """The message for a rendering that used a variable undefined: every variable it uses so,
-    found by rendering again with undefined values noted instead of raised."""
+def _used_undefined(tpl: Template, context: dict[str, Any]) -> tuple[str, ...]:
+    """Every variable a failed rendering uses undefined: found by rendering again with
+    undefined values noted instead of raised."""
     local.probe = seen = set()
     try:
         _generate(tpl, context)
@@ -399,7 +404,11 @@ def _undefined_message(tpl: Template, context: dict[str, Any],
         pass
     finally:
         local.probe = None
-    names = sorted(n for n in seen if n is not None and n not in context)
+    return tuple(sorted(n for n in seen if n is not None and n not in context))
+
+
+def _undefined_message(names: tuple[str, ...], context: dict[str, Any],
+                       exc: jinja2.UndefinedError) -> str:
     if not names:
         return f"template: {exc.message}"
     known = ", ".join(sorted(context)) or "none"
