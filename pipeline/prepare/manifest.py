@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import Location, ModelNotFound, ProblemList
 from .files import read_rows, resolve_inside
 from .models import Model, known_models, load_model
-from .wording import describe_error, did_you_mean, kind_of_value, manifest_validator
+from .wording import describe_errors, did_you_mean, kind_of_value, manifest_validator
 from .yamlsrc import Source, load_yaml
 
 MAX_AXIS_VALUES = 1_000_000
@@ -142,15 +142,15 @@ def read_manifest(path: str | Path, problems: ProblemList, *,
     fatal = False
     errors = sorted(manifest_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
     for error in errors:
-        epath, message, at_key = describe_error(error)
-        problems.add(source.loc(epath, key=at_key), message)
-        if error.validator == "additionalProperties" and at_key:
-            parent = data
-            for part in epath[:-1]:
-                parent = parent[part]
-            parent.pop(epath[-1], None)
-        else:
-            fatal = True
+        for epath, message, at_key in describe_errors(error):
+            problems.add(source.loc(epath, key=at_key), message)
+            if error.validator == "additionalProperties" and at_key:
+                parent = data
+                for part in epath[:-1]:
+                    parent = parent[part]
+                parent.pop(epath[-1], None)
+            else:
+                fatal = True
     if fatal or (errors and any(manifest_validator().iter_errors(data))):
         problems.raise_if_any()
     return _interpret(path, source, data, problems, allow_outside)

@@ -25,11 +25,64 @@ def did_you_mean(word: str, options) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def describe_errors(error: jsonschema.ValidationError) -> list[tuple[tuple, str, bool]]:
+    """(path, message, point-at-key) per problem of one schema error: one per unknown key of a
+    mapping (so that all of them are reported at once), else one."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = [k for k in error.instance if k not in allowed]
+        if extra and isinstance(error.schema.get("additionalProperties"), bool):
+            path = tuple(error.absolute_path)
+            return [(path + (key,), unknown_key(key, path, allowed), True) for key in extra]
+    path, message, at_key = describe_error(error)
+    if len(path) == 2 and path[0] == "matrix" and isinstance(path[1], str) and \
+            path[1] not in ("exclude", "include", "rows"):
+        home = _home_of(path[1], path[:1])
+        if home:  # e.g. `budget:` under matrix: not an axis but a key of run
+            message += f"; {path[1]} is a key of {home}, not an axis"
+    return [(path, message, at_key)]
+
+
+def unknown_key(key: str, path: tuple, allowed: Any) -> str:
+    """`unknown key ...` with where it belongs (another section of the manifest that has such a
+    key), else the nearest allowed key."""
+    where = ".".join(str(p) for p in path) or "manifest"
+    home = _home_of(key, path)
+    if home:
+        return f"unknown key {key!r} in {where}: it belongs under {home} ({home}: {{{key}: ...}})"
+    return (f"unknown key {key!r} in {where}" + did_you_mean(key, allowed)
+            + f"; allowed: {', '.join(sorted(allowed))}")
+
+
+def _home_of(key: str, path: tuple) -> str | None:
+    """The section of the manifest (matrix, run, run.polling) whose keys include `key`."""
+    schema = manifest_validator().schema
+    defs = schema["$defs"]
+    sections = {"matrix": defs["matrix"], "run": defs["run"],
+                "run.polling": defs["run"]["properties"].get("polling", {})}
+    here = ".".join(str(p) for p in path)
+    for name, section in sections.items():
+        if name != here and key in section.get("properties", {}):
+            return name
+    return None
+
+
 def describe_error(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]:
     """(path, message, point-at-key) for one schema error, built from the failing node."""
     path = tuple(error.absolute_path)
     where = ".".join(str(p) for p in path) or "manifest"
     v, value = error.validator, error.validator_value
+    if v in ("oneOf", "anyOf") and isinstance(error.instance, dict) and error.context:
+        # a mapping none of the forms takes: name a key no form knows, with the nearest one
+        allowed: dict = {}
+        for e in error.context:
+            allowed.update(e.schema.get("properties", {}) if isinstance(e.schema, dict) else {})
+        extra = [k for k in error.instance if k not in allowed]
+        if allowed and extra:
+            key = extra[0]
+            return path + (key,), (f"unknown key {key!r} in {where}"
+                                   + did_you_mean(key, allowed)
+                                   + f"; allowed: {', '.join(sorted(allowed))}"), True
     if v in ("oneOf", "anyOf") and error.context:
         deepest = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
         if len(deepest.absolute_path) > len(error.absolute_path):
@@ -41,9 +94,7 @@ def describe_error(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]
         allowed = error.schema.get("properties", {})
         extra = sorted(set(error.instance) - set(allowed))
         if extra:
-            key = extra[0]
-            return path + (key,), (f"unknown key {key!r} in {where}" + did_you_mean(key, allowed)
-                                   + f"; allowed: {', '.join(sorted(allowed))}"), True
+            return path + (extra[0],), unknown_key(extra[0], path, allowed), True
     if v == "required":
         missing = [k for k in value if k not in error.instance]
         return path, f"{where}: missing required key {missing[0]!r}", False
