@@ -1,4 +1,9 @@
-"""The `pipeline` command: a thin layer over the library; every user error ends in one line."""
+"""The `pipeline` command: a thin layer over the library; every user error ends in one line.
+
+Global options (`--verbose`, and a command's own `--json`, `--no-progress`, ...) may come before
+or after the command: `pipeline --json status x.yaml` is `pipeline status x.yaml --json`.
+`--verbose` shows this tool's own debug lines (loggers `pipeline.*`), not other libraries'.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pipeline",
         description="Declarative, resumable batch runs against queue-style generative-media APIs.",
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="log more detail to stderr")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="log this tool's debug lines to stderr (before or after COMMAND)")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -35,13 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
+    p.add_argument("--wide", action="store_true",
+                   help="one line per cell: prompts and values in full, not wrapped")
+    add_only(p, "show only the cells with this value")
 
     p = job_parser(sub, "run", "execute every cell that is not done (resumes)", cmd_run)
     p.add_argument("--backend", choices=["runcomfy", "sim"],
                    help="override the manifest's backend (sim: the offline simulator)")
     p.add_argument("--concurrency", type=_positive, help="requests live on the server at once")
-    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                   help="run only cells with this matrix value (repeat for more)")
+    add_only(p, "run only the cells with this value")
     p.add_argument("--retry-failed", action="store_true",
                    help="give failed cells another max_attempts tries")
     p.add_argument("--resubmit-unknown", action="store_true",
@@ -58,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = job_parser(sub, "status", "counts, spend, ETA and failures of a job", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+    add_only(p, "count only the cells with this value")
 
     job_parser(sub, "cancel", "cancel the job's queued and running requests", cmd_cancel)
 
@@ -65,11 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
                    cmd_report)
     p.add_argument("--rows", metavar="AXIS", help="matrix axis for the grid's rows")
     p.add_argument("--cols", metavar="AXIS", help="matrix axis for the grid's columns")
+    add_only(p, "report only the cells with this value")
 
     from .sim import cli as sim_cli  # the simulator registers its own options
 
     sim_cli.register(sub)
     return parser
+
+
+def add_only(p: argparse.ArgumentParser, what: str) -> None:
+    """`--only KEY=VALUE` (repeatable), read by pipeline.prepare.select for every command."""
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"{what}: a matrix or input value, or cell=ID (6+ hex digits); the "
+                        "same key again means either value, different keys all of them")
 
 
 def job_parser(sub: Any, name: str, help_text: str, func: Any, *,
@@ -100,12 +120,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .job.price import price_now
     from .prepare.plan import build_plan
 
+    from .prepare.select import describe_only, parse_only, select_cells
+
+    only = parse_only(args.only)
     plan = build_plan(args.manifest, fetch_remote=not args.offline,
                       allow_outside=args.allow_outside_paths)
+    cells = select_cells(plan.cells, only) if only else None
     folder = JobFolder.of(plan.manifest, args.out)
     folder.check_owner(plan.manifest.path)
     price = price_now(plan.manifest, folder, offline=args.offline)
-    outlook = forecast(plan, price, folder)
+    outlook = forecast(plan, price, folder, cells=cells)
     if args.json:
         import json
 
@@ -116,7 +140,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out.write("\n")
         out.flush()
     else:
-        print(plan_table(outlook))
+        print(plan_table(outlook, wide=args.wide, selection=describe_only(only)))
     for warning in [*map(str, plan.warnings), *price.warnings]:
         print(warning, file=sys.stderr)
     return 0
@@ -191,7 +215,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .job.status import job_status, status_text
 
-    status = job_status(args.manifest, args.out, allow_outside=args.allow_outside_paths)
+    from .prepare.select import parse_only
+
+    status = job_status(args.manifest, args.out, allow_outside=args.allow_outside_paths,
+                        only=parse_only(args.only))
     if args.json:
         import json
 
@@ -204,12 +231,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .job.folder import JobFolder
     from .prepare.manifest import load_manifest
+    from .prepare.select import parse_only
     from .report import write_reports
 
+    only = parse_only(args.only)
     m = load_manifest(args.manifest, allow_outside=args.allow_outside_paths)
     folder = JobFolder.of(m, args.out)
     folder.check_owner(m.path)
-    for path in write_reports(folder, rows=args.rows, cols=args.cols):
+    for path in write_reports(folder, rows=args.rows, cols=args.cols, only=only):
         print(path)
     return 0
 
@@ -226,11 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .secrets import ScrubbingFormatter, scrub  # the token never reaches our output
 
     parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        handlers=[handler])
+    args = parser.parse_args(hoist_global_options(
+        list(sys.argv[1:] if argv is None else argv), _commands(parser)))
+    _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     try:
         return int(args.func(args))
     except PipelineError as exc:
@@ -252,3 +279,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scrub(f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with --verbose "
                     "and report it)"), file=sys.stderr)
         return 3
+
+
+_VERBOSE = ("-v", "--verbose")
+_OWN = ("-h", "--help", "--version")  # options of `pipeline` itself, kept before the command
+
+
+def hoist_global_options(argv: list[str], commands: set[str]) -> list[str]:
+    """argv with options written before the command moved after it (where the command's parser
+    takes them, or refuses them by name), and -v/--verbose moved to the front."""
+    args = argv[:argv.index("--")] if "--" in argv else argv
+    rest = argv[len(args):]
+    verbose = [a for a in args if a in _VERBOSE]
+    args = [a for a in args if a not in _VERBOSE]
+    at = next((i for i, a in enumerate(args) if a in commands), None)
+    if at is not None:
+        before = args[:at]
+        own = [a for a in before if a in _OWN]
+        moved = [a for a in before if a not in _OWN]
+        args = own + [args[at]] + moved + args[at + 1:]
+    return verbose[:1] + args + rest
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:  # argparse keeps subcommands here; no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+class _OwnDebug(logging.Filter):
+    """Debug and info lines of this tool only; other libraries' warnings and errors still show,
+    but not stamina's retry warnings (the progress line says `retrying (n)`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "pipeline" or record.name.startswith("pipeline.")
+        if record.name.startswith("stamina"):
+            return False
+        return ours or record.levelno >= logging.WARNING
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever sys.stderr is when a line is logged."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+_handler: logging.Handler | None = None
+
+
+def _log_to_stderr(verbose: bool, formatter: logging.Formatter) -> None:
+    """One stderr handler on the root logger (set again on every call, so that `main` can be
+    called many times in one process); `pipeline.*` at DEBUG with --verbose."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        _handler = _Stderr()
+        _handler.addFilter(_OwnDebug())
+    _handler.setFormatter(formatter)
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger("pipeline").setLevel(logging.DEBUG if verbose else logging.NOTSET)

@@ -10,7 +10,8 @@ plan.json, which `status` and the report read.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..prepare import cost
@@ -31,6 +32,7 @@ class Forecast:
     state: JobState
     tally: Tally
     concurrency: int
+    of: int | None = None  # with a selection (--only): how many cells the whole plan has
 
     def actions(self) -> list[tuple[str, str]]:
         """Per cell of the plan: (state, what a run would do and why)."""
@@ -52,19 +54,25 @@ class Forecast:
 
 def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
-             resume: ResumeOptions | None = None) -> Forecast:
+             resume: ResumeOptions | None = None, cells: list | None = None) -> Forecast:
     """Tally `plan` at `price` against the state in `folder` (none: a fresh job); `resume`:
-    the run's choices (default: what a plain `pipeline run` would do now)."""
+    the run's choices (default: what a plain `pipeline run` would do now); `cells`: a
+    selection of the plan's cells (`--only`) to tally instead of all of them."""
     m = plan.manifest
     if state is None:  # a missing journal reads as an empty state
         state = read_state(folder) if folder is not None else JobState(m.folder)
+    of = None
+    if cells is not None:
+        of = len(plan.cells)
+        plan = replace(plan, cells=cells)
+        state = state.only({c.id for c in cells})
     resume = resume or resume_for(state)
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
     typical = m.model.meta.get("generation_seconds", {}).get("typical")
     tally = Tally.of(state, planned_cells(plan.cells, m.model.id, price.sheet, fps),
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
                      typical=typical)
-    return Forecast(plan, price, state, tally, concurrency or m.run.concurrency)
+    return Forecast(plan, price, state, tally, concurrency or m.run.concurrency, of)
 
 
 def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
@@ -118,8 +126,10 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
     return data
 
 
-def plan_table(f: Forecast, width: int | None = None, limit: int = 200) -> str:
-    """A readable table of the cells with the count, cost and duration underneath."""
+def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
+               wide: bool = False, selection: str = "") -> str:
+    """A readable table of the cells with the count, cost and duration underneath. Prompts are
+    wrapped to the terminal's width (`wide`: one line per cell, nothing shortened)."""
     width = width or shutil.get_terminal_size((120, 24)).columns
     plan, m = f.plan, f.plan.manifest
     keys: list[str] = []
@@ -132,26 +142,36 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200) -> str:
     header = ["#", "cell"] + keys + (["action"] if with_state else [])
     rows = []
     for i, c in enumerate(plan.cells[:limit]):
-        rows.append([str(c.index + 1), c.id] + [_cell_text(c.values.get(k, "")) for k in keys]
+        rows.append([str(c.index + 1), c.id]
+                    + [_cell_text(c.values.get(k, ""), wide) for k in keys]
                     + ([per_cell[i][1].split(" (")[0]] if with_state else []))
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     used = sum(widths) + 2 * len(widths)
-    prompt_w = max(12, width - used - 1)
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  prompt"]
+    beside = wide or width - used >= MIN_PROMPT_WIDTH  # else each prompt goes under its row
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)) + ("  prompt" if beside else "")]
     for c, r in zip(plan.cells, rows):
+        row = "  ".join(v.ljust(w) for v, w in zip(r, widths))
         prompt = " ".join(str(c.request.get("prompt", "")).split())
-        if len(prompt) > prompt_w:
-            prompt = prompt[: prompt_w - 1] + "…"
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + prompt)
+        if wide:
+            lines.append(row + "  " + prompt)
+        elif beside:
+            wrapped = textwrap.wrap(prompt, max(1, width - used - 1)) or [""]
+            lines.append(row + "  " + wrapped[0])
+            lines += [" " * used + more for more in wrapped[1:]]
+        else:
+            lines.append(row.rstrip())
+            lines += ["    " + part for part in textwrap.wrap(prompt, max(20, width - 5))]
     if len(plan.cells) > limit:
         lines.append(f"... and {len(plan.cells) - limit} more cells (use --json for all)")
     fig = f.figures()
     todo = fig["to_do"]
     of_all = f" of {len(plan.cells)}" if todo != len(plan.cells) else ""
     per_cell_s = fig["per_cell_s"]
+    count = (f"{len(plan.cells)} of its {f.of} cells selected ({selection})"
+             if f.of is not None else f"{len(plan.cells)} cells")
     lines += [
         "",
-        f"job {m.name}: {len(plan.cells)} cells of {m.model.id} on backend {m.backend}",
+        f"job {m.name}: {count} of {m.model.id} on backend {m.backend}",
         f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run "
         f"(price: {f.price.source})",
         f"estimated duration: {cost.span(fig['eta_s'])} at concurrency {f.concurrency}"
@@ -168,11 +188,15 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200) -> str:
         lines.append("a run would: " + "; ".join(f"{n} {act}" for act, n in tally.items()))
         orphaned = f.orphaned()
         if orphaned:
+            more = f" and {len(orphaned) - 10} more" if len(orphaned) > 10 else ""
             lines.append(f"{len(orphaned)} orphaned cell(s) in the state are no longer in the "
-                         "manifest (kept on disk): " + ", ".join(orphaned[:10]))
+                         "manifest (kept on disk): " + ", ".join(orphaned[:10]) + more)
     return "\n".join(lines)
 
 
-def _cell_text(value: Any) -> str:
+MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
+
+
+def _cell_text(value: Any, wide: bool = False) -> str:
     text = str(value)
-    return text if len(text) <= 24 else text[:23] + "…"
+    return text if wide or len(text) <= 24 else text[:23] + "…"

@@ -22,7 +22,7 @@ import errno
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,11 @@ class JobState:
     @property
     def header(self) -> dict:
         return self.runs[-1] if self.runs else {}
+
+    def only(self, ids: Any) -> JobState:
+        """The same journal seen through a selection of its cells (`--only`): the others are
+        left out, not counted as orphaned."""
+        return replace(self, cells={cid: rec for cid, rec in self.cells.items() if cid in ids})
 
     def cell(self, cell_id: str) -> CellRecord:
         found = self.cells.get(cell_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..prepare import cost
+from ..prepare.select import Only, describe_only, select_cells
 from .folder import JobFolder
 from .journal import JobState, read_state
 from .records import FAILED
@@ -62,6 +63,9 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
 def status_text(s: Mapping[str, Any]) -> str:
     lines = [f"job {s['job']} ({s['out']}){': a run is going' if s['running'] else ''}",
              figures_line(s)]
+    if s.get("selection"):
+        lines.insert(1, f"selected: {s['selection']['only']} ({s['total']} of "
+                        f"{s['selection']['of']} cells)")
     if s.get("manifest_changed"):
         lines.append("the manifest changed since the last run: these are the figures of the "
                      "last run's plan (`pipeline plan` shows what a run would do now)")
@@ -99,19 +103,23 @@ class JobView:
     price_source: str | None
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
-        return summarize(self.tally, self.state, job=self.plan.get("job") or
-                         self.state.header.get("job"), model=self.plan.get("model") or
-                         self.state.header.get("model"), folder=self.folder,
-                         running=self.running, concurrency=self.concurrency,
-                         price_source=self.price_source, budget=self.budget,
-                         manifest_sha256=self.plan.get("manifest_sha256"), now=now)
+        out = summarize(self.tally, self.state, job=self.plan.get("job") or
+                        self.state.header.get("job"), model=self.plan.get("model") or
+                        self.state.header.get("model"), folder=self.folder,
+                        running=self.running, concurrency=self.concurrency,
+                        price_source=self.price_source, budget=self.budget,
+                        manifest_sha256=self.plan.get("manifest_sha256"), now=now)
+        if self.plan.get("selection"):
+            out["selection"] = self.plan["selection"]
+        return out
 
 
 DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, for journals that do not say
 
 
-def view_job(folder: JobFolder | Path, plan: dict | None = None) -> JobView:
-    """Replay a job folder and tally it against its plan (plan.json unless given)."""
+def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()) -> JobView:
+    """Replay a job folder and tally it against its plan (plan.json unless given); `only`
+    narrows both to the cells it selects (pipeline.prepare.select)."""
     folder = JobFolder.at(folder)
     running = folder.is_running()
     state = read_state(folder)
@@ -120,6 +128,11 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None) -> JobView:
     if plan is None:  # no plan.json (older versions): the journal's cells are the job
         plan = {"cells": [{"id": cid, "label": rec.label, "values": rec.values,
                            "request": rec.request} for cid, rec in state.cells.items()]}
+    if only:
+        cells = select_cells(plan["cells"], only)
+        plan = {**plan, "cells": cells,
+                "selection": {"only": describe_only(only), "of": len(plan["cells"])}}
+        state = state.only({c["id"] for c in cells})
     settings = plan.get("run") or {}
     price = plan.get("price") or {}
     sheet = price.get("sheet") if price else header.get("price")
@@ -139,19 +152,20 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None) -> JobView:
 
 
 def job_status(manifest_path: str | Path, out: Path | None = None, *,
-               allow_outside: bool = False) -> dict[str, Any]:
-    """The summary `pipeline status --json` prints.
+               allow_outside: bool = False, only: Only = ()) -> dict[str, Any]:
+    """The summary `pipeline status --json` prints; `only`: of the cells it selects (the
+    summary then has `selection`: what was selected and of how many cells).
 
     A run leaves `status.json` beside the journal when it ends; while nothing has been appended
     to the journal since, that summary is the answer (fast on a 100,000-cell job). Otherwise
-    (a run is going, or one was killed) the journal is replayed."""
+    (a run is going, or one was killed, or a selection is asked) the journal is replayed."""
     from ..prepare.manifest import load_manifest
 
     m = load_manifest(manifest_path, allow_outside=allow_outside)
     folder = JobFolder.of(m, out)
     folder.check_owner(m.path)
     running = folder.is_running()
-    summary = None if running else folder.settled_summary()
+    summary = None if running or only else folder.settled_summary()
     if summary is None:
         plan = folder.read_plan()
         if plan is None:  # never run: every cell of the plan is pending, as `plan` shows
@@ -161,7 +175,7 @@ def job_status(manifest_path: str | Path, out: Path | None = None, *,
 
             built = build_plan(manifest_path, fetch_remote=False, allow_outside=allow_outside)
             plan = plan_json(forecast(built, price_now(m, folder)), with_state=False)
-        summary = view_job(folder, plan).summary()
+        summary = view_job(folder, plan, only).summary()
     summary["running"] = running
     summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
         summary["manifest_sha256"] != m.sha256

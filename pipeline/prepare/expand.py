@@ -221,8 +221,16 @@ def _locate(m: Manifest, where: Any) -> Location:
 
 
 def describe(values: dict, limit: int = 80) -> str:
-    text = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
-    return "{" + (text if len(text) <= limit else text[: limit - 3] + "...") + "}"
+    """`{k=v, k=v}` of a cell's values in about `limit` characters: long values are shortened,
+    and the pairs left out are counted (`and 2 more`)."""
+    pairs = [f"{k}={_short(v)}" for k, v in values.items()]
+    shown: list[str] = []
+    for i, pair in enumerate(pairs):
+        if shown and len(", ".join(shown + [pair])) > limit - 12 and i < len(pairs) - 1 or \
+                shown and len(", ".join(shown + [pair])) > limit:
+            return "{" + ", ".join(shown) + f" and {len(pairs) - i} more" + "}"
+        shown.append(pair)
+    return "{" + ", ".join(shown) + "}"
 
 
 def difference(a: dict, b: dict) -> tuple[str, str]:

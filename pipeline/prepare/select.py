@@ -15,12 +15,13 @@ The rules, as a user would guess them from `--only` in other tools:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import UsageError
 
-__all__ = ["CELL_KEY", "MIN_ID_PREFIX", "Only", "parse_only", "select_cells", "value_of"]
+__all__ = ["CELL_KEY", "MIN_ID_PREFIX", "Only", "describe_only", "parse_only", "select_cells",
+           "value_of"]
 
 CELL_KEY = "cell"
 MIN_ID_PREFIX = 6
@@ -48,13 +49,27 @@ def parse_only(pairs: Iterable[str]) -> Only:
     return tuple(out)
 
 
-def value_of(cell: _CellLike, key: str) -> Any:
+def describe_only(only: Only) -> str:
+    """The selection as the user wrote it: `seed=1 cell=3fa9c1`."""
+    return " ".join(f"{k}={v}" for k, v in only)
+
+
+def _parts(cell: _CellLike | Mapping) -> tuple[str, dict, dict]:
+    """(id, values, request) of a plan cell, or of a plan.json cell (a mapping)."""
+    if isinstance(cell, Mapping):
+        return cell["id"], cell.get("values") or {}, cell.get("request") or {}
+    return cell.id, cell.values, cell.request
+
+
+def value_of(cell: _CellLike | Mapping, key: str) -> Any:
     """A cell's value for `key`: its matrix value, else its request value of that name."""
-    return cell.values[key] if key in cell.values else cell.request.get(key)
+    _, values, request = _parts(cell)
+    return values[key] if key in values else request.get(key)
 
 
-def select_cells(cells: Sequence[_CellLike], only: Only) -> list:
-    """The cells matching `only`, in their plan order (all of them when `only` is empty)."""
+def select_cells(cells: Sequence[_CellLike | Mapping], only: Only) -> list:
+    """The cells matching `only`, in their plan order (all of them when `only` is empty).
+    Cells are plan cells or plan.json cells (mappings with id, values and request)."""
     if not only:
         return list(cells)
     wanted: dict[str, set[str]] = {}
@@ -62,7 +77,8 @@ def select_cells(cells: Sequence[_CellLike], only: Only) -> list:
         wanted.setdefault(key, set()).add(value)
     ids = wanted.pop(CELL_KEY, None)
     chosen_ids = _resolve_ids(cells, ids) if ids is not None else None
-    known = {k for c in cells for k in c.values} | {k for c in cells for k in c.request}
+    parts = [_parts(c) for c in cells]
+    known = {k for _, v, _ in parts for k in v} | {k for _, _, r in parts for k in r}
     for key, values in wanted.items():
         if key not in known:
             raise UsageError(f"--only {key}=...: {key!r} is not a matrix value of this job "
@@ -72,8 +88,8 @@ def select_cells(cells: Sequence[_CellLike], only: Only) -> list:
             if value not in present:
                 raise UsageError(f"--only {key}={value}: no cell has {key}={value}; "
                                  f"values of {key}: {_listing(present)}")
-    picked = [c for c in cells
-              if (chosen_ids is None or c.id in chosen_ids)
+    picked = [c for c, (cid, _, _) in zip(cells, parts)
+              if (chosen_ids is None or cid in chosen_ids)
               and all(str(value_of(c, k)) in vs for k, vs in wanted.items())]
     if not picked:
         shown = " ".join(f"--only {k}={v}" for k, v in only)
@@ -81,7 +97,7 @@ def select_cells(cells: Sequence[_CellLike], only: Only) -> list:
     return picked
 
 
-def _resolve_ids(cells: Sequence[_CellLike], prefixes: set[str]) -> set[str]:
+def _resolve_ids(cells: Sequence[_CellLike | Mapping], prefixes: set[str]) -> set[str]:
     """Full ids for the `cell=` prefixes; each must be hex, long enough and unambiguous."""
     out: set[str] = set()
     for prefix in sorted(prefixes):
@@ -89,7 +105,7 @@ def _resolve_ids(cells: Sequence[_CellLike], prefixes: set[str]) -> set[str]:
         if len(p) < MIN_ID_PREFIX or not _HEX.fullmatch(p):
             raise UsageError(f"--only {CELL_KEY}={prefix}: a cell id is hex digits; give at least "
                              f"{MIN_ID_PREFIX} of them (pipeline plan shows the ids)")
-        matches = [c.id for c in cells if c.id.startswith(p)]
+        matches = [cid for cid in (_parts(c)[0] for c in cells) if cid.startswith(p)]
         if not matches:
             raise UsageError(f"--only {CELL_KEY}={prefix}: no cell of this job has an id "
                              "starting so (pipeline plan shows the ids)")

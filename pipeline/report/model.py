@@ -24,18 +24,20 @@ from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, 
                            Attempt, CellRecord, money)
 from ..job.journal import JobState
 from ..job.status import view_job
+from ..prepare.select import Only
 
 FORMAT = 2
 
 
-def build_report(folder: JobFolder | Path) -> dict[str, Any]:
-    """The report of the job whose folder is `folder` (reads only; no network)."""
+def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
+    """The report of the job whose folder is `folder` (reads only; no network); `only`: of
+    the cells it selects (pipeline.prepare.select), the report then says so in `selection`."""
     folder = JobFolder.at(folder)
     if not folder.journal.exists() and not folder.plan.exists():
         raise StateError(f"nothing to report in {folder}: no {folder.journal.name} or "
                          f"{folder.plan.name} there (the job has not run yet; run it first "
                          "with `pipeline run MANIFEST`)")
-    view = view_job(folder)
+    view = view_job(folder, only=only)
     state, plan, tally = view.state, view.plan, view.tally
     header = state.header
     figures = view.summary()
@@ -107,6 +109,7 @@ def build_report(folder: JobFolder | Path) -> dict[str, Any]:
                      or (c["state"] == PENDING and c["reason"])],
         "unknown": [_brief(c) for c in cells if c["state"] == UNKNOWN],
         "resume": _resume(header, folder.path, figures["counts"]),
+        **({"selection": plan["selection"]} if plan.get("selection") else {}),
     }
 
 

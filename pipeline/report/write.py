@@ -27,11 +27,12 @@ MD_ROWS = 500  # cells listed in report.md's table; all of them are in the HTML 
 EAGER_VIDEOS = 48  # up to this many videos load at once (preload=auto); more load on demand
 
 
-def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = None
-                  ) -> list[Path]:
-    """Write report.md, report.html and report.json into the job folder; their paths."""
+def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = None,
+                  only: tuple = ()) -> list[Path]:
+    """Write report.md, report.html and report.json into the job folder; their paths. `only`:
+    a selection of cells (`--only`), which the report then names."""
     folder = Path(folder)
-    report = build_report(folder)
+    report = build_report(folder, only)
     grid = layout(report, rows, cols)  # a bad --rows/--cols fails before anything is written
     add_posters(folder, report)
     md = render_markdown(report)
