@@ -109,8 +109,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     report = validate_files(args.manifests, fetch_remote=not args.offline,
                             allow_outside=args.allow_outside_paths)
-    for line in report.lines():
-        print(line, file=sys.stderr if report.failed else sys.stdout)
+    for problem in report.problems:  # the bad files' problems, then an ok per good file
+        print(problem, file=sys.stderr)
+    sys.stderr.flush()
+    for line in report.summaries:
+        print(line)
     return 2 if report.failed else 0
 
 

@@ -12,6 +12,7 @@
     │   │   ├── NotFound           unknown request id or model (404)
     │   │   └── RateLimited        429 after retries ran out
     │   ├── TransportError         connection failed / timed out after retries ran out
+    │   │   └── ApiUnreachable     the API's host cannot be reached at all (refused, DNS, TLS)
     │   ├── SubmitError            a submit that failed, with how: NOT_ACCEPTED or OUTCOME_UNKNOWN
     │   ├── LocalImageError        a local image cannot be sent (also an InputFileError)
     │   └── DownloadError          an output file could not be fetched or failed its checks
@@ -153,6 +154,13 @@ class RateLimited(ApiError):
 
 class TransportError(ClientError):
     """The connection failed or timed out, and the retries (if any) ran out."""
+
+
+class ApiUnreachable(TransportError):
+    """The API's host could not be reached (connection refused, name not resolved, TLS
+    failure, no answer) for longer than the client waits; the message says what to check."""
+
+    exit_code = 2  # the user's to fix: the address, the network, a proxy
 
 
 class SubmitError(ClientError):

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,6 +30,8 @@ from ..prepare.models import load_model
 from ..secrets import scrub
 from ._download import download_once, refuse_bad_redirect, safe_url
 from ._media import inline_local_images
+from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
+from ._reach import Outage, is_connect_failure
 from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
                      parse_status, parse_submit, valid_request_id)
 from ._retry import (RetryPolicy, api_transient, download_transient, retry_after_of,
@@ -44,6 +47,7 @@ USER_AGENT = "pipeline-runcomfy-client/0.1"
 NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
 MAX_DOWNLOAD_BYTES = 512 * 1024**2  # a larger output file is refused (a 10 s clip is a few MB)
 DOWNLOAD_DEADLINE = 600.0  # seconds one download attempt may take, however the bytes trickle in
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection to the API (an API answers at once)
 
 MISSING_TOKEN_MESSAGE = (
     "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
@@ -76,10 +80,13 @@ class RunComfyClient:
         self._token = token.strip()
         self._policy = RetryPolicy(retry_attempts, retry_timeout, retry_wait_initial,
                                    retry_wait_max)
+        self._outage = Outage(self.base_url)
         limits = httpx.Limits(max_connections=max_in_flight,
                               max_keepalive_connections=max_in_flight)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=limits, transport=transport,
+            base_url=self.base_url, timeout=httpx.Timeout(timeout,
+                                                          connect=min(timeout, CONNECT_TIMEOUT)),
+            limits=limits, transport=transport,
             follow_redirects=False,
             headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                      "User-Agent": USER_AGENT})
@@ -133,10 +140,13 @@ class RunComfyClient:
         try:
             async with self._sem:
                 self.calls["submit"] += 1
+                started = time.monotonic()
                 response = await self._http.post(wire.SUBMIT_PATH.format(model_id=model_id),
                                                  json=payload)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            error = self._transport_error("submit", exc)
+            error: ClientError = self._transport_error("submit", exc)
+            if is_connect_failure(exc):
+                error = self._outage.failed(exc, started) or error
             raise SubmitError(classify_exception(exc), error.args[0], error=error) from exc
         try:
             return parse_submit(self._read("submit", response))
@@ -168,8 +178,14 @@ class RunComfyClient:
         return self._parsed("cancel", parse_cancel, body)
 
     def backoff(self, tries: int, hint: float | None = None) -> float:
-        """Seconds to wait before retry number `tries` of anything (the client's one policy)."""
-        return self._policy.backoff(tries, hint)
+        """Seconds to wait before retry number `tries` of anything (the client's one policy);
+        while the host cannot be reached, never past the moment the client gives up on it."""
+        return self._outage.cap(self._policy.backoff(tries, hint))
+
+    @property
+    def retrying(self) -> int:
+        """Connections tried again since the API last answered (0 while it answers)."""
+        return self._outage.retries if self._outage.since is not None else 0
 
     async def model_entry(self, model_id: str) -> ModelEntry:
         """GET the catalog entry (retried) and read its price fields."""
@@ -221,7 +237,7 @@ class RunComfyClient:
 
     async def _call(self, op: str, method: str, path: str, **kwargs: Any) -> Any:
         """One idempotent call, retried by stamina on what api_transient calls transient."""
-        hook = self._policy.hook(api_transient)
+        hook = self._policy.hook(api_transient, cap=self._outage.cap)
         try:
             async for attempt in stamina.retry_context(
                     on=hook, attempts=self._policy.attempts, timeout=self._policy.timeout):
@@ -230,7 +246,14 @@ class RunComfyClient:
                         self.calls[f"{op}_retries"] += 1
                     async with self._sem:
                         self.calls[op] += 1
-                        response = await self._http.request(method, path, **kwargs)
+                        started = time.monotonic()
+                        try:
+                            response = await self._http.request(method, path, **kwargs)
+                        except CONNECT_FAILURES_ as exc:
+                            gave_up = self._outage.failed(exc, started)
+                            if gave_up is not None:
+                                raise gave_up from exc
+                            raise
                     return self._read(op, response)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(op, exc) from exc
@@ -244,6 +267,7 @@ class RunComfyClient:
         """The JSON body of a good answer; the matching _HttpAnswerError for an error answer."""
         log.debug("%s %s %s -> %s", op, response.request.method, response.request.url.path,
                   response.status_code)
+        self._outage.answered()
         try:  # scrubbed first: a server that echoes the token does not put it in our values
             body = json.loads(self._scrub(response.text)) if response.content else None
         except ValueError:

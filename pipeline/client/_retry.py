@@ -109,9 +109,10 @@ class RetryPolicy:
             return float(hint)
         return random.uniform(0.0, min(self.wait_max, self.wait_initial * 2 ** (tries - 1)))
 
-    def hook(self, judge: Callable[[Exception], tuple[bool, float | None]]
-             ) -> Callable[[Exception], bool | float]:
-        """A fresh stamina backoff hook for one call (it counts that call's retries)."""
+    def hook(self, judge: Callable[[Exception], tuple[bool, float | None]],
+             cap: Callable[[float], float] | None = None) -> Callable[[Exception], bool | float]:
+        """A fresh stamina backoff hook for one call (it counts that call's retries); `cap`
+        may shorten each wait (the client's Outage does, so as not to delay giving up)."""
         tries = 0
 
         def backoff(exc: Exception) -> bool | float:
@@ -122,6 +123,7 @@ class RetryPolicy:
             if hint is not None and hint > self.timeout:
                 return False  # longer than our whole budget: give up, the caller can wait
             tries += 1
-            return self.backoff(tries, hint)
+            wait = self.backoff(tries, hint)
+            return cap(wait) if cap is not None else wait
 
         return backoff

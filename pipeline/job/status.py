@@ -18,7 +18,7 @@ from ..prepare import cost
 from ..prepare.select import Only, describe_only, select_cells
 from .folder import JobFolder
 from .journal import JobState, read_state
-from .records import FAILED
+from .records import FAILED, PENDING
 from .tally import Tally, figures_line, planned_cells, resume_for
 
 
@@ -37,6 +37,13 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         else:
             unknown.append({"id": cid, "label": label, "since": _iso(rec.last.intent_at),
                             "reason": rec.reason() or "the process stopped during the submit"})
+    pending: dict[str, dict[str, Any]] = {}  # why cells tried and not accepted wait, by reason
+    for cid, rec in state.cells.items():
+        if rec.attempts and cid in tally.planned and tally.state_of(cid) == PENDING:
+            reason = rec.reason()
+            if reason:
+                group = pending.setdefault(reason, {"reason": reason, "cells": 0, "example": cid})
+                group["cells"] += 1
     calls = [rec.status_calls() for rec in state.cells.values()
              if rec.compacted or any(a.request_id for a in rec.attempts)]
     header = state.header
@@ -53,6 +60,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         "status_calls_per_cell": round(statistics.mean(calls), 2) if calls else None,
         "failed": failed,
         "unknown": unknown,
+        "pending_reasons": sorted(pending.values(), key=lambda g: -g["cells"]),
         "torn_tail": state.torn_tail,
         "journal_bytes": state.valid_bytes,
         "cell_events": state.cell_events,
@@ -82,6 +90,12 @@ def status_text(s: Mapping[str, Any]) -> str:
         lines.append(f"failed  {f['id']}  {f['label']}: {f['reason']} ({f['attempts']} attempts)")
     for u in s["unknown"]:
         lines.append(f"unknown {u['id']}  {u['label']}: since {u['since']}: {u['reason']}")
+    for p in s.get("pending_reasons", [])[:5]:
+        lines.append(f"pending {p['cells']} cell{'s' if p['cells'] != 1 else ''} (e.g. "
+                     f"{p['example']}), last try not accepted: {p['reason']}")
+    if len(s.get("pending_reasons", [])) > 5:
+        lines.append(f"pending: and {len(s['pending_reasons']) - 5} more reasons (status --json "
+                     "lists them)")
     if s["unknown"]:
         lines.append("  unknown cells may have been accepted (and billed): check the RunComfy "
                      "dashboard, then rerun with --resubmit-unknown to send them again")

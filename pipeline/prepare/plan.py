@@ -195,9 +195,8 @@ class ValidationReport:
         return bool(self.problems)
 
     def lines(self) -> list[str]:
-        if self.problems:
-            return [str(p) for p in self.problems]
-        return self.summaries
+        """The problems of the bad manifests, then `FILE: ok, N cells` per good one."""
+        return [str(p) for p in self.problems] + self.summaries
 
 
 def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True,
@@ -216,5 +215,7 @@ def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True,
                                    allow_outside=allow_outside, fetch_timeout=fetch_timeout)
         report.problems.extend(one_line(problems.errors()))
         report.warnings.extend(one_line(problems.warnings()))
-        report.summaries.append(f"{path}: ok, {len(cells)} cell{'s' if len(cells) != 1 else ''}")
+        if not problems.errors():
+            report.summaries.append(f"{path}: ok, {len(cells)} cell"
+                                    f"{'s' if len(cells) != 1 else ''}")
     return report

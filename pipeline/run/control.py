@@ -72,11 +72,12 @@ class Control:
             self.live -= 1
             self._slot_free.notify_all()
 
-    def halt(self, reason: str) -> None:
+    def halt(self, reason: str, *, quiet: bool = False) -> None:
         """Stop submitting (live requests are still polled and collected)."""
         if not self.stopped:
             self.stopped = reason
-            log.warning("not submitting more cells: %s", reason)
+            if not quiet:
+                log.warning("not submitting more cells: %s", reason)
         asyncio.get_running_loop().create_task(self._wake())
 
     async def _wake(self) -> None:
@@ -89,8 +90,8 @@ class Control:
             self.fatal = self.fatal or exc
         else:
             self.crash = self.crash or exc
-        self.halt(reason or f"stopped: {exc}")
-        self.stop.set()
+        self.halt(reason or f"stopped: {exc}", quiet=isinstance(exc, PipelineError))
+        self.stop.set()  # a user error is the run's one line; a bug still says it stopped
 
     def cell_failed(self) -> None:
         """A cell failed for good in this run: apply the failure limits."""

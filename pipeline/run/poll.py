@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .. import wire
-from ..errors import AuthError, ClientError, NotFound
+from ..errors import ApiUnreachable, AuthError, ClientError, NotFound
 from ..job import journal as ev
 from .context import RunContext
 
@@ -142,6 +142,9 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
         except AuthError as exc:
             control.fail(exc, "the API refused the token")
             return None
+        except ApiUnreachable as exc:  # the request stays live; the next run polls it
+            control.fail(exc, "the API cannot be reached")
+            return None
         except ClientError as exc:
             log.warning("cell %s: status failed after retries (%s); will ask again",
                         cell_id, exc)
@@ -166,8 +169,9 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
             continue
         try:
             res = await run.client.result(a.request_id)
-        except AuthError as exc:
-            control.fail(exc, "the API refused the token")
+        except (AuthError, ApiUnreachable) as exc:
+            control.fail(exc, "the API refused the token" if isinstance(exc, AuthError)
+                         else "the API cannot be reached")
             return None
         except ClientError as exc:
             log.warning("cell %s: result failed (%s); will ask again", cell_id, exc)

@@ -1,9 +1,12 @@
 """Progress of a run: an observer of the job's figures, told by the runner when they change.
 
 It is handed a function that returns the figures (pipeline.job.status: the same dict `status`
-prints), never the runner. Modes: `bar` (tqdm on a terminal), `plain` (a line every LOG_EVERY
-seconds while something changes), `json` (one JSON object per change, with the journal's size
-it reflects, for scripts that follow a run), `none`.
+prints), never the runner. Modes: `bar` (tqdm on a terminal), `plain` (the default when stderr
+is not a terminal: a line whenever the counts change, at most one per CHANGE_GAP seconds, and
+at least one every LOG_EVERY seconds even when nothing changes, so that a run under CI,
+`nohup` or `script` is never silent), `json` (one JSON object per change, with the journal's
+size it reflects, for scripts that follow a run), `none`. While the API cannot be reached, the
+line ends with `retrying (n)` (the figures' `retrying`: connections tried again).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 from ..job.tally import figures_line
 from ..prepare import cost
 
-LOG_EVERY = 10.0  # seconds between plain progress lines
+LOG_EVERY = 10.0  # plain mode: a line at least this often (seconds), changed or not
+CHANGE_GAP = 1.0  # plain mode: at most one line this often for changes of the counts
 REFRESH_EVERY = 0.5  # seconds between bar refreshes
 MODES = ("bar", "plain", "json", "none")
 
@@ -34,8 +38,9 @@ class Progress:
         self.started = time.monotonic()
         self.last = 0.0
         self.shown: Any = None
-        self.every = LOG_EVERY if self.mode == "plain" else REFRESH_EVERY
+        self.every = CHANGE_GAP if self.mode == "plain" else REFRESH_EVERY
         self.pending = False
+        self.timer: asyncio.TimerHandle | None = None
         self.bar = None
         if self.mode == "bar":
             from tqdm import tqdm
@@ -45,7 +50,10 @@ class Progress:
                             file=sys.stderr, desc=job,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} "
                                        "[{elapsed}] {postfix}")
+        self.closed = False
         self.show(force=True)
+        if self.mode == "plain":
+            self._schedule_heartbeat()
 
     def changed(self) -> None:
         """The figures may have changed (called after every journal event)."""
@@ -53,12 +61,42 @@ class Progress:
             if not self.pending:  # one line per turn of the loop, however many events
                 self.pending = True
                 asyncio.get_running_loop().call_soon(self._emit)
+        elif self.mode == "plain":
+            if not self.pending:  # shown once the gap since the last line has passed
+                self.pending = True
+                wait = max(0.0, self.last + self.every - time.monotonic())
+                self._at(wait, self._emit)
         elif self.mode != "none" and time.monotonic() - self.last >= self.every:
             self.show()
 
     def _emit(self) -> None:
+        if not self.pending:  # already shown (by close)
+            return
         self.pending = False
         self.show()
+
+    def _at(self, delay: float, what: Any) -> None:
+        try:
+            asyncio.get_running_loop().call_later(delay, what)
+        except RuntimeError:  # no loop (a library user showing progress by hand)
+            what()
+
+    def _heartbeat(self) -> None:
+        """Plain mode: a line when LOG_EVERY seconds passed without one; then check again."""
+        self.timer = None
+        if self.mode != "plain" or self.closed:
+            return
+        if time.monotonic() - self.last >= LOG_EVERY - 0.01:
+            self.show(force=True)
+        self._schedule_heartbeat()
+
+    def _schedule_heartbeat(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.05, self.last + LOG_EVERY - time.monotonic())
+        self.timer = loop.call_later(delay, self._heartbeat)
 
     def show(self, force: bool = False) -> None:
         if self.mode == "none":
@@ -69,17 +107,24 @@ class Progress:
         if self.mode == "json":
             _line(json.dumps({"job": self.job, "t": round(time.time(), 3), **f}))
             return
+        retrying = f" retrying ({f['retrying']})" if f.get("retrying") else ""
         if self.bar is not None:
             self.bar.n = f["counts"]["done"]
-            self.bar.set_postfix_str(figures_line(f).split("; ", 1)[-1], refresh=False)
+            self.bar.set_postfix_str(figures_line(f).split("; ", 1)[-1] + retrying,
+                                     refresh=False)
             self.bar.refresh()
             return
-        key = (f["counts"], f["spent_usd"], f["committed_usd"])
+        key = (f["counts"], f["spent_usd"], f["committed_usd"], f.get("retrying"))
         if force or key != self.shown:
             self.shown = key
-            _line(f"[{self.job}] {figures_line(f)} ({cost.span(now - self.started)})")
+            _line(f"[{self.job}] {figures_line(f)} ({cost.span(now - self.started)})"
+                  + (";" + retrying if retrying else ""))
 
     def close(self) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.pending:
             self._emit()
         self.show(force=True)

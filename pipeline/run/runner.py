@@ -15,7 +15,7 @@ import os
 import signal
 from typing import Any
 
-from ..errors import StateError
+from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
 from ..job.durable import write_atomic
 from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
@@ -48,7 +48,7 @@ class Runner:
         """The job's figures now, with the size of the journal they reflect."""
         run = self.run_
         return {**run.tally.figures(run.control.concurrency),
-                "journal_bytes": run.journal.size}
+                "journal_bytes": run.journal.size, "retrying": run.client.retrying}
 
     async def run(self) -> RunSummary:
         run, control = self.run_, self.run_.control
@@ -74,6 +74,11 @@ class Runner:
             cancelled = await cancel_live(run.state, run.client, run.journal,
                                           {c.id for c in run.cells}, run.max_attempts)
         self.progress.close()
+        if isinstance(control.fatal, ApiUnreachable) and control.crash is None:
+            # the job's end is recorded as for any stop (the cells not sent are pending, with
+            # the connection's failure as their reason), then the error is the run's answer
+            self._finish(cancelled, exit_code=control.fatal.exit_code)
+        control.raise_if_failed()
         return self._finish(cancelled)
 
     def _interrupt(self) -> None:
@@ -141,7 +146,8 @@ class Runner:
             self._spawn(self._drive(cell))
         while self.tasks:
             await asyncio.wait(set(self.tasks))
-        control.raise_if_failed()
+        if not isinstance(control.fatal, ApiUnreachable):
+            control.raise_if_failed()
 
     async def _drive(self, cell: Cell, resume: bool = False) -> None:
         """Submit (unless resuming), poll to the end, retry failures, then download. The
@@ -173,11 +179,12 @@ class Runner:
             if holding:
                 await control.give_slot()
 
-    def _finish(self, cancelled: Any) -> RunSummary:
+    def _finish(self, cancelled: Any, exit_code: int | None = None) -> RunSummary:
         run, control = self.run_, self.run_.control
         done = sum(1 for c in run.cells if (rec := run.state.cells.get(c.id)) is not None
                    and rec.state(run.max_attempts) == DONE)
-        exit_code = 130 if control.interrupted else (0 if done == len(run.cells) else 1)
+        if exit_code is None:
+            exit_code = 130 if control.interrupted else (0 if done == len(run.cells) else 1)
         stopped = scrub(control.stopped) if control.stopped else None
         run.write(ev.ended(exit_code, stopped, run.tally.counts))
         run.journal.sync()

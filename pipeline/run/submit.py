@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from ..client import NOT_ACCEPTED
-from ..errors import AuthError, ClientError, SubmitError
+from ..errors import ApiUnreachable, AuthError, ClientError, SubmitError
 from ..job import journal as ev
 from ..prepare.expand import Cell
 from .context import RunContext, crash_point
@@ -49,6 +49,9 @@ async def submit(run: RunContext, cell: Cell) -> bool:
             await run.journal.durable()
             if isinstance(exc.error, AuthError):
                 control.fail(exc.error, "the API refused the token")
+                return False
+            if isinstance(exc.error, ApiUnreachable):
+                control.fail(exc.error, "the API cannot be reached")
                 return False
             if exc.kind != NOT_ACCEPTED:
                 log.warning("cell %s: submit outcome unknown (%s); held as unknown",

@@ -149,6 +149,23 @@ def test_retry_failed_gives_failed_cells_new_attempts(tmp_path: Path, api_env) -
     assert retried.counts["done"] == 2 and retried.exit_code == 0
 
 
+def test_retry_failed_retries_only_the_selected_failed_cells(tmp_path: Path, api_env) -> None:
+    """`--retry-failed --only cell=ID` gives new attempts to that failed cell alone."""
+    api_env(capacity=4, gen_time=(0.02, 0.05), fail_rate=1.0)
+    manifest = sweep(tmp_path, seeds=3)
+    out = tmp_path / "out"
+    plan = build_plan(manifest)
+    assert run_job(plan, RunOptions(out=out, progress=False)).counts["failed"] == 3
+    sim = api_env(capacity=4, gen_time=(0.02, 0.05))
+    chosen = plan.cells[1].id
+    retried = run_job(build_plan(manifest), RunOptions(
+        out=out, progress=False, retry_failed=True, only=(("cell", chosen[:8]),)))
+    assert retried.counts["done"] == 1 and retried.counts["failed"] == 2
+    assert sim.stats()["submissions_accepted"] == 1
+    state = read_state(out)
+    assert [cid for cid, rec in state.cells.items() if rec.state(3) == "done"] == [chosen]
+
+
 def test_only_restricts_the_run(tmp_path: Path, api_env) -> None:
     """`--only seed=2` runs just the matching cells."""
     sim = api_env(capacity=4, gen_time=(0.02, 0.05))
