@@ -1,7 +1,9 @@
 """Manifest errors: every problem on its own line, at the file, line and column at fault.
 
 Each file in tests/scenarios/broken/ states what it must produce in `# expect: LINE:COL: text`
-header lines; the test checks that exactly those problems come out.
+header lines (`# expect: DATA.csv:LINE:COL: text` for a problem located in a data file that
+sits beside the scenario with the same stem); the test checks that exactly those problems come
+out.
 """
 
 from __future__ import annotations
@@ -32,27 +34,35 @@ def stage(folder: Path, scenario: Path) -> Path:
     write_image(folder / "big.png", 640, 480, pad_to=int(4.8 * MIB))
     target = folder / scenario.name
     shutil.copy(scenario, target)
+    for data in scenario.parent.glob(scenario.stem + ".*"):
+        if data.suffix != ".yaml":
+            shutil.copy(data, folder / data.name)
     return target
 
 
 @pytest.mark.parametrize("scenario", BROKEN, ids=[p.stem for p in BROKEN])
 def test_broken_scenario_reports_exactly_its_problems(tmp_path: Path, scenario: Path) -> None:
     """A broken manifest yields one line per problem, each at the expected line and column."""
-    expected = re.findall(r"^# expect: (\d*):?(\d*): (.*)$", scenario.read_text(), re.M)
+    expected = re.findall(r"^# expect: (?:([\w.-]+\.(?:csv|jsonl|j2)):)?(\d*):?(\d*): (.*)$",
+                          scenario.read_text(), re.M)
     assert expected, f"{scenario.name} states no expectation"
     path = stage(tmp_path, scenario)
     lines = validate_files([path]).lines()
     assert len(lines) == len(expected), lines
-    for line, (row, col, text) in zip(sorted(lines, key=_line_no),
-                                      sorted(expected, key=lambda e: (int(e[0] or 0), int(e[1] or 0)))):
-        prefix = f"{path}:{row}:{col}: " if row else f"{path}:"
+    for line, (file, row, col, text) in zip(
+            sorted(lines, key=_line_no),
+            sorted(expected, key=lambda e: (e[0], int(e[1] or 0), int(e[2] or 0)))):
+        where = tmp_path / file if file else path
+        prefix = f"{where}:{row}:{col}: " if row else f"{where}:"
         assert line.startswith(prefix), (line, prefix)
         assert text in line, (line, text)
 
 
-def _line_no(line: str) -> tuple[int, int]:
-    match = re.search(r"\.yaml:(\d+):(\d+):", line)
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+def _line_no(line: str) -> tuple[str, int, int]:
+    match = re.search(r"([\w.-]+\.(csv|jsonl|j2))?(?:\.yaml)?:(\d+):(\d+):", line)
+    if not match:
+        return ("", 0, 0)
+    return (match.group(1) or "", int(match.group(3)), int(match.group(4)))
 
 
 def test_cli_prints_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
@@ -64,7 +74,7 @@ def test_cli_prints_one_line_per_problem_and_no_traceback(tmp_path: Path) -> Non
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) >= len(BROKEN)
-    assert all(re.match(r"^/.+\.yaml:\d+:\d+: ", line) or re.match(r"^/.+\.yaml: ", line)
+    assert all(re.match(r"^/.+\.(yaml|csv|jsonl):\d+:\d+: ", line) or re.match(r"^/.+\.yaml: ", line)
                for line in lines), lines
 
 
