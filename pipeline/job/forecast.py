@@ -169,8 +169,8 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     per_cell_s = fig["per_cell_s"]
     count = (f"{len(plan.cells)} of its {f.of} cells selected ({selection})"
              if f.of is not None else f"{len(plan.cells)} cells")
+    table, lines = lines, []
     lines += [
-        "",
         f"job {m.name}: {count} of {m.model.id} on backend {m.backend}",
         f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run "
         f"(price: {f.price.source})",
@@ -191,7 +191,10 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
             more = f" and {len(orphaned) - 10} more" if len(orphaned) > 10 else ""
             lines.append(f"{len(orphaned)} orphaned cell(s) in the state are no longer in the "
                          "manifest (kept on disk): " + ", ".join(orphaned[:10]) + more)
-    return "\n".join(lines)
+    if not wide:
+        lines = [part for line in lines
+                 for part in textwrap.wrap(line, width - 1, subsequent_indent="  ")]
+    return "\n".join(table + [""] + lines)
 
 
 MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
