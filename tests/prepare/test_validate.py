@@ -229,5 +229,6 @@ def test_validate_files_reports_all_manifests_together(tmp_path: Path) -> None:
                                    "inputs:\n  image_urls: [nope.png]\n", name="bad.yaml")
     report = validate_files([good, bad])
     assert report.failed
-    [line] = report.lines()
+    line, ok = report.lines()
     assert line.startswith(f"{bad}:5:16:") and "file not found" in line
+    assert ok.startswith(f"{good}: ok, ")
