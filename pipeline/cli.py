@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .sim import cli as sim_cli  # the simulator registers its own options
 
     sim_cli.register(sub)
+    parser.set_defaults(commands=frozenset(sub.choices))
     return parser
 
 
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(hoist_global_options(
-        list(sys.argv[1:] if argv is None else argv), _commands(parser)))
+        list(sys.argv[1:] if argv is None else argv), parser.get_default("commands")))
     _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     try:
         return int(args.func(args))
@@ -288,7 +289,7 @@ _VERBOSE = ("-v", "--verbose")
 _OWN = ("-h", "--help", "--version")  # options of `pipeline` itself, kept before the command
 
 
-def hoist_global_options(argv: list[str], commands: set[str]) -> list[str]:
+def hoist_global_options(argv: list[str], commands: frozenset[str]) -> list[str]:
     """argv with options written before the command moved after it (where the command's parser
     takes them, or refuses them by name), and -v/--verbose moved to the front."""
     args = argv[:argv.index("--")] if "--" in argv else argv
@@ -302,13 +303,6 @@ def hoist_global_options(argv: list[str], commands: set[str]) -> list[str]:
         moved = [a for a in before if a not in _OWN]
         args = own + [args[at]] + moved + args[at + 1:]
     return verbose[:1] + args + rest
-
-
-def _commands(parser: argparse.ArgumentParser) -> set[str]:
-    for action in parser._actions:  # argparse keeps subcommands here; no public accessor
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
 
 
 class _OwnDebug(logging.Filter):

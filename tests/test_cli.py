@@ -105,3 +105,44 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "pipeline"
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "validate" in proc.stdout and "plan" in proc.stdout
+
+
+COMMANDS = frozenset({"validate", "plan", "run", "status", "cancel", "report", "sim"})
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--json", "status", "x.yaml"], ["status", "--json", "x.yaml"]),
+    (["status", "x.yaml", "--json"], ["status", "x.yaml", "--json"]),
+    (["--no-progress", "--out", "o", "run", "x.yaml"], ["run", "--no-progress", "--out", "o",
+                                                        "x.yaml"]),
+    (["plan", "x.yaml", "--verbose"], ["--verbose", "plan", "x.yaml"]),
+    (["-v", "--json", "plan", "x.yaml", "-v"], ["-v", "plan", "--json", "x.yaml"]),
+    (["--version"], ["--version"]),
+    (["--help", "plan"], ["--help", "plan"]),
+    (["run", "x.yaml", "--", "--json"], ["run", "x.yaml", "--", "--json"]),
+])
+def test_global_options_may_come_before_or_after_the_command(argv: list[str],
+                                                             expected: list[str]) -> None:
+    """Options before the command move after it; --verbose goes to `pipeline` itself."""
+    from pipeline.cli import hoist_global_options
+
+    assert hoist_global_options(argv, COMMANDS) == expected
+
+
+def test_verbose_shows_own_debug_lines_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """With --verbose, pipeline.* debug lines show; other libraries' debug and stamina's retry
+    warnings do not; other libraries' warnings still do."""
+    import logging
+
+    assert main(["--verbose", "validate", "--offline", str(REPO / "jobs" / "demo.yaml")]) == 0
+    logging.getLogger("pipeline.test").debug("own detail")
+    logging.getLogger("PIL.PngImagePlugin").debug("STREAM b'IHDR'")
+    logging.getLogger("stamina").warning("stamina.retry_scheduled")
+    logging.getLogger("httpx").warning("a library's warning")
+    err = capsys.readouterr().err
+    assert "DEBUG pipeline.test: own detail" in err
+    assert "IHDR" not in err and "stamina" not in err
+    assert "a library's warning" in err
+    main(["validate", "--offline", str(REPO / "jobs" / "demo.yaml")])
+    logging.getLogger("pipeline.test").debug("hidden")
+    assert "hidden" not in capsys.readouterr().err

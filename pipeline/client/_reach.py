@@ -94,10 +94,11 @@ def explain(exc: BaseException, host: str) -> tuple[str, str, bool]:
                 "check the host name (RUNCOMFY_BASE_URL) and this machine's network and DNS",
                 hopeless)
     if isinstance(cause, ssl.SSLCertVerificationError):
-        return (f"its TLS certificate is not trusted ({cause.verify_message or cause})",
+        return (f"its TLS certificate is not trusted "
+                f"({getattr(cause, 'verify_message', None) or cause})",
                 "check the system clock, a proxy that intercepts TLS, or SSL_CERT_FILE", True)
     if isinstance(cause, ssl.SSLError):
-        return (f"the TLS handshake failed ({cause.reason or cause})",
+        return (f"the TLS handshake failed ({getattr(cause, 'reason', None) or cause})",
                 "check that RUNCOMFY_BASE_URL is an https address of the API, and any proxy",
                 False)
     if isinstance(cause, ConnectionRefusedError):
