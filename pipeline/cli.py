@@ -242,6 +242,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     m = load_manifest(args.manifest, allow_outside=args.allow_outside_paths)
     folder = JobFolder.of(m, args.out)
     folder.check_owner(m.path)
+    if only:  # a report of some cells: the next run writes the whole job's report again
+        folder.report_stamp.unlink(missing_ok=True)
     for path in write_reports(folder, rows=args.rows, cols=args.cols, only=only):
         print(path)
     return 0
