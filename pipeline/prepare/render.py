@@ -22,10 +22,10 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.runtime import missing
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from .undefined import Unset, probing
 from .render_budget import (MAX_INT_BITS, MAX_REPEAT, MAX_SIZE, Budget, check, int_arg,
                             joined_size, local, printf_size, refuse, replaced_size, tick, weight)
 
@@ -44,63 +44,6 @@ class TemplateProblem(Exception):
     def __init__(self, message: str, undefined: tuple[str, ...] = ()):
         super().__init__(message)
         self.undefined = undefined
-
-
-def _uses(result: Any) -> Any:
-    """An operation on an undefined value: an UndefinedError, or while probing, `result`
-    (the name is noted and rendering goes on, to find every variable used undefined)."""
-
-    def method(self: _Undefined, *args: Any, **kwargs: Any) -> Any:
-        self._fail_with_undefined_error()
-        return self if result is _SELF else result
-
-    return method
-
-
-_SELF = object()
-
-
-class _Undefined(jinja2.ChainableUndefined):
-    """A variable the cell does not set: StrictUndefined where its value is used, falsy in a
-    test (`if x`, `x or 'y'`), and chainable (`x.y` is undefined too) so that `default`
-    applies at the end of a chain. Undefineds the sandbox makes for unsafe attributes stay
-    errors whatever is done with them."""
-
-    __slots__ = ()
-
-    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
-        seen = getattr(local, "probe", None)
-        if seen is None or self._undefined_exception is not jinja2.UndefinedError:
-            return super()._fail_with_undefined_error()
-        if self._undefined_obj is missing and isinstance(self._undefined_name, str):
-            seen.add(self._undefined_name)
-        else:  # an attribute a defined value lacks: not a variable to list
-            seen.add(None)
-        return None
-
-    def __bool__(self) -> bool:
-        if self._undefined_exception is not jinja2.UndefinedError:
-            self._fail_with_undefined_error()
-        return False
-
-    __str__ = __html__ = _uses("")
-    __iter__ = _uses(iter(()))
-    __len__ = _uses(0)
-    __eq__ = _uses(False)
-    __ne__ = _uses(True)
-    __contains__ = _uses(False)
-    __int__ = __index__ = _uses(0)
-    __float__ = _uses(0.0)
-    __complex__ = _uses(0j)
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _uses(_SELF)
-    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _uses(_SELF)
-    __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = _uses(_SELF)
-    __lt__ = __le__ = __gt__ = __ge__ = _uses(False)
-    __call__ = _uses(_SELF)
-
-    def __hash__(self) -> int:
-        self._fail_with_undefined_error()
-        return id(type(self))
 
 
 class _Env(ImmutableSandboxedEnvironment):
@@ -279,7 +222,7 @@ def _own(body: list, kind: type) -> list:
 
 
 def _env() -> _Env:
-    env = _Env(undefined=_Undefined, autoescape=False, keep_trailing_newline=False,
+    env = _Env(undefined=Unset, autoescape=False, keep_trailing_newline=False,
                finalize=_finalize)
     # cycler/joiner/namespace are harmless in the sandbox but have no use in a prompt; `range`
     # stays (the sandbox caps it at 100,000 items).
@@ -397,14 +340,12 @@ def _generate(tpl: Template, context: dict[str, Any]) -> str:
 def _used_undefined(tpl: Template, context: dict[str, Any]) -> tuple[str, ...]:
     """Every variable a failed rendering uses undefined: found by rendering again with
     undefined values noted instead of raised."""
-    local.probe = seen = set()
-    try:
-        _generate(tpl, context)
-    except Exception:  # noqa: BLE001 - the probe is best effort; what it noted stands
-        pass
-    finally:
-        local.probe = None
-    return tuple(sorted(n for n in seen if n is not None and n not in context))
+    with probing() as seen:
+        try:
+            _generate(tpl, context)
+        except Exception:  # noqa: BLE001 - the probe is best effort; what it noted stands
+            pass
+    return tuple(sorted(n for n in seen if n not in context))
 
 
 def _undefined_message(names: tuple[str, ...], context: dict[str, Any],
