@@ -31,9 +31,10 @@ SHOW_VALUES = 8  # values listed in a message before "and N more"
 FREE_AXES = frozenset({"model"})  # axes another part of the sweep gives meaning to
 
 
-def template_variables(m: Manifest) -> set[str]:
+def template_variables(m: Manifest) -> set[str] | None:
     """Every variable some template of the manifest reads: the prompt, the fixed inputs, and
-    the input values of the matrix, its rows and include entries (strings are templates)."""
+    the input values of the matrix, its rows and include entries (strings are templates);
+    None when a template cannot be compiled (what it reads is then unknown)."""
     texts: set[str] = set()
     if m.prompt is not None:
         texts.add(m.prompt)
@@ -51,7 +52,7 @@ def template_variables(m: Manifest) -> set[str]:
         try:
             found.update(compile_template(text).variables)
         except TemplateProblem:  # reported where the template is rendered
-            continue
+            return None
     return found
 
 
@@ -74,7 +75,11 @@ def check_matrix(m: Manifest, problems: ProblemList) -> set[str]:
     axes = {a.name: a for a in m.axes if not a.is_rows}
     columns = _columns(m)
     included = {k for entry in m.include for k in entry}
-    unused = set()
+    unused: set[str] = set()
+    for i, entry in enumerate(m.exclude):
+        _check_exclude(m, i, entry, axes, columns, problems)
+    if used is None:  # a template that does not compile is reported; what it reads is unknown
+        return unused
     for name in axes:
         if m.is_input(name) or name in used or name in included or name in FREE_AXES:
             continue
@@ -86,8 +91,6 @@ def check_matrix(m: Manifest, problems: ProblemList) -> set[str]:
                      f"matrix.{name}: {name!r} is neither an input of {m.model.id} nor a "
                      f"variable any template uses, so its values make cells that send the same "
                      f"request{hint}")
-    for i, entry in enumerate(m.exclude):
-        _check_exclude(m, i, entry, axes, columns, problems)
     known = set(axes) | set(columns) | set(m.model.properties) | used | FREE_AXES
     for i, entry in enumerate(m.include):
         for key in entry:
