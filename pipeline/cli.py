@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="go on although the model schema changed since the state was written")
     p.add_argument("--allow-unknown-price", action="store_true",
                    help="run under a budget although the model's price is unknown")
+    p.add_argument("--no-canary", action="store_true",
+                   help="submit at full concurrency at once, without proving one cell first "
+                        "(run.canary)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
     p.add_argument("--progress", choices=["bar", "plain", "json", "none"],
                    help="how progress is shown on stderr (json: one object per change)")
@@ -188,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,
-        allow_unknown_price=args.allow_unknown_price,
+        allow_unknown_price=args.allow_unknown_price, no_canary=args.no_canary,
         progress=args.progress or (False if args.no_progress else None))
     # A settled job whose inputs are unchanged is answered at once, without planning.
     summary = settled_run(args.manifest, options, allow_outside=args.allow_outside_paths)
@@ -264,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(hoist_global_options(
         list(sys.argv[1:] if argv is None else argv), parser.get_default("commands")))
     _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("pipeline.canary").setLevel(logging.DEBUG if args.verbose else
+                                                  logging.INFO)  # what the canary found
     try:
         return int(args.func(args))
     except PipelineError as exc:

@@ -72,6 +72,10 @@ PRICE_USD = "base_price_usd"
 PRICE_UNIT = "price_unit"  # "second" or "output"
 PRICE_NOTE = "pricing_note"
 
+# Ours: the simulator's placeholder videos say so in their MP4 `comment` tag, so that a media
+# check does not judge a 256 px preview against the resolution the request asked for.
+PLACEHOLDER_COMMENT = "pipeline sim: placeholder video, not model output"
+
 # Output videos of this model are 24 fps (121 frames ~ 5 s, 241 ~ 10 s) [INF from upstream docs].
 OUTPUT_FPS = 24
 

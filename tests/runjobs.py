@@ -16,8 +16,10 @@ TOKEN = "test-token-5f3a9c"
 
 def sweep(folder: Path, *, seeds: int, backend: str = "runcomfy", run: str = "",
           resolutions: str = "[720P]") -> Path:
-    """A manifest of `seeds` x resolutions cells over one local image, fast polling."""
+    """A manifest of `seeds` x resolutions cells over one local image, fast polling; `run`:
+    more lines of its `run` block, each indented by two spaces."""
     write_image(folder / "img.png", 640, 480)
+    run = run.replace("\n", "\n        ")  # as indented as the template, for its dedent
     return write_manifest(folder, f"""
         name: crash-test
         model: {MODEL}

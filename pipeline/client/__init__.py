@@ -9,7 +9,7 @@ Errors are the ClientError branch of pipeline.errors. A failed submit raises Sub
 `kind` is NOT_ACCEPTED or OUTCOME_UNKNOWN (table: `SUBMIT_TABLE`, `submit_table_markdown()`).
 """
 
-from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient
+from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_base_url
 from ._media import inline_local_images, sniff, to_data_uri
 from ._parse import (find_video_url, parse_cancel, parse_error_body, parse_model_entry,
                      parse_result, parse_status, parse_submit)
@@ -22,7 +22,7 @@ from ._types import (NOT_ACCEPTED, OUTCOME_UNKNOWN, CancelInfo, DownloadInfo, Mo
 __all__ = [
     "MISSING_TOKEN_MESSAGE", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "SUBMIT_TABLE", "CancelInfo",
     "DownloadInfo", "ModelEntry", "ResultInfo", "RunComfyClient", "StatusInfo", "Submission",
-    "classify_exception", "classify_status", "find_video_url", "inline_local_images",
+    "classify_exception", "classify_status", "env_base_url", "find_video_url", "inline_local_images",
     "parse_cancel", "parse_error_body", "parse_model_entry", "parse_result", "parse_status",
     "parse_submit", "retry_after_seconds", "sniff", "submit_table_markdown", "to_data_uri",
 ]

@@ -55,6 +55,11 @@ MISSING_TOKEN_MESSAGE = (
     "`pipeline run MANIFEST --backend sim`")
 
 
+def env_base_url() -> str:
+    """The API's base URL a client from the environment talks to (RUNCOMFY_BASE_URL)."""
+    return os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
+
+
 class RunComfyClient:
     """Async client of the RunComfy Model API queue; use `async with` or `await aclose()`."""
 
@@ -106,8 +111,7 @@ class RunComfyClient:
                       if os.environ.get(n, "").strip()), None)
         if token is None:
             raise MissingToken(MISSING_TOKEN_MESSAGE)
-        base = base_url or os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
-        return cls(base, token, **kwargs)
+        return cls(base_url or env_base_url(), token, **kwargs)
 
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self.base_url!r}, data_uris={self.data_uris})"

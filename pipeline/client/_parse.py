@@ -131,17 +131,24 @@ def _is_url(value: Any) -> bool:
 
 def find_video_url(output: Any) -> str | None:
     """`output.video`, else `output.videos[0]`, else a URL that looks like a video, else any URL."""
+    return locate_video(output)[0]
+
+
+def locate_video(output: Any) -> tuple[str | None, str | None]:
+    """The chosen video URL (as `find_video_url`) and where in `output` it was found."""
     if isinstance(output, dict):
         if _is_url(output.get(wire.OUTPUT_VIDEO)):
-            return output[wire.OUTPUT_VIDEO]
+            return output[wire.OUTPUT_VIDEO], f"{wire.OUTPUT}.{wire.OUTPUT_VIDEO}"
         videos = output.get(wire.OUTPUT_VIDEOS)
         if isinstance(videos, list) and videos and _is_url(videos[0]):
-            return videos[0]
+            return videos[0], f"{wire.OUTPUT}.{wire.OUTPUT_VIDEOS}[0]"
     urls = list(walk_urls(output))
     for url in urls:
         if url.split("?", 1)[0].lower().endswith(wire.VIDEO_SUFFIXES):
-            return url
-    return urls[0] if urls else None
+            return url, f"a video URL elsewhere in {wire.OUTPUT}"
+    if urls:
+        return urls[0], f"the first URL in {wire.OUTPUT} (none looks like a video)"
+    return None, None
 
 
 def _number(value: Any) -> float | None:
@@ -184,10 +191,12 @@ def parse_result(body: Any) -> ResultInfo:
         status = word
     else:
         raise BodyError(f"result answer has an unknown status {word!r}")
+    video_url, video_from = locate_video(output) if status == wire.SUCCEEDED else (None, None)
     return ResultInfo(
         status=status,
         outputs=outputs,
-        video_url=find_video_url(output) if status == wire.SUCCEEDED else None,
+        video_url=video_url,
+        video_from=video_from,
         cost=_number(body.get(wire.COST)),
         error=error if status == wire.FAILED else None,
         created_at=_text(body.get(wire.CREATED_AT)),

@@ -44,13 +44,15 @@ class ResultInfo:
     """One /result answer, normalised.
 
     `status` is one of succeeded, failed, cancelled, in_queue, in_progress; `outputs` holds every
-    http(s) URL found in `output` (walk order); `video_url` is the chosen video; `error` a readable
-    string for a failed run; `cost` in USD when the API reported it.
+    http(s) URL found in `output` (walk order); `video_url` is the chosen video and `video_from`
+    where it was found (e.g. `output.video`); `error` a readable string for a failed run; `cost`
+    in USD when the API reported it.
     """
 
     status: str
     outputs: tuple[str, ...] = ()
     video_url: str | None = None
+    video_from: str | None = None
     cost: float | None = None
     error: str | None = None
     created_at: str | None = None

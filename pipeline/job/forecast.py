@@ -2,13 +2,16 @@
 
 `forecast(plan, price, folder)` reads the job's state (if any) and tallies the plan against it
 with the same table (`resume_action`), the same money and the same ETA as `run` and `status`:
-`plan` counts only the cells still to do, at the price the run will use, timed by the job's
-own measured cells once it has some. `plan_json` is also the snapshot a run writes as
-plan.json, which `status` and the report read.
+`plan` counts only the cells still to do, at the price the run will use (corrected by what
+the job's canary was billed, see pipeline.job.price), timed by the job's own measured cells
+once it has some, after the canary a run would wait for. `plan_json` is also the snapshot a
+run writes as plan.json (`write_snapshot`), which `status` and the report read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import textwrap
 from dataclasses import dataclass, replace
@@ -16,11 +19,12 @@ from typing import Any
 
 from ..prepare import cost
 from ..prepare.plan import Plan
+from .durable import write_atomic
 from .folder import JobFolder
 from .journal import JobState, read_state
-from .price import Price
+from .price import Price, corrected
 from .records import ResumeOptions, resume_action
-from .tally import Tally, figures_line, planned_cells, resume_for
+from .tally import Tally, canary_for, figures_line, planned_cells, resume_for
 
 
 @dataclass
@@ -54,10 +58,12 @@ class Forecast:
 
 def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
-             resume: ResumeOptions | None = None, cells: list | None = None) -> Forecast:
-    """Tally `plan` at `price` against the state in `folder` (none: a fresh job); `resume`:
-    the run's choices (default: what a plain `pipeline run` would do now); `cells`: a
-    selection of the plan's cells (`--only`) to tally instead of all of them."""
+             resume: ResumeOptions | None = None, cells: list | None = None,
+             canary: int | None = None) -> Forecast:
+    """Tally `plan` at `price` (as the job's canary corrected it) against the state in `folder`
+    (none: a fresh job); `resume` and `canary`: the run's choices (default: what a plain
+    `pipeline run` would do now); `cells`: a selection of the plan's cells (`--only`) to tally
+    instead of all of them."""
     m = plan.manifest
     if state is None:  # a missing journal reads as an empty state
         state = read_state(folder) if folder is not None else JobState(m.folder)
@@ -67,12 +73,37 @@ def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
         plan = replace(plan, cells=cells)
         state = state.only({c.id for c in cells})
     resume = resume or resume_for(state)
+    price = corrected(price, state.billed_canary)
+    if canary is None:
+        from ..client import env_base_url
+
+        canary = canary_for(state, m.run.canary, m.backend,
+                            None if m.backend == "sim" else env_base_url())
     fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
     typical = m.model.meta.get("generation_seconds", {}).get("typical")
     tally = Tally.of(state, planned_cells(plan.cells, m.model.id, price.sheet, fps),
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
                      typical=typical)
+    tally.canary = canary
     return Forecast(plan, price, state, tally, concurrency or m.run.concurrency, of)
+
+
+def write_snapshot(folder: JobFolder, outlook: Forecast) -> None:
+    """plan.json beside the journal, so `status` and the report know every cell of the job and
+    the price the run uses. Rewritten only when what the plan was made from (its inputs key),
+    its price or the concurrency changed."""
+    folder.path.mkdir(parents=True, exist_ok=True)
+    key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
+        str(outlook.concurrency)
+    marker = hashlib.sha256(key.encode()).hexdigest()
+    try:
+        if folder.plan_fingerprint.read_text() == marker and folder.plan.exists():
+            return
+    except OSError:
+        pass
+    write_atomic(folder.plan, json.dumps(plan_json(outlook, with_state=False),
+                                         ensure_ascii=False, separators=(",", ":")))
+    folder.plan_fingerprint.write_text(marker)
 
 
 def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
@@ -107,6 +138,7 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
             "concurrency": f.concurrency,
+            "canary": f.tally.canary,
         },
         "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
         "cells": [
@@ -175,6 +207,8 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
         f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run "
         f"(price: {f.price.source})",
         f"estimated duration: {cost.span(fig['eta_s'])} at concurrency {f.concurrency}"
+        + (f", after a canary of {_cells(f.tally.canary)} run alone first"
+           if f.tally.canary and todo else "")
         + (f" (about {per_cell_s:g} s per cell: {fig['duration_source']})"
            if per_cell_s is not None else ""),
     ]
@@ -198,6 +232,10 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
 
 
 MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
+
+
+def _cells(n: int) -> str:
+    return f"{n} cell{'s' if n != 1 else ''}"
 
 
 def _cell_text(value: Any, wide: bool = False) -> str:

@@ -33,21 +33,22 @@ from .durable import fsync_dir
 from .folder import JobFolder
 from .records import Attempt, CellRecord, FileRecord
 
-FORMAT = 1  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
-READABLE = frozenset({1})
+FORMAT = 2  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
+READABLE = frozenset({1, 2})  # 2 added the `canary` event
 
 
 # --- the events ------------------------------------------------------------------------------
 def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
                 schema_sha256: str, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
-                budget: float | None) -> dict:
-    """A run begins: what it runs, where, with which price and limits."""
+                budget: float | None, canary: int = 0) -> dict:
+    """A run begins: what it runs, where, with which price and limits; `canary`: the cells it
+    must see done before it submits more than that many (pipeline.run.canary)."""
     return {"e": "run", "format": FORMAT, "job": job, "model": model, "manifest": manifest,
             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
             "backend": backend, "base_url": base_url, "pid": os.getpid(),
             "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
-            "price": price, "price_source": price_source, "budget": budget}
+            "price": price, "price_source": price_source, "budget": budget, "canary": canary}
 
 
 def described(cell: str, label: str, values: dict, request: dict) -> dict:
@@ -119,6 +120,14 @@ def resubmit_unknown(cell: str, n: int) -> dict:
     return {"e": "resubmit_unknown", "cell": cell, "n": n}
 
 
+def canary(cell: str, ok: bool, findings: list[str], *, estimate: float | None,
+           cost: float | None, sheet: dict | None) -> dict:
+    """A canary cell was judged: proven or not, what it found, and what the service billed
+    (`cost`) against its `estimate` at the uncorrected price `sheet` (pipeline.job.price)."""
+    return {"e": "canary", "cell": cell, "ok": ok, "findings": findings, "estimate": estimate,
+            "cost": cost, "sheet": sheet}
+
+
 def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict:
     return {"e": "end", "exit": exit_code, "stopped": stopped, "counts": counts}
 
@@ -145,6 +154,7 @@ class JobState:
     folder: Path
     lean: bool = False
     runs: list[dict] = field(default_factory=list)  # one `run` event per start
+    canaries: list[dict] = field(default_factory=list)  # `canary` events, oldest first
     cells: dict[str, CellRecord] = field(default_factory=dict)
     ends: list[dict] = field(default_factory=list)
     torn_tail: bool = False
@@ -159,6 +169,11 @@ class JobState:
         """The same journal seen through a selection of its cells (`--only`): the others are
         left out, not counted as orphaned."""
         return replace(self, cells={cid: rec for cid, rec in self.cells.items() if cid in ids})
+
+    @property
+    def billed_canary(self) -> dict | None:
+        """The last canary event with a billed cost: what prices the job (pipeline.job.price)."""
+        return next((c for c in reversed(self.canaries) if c.get("cost") is not None), None)
 
     def cell(self, cell_id: str) -> CellRecord:
         found = self.cells.get(cell_id)
@@ -179,6 +194,9 @@ class JobState:
             return
         if kind == "end":
             self.ends.append(ev)
+            return
+        if kind == "canary":
+            self.canaries.append(ev)
             return
         self.cell_events += 1
         rec = self.cell(ev["cell"])

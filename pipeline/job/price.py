@@ -6,6 +6,11 @@ it), then the manifest's `run.price`, else unknown (never $0). When the catalog 
 disagree, the catalog's is used and the disagreement is carried as a warning that `plan` and
 `run` print. The run records the price and its source in its `run` event, and `plan.json`'s
 estimates are made with it, so `status` and the report use the very price the run used.
+
+What the service bills has the last word: once a job's canary cell (pipeline.run.canary) was
+billed more than BILLED_TOLERANCE off its estimate, `corrected` scales the price by what it
+cost, for the run going on (before anything else is reserved) and for every later `plan`,
+`run` and `status` of the job (the canary's event is in its journal).
 """
 
 from __future__ import annotations
@@ -25,18 +30,52 @@ from .folder import JobFolder
 
 log = logging.getLogger("pipeline.price")
 SIM_ORIGIN = "the built-in simulator"
+BILLED_TOLERANCE = 0.05  # a canary billed more than 5% off its estimate re-prices the job
 
 
 @dataclass(frozen=True)
 class Price:
-    """A price sheet (see pipeline.prepare.cost) or None, where it came from, and warnings."""
+    """A price sheet (see pipeline.prepare.cost) or None, where it came from, and warnings;
+    `base`: the price before a correction by what the service billed (None: not corrected)."""
 
     sheet: dict | None
     source: str
     warnings: tuple[str, ...] = ()
+    base: Price | None = None
+
+    @property
+    def uncorrected(self) -> Price:
+        return self.base if self.base is not None else self
 
     def as_json(self) -> dict[str, Any]:
-        return {"sheet": self.sheet, "source": self.source, "warnings": list(self.warnings)}
+        data = {"sheet": self.sheet, "source": self.source, "warnings": list(self.warnings)}
+        if self.base is not None:
+            data["uncorrected"] = {"sheet": self.base.sheet, "source": self.base.source}
+        return data
+
+
+def billed_ratio(estimate: float | None, billed: float | None) -> float | None:
+    """What the service billed for a cell over its estimate; None when either is unknown."""
+    if estimate is None or billed is None or estimate <= 0:
+        return None
+    return billed / estimate
+
+
+def corrected(price: Price, canary: dict[str, Any] | None) -> Price:
+    """The price once the job's canary was billed: the uncorrected sheet scaled by the canary's
+    billed cost over its estimate, when they differ by more than BILLED_TOLERANCE and that
+    estimate was made at this same uncorrected price (a `canary` journal event: `estimate`,
+    `cost`, `sheet`); otherwise the uncorrected price."""
+    base = price.uncorrected
+    if not canary or base.sheet is None or not isinstance(canary.get("sheet"), dict) or \
+            cost.normalized(canary["sheet"]) != cost.normalized(base.sheet):
+        return base
+    ratio = billed_ratio(canary.get("estimate"), canary.get("cost"))
+    if ratio is None or abs(ratio - 1) <= BILLED_TOLERANCE:
+        return base
+    source = (f"{base.source}, x{ratio:.4g} as the canary cell was billed "
+              f"(${canary['cost']:,.4f} for an estimate of ${canary['estimate']:,.4f})")
+    return Price(cost.scaled(base.sheet, ratio), source, base.warnings, base)
 
 
 def catalog_entry(model_id: str, price_usd: float | None, price_unit: str | None,

@@ -161,6 +161,9 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
                      max_attempts=max_attempts, budget=budget, live_since=live_since,
                      resume=resume_for(state, running=running),
                      typical=plan.get("typical_s"))
+    if running and header:  # the run going is still waiting for its canary's cells
+        tally.canary = max(0, header.get("canary", 0) - sum(
+            1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))
     return JobView(folder, state, plan, tally, running, concurrency, budget,
                    price.get("source") if price else header.get("price_source"))
 

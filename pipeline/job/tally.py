@@ -37,6 +37,31 @@ def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = F
     return ResumeOptions(retry_failed, resubmit_unknown, lost)
 
 
+def canary_for(state: JobState, setting: int | None, backend: str,
+               base_url: str | None) -> int:
+    """How many cells a run started now must see done before it submits more (its canary):
+    `run.canary` (None: 1 on the runcomfy backend, 0 on the built-in simulator) less the cells
+    already done on the same service at `base_url` (a cell made by a run against another base
+    URL, a simulator say, proves nothing about this one)."""
+    size = setting if setting is not None else (0 if backend == "sim" else 1)
+    if size <= 0 or base_url is None:
+        return max(0, size)
+    starts = [(run.get("t", 0.0), str(run.get("base_url", "")).rstrip("/"))
+              for run in state.runs]
+    here = base_url.rstrip("/")
+    proven = 0
+    for rec in state.cells.values():
+        won = None if rec.compacted else rec.succeeded()
+        if won is None or rec.state(1) != DONE:
+            continue
+        made_by = next((url for t, url in reversed(starts) if t <= won.intent_at), None)
+        if made_by == here:
+            proven += 1
+            if proven >= size:
+                break
+    return size - proven
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedCell:
     """A cell of the job's plan as the tally needs it."""
@@ -75,6 +100,7 @@ class Tally:
         self.planned = {c.id: c for c in planned}
         self.max_attempts = max_attempts
         self.ledger = Ledger(budget)
+        self.canary = 0  # cells that must be done before the rest start (pipeline.run.canary)
         self._reset(live_since, resume, typical)
 
     def _reset(self, live_since: float | None, resume: ResumeOptions,
@@ -99,6 +125,11 @@ class Tally:
         100,000-cell job would double the memory it takes)."""
         self._reset(live_since, resume, self.timings.typical)
         self._count(state)
+
+    def reprice(self, planned: Iterable[PlannedCell], state: JobState) -> None:
+        """Take new estimates for the job's cells (its price changed) and count again."""
+        self.planned = {c.id: c for c in planned}
+        self.recount(state, live_since=self.live_since, resume=self.resume)
 
     @classmethod
     def of(cls, state: JobState, planned: Iterable[PlannedCell], **options: Any) -> Tally:
@@ -159,7 +190,7 @@ class Tally:
 
     def eta(self, concurrency: int, now: float | None = None) -> float | None:
         return eta(self.todo, self.live.values(), concurrency, self.timings,
-                   time.time() if now is None else now)
+                   time.time() if now is None else now, first=self.canary)
 
     def figures(self, concurrency: int, now: float | None = None) -> dict[str, Any]:
         """The totals every command shows (the contract names of status --json)."""

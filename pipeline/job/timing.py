@@ -5,7 +5,8 @@ and generation both, which is what decides how fast a job goes at a given concur
 a job has done cells, their measured durations are used, per duration key (model, resolution,
 frame count or duration) where the job has cells of that key, else over all of its cells;
 before any, the model's typical time (`model.json`), a guess. The ETA places the cells still
-to do on `concurrency` slots after the live ones, each slot taking the next cell as it frees.
+to do on `concurrency` slots after the live ones, each slot taking the next cell as it frees;
+under a canary, only after the canary's cells have ended.
 """
 
 from __future__ import annotations
@@ -65,19 +66,34 @@ class Timings:
 
 
 def eta(todo: Mapping[str, int], live: Iterable[tuple[str, float | None]], concurrency: int,
-        timings: Timings, now: float) -> float | None:
+        timings: Timings, now: float, first: int = 0) -> float | None:
     """Seconds until the cells still to do (`todo`: count by duration key) and the live ones
     (key, submitted at) are finished at `concurrency`; 0 when nothing is left, None when a
-    duration is unknown."""
+    duration is unknown. `first` (a run's canary): that many cells, the live ones first, then
+    cells to do, must end before any other cell to do starts."""
     loads = []
     for key, since in live:
         d = timings.per_cell(key)
         if d is None:
             return None
         loads.append(max(0.0, d - (now - since)) if since else d)
+    gate = max(loads[:first], default=0.0)
+    first = max(0, first - len(loads))
     slots = max(1, concurrency, len(loads))
     loads += [0.0] * (slots - len(loads))
     heapq.heapify(loads)
+    todo = dict(todo)
+    for key in sorted(todo):  # the canary's cells still to do, each on the slot free first
+        while first and todo[key] > 0:
+            d = timings.per_cell(key)
+            if d is None:
+                return None
+            gate = max(gate, heapq.heapreplace(loads, loads[0] + d) + d)
+            todo[key] -= 1
+            first -= 1
+    if gate:  # nothing else starts before the canary has ended
+        loads = [max(x, gate) for x in loads]
+        heapq.heapify(loads)
     for key in sorted(todo):
         n = todo[key]
         if n <= 0:

@@ -49,6 +49,16 @@ def from_catalog(price_usd: float | None, price_unit: str | None) -> dict | None
     return {"unit": price_unit, "usd": float(price_usd)}
 
 
+def scaled(sheet: dict, factor: float) -> dict:
+    """The same price sheet with every amount multiplied by `factor`."""
+    usd = sheet.get("usd")
+    if isinstance(usd, dict):
+        usd = {k: round(float(v) * factor, 6) for k, v in usd.items()}
+    elif isinstance(usd, (int, float)) and not isinstance(usd, bool):
+        usd = round(float(usd) * factor, 6)
+    return {**sheet, "usd": usd}
+
+
 def normalized(sheet: dict) -> tuple:
     """A price sheet in a form where equal prices compare equal."""
     usd = sheet.get("usd")

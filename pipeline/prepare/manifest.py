@@ -71,6 +71,8 @@ class RunSettings:
     local_images: str = "data_uri"
     price: dict | None = None
     polling: Polling = field(default_factory=Polling)
+    canary: int | None = None  # cells proven before the rest; None: 1 on runcomfy, 0 on sim
+    stop_after_refusals: int = 3  # the same refusal this many submits in a row stops; 0: never
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
@@ -21,6 +21,9 @@ from ..job.tally import Tally
 from ..prepare.expand import Cell
 from ..prepare.plan import Plan
 from .control import Control
+
+if TYPE_CHECKING:
+    from .canary import Watch
 
 # Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
 # n-th time (default 1st) it passes `point`. Points: after_intent, after_submit, after_download.
@@ -53,6 +56,7 @@ class RunOptions:
     allow_schema_change: bool = False
     allow_unknown_price: bool = False
     progress: bool | str | None = None  # a mode of pipeline.run.progress; None: bar on a tty
+    no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
 
 
@@ -95,6 +99,7 @@ class RunContext:
     max_attempts: int
     timeout: float  # seconds a request may stay live (polling.timeout)
     fps: int
+    watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
 
     @property

@@ -153,6 +153,7 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
         calls += 1
         p.polls += 1
         now = time.time()
+        run.watch.status(cell_id, info.raw.get("status"))
         if info.status != a.status or info.queue_position != a.queue_position:
             run.write(ev.status_seen(cell_id, a.n, info.status, info.queue_position, calls))
         if info.status == wire.IN_QUEUE:
@@ -178,6 +179,7 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
             continue
         if res.status in (wire.IN_QUEUE, wire.IN_PROGRESS):
             continue
+        run.watch.result(cell_id, res.raw.get("status"), res.video_from, res.cost)
         if run.planner.observe_finish(p, now, last_running_seen,
                                       server_seconds(res.created_at, res.finished_at)):
             control.learned.set()  # wake pollers that chose their sleep knowing nothing

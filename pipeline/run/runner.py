@@ -4,7 +4,9 @@ through submit → poll → (retry) → collect, at most `concurrency` live at o
 What happens to a cell in each state is not decided here: it is `resume_action`'s table
 (pipeline.job.records), which `plan` and `status` read too. The runner keeps the job's Tally
 current on every journal event and tells the progress observer; budget, failure limits and
-slots are asked of the Ledger and Control. Read pipeline.run.session first.
+slots are asked of the Ledger and Control. While a canary is unproven (pipeline.run.canary) a
+cell keeps its slot through its download, until the canary has judged it. Read
+pipeline.run.session first.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from ..job.status import summarize
 from ..job.tally import resume_for
 from ..prepare.expand import Cell
 from ..secrets import scrub
+from . import canary
 from .cancel import cancel_live
 from .collect import clean_partial_downloads, collect
 from .context import RunContext, RunOptions, RunSummary
+from .control import Slot
 from .poll import poll
 from .progress import Progress
 from .submit import submit
@@ -42,13 +46,20 @@ class Runner:
         self.options = options
         self.tasks: set[asyncio.Task] = set()
         self.progress: Progress | None = None
+        self.waiting = 0  # cells this run will submit that have no slot yet
         run.journal.listener = self._on_event
 
     def figures(self) -> dict[str, Any]:
-        """The job's figures now, with the size of the journal they reflect."""
-        run = self.run_
-        return {**run.tally.figures(run.control.concurrency),
-                "journal_bytes": run.journal.size, "retrying": run.client.retrying}
+        """The job's figures now, with the size of the journal they reflect (and, while a
+        canary is unproven, the cells it waits for and the cells it holds back)."""
+        run, control = self.run_, self.run_.control
+        figures = {**run.tally.figures(control.concurrency), "journal_bytes": run.journal.size,
+                   "retrying": run.client.retrying}
+        if control.canary and not control.submitting_stopped:
+            free = max(0, control.limit() - control.live)
+            figures["canary"] = {"waiting_for": control.canary,
+                                 "holding_back": max(0, self.waiting - free)}
+        return figures
 
     async def run(self) -> RunSummary:
         run, control = self.run_, self.run_.control
@@ -61,11 +72,12 @@ class Runner:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         mode = self.options.progress
-        self.progress = Progress(run.plan.job, self.figures,
-                                 mode=mode if isinstance(mode, str) else
-                                 {False: "plain", True: "bar"}.get(mode))
         try:
-            await self._schedule()
+            to_submit = self._resume()
+            self.progress = Progress(run.plan.job, self.figures,
+                                     mode=mode if isinstance(mode, str) else
+                                     {False: "plain", True: "bar"}.get(mode))
+            await self._schedule(to_submit)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -121,7 +133,8 @@ class Runner:
         if not task.cancelled() and task.exception() is not None:
             self.run_.control.fail(task.exception())
 
-    async def _schedule(self) -> None:
+    def _resume(self) -> list[Cell]:
+        """Start polling and downloading what earlier runs left; the cells to submit."""
         run, control = self.run_, self.run_.control
         clean_partial_downloads(run)
         to_submit: list[Cell] = []
@@ -140,9 +153,16 @@ class Runner:
                 self._spawn(collect(run, cell))
             elif st == DONE and not rec.compacted:
                 rec.compact(run.estimate(cell.id))
+        self.waiting = len(to_submit)
+        return to_submit
+
+    async def _schedule(self, to_submit: list[Cell]) -> None:
+        """Give each cell to submit a slot as one frees; wait for every cell to end."""
+        control = self.run_.control
         for cell in to_submit:
             if not await control.take_slot():
                 break
+            self.waiting -= 1
             self._spawn(self._drive(cell))
         while self.tasks:
             await asyncio.wait(set(self.tasks))
@@ -150,34 +170,41 @@ class Runner:
             control.raise_if_failed()
 
     async def _drive(self, cell: Cell, resume: bool = False) -> None:
-        """Submit (unless resuming), poll to the end, retry failures, then download. The
-        caller has taken a slot for the cell; it is given back as soon as the request ends."""
+        """Drive a cell whose slot the caller has taken; judge it if it is a canary's."""
         run, control = self.run_, self.run_.control
-        holding = True
+        slot = Slot(control)
         try:
-            while True:
-                if not resume and not await submit(run, cell):
-                    return
-                resume = False
-                verdict = await poll(run, cell.id)
-                if verdict is None:  # stopping: the request stays live on the server
-                    return
-                await control.give_slot()
-                holding = False
-                if verdict == "succeeded":
-                    await collect(run, cell)
-                    return
-                state = run.state.cells[cell.id].state(run.max_attempts)
-                if state == FAILED:
-                    control.cell_failed()
-                if state != RETRY or control.submitting_stopped:
-                    return
-                if not await control.take_slot():
-                    return
-                holding = True
+            await self._attempts(cell, slot, resume)
+            if control.canary and not control.submitting_stopped:
+                await canary.judge(run, cell)
         finally:
-            if holding:
-                await control.give_slot()
+            await slot.give()
+
+    async def _attempts(self, cell: Cell, slot: Slot, resume: bool) -> None:
+        """Submit (unless resuming), poll to the end, retry failures, then download. The slot
+        is given back as soon as the request ends, unless a canary is unproven: then the cell
+        keeps it until judged, and a failure is not retried (the canary stops the run)."""
+        run, control = self.run_, self.run_.control
+        while True:
+            if not resume and not await submit(run, cell):
+                return
+            resume = False
+            verdict = await poll(run, cell.id)
+            if verdict is None:  # stopping: the request stays live on the server
+                return
+            proving = bool(control.canary)
+            if not proving:
+                await slot.give()
+            if verdict == "succeeded":
+                await collect(run, cell)
+                return
+            state = run.state.cells[cell.id].state(run.max_attempts)
+            if state == FAILED:
+                control.cell_failed()
+            if proving or state != RETRY or control.submitting_stopped:
+                return
+            if not await slot.take():
+                return
 
     def _finish(self, cancelled: Any, exit_code: int | None = None) -> RunSummary:
         run, control = self.run_, self.run_.control
@@ -191,6 +218,7 @@ class Runner:
         # The job as `status` will see it from now on: no run going, the plain resume choices
         # (this run's --retry-failed and the like no longer apply).
         run.tally.recount(run.state, live_since=None, resume=resume_for(run.state))
+        run.tally.canary = 0  # no run is waiting for one now
         m = run.plan.manifest
         summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
                             folder=run.folder, running=False, concurrency=control.concurrency,

@@ -12,11 +12,8 @@ accepted.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
-from typing import Any
 from urllib.parse import urlparse
 
 from ..client import RunComfyClient
@@ -24,18 +21,19 @@ from ..errors import BudgetError, StateError
 from ..job import journal as ev
 from ..job.durable import write_atomic
 from ..job.folder import JobFolder, JobLock
-from ..job.forecast import forecast, plan_json
+from ..job.forecast import forecast, write_snapshot
 from ..job.journal import Journal, JobState, read_state
 from ..job.price import SIM_ORIGIN, Price, fetch_price
 from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
-from ..job.tally import resume_for
+from ..job.tally import canary_for, resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
 from ..prepare.manifest import Manifest, load_manifest
 from ..prepare.plan import Plan, inputs_unchanged
 from ..prepare.select import Only, select_cells
+from .canary import Watch
 from .context import RunContext, RunOptions, RunSummary
-from .control import Control, FailureLimits
+from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
 from .runner import Runner
 
@@ -102,26 +100,32 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             resume = resume_for(state, retry_failed=options.retry_failed,
                                 resubmit_unknown=options.resubmit_unknown,
                                 new_simulator=sim is not None)
+            canary = 0 if options.no_canary else \
+                canary_for(state, m.run.canary, backend, client.base_url)
             outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
-                               resume=resume)
-            _write_snapshot(folder, outlook)
+                               resume=resume, canary=canary)
+            price = outlook.price  # as the job's canary, if any, corrected it
+            write_snapshot(folder, outlook)
             journal = Journal(folder, state)
             start = journal.write(ev.run_started(
                 job=m.name, model=m.model.id, manifest=str(m.path.resolve()),
                 manifest_sha256=m.sha256, schema_sha256=m.model.schema_sha256,
                 backend=backend, base_url=client.base_url, concurrency=concurrency,
                 max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
-                price_source=price.source, budget=m.run.budget))
+                price_source=price.source, budget=m.run.budget, canary=canary))
             await journal.durable()
             outlook.tally.live_since = start["t"]
-            control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures))
+            control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
+                              canary=canary,
+                              refusals=RefusalBreaker(m.run.stop_after_refusals))
             run = RunContext(
                 plan=plan, cells=cells, folder=folder, client=client, journal=journal,
                 tally=outlook.tally, control=control,
                 planner=PollPlanner(initial=m.run.polling.initial,
                                     max_interval=m.run.polling.max),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
-                timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS))
+                timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS),
+                watch=Watch(active=canary > 0))
             return await Runner(run, options).run()
         finally:
             if journal is not None:
@@ -172,24 +176,6 @@ def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
         raise StateError(f"the bundled input schema of {plan.manifest.model.id} changed since "
                          "this job's state was written; results would mix two schemas. Pass "
                          "--allow-schema-change to go on, or use a new output folder (--out)")
-
-
-def _write_snapshot(folder: JobFolder, outlook: Any) -> None:
-    """plan.json beside the journal, so `status` and the report know every cell of the job and
-    the price the run uses. Rewritten only when what the plan was made from (its inputs key),
-    its price or the concurrency changed."""
-    folder.path.mkdir(parents=True, exist_ok=True)
-    key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
-        str(outlook.concurrency)
-    marker = hashlib.sha256(key.encode()).hexdigest()
-    try:
-        if folder.plan_fingerprint.read_text() == marker and folder.plan.exists():
-            return
-    except OSError:
-        pass
-    write_atomic(folder.plan, json.dumps(plan_json(outlook, with_state=False),
-                                         ensure_ascii=False, separators=(",", ":")))
-    folder.plan_fingerprint.write_text(marker)
 
 
 def settled_run(manifest_path: str | os.PathLike, options: RunOptions = RunOptions(), *,

@@ -96,11 +96,12 @@ class SimState:
     def cost(self, view: View) -> float:
         if view.state != wire.SUCCEEDED:
             return 0.0
+        usd = self.config.price_usd * self.config.cost_factor  # the catalog's, unless told
         if self.config.price_unit == "output":
-            return self.config.price_usd
+            return round(usd, 6)
         frames = view.request.body.get("number_of_frames", DEFAULT_FRAMES)
         seconds = wire.billed_seconds(frames)
-        return round(self.config.price_usd * seconds, 6)
+        return round(usd * seconds, 6)
 
 
 def _urls(request: Request, request_id: str) -> dict[str, str]:

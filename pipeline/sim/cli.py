@@ -47,6 +47,16 @@ def _gen_time(text: str) -> tuple[float, float]:
     return (low, high)
 
 
+def _factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1000, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -76,6 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--price", type=float, default=d.price_usd, metavar="USD",
                    help="base_price_usd of the catalog entry (default %(default)s)")
     p.add_argument("--price-unit", choices=cfglib.PRICE_UNITS, default=d.price_unit)
+    p.add_argument("--cost-factor", type=_factor, default=d.cost_factor, metavar="F",
+                   help="bill each result F times the catalog price (default %(default)s: "
+                        "as the catalog says)")
     g = p.add_argument_group("faults (probabilities from 0 to 1, reproducible under --seed)")
     for name, text in cfglib.FAULT_RATES.items():
         g.add_argument("--" + name.replace("_", "-"), type=_probability, default=0.0,
@@ -112,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> cfglib.SimConfig:
         return cfglib.SimConfig(
             capacity=args.capacity, gen_time=args.gen_time, seed=args.seed,
             token=args.token or None, price_usd=args.price, price_unit=args.price_unit,
+            cost_factor=args.cost_factor,
             result_success_word=args.result_word, status_on_failure=args.failure_status_word,
             output_key=args.output_key, auth_failure_status=args.auth_failure_status,
             error_code_quirk=args.error_code_quirk, accept_data_uris=not args.refuse_data_uris,

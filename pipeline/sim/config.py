@@ -38,6 +38,8 @@ class SimConfig:
     token: str | None = None  # pin the one accepted bearer token; None accepts any non-empty one
     price_usd: float = 0.05
     price_unit: str = "second"  # "second" (of output video) or "output"
+    cost_factor: float = 1.0  # /result bills the catalog price times this (a service that
+    #                           charges more, or less, than its catalog says)
 
     # Fault injection: probabilities in [0, 1].
     error_rate: float = 0.0
@@ -89,6 +91,8 @@ class SimConfig:
             ("capacity", isinstance(self.capacity, int) and self.capacity >= 1, "an integer >= 1"),
             ("price_usd", self.price_usd >= 0, "a non-negative number"),
             ("price_unit", self.price_unit in PRICE_UNITS, f"one of {PRICE_UNITS}"),
+            ("cost_factor", isinstance(self.cost_factor, (int, float))
+             and 0 <= self.cost_factor <= 1000, "a number from 0 to 1000"),
             ("result_success_word", self.result_success_word in RESULT_SUCCESS_WORDS,
              f"one of {RESULT_SUCCESS_WORDS}"),
             ("status_on_failure", self.status_on_failure in FAILURE_STATUS_WORDS,

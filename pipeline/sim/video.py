@@ -109,6 +109,7 @@ def encode_mp4(img: Image.Image, frames: int, long_side: int) -> bytes:
     ImageDraw.Draw(src).text((6, 4), "SIMULATED", fill=(255, 255, 255))
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
+        container.metadata["comment"] = wire.PLACEHOLDER_COMMENT
         stream = container.add_stream("libx264", rate=wire.OUTPUT_FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "30"}

@@ -103,8 +103,8 @@ def test_a_journal_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
     """A journal written in a format this version does not know is refused, with the line
     and what to do, rather than replayed by the wrong rules."""
     raw(tmp_path, header(format=FORMAT + 1))
-    with pytest.raises(StateError, match=r"state\.jsonl:1: this journal is in format 2.*"
-                                         r"reads format 1.*--out"):
+    with pytest.raises(StateError, match=rf"state\.jsonl:1: this journal is in format "
+                                         rf"{FORMAT + 1}.*reads format {FORMAT}.*--out"):
         read_state(tmp_path)
 
 
