@@ -48,6 +48,20 @@ def test_eta_places_cells_on_slots(todo, live, concurrency, expected) -> None:
     assert eta(todo, live, concurrency, t, now=100.0) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("todo,live,first,expected", [
+    ({K720: 9}, [], 1, 9.0),  # the canary alone (3 s), then 8 cells on 4 slots (6 s)
+    ({K720: 8}, [], 0, 6.0),  # without it: two waves
+    ({K720: 9}, [(K720, 99.0)], 1, 11.0),  # the live cell is the canary: 2 s left, then 9
+    ({K720: 2}, [], 3, 3.0),  # a canary larger than the work: all of it at once
+    ({}, [], 1, 0.0),  # nothing left
+])
+def test_eta_under_a_canary_starts_the_rest_after_it(todo, live, first, expected) -> None:
+    """The canary's cells (live ones first) end before any other cell starts (at `now` 100)."""
+    t = Timings()
+    t.add(K720, 3.0)
+    assert eta(todo, live, 4, t, now=100.0, first=first) == pytest.approx(expected)
+
+
 def test_eta_is_unknown_without_any_duration() -> None:
     """With no measurement and no typical time the ETA is unknown, never a made-up figure."""
     assert eta({K720: 1}, [], 4, Timings(), now=0.0) is None

@@ -48,7 +48,7 @@ def test_cli_prints_url_first_serves_and_exits_cleanly(sig: signal.Signals, code
 
 @pytest.mark.parametrize("option", [["--drop-rate", "1.5"], ["--gen-time", "3:1"],
                                     ["--capacity", "0"], ["--output-key", "clip"],
-                                    ["--error-rate", "lots"]])
+                                    ["--error-rate", "lots"], ["--cost-factor", "-1"]])
 def test_cli_bad_option_values_exit_2(option: list[str]) -> None:
     """A bad option value is an argparse error naming the option, exit status 2."""
     proc = subprocess.run([sys.executable, "-m", "pipeline", "sim", *option],
