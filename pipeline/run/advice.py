@@ -28,8 +28,8 @@ def for_refusal(status: int | None, code: object, message: str, *, data_uri: boo
         return "top up your RunComfy balance, then run again to resume"
     if data_uri and ("data:" in text or "data uri" in text or "base64" in text
                      or "image" in text or "url" in text):
-        return ("the request sent a local image as a data: URI, which the service seems not to "
-                "accept: set `run.local_images: refuse` and give the images as https URLs")
+        return ("the service seems to refuse local images sent as data: URIs: set "
+                "`run.local_images: refuse` and give the images as https URLs")
     if str(code) == str(wire.ERROR_CODE_BAD_MODEL):
         return ("the service does not know this model id: check `model` "
                 "(`pipeline models check` compares it with the service)")

@@ -65,10 +65,11 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 return False
             if permanent or balance:
                 log.warning("cell %s: refused: %s", cell.id, exc.message)
-                todo = for_refusal(exc.status_code, exc.error_code, exc.message,
+                said = getattr(exc.error, "message", None) or exc.message  # the server's words
+                todo = for_refusal(exc.status_code, exc.error_code, said,
                                    data_uri=sends_data_uri(run, cell))
                 run.watch.refused(cell.id, todo)
-                control.refused(exc.status_code, exc.error_code, exc.message, todo)
+                control.refused(exc.status_code, exc.error_code, said, todo)
                 if permanent:
                     control.cell_failed()
                 return False

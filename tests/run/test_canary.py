@@ -133,3 +133,31 @@ def test_plan_counts_the_canary_in_its_time_estimate(tmp_path: Path, api_env, ca
     assert main(["plan", str(manifest), "--out", str(tmp_path / "sim"), "--json"]) == 0
     estimate = json.loads(capsys.readouterr().out)["estimate"]
     assert estimate["canary"] == 0 and estimate["duration_s"] == 3 * per_cell  # 4, 4, 2
+
+
+def test_insufficient_balance_stops_at_once_and_leaves_the_cell_pending(
+        tmp_path: Path, api_env, monkeypatch) -> None:
+    """A submit refused for insufficient balance (400002) stops submitting at the first
+    refusal; the cell is not failed (it is not its fault) and runs once topped up."""
+    from pipeline.client import NOT_ACCEPTED, RunComfyClient
+    from pipeline.errors import SubmitError
+
+    sim = api_env(capacity=4, gen_time=(0.02, 0.05))
+    submits = []
+
+    async def broke(self, model_id, body, **kw):
+        submits.append(body)
+        raise SubmitError(NOT_ACCEPTED, "HTTP 400 (error_code 400002): InsufficientResources",
+                          status_code=400, error_code=400002, permanent=True)
+
+    manifest = sweep(tmp_path, seeds=5)
+    manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 1"))
+    with monkeypatch.context() as m:
+        m.setattr(RunComfyClient, "submit", broke)
+        summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out",
+                                                           progress=False, no_canary=True))
+    assert len(submits) == 1 and summary.exit_code == 1
+    assert "insufficient balance" in summary.stopped and "top up" in summary.stopped
+    assert summary.counts["pending"] == 5 and summary.counts["failed"] == 0
+    topped_up = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    assert topped_up.exit_code == 0 and sim.stats()["submissions_accepted"] == 5
