@@ -42,8 +42,8 @@ def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
                 schema_sha256: str, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
                 budget: float | None, canary: int = 0) -> dict:
-    """A run begins: what it runs, where, with which price and limits; `canary`: the cells it
-    must see done before it submits more than that many (pipeline.run.canary)."""
+    """A run begins: what it runs, where, with which price and limits; `canary`: the cells
+    it must see done before it submits others (pipeline.run.canary)."""
     return {"e": "run", "format": FORMAT, "job": job, "model": model, "manifest": manifest,
             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
             "backend": backend, "base_url": base_url, "pid": os.getpid(),
@@ -122,8 +122,8 @@ def resubmit_unknown(cell: str, n: int) -> dict:
 
 def canary(cell: str, ok: bool, findings: list[str], *, estimate: float | None,
            cost: float | None, sheet: dict | None) -> dict:
-    """A canary cell was judged: proven or not, what it found, and what the service billed
-    (`cost`) against its `estimate` at the uncorrected price `sheet` (pipeline.job.price)."""
+    """A canary cell was judged: proven or not, what it found, what it was billed (`cost`)
+    against its `estimate` at the uncorrected price `sheet` (pipeline.job.price)."""
     return {"e": "canary", "cell": cell, "ok": ok, "findings": findings, "estimate": estimate,
             "cost": cost, "sheet": sheet}
 
@@ -172,7 +172,7 @@ class JobState:
 
     @property
     def billed_canary(self) -> dict | None:
-        """The last canary event with a billed cost: what prices the job (pipeline.job.price)."""
+        """The last canary event with a cost: what prices the job (pipeline.job.price)."""
         return next((c for c in reversed(self.canaries) if c.get("cost") is not None), None)
 
     def cell(self, cell_id: str) -> CellRecord:
