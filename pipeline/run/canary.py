@@ -101,6 +101,7 @@ async def judge(run: RunContext, cell: Cell) -> None:
         log.info("canary %s %s: %s", cell.id, _label(cell), "; ".join(findings))
     if ok:
         await control.canary_proven()
+        run.tally.canary = control.canary  # the ETA no longer waits for this cell
         if not control.canary:
             run.watch.active = False
             run.watch.cells.clear()

@@ -1,9 +1,10 @@
 """Stage 2's entry point: one run of one job, from its plan to its reports.
 
 `run_job(plan, options)` takes the job's lock, replays its journal, resolves the price (the
-catalog first, see pipeline.job.price), writes the plan snapshot, starts the client (or the
-in-process simulator), journals the run's start and hands over to the Runner; afterwards it
-writes the reports. Every step is journalled (pipeline.job.journal): the intent to submit is
+catalog first, see pipeline.job.price), decides the run's canary (the cells it proves before
+the rest, pipeline.run.canary), writes the plan snapshot, starts the client (or the in-process
+simulator), journals the run's start and hands over to the Runner; afterwards it writes the
+reports. Every step is journalled (pipeline.job.journal): the intent to submit is
 durable before the POST and the request id right after it, so a rerun polls what was
 submitted instead of paying for it again, and holds as `unknown` what may or may not have been
 accepted.
