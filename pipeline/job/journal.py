@@ -42,8 +42,7 @@ def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
                 schema_sha256: str, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
                 budget: float | None, canary: int = 0) -> dict:
-    """A run begins: what it runs, where, with which price and limits; `canary`: the cells
-    it must see done before it submits others (pipeline.run.canary)."""
+    """A run begins: what it runs, where, with which price, limits and canary (run.canary)."""
     return {"e": "run", "format": FORMAT, "job": job, "model": model, "manifest": manifest,
             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
             "backend": backend, "base_url": base_url, "pid": os.getpid(),

@@ -152,7 +152,7 @@ def test_retry_failed_gives_failed_cells_new_attempts(tmp_path: Path, api_env) -
 def test_retry_failed_retries_only_the_selected_failed_cells(tmp_path: Path, api_env) -> None:
     """`--retry-failed --only cell=ID` gives new attempts to that failed cell alone."""
     api_env(capacity=4, gen_time=(0.02, 0.05), fail_rate=1.0)
-    manifest = sweep(tmp_path, seeds=3)
+    manifest = sweep(tmp_path, seeds=3, run="  canary: 0")  # every cell is to fail
     out = tmp_path / "out"
     plan = build_plan(manifest)
     assert run_job(plan, RunOptions(out=out, progress=False)).counts["failed"] == 3
