@@ -10,6 +10,9 @@
 - `unavailable(reason)`: a service a test needs is missing (Chromium, ...): skipped on a
   developer's machine, saying why, and failed in CI (`CI=true`), where `.ci/run` must have
   provided it.
+- `postgres`: a throwaway PostgreSQL cluster of the session's own (tests/pgcluster.py), started
+  on first use; `ledger_url`: a fresh, empty database on it for one test. Where PostgreSQL's
+  server binaries are missing the test is `unavailable` (skipped, or failed in CI).
 - `fast_retries`: `with fast_retries(attempts=N):` runs in stamina's testing mode (no backoff
   waits, at most N attempts per retried call). Mark a test or a module
   `@pytest.mark.fast_retries(attempts=N)` to run it so; stamina's mode is global, so every test
@@ -95,6 +98,32 @@ def api_env(sim_factory: Callable[..., Simulator],
         return sim
 
     return start
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """The session's own PostgreSQL cluster (a tests/pgcluster.Cluster), running."""
+    import pgcluster
+
+    try:
+        cluster = pgcluster.Cluster()
+        cluster.start()
+    except pgcluster.Unavailable as exc:
+        unavailable(f"PostgreSQL is needed for the team-ledger tests: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def ledger_url(postgres: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on the session's cluster, for one test."""
+    import re
+
+    if not postgres.running():
+        postgres.start()
+    return postgres.fresh_database("t_" + re.sub(r"\W", "_", request.node.name)[:50].lower())
 
 
 @pytest.fixture(scope="session")
