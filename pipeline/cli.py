@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
     p.add_argument("--progress", choices=["bar", "plain", "json", "none"],
                    help="how progress is shown on stderr (json: one object per change)")
+    p.add_argument("--ledger", metavar="URL",
+                   help="share the account with every runner naming this team ledger "
+                   "(postgresql://...; default: $PIPELINE_LEDGER)")
 
     p = job_parser(sub, "status", "counts, spend, ETA and failures of a job", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -194,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,
         allow_unknown_price=args.allow_unknown_price, no_canary=args.no_canary,
-        progress=args.progress or (False if args.no_progress else None))
+        progress=args.progress or (False if args.no_progress else None), ledger=args.ledger)
     # A settled job whose inputs are unchanged is answered at once, without planning.
     summary = settled_run(args.manifest, options, allow_outside=args.allow_outside_paths)
     if summary is None:

@@ -41,9 +41,12 @@ READABLE = frozenset({1, 2})  # 2 added the `canary` event
 def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
                 schema_sha256: str, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
-                budget: float | None, canary: int = 0) -> dict:
-    """A run begins: what it runs, where, with which price, limits and canary (run.canary)."""
-    return {"e": "run", "format": FORMAT, "job": job, "model": model, "manifest": manifest,
+                budget: float | None, uid: str, canary: int = 0) -> dict:
+    """A run begins: what it runs, where, with which price, limits and canary (run.canary).
+    `uid` names the job wherever it is (the first run's, kept by every later run: see
+    JobState.uid)."""
+    return {"e": "run", "format": FORMAT, "uid": uid, "job": job, "model": model,
+            "manifest": manifest,
             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
             "backend": backend, "base_url": base_url, "pid": os.getpid(),
             "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
@@ -173,6 +176,12 @@ class JobState:
     def billed_canary(self) -> dict | None:
         """The last canary event with a cost: what prices the job (pipeline.job.price)."""
         return next((c for c in reversed(self.canaries) if c.get("cost") is not None), None)
+
+    @property
+    def uid(self) -> str | None:
+        """The job's own id, as its first run that wrote one gave it (journals from before
+        ids have none until their next run)."""
+        return next((r["uid"] for r in self.runs if r.get("uid")), None)
 
     def cell(self, cell_id: str) -> CellRecord:
         found = self.cells.get(cell_id)

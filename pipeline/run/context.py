@@ -58,6 +58,7 @@ class RunOptions:
     progress: bool | str | None = None  # a mode of pipeline.run.progress; None: bar on a tty
     no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
+    ledger: str | None = None  # a team ledger's postgresql:// URL (else PIPELINE_LEDGER)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class RunContext:
     fps: int
     watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
 
     @property
     def state(self) -> JobState:

@@ -72,6 +72,7 @@ class Runner:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         mode = self.options.progress
+        keeper = asyncio.create_task(run.team.keep_in_line()) if run.team else None
         try:
             to_submit = self._resume()
             self.progress = Progress(run.plan.job, self.figures,
@@ -81,6 +82,8 @@ class Runner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            if keeper is not None:
+                keeper.cancel()
         cancelled = None
         if control.interrupted and self.options.cancel_on_interrupt:
             cancelled = await cancel_live(run.state, run.client, run.journal,
@@ -115,6 +118,8 @@ class Runner:
         cell = event.get("cell")
         if cell is not None:
             run.tally.update(cell, run.state.cells[cell])
+            if run.team is not None and event["e"] != "cell":
+                run.team.changed(cell, event.get("n"))
         if run.journal.low_space and run.control.fatal is None:
             run.control.fail(StateError(
                 f"the disk holding {run.folder} is full: stopped before it could lose track "
@@ -151,8 +156,8 @@ class Runner:
                 self._spawn(self._drive(cell, resume=True))
             elif act.does == DOWNLOAD:
                 self._spawn(collect(run, cell))
-            elif st == DONE and not rec.compacted:
-                rec.compact(run.estimate(cell.id))
+            elif st == DONE and not rec.compacted and (run.team is None or run.team.reconciled):
+                rec.compact(run.estimate(cell.id))  # (the team ledger may still need it all)
         self.waiting = len(to_submit)
         return to_submit
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from urllib.parse import urlparse
 
+from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
-from ..errors import BudgetError, StateError
+from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
 from ..job.durable import write_atomic
 from ..job.folder import JobFolder, JobLock
@@ -37,6 +39,7 @@ from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
 from .runner import Runner
+from .team import TeamSlots, open_team
 
 __all__ = ["RunOptions", "RunSummary", "run_job", "select", "settled_run"]
 
@@ -91,7 +94,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
         else:
             client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT,
                                              data_uris=m.run.local_images == "data_uri")
-        journal = None
+        journal = team = None
         try:
             price = await fetch_price(client, m, folder,
                                        SIM_ORIGIN if sim else urlparse(client.base_url).netloc)
@@ -113,8 +116,10 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                 manifest_sha256=m.sha256, schema_sha256=m.model.schema_sha256,
                 backend=backend, base_url=client.base_url, concurrency=concurrency,
                 max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
-                price_source=price.source, budget=m.run.budget, canary=canary))
+                price_source=price.source, budget=m.run.budget, canary=canary,
+                uid=state.uid or uuid.uuid4().hex))
             await journal.durable()
+            team = await _open_team(options, backend, state, m.name, client.base_url)
             outlook.tally.live_since = start["t"]
             control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
                               canary=canary,
@@ -126,14 +131,37 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                                     max_interval=m.run.polling.max),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
                 timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS),
-                watch=Watch(active=canary > 0))
+                watch=Watch(active=canary > 0), team=team)
             return await Runner(run, options).run()
         finally:
+            if team is not None:  # a last flush of what the ledger has not yet been told
+                await team.close()
             if journal is not None:
                 journal.close()
             await client.aclose()
             if sim is not None:
                 sim.stop()
+
+
+async def _open_team(options: RunOptions, backend: str, state: JobState, job: str,
+                     base_url: str) -> TeamSlots | None:
+    """The team ledger this run shares, brought in line with the journal; None without one.
+    A ledger that is not set up stops the run here; one that is down only delays submits."""
+    url = options.ledger or os.environ.get(LEDGER_ENV_VAR, "").strip() or None
+    if url is None:
+        return None
+    if backend == "sim":  # the built-in simulator is this run's own server, not the account
+        log.warning("the team ledger is not used with the built-in simulator (backend sim)")
+        return None
+    team = open_team(url, state, job=job, job_uid=state.uid or "", base_url=base_url)
+    try:
+        await team.reconcile()
+    except LedgerUnavailable as exc:
+        log.warning("%s; submits wait for it", exc)
+    except BaseException:
+        await team.ledger.close()
+        raise
+    return team
 
 
 def _check_budget_possible(m: Manifest, price: Price, options: RunOptions) -> None:

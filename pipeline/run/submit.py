@@ -35,11 +35,15 @@ async def submit(run: RunContext, cell: Cell) -> bool:
     for tries in range(1, SUBMIT_TRIES + 1):
         if control.submitting_stopped:
             return False
+        n = len(rec.attempts) + 1
+        if run.team is not None and not await run.team.acquire(cell.id, n, estimate, control):
+            return False
         refusal = run.tally.ledger.reserve(cell.id, estimate)
         if refusal is not None:
             control.halt(refusal)
+            if run.team is not None:  # the slot taken for it goes back
+                run.team.changed(cell.id, n)
             return False
-        n = len(rec.attempts) + 1
         run.write(ev.intent(cell.id, n, estimate))
         await run.journal.durable()
         crash_point("after_intent")

@@ -19,7 +19,7 @@ def header(**extra) -> dict:
     return {**ev.run_started(job="j", model="m", manifest="/x/j.yaml", manifest_sha256="s",
                              schema_sha256="h", backend="runcomfy", base_url="http://x",
                              concurrency=4, max_attempts=3, cells=2, price=None,
-                             price_source="unknown", budget=None), **extra}
+                             price_source="unknown", budget=None, uid="u1"), **extra}
 
 
 def write(folder: Path, *events: dict) -> Journal:
