@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     account_cli.register(sub)
     sim_cli.register(sub)
-    parser.set_defaults(commands=frozenset(sub.choices))
+    parser.set_defaults(commands=frozenset(sub.choices), verbs=_verbs(sub))
     return parser
 
 
@@ -270,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(hoist_global_options(
-        list(sys.argv[1:] if argv is None else argv), parser.get_default("commands")))
+        list(sys.argv[1:] if argv is None else argv), parser.get_default("commands"),
+        parser.get_default("verbs")))
     _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("pipeline.canary").setLevel(logging.DEBUG if args.verbose else
                                                   logging.INFO)  # what the canary found
@@ -301,9 +302,21 @@ _VERBOSE = ("-v", "--verbose")
 _OWN = ("-h", "--help", "--version")  # options of `pipeline` itself, kept before the command
 
 
-def hoist_global_options(argv: list[str], commands: frozenset[str]) -> list[str]:
-    """argv with options written before the command moved after it (where the command's parser
-    takes them, or refuses them by name), and -v/--verbose moved to the front."""
+def _verbs(sub: Any) -> dict[str, frozenset[str]]:
+    """The verbs of commands that have them (`account status`): command -> its verbs."""
+    out = {}
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                out[name] = frozenset(action.choices)
+    return out
+
+
+def hoist_global_options(argv: list[str], commands: frozenset[str],
+                         verbs: dict[str, frozenset[str]] | None = None) -> list[str]:
+    """argv with options written before the command moved after it (after its verb, for a
+    command that has verbs: where the parser takes them, or refuses them by name), and
+    -v/--verbose moved to the front."""
     args = argv[:argv.index("--")] if "--" in argv else argv
     rest = argv[len(args):]
     verbose = [a for a in args if a in _VERBOSE]
@@ -313,7 +326,10 @@ def hoist_global_options(argv: list[str], commands: frozenset[str]) -> list[str]
         before = args[:at]
         own = [a for a in before if a in _OWN]
         moved = [a for a in before if a not in _OWN]
-        args = own + [args[at]] + moved + args[at + 1:]
+        command = args[at:at + 1]
+        if args[at + 1:at + 2] and args[at + 1] in (verbs or {}).get(args[at], ()):
+            command = args[at:at + 2]
+        args = own + command + moved + args[at + len(command):]
     return verbose[:1] + args + rest
 
 
