@@ -22,7 +22,6 @@ from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
 from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
-from ..job.durable import write_atomic
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
 from ..job.journal import Journal, JobState, read_state

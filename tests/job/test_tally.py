@@ -15,7 +15,7 @@ def run_event(base_url: str, t: float) -> dict:
     event = ev.run_started(job="j", model="m", manifest="j.yaml", manifest_sha256="0",
                            schema_sha256="0", backend="runcomfy", base_url=base_url,
                            concurrency=4, max_attempts=3, cells=2, price=None,
-                           price_source="unknown", budget=None)
+                           price_source="unknown", budget=None, uid="u1")
     return {**event, "t": t}
 
 
