@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = job_parser(sub, "run", "execute every cell that is not done (resumes)", cmd_run)
     p.add_argument("--backend", choices=["runcomfy", "sim"],
                    help="override the manifest's backend (sim: the offline simulator)")
-    p.add_argument("--concurrency", type=_positive, help="requests live on the server at once")
+    p.add_argument("--concurrency", type=_concurrency, metavar="N|auto",
+                   help="requests live on the server at once, or auto: learnt from the server")
     add_only(p, "run only the cells with this value")
     p.add_argument("--retry-failed", action="store_true",
                    help="give failed cells another max_attempts tries")
@@ -175,6 +176,10 @@ class _Gathered:
         self.parts, self.length = [], 0
 
 
+def _concurrency(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _positive(text)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -192,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run.session import RunOptions, run_job, settled_run
 
     options = RunOptions(
-        backend=args.backend, concurrency=args.concurrency, only=parse_only(args.only),
+        backend=args.backend, concurrency=None if args.concurrency == "auto" else args.concurrency,
+        auto=args.concurrency == "auto", only=parse_only(args.only),
         retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,

@@ -72,6 +72,7 @@ class JobFolder:
     plan_fingerprint = property(lambda self: self.path / ".plan.fingerprint")
     summary = property(lambda self: self.path / "status.json")  # the last run's status
     catalog = property(lambda self: self.path / "catalog.json")  # the model's catalog entry
+    capacity = property(lambda self: self.path / "capacity.json")  # what concurrency auto found
     report_stamp = property(lambda self: self.path / ".report.stamp")
     videos = property(lambda self: self.path / "videos")
     posters = property(lambda self: self.path / "posters")

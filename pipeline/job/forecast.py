@@ -19,6 +19,7 @@ from typing import Any
 
 from ..prepare import cost
 from ..prepare.plan import Plan
+from .capacity import kept, planning_concurrency
 from .durable import write_atomic
 from .folder import JobFolder
 from .journal import JobState, read_state
@@ -37,6 +38,7 @@ class Forecast:
     tally: Tally
     concurrency: int
     of: int | None = None  # with a selection (--only): how many cells the whole plan has
+    folder: JobFolder | None = None
 
     def actions(self) -> list[tuple[str, str]]:
         """Per cell of the plan: (state, what a run would do and why)."""
@@ -54,6 +56,15 @@ class Forecast:
 
     def figures(self) -> dict[str, Any]:
         return self.tally.figures(self.concurrency)
+
+
+def _concurrency(settings: Any, assumed: int, folder: JobFolder | None) -> str:
+    """How the plan names the concurrency its estimate assumed."""
+    if not settings.auto:
+        return str(assumed)
+    if folder is not None and kept(folder) is not None:
+        return f"auto (capacity {assumed}, as the last run found it)"
+    return f"auto (assumed {assumed} until a run finds the capacity)"
 
 
 def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
@@ -85,7 +96,8 @@ def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
                      typical=typical)
     tally.canary = canary
-    return Forecast(plan, price, state, tally, concurrency or m.run.concurrency, of)
+    return Forecast(plan, price, state, tally,
+                    concurrency or planning_concurrency(m.run, folder), of, folder)
 
 
 def write_snapshot(folder: JobFolder, outlook: Forecast) -> None:
@@ -206,7 +218,8 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
         f"job {m.name}: {count} of {m.model.id} on backend {m.backend}",
         f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run "
         f"(price: {f.price.source})",
-        f"estimated duration: {cost.span(fig['eta_s'])} at concurrency {f.concurrency}"
+        f"estimated duration: {cost.span(fig['eta_s'])} at concurrency "
+        f"{_concurrency(m.run, f.concurrency, f.folder)}"
         + (f", after a canary of {_cells(f.tally.canary)} run alone first"
            if f.tally.canary and todo else "")
         + (f" (about {per_cell_s:g} s per cell: {fig['duration_source']})"

@@ -41,16 +41,19 @@ READABLE = frozenset({1, 2})  # 2 added the `canary` event
 def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
                 schema_sha256: str, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
-                budget: float | None, uid: str, canary: int = 0) -> dict:
+                budget: float | None, uid: str, canary: int = 0,
+                auto: dict | None = None) -> dict:
     """A run begins: what it runs, where, with which price, limits and canary (run.canary).
-    `uid` names the job wherever it is (the first run's, kept by every later run: see
+    `auto` ({"queue_ahead"}) with `concurrency: auto`, `concurrency` then being what the ETA
+    assumes. `uid` names the job wherever it is (the first run's, kept by every later run: see
     JobState.uid)."""
     return {"e": "run", "format": FORMAT, "uid": uid, "job": job, "model": model,
             "manifest": manifest,
             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
             "backend": backend, "base_url": base_url, "pid": os.getpid(),
             "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
-            "price": price, "price_source": price_source, "budget": budget, "canary": canary}
+            "price": price, "price_source": price_source, "budget": budget, "canary": canary,
+            **({"auto": auto} if auto else {})}
 
 
 def described(cell: str, label: str, values: dict, request: dict) -> dict:

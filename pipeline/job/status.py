@@ -17,6 +17,7 @@ from typing import Any
 from ..prepare import cost
 from ..prepare.select import Only, describe_only, select_cells
 from .folder import JobFolder
+from .capacity import capacity_figures, kept
 from .journal import JobState, read_state
 from .records import FAILED, PENDING
 from .tally import Tally, figures_line, planned_cells, resume_for
@@ -115,6 +116,7 @@ class JobView:
     concurrency: int
     budget: float | None
     price_source: str | None
+    capacity: dict | None = None  # with concurrency: auto, what the runs found
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
         out = summarize(self.tally, self.state, job=self.plan.get("job") or
@@ -125,6 +127,8 @@ class JobView:
                         manifest_sha256=self.plan.get("manifest_sha256"), now=now)
         if self.plan.get("selection"):
             out["selection"] = self.plan["selection"]
+        if self.capacity is not None:
+            out["capacity"] = self.capacity
         return out
 
 
@@ -154,6 +158,13 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
     max_attempts = settings.get("max_attempts") or header.get("max_attempts") or \
         DEFAULT_MAX_ATTEMPTS
     concurrency = header.get("concurrency") or settings.get("concurrency") or 1
+    auto = header.get("auto")
+    capacity = None
+    if auto:  # concurrency: auto: the ETA assumes the capacity the run has found, if it has
+        found = kept(folder, header.get("base_url"))
+        capacity = capacity_figures(found["capacity"] if found else None,
+                                    auto.get("queue_ahead", 2), None)
+        concurrency = found["capacity"] if found else concurrency
     budget = settings.get("budget", header.get("budget"))
     live_since = header.get("t") if running and header else None
     tally = Tally.of(state, planned_cells(plan["cells"], model, sheet,
@@ -165,7 +176,7 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
         tally.canary = max(0, header.get("canary", 0) - sum(
             1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))
     return JobView(folder, state, plan, tally, running, concurrency, budget,
-                   price.get("source") if price else header.get("price_source"))
+                   price.get("source") if price else header.get("price_source"), capacity)
 
 
 def job_status(manifest_path: str | Path, out: Path | None = None, *,

@@ -229,6 +229,11 @@ def figures_line(f: Mapping[str, Any]) -> str:
     if f["to_do"] or f["counts"].get("queued") or f["counts"].get("running"):
         eta_text = cost.span(f["eta_s"]) if f["eta_s"] is not None else "unknown"
         text += f", to go {cost.money(f['to_go_usd'])}, ETA {eta_text}"
+    auto = f.get("capacity")
+    if auto:  # concurrency: auto
+        text += ("; concurrency auto: capacity " + (f"{auto['found']} found" if auto["found"]
+                                                    else "not found yet")
+                 + (f", limit {auto['limit']}" if auto.get("limit") else ""))
     return text
 
 

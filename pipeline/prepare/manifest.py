@@ -61,7 +61,9 @@ class Polling:
 class RunSettings:
     """The `run` block, with defaults; later stages read it."""
 
-    concurrency: int = 4
+    concurrency: int = 4  # with `auto`, what the ETA assumes until a run has found the capacity
+    auto: bool = False  # `concurrency: auto`: learnt from the server (pipeline.run.capacity)
+    queue_ahead: int = 2  # with `auto`: requests kept waiting beyond the capacity
     max_attempts: int = 3
     fail_fast: bool = False
     max_failures: int | None = None
@@ -338,4 +340,7 @@ def _run_settings(run: dict, source: Source, problems: ProblemList) -> RunSettin
                      f"run.output {output!r} must be a relative path without '..'; "
                      "use `pipeline run --out DIR` to write elsewhere")
     kwargs = {k: v for k, v in run.items() if k != "polling"}
+    if kwargs.get("concurrency") == "auto":
+        del kwargs["concurrency"]
+        kwargs["auto"] = True
     return RunSettings(**kwargs, polling=polling)

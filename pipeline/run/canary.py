@@ -105,7 +105,7 @@ async def judge(run: RunContext, cell: Cell) -> None:
         if not control.canary:
             run.watch.active = False
             run.watch.cells.clear()
-            log.info("canary proven: submitting the rest at concurrency %d", control.concurrency)
+            log.info("canary proven: submitting the rest at concurrency %d", control.limit())
         return
     control.halt(f"the canary cell {cell.id} {_label(cell)} "
                  + _failure(run, rec, st, seen, problems)
@@ -119,7 +119,7 @@ def reprice(run: RunContext, price: Any) -> None:
     run.tally.reprice(planned_cells(run.plan.cells, run.model_id, price.sheet, run.fps),
                       run.state)
     write_snapshot(run.folder, Forecast(run.plan, price, run.state, run.tally,
-                                        run.control.concurrency))
+                                        run.control.slots))
 
 
 def _usd(x: float) -> str:

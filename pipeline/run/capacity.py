@@ -24,7 +24,8 @@ a 429) and reads `limit`, the number of requests it may have live now. The facts
 
 The limit settles at capacity + `queue_ahead`: a couple of requests wait on the server, so no
 slot idles while the runner notices a finish, and the queue stays short (cheap to cancel).
-The runner asks a fresh request early, so that one that waits is seen waiting.
+The runner keeps asking its newest live request (pipeline.run.poll.watch_queue): that is the
+one whose answer says the most (every other request of ours is before it).
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ class AutoConcurrency:
             self.unnoticed = max(0, len(ahead) + 1 - self.capacity)
         if not first or now < self.paused_until:
             return
-        saturated = 2 * live >= self.limit - self.unnoticed  # the limit is what holds us back
+        saturated = live >= self.limit - self.unnoticed  # the limit is what holds us back
         if self.capacity is None and self._bound is None:
-            if saturated:  # every slot used and nothing waits: try one more
-                self.growing = min(self.ceiling, self.growing + 1)
+            if saturated:  # it and all before it run (none has ended yet): try twice as many
+                self.growing = min(self.ceiling, max(self.growing, 2 * (len(ahead) + 1)))
             return
         self._quiet += 1
         if saturated and self.capacity is not None and \

@@ -48,6 +48,7 @@ class RunOptions:
 
     backend: str | None = None
     concurrency: int | None = None
+    auto: bool = False  # --concurrency auto
     only: tuple[tuple[str, str], ...] = ()
     retry_failed: bool = False
     resubmit_unknown: bool = False

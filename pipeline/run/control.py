@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import PipelineError
 from . import advice
+from .capacity import QUEUED, AutoConcurrency
 
 log = logging.getLogger("pipeline.run")
 
@@ -62,8 +63,14 @@ class Control:
     """Slots, stop flags and the first fatal error of one run."""
 
     def __init__(self, concurrency: int, limits: FailureLimits = FailureLimits(), *,
-                 canary: int = 0, refusals: RefusalBreaker | None = None):
+                 canary: int = 0, refusals: RefusalBreaker | None = None,
+                 auto: AutoConcurrency | None = None):
         self.concurrency = concurrency
+        self.auto = auto  # `concurrency: auto`: the limit is learnt (pipeline.run.capacity)
+        self.order: dict[str, None] = {}  # cells with a request live, in the order sent
+        self.on_capacity = None  # called with the capacity whenever `auto` finds a new one
+        self._asked: set[str] = set()  # cells of `order` whose request has answered a status
+        self.waited_until: dict[str, float] = {}  # when a live request was last seen waiting
         self.limits = limits
         self.canary = canary  # cells still to see done before more than these may be live
         self.refusals = refusals or RefusalBreaker()
@@ -71,6 +78,7 @@ class Control:
         self._slot_free = asyncio.Condition()
         self.stop = asyncio.Event()  # set: stop submitting and polling (interrupt, fatal)
         self.learned = asyncio.Event()  # set at the first finish: pollers re-plan
+        self.eager = asyncio.Event()  # set when nothing is left to submit: pollers re-plan
         self.stopped: str | None = None  # why submitting stopped early
         self.fatal: PipelineError | None = None
         self.crash: BaseException | None = None
@@ -82,9 +90,67 @@ class Control:
         return self.stopped is not None
 
     def limit(self) -> int:
-        """How many requests may be live now (the one place that says it): the concurrency,
-        or while a canary is unproven only its cells, which keep their slots until judged."""
-        return min(self.concurrency, self.canary) if self.canary else self.concurrency
+        """How many requests may be live now (the one place that says it): the concurrency
+        (with `auto`, what it has learnt), or while a canary is unproven only its cells, which
+        keep their slots until judged."""
+        base = self.auto.limit if self.auto is not None else self.concurrency
+        return min(base, self.canary) if self.canary else base
+
+    @property
+    def slots(self) -> int:
+        """The concurrency an ETA assumes: with `auto`, the capacity found (requests beyond it
+        wait, they do not run), else `concurrency`."""
+        if self.auto is not None and self.auto.capacity is not None:
+            return self.auto.capacity
+        return self.concurrency
+
+    # --- what `auto` learns from (pipeline.run.capacity) ---------------------------------------
+    def sent(self, cell: str) -> None:
+        """A request of `cell` is live on the server (accepted now, or found by a resume)."""
+        self.order[cell] = None
+
+    def seen(self, cell: str, status: str, queue_position: int | None, now: float) -> None:
+        """A status answer for `cell`'s live request (from its poller or the queue watch)."""
+        if self.auto is None or cell not in self.order:
+            return
+        first = cell not in self._asked
+        self._asked.add(cell)
+        before = self.auto.limit, self.auto.capacity
+        ahead = []
+        for other in self.order:
+            if other == cell:
+                break
+            ahead.append(other)
+        if status == QUEUED and queue_position:  # first in, first out: those just before it
+            for other in [*ahead[len(ahead) - queue_position + 1:], cell]:  # wait too
+                self.waited_until[other] = now
+        self.auto.seen(cell, status, queue_position, ahead=ahead, live=len(self.order),
+                       first=first, now=now)
+        self._learnt(before)
+
+    def ended(self, cell: str, finished_at: float | None) -> None:
+        """`cell`'s request ended (`finished_at`: when, on our clock, if the server said)."""
+        self._asked.discard(cell)
+        self.waited_until.pop(cell, None)
+        if self.order.pop(cell, 0) is None and self.auto is not None:
+            before = self.auto.limit, self.auto.capacity
+            self.auto.ended(cell, finished_at)
+            self._learnt(before)
+
+    def rate_limited(self, now: float) -> None:
+        """A submit was answered 429: with `auto`, ask for fewer."""
+        if self.auto is not None:
+            before = self.auto.limit, self.auto.capacity
+            self.auto.rate_limited(len(self.order), now)
+            self._learnt(before)
+
+    def _learnt(self, before: tuple) -> None:
+        assert self.auto is not None
+        if self.auto.capacity != before[1] and self.auto.capacity is not None and \
+                self.on_capacity is not None:
+            self.on_capacity(self.auto.capacity)
+        if self.auto.limit > before[0]:
+            asyncio.get_running_loop().create_task(self._wake())
 
     async def canary_proven(self) -> None:
         """One canary cell is done: one fewer to wait for; at none, open every slot."""

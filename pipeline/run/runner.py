@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
+from ..job.capacity import capacity_figures
 from ..job.durable import write_atomic
 from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
                            CellRecord, resume_action)
@@ -31,7 +32,7 @@ from .cancel import cancel_live
 from .collect import clean_partial_downloads, collect
 from .context import RunContext, RunOptions, RunSummary
 from .control import Slot
-from .poll import poll
+from .poll import poll, server_seconds, watch_queue
 from .progress import Progress
 from .submit import submit
 
@@ -53,12 +54,15 @@ class Runner:
         """The job's figures now, with the size of the journal they reflect (and, while a
         canary is unproven, the cells it waits for and the cells it holds back)."""
         run, control = self.run_, self.run_.control
-        figures = {**run.tally.figures(control.concurrency), "journal_bytes": run.journal.size,
+        figures = {**run.tally.figures(control.slots), "journal_bytes": run.journal.size,
                    "retrying": run.client.retrying}
         if control.canary and not control.submitting_stopped:
             free = max(0, control.limit() - control.live)
             figures["canary"] = {"waiting_for": control.canary,
                                  "holding_back": max(0, self.waiting - free)}
+        if control.auto is not None:
+            figures["capacity"] = capacity_figures(control.auto.capacity,
+                                                   control.auto.queue_ahead, control.limit())
         return figures
 
     async def run(self) -> RunSummary:
@@ -73,6 +77,7 @@ class Runner:
                 pass
         mode = self.options.progress
         keeper = asyncio.create_task(run.team.keep_in_line()) if run.team else None
+        watch = asyncio.create_task(watch_queue(run)) if control.auto else None
         try:
             to_submit = self._resume()
             self.progress = Progress(run.plan.job, self.figures,
@@ -82,8 +87,9 @@ class Runner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            if keeper is not None:
-                keeper.cancel()
+            for task in (keeper, watch):
+                if task is not None:
+                    task.cancel()
         cancelled = None
         if control.interrupted and self.options.cancel_on_interrupt:
             cancelled = await cancel_live(run.state, run.client, run.journal,
@@ -117,7 +123,12 @@ class Runner:
         run = self.run_
         cell = event.get("cell")
         if cell is not None:
-            run.tally.update(cell, run.state.cells[cell])
+            rec = run.state.cells[cell]
+            run.tally.update(cell, rec)
+            if event["e"] == "submitted":
+                run.control.sent(cell)
+            elif event["e"] == "result":
+                run.control.ended(cell, _ended_at(rec, event))
             if run.team is not None and event["e"] != "cell":
                 run.team.changed(cell, event.get("n"))
         if run.journal.low_space and run.control.fatal is None:
@@ -143,6 +154,7 @@ class Runner:
         run, control = self.run_, self.run_.control
         clean_partial_downloads(run)
         to_submit: list[Cell] = []
+        resumed: list[tuple[float, str]] = []
         for cell in run.cells:
             rec = run.state.cells.get(cell.id)
             st = rec.state(run.max_attempts, run.tally.live_since) if rec else PENDING
@@ -153,11 +165,14 @@ class Runner:
                 to_submit.append(cell)
             elif act.does == POLL:
                 control.hold_slot()
+                resumed.append((rec.last.submitted_at or 0.0, cell.id))
                 self._spawn(self._drive(cell, resume=True))
             elif act.does == DOWNLOAD:
                 self._spawn(collect(run, cell))
             elif st == DONE and not rec.compacted and (run.team is None or run.team.reconciled):
                 rec.compact(run.estimate(cell.id))  # (the team ledger may still need it all)
+        for _, cell_id in sorted(resumed):  # live on the server in the order they were sent
+            control.sent(cell_id)
         self.waiting = len(to_submit)
         return to_submit
 
@@ -169,6 +184,10 @@ class Runner:
                 break
             self.waiting -= 1
             self._spawn(self._drive(cell))
+        # Nothing left to send: a late look at a finished request now delays the end itself.
+        planner = self.run_.planner
+        planner.tail, planner.lazy = planner.lazy, False
+        control.eager.set()
         while self.tasks:
             await asyncio.wait(set(self.tasks))
         if not isinstance(control.fatal, ApiUnreachable):
@@ -226,14 +245,28 @@ class Runner:
         run.tally.canary = 0  # no run is waiting for one now
         m = run.plan.manifest
         summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
-                            folder=run.folder, running=False, concurrency=control.concurrency,
+                            folder=run.folder, running=False, concurrency=control.slots,
                             price_source=run.price.source, budget=run.tally.ledger.budget,
                             manifest_sha256=m.sha256)
+        if control.auto is not None:
+            summary["capacity"] = capacity_figures(control.auto.capacity,
+                                                   control.auto.queue_ahead, None)
         summary["inputs"] = run.plan.inputs
         write_atomic(run.folder.summary, _json(summary))
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
                           interrupted=control.interrupted, cancelled=cancelled,
                           cell_events=run.state.cell_events)
+
+
+def _ended_at(rec: CellRecord, event: dict) -> float | None:
+    """When a request ended, on our clock: its submit time plus the server's own
+    created_at-to-finished_at (so the two clocks need not agree); None when unknown."""
+    times = event.get("server_times") or {}
+    took = server_seconds(times.get("created_at"), times.get("finished_at"))
+    a = rec.last
+    if took is None or a is None or a.submitted_at is None:
+        return None
+    return a.submitted_at + took
 
 
 def _marker(act: Action, rec: CellRecord) -> dict:

@@ -22,6 +22,7 @@ from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
 from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
+from ..job.capacity import keep, kept, planning_concurrency
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
 from ..job.journal import Journal, JobState, read_state
@@ -37,6 +38,7 @@ from .canary import Watch
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
+from .capacity import AutoConcurrency
 from .runner import Runner
 from .team import TeamSlots, open_team
 
@@ -81,7 +83,8 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
         folder.check_owner(m.path)
         state = read_state(folder, lean=True)
         _check_schema(state, plan, options)
-        concurrency = options.concurrency or m.run.concurrency
+        auto = options.auto or (m.run.auto and options.concurrency is None)
+        concurrency = options.concurrency or planning_concurrency(m.run, folder)
         sim = None
         if backend == "sim":
             from ..sim import SimConfig, Simulator
@@ -116,18 +119,23 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                 backend=backend, base_url=client.base_url, concurrency=concurrency,
                 max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
                 price_source=price.source, budget=m.run.budget, canary=canary,
-                uid=state.uid or uuid.uuid4().hex))
+                uid=state.uid or uuid.uuid4().hex,
+                auto={"queue_ahead": m.run.queue_ahead} if auto else None))
             await journal.durable()
             team = await _open_team(options, backend, state, m.name, client.base_url)
             outlook.tally.live_since = start["t"]
             control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
                               canary=canary,
-                              refusals=RefusalBreaker(m.run.stop_after_refusals))
+                              refusals=RefusalBreaker(m.run.stop_after_refusals),
+                              auto=_auto(auto, folder, m.run.queue_ahead, client.base_url))
+            if control.auto is not None:  # what it finds is kept for the next run
+                control.on_capacity = lambda found: keep(folder, found, m.run.queue_ahead,
+                                                         client.base_url)
             run = RunContext(
                 plan=plan, cells=cells, folder=folder, client=client, journal=journal,
                 tally=outlook.tally, control=control,
                 planner=PollPlanner(initial=m.run.polling.initial,
-                                    max_interval=m.run.polling.max),
+                                    max_interval=m.run.polling.max, lazy=control.auto is not None),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
                 timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS),
                 watch=Watch(active=canary > 0), team=team)
@@ -140,6 +148,15 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             await client.aclose()
             if sim is not None:
                 sim.stop()
+
+
+def _auto(on: bool, folder: JobFolder, queue_ahead: int,
+          base_url: str) -> AutoConcurrency | None:
+    """`concurrency: auto`, starting from what the last run found on this server, if any."""
+    if not on:
+        return None
+    found = kept(folder, base_url)
+    return AutoConcurrency.resume(found["capacity"] if found else None, queue_ahead)
 
 
 async def _open_team(options: RunOptions, backend: str, state: JobState, job: str,

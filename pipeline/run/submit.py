@@ -12,6 +12,7 @@ cell pending (it is not the cell's fault); a refused token stops the run.
 from __future__ import annotations
 
 import logging
+import time
 
 from ..client import NOT_ACCEPTED
 from ..errors import ApiUnreachable, AuthError, ClientError, SubmitError
@@ -77,6 +78,8 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 if permanent:
                     control.cell_failed()
                 return False
+            if exc.status_code == 429:
+                control.rate_limited(time.time())
             if await control.sleep(run.client.backoff(tries, exc.retry_after)):
                 return False
             continue

@@ -134,15 +134,15 @@ def test_a_429_asks_for_fewer_and_pauses_growth() -> None:
     until the pause is over."""
     auto = AutoConcurrency(queue_ahead=2, start=2)
     ids = [str(n) for n in range(12)]
-    for n in range(10):  # ten fresh requests run at once: the limit grows to 12
+    for n in range(10):  # ten fresh requests run at once: try twice as many
         auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=auto.limit, first=True, now=0.0)
-    assert auto.limit == 12
+    assert auto.limit == 20
     auto.rate_limited(live=10, now=1.0)
     assert auto.limit == 9
     auto.seen(ids[10], RUNNING, None, ahead=ids[:8], live=9, first=True, now=2.0)
     assert auto.limit == 9
     auto.seen(ids[11], RUNNING, None, ahead=ids[:8], live=9, first=True, now=40.0)
-    assert auto.limit == 10
+    assert auto.limit == 18
 
 
 def test_unnoticed_finishes_lend_their_slots_once() -> None:
