@@ -125,13 +125,16 @@ class ImageInspector:
 
     `timeout` bounds each connect and read of a fetch, `deadline` the whole fetch (default:
     FETCH_DEADLINE, or `timeout` when that is shorter); `allow_outside` lets local paths leave
-    `base_dir` (the user's `--allow-outside-paths`).
+    `base_dir` (the user's `--allow-outside-paths`); `files=False` refuses local paths (what
+    a server sees: it cannot read the client's files).
     """
 
     def __init__(self, base_dir: Path, *, fetch_remote: bool = True,
                  max_fetch_bytes: int = MAX_FETCH_BYTES, timeout: float = FETCH_TIMEOUT,
-                 deadline: float | None = None, allow_outside: bool = False):
+                 deadline: float | None = None, allow_outside: bool = False,
+                 files: bool = True):
         self.base_dir = base_dir
+        self.files = files  # False: a value that is neither a URL nor a data: URI is refused
         self.fetch_remote = fetch_remote
         self.max_fetch_bytes = max_fetch_bytes
         self.timeout = timeout
@@ -185,6 +188,8 @@ class ImageInspector:
                     return None
                 return _bounded(self.fetch, [value], self.deadline + 1.0, 1,
                                 lambda: ImageProblem(self._late()))[value]
+            if not self.files:
+                raise ImageProblem("is not an http(s) URL or a data: URI")
             return self._read_file(value)
         except ImageProblem as exc:
             return exc
