@@ -25,8 +25,9 @@ from .tally import Tally, figures_line, planned_cells, resume_for
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
               running: bool, concurrency: int, price_source: str | None,
               budget: float | None, manifest_sha256: str | None = None,
-              now: float | None = None) -> dict[str, Any]:
-    """The status of a job (what `pipeline status --json` prints) from its tally."""
+              now: float | None = None, models: int = 1) -> dict[str, Any]:
+    """The status of a job (what `pipeline status --json` prints) from its tally; with
+    several `models`, their figures one by one too."""
     failed, unknown = [], []
     for cid, st in tally.listed.items():
         rec = state.cells[cid]
@@ -47,6 +48,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
     calls = [rec.status_calls() for rec in state.cells.values()
              if rec.compacted or any(a.request_id for a in rec.attempts)]
     header = state.header
+    by_model = {"models": tally.per_model()} if models > 1 else {}
     return {
         "job": job,
         "model": model,
@@ -65,6 +67,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         "journal_bytes": state.valid_bytes,
         "cell_events": state.cell_events,
         "last_run": _iso(header.get("t")) if header else None,
+        **by_model,
     }
 
 
@@ -86,6 +89,12 @@ def status_text(s: Mapping[str, Any]) -> str:
         details.append(f"{s['status_calls_per_cell']} status calls per cell")
     if details:
         lines.append("; ".join(details))
+    for model_id, f in (s.get("models") or {}).items():
+        counts = f["counts"]
+        lines.append(f"  {model_id}: {counts['done']}/{f['cells']} done"
+                     + "".join(f", {k} {v}" for k, v in counts.items() if v and k != "done")
+                     + f"; spent {cost.money(f['spent_usd'])}, to go "
+                       f"{cost.money(f['to_go_usd'])}")
     for f in s["failed"]:
         lines.append(f"failed  {f['id']}  {f['label']}: {f['reason']} ({f['attempts']} attempts)")
     for u in s["unknown"]:
@@ -122,7 +131,8 @@ class JobView:
                         self.state.header.get("model"), folder=self.folder,
                         running=self.running, concurrency=self.concurrency,
                         price_source=self.price_source, budget=self.budget,
-                        manifest_sha256=self.plan.get("manifest_sha256"), now=now)
+                        manifest_sha256=self.plan.get("manifest_sha256"), now=now,
+                        models=len(self.plan.get("models") or ()))
         if self.plan.get("selection"):
             out["selection"] = self.plan["selection"]
         return out
@@ -156,11 +166,16 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
     concurrency = header.get("concurrency") or settings.get("concurrency") or 1
     budget = settings.get("budget", header.get("budget"))
     live_since = header.get("t") if running and header else None
-    tally = Tally.of(state, planned_cells(plan["cells"], model, sheet,
-                                          plan.get("fps") or cost.DEFAULT_FPS),
+    fps = plan.get("fps") or cost.DEFAULT_FPS
+    models = plan.get("models") or []  # a sweep of several models prices each on its own
+    rates = {x["id"]: ((x.get("price") or {}).get("sheet"), x.get("fps") or fps)
+             for x in models if isinstance(x, dict) and "id" in x}
+    typical: Any = plan.get("typical_s")
+    if len(rates) > 1:
+        typical = {x["id"]: x.get("typical_s") for x in models}
+    tally = Tally.of(state, planned_cells(plan["cells"], model, sheet, fps, models=rates),
                      max_attempts=max_attempts, budget=budget, live_since=live_since,
-                     resume=resume_for(state, running=running),
-                     typical=plan.get("typical_s"))
+                     resume=resume_for(state, running=running), typical=typical)
     if running and header:  # the run going is still waiting for its canary's cells
         tally.canary = max(0, header.get("canary", 0) - sum(
             1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))

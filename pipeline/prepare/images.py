@@ -61,6 +61,11 @@ class ImageProblem(Exception):
     """The image cannot be used; the message says why in the user's terms."""
 
 
+class FetchProblem(ImageProblem):
+    """A remote image could not be had (no answer, an error status, too slow): nothing is
+    known of the image itself."""
+
+
 def kind_of(value: str) -> str:
     """'url', 'data' or 'file' for an image input string."""
     lower = value[:8].lower()
@@ -164,7 +169,7 @@ class ImageInspector:
         if not todo or not self.fetch_remote:
             return
         self._cache.update(_bounded(self.fetch, todo, self.deadline + 1.0, FETCH_WORKERS,
-                                    lambda: ImageProblem(self._late())))
+                                    lambda: FetchProblem(self._late())))
 
     def _late(self) -> str:
         return f"no complete answer within {self.deadline:g} s; stopped fetching"
@@ -187,7 +192,7 @@ class ImageInspector:
                 if not self.fetch_remote:
                     return None
                 return _bounded(self.fetch, [value], self.deadline + 1.0, 1,
-                                lambda: ImageProblem(self._late()))[value]
+                                lambda: FetchProblem(self._late()))[value]
             if not self.files:
                 raise ImageProblem("is not an http(s) URL or a data: URI")
             return self._read_file(value)
@@ -239,20 +244,21 @@ class ImageInspector:
                         try:
                             url = str(response.url.join(target))
                         except (httpx.InvalidURL, ValueError):
-                            return ImageProblem(f"redirected to an invalid address {target[:80]!r}")
+                            return FetchProblem(f"redirected to an invalid address {target[:80]!r}")
                         continue
                     if response.status_code != 200:
-                        return ImageProblem(f"fetching it answered HTTP {response.status_code}")
+                        return FetchProblem(f"fetching it answered HTTP {response.status_code}")
                     return inspect_bytes(self._read_body(response, deadline))
-            return ImageProblem(f"too many redirects (more than {MAX_REDIRECTS}); stopped following them")
+            return FetchProblem(f"too many redirects (more than {MAX_REDIRECTS}); stopped "
+                                "following them")
         except ImageProblem as exc:
             return exc
         except httpx.TimeoutException:
-            return ImageProblem(f"no answer within {min(self.timeout, self.deadline):g} s")
+            return FetchProblem(f"no answer within {min(self.timeout, self.deadline):g} s")
         except httpx.HTTPError as exc:
-            return ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
+            return FetchProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
         except (ValueError, OSError) as exc:  # an unparsable URL, a socket error httpx let through
-            return ImageProblem(f"cannot fetch: {exc}")
+            return FetchProblem(f"cannot fetch: {exc}")
 
     def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
         cap = self.max_fetch_bytes
@@ -266,7 +272,7 @@ class ImageInspector:
             if len(body) > cap:
                 raise ImageProblem(too_big)
             if time.monotonic() > deadline:
-                raise ImageProblem(self._late())
+                raise FetchProblem(self._late())
         return bytes(body)
 
 
@@ -292,7 +298,7 @@ def _bounded(fn: Callable[[str], ImageInfo | ImageProblem], items: list[str], li
         try:
             results[item] = fn(item)
         except Exception as exc:  # noqa: BLE001 - fn never raises; belt and braces
-            results[item] = ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
+            results[item] = FetchProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
 
     while pending or running:
         while pending and len(running) < workers:

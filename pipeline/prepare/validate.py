@@ -26,6 +26,7 @@ from .. import wire
 from .images import ImageInspector, ImageProblem, kind_of
 from .models import Model
 
+MISSING = "missing required input"
 _SIMPLE_TOP = {"type", "title", "description", "required", "properties", "$schema", "$id",
                "default", "examples", "additionalProperties"}
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -175,7 +176,7 @@ class RequestValidator:
         out: list[tuple[tuple, str]] = []
         for name in self.required:
             if name not in request:
-                out.append(((), f"missing required input {name!r}"))
+                out.append(((name,), f"{MISSING} {name!r}"))
         for name, value in request.items():
             sub = self.per_property.get(name)
             if sub is None:
