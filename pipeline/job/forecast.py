@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..prepare import cost
+from ..prepare.expand import model_labels
+from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
 from .durable import write_atomic
 from .folder import JobFolder
@@ -206,9 +208,12 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     per_cell = f.actions() if with_state else []
     header = ["#", "cell"] + keys + (["action"] if with_state else [])
     rows = []
+    short = model_labels(list(m.sweep.models))
     for i, c in enumerate(plan.cells[:limit]):
+        shown = {**c.values, MODEL_AXIS: short[c.model]} if MODEL_AXIS in c.values else c.values
         rows.append([str(c.index + 1), c.id]
-                    + [_cell_text(c.values.get(k, ""), wide) for k in keys]
+                    + [_cell_text(shown.get(k, ""), wide, 40 if k == MODEL_AXIS else 24)
+                       for k in keys]
                     + ([per_cell[i][1].split(" (")[0]] if with_state else []))
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     used = sum(widths) + 2 * len(widths)
@@ -252,9 +257,8 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
             per = f", about {item['per_cell_s']:g} s per cell" \
                 if item["per_cell_s"] is not None else ""
             lines.append(f"  {item['id']}: {item['to_do']} of {item['cells']} cells to run, "
-                         f"{cost.money(item['to_go_usd'])} at "
-                         f"{describe(item['price']['sheet'])} ({item['price']['source']})"
-                         + per)
+                         f"{cost.money(item['to_go_usd'])} ({describe(item['price']['sheet'])}, "
+                         f"price from {item['price']['source']}){per}")
     if m.run.budget is not None:
         lines.append(f"budget: {cost.money(m.run.budget)}")
     if with_state:
@@ -274,6 +278,8 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     return "\n".join(table + [""] + lines)
 
 
+
+
 MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
 
 
@@ -281,6 +287,6 @@ def _cells(n: int) -> str:
     return f"{n} cell{'s' if n != 1 else ''}"
 
 
-def _cell_text(value: Any, wide: bool = False) -> str:
+def _cell_text(value: Any, wide: bool = False, width: int = 24) -> str:
     text = str(value)
-    return text if wide or len(text) <= 24 else text[:23] + "…"
+    return text if wide or len(text) <= width else text[:width - 1] + "…"

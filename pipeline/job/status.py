@@ -25,9 +25,10 @@ from .tally import Tally, figures_line, planned_cells, resume_for
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
               running: bool, concurrency: int, price_source: str | None,
               budget: float | None, manifest_sha256: str | None = None,
-              now: float | None = None, models: int = 1) -> dict[str, Any]:
+              now: float | None = None, models: Mapping[str, str | None] | None = None
+              ) -> dict[str, Any]:
     """The status of a job (what `pipeline status --json` prints) from its tally; with
-    several `models`, their figures one by one too."""
+    several `models` (model id -> where its price is from), their figures one by one too."""
     failed, unknown = [], []
     for cid, st in tally.listed.items():
         rec = state.cells[cid]
@@ -48,7 +49,10 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
     calls = [rec.status_calls() for rec in state.cells.values()
              if rec.compacted or any(a.request_id for a in rec.attempts)]
     header = state.header
-    by_model = {"models": tally.per_model()} if models > 1 else {}
+    by_model = {}
+    if models and len(models) > 1:
+        by_model = {"models": {k: {**f, "price_source": models.get(k)}
+                               for k, f in tally.per_model().items()}}
     return {
         "job": job,
         "model": model,
@@ -81,7 +85,9 @@ def status_text(s: Mapping[str, Any]) -> str:
         lines.append("the manifest changed since the last run: these are the figures of the "
                      "last run's plan (`pipeline plan` shows what a run would do now)")
     details = []
-    if s.get("price_source"):
+    if s.get("models"):
+        details.append("price: per model (below)")
+    elif s.get("price_source"):
         details.append(f"price: {s['price_source']}")
     if s.get("per_cell_s") is not None:
         details.append(f"{s['per_cell_s']:g} s per cell ({s['duration_source']})")
@@ -94,7 +100,8 @@ def status_text(s: Mapping[str, Any]) -> str:
         lines.append(f"  {model_id}: {counts['done']}/{f['cells']} done"
                      + "".join(f", {k} {v}" for k, v in counts.items() if v and k != "done")
                      + f"; spent {cost.money(f['spent_usd'])}, to go "
-                       f"{cost.money(f['to_go_usd'])}")
+                       f"{cost.money(f['to_go_usd'])}; price: "
+                       f"{f.get('price_source') or 'unknown'}")
     for f in s["failed"]:
         lines.append(f"failed  {f['id']}  {f['label']}: {f['reason']} ({f['attempts']} attempts)")
     for u in s["unknown"]:
@@ -132,7 +139,8 @@ class JobView:
                         running=self.running, concurrency=self.concurrency,
                         price_source=self.price_source, budget=self.budget,
                         manifest_sha256=self.plan.get("manifest_sha256"), now=now,
-                        models=len(self.plan.get("models") or ()))
+                        models={x["id"]: (x.get("price") or {}).get("source")
+                                for x in self.plan.get("models") or () if "id" in x})
         if self.plan.get("selection"):
             out["selection"] = self.plan["selection"]
         return out

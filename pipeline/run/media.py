@@ -69,6 +69,11 @@ def check(info: dict[str, Any], request: dict[str, Any], *, fps: float) -> dict[
         problems.append(f"{info.get('frames')} frames, asked {frames}")
     if fps and abs((info.get("fps") or 0) - fps) > 0.01:
         problems.append(f"{info.get('fps')} fps, expected {fps:g}")
+    seconds = request.get("duration")
+    if not isinstance(frames, int) and isinstance(seconds, (int, float)) and \
+            not isinstance(seconds, bool) and info.get("duration_s") is not None and \
+            abs(info["duration_s"] - seconds) > 0.5:  # a "5 s" clip may be 120 or 121 frames
+        problems.append(f"{info['duration_s']:g} s long, asked {seconds:g} s")
     short = RESOLUTION_SHORT_SIDE.get(str(request.get("resolution", "")))
     resolution = "not checked (a simulator's placeholder)" if info.get("placeholder") else \
         "not checked"

@@ -225,7 +225,8 @@ class Runner:
                             model=", ".join(m.sweep.models) if many else m.model.id,
                             folder=run.folder, running=False, concurrency=control.concurrency,
                             price_source=run.price.source, budget=run.tally.ledger.budget,
-                            manifest_sha256=m.sha256, models=len(m.sweep.models))
+                            manifest_sha256=m.sha256,
+                            models={k: run.price.of(k).source for k in m.sweep.models})
         summary["inputs"] = run.plan.inputs
         write_atomic(run.folder.summary, _json(summary))
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
