@@ -126,8 +126,8 @@ async def add_models(client: Any, ids: list[str], root: Path) -> Outcome:
             wire.PRICE_NOTE, wire.MODEL_ID)}
         meta.update({"source": _source(client, model_id), "fetched_at": _now(),
                      "catalog": others})
-        if entry.raw.get("kind") in ("video", "image"):
-            meta["kind"] = entry.raw["kind"]
+        if entry.raw.get(wire.CATALOG_KIND) in ("video", "image"):
+            meta["kind"] = entry.raw[wire.CATALOG_KIND]
         write_atomic(folder / META, _dump(meta))
         where = folder.relative_to(root) if folder.is_relative_to(root) else folder
         price = describe(_sheet(entry))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import wire
 from .errors import MissingToken
 
 OFFLINE_HINT = ("to add models from the offline simulator, start `pipeline sim --models DIR` "
@@ -80,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             async with _client() as client:
                 return await client.models(include_schema=False, search=args.search)
         entries = asyncio.run(ask())
-        rows = [{"id": e.model_id or e.raw.get("id"), "kind": e.raw.get("kind"),
+        rows = [{"id": e.model_id or e.raw.get("id"), "kind": e.raw.get(wire.CATALOG_KIND),
                  "price_usd": e.price_usd, "price_unit": e.price_unit, "note": e.note}
                 for e in entries]
         if args.json:
@@ -107,8 +108,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         async with _client() as client:
             return await add_models(client, args.model_ids, _root(args))
     outcome = asyncio.run(go())
-    for line in outcome.lines:
-        print(line, file=sys.stderr if outcome.failed and "add:" in line else sys.stdout)
+    for line, fact in zip(outcome.lines, outcome.facts):
+        print(line, file=sys.stdout if fact["ok"] else sys.stderr)
     return outcome.exit_code
 
 

@@ -116,6 +116,7 @@ CATALOG_TOTAL = "total"
 CATALOG_LIMIT_MAX = 100
 INCLUDE_SCHEMA_PARAM = "include_schema"
 OUTPUT_SCHEMA = "output_schema"  # [GUESS] beside input_schema in a catalog entry
+CATALOG_KIND = "kind"  # [INF] what a model makes ("video", "image"): the listing filters by it
 # Media fields of catalog schemas are marked with `format` [CODE-RC]: one value or a list.
 MEDIA_FORMATS = {"image_uri": "image", "image_uris": "image", "video_uri": "video",
                  "video_uris": "video", "audio_uri": "audio", "audio_uris": "audio"}

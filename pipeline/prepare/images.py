@@ -159,6 +159,10 @@ class ImageInspector:
             raise found
         return found
 
+    def __len__(self) -> int:
+        """How many distinct images it has looked at (and remembers)."""
+        return len(self._cache)
+
     def local_files(self) -> list[Path]:
         """Every local image file looked at so far (what a plan read from disk)."""
         return sorted({self.path_of(v) for v in self._cache if kind_of(v) == "file"})

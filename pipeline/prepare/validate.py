@@ -164,6 +164,11 @@ class RequestValidator:
             return None
         return f"{text} (it is {_show_metric(metric, value)})"
 
+    def remembered(self) -> int:
+        """How many values and images this validator keeps answers for (a long-lived user,
+        such as the simulator, starts a fresh one past a bound)."""
+        return len(self._memo) + len(self.inspector)
+
     # --- checking -------------------------------------------------------------------------
     def errors(self, request: dict) -> list[tuple[tuple, str]]:
         """(path inside the request, message) for every problem of one body."""

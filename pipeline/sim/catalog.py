@@ -77,7 +77,7 @@ class Catalog:
         usd, unit, note = stated(model, config)
         entry: dict[str, Any] = {
             wire.MODEL_ID: model.id,
-            "kind": model.kind,
+            wire.CATALOG_KIND: model.kind,
             wire.PRICE_USD: usd,
             wire.PRICE_UNIT: unit,
             wire.PRICE_NOTE: note,

@@ -59,7 +59,7 @@ class BodyCheck:
     types, enums, required inputs, `validations` rules on images and the prompt's stated
     limit, refused server-side as the real service would."""
 
-    MAX_REMEMBERED = 512  # distinct images and values a validator keeps before starting afresh
+    MAX_REMEMBERED = 4096  # answers a validator keeps before it is started afresh
 
     def __init__(self, fetch_timeout: float):
         self.fetch_timeout = fetch_timeout
@@ -70,8 +70,7 @@ class BodyCheck:
         key = (model.id, model.schema_sha256)
         with self._lock:
             found = self._validators.get(key)
-            if found is None or len(found.inspector._cache) > self.MAX_REMEMBERED or \
-                    len(found._memo) > 8 * self.MAX_REMEMBERED:
+            if found is None or found.remembered() > self.MAX_REMEMBERED:
                 inspector = ServerInspector(Path.cwd(), fetch_remote=self.fetch_timeout > 0,
                                             timeout=max(self.fetch_timeout, 0.05), files=False)
                 found = self._validators[key] = RequestValidator(model, inspector)
