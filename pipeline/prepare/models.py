@@ -15,6 +15,7 @@ field or on its items), and the output schema names what a result carries (`imag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -86,6 +87,10 @@ class Model:
     def media_fields(self) -> dict[str, str]:
         """Inputs that hold media files, by kind (image, video, audio): `format: image_uri`
         and the like on the field or on its items."""
+        return dict(self._media)
+
+    @functools.cached_property
+    def _media(self) -> dict[str, str]:
         out = {}
         for name, prop in self.properties.items():
             if not isinstance(prop, dict):
@@ -99,7 +104,7 @@ class Model:
 
     def image_fields(self) -> list[str]:
         """Inputs that hold images."""
-        return [name for name, kind in self.media_fields().items() if kind == "image"]
+        return [name for name, kind in self._media.items() if kind == "image"]
 
     def output_properties(self) -> dict[str, Any]:
         """The properties of the output schema (`{"output": {...}}` or the object itself)."""
@@ -125,9 +130,8 @@ class Model:
         last = self.id.rsplit("/", 1)[-1]
         return "image" if last.endswith(("image", "edit")) else "video"
 
-    def output_keys(self) -> tuple[str, ...]:
-        """The keys of `output` that hold what the model makes, in order of preference: those
-        its output schema names (its own kind first), else the usual four."""
+    @functools.cached_property
+    def _output_keys(self) -> tuple[str, ...]:
         ours = wire.VIDEO_OUTPUT_KEYS if self.kind == "video" else wire.IMAGE_OUTPUT_KEYS
         other = wire.IMAGE_OUTPUT_KEYS if self.kind == "video" else wire.VIDEO_OUTPUT_KEYS
         known = (*ours, *other)
@@ -135,6 +139,11 @@ class Model:
         if not props:
             return known
         return tuple(k for k in known if k in props) + tuple(k for k in props if k not in known)
+
+    def output_keys(self) -> tuple[str, ...]:
+        """The keys of `output` that hold what the model makes, in order of preference: those
+        its output schema names (its own kind first), else the usual four."""
+        return self._output_keys
 
     @property
     def fps(self) -> int:
