@@ -179,3 +179,25 @@ def test_the_validator_reads_catalog_schemas(tmp_path: Path) -> None:
     assert "not a readable image" in problems[("refs",)]
     assert "video and audio inputs are sent as https URLs" in problems[("clip",)]
     assert "11 characters" in problems[("prompt",)]
+
+
+def test_an_axis_read_only_by_a_model_inputs_template_is_used(proj: Path) -> None:
+    """A variable that only one model's `model_inputs` read is still read: its axis is not
+    reported as unused, and only that model's requests change with it."""
+    path = write_manifest(proj, f"""
+        name: mapped
+        model: [{DREAMINA}, {VIDEO}]
+        prompt: boats
+        model_inputs:
+          {DREAMINA}: {{image_urls: [img.png]}}
+          {VIDEO}: {{image_url: img.png, duration: "{{{{ length }}}}"}}
+        matrix:
+          length: [5, 10]
+          include:
+            - {{model: {DREAMINA}, length: 5}}
+          exclude:
+            - {{model: {DREAMINA}, length: 10}}
+        """)
+    plan = build_plan(path)
+    assert [(c.model, c.request.get("duration")) for c in plan.cells] == [
+        (DREAMINA, None), (VIDEO, 5), (VIDEO, 10)]
