@@ -61,6 +61,10 @@ def test_models_add_writes_the_catalog_entry_into_the_project(served) -> None:
     listed = json.loads(cli("models", "list", "--json", cwd=root, env=env).stdout)
     assert {(m["id"], m["source"], m["kind"]) for m in listed} == {
         (VIDEO, "project", "video"), (IMAGE, "project", "image"), (DREAMINA, "bundled", "video")}
+    offered = json.loads(cli("models", "list", "--catalog", "--search", "acme", "--json",
+                             cwd=root, env=env).stdout)
+    assert [(m["id"], m["price_usd"], m["price_unit"]) for m in offered] == [
+        (VIDEO, 0.08, "second"), (IMAGE, 0.02, "output")]
     unknown = cli("models", "add", "acme/nope", cwd=root, env=env)
     assert unknown.returncode == 1 and "acme/nope" in unknown.stderr + unknown.stdout
 
