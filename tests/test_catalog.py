@@ -203,3 +203,31 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
                                        sim=SimConfig(capacity=1, gen_time=(0.05, 0.1))))
     assert summary.counts["done"] == 2 and summary.counts["pending"] == 2
     assert summary.stopped == "committed $0.50 + next cell $0.40 = $0.90 > budget $0.80"
+
+
+def test_an_image_model_cell_can_be_the_canary(tmp_path: Path, sim_factory,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the runcomfy backend the first cell proves the service; an image model's cell does
+    so with its pictures (probed as images, not as videos), and the rest then runs."""
+    from imagefiles import write_manifest
+    from runjobs import TOKEN, journal_events
+
+    sim = sim_factory(models_dirs=(str(FIXTURES),), **FAST)
+    monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", TOKEN)
+    root = project(tmp_path, with_models=True)
+    manifest = write_manifest(root, f"""
+        name: stills
+        model: {IMAGE}
+        prompt: "a lighthouse, take {{{{ seed }}}}"
+        inputs: {{num_images: 2}}
+        matrix:
+          seed: [1, 2, 3]
+        run:
+          polling: {{initial: 0.1, max: 0.3}}
+        """)
+    summary = run_job(build_plan(manifest), RunOptions(progress=False))
+    assert summary.exit_code == 0 and summary.counts["done"] == 3
+    [judged] = [e for e in journal_events(root / "outputs" / "stills") if e["e"] == "canary"]
+    assert judged["ok"] and judged["model"] == IMAGE
+    assert any(".png: a 256x256 png" in f for f in judged["findings"]), judged["findings"]

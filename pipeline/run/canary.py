@@ -142,9 +142,12 @@ def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[
         if probe is None:
             out.append(f"{path}: {'; '.join(check.get('problems', [])) or 'unreadable'}")
             continue
-        what = (f"{path}: {probe.get('frames')} frames at {probe.get('fps'):g} fps, "
-                f"{probe.get('width')}x{probe.get('height')}, resolution "
-                f"{check.get('resolution')}")
+        if probe.get("frames") is None:  # an image model's picture (pipeline.run.media)
+            what = f"{path}: a {probe.get('width')}x{probe.get('height')} {probe.get('codec')}"
+        else:
+            what = (f"{path}: {probe.get('frames')} frames at {probe.get('fps'):g} fps, "
+                    f"{probe.get('width')}x{probe.get('height')}, resolution "
+                    f"{check.get('resolution')}")
         out.append(what + ("" if check.get("ok") else
                            f" (does not match the request: {'; '.join(check['problems'])})"))
     ratio = billed_ratio(estimate, billed)
