@@ -86,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", metavar="AXIS", help="matrix axis for the grid's columns")
     add_only(p, "report only the cells with this value")
 
+    from . import catalog_cli  # `pipeline models list | add | check`
     from .account import cli as account_cli  # the team ledger registers its own verbs
     from .sim import cli as sim_cli  # the simulator registers its own options
 
     account_cli.register(sub)
+    catalog_cli.register(sub)
     sim_cli.register(sub)
     parser.set_defaults(commands=frozenset(sub.choices), verbs=_verbs(sub))
     return parser

@@ -106,3 +106,26 @@ ERROR_CODE_SERVER = 500001  # [DOC] for the Serverless API; [GUESS] for the Mode
 RETRY_AFTER = "Retry-After"  # header on 429 (seconds) [GUESS]: not documented
 MODEL_ID = "model_id"  # echoed in /result and the catalog entry [CODE-RC]
 INPUT_SCHEMA = "input_schema"  # [GUESS] key of the input schema in the catalog entry
+
+# --- Added for any model of the catalog (issue 13); additive only. ---
+# The catalog listing [CODE-RC]: GET /v1/models?include_schema=true&limit=&offset= answers
+# {"models": [entry, ...], "total": N}; the Dify plugin caps `limit` at 100 [CODE-3P].
+MODELS_PATH = "/v1/models"
+CATALOG_MODELS = "models"
+CATALOG_TOTAL = "total"
+CATALOG_LIMIT_MAX = 100
+INCLUDE_SCHEMA_PARAM = "include_schema"
+OUTPUT_SCHEMA = "output_schema"  # [GUESS] beside input_schema in a catalog entry
+CATALOG_KIND = "kind"  # [INF] what a model makes ("video", "image"): the listing filters by it
+# Media fields of catalog schemas are marked with `format` [CODE-RC]: one value or a list.
+MEDIA_FORMATS = {"image_uri": "image", "image_uris": "image", "video_uri": "video",
+                 "video_uris": "video", "audio_uri": "audio", "audio_uris": "audio"}
+FLOAT_TYPE = "float"  # the catalog's nonstandard "type": "float" means a JSON number [CODE-RC]
+# Output keys a result may carry [DOC]/[CODE-RC]; the model's output schema says which it uses.
+OUTPUT_IMAGE = "image"
+OUTPUT_IMAGES = "images"
+VIDEO_OUTPUT_KEYS = (OUTPUT_VIDEO, OUTPUT_VIDEOS)
+IMAGE_OUTPUT_KEYS = (OUTPUT_IMAGES, OUTPUT_IMAGE)
+# Status words other clients tolerate [CODE-RC]: `canceled` (one l) and `error` for a failure.
+CANCELED = "canceled"
+ERROR_WORD = "error"

@@ -32,8 +32,9 @@ from ._download import download_once, refuse_bad_redirect, safe_url
 from ._media import inline_local_images
 from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
 from ._reach import Outage, is_connect_failure
-from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
-                     parse_status, parse_submit, valid_request_id)
+from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry,
+                     parse_model_list, parse_result, parse_status, parse_submit,
+                     valid_request_id)
 from ._retry import (RetryPolicy, api_transient, download_transient, retry_after_of,
                      retryable_status)
 from ._submit import (NOT_ACCEPTED, OUTCOME_UNKNOWN, TRANSIENT_REFUSALS, classify_exception,
@@ -197,6 +198,25 @@ class RunComfyClient:
             raise ValueError(f"not a model id: {model_id!r}")
         body = await self._call("model", "GET", wire.MODEL_PATH.format(model_id=model_id))
         return self._parsed("model", parse_model_entry, body)
+
+    async def models(self, *, include_schema: bool = True, search: str | None = None,
+                     page: int = wire.CATALOG_LIMIT_MAX) -> list[ModelEntry]:
+        """Every entry of the catalog (GET /v1/models, a page at a time; retried)."""
+        entries: list[ModelEntry] = []
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"limit": page, "offset": offset}
+            if include_schema:
+                params[wire.INCLUDE_SCHEMA_PARAM] = "true"
+            if search:
+                params["search"] = search
+            body = await self._call("catalog", "GET", wire.MODELS_PATH, params=params)
+            found, total = self._parsed("catalog", parse_model_list, body)
+            entries.extend(found)
+            offset += len(found)
+            if not found or (total is not None and offset >= total) or \
+                    (total is None and len(found) < page):
+                return entries
 
     async def download(self, url: str, dest: Path, *, max_bytes: int | None = None,
                        deadline: float | None = None) -> DownloadInfo:

@@ -151,6 +151,21 @@ def locate_video(output: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+def pick_outputs(output: Any, keys: tuple[str, ...] | list[str], inputs: Any = None
+                 ) -> list[str]:
+    """The URLs of what a model made: those under its output keys, in the order given (its
+    output schema names them: `image`, `images`, `video`, `videos`); failing that, every URL
+    in `output` that is not one of the request's own inputs (results may echo their inputs)."""
+    found: list[str] = []
+    if isinstance(output, dict):
+        for key in keys:
+            found.extend(walk_urls(output.get(key)))
+    if not found:
+        echoed = set(walk_urls(inputs))
+        found = [u for u in walk_urls(output) if u not in echoed]
+    return list(dict.fromkeys(found))
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -218,7 +233,8 @@ def parse_cancel(body: Any) -> CancelInfo:
 
 
 def parse_model_entry(body: Any) -> ModelEntry:
-    """The catalog entry's price fields, top level or under `pricing`; None where absent."""
+    """The catalog entry's price fields (top level or under `pricing`) and its input and
+    output schemas; None where absent."""
     if not isinstance(body, dict):
         raise BodyError("model entry is not a JSON object")
     sources = [body]
@@ -230,4 +246,26 @@ def parse_model_entry(body: Any) -> ModelEntry:
         return next((s[name] for s in sources if s.get(name) is not None), None)
 
     return ModelEntry(_number(first(wire.PRICE_USD)), _text(first(wire.PRICE_UNIT)),
-                      _text(first(wire.PRICE_NOTE)), body)
+                      _text(first(wire.PRICE_NOTE)), body,
+                      input_schema=_object(first(wire.INPUT_SCHEMA)),
+                      output_schema=_object(first(wire.OUTPUT_SCHEMA)),
+                      model_id=_text(body.get(wire.MODEL_ID)))
+
+
+def _object(value: Any) -> dict | None:
+    """A schema object; a schema sent as JSON text is read too."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_model_list(body: Any) -> tuple[list[ModelEntry], int | None]:
+    """A catalog page: its entries and the catalog's total (None when not said)."""
+    if not isinstance(body, dict) or not isinstance(body.get(wire.CATALOG_MODELS), list):
+        raise BodyError(f"catalog answer has no {wire.CATALOG_MODELS!r} list")
+    entries = [parse_model_entry(e) for e in body[wire.CATALOG_MODELS] if isinstance(e, dict)]
+    total = body.get(wire.CATALOG_TOTAL)
+    return entries, total if isinstance(total, int) and not isinstance(total, bool) else None

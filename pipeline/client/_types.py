@@ -78,12 +78,15 @@ class CancelInfo:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """The catalog entry's price fields (None when absent)."""
+    """A catalog entry: its price fields and schemas (None when absent)."""
 
     price_usd: float | None
     price_unit: str | None
     note: str | None
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    input_schema: dict[str, Any] | None = field(default=None, repr=False)
+    output_schema: dict[str, Any] | None = field(default=None, repr=False)
+    model_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,21 +39,26 @@ READABLE = frozenset({1, 2})  # 2 added the `canary` event
 
 # --- the events ------------------------------------------------------------------------------
 def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
-                schema_sha256: str, backend: str, base_url: str, concurrency: int,
+                schema_sha256: str | None, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
-                budget: float | None, uid: str, canary: int = 0,
+                budget: float | None, uid: str, canary: int = 0, models: dict | None = None,
                 auto: dict | None = None) -> dict:
     """A run begins: what it runs, where, with which price, limits and canary (run.canary).
+    A sweep of several models also records each model's schema hash and price (`models`);
     `auto` ({"queue_ahead"}) with `concurrency: auto`, `concurrency` then being what the ETA
     assumes. `uid` names the job wherever it is (the first run's, kept by every later run: see
     JobState.uid)."""
-    return {"e": "run", "format": FORMAT, "uid": uid, "job": job, "model": model,
-            "manifest": manifest,
-            "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
-            "backend": backend, "base_url": base_url, "pid": os.getpid(),
-            "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
-            "price": price, "price_source": price_source, "budget": budget, "canary": canary,
-            **({"auto": auto} if auto else {})}
+    event = {"e": "run", "format": FORMAT, "uid": uid, "job": job, "model": model,
+             "manifest": manifest,
+             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
+             "backend": backend, "base_url": base_url, "pid": os.getpid(),
+             "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
+             "price": price, "price_source": price_source, "budget": budget, "canary": canary}
+    if models:
+        event["models"] = models
+    if auto:
+        event["auto"] = auto
+    return event
 
 
 def described(cell: str, label: str, values: dict, request: dict) -> dict:
@@ -126,11 +131,14 @@ def resubmit_unknown(cell: str, n: int) -> dict:
 
 
 def canary(cell: str, ok: bool, findings: list[str], *, estimate: float | None,
-           cost: float | None, sheet: dict | None) -> dict:
+           cost: float | None, sheet: dict | None, model: str | None = None) -> dict:
     """A canary cell was judged: proven or not, what it found, what it was billed (`cost`)
-    against its `estimate` at the uncorrected price `sheet` (pipeline.job.price)."""
-    return {"e": "canary", "cell": cell, "ok": ok, "findings": findings, "estimate": estimate,
-            "cost": cost, "sheet": sheet}
+    against its `estimate` at its model's uncorrected price `sheet` (pipeline.job.price)."""
+    event = {"e": "canary", "cell": cell, "ok": ok, "findings": findings, "estimate": estimate,
+             "cost": cost, "sheet": sheet}
+    if model is not None:
+        event["model"] = model
+    return event
 
 
 def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict:

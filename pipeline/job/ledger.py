@@ -68,6 +68,10 @@ class Ledger:
     def spent_orphaned(self) -> float:
         return self._orphaned / MICRO
 
+    def money_of(self, cell: str) -> Money:
+        """One cell's figures as last settled."""
+        return self._cells.get(cell, NOTHING)
+
     def settle(self, cell: str, figures: Money, orphaned: bool = False) -> None:
         """Set one cell's figures (replacing what it held before, reservations included)."""
         old = self._cells.get(cell, NOTHING)

@@ -26,8 +26,10 @@ from .tally import Tally, figures_line, planned_cells, resume_for
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
               running: bool, concurrency: int, price_source: str | None,
               budget: float | None, manifest_sha256: str | None = None,
-              now: float | None = None) -> dict[str, Any]:
-    """The status of a job (what `pipeline status --json` prints) from its tally."""
+              now: float | None = None, models: Mapping[str, str | None] | None = None
+              ) -> dict[str, Any]:
+    """The status of a job (what `pipeline status --json` prints) from its tally; with
+    several `models` (model id -> where its price is from), their figures one by one too."""
     failed, unknown = [], []
     for cid, st in tally.listed.items():
         rec = state.cells[cid]
@@ -48,6 +50,10 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
     calls = [rec.status_calls() for rec in state.cells.values()
              if rec.compacted or any(a.request_id for a in rec.attempts)]
     header = state.header
+    by_model = {}
+    if models and len(models) > 1:
+        by_model = {"models": {k: {**f, "price_source": models.get(k)}
+                               for k, f in tally.per_model().items()}}
     return {
         "job": job,
         "model": model,
@@ -66,6 +72,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         "journal_bytes": state.valid_bytes,
         "cell_events": state.cell_events,
         "last_run": _iso(header.get("t")) if header else None,
+        **by_model,
     }
 
 
@@ -79,7 +86,9 @@ def status_text(s: Mapping[str, Any]) -> str:
         lines.append("the manifest changed since the last run: these are the figures of the "
                      "last run's plan (`pipeline plan` shows what a run would do now)")
     details = []
-    if s.get("price_source"):
+    if s.get("models"):
+        details.append("price: per model (below)")
+    elif s.get("price_source"):
         details.append(f"price: {s['price_source']}")
     if s.get("per_cell_s") is not None:
         details.append(f"{s['per_cell_s']:g} s per cell ({s['duration_source']})")
@@ -87,6 +96,13 @@ def status_text(s: Mapping[str, Any]) -> str:
         details.append(f"{s['status_calls_per_cell']} status calls per cell")
     if details:
         lines.append("; ".join(details))
+    for model_id, f in (s.get("models") or {}).items():
+        counts = f["counts"]
+        lines.append(f"  {model_id}: {counts['done']}/{f['cells']} done"
+                     + "".join(f", {k} {v}" for k, v in counts.items() if v and k != "done")
+                     + f"; spent {cost.money(f['spent_usd'])}, to go "
+                       f"{cost.money(f['to_go_usd'])}; price: "
+                       f"{f.get('price_source') or 'unknown'}")
     for f in s["failed"]:
         lines.append(f"failed  {f['id']}  {f['label']}: {f['reason']} ({f['attempts']} attempts)")
     for u in s["unknown"]:
@@ -124,7 +140,9 @@ class JobView:
                         self.state.header.get("model"), folder=self.folder,
                         running=self.running, concurrency=self.concurrency,
                         price_source=self.price_source, budget=self.budget,
-                        manifest_sha256=self.plan.get("manifest_sha256"), now=now)
+                        manifest_sha256=self.plan.get("manifest_sha256"), now=now,
+                        models={x["id"]: (x.get("price") or {}).get("source")
+                                for x in self.plan.get("models") or () if "id" in x})
         if self.plan.get("selection"):
             out["selection"] = self.plan["selection"]
         if self.capacity is not None:
@@ -167,11 +185,16 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
         concurrency = found["capacity"] if found else concurrency
     budget = settings.get("budget", header.get("budget"))
     live_since = header.get("t") if running and header else None
-    tally = Tally.of(state, planned_cells(plan["cells"], model, sheet,
-                                          plan.get("fps") or cost.DEFAULT_FPS),
+    fps = plan.get("fps") or cost.DEFAULT_FPS
+    models = plan.get("models") or []  # a sweep of several models prices each on its own
+    rates = {x["id"]: ((x.get("price") or {}).get("sheet"), x.get("fps") or fps)
+             for x in models if isinstance(x, dict) and "id" in x}
+    typical: Any = plan.get("typical_s")
+    if len(rates) > 1:
+        typical = {x["id"]: x.get("typical_s") for x in models}
+    tally = Tally.of(state, planned_cells(plan["cells"], model, sheet, fps, models=rates),
                      max_attempts=max_attempts, budget=budget, live_since=live_since,
-                     resume=resume_for(state, running=running),
-                     typical=plan.get("typical_s"))
+                     resume=resume_for(state, running=running), typical=typical)
     if running and header:  # the run going is still waiting for its canary's cells
         tally.canary = max(0, header.get("canary", 0) - sum(
             1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))

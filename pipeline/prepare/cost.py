@@ -22,7 +22,12 @@ def video_seconds(request: dict, fps: int = DEFAULT_FPS) -> float:
     if isinstance(frames, int) and not isinstance(frames, bool) and frames > 0:
         return float(wire.billed_seconds(frames, fps))
     duration = request.get("duration")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+    if isinstance(duration, str):  # some catalogs give lengths as text: "5", "10"
+        try:
+            duration = float(duration.strip().rstrip("s"))
+        except ValueError:
+            return 0.0
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
         return float(duration)
     return 0.0
 

@@ -2,7 +2,8 @@
 
 By default the rows and columns are the two axes with the most values (ties: the order in the
 manifest), the longer of the two down the page so that the columns fit a screen; the other axes
-become filters. A job with one axis has one row; a job with none has
+become filters. In a sweep of several models, `model` is the default column axis: models side
+by side. A job with one axis has one row; a job with none has
 one row of every cell.
 """
 
@@ -12,6 +13,7 @@ import json
 from typing import Any
 
 from ..errors import UsageError
+from ..prepare.modelset import AXIS as MODEL_AXIS
 
 
 def value_key(value: Any) -> str:
@@ -39,6 +41,12 @@ def choose_axes(axes: list[dict], rows: str | None, cols: str | None
     if rows is not None and rows == cols:
         raise UsageError(f"--rows and --cols both name {rows!r}: pick two different axes")
     sizes = {a["name"]: len(a["values"]) for a in axes}
+    if sizes.get(MODEL_AXIS, 0) > 1 and MODEL_AXIS not in (rows, cols):
+        # models side by side: one column per model (a row each, if columns are taken)
+        if cols is None:
+            cols = MODEL_AXIS
+        elif rows is None:
+            rows = MODEL_AXIS
     free = [n for n in sorted(sizes, key=lambda n: -sizes[n]) if n not in (rows, cols)]
     if rows is None and cols is None and len(free) >= 2:
         a, b = free[0], free[1]  # the longer axis runs down the page, the shorter across it

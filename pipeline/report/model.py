@@ -43,11 +43,14 @@ def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
     figures = view.summary()
     planned = plan["cells"]
     cells = [_cell(c, state.cells.get(c["id"]), folder.path, tally.state_of(c["id"]),
-                   tally.planned[c["id"]].estimate) for c in planned]
+                   tally.planned[c["id"]].estimate, tally.planned[c["id"]].model)
+             for c in planned]
+    default_model = plan.get("model") or header.get("model")
     for cid, rec in state.cells.items():  # in the journal but no longer in the manifest
         if cid not in tally.planned:
             cells.append(_cell({"id": cid, "label": rec.label, "values": rec.values,
-                                "request": rec.request}, rec, folder.path, ORPHANED, None))
+                                "request": rec.request}, rec, folder.path, ORPHANED, None,
+                               (rec.values or {}).get("model") or default_model))
     runs = _runs(state)
     queue = [a["queue_s"] for c in cells for a in c["attempts"] if a["queue_s"] is not None]
     gen = [a["generation_s"] for c in cells for a in c["attempts"]
@@ -68,6 +71,7 @@ def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
         "max_attempts": tally.max_attempts,
         "running": view.running,
         "axes": _axes(cells),
+        "models": _models(plan, tally, cells),
         "runs": runs,
         "totals": {
             "cells": figures["total"],
@@ -113,8 +117,37 @@ def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
     }
 
 
+def _models(plan: dict, tally: Any, cells: list[dict]) -> list[dict[str, Any]]:
+    """Per model of the plan: its cells by state, failures, money (the tally's figures, as
+    `status` shows them), generation times of its succeeded attempts, and its price."""
+    prices = {x["id"]: x.get("price") or {} for x in plan.get("models") or []
+              if isinstance(x, dict) and "id" in x}
+    gen: dict[str, list[float]] = {}
+    for c in cells:
+        for a in c["attempts"]:
+            if a["generation_s"] is not None and a["result"] == "succeeded":
+                gen.setdefault(c["model"], []).append(a["generation_s"])
+    out = []
+    for model_id, f in tally.per_model().items():
+        price = prices.get(model_id) or (plan.get("price") or {})
+        out.append({
+            "id": model_id,
+            "cells": f["cells"],
+            "by_state": f["counts"],
+            "failed": f["counts"][FAILED],
+            "spent_usd": f["spent_usd"],
+            "estimated_usd": f["estimated_usd"],
+            "to_go_usd": f["to_go_usd"],
+            "generation_s": _spread(gen.get(model_id, [])),
+            "per_cell_s": f["per_cell_s"],
+            "price": price.get("sheet"),
+            "price_source": price.get("source"),
+        })
+    return out
+
+
 def _cell(planned: dict, rec: CellRecord | None, folder: Path, state: str,
-          estimate: float | None) -> dict[str, Any]:
+          estimate: float | None, model: str | None = None) -> dict[str, Any]:
     request = planned.get("request") or (rec.request if rec else {}) or {}
     attempts = [_attempt(a) for a in rec.attempts] if rec else []
     won = rec.succeeded() if rec else None
@@ -141,6 +174,7 @@ def _cell(planned: dict, rec: CellRecord | None, folder: Path, state: str,
         reason = "the process stopped during the submit"
     return {
         "id": planned["id"],
+        "model": model,
         "label": planned.get("label") or (rec.label if rec else ""),
         "values": planned.get("values") or (rec.values if rec else {}) or {},
         "prompt": request.get("prompt"),

@@ -96,7 +96,8 @@ def media_line(f: dict) -> str:
     p = f.get("probe") or {}
     if not p:
         return "not probed"
-    parts = [f"{p.get('frames')} frames", f"{p.get('fps'):g} fps" if p.get("fps") else None,
+    parts = [f"{p.get('frames')} frames" if p.get("frames") is not None else None,
+             f"{p.get('fps'):g} fps" if p.get("fps") else None,
              f"{p.get('width')}×{p.get('height')}" if p.get("width") else None, p.get("codec")]
     return " · ".join(x for x in parts if x)
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..job import journal as ev
-from ..job.forecast import Forecast, write_snapshot
-from ..job.price import billed_ratio, corrected
+from ..job.forecast import Forecast, planned_at, write_snapshot
+from ..job.price import billed_ratio
 from ..job.records import DONE, DOWNLOADING, PENDING, UNKNOWN, CellRecord
-from ..job.tally import planned_cells
 from ..prepare import cost
 from ..prepare.expand import Cell
 from .context import RunContext
@@ -83,20 +82,21 @@ async def judge(run: RunContext, cell: Cell) -> None:
     seen = run.watch.cells.pop(cell.id, Seen())
     rec = run.state.cells.get(cell.id)
     st = rec.state(run.max_attempts) if rec is not None else PENDING
-    base = run.price.uncorrected
-    estimate = cost.cell_cost(base.sheet, cell.request, run.fps)
+    model = run.model_of(cell)
+    base = run.price.of(model.id).uncorrected
+    estimate = cost.cell_cost(base.sheet, cell.request, model.fps)
     billed = seen.cost if st == DONE else None  # a done record keeps no attempts
     problems = [p for _, _, check in seen.media for p in check.get("problems", [])]
     ok = st == DONE and not problems
     findings = _findings(seen, estimate, billed)
     run.write(ev.canary(cell.id, ok, findings, estimate=estimate, cost=billed,
-                        sheet=base.sheet))
+                        sheet=base.sheet, model=model.id))
     await run.journal.durable()
-    price = corrected(run.price, run.state.billed_canary)
+    price = run.price.corrected(run.state.billed_canary)
     if price != run.price:
         reprice(run, price)
         findings.append(f"the rest of the job is estimated at what it was billed "
-                        f"(price: {price.source})")
+                        f"(price: {price.of(model.id).source})")
     if findings:
         log.info("canary %s %s: %s", cell.id, _label(cell), "; ".join(findings))
     if ok:
@@ -116,8 +116,7 @@ def reprice(run: RunContext, price: Any) -> None:
     """Estimate the rest of the job at `price`: the tally (money to go, the budget's
     reservations) and plan.json, which `status` and the report read."""
     run.price = price
-    run.tally.reprice(planned_cells(run.plan.cells, run.model_id, price.sheet, run.fps),
-                      run.state)
+    run.tally.reprice(planned_at(run.plan.manifest, run.plan.cells, price), run.state)
     write_snapshot(run.folder, Forecast(run.plan, price, run.state, run.tally,
                                         run.control.slots))
 
@@ -143,9 +142,12 @@ def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[
         if probe is None:
             out.append(f"{path}: {'; '.join(check.get('problems', [])) or 'unreadable'}")
             continue
-        what = (f"{path}: {probe.get('frames')} frames at {probe.get('fps'):g} fps, "
-                f"{probe.get('width')}x{probe.get('height')}, resolution "
-                f"{check.get('resolution')}")
+        if probe.get("frames") is None:  # an image model's picture (pipeline.run.media)
+            what = f"{path}: a {probe.get('width')}x{probe.get('height')} {probe.get('codec')}"
+        else:
+            what = (f"{path}: {probe.get('frames')} frames at {probe.get('fps'):g} fps, "
+                    f"{probe.get('width')}x{probe.get('height')}, resolution "
+                    f"{check.get('resolution')}")
         out.append(what + ("" if check.get("ok") else
                            f" (does not match the request: {'; '.join(check['problems'])})"))
     ratio = billed_ratio(estimate, billed)

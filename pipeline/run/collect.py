@@ -74,8 +74,13 @@ async def collect(run: RunContext, cell: Cell) -> None:
 
 
 def _probe(path: Path, cell: Cell, run: RunContext) -> tuple[dict | None, dict]:
+    """What the file is, compared with what was asked: a video's frames, fps and size; an
+    image's format and size (an image model's output is shown as an image)."""
     try:
+        if path.suffix.lower() in media.IMAGE_SUFFIXES:
+            return media.probe_image(path), {"ok": True, "problems": [],
+                                             "resolution": "not checked"}
         info = media.probe(path)
     except ValueError as exc:
         return None, {"ok": False, "problems": [str(exc)], "resolution": "not checked"}
-    return info, media.check(info, cell.request, fps=run.fps)
+    return info, media.check(info, cell.request, fps=run.model_of(cell).fps)

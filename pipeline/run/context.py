@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
 from ..job.journal import JobState, Journal
-from ..job.price import Price
+from ..job.price import Prices
 from ..job.tally import Tally
 from ..prepare.expand import Cell
+from ..prepare.models import Model
 from ..prepare.plan import Plan
 from .control import Control
 
@@ -96,11 +97,11 @@ class RunContext:
     tally: Tally
     control: Control
     planner: Any  # a pipeline.run.poll.PollPlanner, shared by every cell's poller
-    price: Price
+    price: Prices
     backend: str
     max_attempts: int
     timeout: float  # seconds a request may stay live (polling.timeout)
-    fps: int
+    fps: int  # of the first model (each cell's own is `model_of(cell).fps`)
     watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
@@ -109,9 +110,9 @@ class RunContext:
     def state(self) -> JobState:
         return self.journal.state
 
-    @property
-    def model_id(self) -> str:
-        return self.plan.manifest.model.id
+    def model_of(self, cell: Cell) -> Model:
+        """The model a cell's request is for."""
+        return self.plan.manifest.sweep.models[cell.model or self.plan.manifest.model.id]
 
     def estimate(self, cell_id: str) -> float | None:
         planned = self.tally.planned.get(cell_id)

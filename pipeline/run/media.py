@@ -1,4 +1,4 @@
-"""Probing downloaded videos with PyAV and comparing them with what was asked for.
+"""Probing downloaded videos (PyAV) and images (Pillow), and comparing them with the request.
 
 A simulator's placeholder video (it says so in its MP4 comment, `wire.PLACEHOLDER_COMMENT`) is
 a small preview: its frames and fps are judged, its size is not.
@@ -13,6 +13,21 @@ from typing import Any
 from .. import wire
 
 RESOLUTION_SHORT_SIDE = {"480P": 480, "720P": 720, "1080P": 1080, "2K": 1440, "4K": 2160}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def probe_image(path: Path) -> dict[str, Any]:
+    """Width, height and format of a downloaded image (decoded whole: a truncated file fails
+    here, not in the report); raises ValueError."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return {"frames": None, "fps": None, "width": im.width, "height": im.height,
+                    "codec": (im.format or "?").lower(), "duration_s": None}
+    except Exception as exc:  # Pillow raises many kinds for a broken file
+        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 def probe(path: Path) -> dict[str, Any]:
@@ -54,6 +69,11 @@ def check(info: dict[str, Any], request: dict[str, Any], *, fps: float) -> dict[
         problems.append(f"{info.get('frames')} frames, asked {frames}")
     if fps and abs((info.get("fps") or 0) - fps) > 0.01:
         problems.append(f"{info.get('fps')} fps, expected {fps:g}")
+    seconds = request.get("duration")
+    if not isinstance(frames, int) and isinstance(seconds, (int, float)) and \
+            not isinstance(seconds, bool) and info.get("duration_s") is not None and \
+            abs(info["duration_s"] - seconds) > 0.5:  # a "5 s" clip may be 120 or 121 frames
+        problems.append(f"{info['duration_s']:g} s long, asked {seconds:g} s")
     short = RESOLUTION_SHORT_SIDE.get(str(request.get("resolution", "")))
     resolution = "not checked (a simulator's placeholder)" if info.get("placeholder") else \
         "not checked"

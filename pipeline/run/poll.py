@@ -24,8 +24,10 @@ from typing import Any
 from datetime import datetime
 
 from .. import wire
+from ..client import pick_outputs
 from ..errors import ApiUnreachable, AuthError, ClientError, NotFound
 from ..job import journal as ev
+from ..prepare.expand import Cell
 from .context import RunContext
 
 log = logging.getLogger("pipeline.run")
@@ -164,8 +166,9 @@ class PollPlanner:
 
 
 # --- the poll loop ---------------------------------------------------------------------------
-async def poll(run: RunContext, cell_id: str) -> str | None:
+async def poll(run: RunContext, cell: Cell) -> str | None:
     """Poll a live request to its end; the verdict, or None when the run is stopping."""
+    cell_id = cell.id
     control = run.control
     rec = run.state.cells[cell_id]
     a = rec.last
@@ -231,8 +234,10 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
         if run.planner.observe_finish(p, now, last_running_seen,
                                       server_seconds(res.created_at, res.finished_at)):
             control.learned.set()  # wake pollers that chose their sleep knowing nothing
-        outputs = ([res.video_url] if res.video_url else []) + \
-            [u for u in res.outputs if u != res.video_url]
+        # what the model made: under its output schema's keys, else any URL of `output` that
+        # is not one of the request's own inputs (results may echo their inputs)
+        outputs = pick_outputs(res.raw.get(wire.OUTPUT), run.model_of(cell).output_keys(),
+                               cell.request)
         if res.status == "succeeded" and not outputs:
             run.write(ev.result(cell_id, a.n, "failed", cost=res.cost, calls=calls,
                                 error="succeeded without any output URL"))

@@ -213,7 +213,7 @@ class Runner:
             if not resume and not await submit(run, cell):
                 return
             resume = False
-            verdict = await poll(run, cell.id)
+            verdict = await poll(run, cell)
             if verdict is None:  # stopping: the request stays live on the server
                 return
             proving = bool(control.canary)
@@ -244,10 +244,13 @@ class Runner:
         run.tally.recount(run.state, live_since=None, resume=resume_for(run.state))
         run.tally.canary = 0  # no run is waiting for one now
         m = run.plan.manifest
-        summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
+        many = m.sweep.many
+        summary = summarize(run.tally, run.state, job=m.name,
+                            model=", ".join(m.sweep.models) if many else m.model.id,
                             folder=run.folder, running=False, concurrency=control.slots,
                             price_source=run.price.source, budget=run.tally.ledger.budget,
-                            manifest_sha256=m.sha256)
+                            manifest_sha256=m.sha256,
+                            models={k: run.price.of(k).source for k in m.sweep.models})
         if control.auto is not None:
             summary["capacity"] = capacity_figures(control.auto.capacity,
                                                    control.auto.queue_ahead, None)

@@ -26,11 +26,12 @@ from ..job.capacity import keep, kept, planning_concurrency
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
 from ..job.journal import Journal, JobState, read_state
-from ..job.price import SIM_ORIGIN, Price, fetch_price
+from ..job.price import SIM_ORIGIN, Prices, fetch_prices
 from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
 from ..job.tally import canary_for, resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
+from ..prepare.models import project_models
 from ..prepare.manifest import Manifest, load_manifest
 from ..prepare.plan import Plan, inputs_unchanged
 from ..prepare.select import Only, select_cells
@@ -87,10 +88,15 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
         concurrency = options.concurrency or planning_concurrency(m.run, folder)
         sim = None
         if backend == "sim":
+            import dataclasses
+
             from ..sim import SimConfig, Simulator
 
-            sim = Simulator(options.sim or SimConfig(capacity=concurrency,
-                                                     gen_time=(1.0, 3.0))).start()
+            config = options.sim or SimConfig(capacity=concurrency, gen_time=(1.0, 3.0))
+            if m.root is not None:  # it serves the project's models as well as the bundled
+                config = dataclasses.replace(config, models_dirs=(
+                    *config.models_dirs, str(project_models(m.root))))
+            sim = Simulator(config).start()
             client = RunComfyClient(sim.base_url, "sim-local-token", max_in_flight=IN_FLIGHT,
                                     data_uris=m.run.local_images == "data_uri")
         else:
@@ -98,7 +104,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                                              data_uris=m.run.local_images == "data_uri")
         journal = team = None
         try:
-            price = await fetch_price(client, m, folder,
+            price = await fetch_prices(client, m, folder,
                                        SIM_ORIGIN if sim else urlparse(client.base_url).netloc)
             _check_budget_possible(m, price, options)
             for warning in price.warnings:
@@ -113,12 +119,16 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             price = outlook.price  # as the job's canary, if any, corrected it
             write_snapshot(folder, outlook)
             journal = Journal(folder, state)
+            many = m.sweep.many
             start = journal.write(ev.run_started(
-                job=m.name, model=m.model.id, manifest=str(m.path.resolve()),
-                manifest_sha256=m.sha256, schema_sha256=m.model.schema_sha256,
+                job=m.name, model=", ".join(m.sweep.models) if many else m.model.id,
+                manifest=str(m.path.resolve()), manifest_sha256=m.sha256,
+                schema_sha256=None if many else m.model.schema_sha256,
                 backend=backend, base_url=client.base_url, concurrency=concurrency,
                 max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
                 price_source=price.source, budget=m.run.budget, canary=canary,
+                models={k: {"schema_sha256": x.schema_sha256, "price": price.of(k).sheet}
+                        for k, x in m.sweep.models.items()} if many else None,
                 uid=state.uid or uuid.uuid4().hex,
                 auto={"queue_ahead": m.run.queue_ahead} if auto else None))
             await journal.durable()
@@ -137,7 +147,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                 planner=PollPlanner(initial=m.run.polling.initial,
                                     max_interval=m.run.polling.max, lazy=control.auto is not None),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
-                timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS),
+                timeout=m.run.polling.timeout, fps=m.model.fps,
                 watch=Watch(active=canary > 0), team=team)
             return await Runner(run, options).run()
         finally:
@@ -180,13 +190,15 @@ async def _open_team(options: RunOptions, backend: str, state: JobState, job: st
     return team
 
 
-def _check_budget_possible(m: Manifest, price: Price, options: RunOptions) -> None:
-    if m.run.budget is None or price.sheet is not None:
+def _check_budget_possible(m: Manifest, price: Prices, options: RunOptions) -> None:
+    unknown = price.unknown()
+    if m.run.budget is None or not unknown:
         return
+    which = ", ".join(unknown)
     if options.allow_unknown_price or m.run.allow_unknown_price:
-        log.warning("the price of %s is unknown: the budget cannot be enforced", m.model.id)
+        log.warning("the price of %s is unknown: the budget cannot be enforced", which)
         return
-    raise BudgetError(f"the price of {m.model.id} is unknown (the catalog did not say), so "
+    raise BudgetError(f"the price of {which} is unknown (the catalog did not say), so "
                       f"the budget of {cost.money(m.run.budget)} cannot be enforced; state a "
                       "price in run.price, or pass --allow-unknown-price")
 
@@ -215,12 +227,21 @@ def _reports(folder: JobFolder, cell_events: int, cells: int = 0) -> list:
 
 
 def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
-    old = state.header.get("schema_sha256")
-    if old and state.cells and old != plan.manifest.model.schema_sha256 and \
-            not options.allow_schema_change:
-        raise StateError(f"the bundled input schema of {plan.manifest.model.id} changed since "
-                         "this job's state was written; results would mix two schemas. Pass "
-                         "--allow-schema-change to go on, or use a new output folder (--out)")
+    """Refuse to mix results of two versions of a model's schema (unless told to)."""
+    if not state.cells or options.allow_schema_change:
+        return
+    header = state.header
+    recorded = {k: v.get("schema_sha256") for k, v in (header.get("models") or {}).items()
+                if isinstance(v, dict)}
+    if not recorded and header.get("schema_sha256"):
+        recorded = {header.get("model"): header["schema_sha256"]}
+    for model_id, model in plan.manifest.sweep.models.items():
+        old = recorded.get(model_id)
+        if old and old != model.schema_sha256:
+            raise StateError(f"the input schema of {model_id} ({model.source}) changed since "
+                             "this job's state was written; results would mix two schemas. "
+                             "Pass --allow-schema-change to go on, or use a new output folder "
+                             "(--out)")
 
 
 def settled_run(manifest_path: str | os.PathLike, options: RunOptions = RunOptions(), *,

@@ -49,9 +49,10 @@ async def submit(run: RunContext, cell: Cell) -> bool:
         await run.journal.durable()
         crash_point("after_intent")
         try:
-            sub = await run.client.submit(run.model_id, cell.request,
+            model = run.model_of(cell)
+            sub = await run.client.submit(model.id, cell.request,
                                           base_dir=run.plan.manifest.folder,
-                                          image_fields=run.plan.manifest.model.image_fields())
+                                          image_fields=model.image_fields())
         except SubmitError as exc:
             balance = is_balance(exc.status_code, exc.error_code)
             permanent = exc.kind == NOT_ACCEPTED and bool(exc.permanent) and not balance

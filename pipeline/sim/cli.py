@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from .. import wire
@@ -115,12 +116,35 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                      "(all of them, or the given share)")
     v.add_argument("--refuse-data-uris", action="store_true",
                    help="answer 400 naming the field when an input is a data: URI")
+    v.add_argument("--status-success-word", choices=cfglib.STATUS_SUCCESS_WORDS,
+                   default=d.status_success_word, help="/status word for a succeeded request")
+    v.add_argument("--cancelled-status-word", choices=cfglib.CANCELLED_WORDS,
+                   default=d.cancelled_word,
+                   help="/status and /result word for a cancelled request")
+    m = p.add_argument_group("models")
+    m.add_argument("--models", action="append", default=[], metavar="DIR",
+                   help="also serve the models in DIR (laid out like a project's models/ "
+                        "folder: <model id>/input.schema.json, price.json, output.schema.json); "
+                        "repeatable, looked in first, in order; the models/ folder of the "
+                        "current project and the bundled models are always served")
     p.set_defaults(func=run)
+
+
+def models_dirs(given: list[str]) -> tuple[str, ...]:
+    """The --models folders (each must exist), then the current project's models/ folder."""
+    from ..job.folder import root_at
+    from ..prepare.models import project_models
+
+    for folder in given:
+        if not Path(folder).is_dir():
+            raise UsageError(f"pipeline sim: --models {folder}: no such folder")
+    return (*given, str(project_models(root_at(Path.cwd()))))
 
 
 def config_from_args(args: argparse.Namespace) -> cfglib.SimConfig:
     """The SimConfig the options describe; a bad combination is a UsageError."""
     values: dict[str, Any] = {name: getattr(args, name) for name in cfglib.FAULT_RATES}
+    dirs = models_dirs(getattr(args, "models", []))
     try:
         return cfglib.SimConfig(
             capacity=args.capacity, gen_time=args.gen_time, seed=args.seed,
@@ -130,7 +154,9 @@ def config_from_args(args: argparse.Namespace) -> cfglib.SimConfig:
             output_key=args.output_key, auth_failure_status=args.auth_failure_status,
             error_code_quirk=args.error_code_quirk, accept_data_uris=not args.refuse_data_uris,
             retry_after=args.retry_after, slow_delay=args.slow_delay,
-            download_outage=args.download_outage, **values)
+            download_outage=args.download_outage, models_dirs=dirs,
+            status_success_word=args.status_success_word,
+            cancelled_word=args.cancelled_status_word, **values)
     except ValueError as exc:
         raise UsageError(f"pipeline sim: {exc}") from exc
 
@@ -151,9 +177,10 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     try:
         print(sim.base_url, flush=True)
+        models = len(sim.app.state.catalog.ids())
         print(f"pipeline sim: serving RunComfy's queue API on {sim.base_url} "
-              f"(capacity {config.capacity}, seed {config.seed}); Ctrl-C to stop",
-              file=sys.stderr, flush=True)
+              f"(capacity {config.capacity}, seed {config.seed}, {models} models); Ctrl-C to "
+              "stop", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -95,3 +95,33 @@ def test_a_corrected_price_says_so_and_corrects_from_the_uncorrected_one() -> No
     by = Price(STATED, "run.price")
     event = canary(0.5, estimate=0.2, sheet=STATED)
     assert corrected(by, event).sheet["usd"] == {"720P": 0.1, "1080P": 0.2}
+def test_each_model_has_its_own_price_and_run_price_may_name_models() -> None:
+    """In a sweep of several models every model's price is resolved on its own: the catalog's
+    entry of that model, else its stored sheet, else run.price's entry for it; the sources
+    say which model each is for."""
+    from pipeline.job.price import resolve_prices
+
+    a = SimpleNamespace(id="m/a", price={"unit": "unknown"})
+    b = SimpleNamespace(id="m/b", price={"unit": "output", "usd": 0.3})
+    c = SimpleNamespace(id="m/c", price={"unit": "unknown"})
+    m = SimpleNamespace(model=a, models=SimpleNamespace(models={"m/a": a, "m/b": b, "m/c": c}),
+                        run=SimpleNamespace(price={"m/c": {"unit": "second", "usd": 0.2}}))
+    prices = resolve_prices(m, {"m/a": catalog_entry("m/a", 0.05, "second", None, "api")},
+                            live=True)
+    assert prices.sheets() == {"m/a": {"unit": "second", "usd": 0.05},
+                               "m/b": {"unit": "output", "usd": 0.3},
+                               "m/c": {"unit": "second", "usd": 0.2}}
+    assert prices.sheet is None and prices.unknown() == []
+    assert prices.source.startswith("m/a: catalog (api); m/b: price sheet stored with m/b")
+    assert resolve_prices(m, {}).of("m/a").sheet is None
+
+
+def test_a_canary_corrects_only_its_own_models_price() -> None:
+    """In a sweep of several models, what the canary cell was billed re-prices its own model;
+    another model at the very same price stays as the catalog says."""
+    from pipeline.job.price import Prices
+
+    prices = Prices({"m/a": CATALOG, "m/b": CATALOG})
+    fixed = prices.corrected({**canary(0.30), "model": "m/b"})
+    assert fixed.of("m/a") is CATALOG and fixed.of("m/b").sheet["usd"] == pytest.approx(0.06)
+    assert fixed.uncorrected == prices and "m/b: " in fixed.source

@@ -203,7 +203,7 @@ def test_schema_change_requires_a_flag(tmp_path: Path, api_env) -> None:
     def with_new_schema():  # as if the bundled input schema had been updated since
         plan = build_plan(manifest)
         model = replace(plan.manifest.model, schema_sha256="0" * 64)
-        plan.manifest = replace(plan.manifest, model=model)
+        plan.manifest = replace(plan.manifest, model=model, models=None)  # its only model
         return plan
 
     with pytest.raises(StateError, match="schema of .* changed"):
