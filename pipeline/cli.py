@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+from .argtypes import positive_int
 from .errors import PipelineError
 
 
@@ -179,17 +180,7 @@ class _Gathered:
 
 
 def _concurrency(text: str) -> int | str:
-    return "auto" if text.strip().lower() == "auto" else _positive(text)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def init(url: str, concurrency: int | None = None, budget: Any = KEEP,
         try:
             conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
             async with conn, conn.transaction(), conn.cursor() as cur:
-                await migrate(cur)
+                await migrate(cur, url)
                 await cur.execute(
                     "INSERT INTO account (id, concurrency) VALUES (1, %s) ON CONFLICT DO NOTHING",
                     (concurrency or DEFAULT_CONCURRENCY,))

@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from ..argtypes import positive_int
 from ..errors import UsageError
 from . import LEDGER_ENV_VAR, admin
 
@@ -32,16 +33,6 @@ def _budget(text: str) -> float | None:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("account", help="the team ledger: an account's slots and budget shared "
                        "by every runner (PostgreSQL)")
@@ -58,7 +49,7 @@ def register(sub: Any) -> None:
     for name, help_text in (("init", "create the ledger's tables and its account"),
                             ("set", "change the account's concurrency, budget or period")):
         v = verb(name, help_text)
-        v.add_argument("--concurrency", type=_count, help="requests live at once, all runners")
+        v.add_argument("--concurrency", type=positive_int, help="requests live at once, all runners")
         v.add_argument("--budget", type=_budget, default=admin.KEEP, metavar="USD",
                        help="what the team may commit in a period (`none`: no budget)")
         v.add_argument("--period", choices=admin.PERIODS,

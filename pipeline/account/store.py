@@ -300,33 +300,34 @@ async def _insert(cur: Any, hold: Hold, period: Any) -> None:
          period))
 
 
-async def _check_version(cur: Any, url: str) -> None:
-    await cur.execute("SELECT to_regclass('pipeline_ledger_meta')")
-    if (await cur.fetchone())[0] is None:
-        raise LedgerError(f"the team ledger at {safe_url(url)} is not set up: run "
-                          "`pipeline account init --concurrency N` first")
-    await cur.execute("SELECT value FROM pipeline_ledger_meta WHERE key = 'version'")
+async def _version(cur: Any, url: str, lock: bool = False) -> int:
+    """The format the ledger's tables are in (0: none yet); newer than this code: refused."""
+    await cur.execute("SELECT value FROM pipeline_ledger_meta WHERE key = 'version'"
+                      + (" FOR UPDATE" if lock else ""))
     row = await cur.fetchone()
     version = int(row[0]) if row else 0
     if version > VERSION:
         raise LedgerError(f"the team ledger at {safe_url(url)} has format {version}, newer than "
                           f"this pipeline knows ({VERSION}): upgrade pipeline")
+    return version
+
+
+async def _check_version(cur: Any, url: str) -> None:
+    await cur.execute("SELECT to_regclass('pipeline_ledger_meta')")
+    if (await cur.fetchone())[0] is None:
+        raise LedgerError(f"the team ledger at {safe_url(url)} is not set up: run "
+                          "`pipeline account init --concurrency N` first")
+    version = await _version(cur, url)
     if version < VERSION:
         raise LedgerError(f"the team ledger at {safe_url(url)} has format {version}: run "
                           "`pipeline account init` to bring it up to date")
 
 
-async def migrate(cur: Any) -> int:
+async def migrate(cur: Any, url: str) -> int:
     """Create or bring the ledger's tables up to date; the version it is at now."""
     await cur.execute("SELECT pg_advisory_xact_lock(hashtext('pipeline_ledger_migrate'))")
     await cur.execute(META)
-    await cur.execute("SELECT value FROM pipeline_ledger_meta WHERE key = 'version' FOR UPDATE")
-    row = await cur.fetchone()
-    version = int(row[0]) if row else 0
-    if version > VERSION:
-        raise LedgerError(f"the team ledger has format {version}, newer than this pipeline "
-                          f"knows ({VERSION}): upgrade pipeline")
-    for n in range(version, VERSION):
+    for n in range(await _version(cur, url, lock=True), VERSION):
         await cur.execute(MIGRATIONS[n])
     await cur.execute("INSERT INTO pipeline_ledger_meta VALUES ('version', %s) ON CONFLICT "
                       "(key) DO UPDATE SET value = excluded.value", (str(VERSION),))
