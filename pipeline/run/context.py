@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
-from ..job.journal import JobState, Journal
+from ..job.appender import Journal
+from ..job.journal import JobState
 from ..job.price import Prices
 from ..job.tally import Tally
 from ..prepare.expand import Cell

@@ -25,7 +25,8 @@ from ..job import journal as ev
 from ..job.capacity import keep, kept, planning_concurrency
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
-from ..job.journal import Journal, JobState, read_state
+from ..job.appender import Journal
+from ..job.journal import JobState, read_state
 from ..job.price import SIM_ORIGIN, Prices, fetch_prices
 from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
 from ..job.tally import canary_for, resume_for
