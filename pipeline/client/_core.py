@@ -188,6 +188,11 @@ class RunComfyClient:
         return self._outage.cap(self._policy.backoff(tries, hint))
 
     @property
+    def unreachable(self) -> bool:
+        """The API's host has not been reached since its last failed connection."""
+        return self._outage.since is not None
+
+    @property
     def retrying(self) -> int:
         """Connections tried again since the API last answered (0 while it answers)."""
         return self._outage.retries if self._outage.since is not None else 0

@@ -23,7 +23,8 @@ from .context import RunContext, crash_point
 
 log = logging.getLogger("pipeline.run")
 
-SUBMIT_TRIES = 8  # not-accepted submits (429, connection refused) tried per cell and run
+SUBMIT_TRIES = 8  # not-accepted submits (429, ...) tried per cell and run; refused connections
+# are not counted: the client gives up on an unreachable host itself (ApiUnreachable)
 
 
 async def submit(run: RunContext, cell: Cell) -> bool:
@@ -33,7 +34,10 @@ async def submit(run: RunContext, cell: Cell) -> bool:
     if not rec.described:
         run.write(ev.described(cell.id, cell.label, cell.values, cell.request))
     estimate = run.estimate(cell.id)
-    for tries in range(1, SUBMIT_TRIES + 1):
+    tries = counted = 0
+    while counted < SUBMIT_TRIES:
+        tries += 1
+        counted += 1
         if control.submitting_stopped:
             return False
         n = len(rec.attempts) + 1
@@ -81,6 +85,8 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 return False
             if exc.status_code == 429:
                 control.rate_limited(time.time())
+            if run.client.unreachable:  # the client's own patience bounds these (ApiUnreachable)
+                counted -= 1
             if await control.sleep(run.client.backoff(tries, exc.retry_after)):
                 return False
             continue
