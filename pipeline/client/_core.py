@@ -258,6 +258,17 @@ class RunComfyClient:
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._token])
 
+    def _scrub_values(self, value: Any) -> Any:
+        """`value` (parsed JSON) with the token masked in every string value (not in keys: a
+        schema's `maximum` stays `maximum` whatever the token is)."""
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, list):
+            return [self._scrub_values(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._scrub_values(v) for k, v in value.items()}
+        return value
+
     def _parsed(self, op: str, parse: Callable[[Any], T], body: Any) -> T:
         try:
             return parse(body)
@@ -297,8 +308,9 @@ class RunComfyClient:
         log.debug("%s %s %s -> %s", op, response.request.method, response.request.url.path,
                   response.status_code)
         self._outage.answered()
-        try:  # scrubbed first: a server that echoes the token does not put it in our values
-            body = json.loads(self._scrub(response.text)) if response.content else None
+        try:  # a server that echoes the token does not put it in our values (scrubbed after
+            # parsing: a short token scrubbed from the raw text could break the JSON itself)
+            body = self._scrub_values(json.loads(response.text)) if response.content else None
         except ValueError:
             body = None
         ok = 200 <= response.status_code < 300
