@@ -216,7 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         again = f"pipeline run {args.manifest}" + (f" --out {args.out}" if args.out else "")
         hints = []
         if summary.counts.get("failed"):
-            hints.append("--retry-failed to try failed cells again")
+            hints.append("--retry-failed to try failed cells again; a refused one is sent as "
+                         "it was, so fix what its refusal names first")
         if summary.counts.get("unknown"):
             hints.append("--resubmit-unknown after checking the RunComfy dashboard")
         print(f"to resume: {again}" + (f" ({'; '.join(hints)})" if hints else ""))
