@@ -137,6 +137,13 @@ def fast_retries() -> Callable[..., contextlib.AbstractContextManager]:
 
 
 @pytest.fixture(autouse=True)
+def _no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees output as a pipe does, unwrapped: pytest-xdist's workers set COLUMNS=80
+    (a test that is about wrapping sets it itself)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _stamina_mode(request: pytest.FixtureRequest,
                   fast_retries: Callable[..., contextlib.AbstractContextManager]) -> Iterator[None]:
     """Each test in the retry mode its `fast_retries` mark asks for (else real), reset after it."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import sys
 import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
@@ -205,11 +207,21 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
     return data
 
 
+def _terminal_width() -> int:
+    """The width to wrap to: $COLUMNS, else the terminal's; a pipe or a file is not wrapped
+    (scripts read whole lines, as from git or ls)."""
+    if os.environ.get("COLUMNS", "").strip().isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return 1 << 16
+
+
 def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
                wide: bool = False, selection: str = "") -> str:
     """A readable table of the cells with the count, cost and duration underneath. Prompts are
     wrapped to the terminal's width (`wide`: one line per cell, nothing shortened)."""
-    width = width or shutil.get_terminal_size((120, 24)).columns
+    width = width or _terminal_width()
     plan, m = f.plan, f.plan.manifest
     keys: list[str] = []
     for c in plan.cells:
