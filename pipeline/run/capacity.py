@@ -9,7 +9,9 @@ a 429) and reads `limit`, the number of requests it may have live now. The facts
   account ran (ours live before it) - (p - 1) of ours: the capacity, when the queue is not
   empty. We only know which of them were still live once each has been seen again, or has
   ended (with the server's own finish time): the observation is kept until then and becomes
-  an exact figure (`_Figure`). The capacity is the median of the last few exact figures.
+  an exact figure (`_Figure`). The capacity is the smallest of the last few exact figures
+  (an end is dated on our clock a little late, by the submit's answer time, so a figure can
+  only err upwards).
 - With the capacity known, the same observation says how many slots are free on the server
   already, ours having ended unnoticed: (ours live before it) - (p - 1) - capacity; a request
   seen running says at least (ours live before it) + 1 - capacity. `limit` lends those out at
@@ -30,13 +32,12 @@ one whose answer says the most (every other request of ours is before it).
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 QUEUED, RUNNING = "in_queue", "in_progress"
-EXACT = 3  # exact figures whose median is the capacity
+EXACT = 3  # exact figures whose smallest is the capacity
 PENDING = 8  # observations waiting to become exact figures, at most
 
 
@@ -147,7 +148,7 @@ class AutoConcurrency:
                 if not f.unresolved:
                     done.append(f)
                     self._exact.append(max(1, f.live - f.waiting))
-                    self.capacity = int(statistics.median_low(self._exact))
+                    self.capacity = min(self._exact)
                     self._bound = None
         if done:
             self._pending = [f for f in self._pending if f not in done]

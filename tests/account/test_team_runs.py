@@ -8,14 +8,13 @@ import asyncio
 import json
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
-from runjobs import env_for, pipeline_cmd, run, start_run, status_json, wait_until
+from runjobs import LiveSampler, env_for, pipeline_cmd, run, start_run, status_json, wait_until
 
 from pipeline.account import admin
 from pipeline.account.store import TeamLedger
@@ -40,31 +39,6 @@ def job(folder: Path, name: str, cells: int) -> Path:
           concurrency: 8
           polling: {{initial: 0.1, max: 0.3, timeout: 120}}
         """)
-
-
-class LiveSampler:
-    """Reads the simulator's live requests (queued + running) every 100 ms in a thread."""
-
-    def __init__(self, sim: Any):
-        self.sim, self.most, self.samples = sim, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            by_state = self.sim.stats()["requests_by_state"]
-            self.most = max(self.most, by_state.get("in_queue", 0) +
-                            by_state.get("in_progress", 0))
-            self.samples += 1
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> LiveSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 180) -> list[tuple[int, str]]:
@@ -99,11 +73,11 @@ def test_three_runners_never_hold_more_than_the_account_allows(
     sim = sim_factory(capacity=8, gen_time=(0.2, 0.5), seed=3)
     env = ledger_env(sim, ledger_url)
     jobs = [job(tmp_path / f"j{i}", f"team-{i}", 10) for i in range(3)]
-    with LiveSampler(sim) as sampler:
+    with LiveSampler(sim, every=0.1) as sampler:
         procs = [start_run(m, m.parent / "out", env) for m in jobs]
         ended = finish(procs)
     assert [code for code, _ in ended] == [0, 0, 0], ended
-    assert sampler.samples > 20
+    assert len(sampler.samples) > 20
     assert 1 <= sampler.most <= 4
     stats = sim.stats()
     assert stats["submissions_accepted"] == 30 and stats["duplicate_submissions"] == 0
@@ -183,7 +157,7 @@ def test_a_database_outage_pauses_submits_and_the_runs_go_on(
     sim = sim_factory(capacity=8, gen_time=(0.3, 0.6), seed=13)
     env = ledger_env(sim, ledger_url)
     jobs = [job(tmp_path / f"j{i}", f"outage-{i}", 10) for i in range(2)]
-    with LiveSampler(sim) as sampler:
+    with LiveSampler(sim, every=0.1) as sampler:
         procs = [start_run(m, m.parent / "out", env) for m in jobs]
         wait_until(lambda: sim.stats()["submissions_accepted"] >= 4, timeout=30)
         postgres.stop()

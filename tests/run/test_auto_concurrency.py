@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from imagefiles import MODEL, write_image, write_manifest
-from runjobs import env_for, pipeline_cmd, run, status_json
+from runjobs import LiveSampler, env_for, pipeline_cmd, run, status_json
 
 
 def job(folder: Path, cells: int, extra: str = "") -> Path:
@@ -33,31 +31,6 @@ def job(folder: Path, cells: int, extra: str = "") -> Path:
         """)
 
 
-class Live:
-    """The simulator's live requests, sampled every 50 ms: (seconds since start, live)."""
-
-    def __init__(self, sim: Any):
-        self.sim, self.samples = sim, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        start = time.time()
-        while not self._stop.is_set():
-            by = self.sim.stats()["requests_by_state"]
-            self.samples.append((time.time() - start,
-                                 by.get("in_queue", 0) + by.get("in_progress", 0)))
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Live:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def test_auto_finds_the_capacity_and_keeps_two_waiting(tmp_path: Path, sim_factory: Any) -> None:
     """Capacity 6, never told: the run finds 6, has at most 8 live once the first requests
     have ended, shows it in status and keeps it in the job folder; the next run starts there
@@ -66,7 +39,7 @@ def test_auto_finds_the_capacity_and_keeps_two_waiting(tmp_path: Path, sim_facto
     manifest = job(tmp_path, 40)
     out = tmp_path / "out"
     env = env_for(sim.base_url)
-    with Live(sim) as live:
+    with LiveSampler(sim) as live:
         first = run(manifest, out, env)
     assert first.returncode == 0, first.stdout + first.stderr
     kept = json.loads((out / "capacity.json").read_text())
@@ -81,7 +54,7 @@ def test_auto_finds_the_capacity_and_keeps_two_waiting(tmp_path: Path, sim_facto
 
     # more cells: the next run starts from the capacity found, so no overshoot while learning
     manifest = job(tmp_path, 70)
-    with Live(sim) as live:
+    with LiveSampler(sim) as live:
         again = run(manifest, out, env)
     assert again.returncode == 0, again.stderr
     assert max(n for _, n in live.samples) <= 8
