@@ -1,4 +1,5 @@
-"""`pipeline account init|set|status|sweep`: the team ledger as its administrator sees it.
+"""`pipeline account init|set|status|sweep|release`: the team ledger as its administrator sees
+it.
 
 Each function is one short transaction on the ledger (sweep also asks the API, free of charge,
 how the requests it still counts as live have ended).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 from ..errors import LedgerError, UsageError
@@ -117,7 +120,7 @@ def status_text(st: dict[str, Any]) -> str:
 def sweep(url: str, client: Any) -> list[str]:
     """Ask the API how each request the ledger counts as live on `client`'s server has ended,
     and free the slots of those that have. Holds of unknown outcome (no request id) stay: the
-    user decides them with `pipeline run MANIFEST --resubmit-unknown`."""
+    user decides them with `pipeline run MANIFEST --resubmit-unknown` (or `release`)."""
     async def go() -> list[str]:
         ledger = TeamLedger(url)
         try:
@@ -144,7 +147,8 @@ def sweep(url: str, client: Any) -> list[str]:
             still = len(holds) - len(ended) - unknown - other
             lines.append(f"swept: freed {len(ended)}, still live {still}"
                          + (f", unknown outcome {unknown} (pipeline run MANIFEST "
-                            "--resubmit-unknown decides them)" if unknown else "")
+                            "--resubmit-unknown decides them, or pipeline account release "
+                            "JOB for a job you abandon)" if unknown else "")
                          + (f", on another server {other}" if other else ""))
             return lines
         finally:
@@ -152,6 +156,51 @@ def sweep(url: str, client: Any) -> list[str]:
             await client.aclose()
 
     return asyncio.run(go())
+
+
+def release(url: str, job: str, cells: list[str] | None = None) -> list[str]:
+    """Free the slots held for `job`'s submits of unknown outcome (no request id: the runner
+    died or lost the answer before it learnt one), after the user has seen on the RunComfy
+    dashboard that they are not running: the ledger cannot ask the server about a request it
+    has no id for. `cells`: only those (ids or unique prefixes). Holds with a request id are
+    left to `sweep`, which asks the server; a hold of a runner alive on this machine is never
+    released (it may be submitting right now)."""
+    async def go() -> list[str]:
+        ledger = TeamLedger(url)
+        try:
+            holds = [h for h in await ledger.live_holds() if h.job == job]
+            if not holds:
+                return [f"job {job} holds no slot on the team ledger (pipeline account status "
+                        "lists the jobs that do)"]
+            unknown = [h for h in holds if h.request_id is None and
+                       (not cells or any(h.cell.startswith(c) for c in cells))]
+            mine = [h for h in unknown if h.host == socket.gethostname() and _alive(h.pid)]
+            if mine:
+                raise UsageError(f"job {job} is running on this machine (pid {mine[0].pid}): "
+                                 "stop it first; its own next run frees what was never sent")
+            await ledger.mirror([Hold(**{**h.__dict__, "state": RELEASED}) for h in unknown])
+            lines = [f"released {job} cell {h.cell} attempt {h.attempt} (host {h.host})"
+                     for h in unknown]
+            sent = sum(1 for h in holds if h.request_id is not None)
+            lines.append(f"released {len(unknown)} slot{'s' if len(unknown) != 1 else ''} of "
+                         f"job {job}" + (f"; {sent} with a request id stay live until the "
+                                         "server says they ended (pipeline account sweep asks)"
+                                         if sent else ""))
+            return lines
+        finally:
+            await ledger.close()
+
+    return asyncio.run(go())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _run(url: str, body: Any) -> Any:
@@ -165,4 +214,5 @@ def _run(url: str, body: Any) -> Any:
     return asyncio.run(go())
 
 
-__all__ = ["LIVE", "LedgerError", "configure", "init", "status", "status_text", "sweep"]
+__all__ = ["LIVE", "LedgerError", "configure", "init", "release", "status", "status_text",
+           "sweep"]

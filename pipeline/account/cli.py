@@ -1,4 +1,4 @@
-"""`pipeline account init|set|status|sweep`: registered by pipeline.cli, thin over `admin`."""
+"""`pipeline account init|set|status|sweep|release`: registered by pipeline.cli, thin over `admin`."""
 
 from __future__ import annotations
 
@@ -58,11 +58,20 @@ def register(sub: Any) -> None:
     verb("status", "live requests, money and who holds slots").add_argument(
         "--json", action="store_true", help="print the status as JSON")
     verb("sweep", "ask the API how live requests ended and free their slots (free of charge)")
+    v = verb("release", "free the slots of a job's submits of unknown outcome, once the "
+                        "RunComfy dashboard shows they are not running")
+    v.add_argument("job", metavar="JOB", help="the job's name (as `account status` lists it)")
+    v.add_argument("--cell", action="append", default=[], metavar="ID",
+                   help="only this cell (an id or a unique prefix; repeat)")
 
 
 def cmd_account(args: argparse.Namespace) -> int:
     url = ledger_url(args.ledger)
     verb = args.account_verb
+    if verb == "release":
+        for line in admin.release(url, args.job, args.cell):
+            print(line)
+        return 0
     if verb == "sweep":
         from ..client import RunComfyClient
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
+import subprocess
 
 import pytest
+from runjobs import pipeline_cmd
 
 from pipeline.account import admin
 from pipeline.account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger
-from pipeline.errors import LedgerError, LedgerUnavailable
+from pipeline.errors import LedgerError, LedgerUnavailable, UsageError
 from pipeline.job.ledger import micros
 
 
@@ -152,3 +156,56 @@ def test_periods_count_what_their_day_spent(ledger_url: str) -> None:
     assert (day["spent_usd"], day["committed_usd"]) == (1.0, 1.5)
     total = admin.configure(ledger_url, period="total", budget=None)
     assert (total["spent_usd"], total["committed_usd"], total["budget_usd"]) == (1.0, 1.5, None)
+
+
+def test_release_frees_only_the_unknown_holds_of_the_job_named(ledger_url: str) -> None:
+    """`account release JOB` frees that job's holds of unknown outcome (no request id, so no
+    way to ask the server), never a hold with a request id (sweep asks about those) nor one of
+    another job; a runner of the job alive on this machine makes it refuse."""
+    admin.init(ledger_url, concurrency=10)
+
+    async def setup() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            for h in (hold(1), hold(2), hold(3), hold(4, job="other")):
+                assert await ledger.acquire(h) is None
+            await ledger.mirror([hold(3, request_id="r3")])
+        finally:
+            await ledger.close()
+
+    run(setup())
+    assert admin.status(ledger_url)["live"] == 4
+    lines = admin.release(ledger_url, "j1", ["cell1"])
+    assert lines == ["released j1 cell cell1 attempt 1 (host h)",
+                     "released 1 slot of job j1; 1 with a request id stay live until the "
+                     "server says they ended (pipeline account sweep asks)"]
+    st = admin.status(ledger_url)
+    assert st["live"] == 3 and st["committed_usd"] == pytest.approx(0.75)
+    admin.release(ledger_url, "j1")
+    holds = run(_live(ledger_url))
+    assert sorted((h.job, h.cell) for h in holds) == [("j1", "cell3"), ("other", "cell4")]
+    assert admin.release(ledger_url, "nobody")[0].startswith("job nobody holds no slot")
+
+    async def mine() -> None:  # a hold of a process alive here (this one)
+        ledger = TeamLedger(ledger_url)
+        try:
+            assert await ledger.acquire(Hold(**{**hold(5).__dict__, "host": socket.gethostname(),
+                                                "pid": os.getpid()})) is None
+        finally:
+            await ledger.close()
+
+    run(mine())
+    with pytest.raises(UsageError, match="is running on this machine"):
+        admin.release(ledger_url, "j1")
+    said = subprocess.run(pipeline_cmd("account", "release", "j1", "--ledger", ledger_url),
+                          capture_output=True, text=True, timeout=60)
+    assert said.returncode == 2 and said.stderr.count("\n") == 1, said.stderr
+    assert f"job j1 is running on this machine (pid {os.getpid()})" in said.stderr
+
+
+async def _live(url: str) -> list[Hold]:
+    ledger = TeamLedger(url)
+    try:
+        return await ledger.live_holds()
+    finally:
+        await ledger.close()
