@@ -72,6 +72,12 @@ PRICE_USD = "base_price_usd"
 PRICE_UNIT = "price_unit"  # "second" or "output"
 PRICE_NOTE = "pricing_note"
 
+# The simulator's own mark, not RunComfy's: its placeholder MP4s carry this `comment` tag in the
+# container's metadata, so that the media check (pipeline.run.media) knows a placeholder by the
+# file itself, whichever simulator (in-process or `pipeline sim`) made it, and does not judge
+# its preview size (256 px) against the requested resolution.
+SIM_PLACEHOLDER_TAG = ("comment", "pipeline-sim placeholder")
+
 # Output videos of this model are 24 fps (121 frames ~ 5 s, 241 ~ 10 s) [INF from upstream docs].
 OUTPUT_FPS = 24
 

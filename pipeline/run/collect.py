@@ -77,5 +77,4 @@ def _probe(path: Path, cell: Cell, run: RunContext) -> tuple[dict | None, dict]:
         info = media.probe(path)
     except ValueError as exc:
         return None, {"ok": False, "problems": [str(exc)], "resolution": "not checked"}
-    return info, media.check(info, cell.request, fps=run.fps,
-                             check_resolution=run.backend != "sim")
+    return info, media.check(info, cell.request, fps=run.fps)

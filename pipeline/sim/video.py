@@ -1,6 +1,7 @@
 """Placeholder output videos: a slow zoom over the input image, encoded as a small H.264 MP4.
 
-They are not model output; they exist so a client can download, probe and keep a real,
+They are not model output (each carries wire.SIM_PLACEHOLDER_TAG in its metadata, so the
+media check knows them); they exist so a client can download, probe and keep a real,
 playable file with the requested frame count (24 fps) and the input's aspect ratio. A preview
 size (longest side 256 px by default) keeps one encode well under a second, and a cache keyed
 by (image digest, frames, size) makes a thousand identical requests cost one encode.
@@ -109,6 +110,8 @@ def encode_mp4(img: Image.Image, frames: int, long_side: int) -> bytes:
     ImageDraw.Draw(src).text((6, 4), "SIMULATED", fill=(255, 255, 255))
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
+        key, mark = wire.SIM_PLACEHOLDER_TAG  # how the media check knows a placeholder
+        container.metadata[key] = mark
         stream = container.add_stream("libx264", rate=wire.OUTPUT_FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "30"}
