@@ -50,9 +50,14 @@ def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
             "price": price, "price_source": price_source, "budget": budget}
 
 
-def described(cell: str, label: str, values: dict, request: dict) -> dict:
-    """A cell's label, matrix values and request, written before its first submit."""
-    return {"e": "cell", "cell": cell, "label": label, "values": values, "request": request}
+def described(cell: str, label: str, values: dict, request: dict,
+              from_cell: dict | None = None) -> dict:
+    """A cell's label, matrix values and request, written before its first submit; and the
+    picked cell it renders again, if any (pipeline.prepare.picks)."""
+    event = {"e": "cell", "cell": cell, "label": label, "values": values, "request": request}
+    if from_cell:
+        event["from_cell"] = from_cell
+    return event
 
 
 def intent(cell: str, n: int, estimate: float | None) -> dict:
@@ -187,6 +192,7 @@ class JobState:
             rec.described = True
             if not self.lean:
                 rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
+                rec.from_cell = ev.get("from_cell")
             return
         if kind == "intent":
             rec.attempts.append(Attempt(n=ev["n"], intent_at=t, estimate=ev.get("usd")))
