@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -239,46 +240,77 @@ class JobState:
             raise StateError(f"unknown journal event {kind!r}")
 
 
+class JournalLines:
+    """The events of a journal file, each with its line number and byte span, read in chunks
+    (a 100,000-cell journal is never held whole). A torn last line (the process died
+    mid-write) ends the iteration and sets `torn_tail`; a corrupt line anywhere else is a
+    StateError. `valid_bytes`: the length of the whole lines read."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.torn_tail = False
+        self.valid_bytes = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, dict]]:
+        """(line number, start offset, end offset, event) per whole line, in file order."""
+        path = self.path
+        with open(path, "rb") as fh:
+            buf = b""
+            base = 0  # file offset of buf[0]
+            lineno = 0
+            while True:
+                chunk = fh.read(self.CHUNK)
+                buf = buf + chunk if buf else chunk
+                pos = 0
+                while True:
+                    end = buf.find(b"\n", pos)
+                    if end == -1:
+                        break
+                    lineno += 1
+                    try:
+                        # orjson: 3x json's speed, and replay is on every start and status
+                        event = orjson.loads(buf[pos:end])
+                        if not isinstance(event, dict):
+                            raise ValueError("not an object")
+                    except ValueError:
+                        rest = buf[end + 1:] + fh.read()
+                        if b"\n" not in rest and not rest.strip():
+                            self.torn_tail = True  # a torn last line that ended in a newline
+                            return
+                        raise StateError(f"{path}:{lineno}: corrupt journal line; the state "
+                                         "cannot be trusted (restore it from a backup or start "
+                                         "a new output folder)") from None
+                    yield lineno, base + pos, base + end + 1, event
+                    self.valid_bytes = base + end + 1
+                    pos = end + 1
+                buf = buf[pos:]
+                base += pos
+                if not chunk:
+                    self.torn_tail = bool(buf)  # no newline: the process died mid-write
+                    return
+
+
 def read_state(folder: JobFolder | Path, lean: bool = False) -> JobState:
     """Replay a job's journal (missing journal: empty state). No lock is taken."""
     folder = JobFolder.at(folder)
     state = JobState(folder.path, lean=lean)
-    path = folder.journal
+    lines = JournalLines(folder.journal)
     try:
-        raw = path.read_bytes()
+        for lineno, _, _, event in lines:
+            try:
+                state.apply(event)
+            except (KeyError, TypeError) as exc:
+                raise StateError(f"{lines.path}:{lineno}: malformed {event.get('e')!r} event "
+                                 f"({exc})") from None
+            except StateError as exc:
+                raise StateError(f"{lines.path}:{lineno}: {exc}") from None
     except FileNotFoundError:
         return state
     except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    pos = 0
-    lineno = 0
-    while pos < len(raw):
-        end = raw.find(b"\n", pos)
-        lineno += 1
-        if end == -1:  # no newline: the process died mid-write; ignore the torn tail
-            state.torn_tail = True
-            break
-        line = raw[pos:end]
-        try:
-            event = orjson.loads(line)  # 3x json's speed: replay is on every start and status
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            if raw.find(b"\n", end + 1) == -1 and not raw[end + 1:].strip():
-                state.torn_tail = True  # a torn last line that happened to end in a newline
-                break
-            raise StateError(f"{path}:{lineno}: corrupt journal line; the state cannot be "
-                             "trusted (restore it from a backup or start a new output "
-                             "folder)") from None
-        try:
-            state.apply(event)
-        except (KeyError, TypeError) as exc:
-            raise StateError(f"{path}:{lineno}: malformed {event.get('e')!r} event ({exc})") \
-                from None
-        except StateError as exc:
-            raise StateError(f"{path}:{lineno}: {exc}") from None
-        pos = end + 1
-    state.valid_bytes = pos
+        raise StateError(f"cannot read {lines.path}: {exc.strerror or exc}") from None
+    state.torn_tail, state.valid_bytes = lines.torn_tail, lines.valid_bytes
     return state
 
 

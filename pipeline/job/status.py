@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,46 @@ class JobView:
 DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, for journals that do not say
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What a job's plan snapshot (else its journal's last run) says of how it runs."""
+
+    model: str
+    sheet: dict | None
+    fps: int
+    max_attempts: int
+    concurrency: int
+    budget: float | None
+    price_source: str | None
+    typical: float | None
+
+
+def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any]) -> Settings:
+    """The settings of a job from plan.json's header (without its cells) and the journal's
+    last `run` event; the one reading of both, for `status` and the report."""
+    settings = plan.get("run") or {}
+    price = plan.get("price") or {}
+    return Settings(
+        model=plan.get("model") or header.get("model") or "",
+        sheet=price.get("sheet") if price else header.get("price"),
+        fps=plan.get("fps") or cost.DEFAULT_FPS,
+        max_attempts=settings.get("max_attempts") or header.get("max_attempts") or
+        DEFAULT_MAX_ATTEMPTS,
+        concurrency=header.get("concurrency") or settings.get("concurrency") or 1,
+        budget=settings.get("budget", header.get("budget")),
+        price_source=price.get("source") if price else header.get("price_source"),
+        typical=plan.get("typical_s"))
+
+
+def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool) -> Tally:
+    """A tally of the planned `cells` with nothing counted yet: `update` it per cell (the
+    report, one cell at a time) or count a replayed journal into it (`view_job`)."""
+    header = state.header
+    return Tally(planned_cells(cells, s.model, s.sheet, s.fps), max_attempts=s.max_attempts,
+                 budget=s.budget, live_since=header.get("t") if running and header else None,
+                 resume=resume_for(state, running=running), typical=s.typical)
+
+
 def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()) -> JobView:
     """Replay a job folder and tally it against its plan (plan.json unless given); `only`
     narrows both to the cells it selects (pipeline.prepare.select)."""
@@ -138,7 +178,6 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
     running = folder.is_running()
     state = read_state(folder)
     plan = plan if plan is not None else folder.read_plan()
-    header = state.header
     if plan is None:  # no plan.json (older versions): the journal's cells are the job
         plan = {"cells": [{"id": cid, "label": rec.label, "values": rec.values,
                            "request": rec.request} for cid, rec in state.cells.items()]}
@@ -147,22 +186,11 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
         plan = {**plan, "cells": cells,
                 "selection": {"only": describe_only(only), "of": len(plan["cells"])}}
         state = state.only({c["id"] for c in cells})
-    settings = plan.get("run") or {}
-    price = plan.get("price") or {}
-    sheet = price.get("sheet") if price else header.get("price")
-    model = plan.get("model") or header.get("model") or ""
-    max_attempts = settings.get("max_attempts") or header.get("max_attempts") or \
-        DEFAULT_MAX_ATTEMPTS
-    concurrency = header.get("concurrency") or settings.get("concurrency") or 1
-    budget = settings.get("budget", header.get("budget"))
-    live_since = header.get("t") if running and header else None
-    tally = Tally.of(state, planned_cells(plan["cells"], model, sheet,
-                                          plan.get("fps") or cost.DEFAULT_FPS),
-                     max_attempts=max_attempts, budget=budget, live_since=live_since,
-                     resume=resume_for(state, running=running),
-                     typical=plan.get("typical_s"))
-    return JobView(folder, state, plan, tally, running, concurrency, budget,
-                   price.get("source") if price else header.get("price_source"))
+    s = settings_of(plan, state.header)
+    tally = new_tally(s, plan["cells"], state, running)
+    tally.count(state)
+    return JobView(folder, state, plan, tally, running, s.concurrency, s.budget,
+                   s.price_source)
 
 
 def job_status(manifest_path: str | Path, out: Path | None = None, *,

@@ -16,6 +16,8 @@ from ..errors import DownloadError, StateError
 from ..job import journal as ev
 from ..job.records import DONE
 from ..prepare.expand import Cell
+from ..report.posters import IMAGE_SUFFIXES
+from ..report.strips import add_for_download
 from . import media
 from .context import RunContext, crash_point
 
@@ -63,7 +65,7 @@ async def collect(run: RunContext, cell: Cell) -> None:
                     return
                 continue
             crash_point("after_download")
-            probe, check = await asyncio.to_thread(_probe, folder / name, cell, run)
+            probe, check = await asyncio.to_thread(_inspect, folder / name, cell, i, run)
             run.write(ev.downloaded(cell.id, url, f"videos/{name}", info.size, info.sha256,
                                     probe, check))
             await run.journal.durable()
@@ -72,9 +74,14 @@ async def collect(run: RunContext, cell: Cell) -> None:
         rec.compact(run.estimate(cell.id))
 
 
-def _probe(path: Path, cell: Cell, run: RunContext) -> tuple[dict | None, dict]:
+def _inspect(path: Path, cell: Cell, output: int, run: RunContext
+             ) -> tuple[dict | None, dict]:
+    """Probe a downloaded file and check it against the request; make its frame strip and
+    poster once, here, for the report (blocking: runs in a worker thread)."""
     try:
         info = media.probe(path)
     except ValueError as exc:
         return None, {"ok": False, "problems": [str(exc)], "resolution": "not checked"}
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        add_for_download(run.folder.path, cell.id, cell.index, output, path)
     return info, media.check(info, cell.request, fps=run.fps)

@@ -48,7 +48,7 @@ def probe(path: Path) -> dict[str, Any]:
         raise ValueError(f"not a readable video ({type(exc).__name__}: {exc})") from None
 
 
-PLACEHOLDER = "simulator placeholder (not judged)"
+PLACEHOLDER = "simulator placeholder"  # its resolution is a preview's: not judged
 
 
 def check(info: dict[str, Any], request: dict[str, Any], *, fps: float) -> dict[str, Any]:
