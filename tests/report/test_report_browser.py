@@ -434,6 +434,11 @@ def test_a_large_sweep_pages_instead_of_hiding(forty: Path, browser, monkeypatch
             assert len(page.query_selector_all(".rowhead")) == (2 if n < 2 else 1)
             seen += visible_tiles(page)
         assert len(set(seen)) == 40
+        # a link to a tile on another page (the final report's link back) opens that page
+        page.goto((forty / "report.html").as_uri() + f"#cell-{seen[-1]}")
+        page.wait_for_selector(f"#cell-{seen[-1]}.target")
+        assert page.inner_text(".controls .count").endswith("page 3 of 3")
+        assert page.evaluate("document.activeElement.dataset.id") == seen[-1]
         assert problems == []
         page.close()
     finally:
