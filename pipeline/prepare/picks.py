@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Location, ProblemList
+from ..errors import ProblemList
 
 NOT_CARRIED = ("replicate",)  # a preview's replicate index means nothing to another job
 

@@ -95,9 +95,10 @@ def list_picks(manifest: str | os.PathLike, path: Path | None = None, *,
     path = path or default_path(m.path)
     job = JobFolder.of(m, folder)
     if not path.exists():
-        return [f"no picks yet: {path} does not exist. Star clips in {job / 'report.html'} "
-                f"and save them there with Download picks, or pick here: pipeline picks "
-                f"{manifest} --only cell=ID"]
+        hint = (f"no picks yet: {path} does not exist. Star clips in {job / 'report.html'} and "
+                f"save them there with Download picks, or pick here: pipeline picks {manifest} "
+                "--only cell=ID")
+        return [hint]
     rows = read_picks(path)
     states: dict[str, str] = {}
     if job.plan.exists():

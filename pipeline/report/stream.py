@@ -21,7 +21,8 @@ import orjson
 
 from ..errors import StateError
 from ..job.folder import JobFolder
-from ..job.journal import JobState, JournalLines
+from ..job.journal import JobState
+from ..job.lines import JournalLines
 from ..job.records import CellRecord
 
 CELLS = "cells"

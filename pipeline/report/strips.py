@@ -82,7 +82,7 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                         at = next(wanted, None)
                     if at is None:
                         break
-    except Exception as exc:  # noqa: BLE001 (PyAV raises its own classes for broken media)
+    except Exception as exc:
         log.info("no frame strip for %s: %s", video, exc)
         return False
     if first is not None and poster is not None:
@@ -98,7 +98,7 @@ def _scaled(width: int, height: int) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
-def _seconds(container, stream) -> float:  # noqa: ANN001
+def _seconds(container, stream) -> float:
     """The clip's length: its stream's duration, else the container's, else frames / rate."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)

@@ -19,10 +19,10 @@ from imagefiles import MODEL, write_image, write_manifest
 
 from pipeline import report as report_mod
 from pipeline.cli import main
-from pipeline.run.session import RunOptions, run_job
 from pipeline.prepare.plan import build_plan
 from pipeline.report import build_report, percentile, write_reports
 from pipeline.report.grid import Occupancy, choose_axes
+from pipeline.run.session import RunOptions, run_job
 from pipeline.sim import SimConfig
 
 REPO = Path(__file__).resolve().parents[2]

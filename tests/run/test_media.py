@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
+from runjobs import sweep
 
 from pipeline.job.journal import read_state
 from pipeline.prepare.plan import build_plan
@@ -16,7 +17,6 @@ from pipeline.run import media
 from pipeline.run.session import RunOptions, run_job
 from pipeline.sim import SimConfig
 from pipeline.sim.video import encode_mp4
-from runjobs import sweep
 
 ASKED = {"number_of_frames": 24, "resolution": "720P"}
 
