@@ -22,7 +22,7 @@ from ..errors import StateError
 from ..job.folder import JobFolder
 from ..job.journal import JobState
 from ..job.records import ORPHANED
-from ..job.status import Settings, new_tally, settings_of
+from ..job.status import new_tally, settings_of
 from ..prepare.select import Only, describe_only, select_cells
 from .grid import Facets
 from .model import Totals, _iso, _round, cell_of, head
@@ -33,10 +33,8 @@ from .stream import JournalIndex, PlanStream
 class Scanned:
     """A scanned job: `report` (report.json without its cells), `facets`, and `cells()`."""
 
-    def __init__(self, report: dict, facets: Facets, spool: IO[bytes], count: int,
-                 settings: Settings):
+    def __init__(self, report: dict, facets: Facets, spool: IO[bytes], count: int):
         self.report, self.facets, self._spool, self.count = report, facets, spool, count
-        self.settings = settings
 
     def cells(self) -> Iterator[dict]:
         """The report.json entry of every cell, in plan order, then the orphaned ones."""
@@ -142,7 +140,7 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
     report["axes"] = facets.axes()
     if chosen is not None:
         report["selection"] = selection
-    return Scanned(report, facets, spool, count, settings)
+    return Scanned(report, facets, spool, count)
 
 
 def _spool(near: Path) -> IO[bytes]:

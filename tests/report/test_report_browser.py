@@ -1,6 +1,9 @@
-"""report.html in a real browser: the README's demo run, then the page opened in headless
-Chromium (Debian's `chromium`, driven by Playwright's Python package): no console errors, every
-video decodes (H.264 included), the play controls work, and a screenshot is kept."""
+"""report.html in a real browser, headless Chromium (Debian's `chromium`, driven by Playwright's
+Python package), never a console error: the README's demo (every video decodes, H.264
+included; play controls; a narrow window); a rows x resolution x random-seeds preview (every
+cell in view on open, axes changed in the page, stars kept over a reload and downloaded as
+picks.jsonl that a final manifest plans, keyboard, compare, frame strips from the job folder
+only); a 40-cell sweep (a screenshot shows its 40 videos; pages, and a link to a tile)."""
 
 from __future__ import annotations
 
