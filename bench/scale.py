@@ -64,16 +64,18 @@ def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
-    """(wall s, CPU s, peak RSS MB, exit code, stderr tail) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read()
-    proc.stderr.close()
+    """(wall s, CPU s, peak RSS MB, exit code, stderr tail) of one child process. Its stderr
+    goes to a file: a run's plain progress (a line a second) would fill a pipe nobody reads
+    until the end, and block the run."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        err.seek(max(0, err.seek(0, os.SEEK_END) - 500))
+        tail = err.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, err[-500:]
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, tail
 
 
 def start_sim(capacity: int) -> tuple[subprocess.Popen, str]:
