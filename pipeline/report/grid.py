@@ -80,9 +80,13 @@ class Facets:
     def add(self, values: dict) -> None:
         self.cells += 1
         for k, v in values.items():
-            self.keys.setdefault(k, Distinct()).add(v)
+            seen = self.keys.get(k)
+            if seen is None:
+                seen = self.keys[k] = Distinct()
+                if k not in self.row_keys:  # a key's own facet: the same values, held once
+                    self.facets[k] = seen
+            seen.add(v)
             if k not in self.row_keys:
-                self.facets.setdefault(k, Distinct()).add(v)
                 self.present[k] = self.present.get(k, 0) + 1
         if self.row_keys:
             self.facets.setdefault(ROWS, Distinct()).add(self._row(values))

@@ -11,6 +11,7 @@ report of 100,000 cells holds the index, the tally and the sums, not the cells.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,10 @@ class Scanned:
         """The report.json entry of every cell, in plan order, then the orphaned ones."""
         self._spool.seek(0)
         for line in self._spool:
-            yield orjson.loads(line)
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:  # an integer wider than 64 bits (see _dump)
+                yield json.loads(line)
 
     def close(self) -> None:
         self._spool.close()
@@ -91,12 +95,18 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
             del cells
 
         def planned() -> Iterator[dict]:
-            return every() if chosen is None else (c for c in every() if c["id"] in chosen)
+            for c in every() if chosen is None else (c for c in every() if c["id"] in chosen):
+                c["id"] = sys.intern(c["id"])  # the index's string, not a copy per reading
+                yield c
+
+        def priced() -> Iterator[dict]:  # what the tally needs of a cell (no label to keep)
+            for c in planned():
+                yield {"id": c["id"], "request": c.get("request") or {}}
 
         state = JobState(folder.path)
         state.runs = index.runs  # the header a tally reads
         settings = settings_of(plan, state.header)
-        tally = new_tally(settings, planned(), state, running)
+        tally = new_tally(settings, priced(), state, running)
         facets = Facets(plan.get("matrix"))
         links = PageContext(plan.get("job") or state.header.get("job"), None,
                             state.header.get("manifest") or plan.get("manifest"), folder.path)

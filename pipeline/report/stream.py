@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,9 @@ class JournalIndex:
         self.runs: list[dict] = []
         self.ends: list[dict] = []
         self.last_t: list[float | None] = []  # per run: the time of its last event
-        self.ids: dict[str, int] = {}  # cell id -> its number, in first-seen order
+        # cell id -> its number, in first-seen order; ids are interned, so that the report's
+        # tally and sums hold one string per cell, not three (100,000 cells: ~13 MB)
+        self.ids: dict[str, int] = {}
         self.cell_events = 0
         lines = JournalLines(self.path)
         cells, starts, sizes = array("I"), array("Q"), array("I")
@@ -157,7 +160,7 @@ class JournalIndex:
                     self.ends.append(event)
                     continue
                 try:
-                    number = self.ids.setdefault(event["cell"], len(self.ids))
+                    number = self.ids.setdefault(sys.intern(event["cell"]), len(self.ids))
                 except (KeyError, TypeError):
                     raise StateError(f"{self.path}:{lineno}: malformed {kind!r} event (no "
                                      "cell)") from None
