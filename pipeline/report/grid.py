@@ -40,17 +40,25 @@ def show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _key(value: Any) -> Any:
+    """`value_key`, but text and whole numbers (the common values, a seed per cell) as they
+    are: no string made per cell. 1 and "1" stay apart; other values go through JSON."""
+    if type(value) is str or type(value) is int:
+        return value
+    return (value_key(value),)  # never equal to a text: "true" and True stay apart
+
+
 class Distinct:
     """The distinct values of one facet in first-seen order, each with its number."""
 
     __slots__ = ("index", "values")
 
     def __init__(self) -> None:
-        self.index: dict[str, int] = {}
+        self.index: dict[Any, int] = {}
         self.values: list[Any] = []
 
     def add(self, value: Any) -> int:
-        key = value_key(value)
+        key = _key(value)
         found = self.index.get(key)
         if found is None:
             found = self.index[key] = len(self.values)
@@ -58,7 +66,7 @@ class Distinct:
         return found
 
     def number(self, value: Any) -> int:
-        return self.index[value_key(value)]
+        return self.index[_key(value)]
 
 
 class Facets:

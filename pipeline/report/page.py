@@ -119,7 +119,7 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["cost"] = costs.money(c["cost_usd"])
     elif c["estimated_cost_usd"] is not None:
         t["cost"] = "~" + costs.money(c["estimated_cost_usd"])
-    if len(c["attempts"]) > 1:
+    if c["attempts"]:
         t["tries"] = len(c["attempts"])
     if c["reason"]:
         t["reason"] = c["reason"]

@@ -11,7 +11,6 @@ report of 100,000 cells holds the index, the tally and the sums, not the cells.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,7 +95,7 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
 
         def planned() -> Iterator[dict]:
             for c in every() if chosen is None else (c for c in every() if c["id"] in chosen):
-                c["id"] = sys.intern(c["id"])  # the index's string, not a copy per reading
+                c["id"] = index.same(c["id"])  # one string per cell, not a copy per reading
                 yield c
 
         def priced() -> Iterator[dict]:  # what the tally needs of a cell (no label to keep)

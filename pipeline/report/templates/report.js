@@ -268,7 +268,7 @@
     if (c.queue !== undefined) { facts.appendChild(span("", "queue " + secs(c.queue))).title = "queue time"; }
     if (c.gen !== undefined) { facts.appendChild(span("", "gen " + secs(c.gen))).title = "generation time"; }
     if (c.cost) { facts.appendChild(span("", c.cost)).title = c.cost[0] === "~" ? "estimated cost" : "cost reported by the API"; }
-    if (c.tries) { facts.appendChild(span("", c.tries + " attempts")); }
+    if (c.tries > 1) { facts.appendChild(span("", c.tries + " attempts")); }
     if (c.check) {
       var check = $(".check", t);
       check.hidden = false;
@@ -557,7 +557,7 @@
     var rows = [], limit = 5000;
     cells.slice(0, limit).forEach(function (c) {
       var tr = document.createElement("tr");
-      [c.id, c.pick.label, c.state, String(c.tries || (c.rid ? 1 : 0)), c.queue !== undefined ? secs(c.queue) : "–",
+      [c.id, c.pick.label, c.state, String(c.tries || 0), c.queue !== undefined ? secs(c.queue) : "–",
        c.gen !== undefined ? secs(c.gen) : "–", c.cost || "–", c.rid || "–"].forEach(function (text, i) {
         var td = document.createElement("td");
         if (i === 0 || i === 7) { var code = document.createElement("code"); code.textContent = text; td.appendChild(code); }
