@@ -26,6 +26,8 @@ from ..job.lines import JournalLines
 from ..job.records import CellRecord
 
 CELLS = "cells"
+SIZE_BITS = 24  # a journal line is far shorter than 16 MB (a request is at most ~100 KB)
+SIZE_MASK = (1 << SIZE_BITS) - 1
 
 
 class PlanStream:
@@ -142,7 +144,11 @@ class JournalIndex:
         self.names: list[str] = []  # its number -> the very string object `ids` holds
         self.cell_events = 0
         lines = JournalLines(self.path)
-        cells, starts, sizes = array("I"), array("Q"), array("I")
+        # Per event, its span packed in one number (start << SIZE_BITS | size) and the next
+        # event of the same cell (a chain per cell, in journal order): 12 bytes an event,
+        # built in one pass, never copied (100,000 cells: ~8 MB).
+        spans, after = array("Q"), array("I")
+        first, last = array("I"), array("I")  # per cell: its first and last event (+1; 0: none)
         try:
             for lineno, start, end, event in lines:
                 kind = event.get("e")
@@ -160,36 +166,34 @@ class JournalIndex:
                 try:
                     cid = event["cell"]
                     number = self.ids.setdefault(cid, len(self.ids))
-                    if number == len(self.names):
-                        self.names.append(cid)
                 except (KeyError, TypeError):
                     raise StateError(f"{self.path}:{lineno}: malformed {kind!r} event (no "
                                      "cell)") from None
-                cells.append(number)
-                starts.append(start)
-                sizes.append(end - start)
+                if number == len(self.names):
+                    self.names.append(cid)
+                    first.append(0)
+                    last.append(0)
+                size = end - start
+                if size >= 1 << SIZE_BITS:
+                    raise StateError(f"{self.path}:{lineno}: a journal line of {size:,} bytes; "
+                                     "this is not a journal pipeline wrote")
+                spans.append(start << SIZE_BITS | size)
+                after.append(0)
+                here = len(spans)  # this event's number + 1
+                if last[number]:
+                    after[last[number] - 1] = here
+                else:
+                    first[number] = here
+                last[number] = here
                 if self.last_t and event.get("t"):
                     self.last_t[-1] = max(self.last_t[-1] or 0.0, event["t"])
         except FileNotFoundError:
             pass
         except OSError as exc:
             raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        self.cell_events = len(cells)
+        self.cell_events = len(spans)
         self.torn_tail, self.valid_bytes = lines.torn_tail, lines.valid_bytes
-        # Group the spans by cell, keeping their order (a counting sort: no tuples).
-        first = array("Q", bytes(8 * (len(self.ids) + 1)))
-        for number in cells:
-            first[number + 1] += 1
-        for i in range(len(self.ids)):
-            first[i + 1] += first[i]
-        fill = array("Q", first)
-        self._starts = array("Q", bytes(8 * len(cells)))
-        self._sizes = array("I", bytes(4 * len(cells)))
-        for number, start, size in zip(cells, starts, sizes):
-            at = fill[number]
-            self._starts[at], self._sizes[at] = start, size
-            fill[number] = at + 1
-        self._first = first
+        self._spans, self._after, self._first = spans, after, first
         self._fd: int | None = None
         self._state = JobState(folder.path)
 
@@ -212,14 +216,17 @@ class JournalIndex:
             self._fd = os.open(self.path, os.O_RDONLY)
         state = self._state
         state.cells.clear()
-        for at in range(self._first[number], self._first[number + 1]):
-            line = os.pread(self._fd, self._sizes[at], self._starts[at])
+        at = self._first[number]
+        while at:
+            span = self._spans[at - 1]
+            line = os.pread(self._fd, span & SIZE_MASK, span >> SIZE_BITS)
             event = orjson.loads(line)
             try:
                 state.apply(event)
             except (KeyError, TypeError) as exc:
                 raise StateError(f"{self.path}: malformed {event.get('e')!r} event of cell "
                                  f"{cell_id} ({exc})") from None
+            at = self._after[at - 1]
         return state.cells.pop(cell_id, None)
 
     def close(self) -> None:
@@ -227,7 +234,7 @@ class JournalIndex:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._starts, self._sizes, self._first = array("Q"), array("I"), array("Q", [0])
+        self._spans, self._after, self._first = array("Q"), array("I"), array("I")
 
     def __enter__(self) -> JournalIndex:
         return self
