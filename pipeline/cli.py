@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+from .argtypes import positive_int
 from .errors import PipelineError
 
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = job_parser(sub, "run", "execute every cell that is not done (resumes)", cmd_run)
     p.add_argument("--backend", choices=["runcomfy", "sim"],
                    help="override the manifest's backend (sim: the offline simulator)")
-    p.add_argument("--concurrency", type=_positive, help="requests live on the server at once")
+    p.add_argument("--concurrency", type=_concurrency, metavar="N|auto",
+                   help="requests live on the server at once, or auto: learnt from the server")
     add_only(p, "run only the cells with this value")
     p.add_argument("--retry-failed", action="store_true",
                    help="give failed cells another max_attempts tries")
@@ -63,9 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="go on although the model schema changed since the state was written")
     p.add_argument("--allow-unknown-price", action="store_true",
                    help="run under a budget although the model's price is unknown")
+    p.add_argument("--no-canary", action="store_true",
+                   help="submit at full concurrency at once, without proving one cell first "
+                        "(run.canary)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
     p.add_argument("--progress", choices=["bar", "plain", "json", "none"],
                    help="how progress is shown on stderr (json: one object per change)")
+    p.add_argument("--ledger", metavar="URL",
+                   help="share the account with every runner naming this team ledger "
+                   "(postgresql://...; default: $PIPELINE_LEDGER)")
 
     p = job_parser(sub, "status", "counts, spend, ETA and failures of a job", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -82,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("picks", help="pick cells of a job for a final render (picks.jsonl), "
                                      "or list the picks")
     p.add_argument("manifest", metavar="MANIFEST")
-    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                   help="pick these cells: cell=ID (a unique prefix) or KEY=VALUE (repeat)")
+    add_only(p, "pick these cells (none: list the picks already made)")
     p.add_argument("--out", type=Path, metavar="FILE",
                    help="the picks file (default: picks.jsonl beside the manifest)")
     p.add_argument("--job-out", type=Path, metavar="DIR",
@@ -92,10 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_picks)
 
+    from . import catalog_cli  # `pipeline models list | add | check`
+    from .account import cli as account_cli  # the team ledger registers its own verbs
     from .sim import cli as sim_cli  # the simulator registers its own options
 
+    account_cli.register(sub)
+    catalog_cli.register(sub)
     sim_cli.register(sub)
-    parser.set_defaults(commands=frozenset(sub.choices))
+    parser.set_defaults(commands=frozenset(sub.choices), verbs=_verbs(sub))
     return parser
 
 
@@ -180,14 +191,8 @@ class _Gathered:
         self.parts, self.length = [], 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _concurrency(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -197,12 +202,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run.session import RunOptions, run_job, settled_run
 
     options = RunOptions(
-        backend=args.backend, concurrency=args.concurrency, only=parse_only(args.only),
+        backend=args.backend, concurrency=None if args.concurrency == "auto" else args.concurrency,
+        auto=args.concurrency == "auto", only=parse_only(args.only),
         retry_failed=args.retry_failed, resubmit_unknown=args.resubmit_unknown,
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,
-        allow_unknown_price=args.allow_unknown_price,
-        progress=args.progress or (False if args.no_progress else None))
+        allow_unknown_price=args.allow_unknown_price, no_canary=args.no_canary,
+        progress=args.progress or (False if args.no_progress else None), ledger=args.ledger)
     # A settled job whose inputs are unchanged is answered at once, without planning.
     summary = settled_run(args.manifest, options, allow_outside=args.allow_outside_paths)
     if summary is None:
@@ -222,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         again = f"pipeline run {args.manifest}" + (f" --out {args.out}" if args.out else "")
         hints = []
         if summary.counts.get("failed"):
-            hints.append("--retry-failed to try failed cells again")
+            hints.append("--retry-failed to try failed cells again; a refused one is sent as "
+                         "it was, so fix what its refusal names first")
         if summary.counts.get("unknown"):
             hints.append("--resubmit-unknown after checking the RunComfy dashboard")
         print(f"to resume: {again}" + (f" ({'; '.join(hints)})" if hints else ""))
@@ -294,8 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(hoist_global_options(
-        list(sys.argv[1:] if argv is None else argv), parser.get_default("commands")))
+        list(sys.argv[1:] if argv is None else argv), parser.get_default("commands"),
+        parser.get_default("verbs")))
     _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("pipeline.canary").setLevel(logging.DEBUG if args.verbose else
+                                                  logging.INFO)  # what the canary found
     try:
         return int(args.func(args))
     except PipelineError as exc:
@@ -323,9 +333,21 @@ _VERBOSE = ("-v", "--verbose")
 _OWN = ("-h", "--help", "--version")  # options of `pipeline` itself, kept before the command
 
 
-def hoist_global_options(argv: list[str], commands: frozenset[str]) -> list[str]:
-    """argv with options written before the command moved after it (where the command's parser
-    takes them, or refuses them by name), and -v/--verbose moved to the front."""
+def _verbs(sub: Any) -> dict[str, frozenset[str]]:
+    """The verbs of commands that have them (`account status`): command -> its verbs."""
+    out = {}
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                out[name] = frozenset(action.choices)
+    return out
+
+
+def hoist_global_options(argv: list[str], commands: frozenset[str],
+                         verbs: dict[str, frozenset[str]] | None = None) -> list[str]:
+    """argv with options written before the command moved after it (after its verb, for a
+    command that has verbs: where the parser takes them, or refuses them by name), and
+    -v/--verbose moved to the front."""
     args = argv[:argv.index("--")] if "--" in argv else argv
     rest = argv[len(args):]
     verbose = [a for a in args if a in _VERBOSE]
@@ -335,7 +357,10 @@ def hoist_global_options(argv: list[str], commands: frozenset[str]) -> list[str]
         before = args[:at]
         own = [a for a in before if a in _OWN]
         moved = [a for a in before if a not in _OWN]
-        args = own + [args[at]] + moved + args[at + 1:]
+        command = args[at:at + 1]
+        if args[at + 1:at + 2] and args[at + 1] in (verbs or {}).get(args[at], ()):
+            command = args[at:at + 2]
+        args = own + command + moved + args[at + len(command):]
     return verbose[:1] + args + rest
 
 

@@ -18,7 +18,9 @@
     │   └── DownloadError          an output file could not be fetched or failed its checks
     ├── StateError                 a job's state file cannot be used as it is
     │   └── JobLocked              another live process runs this job
-    └── BudgetError                a run would cross its budget, or its price is unknown under one
+    ├── BudgetError                a run would cross its budget, or its price is unknown under one
+    └── LedgerError                the team ledger (PostgreSQL) is misconfigured or not set up
+        └── LedgerUnavailable      the team ledger cannot be reached right now
 
 AuthError and ApiError share `.status_code`, `.error_code`, `.message` and `.retry_after`
 (from a private base); SubmitError carries `.kind` and the underlying ClientError as `.error`.
@@ -207,6 +209,15 @@ class JobLocked(StateError):
 
 class BudgetError(PipelineError):
     """A run would cross its budget, or a price is unknown under a budget."""
+
+
+class LedgerError(PipelineError):
+    """The team ledger named by PIPELINE_LEDGER / --ledger cannot be used as it is (a bad URL,
+    not initialised, a newer schema)."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The team ledger's database cannot be reached (down, restarting, refused)."""
 
 
 @dataclass

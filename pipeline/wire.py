@@ -72,11 +72,9 @@ PRICE_USD = "base_price_usd"
 PRICE_UNIT = "price_unit"  # "second" or "output"
 PRICE_NOTE = "pricing_note"
 
-# The simulator's own mark, not RunComfy's: its placeholder MP4s carry this `comment` tag in the
-# container's metadata, so that the media check (pipeline.run.media) knows a placeholder by the
-# file itself, whichever simulator (in-process or `pipeline sim`) made it, and does not judge
-# its preview size (256 px) against the requested resolution.
-SIM_PLACEHOLDER_TAG = ("comment", "pipeline-sim placeholder")
+# Ours: the simulator's placeholder videos say so in their MP4 `comment` tag, so that a media
+# check does not judge a 256 px preview against the resolution the request asked for.
+PLACEHOLDER_COMMENT = "pipeline sim: placeholder video, not model output"
 
 # Output videos of this model are 24 fps (121 frames ~ 5 s, 241 ~ 10 s) [INF from upstream docs].
 OUTPUT_FPS = 24
@@ -108,3 +106,26 @@ ERROR_CODE_SERVER = 500001  # [DOC] for the Serverless API; [GUESS] for the Mode
 RETRY_AFTER = "Retry-After"  # header on 429 (seconds) [GUESS]: not documented
 MODEL_ID = "model_id"  # echoed in /result and the catalog entry [CODE-RC]
 INPUT_SCHEMA = "input_schema"  # [GUESS] key of the input schema in the catalog entry
+
+# --- Added for any model of the catalog (issue 13); additive only. ---
+# The catalog listing [CODE-RC]: GET /v1/models?include_schema=true&limit=&offset= answers
+# {"models": [entry, ...], "total": N}; the Dify plugin caps `limit` at 100 [CODE-3P].
+MODELS_PATH = "/v1/models"
+CATALOG_MODELS = "models"
+CATALOG_TOTAL = "total"
+CATALOG_LIMIT_MAX = 100
+INCLUDE_SCHEMA_PARAM = "include_schema"
+OUTPUT_SCHEMA = "output_schema"  # [GUESS] beside input_schema in a catalog entry
+CATALOG_KIND = "kind"  # [INF] what a model makes ("video", "image"): the listing filters by it
+# Media fields of catalog schemas are marked with `format` [CODE-RC]: one value or a list.
+MEDIA_FORMATS = {"image_uri": "image", "image_uris": "image", "video_uri": "video",
+                 "video_uris": "video", "audio_uri": "audio", "audio_uris": "audio"}
+FLOAT_TYPE = "float"  # the catalog's nonstandard "type": "float" means a JSON number [CODE-RC]
+# Output keys a result may carry [DOC]/[CODE-RC]; the model's output schema says which it uses.
+OUTPUT_IMAGE = "image"
+OUTPUT_IMAGES = "images"
+VIDEO_OUTPUT_KEYS = (OUTPUT_VIDEO, OUTPUT_VIDEOS)
+IMAGE_OUTPUT_KEYS = (OUTPUT_IMAGES, OUTPUT_IMAGE)
+# Status words other clients tolerate [CODE-RC]: `canceled` (one l) and `error` for a failure.
+CANCELED = "canceled"
+ERROR_WORD = "error"

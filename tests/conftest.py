@@ -10,6 +10,9 @@
 - `unavailable(reason)`: a service a test needs is missing (Chromium, ...): skipped on a
   developer's machine, saying why, and failed in CI (`CI=true`), where `.ci/run` must have
   provided it.
+- `postgres`: a throwaway PostgreSQL cluster of the session's own (tests/pgcluster.py), started
+  on first use; `ledger_url`: a fresh, empty database on it for one test. Where PostgreSQL's
+  server binaries are missing the test is `unavailable` (skipped, or failed in CI).
 - `fast_retries`: `with fast_retries(attempts=N):` runs in stamina's testing mode (no backoff
   waits, at most N attempts per retried call). Mark a test or a module
   `@pytest.mark.fast_retries(attempts=N)` to run it so; stamina's mode is global, so every test
@@ -98,6 +101,32 @@ def api_env(sim_factory: Callable[..., Simulator],
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """The session's own PostgreSQL cluster (a tests/pgcluster.Cluster), running."""
+    import pgcluster
+
+    try:
+        cluster = pgcluster.Cluster()
+        cluster.start()
+    except pgcluster.Unavailable as exc:
+        unavailable(f"PostgreSQL is needed for the team-ledger tests: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def ledger_url(postgres: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on the session's cluster, for one test."""
+    import re
+
+    if not postgres.running():
+        postgres.start()
+    return postgres.fresh_database("t_" + re.sub(r"\W", "_", request.node.name)[:50].lower())
+
+
+@pytest.fixture(scope="session")
 def fast_retries() -> Callable[..., contextlib.AbstractContextManager]:
     """`with fast_retries(attempts=N):` stamina's testing mode, the previous mode restored after."""
     def switch(attempts: int) -> contextlib.AbstractContextManager:
@@ -105,6 +134,13 @@ def fast_retries() -> Callable[..., contextlib.AbstractContextManager]:
         return stamina.set_testing(True, attempts=attempts, cap=True)
 
     return switch
+
+
+@pytest.fixture(autouse=True)
+def _no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees output as a pipe does, unwrapped: pytest-xdist's workers set COLUMNS=80
+    (a test that is about wrapping sets it itself)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,10 @@ TOKEN = "test-token-5f3a9c"
 
 def sweep(folder: Path, *, seeds: int, backend: str = "runcomfy", run: str = "",
           resolutions: str = "[720P]") -> Path:
-    """A manifest of `seeds` x resolutions cells over one local image, fast polling."""
+    """A manifest of `seeds` x resolutions cells over one local image, fast polling; `run`:
+    more lines of its `run` block, each indented by two spaces."""
     write_image(folder / "img.png", 640, 480)
+    run = run.replace("\n", "\n        ")  # as indented as the template, for its dedent
     return write_manifest(folder, f"""
         name: crash-test
         model: {MODEL}
@@ -84,3 +86,38 @@ def wait_until(condition, timeout: float = 30.0) -> None:
     deadline = time.time() + timeout
     while not condition() and time.time() < deadline:
         time.sleep(0.05)
+
+
+class LiveSampler:
+    """The simulator's live requests (queued + running), sampled in a thread every `every`
+    seconds while in its `with` block: `samples` holds (seconds since the start, live)."""
+
+    def __init__(self, sim, every: float = 0.05):  # noqa: ANN001
+        import threading
+
+        self.sim, self.every, self.samples = sim, every, []
+        self.started = 0.0  # time.time() of the first sample
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import time
+
+        start = self.started = time.time()
+        while not self._stop.is_set():
+            by_state = self.sim.stats()["requests_by_state"]
+            self.samples.append((time.time() - start,
+                                 by_state.get("in_queue", 0) + by_state.get("in_progress", 0)))
+            self._stop.wait(self.every)
+
+    @property
+    def most(self) -> int:
+        return max((n for _, n in self.samples), default=0)
+
+    def __enter__(self) -> LiveSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -107,7 +107,8 @@ def test_console_script_is_installed() -> None:
     assert proc.returncode == 0 and "validate" in proc.stdout and "plan" in proc.stdout
 
 
-COMMANDS = frozenset({"validate", "plan", "run", "status", "cancel", "report", "sim"})
+COMMANDS = frozenset({"validate", "plan", "run", "status", "cancel", "report", "sim", "account"})
+VERBS = {"account": frozenset({"init", "set", "status", "sweep"})}
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -120,13 +121,16 @@ COMMANDS = frozenset({"validate", "plan", "run", "status", "cancel", "report", "
     (["--version"], ["--version"]),
     (["--help", "plan"], ["--help", "plan"]),
     (["run", "x.yaml", "--", "--json"], ["run", "x.yaml", "--", "--json"]),
+    (["--json", "account", "status"], ["account", "status", "--json"]),
+    (["--json", "account", "--ledger", "u", "status"], ["account", "--json", "--ledger", "u",
+                                                         "status"]),
 ])
 def test_global_options_may_come_before_or_after_the_command(argv: list[str],
                                                              expected: list[str]) -> None:
     """Options before the command move after it; --verbose goes to `pipeline` itself."""
     from pipeline.cli import hoist_global_options
 
-    assert hoist_global_options(argv, COMMANDS) == expected
+    assert hoist_global_options(argv, COMMANDS, VERBS) == expected
 
 
 def test_verbose_shows_own_debug_lines_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -278,7 +278,8 @@ def test_interrupted_run_and_cancel_never_show_the_token(tmp_path: Path, sim) ->
     server = sim(capacity=1, gen_time=(20.0, 20.0))
     manifest, out = job(tmp_path)
     run = Session(tmp_path, server.base_url)
-    args = ("--verbose", "run", str(manifest), "--out", str(out), "--no-progress")
+    args = ("--verbose", "run", str(manifest), "--out", str(out), "--no-progress",
+            "--no-canary")
     proc = run.start(*args)
     try:
         deadline = time.monotonic() + 30

@@ -9,10 +9,11 @@ Errors are the ClientError branch of pipeline.errors. A failed submit raises Sub
 `kind` is NOT_ACCEPTED or OUTCOME_UNKNOWN (table: `SUBMIT_TABLE`, `submit_table_markdown()`).
 """
 
-from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient
+from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_base_url
 from ._media import inline_local_images, sniff, to_data_uri
 from ._parse import (find_video_url, parse_cancel, parse_error_body, parse_model_entry,
-                     parse_result, parse_status, parse_submit)
+                     parse_model_list, parse_result, parse_status, parse_submit, pick_outputs,
+                     walk_urls)
 from ._retry import retry_after_seconds
 from ._submit import SUBMIT_TABLE, classify_exception, classify_status
 from ._submit import table_markdown as submit_table_markdown
@@ -22,7 +23,8 @@ from ._types import (NOT_ACCEPTED, OUTCOME_UNKNOWN, CancelInfo, DownloadInfo, Mo
 __all__ = [
     "MISSING_TOKEN_MESSAGE", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "SUBMIT_TABLE", "CancelInfo",
     "DownloadInfo", "ModelEntry", "ResultInfo", "RunComfyClient", "StatusInfo", "Submission",
-    "classify_exception", "classify_status", "find_video_url", "inline_local_images",
-    "parse_cancel", "parse_error_body", "parse_model_entry", "parse_result", "parse_status",
-    "parse_submit", "retry_after_seconds", "sniff", "submit_table_markdown", "to_data_uri",
+    "classify_exception", "classify_status", "env_base_url", "find_video_url",
+    "inline_local_images", "parse_cancel", "parse_error_body", "parse_model_entry",
+    "parse_model_list", "parse_result", "parse_status", "parse_submit", "pick_outputs",
+    "retry_after_seconds", "sniff", "submit_table_markdown", "to_data_uri", "walk_urls",
 ]

@@ -32,8 +32,9 @@ from ._download import download_once, refuse_bad_redirect, safe_url
 from ._media import inline_local_images
 from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
 from ._reach import Outage, is_connect_failure
-from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry, parse_result,
-                     parse_status, parse_submit, valid_request_id)
+from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry,
+                     parse_model_list, parse_result, parse_status, parse_submit,
+                     valid_request_id)
 from ._retry import (RetryPolicy, api_transient, download_transient, retry_after_of,
                      retryable_status)
 from ._submit import (NOT_ACCEPTED, OUTCOME_UNKNOWN, TRANSIENT_REFUSALS, classify_exception,
@@ -53,6 +54,11 @@ MISSING_TOKEN_MESSAGE = (
     "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
     "to run offline against the built-in simulator instead, use "
     "`pipeline run MANIFEST --backend sim`")
+
+
+def env_base_url() -> str:
+    """The API's base URL a client from the environment talks to (RUNCOMFY_BASE_URL)."""
+    return os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
 
 
 class RunComfyClient:
@@ -106,8 +112,7 @@ class RunComfyClient:
                       if os.environ.get(n, "").strip()), None)
         if token is None:
             raise MissingToken(MISSING_TOKEN_MESSAGE)
-        base = base_url or os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
-        return cls(base, token, **kwargs)
+        return cls(base_url or env_base_url(), token, **kwargs)
 
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self.base_url!r}, data_uris={self.data_uris})"
@@ -183,6 +188,11 @@ class RunComfyClient:
         return self._outage.cap(self._policy.backoff(tries, hint))
 
     @property
+    def unreachable(self) -> bool:
+        """The API's host has not been reached since its last failed connection."""
+        return self._outage.since is not None
+
+    @property
     def retrying(self) -> int:
         """Connections tried again since the API last answered (0 while it answers)."""
         return self._outage.retries if self._outage.since is not None else 0
@@ -193,6 +203,25 @@ class RunComfyClient:
             raise ValueError(f"not a model id: {model_id!r}")
         body = await self._call("model", "GET", wire.MODEL_PATH.format(model_id=model_id))
         return self._parsed("model", parse_model_entry, body)
+
+    async def models(self, *, include_schema: bool = True, search: str | None = None,
+                     page: int = wire.CATALOG_LIMIT_MAX) -> list[ModelEntry]:
+        """Every entry of the catalog (GET /v1/models, a page at a time; retried)."""
+        entries: list[ModelEntry] = []
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"limit": page, "offset": offset}
+            if include_schema:
+                params[wire.INCLUDE_SCHEMA_PARAM] = "true"
+            if search:
+                params["search"] = search
+            body = await self._call("catalog", "GET", wire.MODELS_PATH, params=params)
+            found, total = self._parsed("catalog", parse_model_list, body)
+            entries.extend(found)
+            offset += len(found)
+            if not found or (total is not None and offset >= total) or \
+                    (total is None and len(found) < page):
+                return entries
 
     async def download(self, url: str, dest: Path, *, max_bytes: int | None = None,
                        deadline: float | None = None) -> DownloadInfo:
@@ -228,6 +257,17 @@ class RunComfyClient:
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._token])
+
+    def _scrub_values(self, value: Any) -> Any:
+        """`value` (parsed JSON) with the token masked in every string value (not in keys: a
+        schema's `maximum` stays `maximum` whatever the token is)."""
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, list):
+            return [self._scrub_values(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._scrub_values(v) for k, v in value.items()}
+        return value
 
     def _parsed(self, op: str, parse: Callable[[Any], T], body: Any) -> T:
         try:
@@ -268,8 +308,9 @@ class RunComfyClient:
         log.debug("%s %s %s -> %s", op, response.request.method, response.request.url.path,
                   response.status_code)
         self._outage.answered()
-        try:  # scrubbed first: a server that echoes the token does not put it in our values
-            body = json.loads(self._scrub(response.text)) if response.content else None
+        try:  # a server that echoes the token does not put it in our values (scrubbed after
+            # parsing: a short token scrubbed from the raw text could break the JSON itself)
+            body = self._scrub_values(json.loads(response.text)) if response.content else None
         except ValueError:
             body = None
         ok = 200 <= response.status_code < 300

@@ -131,17 +131,39 @@ def _is_url(value: Any) -> bool:
 
 def find_video_url(output: Any) -> str | None:
     """`output.video`, else `output.videos[0]`, else a URL that looks like a video, else any URL."""
+    return locate_video(output)[0]
+
+
+def locate_video(output: Any) -> tuple[str | None, str | None]:
+    """The chosen video URL (as `find_video_url`) and where in `output` it was found."""
     if isinstance(output, dict):
         if _is_url(output.get(wire.OUTPUT_VIDEO)):
-            return output[wire.OUTPUT_VIDEO]
+            return output[wire.OUTPUT_VIDEO], f"{wire.OUTPUT}.{wire.OUTPUT_VIDEO}"
         videos = output.get(wire.OUTPUT_VIDEOS)
         if isinstance(videos, list) and videos and _is_url(videos[0]):
-            return videos[0]
+            return videos[0], f"{wire.OUTPUT}.{wire.OUTPUT_VIDEOS}[0]"
     urls = list(walk_urls(output))
     for url in urls:
         if url.split("?", 1)[0].lower().endswith(wire.VIDEO_SUFFIXES):
-            return url
-    return urls[0] if urls else None
+            return url, f"a video URL elsewhere in {wire.OUTPUT}"
+    if urls:
+        return urls[0], f"the first URL in {wire.OUTPUT} (none looks like a video)"
+    return None, None
+
+
+def pick_outputs(output: Any, keys: tuple[str, ...] | list[str], inputs: Any = None
+                 ) -> list[str]:
+    """The URLs of what a model made: those under its output keys, in the order given (its
+    output schema names them: `image`, `images`, `video`, `videos`); failing that, every URL
+    in `output` that is not one of the request's own inputs (results may echo their inputs)."""
+    found: list[str] = []
+    if isinstance(output, dict):
+        for key in keys:
+            found.extend(walk_urls(output.get(key)))
+    if not found:
+        echoed = set(walk_urls(inputs))
+        found = [u for u in walk_urls(output) if u not in echoed]
+    return list(dict.fromkeys(found))
 
 
 def _number(value: Any) -> float | None:
@@ -184,10 +206,12 @@ def parse_result(body: Any) -> ResultInfo:
         status = word
     else:
         raise BodyError(f"result answer has an unknown status {word!r}")
+    video_url, video_from = locate_video(output) if status == wire.SUCCEEDED else (None, None)
     return ResultInfo(
         status=status,
         outputs=outputs,
-        video_url=find_video_url(output) if status == wire.SUCCEEDED else None,
+        video_url=video_url,
+        video_from=video_from,
         cost=_number(body.get(wire.COST)),
         error=error if status == wire.FAILED else None,
         created_at=_text(body.get(wire.CREATED_AT)),
@@ -209,7 +233,8 @@ def parse_cancel(body: Any) -> CancelInfo:
 
 
 def parse_model_entry(body: Any) -> ModelEntry:
-    """The catalog entry's price fields, top level or under `pricing`; None where absent."""
+    """The catalog entry's price fields (top level or under `pricing`) and its input and
+    output schemas; None where absent."""
     if not isinstance(body, dict):
         raise BodyError("model entry is not a JSON object")
     sources = [body]
@@ -221,4 +246,26 @@ def parse_model_entry(body: Any) -> ModelEntry:
         return next((s[name] for s in sources if s.get(name) is not None), None)
 
     return ModelEntry(_number(first(wire.PRICE_USD)), _text(first(wire.PRICE_UNIT)),
-                      _text(first(wire.PRICE_NOTE)), body)
+                      _text(first(wire.PRICE_NOTE)), body,
+                      input_schema=_object(first(wire.INPUT_SCHEMA)),
+                      output_schema=_object(first(wire.OUTPUT_SCHEMA)),
+                      model_id=_text(body.get(wire.MODEL_ID)))
+
+
+def _object(value: Any) -> dict | None:
+    """A schema object; a schema sent as JSON text is read too."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_model_list(body: Any) -> tuple[list[ModelEntry], int | None]:
+    """A catalog page: its entries and the catalog's total (None when not said)."""
+    if not isinstance(body, dict) or not isinstance(body.get(wire.CATALOG_MODELS), list):
+        raise BodyError(f"catalog answer has no {wire.CATALOG_MODELS!r} list")
+    entries = [parse_model_entry(e) for e in body[wire.CATALOG_MODELS] if isinstance(e, dict)]
+    total = body.get(wire.CATALOG_TOTAL)
+    return entries, total if isinstance(total, int) and not isinstance(total, bool) else None

@@ -44,13 +44,15 @@ class ResultInfo:
     """One /result answer, normalised.
 
     `status` is one of succeeded, failed, cancelled, in_queue, in_progress; `outputs` holds every
-    http(s) URL found in `output` (walk order); `video_url` is the chosen video; `error` a readable
-    string for a failed run; `cost` in USD when the API reported it.
+    http(s) URL found in `output` (walk order); `video_url` is the chosen video and `video_from`
+    where it was found (e.g. `output.video`); `error` a readable string for a failed run; `cost`
+    in USD when the API reported it.
     """
 
     status: str
     outputs: tuple[str, ...] = ()
     video_url: str | None = None
+    video_from: str | None = None
     cost: float | None = None
     error: str | None = None
     created_at: str | None = None
@@ -76,12 +78,15 @@ class CancelInfo:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """The catalog entry's price fields (None when absent)."""
+    """A catalog entry: its price fields and schemas (None when absent)."""
 
     price_usd: float | None
     price_unit: str | None
     note: str | None
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    input_schema: dict[str, Any] | None = field(default=None, repr=False)
+    output_schema: dict[str, Any] | None = field(default=None, repr=False)
+    model_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ JOURNAL = "state.jsonl"
 
 def project_root(manifest_path: Path) -> Path:
     """The nearest folder at or above the manifest's that holds `.git`; else its own folder."""
-    start = Path(manifest_path).resolve().parent
+    return root_at(Path(manifest_path).resolve().parent)
+
+
+def root_at(start: Path) -> Path:
+    """The project root of a folder (commands without a manifest, such as `pipeline models`,
+    start from the current one): the nearest folder at or above it that holds `.git`, else
+    the folder itself."""
+    start = Path(start).resolve()
     for folder in (start, *start.parents):
         if (folder / ".git").exists():
             return folder
@@ -72,6 +79,7 @@ class JobFolder:
     plan_fingerprint = property(lambda self: self.path / ".plan.fingerprint")
     summary = property(lambda self: self.path / "status.json")  # the last run's status
     catalog = property(lambda self: self.path / "catalog.json")  # the model's catalog entry
+    capacity = property(lambda self: self.path / "capacity.json")  # what concurrency auto found
     report_stamp = property(lambda self: self.path / ".report.stamp")
     videos = property(lambda self: self.path / "videos")
     posters = property(lambda self: self.path / "posters")

@@ -2,25 +2,34 @@
 
 `forecast(plan, price, folder)` reads the job's state (if any) and tallies the plan against it
 with the same table (`resume_action`), the same money and the same ETA as `run` and `status`:
-`plan` counts only the cells still to do, at the price the run will use, timed by the job's
-own measured cells once it has some. `plan_json` is also the snapshot a run writes as
-plan.json, which `status` and the report read.
+`plan` counts only the cells still to do, at the price the run will use (corrected by what
+the job's canary was billed, see pipeline.job.price), timed by the job's own measured cells
+once it has some, after the canary a run would wait for. `plan_json` is also the snapshot a
+run writes as plan.json (`write_snapshot`), which `status` and the report read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
+import sys
 import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..prepare import cost
+from ..prepare.expand import model_labels
+from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
+from .capacity import kept, planning_concurrency
+from .durable import write_atomic
 from .folder import JobFolder
 from .journal import JobState, read_state
-from .price import Price
+from .price import Prices, describe
 from .records import ResumeOptions, resume_action
-from .tally import Tally, figures_line, planned_cells, resume_for
+from .tally import Tally, canary_for, figures_line, planned_cells, resume_for
 
 
 @dataclass
@@ -28,11 +37,12 @@ class Forecast:
     """A plan tallied against its job's state."""
 
     plan: Plan
-    price: Price
+    price: Prices
     state: JobState
     tally: Tally
     concurrency: int
     of: int | None = None  # with a selection (--only): how many cells the whole plan has
+    folder: JobFolder | None = None
 
     def actions(self) -> list[tuple[str, str]]:
         """Per cell of the plan: (state, what a run would do and why)."""
@@ -52,12 +62,32 @@ class Forecast:
         return self.tally.figures(self.concurrency)
 
 
-def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
+def _concurrency(settings: Any, assumed: int, folder: JobFolder | None) -> str:
+    """How the plan names the concurrency its estimate assumed."""
+    if not settings.auto:
+        return str(assumed)
+    if folder is not None and kept(folder) is not None:
+        return f"auto (capacity {assumed}, as the last run found it)"
+    return f"auto (assumed {assumed} until a run finds the capacity)"
+
+
+def typical_times(m: Any) -> Any:
+    """What the tally falls back on before a run measures anything: the model's typical
+    time (`model.json`), one per model in a sweep of several."""
+    models = m.sweep.models
+    if len(models) == 1:
+        return m.model.typical_s
+    return {k: x.typical_s for k, x in models.items()}
+
+
+def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
-             resume: ResumeOptions | None = None, cells: list | None = None) -> Forecast:
-    """Tally `plan` at `price` against the state in `folder` (none: a fresh job); `resume`:
-    the run's choices (default: what a plain `pipeline run` would do now); `cells`: a
-    selection of the plan's cells (`--only`) to tally instead of all of them."""
+             resume: ResumeOptions | None = None, cells: list | None = None,
+             canary: int | None = None) -> Forecast:
+    """Tally `plan` at `price` (each cell at its own model's, as the job's canary corrected
+    it) against the state in `folder` (none: a fresh job); `resume` and `canary`: the run's
+    choices (default: what a plain `pipeline run` would do now); `cells`: a selection of the
+    plan's cells (`--only`) to tally instead of all of them."""
     m = plan.manifest
     if state is None:  # a missing journal reads as an empty state
         state = read_state(folder) if folder is not None else JobState(m.folder)
@@ -67,31 +97,80 @@ def forecast(plan: Plan, price: Price, folder: JobFolder | None = None, *,
         plan = replace(plan, cells=cells)
         state = state.only({c.id for c in cells})
     resume = resume or resume_for(state)
-    fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
-    typical = m.model.meta.get("generation_seconds", {}).get("typical")
-    tally = Tally.of(state, planned_cells(plan.cells, m.model.id, price.sheet, fps),
+    price = price.corrected(state.billed_canary)
+    if canary is None:
+        from ..client import env_base_url
+
+        canary = canary_for(state, m.run.canary, m.backend,
+                            None if m.backend == "sim" else env_base_url())
+    tally = Tally.of(state, planned_at(m, plan.cells, price),
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
-                     typical=typical)
-    return Forecast(plan, price, state, tally, concurrency or m.run.concurrency, of)
+                     typical=typical_times(m))
+    tally.canary = canary
+    return Forecast(plan, price, state, tally,
+                    concurrency or planning_concurrency(m.run, folder), of, folder)
+
+
+def planned_at(m: Any, cells: list, price: Prices) -> list:
+    """The cells as the tally counts them, each priced and timed as its own model is."""
+    rates = {k: (price.of(k).sheet, x.fps) for k, x in m.sweep.models.items()}
+    return planned_cells(cells, m.model.id, *rates[m.model.id], models=rates)
+
+
+def write_snapshot(folder: JobFolder, outlook: Forecast) -> None:
+    """plan.json beside the journal, so `status` and the report know every cell of the job and
+    the prices the run uses. Rewritten only when what the plan was made from (its inputs key),
+    its prices or the concurrency changed."""
+    folder.path.mkdir(parents=True, exist_ok=True)
+    key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
+        str(outlook.concurrency)
+    marker = hashlib.sha256(key.encode()).hexdigest()
+    try:
+        if folder.plan_fingerprint.read_text() == marker and folder.plan.exists():
+            return
+    except OSError:
+        pass
+    write_atomic(folder.plan, json.dumps(plan_json(outlook, with_state=False),
+                                         ensure_ascii=False, separators=(",", ":")))
+    folder.plan_fingerprint.write_text(marker)
+
+
+def models_json(f: Forecast) -> list[dict[str, Any]]:
+    """Per model of the sweep: where its schema is from, its price, and its share of the plan
+    (cells, cost and time), as `plan --json` and plan.json carry it."""
+    m, figures = f.plan.manifest, f.tally.per_model()
+    out = []
+    for model_id, model in m.sweep.models.items():
+        mine = figures.get(model_id) or {"cells": 0, "to_do": 0, "estimated_usd": None,
+                                         "to_go_usd": None, "per_cell_s": None}
+        out.append({"id": model_id, "source": model.source, "kind": model.kind,
+                    "schema_sha256": model.schema_sha256, "fps": model.fps,
+                    "typical_s": model.typical_s, "price": f.price.of(model_id).as_json(),
+                    "cells": mine["cells"], "to_do": mine["to_do"],
+                    "estimated_usd": mine["estimated_usd"], "to_go_usd": mine["to_go_usd"],
+                    "per_cell_s": mine["per_cell_s"]})
+    return out
 
 
 def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
     """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run."""
     plan, m, price = f.plan, f.plan.manifest, f.price
-    fps = m.model.meta.get("fps", cost.DEFAULT_FPS)
+    many = m.sweep.many
+    fps = m.model.fps
     estimates = [p.estimate for p in f.tally.planned.values()]
     sweep_usd = None if None in estimates or not estimates else round(sum(estimates), 4)
     figures = f.figures()
     data: dict[str, Any] = {
         "job": m.name,
-        "model": m.model.id,
+        "model": ", ".join(m.sweep.models) if many else m.model.id,
+        "models": models_json(f),
         "backend": m.backend,
         "manifest": str(m.path.resolve()),
         "manifest_sha256": m.sha256,
-        "schema_sha256": m.model.schema_sha256,
+        "schema_sha256": None if many else m.model.schema_sha256,
         "count": len(plan.cells),
         "fps": fps,
-        "typical_s": f.tally.timings.typical,
+        "typical_s": f.tally.timings.typical_of(),
         "run": {"concurrency": f.concurrency, "max_attempts": m.run.max_attempts,
                 "budget": m.run.budget},
         "price": price.as_json(),
@@ -102,17 +181,20 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
             "unpriced_cells": sum(1 for x in estimates if x is None),
             "price_source": price.source,
             "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
-                                          for c in plan.cells), 2),
+                                          for c in plan.cells
+                                          if m.sweep.models[c.model].kind == "video"), 2),
             "duration_s": figures["eta_s"],
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
             "concurrency": f.concurrency,
+            "canary": f.tally.canary,
         },
         "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
         "matrix": matrix_json(m),
         "cells": [
             {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-             "estimated_cost": p.estimate, **({"from_cell": c.from_cell} if c.from_cell else {})}
+             "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
+             **({"from_cell": c.from_cell} if c.from_cell else {})}
             for c, p in zip(plan.cells, f.tally.planned.values())
         ],
     }
@@ -142,11 +224,21 @@ def picked_from(c: Any) -> str:
     return f"{src.get('job') or '?'}:{str(src.get('cell'))[:8]}" if src else ""
 
 
+def _terminal_width() -> int:
+    """The width to wrap to: $COLUMNS, else the terminal's; a pipe or a file is not wrapped
+    (scripts read whole lines, as from git or ls)."""
+    if os.environ.get("COLUMNS", "").strip().isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return 1 << 16
+
+
 def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
                wide: bool = False, selection: str = "") -> str:
     """A readable table of the cells with the count, cost and duration underneath. Prompts are
     wrapped to the terminal's width (`wide`: one line per cell, nothing shortened)."""
-    width = width or shutil.get_terminal_size((120, 24)).columns
+    width = width or _terminal_width()
     plan, m = f.plan, f.plan.manifest
     keys: list[str] = []
     for c in plan.cells:
@@ -159,9 +251,12 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     header = ["#", "cell"] + keys + (["from"] if picked else []) + \
         (["action"] if with_state else [])
     rows = []
+    short = model_labels(list(m.sweep.models))
     for i, c in enumerate(plan.cells[:limit]):
+        shown = {**c.values, MODEL_AXIS: short[c.model]} if MODEL_AXIS in c.values else c.values
         rows.append([str(c.index + 1), c.id]
-                    + [_cell_text(c.values.get(k, ""), wide) for k in keys]
+                    + [_cell_text(shown.get(k, ""), wide, 40 if k == MODEL_AXIS else 24)
+                       for k in keys]
                     + ([picked_from(c)] if picked else [])
                     + ([per_cell[i][1].split(" (")[0]] if with_state else []))
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
@@ -189,14 +284,26 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     count = (f"{len(plan.cells)} of its {f.of} cells selected ({selection})"
              if f.of is not None else f"{len(plan.cells)} cells")
     table, lines = lines, []
+    many = m.sweep.many
+    what = f"{len(m.sweep.models)} models" if many else m.model.id
     lines += [
-        f"job {m.name}: {count} of {m.model.id} on backend {m.backend}",
-        f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run "
-        f"(price: {f.price.source})",
-        f"estimated duration: {cost.span(fig['eta_s'])} at concurrency {f.concurrency}"
+        f"job {m.name}: {count} of {what} on backend {m.backend}",
+        f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run"
+        + ("" if many else f" (price: {f.price.source})"),
+        f"estimated duration: {cost.span(fig['eta_s'])} at concurrency "
+        f"{_concurrency(m.run, f.concurrency, f.folder)}"
+        + (f", after a canary of {_cells(f.tally.canary)} run alone first"
+           if f.tally.canary and todo else "")
         + (f" (about {per_cell_s:g} s per cell: {fig['duration_source']})"
            if per_cell_s is not None else ""),
     ]
+    if many:
+        for item in models_json(f):
+            per = f", about {item['per_cell_s']:g} s per cell" \
+                if item["per_cell_s"] is not None else ""
+            lines.append(f"  {item['id']}: {item['to_do']} of {item['cells']} cells to run, "
+                         f"{cost.money(item['to_go_usd'])} ({describe(item['price']['sheet'])}, "
+                         f"price from {item['price']['source']}){per}")
     if m.run.budget is not None:
         lines.append(f"budget: {cost.money(m.run.budget)}")
     if with_state:
@@ -216,9 +323,15 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     return "\n".join(table + [""] + lines)
 
 
+
+
 MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
 
 
-def _cell_text(value: Any, wide: bool = False) -> str:
+def _cells(n: int) -> str:
+    return f"{n} cell{'s' if n != 1 else ''}"
+
+
+def _cell_text(value: Any, wide: bool = False, width: int = 24) -> str:
     text = str(value)
-    return text if wide or len(text) <= 24 else text[:23] + "…"
+    return text if wide or len(text) <= width else text[:width - 1] + "…"

@@ -1,8 +1,8 @@
 """A job's crash-safe state: an append-only JSONL journal, its events, and their replay.
 
 One journal per job, `<job folder>/state.jsonl`. Every event is one line of JSON; a line is
-durable once `Journal.durable()` returns (one fsync covers every line written before it, so many
-cells share one fsync). The rules that make a kill -9 at any instant safe:
+durable once `Journal.durable()` returns (pipeline.job.appender writes it: one fsync covers
+every line written before it, so many cells share one fsync). The rules that make a kill -9 at any instant safe:
 
 - the intent to submit is durable *before* the POST, the request_id the moment it returns;
 - a torn last line (the process died mid-write) is ignored on replay and cut off before the
@@ -17,11 +17,7 @@ replay the journal without taking the lock, so they work while a run is going.
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import json
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,26 +25,36 @@ from typing import Any
 import orjson
 
 from ..errors import StateError
-from .durable import fsync_dir
 from .folder import JobFolder
 from .lines import JournalLines
 from .records import Attempt, CellRecord, FileRecord
 
-FORMAT = 1  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
-READABLE = frozenset({1})
+FORMAT = 2  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
+READABLE = frozenset({1, 2})  # 2 added the `canary` event
 
 
 # --- the events ------------------------------------------------------------------------------
 def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
-                schema_sha256: str, backend: str, base_url: str, concurrency: int,
+                schema_sha256: str | None, backend: str, base_url: str, concurrency: int,
                 max_attempts: int, cells: int, price: dict | None, price_source: str,
-                budget: float | None) -> dict:
-    """A run begins: what it runs, where, with which price and limits."""
-    return {"e": "run", "format": FORMAT, "job": job, "model": model, "manifest": manifest,
-            "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
-            "backend": backend, "base_url": base_url, "pid": os.getpid(),
-            "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
-            "price": price, "price_source": price_source, "budget": budget}
+                budget: float | None, uid: str, canary: int = 0, models: dict | None = None,
+                auto: dict | None = None) -> dict:
+    """A run begins: what it runs, where, with which price, limits and canary (run.canary).
+    A sweep of several models also records each model's schema hash and price (`models`);
+    `auto` ({"queue_ahead"}) with `concurrency: auto`, `concurrency` then being what the ETA
+    assumes. `uid` names the job wherever it is (the first run's, kept by every later run: see
+    JobState.uid)."""
+    event = {"e": "run", "format": FORMAT, "uid": uid, "job": job, "model": model,
+             "manifest": manifest,
+             "manifest_sha256": manifest_sha256, "schema_sha256": schema_sha256,
+             "backend": backend, "base_url": base_url, "pid": os.getpid(),
+             "concurrency": concurrency, "max_attempts": max_attempts, "cells": cells,
+             "price": price, "price_source": price_source, "budget": budget, "canary": canary}
+    if models:
+        event["models"] = models
+    if auto:
+        event["auto"] = auto
+    return event
 
 
 def described(cell: str, label: str, values: dict, request: dict,
@@ -125,6 +131,17 @@ def resubmit_unknown(cell: str, n: int) -> dict:
     return {"e": "resubmit_unknown", "cell": cell, "n": n}
 
 
+def canary(cell: str, ok: bool, findings: list[str], *, estimate: float | None,
+           cost: float | None, sheet: dict | None, model: str | None = None) -> dict:
+    """A canary cell was judged: proven or not, what it found, what it was billed (`cost`)
+    against its `estimate` at its model's uncorrected price `sheet` (pipeline.job.price)."""
+    event = {"e": "canary", "cell": cell, "ok": ok, "findings": findings, "estimate": estimate,
+             "cost": cost, "sheet": sheet}
+    if model is not None:
+        event["model"] = model
+    return event
+
+
 def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict:
     return {"e": "end", "exit": exit_code, "stopped": stopped, "counts": counts}
 
@@ -151,6 +168,7 @@ class JobState:
     folder: Path
     lean: bool = False
     runs: list[dict] = field(default_factory=list)  # one `run` event per start
+    canaries: list[dict] = field(default_factory=list)  # `canary` events, oldest first
     cells: dict[str, CellRecord] = field(default_factory=dict)
     ends: list[dict] = field(default_factory=list)
     torn_tail: bool = False
@@ -165,6 +183,17 @@ class JobState:
         """The same journal seen through a selection of its cells (`--only`): the others are
         left out, not counted as orphaned."""
         return replace(self, cells={cid: rec for cid, rec in self.cells.items() if cid in ids})
+
+    @property
+    def billed_canary(self) -> dict | None:
+        """The last canary event with a cost: what prices the job (pipeline.job.price)."""
+        return next((c for c in reversed(self.canaries) if c.get("cost") is not None), None)
+
+    @property
+    def uid(self) -> str | None:
+        """The job's own id, as its first run that wrote one gave it (journals from before
+        ids have none until their next run)."""
+        return next((r["uid"] for r in self.runs if r.get("uid")), None)
 
     def cell(self, cell_id: str) -> CellRecord:
         found = self.cells.get(cell_id)
@@ -185,6 +214,9 @@ class JobState:
             return
         if kind == "end":
             self.ends.append(ev)
+            return
+        if kind == "canary":
+            self.canaries.append(ev)
             return
         self.cell_events += 1
         rec = self.cell(ev["cell"])
@@ -260,115 +292,3 @@ def read_state(folder: JobFolder | Path, lean: bool = False) -> JobState:
         raise StateError(f"cannot read {lines.path}: {exc.strerror or exc}") from None
     state.torn_tail, state.valid_bytes = lines.torn_tail, lines.valid_bytes
     return state
-
-
-BALLAST_BYTES = 1 << 20  # room for ~1,000 events once the disk is full
-
-
-class Journal:
-    """The append side of the journal; one per run, under the job's lock.
-
-    A ballast file of BALLAST_BYTES is kept beside it while the run lives. When the disk fills,
-    the ballast is given up so that the events already owed (above all the request ids of
-    submits the API has just accepted) still reach the journal; `low_space` then tells the
-    runner to stop. Without this, a full disk right after a POST would leave a paid request
-    that the next run can only hold as unknown."""
-
-    def __init__(self, folder: JobFolder | Path, state: JobState, ballast: int = BALLAST_BYTES):
-        folder = JobFolder.at(folder)
-        self.path = folder.journal
-        folder.path.mkdir(parents=True, exist_ok=True)
-        self.ballast = folder.ballast
-        self.low_space = False
-        try:
-            with open(self.ballast, "wb") as fh:
-                fh.write(b"\0" * ballast)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            self.ballast.unlink(missing_ok=True)
-            raise StateError(f"cannot write in {folder.path}: {exc.strerror or exc}; free some "
-                             "space and run again to resume") from None
-        new = not self.path.exists()
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if state.torn_tail:
-            os.ftruncate(self.fd, state.valid_bytes)  # cut the torn line before appending
-            os.fsync(self.fd)
-        if new:
-            fsync_dir(folder.path)
-        self.size = state.valid_bytes if state.torn_tail else os.fstat(self.fd).st_size
-        self.state = state
-        self.written = 0
-        self.synced = 0
-        self._lock: asyncio.Lock | None = None
-        self.failed: BaseException | None = None
-        self.listener = None  # called with each event after it is applied
-
-    def write(self, event: dict) -> dict:
-        """Append one event (durable only after `durable()`/`sync()`), and apply it."""
-        if self.failed is not None:
-            raise StateError(f"the journal {self.path} could not be written earlier "
-                             f"({self.failed}); stopping")
-        event.setdefault("t", round(time.time(), 3))
-        try:
-            line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError:  # e.g. an integer wider than 64 bits in a request
-            line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        view = memoryview(line)
-        while view:  # a short write is retried so the OS can say why
-            try:
-                view = view[os.write(self.fd, view):]
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self.ballast.exists():
-                    self.ballast.unlink()  # the disk is full: spend the reserve, then stop
-                    self.low_space = True
-                    continue
-                self.failed = exc
-                raise StateError(f"cannot write the journal {self.path}: "
-                                 f"{exc.strerror or exc}; free some space and run again to "
-                                 "resume") from None
-        self.written += 1
-        self.size += len(line)
-        self.state.valid_bytes = self.size
-        self.state.apply(event)
-        if self.listener is not None:
-            self.listener(event)
-        return event
-
-    def sync(self) -> None:
-        if self.synced >= self.written:
-            return
-        target = self.written
-        try:
-            os.fsync(self.fd)
-        except OSError as exc:
-            self.failed = exc
-            raise StateError(f"cannot sync the journal {self.path}: {exc.strerror or exc}; "
-                             "stopping (the last events may not be on disk)") from None
-        self.synced = target
-
-    async def durable(self) -> None:
-        """Wait until every event written so far is on disk; concurrent callers share fsyncs."""
-        if self.synced >= self.written:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        target = self.written
-        async with self._lock:
-            if self.synced >= target:
-                return
-            upto = self.written
-            try:
-                await asyncio.to_thread(os.fsync, self.fd)
-            except OSError as exc:
-                self.failed = exc
-                raise StateError(f"cannot sync the journal {self.path}: "
-                                 f"{exc.strerror or exc}; stopping") from None
-            self.synced = max(self.synced, upto)
-
-    def close(self) -> None:
-        try:
-            self.sync()
-        finally:
-            os.close(self.fd)
-            self.ballast.unlink(missing_ok=True)

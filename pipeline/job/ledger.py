@@ -29,6 +29,18 @@ def micros(usd: float) -> int:
     return round(usd * MICRO)
 
 
+def over_budget(committed: int, more: int, budget: float | None, whose: str = "") -> str | None:
+    """Why committing `more` micro-dollars on top of `committed` crosses `budget` (USD), or
+    None when it fits (reaching the budget exactly is allowed). `whose` names a shared budget."""
+    if budget is None or committed + more <= micros(budget):
+        return None
+    parts = [committed / MICRO, more / MICRO, (committed + more) / MICRO, budget]
+    # Cents can hide the difference ($2.75 + $0.25 = $3.00 > $3.00): show more digits then.
+    digits = 2 if round(parts[2], 2) > round(budget, 2) else 4
+    a, b, c, d = (f"${x:,.{digits}f}" for x in parts)
+    return f"{whose}committed {a} + next cell {b} = {c} > {whose}budget {d}"
+
+
 @dataclass
 class Ledger:
     """Per-cell spent and held USD, their totals, and the budget's verdict."""
@@ -58,6 +70,10 @@ class Ledger:
     def spent_orphaned(self) -> float:
         return self._orphaned / MICRO
 
+    def money_of(self, cell: str) -> Money:
+        """One cell's figures as last settled."""
+        return self._cells.get(cell, NOTHING)
+
     def settle(self, cell: str, figures: Money, orphaned: bool = False) -> None:
         """Set one cell's figures (replacing what it held before, reservations included)."""
         old = self._cells.get(cell, NOTHING)
@@ -80,16 +96,7 @@ class Ledger:
 
     def over_budget(self, usd: float | None) -> str | None:
         """Why committing `usd` more would cross the budget, or None when it fits."""
-        if self.budget is None:
-            return None
-        total = self.committed + (usd or 0.0)
-        if micros(total) <= micros(self.budget):
-            return None
-        parts = [self.committed, usd or 0.0, total, self.budget]
-        # Cents can hide the difference ($2.75 + $0.25 = $3.00 > $3.00): show more digits then.
-        digits = 2 if round(total, 2) > round(self.budget, 2) else 4
-        a, b, c, d = (f"${x:,.{digits}f}" for x in parts)
-        return f"committed {a} + next cell {b} = {c} > budget {d}"
+        return over_budget(self._spent + self._held, micros(usd or 0.0), self.budget)
 
     def reserve(self, cell: str, usd: float | None) -> str | None:
         """Hold `usd` for a cell about to be submitted, if the budget has room; else why not.

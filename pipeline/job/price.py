@@ -1,11 +1,19 @@
-"""Which price applies to a job: resolved in one place, and every output says where it came from.
+"""Which price applies to each model of a job: resolved in one place, and every output says
+where it came from.
 
-The order: the model's catalog entry (asked of the API when it answers, and cached in the job
-folder with the time it was fetched; a price sheet stored with the model is an older copy of
-it), then the manifest's `run.price`, else unknown (never $0). When the catalog and `run.price`
-disagree, the catalog's is used and the disagreement is carried as a warning that `plan` and
-`run` print. The run records the price and its source in its `run` event, and `plan.json`'s
-estimates are made with it, so `status` and the report use the very price the run used.
+For each model, the order: its catalog entry (asked of the API when it answers, and cached in
+the job folder with the time it was fetched; a price sheet stored with the model is an older
+copy of it), then the manifest's `run.price` (one sheet, or one per model id), else unknown
+(never $0). When the catalog and `run.price` disagree, the catalog's is used and the
+disagreement is carried as a warning that `plan` and `run` print. The run records the prices
+and their sources in its `run` event, and `plan.json`'s estimates are made with them, so
+`status` and the report use the very prices the run used. A cell is priced with its own
+model's price (`Prices.of`); there is no other path to a price.
+
+What the service bills has the last word: once a job's canary cell (pipeline.run.canary) was
+billed more than BILLED_TOLERANCE off its estimate, `corrected` scales the price of its model
+by what it cost, for the run going on (before anything else is reserved) and for every later
+`plan`, `run` and `status` of the job (the canary's event is in its journal).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -25,18 +34,110 @@ from .folder import JobFolder
 
 log = logging.getLogger("pipeline.price")
 SIM_ORIGIN = "the built-in simulator"
+BILLED_TOLERANCE = 0.05  # a canary billed more than 5% off its estimate re-prices the job
 
 
 @dataclass(frozen=True)
 class Price:
-    """A price sheet (see pipeline.prepare.cost) or None, where it came from, and warnings."""
+    """A price sheet (see pipeline.prepare.cost) or None, where it came from, and warnings;
+    `base`: the price before a correction by what the service billed (None: not corrected)."""
 
     sheet: dict | None
     source: str
     warnings: tuple[str, ...] = ()
+    base: Price | None = None
+
+    @property
+    def uncorrected(self) -> Price:
+        return self.base if self.base is not None else self
 
     def as_json(self) -> dict[str, Any]:
-        return {"sheet": self.sheet, "source": self.source, "warnings": list(self.warnings)}
+        data = {"sheet": self.sheet, "source": self.source, "warnings": list(self.warnings)}
+        if self.base is not None:
+            data["uncorrected"] = {"sheet": self.base.sheet, "source": self.base.source}
+        return data
+
+
+def billed_ratio(estimate: float | None, billed: float | None) -> float | None:
+    """What the service billed for a cell over its estimate; None when either is unknown."""
+    if estimate is None or billed is None or estimate <= 0:
+        return None
+    return billed / estimate
+
+
+def corrected(price: Price, canary: dict[str, Any] | None, model: str | None = None) -> Price:
+    """The price (of `model`) once the job's canary was billed: the uncorrected sheet scaled by
+    the canary's billed cost over its estimate, when they differ by more than BILLED_TOLERANCE
+    and that estimate was made at this same uncorrected price for this same model (a `canary`
+    journal event: `estimate`, `cost`, `sheet`, `model`); otherwise the uncorrected price."""
+    base = price.uncorrected
+    if not canary or base.sheet is None or not isinstance(canary.get("sheet"), dict) or \
+            cost.normalized(canary["sheet"]) != cost.normalized(base.sheet) or \
+            canary.get("model") not in (None, model) and model is not None:
+        return base
+    ratio = billed_ratio(canary.get("estimate"), canary.get("cost"))
+    if ratio is None or abs(ratio - 1) <= BILLED_TOLERANCE:
+        return base
+    source = (f"{base.source}, x{ratio:.4g} as the canary cell was billed "
+              f"(${canary['cost']:,.4f} for an estimate of ${canary['estimate']:,.4f})")
+    return Price(cost.scaled(base.sheet, ratio), source, base.warnings, base)
+
+
+UNKNOWN = Price(None, "unknown (the catalog gave no price and run.price is not set)")
+
+
+@dataclass(frozen=True)
+class Prices:
+    """The price of each model of a job, by model id (in the sweep's order)."""
+
+    by_model: dict[str, Price]
+
+    def of(self, model_id: str) -> Price:
+        return self.by_model.get(model_id, UNKNOWN)
+
+    def sheets(self) -> dict[str, dict | None]:
+        return {k: p.sheet for k, p in self.by_model.items()}
+
+    @property
+    def single(self) -> Price | None:
+        return next(iter(self.by_model.values())) if len(self.by_model) == 1 else None
+
+    @property
+    def sheet(self) -> dict | None:
+        """The price sheet of a one-model job (None with several models: see `of`)."""
+        return self.single.sheet if self.single else None
+
+    @property
+    def source(self) -> str:
+        if self.single:
+            return self.single.source
+        return "; ".join(f"{k}: {p.source}" for k, p in self.by_model.items())
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        if self.single:
+            return self.single.warnings
+        return tuple(f"{k}: {w}" for k, p in self.by_model.items() for w in p.warnings)
+
+    def unknown(self) -> list[str]:
+        """The models whose price is unknown."""
+        return [k for k, p in self.by_model.items() if p.sheet is None]
+
+    @property
+    def uncorrected(self) -> Prices:
+        return Prices({k: p.uncorrected for k, p in self.by_model.items()})
+
+    def corrected(self, canary: dict[str, Any] | None) -> Prices:
+        """The prices once the job's canary was billed: its own model's corrected
+        (pipeline.job.price.corrected), the others as they were."""
+        return Prices({k: corrected(p, canary, k) for k, p in self.by_model.items()})
+
+    def as_json(self) -> dict[str, Any]:
+        data = {"sheet": self.sheet, "source": self.source, "warnings": list(self.warnings),
+                "models": {k: p.as_json() for k, p in self.by_model.items()}}
+        if self.single is not None and self.single.base is not None:
+            data["uncorrected"] = self.single.as_json()["uncorrected"]
+        return data
 
 
 def catalog_entry(model_id: str, price_usd: float | None, price_unit: str | None,
@@ -46,18 +147,30 @@ def catalog_entry(model_id: str, price_usd: float | None, price_unit: str | None
             "origin": origin, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def cache_entry(folder: JobFolder, entry: dict[str, Any]) -> None:
+def _cached(folder: JobFolder) -> dict[str, dict[str, Any]]:
+    """Every entry in catalog.json by model: one entry (a one-model job), or `entries`."""
+    try:
+        data = json.loads(folder.catalog.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    entries = data.get("entries") if isinstance(data.get("entries"), list) else [data]
+    return {e["model"]: e for e in entries if isinstance(e, dict) and isinstance(
+        e.get("model"), str)}
+
+
+def cache_entry(folder: JobFolder, *entries: dict[str, Any]) -> None:
+    """Keep the catalog entries just fetched in catalog.json (other models' entries stay)."""
+    kept = {**_cached(folder), **{e["model"]: e for e in entries}}
     folder.path.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder.catalog, json.dumps(entry, indent=2) + "\n")
+    data: Any = next(iter(kept.values())) if len(kept) == 1 else {"entries": list(kept.values())}
+    write_atomic(folder.catalog, json.dumps(data, indent=2) + "\n")
 
 
 def cached_entry(folder: JobFolder, model_id: str) -> dict[str, Any] | None:
-    """The catalog entry a run of this job fetched last, if it is of this model."""
-    try:
-        entry = json.loads(folder.catalog.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return entry if isinstance(entry, dict) and entry.get("model") == model_id else None
+    """The catalog entry a run of this job fetched last for this model, if any."""
+    return _cached(folder).get(model_id)
 
 
 def _describe(sheet: dict) -> str:
@@ -68,16 +181,39 @@ def _describe(sheet: dict) -> str:
     return f"${usd:g} per {sheet['unit']}"
 
 
-def resolve_price(manifest: Any, entry: dict[str, Any] | None, *, live: bool = False) -> Price:
-    """The price a run of this manifest uses, given the catalog entry it has (live or cached)."""
+def describe(sheet: dict | None) -> str:
+    """A price sheet as a person reads it: `$0.05 per second`, or `unknown`."""
+    if not sheet or sheet.get("unit") not in ("second", "output"):
+        return "unknown"
+    return _describe(sheet)
+
+
+def stated_price(manifest: Any, model_id: str) -> dict | None:
+    """The manifest's `run.price` for a model: the one sheet, or the model's own entry."""
     stated = manifest.run.price
+    if not stated or "unit" in stated:
+        return stated
+    return stated.get(model_id)
+
+
+def _models(manifest: Any) -> list[Any]:
+    models = getattr(manifest, "models", None)
+    return list(models.models.values()) if models is not None else [manifest.model]
+
+
+def resolve_price(manifest: Any, entry: dict[str, Any] | None, *, live: bool = False,
+                  model: Any = None) -> Price:
+    """The price a run of this manifest uses for `model` (default: its first), given the
+    catalog entry it has (live or cached)."""
+    model = model or manifest.model
+    stated = stated_price(manifest, model.id)
     chosen: tuple[dict, str] | None = None
     sheet = cost.from_catalog(entry.get("price_usd"), entry.get("price_unit")) if entry else None
     if sheet is not None:
         when = "" if live else f", cached {entry.get('fetched_at')}"
         chosen = sheet, f"catalog ({entry.get('origin', 'the API')}{when})"
-    elif manifest.model.price.get("unit") in ("second", "output"):
-        chosen = manifest.model.price, f"price sheet stored with {manifest.model.id}"
+    elif model.price.get("unit") in ("second", "output"):
+        chosen = model.price, f"price sheet stored with {model.id}"
     if chosen is not None:
         warnings = ()
         if stated and cost.normalized(stated) != cost.normalized(chosen[0]):
@@ -86,53 +222,84 @@ def resolve_price(manifest: Any, entry: dict[str, Any] | None, *, live: bool = F
         return Price(chosen[0], chosen[1], warnings)
     if stated:
         return Price(stated, "run.price")
-    return Price(None, "unknown (the catalog gave no price and run.price is not set)")
+    return UNKNOWN
+
+
+def resolve_prices(manifest: Any, entries: Mapping[str, dict[str, Any] | None], *,
+                   live: Mapping[str, bool] | bool = False) -> Prices:
+    """The price of every model of the manifest, from the entries it has (by model id)."""
+    out = {}
+    for model in _models(manifest):
+        fresh = live.get(model.id, False) if isinstance(live, Mapping) else live
+        out[model.id] = resolve_price(manifest, entries.get(model.id), live=fresh, model=model)
+    return Prices(out)
+
+
+async def fetch_prices(client: Any, m: Any, folder: JobFolder, origin: str, *,
+                       cache: bool = True) -> Prices:
+    """The price of each model from the live catalog (cached in the job folder unless `cache`
+    is false), else the entry cached earlier. A refused token stops everything."""
+    models = _models(m)
+    answers = await asyncio.gather(*(client.model_entry(x.id) for x in models),
+                                   return_exceptions=True)
+    entries: dict[str, dict[str, Any] | None] = {}
+    live: dict[str, bool] = {}
+    fetched = []
+    for model, answer in zip(models, answers):
+        if isinstance(answer, AuthError):
+            raise answer
+        if isinstance(answer, ClientError):
+            log.info("the catalog did not answer for %s (%s); using the last entry fetched, if "
+                     "any", model.id, answer)
+            entries[model.id], live[model.id] = cached_entry(folder, model.id), False
+            continue
+        if isinstance(answer, BaseException):
+            raise answer
+        entry = catalog_entry(model.id, answer.price_usd, answer.price_unit, answer.note, origin)
+        entries[model.id], live[model.id] = entry, True
+        fetched.append(entry)
+    if cache and fetched:
+        cache_entry(folder, *fetched)
+    return resolve_prices(m, entries, live=live)
 
 
 async def fetch_price(client: Any, m: Any, folder: JobFolder, origin: str, *,
-                      cache: bool = True) -> Price:
-    """The price from the live catalog (cached in the job folder unless `cache` is false),
-    else the entry cached earlier."""
-    try:
-        entry = await client.model_entry(m.model.id)
-    except AuthError:
-        raise
-    except ClientError as exc:
-        log.info("the catalog did not answer (%s); using the last entry fetched, if any", exc)
-        return resolve_price(m, cached_entry(folder, m.model.id))
-    fetched = catalog_entry(m.model.id, entry.price_usd, entry.price_unit, entry.note, origin)
-    if cache:
-        cache_entry(folder, fetched)
-    return resolve_price(m, fetched, live=True)
+                      cache: bool = True) -> Prices:
+    """The same as fetch_prices (the name of one-model days)."""
+    return await fetch_prices(client, m, folder, origin, cache=cache)
 
 
 def price_now(m: Any, folder: JobFolder, *, backend: str | None = None,
-              offline: bool = False) -> Price:
-    """The price a run would use, for `plan` (and `status` of a job never run): asked of the
+              offline: bool = False) -> Prices:
+    """The prices a run would use, for `plan` (and `status` of a job never run): asked of the
     catalog as the run asks it (free of charge; the built-in simulator's catalog is its
-    configuration), else the entry cached by the last run."""
+    configuration), else the entries cached by the last run."""
     from ..client import RunComfyClient
 
     backend = backend or m.backend
     if backend == "sim":
         from ..sim import SimConfig
+        from ..sim.catalog import stated
 
-        d = SimConfig()
-        return resolve_price(m, catalog_entry(m.model.id, d.price_usd, d.price_unit, None,
-                                              SIM_ORIGIN), live=True)
+        config = SimConfig()
+        entries = {}
+        for model in _models(m):
+            usd, unit, note = stated(model, config)
+            entries[model.id] = catalog_entry(model.id, usd, unit, note, SIM_ORIGIN)
+        return resolve_prices(m, entries, live=True)
     if not offline:
         try:
             client = RunComfyClient.from_env(retry_attempts=2, retry_timeout=10.0, timeout=10.0)
         except MissingToken:
             pass
         else:
-            async def ask() -> Price:
+            async def ask() -> Prices:
                 async with client:
-                    return await fetch_price(client, m, folder,
-                                             urlparse(client.base_url).netloc, cache=False)
+                    return await fetch_prices(client, m, folder,
+                                              urlparse(client.base_url).netloc, cache=False)
             try:
                 return asyncio.run(ask())
             except AuthError as exc:
                 log.warning("the catalog refused the token (%s); the price shown is not the "
                             "catalog's", exc)
-    return resolve_price(m, cached_entry(folder, m.model.id))
+    return resolve_prices(m, {x.id: cached_entry(folder, x.id) for x in _models(m)})

@@ -17,6 +17,7 @@ from typing import Any
 from ..prepare import cost
 from ..prepare.select import Only, describe_only, select_cells
 from .folder import JobFolder
+from .capacity import capacity_figures, kept
 from .journal import JobState, read_state
 from .records import FAILED, PENDING
 from .tally import Tally, figures_line, planned_cells, resume_for
@@ -25,8 +26,10 @@ from .tally import Tally, figures_line, planned_cells, resume_for
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
               running: bool, concurrency: int, price_source: str | None,
               budget: float | None, manifest_sha256: str | None = None,
-              now: float | None = None) -> dict[str, Any]:
-    """The status of a job (what `pipeline status --json` prints) from its tally."""
+              now: float | None = None, models: Mapping[str, str | None] | None = None
+              ) -> dict[str, Any]:
+    """The status of a job (what `pipeline status --json` prints) from its tally; with
+    several `models` (model id -> where its price is from), their figures one by one too."""
     failed, unknown = [], []
     for cid, st in tally.listed.items():
         rec = state.cells[cid]
@@ -47,6 +50,10 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
     calls = [rec.status_calls() for rec in state.cells.values()
              if rec.compacted or any(a.request_id for a in rec.attempts)]
     header = state.header
+    by_model = {}
+    if models and len(models) > 1:
+        by_model = {"models": {k: {**f, "price_source": models.get(k)}
+                               for k, f in tally.per_model().items()}}
     return {
         "job": job,
         "model": model,
@@ -65,6 +72,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         "journal_bytes": state.valid_bytes,
         "cell_events": state.cell_events,
         "last_run": _iso(header.get("t")) if header else None,
+        **by_model,
     }
 
 
@@ -78,7 +86,9 @@ def status_text(s: Mapping[str, Any]) -> str:
         lines.append("the manifest changed since the last run: these are the figures of the "
                      "last run's plan (`pipeline plan` shows what a run would do now)")
     details = []
-    if s.get("price_source"):
+    if s.get("models"):
+        details.append("price: per model (below)")
+    elif s.get("price_source"):
         details.append(f"price: {s['price_source']}")
     if s.get("per_cell_s") is not None:
         details.append(f"{s['per_cell_s']:g} s per cell ({s['duration_source']})")
@@ -86,6 +96,13 @@ def status_text(s: Mapping[str, Any]) -> str:
         details.append(f"{s['status_calls_per_cell']} status calls per cell")
     if details:
         lines.append("; ".join(details))
+    for model_id, f in (s.get("models") or {}).items():
+        counts = f["counts"]
+        lines.append(f"  {model_id}: {counts['done']}/{f['cells']} done"
+                     + "".join(f", {k} {v}" for k, v in counts.items() if v and k != "done")
+                     + f"; spent {cost.money(f['spent_usd'])}, to go "
+                       f"{cost.money(f['to_go_usd'])}; price: "
+                       f"{f.get('price_source') or 'unknown'}")
     for f in s["failed"]:
         lines.append(f"failed  {f['id']}  {f['label']}: {f['reason']} ({f['attempts']} attempts)")
     for u in s["unknown"]:
@@ -115,6 +132,7 @@ class JobView:
     concurrency: int
     budget: float | None
     price_source: str | None
+    capacity: dict | None = None  # with concurrency: auto, what the runs found
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
         out = summarize(self.tally, self.state, job=self.plan.get("job") or
@@ -122,9 +140,13 @@ class JobView:
                         self.state.header.get("model"), folder=self.folder,
                         running=self.running, concurrency=self.concurrency,
                         price_source=self.price_source, budget=self.budget,
-                        manifest_sha256=self.plan.get("manifest_sha256"), now=now)
+                        manifest_sha256=self.plan.get("manifest_sha256"), now=now,
+                        models={x["id"]: (x.get("price") or {}).get("source")
+                                for x in self.plan.get("models") or () if "id" in x})
         if self.plan.get("selection"):
             out["selection"] = self.plan["selection"]
+        if self.capacity is not None:
+            out["capacity"] = self.capacity
         return out
 
 
@@ -138,36 +160,56 @@ class Settings:
     model: str
     sheet: dict | None
     fps: int
+    rates: dict  # model id -> (price sheet, fps), for a sweep of several models
     max_attempts: int
-    concurrency: int
+    concurrency: int  # with concurrency: auto, the capacity the runs found, if they have
     budget: float | None
     price_source: str | None
-    typical: float | None
+    typical: Any  # seconds a cell, or per model id
+    capacity: dict | None  # with concurrency: auto, what the runs found
 
 
-def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any]) -> Settings:
+def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
+                folder: JobFolder | None = None) -> Settings:
     """The settings of a job from plan.json's header (without its cells) and the journal's
-    last `run` event; the one reading of both, for `status` and the report."""
+    last `run` event (and, with concurrency: auto, the capacity kept in `folder`); the one
+    reading of both, for `status` and the report."""
     settings = plan.get("run") or {}
     price = plan.get("price") or {}
+    concurrency = header.get("concurrency") or settings.get("concurrency") or 1
+    auto = header.get("auto")
+    capacity = None
+    if auto and folder is not None:  # the ETA assumes the capacity the run has found, if any
+        found = kept(folder, header.get("base_url"))
+        capacity = capacity_figures(found["capacity"] if found else None,
+                                    auto.get("queue_ahead", 2), None)
+        concurrency = found["capacity"] if found else concurrency
+    fps = plan.get("fps") or cost.DEFAULT_FPS
+    models = plan.get("models") or []  # a sweep of several models prices each on its own
+    rates = {x["id"]: ((x.get("price") or {}).get("sheet"), x.get("fps") or fps)
+             for x in models if isinstance(x, dict) and "id" in x}
+    typical: Any = plan.get("typical_s")
+    if len(rates) > 1:
+        typical = {x["id"]: x.get("typical_s") for x in models}
     return Settings(
         model=plan.get("model") or header.get("model") or "",
         sheet=price.get("sheet") if price else header.get("price"),
-        fps=plan.get("fps") or cost.DEFAULT_FPS,
+        fps=fps, rates=rates,
         max_attempts=settings.get("max_attempts") or header.get("max_attempts") or
         DEFAULT_MAX_ATTEMPTS,
-        concurrency=header.get("concurrency") or settings.get("concurrency") or 1,
+        concurrency=concurrency,
         budget=settings.get("budget", header.get("budget")),
         price_source=price.get("source") if price else header.get("price_source"),
-        typical=plan.get("typical_s"))
+        typical=typical, capacity=capacity)
 
 
 def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool) -> Tally:
     """A tally of the planned `cells` with nothing counted yet: `update` it per cell (the
     report, one cell at a time) or count a replayed journal into it (`view_job`)."""
     header = state.header
-    return Tally(planned_cells(cells, s.model, s.sheet, s.fps), max_attempts=s.max_attempts,
-                 budget=s.budget, live_since=header.get("t") if running and header else None,
+    return Tally(planned_cells(cells, s.model, s.sheet, s.fps, models=s.rates),
+                 max_attempts=s.max_attempts, budget=s.budget,
+                 live_since=header.get("t") if running and header else None,
                  resume=resume_for(state, running=running), typical=s.typical)
 
 
@@ -178,6 +220,7 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
     running = folder.is_running()
     state = read_state(folder)
     plan = plan if plan is not None else folder.read_plan()
+    header = state.header
     if plan is None:  # no plan.json (older versions): the journal's cells are the job
         plan = {"cells": [{"id": cid, "label": rec.label, "values": rec.values,
                            "request": rec.request} for cid, rec in state.cells.items()]}
@@ -186,11 +229,14 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
         plan = {**plan, "cells": cells,
                 "selection": {"only": describe_only(only), "of": len(plan["cells"])}}
         state = state.only({c["id"] for c in cells})
-    s = settings_of(plan, state.header)
+    s = settings_of(plan, header, folder)
     tally = new_tally(s, plan["cells"], state, running)
     tally.count(state)
+    if running and header:  # the run going is still waiting for its canary's cells
+        tally.canary = max(0, header.get("canary", 0) - sum(
+            1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))
     return JobView(folder, state, plan, tally, running, s.concurrency, s.budget,
-                   s.price_source)
+                   s.price_source, s.capacity)
 
 
 def job_status(manifest_path: str | Path, out: Path | None = None, *,

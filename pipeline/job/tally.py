@@ -10,6 +10,7 @@ the same thing.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -37,29 +38,64 @@ def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = F
     return ResumeOptions(retry_failed, resubmit_unknown, lost)
 
 
+def canary_for(state: JobState, setting: int | None, backend: str,
+               base_url: str | None) -> int:
+    """How many cells a run started now must see done before it submits more (its canary):
+    `run.canary` (None: 1 on the runcomfy backend, 0 on the built-in simulator) less the cells
+    already done on the same service at `base_url` (a cell made by a run against another base
+    URL, a simulator say, proves nothing about this one)."""
+    size = setting if setting is not None else (0 if backend == "sim" else 1)
+    if size <= 0 or base_url is None:
+        return max(0, size)
+    starts = [(run.get("t", 0.0), str(run.get("base_url", "")).rstrip("/"))
+              for run in state.runs]
+    here = base_url.rstrip("/")
+    proven = 0
+    for rec in state.cells.values():
+        won = None if rec.compacted else rec.succeeded()
+        if won is None or rec.state(1) != DONE:
+            continue
+        made_by = next((url for t, url in reversed(starts) if t <= won.intent_at), None)
+        if made_by == here:
+            proven += 1
+            if proven >= size:
+                break
+    return size - proven
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedCell:
     """A cell of the job's plan as the tally needs it."""
 
     id: str
     label: str
-    estimate: float | None  # USD at the job's price; None when unknown
+    estimate: float | None  # USD at its model's price; None when unknown
     key: str  # its duration key (pipeline.job.timing)
+    model: str = ""
 
 
 def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
-                  fps: int = cost.DEFAULT_FPS) -> list[PlannedCell]:
-    """PlannedCells from plan cells (objects or plan.json dicts with id, label, request)."""
+                  fps: int = cost.DEFAULT_FPS, *,
+                  models: Mapping[str, tuple[dict | None, int]] | None = None
+                  ) -> list[PlannedCell]:
+    """PlannedCells from plan cells (objects or plan.json dicts with id, label, request and,
+    in a sweep of several models, model). Each is priced with its own model's sheet and fps
+    (`models`: model id -> (sheet, fps)); `model`, `sheet` and `fps` stand for cells that do
+    not name a model."""
     out = []
     shared: dict[Any, Any] = {}  # one float object per distinct estimate, not one per cell
+    models = models or {}
     for c in cells:
         if isinstance(c, Mapping):
             cid, label, request = c["id"], c.get("label", ""), c.get("request") or {}
+            own = c.get("model") or model
         else:
             cid, label, request = c.id, c.label, c.request
-        usd = cost.cell_cost(sheet, request, fps)
+            own = getattr(c, "model", "") or model
+        own_sheet, own_fps = models.get(own, (sheet, fps))
+        usd = cost.cell_cost(own_sheet, request, own_fps)
         out.append(PlannedCell(cid, label, shared.setdefault(usd, usd),
-                               duration_key(model, request)))
+                               duration_key(own, request), sys.intern(own)))
     return out
 
 
@@ -71,14 +107,15 @@ class Tally:
 
     def __init__(self, planned: Iterable[PlannedCell], *, max_attempts: int,
                  budget: float | None = None, live_since: float | None = None,
-                 resume: ResumeOptions = ResumeOptions(), typical: float | None = None):
+                 resume: ResumeOptions = ResumeOptions(), typical: Any = None):
         self.planned = {c.id: c for c in planned}
         self.max_attempts = max_attempts
         self.ledger = Ledger(budget)
+        self.canary = 0  # cells that must be done before the rest start (pipeline.run.canary)
         self._reset(live_since, resume, typical)
 
     def _reset(self, live_since: float | None, resume: ResumeOptions,
-               typical: float | None) -> None:
+               typical: Any) -> None:
         self.live_since = live_since
         self.resume = resume
         self.counts = dict.fromkeys(STATES, 0)
@@ -99,6 +136,11 @@ class Tally:
         100,000-cell job would double the memory it takes)."""
         self._reset(live_since, resume, self.timings.typical)
         self.count(state)
+
+    def reprice(self, planned: Iterable[PlannedCell], state: JobState) -> None:
+        """Take new estimates for the job's cells (its price changed) and count again."""
+        self.planned = {c.id: c for c in planned}
+        self.recount(state, live_since=self.live_since, resume=self.resume)
 
     @classmethod
     def of(cls, state: JobState, planned: Iterable[PlannedCell], **options: Any) -> Tally:
@@ -160,7 +202,42 @@ class Tally:
 
     def eta(self, concurrency: int, now: float | None = None) -> float | None:
         return eta(self.todo, self.live.values(), concurrency, self.timings,
-                   time.time() if now is None else now)
+                   time.time() if now is None else now, first=self.canary)
+
+    def per_model(self) -> dict[str, dict[str, Any]]:
+        """Per model of the plan: cells, counts by state, spent, what is left and the sweep's
+        estimate at its price, and how long one of its cells takes (O(cells): for plan,
+        status and the report, not for the progress line)."""
+        out: dict[str, dict[str, Any]] = {}
+        for c in self.planned.values():
+            f = out.get(c.model)
+            if f is None:
+                f = out[c.model] = {"cells": 0, "counts": dict.fromkeys(STATES, 0),
+                                    "spent": 0, "estimate": 0, "unpriced": 0, "to_do": 0,
+                                    "to_go": 0, "to_go_unpriced": 0}
+            st, todo, _ = self._cells.get(c.id, (PENDING, True, False))
+            f["cells"] += 1
+            f["counts"][st] += 1
+            f["spent"] += micros(self.ledger.money_of(c.id).spent)
+            if c.estimate is None:
+                f["unpriced"] += 1
+            else:
+                f["estimate"] += micros(c.estimate)
+            if todo:
+                f["to_do"] += 1
+                if c.estimate is None:
+                    f["to_go_unpriced"] += 1
+                else:
+                    f["to_go"] += micros(c.estimate)
+        return {model: {
+            "cells": f["cells"],
+            "counts": f["counts"],
+            "spent_usd": round(f["spent"] / MICRO, 4),
+            "estimated_usd": None if f["unpriced"] else round(f["estimate"] / MICRO, 4),
+            "to_do": f["to_do"],
+            "to_go_usd": None if f["to_go_unpriced"] else round(f["to_go"] / MICRO, 4),
+            "per_cell_s": _round(self.timings.per_cell(model + "|"), 2),  # the model's
+        } for model, f in out.items()}
 
     def figures(self, concurrency: int, now: float | None = None) -> dict[str, Any]:
         """The totals every command shows (the contract names of status --json)."""
@@ -177,8 +254,7 @@ class Tally:
             "to_go_usd": None if self.to_go_unpriced else round(self.to_go / MICRO, 4),
             "to_do": left,
             "eta_s": _round(self.eta(concurrency, now), 1),
-            "per_cell_s": _round(self.timings.per_cell(""), 2) if self.timings.count else
-            _round(self.timings.typical, 2),
+            "per_cell_s": _round(self.timings.per_cell(""), 2),
             "duration_source": self.timings.source(),
         }
 
@@ -199,6 +275,11 @@ def figures_line(f: Mapping[str, Any]) -> str:
     if f["to_do"] or f["counts"].get("queued") or f["counts"].get("running"):
         eta_text = cost.span(f["eta_s"]) if f["eta_s"] is not None else "unknown"
         text += f", to go {cost.money(f['to_go_usd'])}, ETA {eta_text}"
+    auto = f.get("capacity")
+    if auto:  # concurrency: auto
+        text += ("; concurrency auto: capacity " + (f"{auto['found']} found" if auto["found"]
+                                                    else "not found yet")
+                 + (f", limit {auto['limit']}" if auto.get("limit") else ""))
     return text
 
 

@@ -22,7 +22,12 @@ def video_seconds(request: dict, fps: int = DEFAULT_FPS) -> float:
     if isinstance(frames, int) and not isinstance(frames, bool) and frames > 0:
         return float(wire.billed_seconds(frames, fps))
     duration = request.get("duration")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+    if isinstance(duration, str):  # some catalogs give lengths as text: "5", "10"
+        try:
+            duration = float(duration.strip().rstrip("s"))
+        except ValueError:
+            return 0.0
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
         return float(duration)
     return 0.0
 
@@ -47,6 +52,16 @@ def from_catalog(price_usd: float | None, price_unit: str | None) -> dict | None
     if price_usd is None or price_unit not in ("second", "output"):
         return None
     return {"unit": price_unit, "usd": float(price_usd)}
+
+
+def scaled(sheet: dict, factor: float) -> dict:
+    """The same price sheet with every amount multiplied by `factor`."""
+    usd = sheet.get("usd")
+    if isinstance(usd, dict):
+        usd = {k: round(float(v) * factor, 6) for k, v in usd.items()}
+    elif isinstance(usd, (int, float)) and not isinstance(usd, bool):
+        usd = round(float(usd) * factor, 6)
+    return {**sheet, "usd": usd}
 
 
 def normalized(sheet: dict) -> tuple:

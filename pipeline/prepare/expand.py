@@ -19,7 +19,10 @@ from typing import Any
 
 from ..errors import Location, ProblemList
 from .manifest import Manifest, RandomSeed
+from .models import Model
+from .modelset import AXIS as MODEL_AXIS
 from .render import TemplateProblem, render
+from .wording import did_you_mean
 
 ID_VERSION = "cell/v1"
 SEED_MAX = 2**31 - 1
@@ -40,6 +43,7 @@ class Cell:
     request: dict
     replicate: int
     origin: dict  # request key or variable -> manifest path or Location, for messages
+    model: str = ""  # the id of the model the request is for
     # The picked cell this one renders again ({job, cell, out}: a preview -> final workflow);
     # not part of the request or the id.
     from_cell: dict | None = None
@@ -54,6 +58,7 @@ class Draft:
     replicate: int
     origin: dict
     failed: tuple = ()  # keys whose template failed (left as written; already reported)
+    model: Model | None = None
 
 
 def canonical(value: Any) -> str:
@@ -147,7 +152,9 @@ def _matches(values: dict, entry: dict) -> bool:
 
 
 def _coerce_row_value(m: Manifest, key: str, value: Any) -> Any:
-    return coerce(m.model.properties[key], value) if m.is_input(key) else value
+    prop = next((x.properties[key] for x in m.sweep.models.values() if key in x.properties),
+                None)
+    return coerce(prop, value) if prop else value
 
 
 def coerce(prop: dict, value: Any) -> Any:
@@ -158,7 +165,7 @@ def coerce(prop: dict, value: Any) -> Any:
         try:
             if kind == "integer" and text.lstrip("-").isdigit():
                 return int(text)
-            if kind == "number" and text:
+            if kind in ("number", "float") and text:  # "float": the catalog's own word
                 return float(text)
         except ValueError:
             return value
@@ -169,21 +176,69 @@ def coerce(prop: dict, value: Any) -> Any:
     return value
 
 
-def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
-    """Build each cell's request body (templates rendered); problems are collected, not raised."""
-    props = m.model.properties
-    defaults = m.model.defaults()
-    base_request = {**defaults, **m.inputs}
-    base_origin: dict = {k: ("inputs", k) for k in m.inputs}
-    for k in defaults:
-        base_origin.setdefault(k, ("model",))
+@dataclass(frozen=True)
+class _Base:
+    """What every cell of one model starts from: its defaults, the shared inputs it takes and
+    its model_inputs, with where each came from; and the shared inputs it can take nowhere."""
+
+    request: dict
+    origin: dict
+    blocked: tuple  # (name, where): shared inputs the model neither has nor drops
+
+
+def _base(m: Manifest, model: Model) -> _Base:
+    props = model.properties
+    spec = m.sweep.inputs_of(model.id)
+    defaults = model.defaults()
+    request = dict(defaults)
+    origin: dict = dict.fromkeys(defaults, ("model",))
+    blocked = []
+    for k, v in m.inputs.items():
+        if k in props:
+            request[k], origin[k] = v, ("inputs", k)
+        elif k not in spec.drop:
+            blocked.append((k, ("inputs", k)))
     if m.prompt is not None:
-        base_request["prompt"] = m.prompt
-        base_origin["prompt"] = m.prompt_where
-    order = list(props)
+        if "prompt" in props:
+            request["prompt"], origin["prompt"] = m.prompt, m.prompt_where
+        elif "prompt" not in spec.drop:
+            blocked.append(("prompt", m.prompt_where))
+    for k, v in spec.inputs.items():  # model_inputs add to and override everything shared
+        request[k], origin[k] = v, spec.path + (k,)
+    return _Base(request, origin, tuple(blocked))
+
+
+def unmapped(model: Model, name: str) -> str:
+    """The problem of an input a model does not have and does not drop."""
+    return (f"{name!r} is not an input of {model.id}{did_you_mean(name, model.properties)}: "
+            f"map it in model_inputs.{model.id}, or list it under model_inputs.{model.id}.drop "
+            f"(its inputs are: {', '.join(model.properties)})")
+
+
+def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
+    """Build each cell's request body (templates rendered), for the cell's own model; problems
+    are collected, not raised."""
+    sweep = m.sweep
+    bases: dict[str, _Base] = {}
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
     for values, origin in combinations(m):
+        model = sweep.of(values)
+        if model is None:
+            named = values.get(MODEL_AXIS)
+            if named is None:  # an include entry that adds a combination without a model
+                where = origin.get(ADDED_BY) or next(iter(origin.values()), None)
+                problems.add(_locate(m, where),
+                             "this combination names no model: give it `model: ID` (one of "
+                             f"{', '.join(sweep.models)})", cell=True, example=describe(values))
+            continue  # a model that could not be loaded is reported where it is named
+        base = bases.get(model.id)
+        if base is None:
+            base = bases[model.id] = _base(m, model)
+        props = model.properties
+        spec = sweep.inputs_of(model.id)
+        drop = spec.drop
+        order = list(props)
         for replicate in range(m.repeat):
             made += 1
             if time.monotonic() > until:
@@ -192,14 +247,24 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              f"expanding took more than {MAX_EXPAND_SECONDS:g} s (stopped after "
                              f"{made - 1:,} cells); simplify the templates or split the job")
                 return
-            request = dict(base_request)
-            cell_origin = {**base_origin, **origin}
+            request = dict(base.request)
+            cell_origin = {**base.origin, **origin}
             context = {**m.vars, **values}
             if m.repeat > 1:
                 context["replicate"] = replicate
+            blocked = list(base.blocked)
             for key, value in values.items():
-                if m.is_input(key):
+                if key == MODEL_AXIS:  # names the model; never an input
+                    continue
+                if key in spec.inputs:
+                    cell_origin[key] = base.origin[key]  # model_inputs win (documented)
+                elif m.is_input(key, model.id):
                     request[key] = value
+                elif key not in drop and m.is_input(key):
+                    blocked.append((key, origin.get(key)))
+            for key, where in blocked:
+                problems.add(_locate(m, where), unmapped(model, key), cell=True,
+                             example=describe(values))
             failed = []
             for key in list(request):
                 try:
@@ -214,7 +279,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             shown = dict(values)
             if m.repeat > 1:
                 shown["replicate"] = replicate
-            yield Draft(shown, request, replicate, cell_origin, tuple(failed))
+            yield Draft(shown, request, replicate, cell_origin, tuple(failed), model)
 
 
 def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,
@@ -278,27 +343,46 @@ def _short(value: Any, n: int = 24) -> str:
 
 def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -> list[Cell]:
     """Draw pinned random seeds, give each cell its content id and a readable label."""
-    image_fields = m.model.image_fields()
+    image_fields = {k: v.image_fields() for k, v in m.sweep.models.items()}
+    short = model_labels(list(m.sweep.models))
     varying = _varying_keys(items)
     cells = []
     for index, d in enumerate(items):
-        identity = _identity(d.request, image_fields, digest_of)
+        model = d.model or m.model
+        identity = _identity(d.request, image_fields[model.id], digest_of)
         seed = d.request.get("seed")
         if isinstance(seed, RandomSeed):
-            material = canonical({"model": m.model.id, "request": {**identity, "seed": None},
+            material = canonical({"model": model.id, "request": {**identity, "seed": None},
                                   "replicate": d.replicate, "k": seed.k})
             drawn = int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
             d.request["seed"] = identity["seed"] = drawn
             if "seed" in d.values:
                 d.values["seed"] = drawn
         cells.append(Cell(
-            id=cell_id(m.model.id, identity, d.replicate),
-            label=" ".join(f"{k}={_short(d.values[k], 20)}" for k in varying if k in d.values)
-            or "default",
+            id=cell_id(model.id, identity, d.replicate),
+            label=" ".join(f"{k}={short[d.values[k]]}" if k == MODEL_AXIS and
+                           d.values[k] in short else f"{k}={_short(d.values[k], 20)}"
+                           for k in varying if k in d.values) or "default",
             index=index, values=d.values, request=d.request, replicate=d.replicate,
-            origin=d.origin, from_cell=d.origin.get(FROM_CELL),
+            origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
         ))
     return cells
+
+
+def model_labels(ids: list[str]) -> dict[str, str]:
+    """Each model id as a label shows it: without the path segments all the ids share at
+    their start and end (`a/x/image-to-video`, `b/y/image-to-video` -> `a/x`, `b/y`)."""
+    parts = [i.split("/") for i in ids]
+    if len(parts) < 2:
+        return {i: _short(i, 40) for i in ids}
+    head = 0
+    while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while all(len(p) > head + tail + 1 for p in parts) and \
+            len({p[-1 - tail] for p in parts}) == 1:
+        tail += 1
+    return {i: _short("/".join(p[head:len(p) - tail]), 40) for i, p in zip(ids, parts)}
 
 
 def cell_id(model_id: str, identity_request: dict, replicate: int) -> str:

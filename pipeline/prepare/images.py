@@ -61,6 +61,11 @@ class ImageProblem(Exception):
     """The image cannot be used; the message says why in the user's terms."""
 
 
+class FetchProblem(ImageProblem):
+    """A remote image could not be had (no answer, an error status, too slow): nothing is
+    known of the image itself."""
+
+
 def kind_of(value: str) -> str:
     """'url', 'data' or 'file' for an image input string."""
     lower = value[:8].lower()
@@ -125,13 +130,16 @@ class ImageInspector:
 
     `timeout` bounds each connect and read of a fetch, `deadline` the whole fetch (default:
     FETCH_DEADLINE, or `timeout` when that is shorter); `allow_outside` lets local paths leave
-    `base_dir` (the user's `--allow-outside-paths`).
+    `base_dir` (the user's `--allow-outside-paths`); `files=False` refuses local paths (what
+    a server sees: it cannot read the client's files).
     """
 
     def __init__(self, base_dir: Path, *, fetch_remote: bool = True,
                  max_fetch_bytes: int = MAX_FETCH_BYTES, timeout: float = FETCH_TIMEOUT,
-                 deadline: float | None = None, allow_outside: bool = False):
+                 deadline: float | None = None, allow_outside: bool = False,
+                 files: bool = True):
         self.base_dir = base_dir
+        self.files = files  # False: a value that is neither a URL nor a data: URI is refused
         self.fetch_remote = fetch_remote
         self.max_fetch_bytes = max_fetch_bytes
         self.timeout = timeout
@@ -151,6 +159,10 @@ class ImageInspector:
             raise found
         return found
 
+    def __len__(self) -> int:
+        """How many distinct images it has looked at (and remembers)."""
+        return len(self._cache)
+
     def local_files(self) -> list[Path]:
         """Every local image file looked at so far (what a plan read from disk)."""
         return sorted({self.path_of(v) for v in self._cache if kind_of(v) == "file"})
@@ -161,7 +173,7 @@ class ImageInspector:
         if not todo or not self.fetch_remote:
             return
         self._cache.update(_bounded(self.fetch, todo, self.deadline + 1.0, FETCH_WORKERS,
-                                    lambda: ImageProblem(self._late())))
+                                    lambda: FetchProblem(self._late())))
 
     def _late(self) -> str:
         return f"no complete answer within {self.deadline:g} s; stopped fetching"
@@ -184,7 +196,9 @@ class ImageInspector:
                 if not self.fetch_remote:
                     return None
                 return _bounded(self.fetch, [value], self.deadline + 1.0, 1,
-                                lambda: ImageProblem(self._late()))[value]
+                                lambda: FetchProblem(self._late()))[value]
+            if not self.files:
+                raise ImageProblem("is not an http(s) URL or a data: URI")
             return self._read_file(value)
         except ImageProblem as exc:
             return exc
@@ -234,20 +248,21 @@ class ImageInspector:
                         try:
                             url = str(response.url.join(target))
                         except (httpx.InvalidURL, ValueError):
-                            return ImageProblem(f"redirected to an invalid address {target[:80]!r}")
+                            return FetchProblem(f"redirected to an invalid address {target[:80]!r}")
                         continue
                     if response.status_code != 200:
-                        return ImageProblem(f"fetching it answered HTTP {response.status_code}")
+                        return FetchProblem(f"fetching it answered HTTP {response.status_code}")
                     return inspect_bytes(self._read_body(response, deadline))
-            return ImageProblem(f"too many redirects (more than {MAX_REDIRECTS}); stopped following them")
+            return FetchProblem(f"too many redirects (more than {MAX_REDIRECTS}); stopped "
+                                "following them")
         except ImageProblem as exc:
             return exc
         except httpx.TimeoutException:
-            return ImageProblem(f"no answer within {min(self.timeout, self.deadline):g} s")
+            return FetchProblem(f"no answer within {min(self.timeout, self.deadline):g} s")
         except httpx.HTTPError as exc:
-            return ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
+            return FetchProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
         except (ValueError, OSError) as exc:  # an unparsable URL, a socket error httpx let through
-            return ImageProblem(f"cannot fetch: {exc}")
+            return FetchProblem(f"cannot fetch: {exc}")
 
     def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
         cap = self.max_fetch_bytes
@@ -261,7 +276,7 @@ class ImageInspector:
             if len(body) > cap:
                 raise ImageProblem(too_big)
             if time.monotonic() > deadline:
-                raise ImageProblem(self._late())
+                raise FetchProblem(self._late())
         return bytes(body)
 
 
@@ -287,7 +302,7 @@ def _bounded(fn: Callable[[str], ImageInfo | ImageProblem], items: list[str], li
         try:
             results[item] = fn(item)
         except Exception as exc:  # noqa: BLE001 - fn never raises; belt and braces
-            results[item] = ImageProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
+            results[item] = FetchProblem(f"cannot fetch: {type(exc).__name__}: {exc}")
 
     while pending or running:
         while pending and len(running) < workers:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 
-from ..errors import Location, ModelNotFound, ProblemList
+from ..errors import Location, ProblemList
+from ..job.folder import project_root
 from .files import read_rows, resolve_inside
-from .models import Model, known_models, load_model
+from .models import Model
+from .modelset import AXIS as MODEL_AXIS, ModelSet, read_models
 from .picks import is_pick, split_rows
 from .wording import describe_errors, did_you_mean, kind_of_value, manifest_validator
 from .yamlsrc import Source, load_yaml
@@ -63,7 +65,9 @@ class Polling:
 class RunSettings:
     """The `run` block, with defaults; later stages read it."""
 
-    concurrency: int = 4
+    concurrency: int = 4  # with `auto`, what the ETA assumes until a run has found the capacity
+    auto: bool = False  # `concurrency: auto`: learnt from the server (pipeline.run.capacity)
+    queue_ahead: int = 2  # with `auto`: requests kept waiting beyond the capacity
     max_attempts: int = 3
     fail_fast: bool = False
     max_failures: int | None = None
@@ -73,6 +77,8 @@ class RunSettings:
     local_images: str = "data_uri"
     price: dict | None = None
     polling: Polling = field(default_factory=Polling)
+    canary: int | None = None  # cells proven before the rest; None: 1 on runcomfy, 0 on sim
+    stop_after_refusals: int = 3  # the same refusal this many submits in a row stops; 0: never
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class Manifest:
     path: Path
     source: Source
     name: str
-    model: Model
+    model: Model  # the first model of the sweep (the only one, for most manifests)
     backend: str
     prompt: str | None
     prompt_where: Location | None
@@ -94,23 +100,26 @@ class Manifest:
     repeat: int
     run: RunSettings
     sha256: str
+    models: ModelSet | None = None  # every model of the sweep and its model_inputs
+    root: Path | None = None  # the project root (pipeline.job.folder.project_root)
 
     @property
     def folder(self) -> Path:
         return self.path.parent
 
+    @property
+    def sweep(self) -> ModelSet:
+        """The models of the sweep (a manifest built by hand may give only `model`)."""
+        return self.models or ModelSet({self.model.id: self.model}, self.model.id)
+
     def loc(self, path: tuple | Location, *, key: bool = False) -> Location:
         return path if isinstance(path, Location) else self.source.loc(path, key=key)
 
-    def is_input(self, key: str) -> bool:
+    def is_input(self, key: str, model_id: str | None = None) -> bool:
         """Whether `key` is a model input (goes into the request) rather than a template
-        variable: the one place that decides it."""
-        return is_input(self.model, key)
-
-
-def is_input(model: Model, key: str) -> bool:
-    """Whether `key` names an input of `model` (see Manifest.is_input)."""
-    return key in model.properties
+        variable: an input of `model_id` (a cell's own model), else of any model of the
+        sweep. The one place that decides it (pipeline.prepare.modelset.ModelSet.is_input)."""
+        return self.sweep.is_input(key, model_id)
 
 
 def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:
@@ -173,25 +182,30 @@ def _non_finite(value: Any, path: tuple) -> Iterator[tuple]:
 def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
                allow_outside: bool = False) -> Manifest:
     folder = path.parent
+    root = project_root(path)
     digest = hashlib.sha256(source.raw if source.raw is not None else path.read_bytes())
-    try:
-        model = load_model(data["model"])
-    except (ModelNotFound, ValueError, OSError) as exc:  # ValueError: a NUL byte in the id
-        if not isinstance(exc, ModelNotFound):
-            exc = ModelNotFound(f"no bundled schema for model {data['model']!r}; known "
-                                f"models: {', '.join(known_models())}")
-        problems.add(source.loc(("model",)), str(exc))
+    matrix = dict(data.get("matrix") or {})
+    rows_axis = None
+    if "rows" in matrix:  # read first: rows may name models
+        rows_axis = _rows_axis(matrix["rows"], folder, source, problems, digest, allow_outside)
+        if rows_axis is None:  # reported; expanding without its columns would only add noise
+            problems.raise_if_any()
+    sweep = read_models(data, source, root, problems,
+                        zip(rows_axis.values, rows_axis.paths) if rows_axis else ())
+    if sweep is None:
         problems.raise_if_any()
-        raise
-    props = model.properties
+    assert sweep is not None
+    model = sweep.first
 
     inputs = dict(data.get("inputs") or {})
     for key in list(inputs):
-        if key not in props:
+        if not sweep.is_input(key):
             del inputs[key]
+            names = sweep.input_names()
+            whose = f"for {model.id}" if not sweep.many else "for any model of this sweep"
             problems.add(source.loc(("inputs", key), key=True),
-                         f"unknown input {key!r} for {model.id}" + did_you_mean(key, props)
-                         + f"; inputs are: {', '.join(props)}")
+                         f"unknown input {key!r} {whose}" + did_you_mean(key, names)
+                         + f"; inputs are: {', '.join(names)}")
 
     prompt, prompt_where = None, None
     raw_prompt = data.get("prompt")
@@ -218,15 +232,21 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
         else:
             prompt, prompt_where = raw_prompt, source.loc(("prompt",))
 
-    matrix = dict(data.get("matrix") or {})
     axes: list[Axis] = []
+    top = data.get("model")
+    if isinstance(top, list):  # `model: [a, b]`: the outermost axis
+        axes.append(Axis(MODEL_AXIS, tuple(top), tuple(("model", i) for i in range(len(top))),
+                         False))
     for name, spec in matrix.items():
         if name in ("exclude", "include"):
             continue
         if name == "rows":
-            axis = _rows_axis(spec, folder, source, problems, digest, allow_outside)
-            if axis is None:  # reported; expanding without its columns would only add noise
-                problems.raise_if_any()
+            axis = rows_axis
+        elif name == MODEL_AXIS:
+            axis = None
+            if isinstance(spec, list):  # anything else is reported by read_models
+                axis = Axis(name, tuple(spec),
+                            tuple(("matrix", name, i) for i in range(len(spec))), False)
         else:
             if name in inputs:
                 problems.add(source.loc(("matrix", name), key=True),
@@ -234,19 +254,26 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
             if name == "prompt" and raw_prompt is not None:
                 problems.add(source.loc(("matrix", name), key=True),
                              "prompt is both set at the top level and swept in matrix; keep one")
-            axis = _axis(name, spec, is_input(model, name), source, problems)
+            axis = _axis(name, spec, sweep.is_input(name), source, problems)
         if axis is not None:
             axes.append(axis)
 
     repeat = int(data.get("repeat", 1))
     _check_size(axes, len(matrix.get("include") or ()), repeat, source, problems)
     run = _run_settings(data.get("run") or {}, source, problems)
+    if run.price is not None and "unit" not in run.price:  # a price per model
+        for key in run.price:
+            if key not in sweep.models:
+                problems.add(source.loc(("run", "price", key), key=True),
+                             f"run.price: {key!r} is not a model of this sweep"
+                             + did_you_mean(key, sweep.models)
+                             + f"; the models are: {', '.join(sweep.models)}")
     return Manifest(
         path=path, source=source, name=data["name"], model=model,
         backend=data.get("backend", "runcomfy"), prompt=prompt, prompt_where=prompt_where,
         inputs=inputs, vars=dict(data.get("vars") or {}), axes=tuple(axes),
         exclude=tuple(matrix.get("exclude") or ()), include=tuple(matrix.get("include") or ()),
-        repeat=repeat, run=run, sha256=digest.hexdigest(),
+        repeat=repeat, run=run, sha256=digest.hexdigest(), models=sweep, root=root,
     )
 
 
@@ -344,4 +371,7 @@ def _run_settings(run: dict, source: Source, problems: ProblemList) -> RunSettin
                      f"run.output {output!r} must be a relative path without '..'; "
                      "use `pipeline run --out DIR` to write elsewhere")
     kwargs = {k: v for k, v in run.items() if k != "polling"}
+    if kwargs.get("concurrency") == "auto":
+        del kwargs["concurrency"]
+        kwargs["auto"] = True
     return RunSettings(**kwargs, polling=polling)

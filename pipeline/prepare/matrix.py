@@ -39,6 +39,8 @@ def template_variables(m: Manifest) -> set[str] | None:
     if m.prompt is not None:
         texts.add(m.prompt)
     _strings(m.inputs, texts)
+    for spec in m.sweep.per_model.values():  # model_inputs are templates too
+        _strings(spec.inputs, texts)
     for axis in m.axes:
         if axis.is_rows:
             for row in axis.values:
@@ -76,6 +78,7 @@ def check_matrix(m: Manifest, problems: ProblemList) -> set[str]:
     columns = _columns(m)
     included = {k for entry in m.include for k in entry}
     unused: set[str] = set()
+    whose = "any model of this sweep" if m.sweep.many else m.model.id
     for i, entry in enumerate(m.exclude):
         _check_exclude(m, i, entry, axes, columns, problems)
     if used is None:  # a template that does not compile is reported; what it reads is unknown
@@ -84,21 +87,21 @@ def check_matrix(m: Manifest, problems: ProblemList) -> set[str]:
         if m.is_input(name) or name in used or name in included or name in FREE_AXES:
             continue
         unused.add(name)
-        options = sorted(set(m.model.properties) | used - set(axes))
+        options = sorted(set(m.sweep.input_names()) | used - set(axes))
         hint = did_you_mean(name, options) or (
             f"; use it in a template ({{{{ {name} }}}}) or remove it")
         problems.add(m.loc(("matrix", name), key=True),
-                     f"matrix.{name}: {name!r} is neither an input of {m.model.id} nor a "
+                     f"matrix.{name}: {name!r} is neither an input of {whose} nor a "
                      f"variable any template uses, so its values make cells that send the same "
                      f"request{hint}")
-    known = set(axes) | set(columns) | set(m.model.properties) | used | FREE_AXES
+    known = set(axes) | set(columns) | set(m.sweep.input_names()) | used | FREE_AXES
     for i, entry in enumerate(m.include):
         for key in entry:
             if key in known:
                 continue
             problems.add(m.loc(("matrix", "include", i, key), key=True),
                          f"include entry: {key!r} is neither a matrix axis, an input of "
-                         f"{m.model.id} nor a variable any template uses, so it would change "
+                         f"{whose} nor a variable any template uses, so it would change "
                          f"nothing" + (did_you_mean(key, sorted(known - FREE_AXES)) or
                                        f"; axes: {listing(sorted(axes) + sorted(columns))}"))
     return unused

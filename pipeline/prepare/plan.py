@@ -58,7 +58,8 @@ def input_key(m: Manifest, files: Iterable[str]) -> str:
     from .. import __version__
 
     here = Path(__file__).parent
-    parts: list[Any] = [m.sha256, m.model.schema_sha256, __version__]
+    parts: list[Any] = [m.sha256, *(x.schema_sha256 for x in m.sweep.models.values()),
+                        __version__]
     for path in sorted([*here.glob("*.py"), *map(Path, files)]):
         try:
             st = path.stat()
@@ -82,10 +83,10 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     items = list(drafts(m, problems))
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
                                **({"timeout": fetch_timeout} if fetch_timeout else {}))
-    image_fields = m.model.image_fields()
+    fields = {k: x.image_fields() for k, x in m.sweep.models.items()}
     images: set[str] = set()
     for d in items:
-        for key in image_fields:
+        for key in fields[(d.model or m.model).id]:
             value = d.request.get(key)
             for v in (value if isinstance(value, list) else [value]):
                 if isinstance(v, str):
@@ -102,11 +103,15 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
         return f"sha256:{info.sha256}" if info else value
 
     cells = finalize(m, items, digest_of)
-    validator = RequestValidator(m.model, inspector)
+    validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
+    many = m.sweep.many
     seen: dict[str, Cell] = {}
     for cell, draft in zip(cells, items):
         example = f"cell {cell.id}" + (f" {describe(cell.values)}" if cell.values else "")
-        for path, message in validator.errors(cell.request):
+        image_fields = fields[cell.model]
+        for path, message in validators[cell.model].errors(cell.request):
+            if many:  # say whose schema refused it
+                message = f"{cell.model}: {message}"
             if path and path[0] in draft.failed:
                 continue
             problems.add(locate(m, cell, path), message, cell=True, example=example)
@@ -131,7 +136,8 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                                      f"{key}[{i}] {v!r} is a local file but run.local_images is "
                                      "'refuse'; give a public https URL", cell=True,
                                      example=example)
-    for url in sorted(validator.unchecked):
+    unchecked = set().union(*(v.unchecked for v in validators.values()))
+    for url in sorted(unchecked):
         problems.add(Location(str(m.path)), f"remote image {url} not fetched (offline): its size "
                                             "and resolution were not checked",
                      severity="warning")
@@ -145,8 +151,9 @@ def locate(m: Manifest, cell: Cell, path: tuple) -> Location:
     where: Any = cell.origin.get(path[0])
     if where is None:
         return Location(str(m.path), 1, 1)
-    if where == ("model",):
-        return m.source.loc(("model",))
+    if where == ("model",):  # a default of the model's schema: where the model is named
+        named = cell.origin.get("model")
+        return m.loc(named) if named is not None else m.source.loc(("model",))
     if isinstance(where, Location):
         return where
     deeper = tuple(where) + tuple(path[1:])

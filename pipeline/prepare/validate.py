@@ -1,9 +1,12 @@
-"""Stage 3: every request body is checked against the model's bundled input schema.
+"""Stage 3: every request body is checked against its model's input schema.
 
-The schema's own nonstandard parts are real validator extensions, not side checks: the
-`image_uri` format (http(s) URL, `data:` URI or local file; JPEG or PNG by content) and the
-`validations` keyword (file size, resolution and aspect-ratio rules with the schema's own error
-texts). Limits written only in a field's description ("less than 800 characters") are enforced too.
+The catalog schema's nonstandard parts are real validator extensions, not side checks: the
+`image_uri`/`image_uris` formats (http(s) URL, `data:` URI or local file; JPEG or PNG by
+content), the `video_uri`/`audio_uri` formats (an http(s) URL or a `data:` URI), the
+`validations` keyword (file size, resolution and aspect-ratio rules on images, with the
+schema's own error texts) and the type `"float"` (a JSON number). Limits written only in a
+field's description ("less than 800 characters") are enforced too. The simulator refuses
+bodies with this same validator (pipeline.sim.checks), as the real service would.
 
 Speed: when the schema's top level only has properties and `required` (no cross-field keywords),
 each property value is checked once per distinct value and the answer reused, so a 100,000-cell
@@ -19,9 +22,11 @@ from typing import Any, Iterator
 import jsonschema
 from jsonschema import FormatChecker, ValidationError
 
+from .. import wire
 from .images import ImageInspector, ImageProblem, kind_of
 from .models import Model
 
+MISSING = "missing required input"
 _SIMPLE_TOP = {"type", "title", "description", "required", "properties", "$schema", "$id",
                "default", "examples", "additionalProperties"}
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -69,9 +74,14 @@ class RequestValidator:
         self.unchecked: set[str] = set()  # remote images not fetched (offline)
         schema = model.input_schema
         base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-        cls = jsonschema.validators.extend(base, {"validations": self._validations})
+        types = base.TYPE_CHECKER.redefine(wire.FLOAT_TYPE,
+                                           lambda checker, x: checker.is_type(x, "number"))
+        cls = jsonschema.validators.extend(base, {"validations": self._validations},
+                                           type_checker=types)
         checker = FormatChecker()
-        checker.checks("image_uri", raises=ImageProblem)(self._image_uri)
+        for fmt, kind in wire.MEDIA_FORMATS.items():
+            check = self._image_uri if kind == "image" else self._media_uri
+            checker.checks(fmt, raises=ImageProblem)(check)
         self.whole = cls(schema, format_checker=checker)
         self.per_property = None
         if set(schema) <= _SIMPLE_TOP and "$ref" not in str(schema):
@@ -90,6 +100,8 @@ class RequestValidator:
 
     # --- the extensions -------------------------------------------------------------------
     def _image_uri(self, value: object) -> bool:
+        if isinstance(value, list):  # `format: image_uris` on the array itself
+            return all(self._image_uri(v) for v in value)
         if not isinstance(value, str):
             return True
         info = self.inspector.get(value)  # raises ImageProblem
@@ -100,8 +112,22 @@ class RequestValidator:
             raise ImageProblem(f"is a {info.format} image; the model takes JPEG or PNG")
         return True
 
+    @staticmethod
+    def _media_uri(value: object) -> bool:
+        """A video or audio input: a URL or data: URI (local files are sent for images only)."""
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and kind_of(v) == "file":
+                raise ImageProblem("is a local file; video and audio inputs are sent as "
+                                   "https URLs or data: URIs")
+        return True
+
     def _validations(self, validator: Any, rules: list, instance: Any,
                      schema: dict) -> Iterator[ValidationError]:
+        items_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        kind = wire.MEDIA_FORMATS.get(schema.get("format")) or \
+            wire.MEDIA_FORMATS.get(items_schema.get("format"))
+        if kind not in ("image", None) or not isinstance(rules, list):
+            return  # only images are measured here (a video is not fetched to be judged)
         items = instance if isinstance(instance, list) else [instance]
         for i, item in enumerate(items):
             if not isinstance(item, str):
@@ -120,7 +146,9 @@ class RequestValidator:
                                           validator_value=rule, instance=item)
 
     @staticmethod
-    def _apply(rule: dict, info: Any) -> str | None:
+    def _apply(rule: Any, info: Any) -> str | None:
+        if not isinstance(rule, dict):
+            return None
         match = _RULE.match(str(rule.get("validation_rule", "")))
         text = rule.get("validation_error") or f"fails {rule.get('validation_rule')}"
         if not match:
@@ -136,16 +164,24 @@ class RequestValidator:
             return None
         return f"{text} (it is {_show_metric(metric, value)})"
 
+    def remembered(self) -> int:
+        """How many values and images this validator keeps answers for (a long-lived user,
+        such as the simulator, starts a fresh one past a bound)."""
+        return len(self._memo) + len(self.inspector)
+
     # --- checking -------------------------------------------------------------------------
     def errors(self, request: dict) -> list[tuple[tuple, str]]:
         """(path inside the request, message) for every problem of one body."""
         if self.per_property is None:
-            return [(tuple(e.absolute_path), self._message(e))
-                    for e in self.whole.iter_errors(request)]
+            found = [(tuple(e.absolute_path), self._message(e))
+                     for e in self.whole.iter_errors(request)]
+            for name, value in request.items():
+                found.extend(self._too_long(name, value))
+            return found
         out: list[tuple[tuple, str]] = []
         for name in self.required:
             if name not in request:
-                out.append(((), f"missing required input {name!r}"))
+                out.append(((name,), f"{MISSING} {name!r}"))
         for name, value in request.items():
             sub = self.per_property.get(name)
             if sub is None:
@@ -157,14 +193,18 @@ class RequestValidator:
             if found is None:
                 found = [((name, *e.absolute_path), self._message(e, name))
                          for e in sub.iter_errors(value)]
-                limit = self.max_length.get(name)
-                if limit and isinstance(value, str) and len(value) > limit[0]:
-                    found.append(((name,), f"{name} is {len(value)} characters; the model says "
-                                           f"\"{limit[1]}\""))
+                found.extend(self._too_long(name, value))
                 if len(self._memo) < 1_000_000:
                     self._memo[key] = found
             out.extend(found)
         return out
+
+    def _too_long(self, name: str, value: Any) -> list[tuple[tuple, str]]:
+        limit = self.max_length.get(name)
+        if limit and isinstance(value, str) and len(value) > limit[0]:
+            return [((name,), f"{name} is {len(value)} characters; the model says "
+                              f"\"{limit[1]}\"")]
+        return []
 
     def _message(self, e: ValidationError, name: str | None = None) -> str:
         field = _field(name, e.absolute_path)

@@ -88,6 +88,10 @@ def describe_error(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]
         if len(deepest.absolute_path) > len(error.absolute_path):
             return describe_error(deepest)
         kinds = sorted({str(e.validator_value) for e in error.context if e.validator == "type"})
+        words = [repr(e.validator_value) for e in error.context if e.validator == "const"]
+        if words:  # a number or a word (concurrency: 8 or auto)
+            return path, (f"{where}: expected {' or '.join(kinds + words)}, got "
+                          f"{show(error.instance)}"), False
         return path, f"{where}: {show(error.instance)} is not valid here" + (
             f" (expected {' or '.join(kinds)})" if kinds else ""), False
     if v == "additionalProperties" and isinstance(error.instance, dict):

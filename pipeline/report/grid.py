@@ -5,8 +5,8 @@ they are one facet, the row, labelled by its values, never independent filters (
 only combine into empty grids). A facet varies when its cells hold more than one value. The
 page lays the grid out by any two varying facets and filters by the others, all starting on
 "all"; by default the two varying facets with the most values, seed last (a seed is a take,
-seldom what a grid compares), the longer one down the page. Generic over any key: a `model`
-axis is a facet like any other.
+seldom what a grid compares), the longer one down the page. In a sweep of several models,
+`model` is the default column axis: models side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ..errors import UsageError
+from ..prepare.modelset import AXIS as MODEL_AXIS
 
 ROWS = "rows"
 SEED = "seed"
@@ -199,6 +200,12 @@ def choose_axes(sizes: dict[str, int], rows: str | None, cols: str | None,
             raise UsageError(f"{option} {name}: not a matrix axis of this job (axes: {listed})")
     if rows is not None and rows == cols:
         raise UsageError(f"--rows and --cols both name {rows!r}: pick two different axes")
+    if sizes.get(MODEL_AXIS, 0) > 1 and MODEL_AXIS not in (rows, cols):
+        # models side by side: one column per model (a row each, if columns are taken)
+        if cols is None:
+            cols = MODEL_AXIS
+        elif rows is None:
+            rows = MODEL_AXIS
     order = list(sizes)
     free = sorted((n for n in order if n not in (rows, cols)),
                   key=lambda n: (n == SEED, -sizes[n], order.index(n)))

@@ -59,6 +59,7 @@ def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
         "max_attempts": figures["max_attempts"],
         "running": running,
         "axes": [],
+        "models": [],
         "runs": runs,
         "totals": {"cells": figures["total"], "by_state": figures["counts"], "attempts": 0,
                    "files": 0, "missing_files": 0, "media_problems": 0},
@@ -98,6 +99,7 @@ class Totals:
     def __init__(self) -> None:
         self.queue = array("d")  # a float each, not an object each (100,000 cells: ~9 MB)
         self.gen = array("d")
+        self.gen_by_model: dict[str, array] = {}  # a sweep of several models: each its own
         self.calls = self.sent = self.attempts = self.files = self.missing = self.media = 0
         self.estimate = 0.0
         self.unpriced = 0
@@ -111,6 +113,7 @@ class Totals:
                 self.queue.append(a["queue_s"])
             if a["generation_s"] is not None and a["result"] == "succeeded":
                 self.gen.append(a["generation_s"])
+                self.gen_by_model.setdefault(c["model"], array("d")).append(a["generation_s"])
         if c["attempts"]:
             self.calls += c["status_calls"]
             self.sent += 1
@@ -144,8 +147,32 @@ class Totals:
         report["failures"], report["unknown"] = self.failures, self.unknown
 
 
+def models_of(plan: dict, per_model: dict[str, dict], totals: Totals) -> list[dict[str, Any]]:
+    """Per model of the plan: its cells by state, failures, money (the tally's figures, as
+    `status` shows them: `per_model`), generation times of its succeeded attempts, its price."""
+    prices = {x["id"]: x.get("price") or {} for x in plan.get("models") or []
+              if isinstance(x, dict) and "id" in x}
+    out = []
+    for model_id, f in per_model.items():
+        price = prices.get(model_id) or (plan.get("price") or {})
+        out.append({
+            "id": model_id,
+            "cells": f["cells"],
+            "by_state": f["counts"],
+            "failed": f["counts"][FAILED],
+            "spent_usd": f["spent_usd"],
+            "estimated_usd": f["estimated_usd"],
+            "to_go_usd": f["to_go_usd"],
+            "generation_s": _spread(totals.gen_by_model.get(model_id, ())),
+            "per_cell_s": f["per_cell_s"],
+            "price": price.get("sheet"),
+            "price_source": price.get("source"),
+        })
+    return out
+
+
 def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
-            estimate: float | None) -> dict[str, Any]:
+            estimate: float | None, model: str | None = None) -> dict[str, Any]:
     """One cell of report.json from its plan entry and what the journal says of it."""
     request = planned.get("request") or (rec.request if rec else {}) or {}
     attempts = [_attempt(a) for a in rec.attempts] if rec else []
@@ -173,6 +200,7 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
         reason = "the process stopped during the submit"
     return {
         "id": planned["id"],
+        "model": model,
         "label": planned.get("label") or (rec.label if rec else ""),
         "values": planned.get("values") or (rec.values if rec else {}) or {},
         "prompt": request.get("prompt"),

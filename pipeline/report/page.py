@@ -20,6 +20,7 @@ from ..job.folder import project_root
 from ..prepare import cost as costs
 from ..prepare.picks import pick
 from .grid import Facets, Occupancy, choose_axes
+from ..run.media import PLACEHOLDER
 from .posters import IMAGE_SUFFIXES
 
 PAGE_TILES = 200  # tiles a page shows at most: beyond, the grid pages
@@ -142,7 +143,8 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
 def check_text(f: dict) -> str:
     """The media check as a tile shows it: what the probe saw, then what is wrong, if any."""
     p = f.get("probe") or {}
-    parts = [f"{p.get('frames')} frames" if p else "not probed",
+    parts = ["not probed"] if not p else [
+             f"{p['frames']} frames" if p.get("frames") is not None else None,  # None: image
              f"{p.get('fps'):g} fps" if p.get("fps") else None,
              f"{p.get('width')}×{p.get('height')}" if p.get("width") else None, p.get("codec")]
     text = " · ".join(x for x in parts if x)
@@ -150,7 +152,9 @@ def check_text(f: dict) -> str:
     if not check.get("ok"):
         return f"{text} — {'; '.join(check.get('problems') or [])}"
     resolution = check.get("resolution")
-    if resolution and resolution != "not checked":
+    if resolution == PLACEHOLDER:
+        text += " · simulator placeholder"  # a tile is narrow: the check says it in full
+    elif resolution and resolution != "not checked":
         text += f" · {resolution}"
     return text
 

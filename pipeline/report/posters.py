@@ -13,11 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..run.media import IMAGE_SUFFIXES  # outputs shown as they are
+
 log = logging.getLogger("pipeline.report")
 
 FOLDER = "posters"
 MAX_SIDE = 640  # posters are shown at tile size; keep them small
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")  # outputs shown as they are
 MAX_POSTERS = 5_000  # beyond this a sweep is browsed by pages and filters; players show their
 #                      first frame by themselves
 

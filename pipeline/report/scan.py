@@ -25,7 +25,7 @@ from ..job.records import ORPHANED
 from ..job.status import new_tally, settings_of
 from ..prepare.select import Only, describe_only, select_cells
 from .grid import Facets
-from .model import Totals, _iso, _round, cell_of, head
+from .model import Totals, _iso, _round, cell_of, head, models_of
 from .page import PageContext
 from .stream import JournalIndex, PlanStream
 
@@ -100,11 +100,13 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
 
         def priced() -> Iterator[dict]:  # what the tally needs of a cell (no label to keep)
             for c in planned():
-                yield {"id": c["id"], "request": c.get("request") or {}}
+                yield {"id": c["id"], "request": c.get("request") or {},
+                       "model": c.get("model")}
 
         state = JobState(folder.path)
         state.runs = index.runs  # the header a tally reads
-        settings = settings_of(plan, state.header)
+        settings = settings_of(plan, state.header, folder)
+        default_model = plan.get("model") or state.header.get("model")
         tally = new_tally(settings, priced(), state, running)
         facets = Facets(plan.get("matrix"))
         links = PageContext(plan.get("job") or state.header.get("job"), None,
@@ -122,11 +124,13 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
                 if state_name is None:  # a planned cell
                     state_name = tally.state_of(cid)
                     estimate = tally.planned[cid].estimate
+                    model = tally.planned[cid].model
                 else:
                     estimate = None
                     entry = {"id": cid, "label": rec.label, "values": rec.values,
                              "request": rec.request, "from_cell": rec.from_cell}
-                cell = cell_of(entry, rec, folder.path, state_name, estimate)
+                    model = (rec.values or {}).get("model") or default_model
+                cell = cell_of(entry, rec, folder.path, state_name, estimate, model)
                 if cell.get("from_cell"):
                     cell["from_cell"]["href"] = links.href(cell["from_cell"])
                 totals.add(cell)
@@ -146,6 +150,9 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
                "price_source": settings.price_source, "budget_usd": settings.budget}
     report = head(state.header, plan, folder.path, running, figures, _runs(index))
     totals.into(report)
+    report["models"] = models_of(plan, tally.per_model(), totals)
+    if settings.capacity is not None:  # concurrency: auto: the capacity the runs found
+        report["capacity"] = settings.capacity
     report["axes"] = facets.axes()
     if chosen is not None:
         report["selection"] = selection

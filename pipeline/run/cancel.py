@@ -17,7 +17,8 @@ from ..client import RunComfyClient
 from ..errors import ClientError, JobLocked
 from ..job import journal as ev
 from ..job.folder import JobFolder, JobLock
-from ..job.journal import JobState, Journal, read_state
+from ..job.appender import Journal
+from ..job.journal import JobState, read_state
 from ..job.records import QUEUED, RUNNING
 
 

@@ -11,16 +11,21 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
-from ..job.journal import JobState, Journal
-from ..job.price import Price
+from ..job.appender import Journal
+from ..job.journal import JobState
+from ..job.price import Prices
 from ..job.tally import Tally
 from ..prepare.expand import Cell
+from ..prepare.models import Model
 from ..prepare.plan import Plan
 from .control import Control
+
+if TYPE_CHECKING:
+    from .canary import Watch
 
 # Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
 # n-th time (default 1st) it passes `point`. Points: after_intent, after_submit, after_download.
@@ -45,6 +50,7 @@ class RunOptions:
 
     backend: str | None = None
     concurrency: int | None = None
+    auto: bool = False  # --concurrency auto
     only: tuple[tuple[str, str], ...] = ()
     retry_failed: bool = False
     resubmit_unknown: bool = False
@@ -53,7 +59,9 @@ class RunOptions:
     allow_schema_change: bool = False
     allow_unknown_price: bool = False
     progress: bool | str | None = None  # a mode of pipeline.run.progress; None: bar on a tty
+    no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
+    ledger: str | None = None  # a team ledger's postgresql:// URL (else PIPELINE_LEDGER)
 
 
 @dataclass
@@ -90,20 +98,22 @@ class RunContext:
     tally: Tally
     control: Control
     planner: Any  # a pipeline.run.poll.PollPlanner, shared by every cell's poller
-    price: Price
+    price: Prices
     backend: str
     max_attempts: int
     timeout: float  # seconds a request may stay live (polling.timeout)
-    fps: int
+    fps: int  # of the first model (each cell's own is `model_of(cell).fps`)
+    watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
 
     @property
     def state(self) -> JobState:
         return self.journal.state
 
-    @property
-    def model_id(self) -> str:
-        return self.plan.manifest.model.id
+    def model_of(self, cell: Cell) -> Model:
+        """The model a cell's request is for."""
+        return self.plan.manifest.sweep.models[cell.model or self.plan.manifest.model.id]
 
     def estimate(self, cell_id: str) -> float | None:
         planned = self.tally.planned.get(cell_id)

@@ -13,17 +13,21 @@ polling; how long a cell holds its slot, for the ETA, is pipeline.job.timing.)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
 from .. import wire
+from ..client import pick_outputs
 from ..errors import ApiUnreachable, AuthError, ClientError, NotFound
 from ..job import journal as ev
+from ..prepare.expand import Cell
 from .context import RunContext
 
 log = logging.getLogger("pipeline.run")
@@ -39,6 +43,8 @@ class Poll:
     queued: bool = False  # ever seen in_queue
     polls: int = 0
     late_polls: int = 0  # polls after the expected earliest finish
+    scout: bool = True  # among the oldest live requests (they find the run's first end)
+    waited_until: float = 0.0  # last seen waiting in the queue (by the queue watch, maybe)
 
 
 def server_seconds(created_at: str | None, finished_at: str | None) -> float | None:
@@ -58,6 +64,8 @@ class PollPlanner:
 
     initial: float = 2.0
     max_interval: float = 30.0
+    lazy: bool = False  # concurrency auto: the queue watch keeps slots busy (see _lazy_delay)
+    tail: bool = False  # concurrency auto, nothing left to send: sooner than lazy
     min_interval: float = 0.2
     samples: deque = field(default_factory=lambda: deque(maxlen=100))
     finishes: deque = field(default_factory=lambda: deque(maxlen=64))
@@ -92,12 +100,52 @@ class PollPlanner:
         span = times[-1] - times[0]
         return span / (len(times) - 1) if span > 0 else None
 
+    def _lazy_delay(self, p: Poll, now: float, status: str | None,
+                    queue_position: int | None, q: float = 1.0, steps: float = 4) -> float:
+        """With `concurrency: auto` a late look at a finished request idles no slot (the queue
+        watch lends its slot out at once), so each request is asked when the slowest of its
+        kind so far would have ended (`q`), then at steps that grow: about one call a request.
+        (In the run's tail, with nothing left to send, sooner: q 0.5.)"""
+        start = p.started_at if p.started_at is not None else p.submitted_at
+        if status == "in_queue" and queue_position:
+            start = max(start, now + (self.pace() or 0.0) * queue_position)
+        elif p.started_at is None:  # it may have waited behind the couple kept queued
+            start = max(start + (self.pace() or 0.0) * 2, p.waited_until)
+        due = start + self._quantile(q)
+        if len(self.samples) < 10:  # the first ends are the quickest: allow for slower ones
+            due = max(due, start + (self.typical() or 0.0) * (0.8 + 0.5 * q))
+        if now < due - self.min_interval / 2:
+            return max(self.min_interval / 2, due - now)
+        spread = self._quantile(0.9) - self._quantile(0.1)
+        step = max(self.min_interval, spread / steps, (self.typical() or 0) * 0.4 / steps)
+        delay = step * 1.5 ** p.late_polls
+        p.late_polls += 1
+        return self._jitter(delay)
+
+    def watch_interval(self, waiting: int | None, learning: bool = False) -> float:
+        """How long the queue watch waits before it asks again: about half the time the server
+        takes to start the `waiting` requests it last saw queued (so sooner when the queue is
+        short: a slot is about to idle), a tenth of a second while the capacity is still being
+        learnt (each look may double the limit), a quarter before anything has ended."""
+        pace = self.pace()
+        if learning:
+            return 0.1
+        if pace is None:
+            return 0.25
+        return min(2.0, max(0.1, pace * max(0.5, waiting or 0) / 2))
+
     def _jitter(self, delay: float) -> float:
         return max(self.min_interval, min(self.max_interval, delay * self.rng.uniform(0.9, 1.1)))
 
     def next_delay(self, p: Poll, now: float, status: str | None,
                    queue_position: int | None) -> float:
         """Seconds to wait before the next status call of this cell."""
+        if self.lazy and self.samples:
+            return self._lazy_delay(p, now, status, queue_position)
+        if self.lazy and not p.scout:  # the oldest requests find the first end; the rest wait
+            return self.max_interval  # (and re-plan when it is found)
+        if self.tail and self.samples:
+            return self._lazy_delay(p, now, status, queue_position, q=0.5, steps=8)
         if status == "in_queue":
             pace = self.pace()
             if pace and queue_position:
@@ -118,8 +166,9 @@ class PollPlanner:
 
 
 # --- the poll loop ---------------------------------------------------------------------------
-async def poll(run: RunContext, cell_id: str) -> str | None:
+async def poll(run: RunContext, cell: Cell) -> str | None:
     """Poll a live request to its end; the verdict, or None when the run is stopping."""
+    cell_id = cell.id
     control = run.control
     rec = run.state.cells[cell_id]
     a = rec.last
@@ -130,7 +179,7 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
     last_running_seen = None
     deadline = (a.submitted_at or now) + run.timeout
     while True:
-        if await _sleep_until_due(run, p, a.status, a.queue_position, deadline):
+        if await _sleep_until_due(run, cell_id, p, a.status, a.queue_position, deadline):
             return None
         try:
             info = await run.client.status(a.request_id)
@@ -153,14 +202,17 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
         calls += 1
         p.polls += 1
         now = time.time()
+        control.seen(cell_id, info.status, info.queue_position, now)
+        run.watch.status(cell_id, info.raw.get("status"))
         if info.status != a.status or info.queue_position != a.queue_position:
             run.write(ev.status_seen(cell_id, a.n, info.status, info.queue_position, calls))
         if info.status == wire.IN_QUEUE:
             p.last_not_running = now
             p.queued = True
         elif info.status == wire.IN_PROGRESS:
-            if p.started_at is None:
-                p.started_at = p.last_not_running or p.submitted_at
+            if p.started_at is None:  # (the queue watch may have seen it waiting since)
+                p.started_at = max(p.last_not_running or p.submitted_at,
+                                   control.waited_until.get(cell_id, 0.0))
             last_running_seen = now
         if not info.finished:
             if now >= deadline:  # judged after asking: a resumed run first looks
@@ -178,11 +230,14 @@ async def poll(run: RunContext, cell_id: str) -> str | None:
             continue
         if res.status in (wire.IN_QUEUE, wire.IN_PROGRESS):
             continue
+        run.watch.result(cell_id, res.raw.get("status"), res.video_from, res.cost)
         if run.planner.observe_finish(p, now, last_running_seen,
                                       server_seconds(res.created_at, res.finished_at)):
             control.learned.set()  # wake pollers that chose their sleep knowing nothing
-        outputs = ([res.video_url] if res.video_url else []) + \
-            [u for u in res.outputs if u != res.video_url]
+        # what the model made: under its output schema's keys, else any URL of `output` that
+        # is not one of the request's own inputs (results may echo their inputs)
+        outputs = pick_outputs(res.raw.get(wire.OUTPUT), run.model_of(cell).output_keys(),
+                               cell.request)
         if res.status == "succeeded" and not outputs:
             run.write(ev.result(cell_id, a.n, "failed", cost=res.cost, calls=calls,
                                 error="succeeded without any output URL"))
@@ -208,27 +263,60 @@ async def _give_up(run: RunContext, cell_id: str, n: int, request_id: str, calls
     await run.journal.durable()
 
 
-async def _sleep_until_due(run: RunContext, p: Poll, status: str | None,
+def _scout(control: Any, cell_id: str, scouts: int = 2) -> bool:
+    """Whether `cell_id` is among the `scouts` oldest live requests (or order is unknown)."""
+    if cell_id not in control.order:
+        return True
+    return cell_id in itertools.islice(control.order, scouts)
+
+
+async def _sleep_until_due(run: RunContext, cell_id: str, p: Poll, status: str | None,
                            queue_position: int | None, deadline: float) -> bool:
-    """Sleep until the next status call is due; re-plan once if the run learns meanwhile.
-    True when stopping."""
+    """Sleep until the next status call is due; re-plan once if the run learns meanwhile (its
+    first finish), or stops polling lazily (nothing left to submit). True when stopping."""
     control = run.control
-    informed = control.learned.is_set()
+    replan = [e for e in (control.learned, control.eager) if not e.is_set()]
+    if not run.planner.lazy and control.eager in replan:
+        replan.remove(control.eager)
+    p.scout = _scout(control, cell_id)
+    p.waited_until = max(p.waited_until, control.waited_until.get(cell_id, 0.0))
     delay = run.planner.next_delay(p, time.time(), status, queue_position)
     wake = min(time.time() + delay, deadline)
-    if not informed:
-        waiter = asyncio.create_task(control.learned.wait())
-        stopper = asyncio.create_task(control.stop.wait())
+    if replan:
+        waiters = {asyncio.create_task(e.wait()) for e in (*replan, control.stop)}
         try:
-            await asyncio.wait({waiter, stopper}, timeout=max(0.0, wake - time.time()),
+            await asyncio.wait(waiters, timeout=max(0.0, wake - time.time()),
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
-            waiter.cancel()
-            stopper.cancel()
+            for w in waiters:
+                w.cancel()
         if control.stop.is_set():
             return True
-        if not control.learned.is_set():
+        if not any(e.is_set() for e in replan):
             return False
         delay = run.planner.next_delay(p, time.time(), status, queue_position)
         wake = min(time.time() + delay, deadline)
     return await control.sleep(wake - time.time())
+
+
+# --- the queue watch (concurrency: auto) -----------------------------------------------------
+async def watch_queue(run: RunContext) -> None:
+    """Keep asking the newest live request how it stands: every other request of ours is
+    before it, so its answer (waiting at a position, or running) says how many slots of the
+    account are free (pipeline.run.capacity) while each cell's own poller may look late."""
+    control = run.control
+    waiting: int | None = None  # how many waited up to the newest request, as last seen
+    while not control.stop.is_set() and not control.eager.is_set():  # (eager: all sent)
+        auto = control.auto
+        if await control.sleep(run.planner.watch_interval(waiting, auto.capacity is None)):
+            return
+        newest = next(reversed(control.order), None) if control.order else None
+        a = run.state.cells[newest].last if newest is not None else None
+        if a is None or a.request_id is None:
+            continue
+        try:
+            info = await run.client.status(a.request_id)
+        except ClientError:
+            continue
+        control.seen(newest, info.status, info.queue_position, time.time())
+        waiting = info.queue_position if info.status == wire.IN_QUEUE else 0

@@ -6,7 +6,8 @@ is not a terminal: a line whenever the counts change, at most one per CHANGE_GAP
 at least one every LOG_EVERY seconds even when nothing changes, so that a run under CI,
 `nohup` or `script` is never silent), `json` (one JSON object per change, with the journal's
 size it reflects, for scripts that follow a run), `none`. While the API cannot be reached, the
-line ends with `retrying (n)` (the figures' `retrying`: connections tried again).
+line ends with `retrying (n)` (the figures' `retrying`: connections tried again). While a
+canary is unproven the line says so: `canary: waiting for 1 cell before submitting 499`.
 """
 
 from __future__ import annotations
@@ -110,15 +111,16 @@ class Progress:
         retrying = f" retrying ({f['retrying']})" if f.get("retrying") else ""
         if self.bar is not None:
             self.bar.n = f["counts"]["done"]
-            self.bar.set_postfix_str(figures_line(f).split("; ", 1)[-1] + retrying,
-                                     refresh=False)
+            self.bar.set_postfix_str(figures_line(f).split("; ", 1)[-1] + canary_text(f)
+                                     + retrying, refresh=False)
             self.bar.refresh()
             return
-        key = (f["counts"], f["spent_usd"], f["committed_usd"], f.get("retrying"))
+        key = (f["counts"], f["spent_usd"], f["committed_usd"], f.get("retrying"),
+               f.get("canary"))
         if force or key != self.shown:
             self.shown = key
-            _line(f"[{self.job}] {figures_line(f)} ({cost.span(now - self.started)})"
-                  + (";" + retrying if retrying else ""))
+            _line(f"[{self.job}] {figures_line(f)}{canary_text(f)} "
+                  f"({cost.span(now - self.started)})" + (";" + retrying if retrying else ""))
 
     def close(self) -> None:
         self.closed = True
@@ -130,6 +132,16 @@ class Progress:
         self.show(force=True)
         if self.bar is not None:
             self.bar.close()
+
+
+def canary_text(f: dict[str, Any]) -> str:
+    """`; canary: waiting for 1 cell before submitting 499` while a canary is unproven."""
+    canary = f.get("canary")
+    if not canary:
+        return ""
+    n = canary["waiting_for"]
+    return (f"; canary: waiting for {n} cell{'s' if n != 1 else ''} before submitting "
+            f"{canary['holding_back']}")
 
 
 def _line(text: str) -> None:

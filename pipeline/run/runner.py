@@ -4,7 +4,9 @@ through submit → poll → (retry) → collect, at most `concurrency` live at o
 What happens to a cell in each state is not decided here: it is `resume_action`'s table
 (pipeline.job.records), which `plan` and `status` read too. The runner keeps the job's Tally
 current on every journal event and tells the progress observer; budget, failure limits and
-slots are asked of the Ledger and Control. Read pipeline.run.session first.
+slots are asked of the Ledger and Control. While a canary is unproven (pipeline.run.canary) a
+cell keeps its slot through its download, until the canary has judged it. Read
+pipeline.run.session first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
+from ..job.capacity import capacity_figures
 from ..job.durable import write_atomic
 from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
                            CellRecord, resume_action)
@@ -24,10 +27,12 @@ from ..job.status import summarize
 from ..job.tally import resume_for
 from ..prepare.expand import Cell
 from ..secrets import scrub
+from . import canary
 from .cancel import cancel_live
 from .collect import clean_partial_downloads, collect
 from .context import RunContext, RunOptions, RunSummary
-from .poll import poll
+from .control import Slot
+from .poll import poll, server_seconds, watch_queue
 from .progress import Progress
 from .submit import submit
 
@@ -42,13 +47,23 @@ class Runner:
         self.options = options
         self.tasks: set[asyncio.Task] = set()
         self.progress: Progress | None = None
+        self.waiting = 0  # cells this run will submit that have no slot yet
         run.journal.listener = self._on_event
 
     def figures(self) -> dict[str, Any]:
-        """The job's figures now, with the size of the journal they reflect."""
-        run = self.run_
-        return {**run.tally.figures(run.control.concurrency),
-                "journal_bytes": run.journal.size, "retrying": run.client.retrying}
+        """The job's figures now, with the size of the journal they reflect (and, while a
+        canary is unproven, the cells it waits for and the cells it holds back)."""
+        run, control = self.run_, self.run_.control
+        figures = {**run.tally.figures(control.slots), "journal_bytes": run.journal.size,
+                   "retrying": run.client.retrying}
+        if control.canary and not control.submitting_stopped:
+            free = max(0, control.limit() - control.live)
+            figures["canary"] = {"waiting_for": control.canary,
+                                 "holding_back": max(0, self.waiting - free)}
+        if control.auto is not None:
+            figures["capacity"] = capacity_figures(control.auto.capacity,
+                                                   control.auto.queue_ahead, control.limit())
+        return figures
 
     async def run(self) -> RunSummary:
         run, control = self.run_, self.run_.control
@@ -61,14 +76,20 @@ class Runner:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         mode = self.options.progress
-        self.progress = Progress(run.plan.job, self.figures,
-                                 mode=mode if isinstance(mode, str) else
-                                 {False: "plain", True: "bar"}.get(mode))
+        keeper = asyncio.create_task(run.team.keep_in_line()) if run.team else None
+        watch = asyncio.create_task(watch_queue(run)) if control.auto else None
         try:
-            await self._schedule()
+            to_submit = self._resume()
+            self.progress = Progress(run.plan.job, self.figures,
+                                     mode=mode if isinstance(mode, str) else
+                                     {False: "plain", True: "bar"}.get(mode))
+            await self._schedule(to_submit)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            for task in (keeper, watch):
+                if task is not None:
+                    task.cancel()
         cancelled = None
         if control.interrupted and self.options.cancel_on_interrupt:
             cancelled = await cancel_live(run.state, run.client, run.journal,
@@ -102,7 +123,14 @@ class Runner:
         run = self.run_
         cell = event.get("cell")
         if cell is not None:
-            run.tally.update(cell, run.state.cells[cell])
+            rec = run.state.cells[cell]
+            run.tally.update(cell, rec)
+            if event["e"] == "submitted":
+                run.control.sent(cell)
+            elif event["e"] == "result":
+                run.control.ended(cell, _ended_at(rec, event))
+            if run.team is not None and event["e"] != "cell":
+                run.team.changed(cell, event.get("n"))
         if run.journal.low_space and run.control.fatal is None:
             run.control.fail(StateError(
                 f"the disk holding {run.folder} is full: stopped before it could lose track "
@@ -121,10 +149,12 @@ class Runner:
         if not task.cancelled() and task.exception() is not None:
             self.run_.control.fail(task.exception())
 
-    async def _schedule(self) -> None:
+    def _resume(self) -> list[Cell]:
+        """Start polling and downloading what earlier runs left; the cells to submit."""
         run, control = self.run_, self.run_.control
         clean_partial_downloads(run)
         to_submit: list[Cell] = []
+        resumed: list[tuple[float, str]] = []
         for cell in run.cells:
             rec = run.state.cells.get(cell.id)
             st = rec.state(run.max_attempts, run.tally.live_since) if rec else PENDING
@@ -135,49 +165,70 @@ class Runner:
                 to_submit.append(cell)
             elif act.does == POLL:
                 control.hold_slot()
+                resumed.append((rec.last.submitted_at or 0.0, cell.id))
                 self._spawn(self._drive(cell, resume=True))
             elif act.does == DOWNLOAD:
                 self._spawn(collect(run, cell))
-            elif st == DONE and not rec.compacted:
-                rec.compact(run.estimate(cell.id))
+            elif st == DONE and not rec.compacted and (run.team is None or run.team.reconciled):
+                rec.compact(run.estimate(cell.id))  # (the team ledger may still need it all)
+        for _, cell_id in sorted(resumed):  # live on the server in the order they were sent
+            control.sent(cell_id)
+        self.waiting = len(to_submit)
+        return to_submit
+
+    async def _schedule(self, to_submit: list[Cell]) -> None:
+        """Give each cell to submit a slot as one frees; wait for every cell to end."""
+        control = self.run_.control
         for cell in to_submit:
             if not await control.take_slot():
                 break
+            self.waiting -= 1
             self._spawn(self._drive(cell))
+        # Nothing left to send: a late look at a finished request now delays the end itself.
+        planner = self.run_.planner
+        planner.tail, planner.lazy = planner.lazy, False
+        control.eager.set()
         while self.tasks:
             await asyncio.wait(set(self.tasks))
         if not isinstance(control.fatal, ApiUnreachable):
             control.raise_if_failed()
 
     async def _drive(self, cell: Cell, resume: bool = False) -> None:
-        """Submit (unless resuming), poll to the end, retry failures, then download. The
-        caller has taken a slot for the cell; it is given back as soon as the request ends."""
+        """Drive a cell whose slot the caller has taken; judge it if it is a canary's."""
         run, control = self.run_, self.run_.control
-        holding = True
+        slot = Slot(control)
         try:
-            while True:
-                if not resume and not await submit(run, cell):
-                    return
-                resume = False
-                verdict = await poll(run, cell.id)
-                if verdict is None:  # stopping: the request stays live on the server
-                    return
-                await control.give_slot()
-                holding = False
-                if verdict == "succeeded":
-                    await collect(run, cell)
-                    return
-                state = run.state.cells[cell.id].state(run.max_attempts)
-                if state == FAILED:
-                    control.cell_failed()
-                if state != RETRY or control.submitting_stopped:
-                    return
-                if not await control.take_slot():
-                    return
-                holding = True
+            await self._attempts(cell, slot, resume)
+            if control.canary and not control.submitting_stopped:
+                await canary.judge(run, cell)
         finally:
-            if holding:
-                await control.give_slot()
+            await slot.give()
+
+    async def _attempts(self, cell: Cell, slot: Slot, resume: bool) -> None:
+        """Submit (unless resuming), poll to the end, retry failures, then download. The slot
+        is given back as soon as the request ends, unless a canary is unproven: then the cell
+        keeps it until judged, and a failure is not retried (the canary stops the run)."""
+        run, control = self.run_, self.run_.control
+        while True:
+            if not resume and not await submit(run, cell):
+                return
+            resume = False
+            verdict = await poll(run, cell)
+            if verdict is None:  # stopping: the request stays live on the server
+                return
+            proving = bool(control.canary)
+            if not proving:
+                await slot.give()
+            if verdict == "succeeded":
+                await collect(run, cell)
+                return
+            state = run.state.cells[cell.id].state(run.max_attempts)
+            if state == FAILED:
+                control.cell_failed()
+            if proving or state != RETRY or control.submitting_stopped:
+                return
+            if not await slot.take():
+                return
 
     def _finish(self, cancelled: Any, exit_code: int | None = None) -> RunSummary:
         run, control = self.run_, self.run_.control
@@ -191,16 +242,34 @@ class Runner:
         # The job as `status` will see it from now on: no run going, the plain resume choices
         # (this run's --retry-failed and the like no longer apply).
         run.tally.recount(run.state, live_since=None, resume=resume_for(run.state))
+        run.tally.canary = 0  # no run is waiting for one now
         m = run.plan.manifest
-        summary = summarize(run.tally, run.state, job=m.name, model=m.model.id,
-                            folder=run.folder, running=False, concurrency=control.concurrency,
+        many = m.sweep.many
+        summary = summarize(run.tally, run.state, job=m.name,
+                            model=", ".join(m.sweep.models) if many else m.model.id,
+                            folder=run.folder, running=False, concurrency=control.slots,
                             price_source=run.price.source, budget=run.tally.ledger.budget,
-                            manifest_sha256=m.sha256)
+                            manifest_sha256=m.sha256,
+                            models={k: run.price.of(k).source for k in m.sweep.models})
+        if control.auto is not None:
+            summary["capacity"] = capacity_figures(control.auto.capacity,
+                                                   control.auto.queue_ahead, None)
         summary["inputs"] = run.plan.inputs
         write_atomic(run.folder.summary, _json(summary))
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
                           interrupted=control.interrupted, cancelled=cancelled,
                           cell_events=run.state.cell_events)
+
+
+def _ended_at(rec: CellRecord, event: dict) -> float | None:
+    """When a request ended, on our clock: its submit time plus the server's own
+    created_at-to-finished_at (so the two clocks need not agree); None when unknown."""
+    times = event.get("server_times") or {}
+    took = server_seconds(times.get("created_at"), times.get("finished_at"))
+    a = rec.last
+    if took is None or a is None or a.submitted_at is None:
+        return None
+    return a.submitted_at + took
 
 
 def _marker(act: Action, rec: CellRecord) -> dict:

@@ -1,9 +1,10 @@
 """Stage 2's entry point: one run of one job, from its plan to its reports.
 
 `run_job(plan, options)` takes the job's lock, replays its journal, resolves the price (the
-catalog first, see pipeline.job.price), writes the plan snapshot, starts the client (or the
-in-process simulator), journals the run's start and hands over to the Runner; afterwards it
-writes the reports. Every step is journalled (pipeline.job.journal): the intent to submit is
+catalog first, see pipeline.job.price), decides the run's canary (the cells it proves before
+the rest, pipeline.run.canary), writes the plan snapshot, starts the client (or the in-process
+simulator), journals the run's start and hands over to the Runner; afterwards it writes the
+reports. Every step is journalled (pipeline.job.journal): the intent to submit is
 durable before the POST and the request id right after it, so a rerun polls what was
 submitted instead of paying for it again, and holds as `unknown` what may or may not have been
 accepted.
@@ -13,32 +14,36 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
-import json
 import logging
 import os
-from typing import Any
+import uuid
 from urllib.parse import urlparse
 
+from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
-from ..errors import BudgetError, StateError
+from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
-from ..job.durable import write_atomic
+from ..job.capacity import keep, kept, planning_concurrency
 from ..job.folder import JobFolder, JobLock
-from ..job.forecast import forecast, plan_json
-from ..job.journal import Journal, JobState, read_state
-from ..job.price import SIM_ORIGIN, Price, fetch_price
+from ..job.forecast import forecast, write_snapshot
+from ..job.appender import Journal
+from ..job.journal import JobState, read_state
+from ..job.price import SIM_ORIGIN, Prices, fetch_prices
 from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
-from ..job.tally import resume_for
+from ..job.tally import canary_for, resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
+from ..prepare.models import project_models
 from ..prepare.manifest import Manifest, load_manifest
 from ..prepare.plan import Plan, inputs_unchanged
 from ..prepare.select import Only, select_cells
+from .canary import Watch
 from .context import RunContext, RunOptions, RunSummary
-from .control import Control, FailureLimits
+from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
+from .capacity import AutoConcurrency
 from .runner import Runner
+from .team import TeamSlots, open_team
 
 __all__ = ["RunOptions", "RunSummary", "run_job", "select", "settled_run"]
 
@@ -82,21 +87,27 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
         folder.check_owner(m.path)
         state = read_state(folder, lean=True)
         _check_schema(state, plan, options)
-        concurrency = options.concurrency or m.run.concurrency
+        auto = options.auto or (m.run.auto and options.concurrency is None)
+        concurrency = options.concurrency or planning_concurrency(m.run, folder)
         sim = None
         if backend == "sim":
+            import dataclasses
+
             from ..sim import SimConfig, Simulator
 
-            sim = Simulator(options.sim or SimConfig(capacity=concurrency,
-                                                     gen_time=(1.0, 3.0))).start()
+            config = options.sim or SimConfig(capacity=concurrency, gen_time=(1.0, 3.0))
+            if m.root is not None:  # it serves the project's models as well as the bundled
+                config = dataclasses.replace(config, models_dirs=(
+                    *config.models_dirs, str(project_models(m.root))))
+            sim = Simulator(config).start()
             client = RunComfyClient(sim.base_url, "sim-local-token", max_in_flight=IN_FLIGHT,
                                     data_uris=m.run.local_images == "data_uri")
         else:
             client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT,
                                              data_uris=m.run.local_images == "data_uri")
-        journal = None
+        journal = team = None
         try:
-            price = await fetch_price(client, m, folder,
+            price = await fetch_prices(client, m, folder,
                                        SIM_ORIGIN if sim else urlparse(client.base_url).netloc)
             _check_budget_possible(m, price, options)
             for warning in price.warnings:
@@ -104,28 +115,47 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             resume = resume_for(state, retry_failed=options.retry_failed,
                                 resubmit_unknown=options.resubmit_unknown,
                                 new_simulator=sim is not None)
+            canary = 0 if options.no_canary else \
+                canary_for(state, m.run.canary, backend, client.base_url)
             outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
-                               resume=resume)
-            _write_snapshot(folder, outlook)
+                               resume=resume, canary=canary)
+            price = outlook.price  # as the job's canary, if any, corrected it
+            write_snapshot(folder, outlook)
             journal = Journal(folder, state)
+            many = m.sweep.many
             start = journal.write(ev.run_started(
-                job=m.name, model=m.model.id, manifest=str(m.path.resolve()),
-                manifest_sha256=m.sha256, schema_sha256=m.model.schema_sha256,
+                job=m.name, model=", ".join(m.sweep.models) if many else m.model.id,
+                manifest=str(m.path.resolve()), manifest_sha256=m.sha256,
+                schema_sha256=None if many else m.model.schema_sha256,
                 backend=backend, base_url=client.base_url, concurrency=concurrency,
                 max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
-                price_source=price.source, budget=m.run.budget))
+                price_source=price.source, budget=m.run.budget, canary=canary,
+                models={k: {"schema_sha256": x.schema_sha256, "price": price.of(k).sheet}
+                        for k, x in m.sweep.models.items()} if many else None,
+                uid=state.uid or uuid.uuid4().hex,
+                auto={"queue_ahead": m.run.queue_ahead} if auto else None))
             await journal.durable()
+            team = await _open_team(options, backend, state, m.name, client.base_url)
             outlook.tally.live_since = start["t"]
-            control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures))
+            control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
+                              canary=canary,
+                              refusals=RefusalBreaker(m.run.stop_after_refusals),
+                              auto=_auto(auto, folder, m.run.queue_ahead, client.base_url))
+            if control.auto is not None:  # what it finds is kept for the next run
+                control.on_capacity = lambda found: keep(folder, found, m.run.queue_ahead,
+                                                         client.base_url)
             run = RunContext(
                 plan=plan, cells=cells, folder=folder, client=client, journal=journal,
                 tally=outlook.tally, control=control,
                 planner=PollPlanner(initial=m.run.polling.initial,
-                                    max_interval=m.run.polling.max),
+                                    max_interval=m.run.polling.max, lazy=control.auto is not None),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
-                timeout=m.run.polling.timeout, fps=m.model.meta.get("fps", cost.DEFAULT_FPS))
+                timeout=m.run.polling.timeout, fps=m.model.fps,
+                watch=Watch(active=canary > 0), team=team)
             return await Runner(run, options).run()
         finally:
+            if team is not None:  # a last flush of what the ledger has not yet been told
+                await team.close()
             if journal is not None:
                 journal.close()
             await client.aclose()
@@ -133,13 +163,45 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                 sim.stop()
 
 
-def _check_budget_possible(m: Manifest, price: Price, options: RunOptions) -> None:
-    if m.run.budget is None or price.sheet is not None:
+def _auto(on: bool, folder: JobFolder, queue_ahead: int,
+          base_url: str) -> AutoConcurrency | None:
+    """`concurrency: auto`, starting from what the last run found on this server, if any."""
+    if not on:
+        return None
+    found = kept(folder, base_url)
+    return AutoConcurrency.resume(found["capacity"] if found else None, queue_ahead)
+
+
+async def _open_team(options: RunOptions, backend: str, state: JobState, job: str,
+                     base_url: str) -> TeamSlots | None:
+    """The team ledger this run shares, brought in line with the journal; None without one.
+    A ledger that is not set up stops the run here; one that is down only delays submits."""
+    url = options.ledger or os.environ.get(LEDGER_ENV_VAR, "").strip() or None
+    if url is None:
+        return None
+    if backend == "sim":  # the built-in simulator is this run's own server, not the account
+        log.warning("the team ledger is not used with the built-in simulator (backend sim)")
+        return None
+    team = open_team(url, state, job=job, job_uid=state.uid or "", base_url=base_url)
+    try:
+        await team.reconcile()
+    except LedgerUnavailable as exc:
+        log.warning("%s; submits wait for it", exc)
+    except BaseException:
+        await team.ledger.close()
+        raise
+    return team
+
+
+def _check_budget_possible(m: Manifest, price: Prices, options: RunOptions) -> None:
+    unknown = price.unknown()
+    if m.run.budget is None or not unknown:
         return
+    which = ", ".join(unknown)
     if options.allow_unknown_price or m.run.allow_unknown_price:
-        log.warning("the price of %s is unknown: the budget cannot be enforced", m.model.id)
+        log.warning("the price of %s is unknown: the budget cannot be enforced", which)
         return
-    raise BudgetError(f"the price of {m.model.id} is unknown (the catalog did not say), so "
+    raise BudgetError(f"the price of {which} is unknown (the catalog did not say), so "
                       f"the budget of {cost.money(m.run.budget)} cannot be enforced; state a "
                       "price in run.price, or pass --allow-unknown-price")
 
@@ -165,30 +227,21 @@ def _reports(folder: JobFolder, cell_events: int) -> list:
 
 
 def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
-    old = state.header.get("schema_sha256")
-    if old and state.cells and old != plan.manifest.model.schema_sha256 and \
-            not options.allow_schema_change:
-        raise StateError(f"the bundled input schema of {plan.manifest.model.id} changed since "
-                         "this job's state was written; results would mix two schemas. Pass "
-                         "--allow-schema-change to go on, or use a new output folder (--out)")
-
-
-def _write_snapshot(folder: JobFolder, outlook: Any) -> None:
-    """plan.json beside the journal, so `status` and the report know every cell of the job and
-    the price the run uses. Rewritten only when what the plan was made from (its inputs key),
-    its price or the concurrency changed."""
-    folder.path.mkdir(parents=True, exist_ok=True)
-    key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
-        str(outlook.concurrency)
-    marker = hashlib.sha256(key.encode()).hexdigest()
-    try:
-        if folder.plan_fingerprint.read_text() == marker and folder.plan.exists():
-            return
-    except OSError:
-        pass
-    write_atomic(folder.plan, json.dumps(plan_json(outlook, with_state=False),
-                                         ensure_ascii=False, separators=(",", ":")))
-    folder.plan_fingerprint.write_text(marker)
+    """Refuse to mix results of two versions of a model's schema (unless told to)."""
+    if not state.cells or options.allow_schema_change:
+        return
+    header = state.header
+    recorded = {k: v.get("schema_sha256") for k, v in (header.get("models") or {}).items()
+                if isinstance(v, dict)}
+    if not recorded and header.get("schema_sha256"):
+        recorded = {header.get("model"): header["schema_sha256"]}
+    for model_id, model in plan.manifest.sweep.models.items():
+        old = recorded.get(model_id)
+        if old and old != model.schema_sha256:
+            raise StateError(f"the input schema of {model_id} ({model.source}) changed since "
+                             "this job's state was written; results would mix two schemas. "
+                             "Pass --allow-schema-change to go on, or use a new output folder "
+                             "(--out)")
 
 
 def settled_run(manifest_path: str | os.PathLike, options: RunOptions = RunOptions(), *,

@@ -3,22 +3,28 @@
 The intent is durable before the POST and the request id right after the answer, so a crash
 at any instant leaves either nothing sent, a request id to poll, or an `unknown` cell held for
 the user (the API has no idempotency key). A not-accepted submit (429, connection refused) is
-sent again after the client's backoff; a refusal for good fails the cell at once.
+sent again after the client's backoff; a refusal for good fails the cell at once, and is told
+to the refusal breaker (pipeline.run.control), which stops submitting when the same refusal
+answers several submits in a row. Insufficient balance stops submitting at once and leaves the
+cell pending (it is not the cell's fault); a refused token stops the run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from ..client import NOT_ACCEPTED
 from ..errors import ApiUnreachable, AuthError, ClientError, SubmitError
 from ..job import journal as ev
 from ..prepare.expand import Cell
+from .advice import for_refusal, is_balance
 from .context import RunContext, crash_point
 
 log = logging.getLogger("pipeline.run")
 
-SUBMIT_TRIES = 8  # not-accepted submits (429, connection refused) tried per cell and run
+SUBMIT_TRIES = 8  # not-accepted submits (429, ...) tried per cell and run; refused connections
+# are not counted: the client gives up on an unreachable host itself (ApiUnreachable)
 
 
 async def submit(run: RunContext, cell: Cell) -> bool:
@@ -29,23 +35,32 @@ async def submit(run: RunContext, cell: Cell) -> bool:
         run.write(ev.described(cell.id, cell.label, cell.values, cell.request,
                                cell.from_cell))
     estimate = run.estimate(cell.id)
-    for tries in range(1, SUBMIT_TRIES + 1):
+    tries = counted = 0
+    while counted < SUBMIT_TRIES:
+        tries += 1
+        counted += 1
         if control.submitting_stopped:
+            return False
+        n = len(rec.attempts) + 1
+        if run.team is not None and not await run.team.acquire(cell.id, n, estimate, control):
             return False
         refusal = run.tally.ledger.reserve(cell.id, estimate)
         if refusal is not None:
             control.halt(refusal)
+            if run.team is not None:  # the slot taken for it goes back
+                run.team.changed(cell.id, n)
             return False
-        n = len(rec.attempts) + 1
         run.write(ev.intent(cell.id, n, estimate))
         await run.journal.durable()
         crash_point("after_intent")
         try:
-            sub = await run.client.submit(run.model_id, cell.request,
+            model = run.model_of(cell)
+            sub = await run.client.submit(model.id, cell.request,
                                           base_dir=run.plan.manifest.folder,
-                                          image_fields=run.plan.manifest.model.image_fields())
+                                          image_fields=model.image_fields())
         except SubmitError as exc:
-            permanent = exc.kind == NOT_ACCEPTED and bool(exc.permanent)
+            balance = is_balance(exc.status_code, exc.error_code)
+            permanent = exc.kind == NOT_ACCEPTED and bool(exc.permanent) and not balance
             run.write(ev.submit_failed(cell.id, n, exc.kind, exc.message, permanent))
             await run.journal.durable()
             if isinstance(exc.error, AuthError):
@@ -55,13 +70,24 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 control.fail(exc.error, "the API cannot be reached")
                 return False
             if exc.kind != NOT_ACCEPTED:
+                control.refusals.answered()
                 log.warning("cell %s: submit outcome unknown (%s); held as unknown",
                             cell.id, exc.message)
                 return False
-            if permanent:
+            if permanent or balance:
                 log.warning("cell %s: refused: %s", cell.id, exc.message)
-                control.cell_failed()
+                said = getattr(exc.error, "message", None) or exc.message  # the server's words
+                todo = for_refusal(exc.status_code, exc.error_code, said,
+                                   data_uri=sends_data_uri(run, cell))
+                run.watch.refused(cell.id, todo)
+                control.refused(exc.status_code, exc.error_code, said, todo)
+                if permanent:
+                    control.cell_failed()
                 return False
+            if exc.status_code == 429:
+                control.rate_limited(time.time())
+            if run.client.unreachable:  # the client's own patience bounds these (ApiUnreachable)
+                counted -= 1
             if await control.sleep(run.client.backoff(tries, exc.retry_after)):
                 return False
             continue
@@ -71,7 +97,18 @@ async def submit(run: RunContext, cell: Cell) -> bool:
             control.cell_failed()
             return False
         crash_point("after_submit")
+        control.refusals.answered()
         run.write(ev.submitted(cell.id, n, sub.request_id))
         await run.journal.durable()
         return True
+    return False
+
+
+def sends_data_uri(run: RunContext, cell: Cell) -> bool:
+    """Whether the cell's request carries an image as a data: URI (a local file is sent so)."""
+    for name in run.plan.manifest.model.image_fields():
+        value = cell.request.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item and not item.startswith(("http://", "https://")):
+                return True
     return False

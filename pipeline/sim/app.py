@@ -19,20 +19,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import wire
-from ..errors import ModelNotFound
-from ..prepare.models import load_model
 from . import faults as faultlib
-from .checks import Refusal, check_body, check_data_uris, check_token
+from .catalog import Catalog, billed
+from .checks import BodyCheck, Refusal, check_data_uris, check_token
 from .config import SimConfig
 from .faults import FaultPlan
 from .queue import QueueEngine, View
 from .stats import Counters
+from .files import FILES_PATH, download, output_of, planned_outputs
 from .video import VideoCache, image_spec
 
-FILES_PATH = "/files/{name}"  # outputs, served without auth (like RunComfy's storage host)
 STATS_PATH = "/__sim__/stats"
 RESET_PATH = "/__sim__/reset"
-DEFAULT_FRAMES = 121
+LIST_LIMIT = 20  # catalog entries per page unless `limit` says otherwise
 
 
 def _route(template: str) -> str:
@@ -49,6 +48,8 @@ class SimState:
         self.faults = FaultPlan(config)
         self.counters = Counters()
         self.videos = VideoCache(config.video_long_side, config.fetch_timeout)
+        self.catalog = Catalog(config.models_dirs)
+        self.bodies = BodyCheck(config.fetch_timeout)
         self.stopping = False  # set by Simulator.stop(): slow answers stop waiting
 
     async def slow_down(self) -> None:
@@ -88,20 +89,17 @@ class SimState:
 
     def status_word(self, view: View) -> str:
         if view.state == wire.SUCCEEDED:
-            return wire.COMPLETED
+            return self.config.status_success_word
         if view.state == wire.FAILED:
             return self.config.status_on_failure
+        if view.state == wire.CANCELLED:
+            return self.config.cancelled_word
         return view.state
 
     def cost(self, view: View) -> float:
         if view.state != wire.SUCCEEDED:
             return 0.0
-        if self.config.price_unit == "output":
-            return self.config.price_usd
-        frames = view.request.body.get("number_of_frames", DEFAULT_FRAMES)
-        seconds = wire.billed_seconds(frames)
-        return round(self.config.price_usd * seconds, 6)
-
+        return billed(self.catalog.get(view.request.model_id), view.request.body, self.config)
 
 def _urls(request: Request, request_id: str) -> dict[str, str]:
     base = str(request.base_url).rstrip("/")
@@ -124,13 +122,12 @@ async def submit(request: Request) -> Response:
     sim = _state(request)
     model_id = request.path_params["model_id"]
     refusal = _auth(request)
+    model = sim.catalog.get(model_id) if refusal is None else None
+    if refusal is None and model is None:
+        refusal = sim.error(Refusal(400, wire.ERROR_CODE_BAD_MODEL,
+                                    f"InvalidResourceIdentifier: unknown model {model_id!r}"))
     if refusal is None:
-        try:
-            model = load_model(model_id)
-        except ModelNotFound:
-            refusal = sim.error(Refusal(400, wire.ERROR_CODE_BAD_MODEL,
-                                        f"InvalidResourceIdentifier: unknown model {model_id!r}"))
-    if refusal is None:
+        assert model is not None
         try:
             raw = await request.body()
         except ClientDisconnect:  # the client went away mid-body (killed): nothing to answer
@@ -141,7 +138,11 @@ async def submit(request: Request) -> Response:
             problem = Refusal(422, wire.ERROR_CODE_VALIDATION, f"Validation Error: body: {exc}",
                               [{"loc": ["body"], "msg": "invalid JSON", "type": "json_invalid"}])
         else:
-            problem = check_body(body, model) or check_data_uris(body, sim.config)
+            problem = check_data_uris(body, sim.config) if isinstance(body, dict) else None
+            if problem is None and sim.bodies.fetches(body, model):  # not on the event loop
+                problem = await asyncio.to_thread(sim.bodies.check, body, model)
+            elif problem is None:
+                problem = sim.bodies.check(body, model)
         if problem is not None:
             refusal = sim.error(problem)
     if refusal is not None:
@@ -149,6 +150,7 @@ async def submit(request: Request) -> Response:
         return refusal
     view, duplicate = sim.engine.submit(model_id, body)
     view.request.extra["image"] = image_spec(body, model.image_fields())
+    view.request.extra.update(planned_outputs(model, body, sim.config))
     request.scope["sim"]["accepted"] = True
     sim.counters.add("submissions_accepted")
     if duplicate:
@@ -164,18 +166,41 @@ async def model_entry(request: Request) -> Response:
     refusal = _auth(request)
     if refusal is not None:
         return refusal
-    try:
-        model = load_model(model_id)
-    except ModelNotFound:
+    model = sim.catalog.get(model_id)
+    if model is None:
         return sim.error(Refusal(400, wire.ERROR_CODE_BAD_MODEL,
                                  f"InvalidResourceIdentifier: unknown model {model_id!r}"))
-    return JSONResponse({
-        wire.MODEL_ID: model.id,
-        wire.PRICE_USD: sim.config.price_usd,
-        wire.PRICE_UNIT: sim.config.price_unit,
-        wire.PRICE_NOTE: f"simulated price: ${sim.config.price_usd} per {sim.config.price_unit}",
-        wire.INPUT_SCHEMA: model.input_schema,
-    })
+    return JSONResponse(sim.catalog.entry(model, sim.config))
+
+
+def _int_param(request: Request, name: str, default: int) -> int | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    return int(text) if text.isdigit() else None
+
+
+async def model_list(request: Request) -> Response:
+    """The catalog, a page at a time: `?include_schema=true&limit=&offset=&search=`."""
+    sim = _state(request)
+    refusal = _auth(request)
+    if refusal is not None:
+        return refusal
+    limit = _int_param(request, "limit", LIST_LIMIT)
+    offset = _int_param(request, "offset", 0)
+    if limit is None or offset is None or not 1 <= limit <= wire.CATALOG_LIMIT_MAX:
+        return sim.error(Refusal(400, wire.ERROR_CODE_BAD_INPUT,
+                                 f"InvalidInput: limit must be 1 to {wire.CATALOG_LIMIT_MAX} "
+                                 "and offset a whole number"))
+    search = request.query_params.get("search", "").lower()
+    schema = request.query_params.get(wire.INCLUDE_SCHEMA_PARAM, "").lower() in ("true", "1")
+    ids = [i for i in sim.catalog.ids() if search in i.lower()]
+    entries = []
+    for model_id in ids[offset:offset + limit]:
+        model = sim.catalog.get(model_id)
+        if model is not None:
+            entries.append(sim.catalog.entry(model, sim.config, schema=schema))
+    return JSONResponse({wire.CATALOG_MODELS: entries, wire.CATALOG_TOTAL: len(ids)})
 
 
 def _lookup(request: Request) -> tuple[SimState, str, View] | Response:
@@ -212,8 +237,9 @@ async def result(request: Request) -> Response:
         return found
     sim, _, view = found
     req = view.request
+    word = sim.config.cancelled_word if view.state == wire.CANCELLED else view.state
     body: dict[str, Any] = {wire.REQUEST_ID: req.id, wire.MODEL_ID: req.model_id,
-                            "status": view.state, wire.CREATED_AT: sim.engine.iso(req.submitted)}
+                            "status": word, wire.CREATED_AT: sim.engine.iso(req.submitted)}
     if view.state in (wire.SUCCEEDED, wire.FAILED, wire.CANCELLED):
         assert req.finished is not None
         body[wire.FINISHED_AT] = sim.engine.iso(req.finished)
@@ -221,9 +247,8 @@ async def result(request: Request) -> Response:
             body[wire.COST] = sim.cost(view)
     if view.state == wire.SUCCEEDED:
         body["status"] = sim.config.result_success_word
-        url = str(request.base_url).rstrip("/") + FILES_PATH.format(name=f"{req.id}.mp4")
-        key = sim.config.output_key
-        body[wire.OUTPUT] = {key: [url] if key == wire.OUTPUT_VIDEOS else url}
+        body[wire.OUTPUT] = output_of(req, str(request.base_url).rstrip("/"),
+                                      sim.config.output_key)
     elif view.state == wire.FAILED:
         body[wire.ERROR] = req.error
     return JSONResponse(body)
@@ -246,44 +271,6 @@ async def cancel(request: Request) -> Response:
                          wire.OUTCOME: outcome}, status_code=202)
 
 
-class TruncatedResponse(Response):
-    """Announces the whole file, sends the first half, then closes the connection."""
-
-    def __init__(self, data: bytes, counters: Counters):
-        super().__init__(media_type="video/mp4")
-        self.data, self.counters = data, counters
-
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        sent = await faultlib.send_truncated(receive, send, 200, [
-            (b"content-type", b"video/mp4")], self.data, len(self.data) // 2)
-        self.counters.add("bytes_served", sent)
-
-
-async def download(request: Request) -> Response:
-    sim = _state(request)
-    sim.counters.call("download")
-    name = request.path_params["name"]
-    view = sim.engine.view(name[:-4]) if name.endswith(".mp4") else None
-    if view is None or view.state != wire.SUCCEEDED:
-        return JSONResponse({"error": f"no such file {name!r}"}, status_code=404)
-    req = view.request
-    fault = None if view.now < req.outage_until else sim.faults.for_download(not req.outage_used)
-    if view.now < req.outage_until or fault == "outage":
-        if fault == "outage":
-            req.outage_used, req.outage_until = True, view.now + sim.config.download_outage
-        sim.counters.fault("download_404")
-        return JSONResponse({"error": f"file {name!r} not available yet"}, status_code=404)
-    frames = req.body.get("number_of_frames", DEFAULT_FRAMES)
-    data = await sim.videos.get(req.extra.get("image"), frames)
-    if fault == "truncate":
-        sim.counters.fault("download_truncated")
-        return TruncatedResponse(data, sim.counters)
-    if request.method != "HEAD":
-        sim.counters.add("bytes_served", len(data))
-        sim.counters.add("downloads_completed")
-    return Response(data, media_type="video/mp4")
-
-
 async def sim_stats(request: Request) -> Response:
     return JSONResponse(_state(request).stats())
 
@@ -297,6 +284,8 @@ def _route_name(method: str, path: str) -> str | None:
     """Which API route a call is for (None: not an API call, so no faults)."""
     if path.startswith("/v1/models/"):
         return "submit" if method == "POST" else "model"
+    if path == wire.MODELS_PATH:
+        return "catalog"
     if path.startswith("/v1/requests/"):
         for name in ("status", "result", "cancel"):
             if path.endswith("/" + name):
@@ -312,6 +301,7 @@ class SimApp:
         self.router = Starlette(routes=[
             Route(_route(wire.SUBMIT_PATH), submit, methods=["POST"]),
             Route(_route(wire.MODEL_PATH), model_entry, methods=["GET"]),
+            Route(wire.MODELS_PATH, model_list, methods=["GET"]),
             Route(wire.STATUS_PATH, status, methods=["GET"]),
             Route(wire.RESULT_PATH, result, methods=["GET"]),
             Route(wire.CANCEL_PATH, cancel, methods=["POST"]),

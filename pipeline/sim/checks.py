@@ -1,21 +1,23 @@
 """What the simulated service refuses before it queues anything: bad tokens and bad bodies.
 
 Each check returns None when all is well, or a `Refusal` (HTTP status, error code, message,
-optional `detail` list) that the app turns into an error body. Validation messages name the
-failing field by its location (`loc: ["body", "resolution"]`), built from the failing node of
-the JSON Schema rather than from `str(ValidationError)`.
+optional `detail` list) that the app turns into an error body. A body is judged by the very
+validator the client plans with (pipeline.prepare.validate: the model's schema, its image
+`validations` rules and the prompt's stated limit), so the refusal path is real; validation
+messages name the failing field by its location (`loc: ["body", "resolution"]`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.validators import validator_for
-
 from .. import wire
+from ..prepare.images import FetchProblem, ImageInfo, ImageInspector, ImageProblem
 from ..prepare.models import Model
+from ..prepare.validate import MISSING, RequestValidator
 from .config import SimConfig
 
 
@@ -43,43 +45,69 @@ def check_token(authorization: str | None, config: SimConfig) -> Refusal | None:
                    f"UserAccountError: {reason} (send 'Authorization: Bearer <token>')")
 
 
-_VALIDATORS: dict[tuple[str, str], Any] = {}
+class ServerInspector(ImageInspector):
+    """Images as the service sees them: no local files (it cannot read the client's disk), and
+    an image it could not fetch is not judged (the fetch failed, not the image)."""
+
+    def _look(self, value: str) -> ImageInfo | ImageProblem | None:
+        found = super()._look(value)
+        return None if isinstance(found, FetchProblem) else found
 
 
-def _validator(model: Model) -> Any:
-    """One compiled validator per (model, schema version)."""
-    key = (model.id, model.schema_sha256)
-    if key not in _VALIDATORS:
-        cls = validator_for(model.input_schema, default=jsonschema.Draft202012Validator)
-        _VALIDATORS[key] = cls(model.input_schema)
-    return _VALIDATORS[key]
+class BodyCheck:
+    """Checks submitted bodies with the validator the client plans with (one per model schema):
+    types, enums, required inputs, `validations` rules on images and the prompt's stated
+    limit, refused server-side as the real service would."""
 
+    MAX_REMEMBERED = 4096  # answers a validator keeps before it is started afresh
 
-def _problem(error: jsonschema.ValidationError) -> list[dict[str, Any]]:
-    loc = ["body", *error.absolute_path]
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        return [{"loc": [*loc, name], "msg": "field required", "type": "missing"}
-                for name in missing]
-    return [{"loc": loc, "msg": error.message, "type": str(error.validator)}]
+    def __init__(self, fetch_timeout: float):
+        self.fetch_timeout = fetch_timeout
+        self._validators: dict[tuple[str, str], RequestValidator] = {}
+        self._lock = threading.Lock()
 
+    def _validator(self, model: Model) -> RequestValidator:
+        key = (model.id, model.schema_sha256)
+        with self._lock:
+            found = self._validators.get(key)
+            if found is None or found.remembered() > self.MAX_REMEMBERED:
+                inspector = ServerInspector(Path.cwd(), fetch_remote=self.fetch_timeout > 0,
+                                            timeout=max(self.fetch_timeout, 0.05), files=False)
+                found = self._validators[key] = RequestValidator(model, inspector)
+            return found
 
-def check_body(body: Any, model: Model) -> Refusal | None:
-    """The body must be a JSON object valid against the model's bundled input schema."""
-    if not isinstance(body, dict):
-        detail = [{"loc": ["body"], "msg": "the body must be a JSON object of model inputs",
-                   "type": "type"}]
-        return Refusal(422, wire.ERROR_CODE_VALIDATION, "Validation Error: body: not an object",
-                       detail)
-    validator = _validator(model)
-    detail: list[dict[str, Any]] = []
-    for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
-        detail.extend(_problem(error))
-    if not detail:
-        return None
-    summary = "; ".join(f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}"
-                        for d in detail)
-    return Refusal(422, wire.ERROR_CODE_VALIDATION, f"Validation Error: {summary}", detail)
+    def fetches(self, body: Any, model: Model) -> bool:
+        """Whether checking `body` may fetch a remote image (then it is checked in a thread)."""
+        if self.fetch_timeout <= 0 or not isinstance(body, dict):
+            return False
+        for name in model.image_fields():
+            value = body.get(name)
+            for v in value if isinstance(value, list) else [value]:
+                if isinstance(v, str) and v.startswith(("http://", "https://")):
+                    return True
+        return False
+
+    def check(self, body: Any, model: Model) -> Refusal | None:
+        """None for a body the model takes, else a 422 naming each refused field."""
+        if not isinstance(body, dict):
+            detail = [{"loc": ["body"], "msg": "the body must be a JSON object of model inputs",
+                       "type": "type"}]
+            return Refusal(422, wire.ERROR_CODE_VALIDATION,
+                           "Validation Error: body: not an object", detail)
+        detail: list[dict[str, Any]] = []
+        texts = []
+        for path, message in sorted(self._validator(model).errors(body), key=lambda e: str(e)):
+            if message.startswith(MISSING):
+                detail.append({"loc": ["body", *path], "msg": "field required",
+                               "type": "missing"})
+                texts.append(f"{'.'.join(map(str, path))}: field required")
+            else:
+                detail.append({"loc": ["body", *path], "msg": message, "type": "value_error"})
+                texts.append(message)
+        if not detail:
+            return None
+        return Refusal(422, wire.ERROR_CODE_VALIDATION,
+                       f"Validation Error: {'; '.join(texts)}", detail)
 
 
 def _data_uri_fields(value: Any, path: list[Any]) -> list[list[Any]]:

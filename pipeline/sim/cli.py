@@ -10,51 +10,23 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from .. import wire
+from ..argtypes import number, positive_int, probability, seconds
 from ..errors import UsageError
 from . import config as cfglib
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text}")
-    return value
 
 
 def _gen_time(text: str) -> tuple[float, float]:
     """SECONDS or MIN:MAX."""
     lo, sep, hi = text.partition(":")
-    low = _seconds(lo)
-    high = _seconds(hi) if sep else low
+    low = seconds(lo)
+    high = seconds(hi) if sep else low
     if high < low:
         raise argparse.ArgumentTypeError(f"MIN:MAX needs MIN <= MAX, got {text}")
     return (low, high)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d = cfglib.SimConfig()
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
-    p.add_argument("--capacity", type=_positive_int, default=d.capacity,
+    p.add_argument("--capacity", type=positive_int, default=d.capacity,
                    help="requests in progress at once (default %(default)s)")
     p.add_argument("--gen-time", type=_gen_time, default=d.gen_time, metavar="SECONDS|MIN:MAX",
                    help="generation time, uniform in [MIN, MAX] (default 0.2:0.5)")
@@ -76,15 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--price", type=float, default=d.price_usd, metavar="USD",
                    help="base_price_usd of the catalog entry (default %(default)s)")
     p.add_argument("--price-unit", choices=cfglib.PRICE_UNITS, default=d.price_unit)
+    p.add_argument("--cost-factor", type=number(0, 1000), default=d.cost_factor, metavar="F",
+                   help="bill each result F times the catalog price (default %(default)s: "
+                        "as the catalog says)")
     g = p.add_argument_group("faults (probabilities from 0 to 1, reproducible under --seed)")
     for name, text in cfglib.FAULT_RATES.items():
-        g.add_argument("--" + name.replace("_", "-"), type=_probability, default=0.0,
+        g.add_argument("--" + name.replace("_", "-"), type=probability, default=0.0,
                        metavar="P", help=text)
-    g.add_argument("--retry-after", type=_seconds, default=d.retry_after, metavar="SECONDS",
+    g.add_argument("--retry-after", type=seconds, default=d.retry_after, metavar="SECONDS",
                    help="Retry-After of each 429 (default %(default)s)")
-    g.add_argument("--slow-delay", type=_seconds, default=d.slow_delay, metavar="SECONDS",
+    g.add_argument("--slow-delay", type=seconds, default=d.slow_delay, metavar="SECONDS",
                    help="delay of a slow answer (default %(default)s)")
-    g.add_argument("--download-outage", type=_seconds, default=d.download_outage,
+    g.add_argument("--download-outage", type=seconds, default=d.download_outage,
                    metavar="SECONDS", help="how long a faulty output 404s (default %(default)s)")
     v = p.add_argument_group("variants (what the public docs leave open)")
     v.add_argument("--result-word", choices=cfglib.RESULT_SUCCESS_WORDS,
@@ -97,26 +72,52 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--auth-failure-status", type=int, choices=cfglib.AUTH_FAILURE_STATUSES,
                    default=d.auth_failure_status,
                    help=f"HTTP status of a bad token (body error_code {wire.ERROR_CODE_ACCOUNT})")
-    v.add_argument("--error-code-quirk", type=_probability, nargs="?", const=1.0, default=0.0,
+    v.add_argument("--error-code-quirk", type=probability, nargs="?", const=1.0, default=0.0,
                    metavar="P", help="answer errors with HTTP 200 and error_code in the body "
                                      "(all of them, or the given share)")
     v.add_argument("--refuse-data-uris", action="store_true",
                    help="answer 400 naming the field when an input is a data: URI")
+    v.add_argument("--status-success-word", choices=cfglib.STATUS_SUCCESS_WORDS,
+                   default=d.status_success_word, help="/status word for a succeeded request")
+    v.add_argument("--cancelled-status-word", choices=cfglib.CANCELLED_WORDS,
+                   default=d.cancelled_word,
+                   help="/status and /result word for a cancelled request")
+    m = p.add_argument_group("models")
+    m.add_argument("--models", action="append", default=[], metavar="DIR",
+                   help="also serve the models in DIR (laid out like a project's models/ "
+                        "folder: <model id>/input.schema.json, price.json, output.schema.json); "
+                        "repeatable, looked in first, in order; the models/ folder of the "
+                        "current project and the bundled models are always served")
     p.set_defaults(func=run)
+
+
+def models_dirs(given: list[str]) -> tuple[str, ...]:
+    """The --models folders (each must exist), then the current project's models/ folder."""
+    from ..job.folder import root_at
+    from ..prepare.models import project_models
+
+    for folder in given:
+        if not Path(folder).is_dir():
+            raise UsageError(f"pipeline sim: --models {folder}: no such folder")
+    return (*given, str(project_models(root_at(Path.cwd()))))
 
 
 def config_from_args(args: argparse.Namespace) -> cfglib.SimConfig:
     """The SimConfig the options describe; a bad combination is a UsageError."""
     values: dict[str, Any] = {name: getattr(args, name) for name in cfglib.FAULT_RATES}
+    dirs = models_dirs(getattr(args, "models", []))
     try:
         return cfglib.SimConfig(
             capacity=args.capacity, gen_time=args.gen_time, seed=args.seed,
             token=args.token or None, price_usd=args.price, price_unit=args.price_unit,
+            cost_factor=args.cost_factor,
             result_success_word=args.result_word, status_on_failure=args.failure_status_word,
             output_key=args.output_key, auth_failure_status=args.auth_failure_status,
             error_code_quirk=args.error_code_quirk, accept_data_uris=not args.refuse_data_uris,
             retry_after=args.retry_after, slow_delay=args.slow_delay,
-            download_outage=args.download_outage, **values)
+            download_outage=args.download_outage, models_dirs=dirs,
+            status_success_word=args.status_success_word,
+            cancelled_word=args.cancelled_status_word, **values)
     except ValueError as exc:
         raise UsageError(f"pipeline sim: {exc}") from exc
 
@@ -137,9 +138,10 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     try:
         print(sim.base_url, flush=True)
+        models = len(sim.app.state.catalog.ids())
         print(f"pipeline sim: serving RunComfy's queue API on {sim.base_url} "
-              f"(capacity {config.capacity}, seed {config.seed}); Ctrl-C to stop",
-              file=sys.stderr, flush=True)
+              f"(capacity {config.capacity}, seed {config.seed}, {models} models); Ctrl-C to "
+              "stop", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

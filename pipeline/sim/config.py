@@ -13,7 +13,9 @@ from .. import wire
 
 PRICE_UNITS = ("second", "output")
 RESULT_SUCCESS_WORDS = (wire.SUCCEEDED, wire.COMPLETED)
-FAILURE_STATUS_WORDS = (wire.COMPLETED, wire.FAILED)
+FAILURE_STATUS_WORDS = (wire.COMPLETED, wire.FAILED, wire.ERROR_WORD)
+STATUS_SUCCESS_WORDS = (wire.COMPLETED, wire.SUCCEEDED)  # /status once a request succeeded
+CANCELLED_WORDS = (wire.CANCELLED, wire.CANCELED)
 OUTPUT_KEYS = (wire.OUTPUT_VIDEO, wire.OUTPUT_VIDEOS)
 AUTH_FAILURE_STATUSES = (401, 400, 403)
 
@@ -38,6 +40,8 @@ class SimConfig:
     token: str | None = None  # pin the one accepted bearer token; None accepts any non-empty one
     price_usd: float = 0.05
     price_unit: str = "second"  # "second" (of output video) or "output"
+    cost_factor: float = 1.0  # /result bills the catalog price times this (a service that
+    #                           charges more, or less, than its catalog says)
 
     # Fault injection: probabilities in [0, 1].
     error_rate: float = 0.0
@@ -66,6 +70,13 @@ class SimConfig:
     video_long_side: int = 256  # preview size: longest side in pixels (even)
     fetch_timeout: float = 2.0  # seconds to fetch an http(s) input image before using a test card
 
+    # Models served besides the bundled ones: folders laid out like a project's models/
+    # (`<model id>/input.schema.json`, ...), looked in first, in order (see pipeline.sim.catalog).
+    models_dirs: tuple[str, ...] = ()
+    # /status words (what the client tolerates besides the documented ones).
+    status_success_word: str = wire.COMPLETED
+    cancelled_word: str = wire.CANCELLED  # on /status and /result
+
     def __post_init__(self) -> None:
         gen = self.gen_time
         if isinstance(gen, (int, float)):
@@ -77,6 +88,7 @@ class SimConfig:
         if not 0 <= lo <= hi:
             raise ValueError(f"gen_time must satisfy 0 <= min <= max, got {self.gen_time!r}")
         object.__setattr__(self, "gen_time", (lo, hi))
+        object.__setattr__(self, "models_dirs", tuple(str(d) for d in self.models_dirs))
         quirk = self.error_code_quirk
         object.__setattr__(self, "error_code_quirk",
                            1.0 if quirk is True else 0.0 if quirk is False else float(quirk))
@@ -89,6 +101,8 @@ class SimConfig:
             ("capacity", isinstance(self.capacity, int) and self.capacity >= 1, "an integer >= 1"),
             ("price_usd", self.price_usd >= 0, "a non-negative number"),
             ("price_unit", self.price_unit in PRICE_UNITS, f"one of {PRICE_UNITS}"),
+            ("cost_factor", isinstance(self.cost_factor, (int, float))
+             and 0 <= self.cost_factor <= 1000, "a number from 0 to 1000"),
             ("result_success_word", self.result_success_word in RESULT_SUCCESS_WORDS,
              f"one of {RESULT_SUCCESS_WORDS}"),
             ("status_on_failure", self.status_on_failure in FAILURE_STATUS_WORDS,
@@ -104,6 +118,10 @@ class SimConfig:
             ("video_long_side", isinstance(self.video_long_side, int)
              and 16 <= self.video_long_side <= 2048, "an integer in [16, 2048]"),
             ("fetch_timeout", self.fetch_timeout >= 0, "seconds >= 0"),
+            ("status_success_word", self.status_success_word in STATUS_SUCCESS_WORDS,
+             f"one of {STATUS_SUCCESS_WORDS}"),
+            ("cancelled_word", self.cancelled_word in CANCELLED_WORDS,
+             f"one of {CANCELLED_WORDS}"),
         ]
         for name, ok, want in checks:
             if not ok:

@@ -1,7 +1,7 @@
-"""Placeholder output videos: a slow zoom over the input image, encoded as a small H.264 MP4.
+"""Placeholder outputs: a slow zoom over the input image, encoded as a small H.264 MP4, and
+PNG pictures for image models.
 
-They are not model output (each carries wire.SIM_PLACEHOLDER_TAG in its metadata, so the
-media check knows them); they exist so a client can download, probe and keep a real,
+They are not model output; they exist so a client can download, probe and keep a real,
 playable file with the requested frame count (24 fps) and the input's aspect ratio. A preview
 size (longest side 256 px by default) keeps one encode well under a second, and a cache keyed
 by (image digest, frames, size) makes a thousand identical requests cost one encode.
@@ -110,8 +110,7 @@ def encode_mp4(img: Image.Image, frames: int, long_side: int) -> bytes:
     ImageDraw.Draw(src).text((6, 4), "SIMULATED", fill=(255, 255, 255))
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
-        key, mark = wire.SIM_PLACEHOLDER_TAG  # how the media check knows a placeholder
-        container.metadata[key] = mark
+        container.metadata["comment"] = wire.PLACEHOLDER_COMMENT
         stream = container.add_stream("libx264", rate=wire.OUTPUT_FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "30"}
@@ -137,6 +136,32 @@ def render(spec: str | None, frames: int, long_side: int, fetch_timeout: float) 
     return encode_mp4(img, frames, long_side)
 
 
+def aspect_of(text: object) -> tuple[int, int]:
+    """`"16:9"` -> (16, 9); anything else the default aspect."""
+    if isinstance(text, str) and ":" in text:
+        w, _, h = text.partition(":")
+        if w.strip().isdigit() and h.strip().isdigit() and int(w) and int(h):
+            return int(w), int(h)
+    return DEFAULT_ASPECT
+
+
+def render_png(spec: str | None, index: int, aspect: tuple[int, int], long_side: int,
+               fetch_timeout: float) -> bytes:
+    """A placeholder image output (PNG): the input picture if any, else a test card of the
+    requested aspect ratio, labelled so nobody mistakes it, a little different per index."""
+    img = fetch_image(spec, fetch_timeout)
+    if img is None:
+        img = placeholder_picture(hashlib.sha256((spec or "").encode()).hexdigest(), aspect)
+    width, height = preview_size(img.width, img.height, long_side)
+    img = img.resize((width, height), Image.Resampling.BILINEAR)
+    if index:
+        img = ImageOps.mirror(img) if index % 2 else ImageOps.flip(img)
+    ImageDraw.Draw(img).text((6, 4), f"SIMULATED {index + 1}", fill=(255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 class VideoCache:
     """Encodes each distinct (image, frames, size) once, in a worker thread, and keeps it.
 
@@ -148,12 +173,22 @@ class VideoCache:
         self.fetch_timeout = fetch_timeout
         self.max_items = max_items
         self.encodes = 0
-        self._done: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
-        self._pending: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
+        self._done: OrderedDict[tuple, bytes] = OrderedDict()
+        self._pending: dict[tuple, asyncio.Future[bytes]] = {}
 
     async def get(self, spec: str | None, frames: int) -> bytes:
         """The MP4 bytes for this image spec and frame count, encoding them on first use."""
         key = (hashlib.sha256((spec or "").encode()).hexdigest(), frames, self.long_side)
+        return await self._get(key, render, spec, frames, self.long_side, self.fetch_timeout)
+
+    async def picture(self, spec: str | None, index: int, aspect: tuple[int, int]) -> bytes:
+        """The PNG bytes of image output `index` for this image spec (made on first use)."""
+        key = (hashlib.sha256((spec or "").encode()).hexdigest(), f"png{index}{aspect}",
+               self.long_side)
+        return await self._get(key, render_png, spec, index, aspect, self.long_side,
+                               self.fetch_timeout)
+
+    async def _get(self, key: tuple, make: Any, *args: Any) -> bytes:
         if key in self._done:
             self._done.move_to_end(key)
             return self._done[key]
@@ -163,8 +198,7 @@ class VideoCache:
             pending = loop.create_future()
             self._pending[key] = pending
             try:
-                data = await asyncio.to_thread(render, spec, frames, self.long_side,
-                                               self.fetch_timeout)
+                data = await asyncio.to_thread(make, *args)
             except BaseException as exc:
                 pending.set_exception(exc)
                 pending.exception()  # mark retrieved: the waiters, if any, re-raise it

@@ -749,3 +749,41 @@ def test_public_api() -> None:
     assert all(hasattr(mod, name) for name in mod.__all__)
     public = {n for n in vars(mod) if not n.startswith("_")} - {"annotations"}
     assert public == set(mod.__all__)
+
+
+@pytest.mark.parametrize("output,keys,inputs,expected", [
+    # the output schema's keys, in its order: an image model's `images`, then anything else
+    ({"images": ["https://s/a.png", "https://s/b.png"], "video": "https://s/v.mp4"},
+     ("images", "image"), {}, ["https://s/a.png", "https://s/b.png"]),
+    ({"video": "https://s/v.mp4", "videos": ["https://s/v.mp4", "https://s/w.mp4"]},
+     ("video", "videos"), {}, ["https://s/v.mp4", "https://s/w.mp4"]),
+    # no schema key: any URL that is not one of the request's own inputs (results echo them)
+    ({"result": {"url": "https://s/out.mp4"}, "input_image": "https://in/boats.jpg"},
+     ("video", "videos"), {"image_url": "https://in/boats.jpg"}, ["https://s/out.mp4"]),
+    ({"echo": ["https://in/boats.jpg"]}, ("video",), {"image_urls": ["https://in/boats.jpg"]},
+     []),
+])
+def test_outputs_are_picked_by_the_output_schema_and_never_echo_inputs(
+        output: Any, keys: tuple, inputs: dict, expected: list) -> None:
+    """What a model made is read under its output schema's keys, else as any URL of
+    `output` that is not one of the request's input URLs."""
+    from pipeline.client import pick_outputs
+
+    assert pick_outputs(output, keys, inputs) == expected
+
+
+def test_catalog_entries_and_pages_are_read_with_their_schemas() -> None:
+    """A catalog entry gives its price, its input and output schemas (objects, or JSON text)
+    and model id; a page gives its entries and the catalog's total."""
+    from pipeline.client import parse_model_entry, parse_model_list
+
+    entry = parse_model_entry({wire.MODEL_ID: "a/b", wire.PRICE_USD: "0.1",
+                               wire.PRICE_UNIT: "second", wire.INPUT_SCHEMA: '{"type": "object"}',
+                               wire.OUTPUT_SCHEMA: {"output": {}}})
+    assert (entry.model_id, entry.price_usd, entry.input_schema, entry.output_schema) == (
+        "a/b", 0.1, {"type": "object"}, {"output": {}})
+    entries, total = parse_model_list({wire.CATALOG_MODELS: [{wire.MODEL_ID: "a/b"}],
+                                       wire.CATALOG_TOTAL: 7})
+    assert [e.model_id for e in entries] == ["a/b"] and total == 7
+    with pytest.raises(ValueError):
+        parse_model_list({"items": []})

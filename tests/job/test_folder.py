@@ -57,7 +57,7 @@ def test_another_manifest_with_the_same_name_is_refused(tmp_path: Path) -> None:
     first = ev.run_started(job="big", model="m", manifest=str(a.path.resolve()),
                            manifest_sha256="", schema_sha256="", backend="sim", base_url="",
                            concurrency=1, max_attempts=1, cells=1, price=None,
-                           price_source="", budget=None)
+                           price_source="", budget=None, uid="u1")
     folder.journal.write_text(__import__("json").dumps(first) + "\n")
     folder.check_owner(a.path)
     folder.check_owner(tmp_path / "a" / ".." / "a" / "big.yaml")

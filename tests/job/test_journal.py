@@ -12,14 +12,15 @@ import pytest
 from pipeline.errors import StateError
 from pipeline.job import journal as ev
 from pipeline.job.folder import JobFolder
-from pipeline.job.journal import FORMAT, Journal, read_state
+from pipeline.job.appender import Journal
+from pipeline.job.journal import FORMAT, read_state
 
 
 def header(**extra) -> dict:
     return {**ev.run_started(job="j", model="m", manifest="/x/j.yaml", manifest_sha256="s",
                              schema_sha256="h", backend="runcomfy", base_url="http://x",
                              concurrency=4, max_attempts=3, cells=2, price=None,
-                             price_source="unknown", budget=None), **extra}
+                             price_source="unknown", budget=None, uid="u1"), **extra}
 
 
 def write(folder: Path, *events: dict) -> Journal:
@@ -103,8 +104,8 @@ def test_a_journal_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
     """A journal written in a format this version does not know is refused, with the line
     and what to do, rather than replayed by the wrong rules."""
     raw(tmp_path, header(format=FORMAT + 1))
-    with pytest.raises(StateError, match=r"state\.jsonl:1: this journal is in format 2.*"
-                                         r"reads format 1.*--out"):
+    with pytest.raises(StateError, match=rf"state\.jsonl:1: this journal is in format "
+                                         rf"{FORMAT + 1}.*reads format {FORMAT}.*--out"):
         read_state(tmp_path)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from pipeline.job.price import catalog_entry, resolve_price
+import pytest
+
+from pipeline.job.price import Price, catalog_entry, corrected, resolve_price
 
 STATED = {"unit": "second", "by": "resolution", "usd": {"720P": 0.04, "1080P": 0.08}}
 
@@ -54,3 +56,72 @@ def test_a_price_sheet_stored_with_the_model_stands_for_the_catalog() -> None:
     sheet = {"unit": "output", "usd": 0.3}
     price = resolve_price(manifest(STATED, sheet), None)
     assert price.sheet == sheet and "stored with m/x" in price.source and price.warnings
+
+
+CATALOG = Price({"unit": "second", "usd": 0.05}, "catalog (api)")
+
+
+def canary(cost, estimate=0.25, sheet=None) -> dict:
+    return {"e": "canary", "cell": "c", "ok": True, "estimate": estimate, "cost": cost,
+            "sheet": sheet or {"unit": "second", "usd": 0.05}}
+
+
+@pytest.mark.parametrize("event,usd", [
+    (None, 0.05),  # no canary yet
+    (canary(0.26), 0.05),  # 4% off: within tolerance, the catalog stands
+    (canary(None), 0.05),  # no cost reported
+    (canary(0.30), 0.06),  # 20% more: the price is scaled
+    (canary(0.20), 0.04),  # 20% less too
+    (canary(0.30, sheet={"unit": "second", "usd": 0.1}), 0.05),  # made at another price
+    (canary(0.30, estimate=None), 0.05),  # no estimate to compare with
+])
+def test_what_the_canary_was_billed_corrects_the_price(event, usd) -> None:
+    """A canary billed more than 5% off its estimate at this same price scales the price by
+    what it cost; otherwise the price is the uncorrected one."""
+    price = corrected(CATALOG, event)
+    assert price.sheet == {"unit": "second", "usd": usd}
+    assert (price.base is CATALOG) == (usd != 0.05)
+
+
+def test_a_corrected_price_says_so_and_corrects_from_the_uncorrected_one() -> None:
+    """The source names the factor and the figures; correcting again starts from the
+    uncorrected price (never compounds); by-input sheets are scaled per value."""
+    once = corrected(CATALOG, canary(0.30))
+    assert once.source == ("catalog (api), x1.2 as the canary cell was billed ($0.3000 for an "
+                           "estimate of $0.2500)")
+    assert corrected(once, canary(0.30)) == once
+    assert corrected(once, canary(0.25)) is CATALOG
+    assert once.as_json()["uncorrected"] == {"sheet": CATALOG.sheet, "source": "catalog (api)"}
+    by = Price(STATED, "run.price")
+    event = canary(0.5, estimate=0.2, sheet=STATED)
+    assert corrected(by, event).sheet["usd"] == {"720P": 0.1, "1080P": 0.2}
+def test_each_model_has_its_own_price_and_run_price_may_name_models() -> None:
+    """In a sweep of several models every model's price is resolved on its own: the catalog's
+    entry of that model, else its stored sheet, else run.price's entry for it; the sources
+    say which model each is for."""
+    from pipeline.job.price import resolve_prices
+
+    a = SimpleNamespace(id="m/a", price={"unit": "unknown"})
+    b = SimpleNamespace(id="m/b", price={"unit": "output", "usd": 0.3})
+    c = SimpleNamespace(id="m/c", price={"unit": "unknown"})
+    m = SimpleNamespace(model=a, models=SimpleNamespace(models={"m/a": a, "m/b": b, "m/c": c}),
+                        run=SimpleNamespace(price={"m/c": {"unit": "second", "usd": 0.2}}))
+    prices = resolve_prices(m, {"m/a": catalog_entry("m/a", 0.05, "second", None, "api")},
+                            live=True)
+    assert prices.sheets() == {"m/a": {"unit": "second", "usd": 0.05},
+                               "m/b": {"unit": "output", "usd": 0.3},
+                               "m/c": {"unit": "second", "usd": 0.2}}
+    assert prices.sheet is None and prices.unknown() == []
+    assert prices.source.startswith("m/a: catalog (api); m/b: price sheet stored with m/b")
+    assert resolve_prices(m, {}).of("m/a").sheet is None
+
+
+def test_a_canary_corrects_only_its_own_models_price() -> None:
+    """In a sweep of several models, what the canary cell was billed re-prices its own model;
+    another model at the very same price stays as the catalog says."""
+    from pipeline.job.price import Prices
+
+    prices = Prices({"m/a": CATALOG, "m/b": CATALOG})
+    fixed = prices.corrected({**canary(0.30), "model": "m/b"})
+    assert fixed.of("m/a") is CATALOG and fixed.of("m/b").sheet["usd"] == pytest.approx(0.06)
+    assert fixed.uncorrected == prices and "m/b: " in fixed.source

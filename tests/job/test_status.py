@@ -65,7 +65,8 @@ def test_the_live_tally_and_the_replay_agree_at_one_instant(budget_stopped) -> N
 def test_status_lists_failed_cells_with_their_labels(tmp_path: Path, api_env) -> None:
     """A failed cell is listed with its label and reason, after the run and from its summary."""
     api_env(capacity=2, gen_time=(0.02, 0.05), fail_rate=1.0)
-    manifest = sweep(tmp_path, seeds=2, resolutions="[720P, 1080P]", run="  max_attempts: 1")
+    manifest = sweep(tmp_path, seeds=2, resolutions="[720P, 1080P]",
+                     run="  max_attempts: 1\n  canary: 0")  # every cell fails: no canary
     manifest.write_text(manifest.read_text().replace("  max_attempts: 3\n", ""))
     run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress="none"))
     text = status_text(job_status(manifest, tmp_path / "out"))

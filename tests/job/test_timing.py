@@ -48,6 +48,33 @@ def test_eta_places_cells_on_slots(todo, live, concurrency, expected) -> None:
     assert eta(todo, live, concurrency, t, now=100.0) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("todo,live,first,expected", [
+    ({K720: 9}, [], 1, 9.0),  # the canary alone (3 s), then 8 cells on 4 slots (6 s)
+    ({K720: 8}, [], 0, 6.0),  # without it: two waves
+    ({K720: 9}, [(K720, 99.0)], 1, 11.0),  # the live cell is the canary: 2 s left, then 9
+    ({K720: 2}, [], 3, 3.0),  # a canary larger than the work: all of it at once
+    ({}, [], 1, 0.0),  # nothing left
+])
+def test_eta_under_a_canary_starts_the_rest_after_it(todo, live, first, expected) -> None:
+    """The canary's cells (live ones first) end before any other cell starts (at `now` 100)."""
+    t = Timings()
+    t.add(K720, 3.0)
+    assert eta(todo, live, 4, t, now=100.0, first=first) == pytest.approx(expected)
+
+
 def test_eta_is_unknown_without_any_duration() -> None:
     """With no measurement and no typical time the ETA is unknown, never a made-up figure."""
     assert eta({K720: 1}, [], 4, Timings(), now=0.0) is None
+
+
+def test_each_model_is_timed_by_its_own_cells_then_its_own_guess() -> None:
+    """In a sweep of several models, a model's cells take its own measured median, else its
+    own typical time; another model's measurements stand in only when it has no guess."""
+    fast, slow, unknown = (duration_key(m, {"resolution": "720P"}) for m in ("img", "vid", "new"))
+    t = Timings(typical={"img": 8.0, "vid": 90.0, "new": None})
+    assert (t.per_cell(fast), t.per_cell(slow), t.per_cell(unknown)) == (8.0, 90.0, None)
+    assert t.per_cell("") == pytest.approx(49.0)  # the job as a whole: the guesses' median
+    t.add(duration_key("vid", {"resolution": "1080P"}), 60.0)
+    assert t.per_cell(slow) == 60.0  # the same model at another resolution
+    assert t.per_cell(fast) == 8.0  # still its own guess, not the video model's time
+    assert t.per_cell(unknown) == 60.0  # no guess at all: what the job has measured

@@ -57,7 +57,7 @@ def test_two_hundred_cells_with_every_fault(tmp_path: Path, api_env) -> None:
     sim = api_env(capacity=20, gen_time=(0.05, 0.2), error_rate=0.04, rate_limit_rate=0.04,
                   drop_rate=0.03, fail_rate=0.15, download_fault_rate=0.15)
     manifest = sweep(tmp_path, seeds=100, resolutions="[720P, 1080P]",
-                     run="  concurrency: 20")
+                     run="  concurrency: 20\n  canary: 0")  # a faulty first cell would stop it
     manifest.write_text(manifest.read_text().replace("  concurrency: 8\n", ""))
     out = tmp_path / "out"
     summary = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
@@ -94,7 +94,7 @@ def test_unknown_submits_are_held_then_resubmitted_on_request(tmp_path: Path, ap
     """A submit whose answer was lost is held as unknown; --resubmit-unknown sends it again,
     and the simulator sees a duplicate only for those resubmissions."""
     sim = api_env(capacity=8, gen_time=(0.05, 0.1), drop_rate=0.3, drop_after_fraction=1.0)
-    manifest = sweep(tmp_path, seeds=20)
+    manifest = sweep(tmp_path, seeds=20, run="  canary: 0")
     out = tmp_path / "out"
     first = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
     unknown = first.counts["unknown"]
@@ -124,7 +124,7 @@ def test_budget_stops_submitting_before_it_is_crossed(tmp_path: Path, api_env) -
 def test_fail_fast_stops_after_the_first_failed_cell(tmp_path: Path, api_env) -> None:
     """fail_fast: once a cell has failed max_attempts times, no new cell is submitted."""
     sim = api_env(capacity=1, gen_time=(0.02, 0.05), fail_rate=1.0)
-    manifest = sweep(tmp_path, seeds=10, run="  fail_fast: true")
+    manifest = sweep(tmp_path, seeds=10, run="  fail_fast: true\n  canary: 0")
     manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 1"))
     summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert summary.counts["failed"] == 1 and summary.counts["pending"] == 9
@@ -137,7 +137,7 @@ def test_fail_fast_stops_after_the_first_failed_cell(tmp_path: Path, api_env) ->
 def test_retry_failed_gives_failed_cells_new_attempts(tmp_path: Path, api_env) -> None:
     """Failed cells are skipped on rerun, and tried again with --retry-failed."""
     api_env(capacity=4, gen_time=(0.02, 0.05), fail_rate=1.0)
-    manifest = sweep(tmp_path, seeds=2)
+    manifest = sweep(tmp_path, seeds=2, run="  canary: 0")
     out = tmp_path / "out"
     assert run_job(build_plan(manifest), RunOptions(out=out, progress=False)).counts[
         "failed"] == 2
@@ -152,7 +152,7 @@ def test_retry_failed_gives_failed_cells_new_attempts(tmp_path: Path, api_env) -
 def test_retry_failed_retries_only_the_selected_failed_cells(tmp_path: Path, api_env) -> None:
     """`--retry-failed --only cell=ID` gives new attempts to that failed cell alone."""
     api_env(capacity=4, gen_time=(0.02, 0.05), fail_rate=1.0)
-    manifest = sweep(tmp_path, seeds=3)
+    manifest = sweep(tmp_path, seeds=3, run="  canary: 0")  # every cell is to fail
     out = tmp_path / "out"
     plan = build_plan(manifest)
     assert run_job(plan, RunOptions(out=out, progress=False)).counts["failed"] == 3
@@ -203,7 +203,7 @@ def test_schema_change_requires_a_flag(tmp_path: Path, api_env) -> None:
     def with_new_schema():  # as if the bundled input schema had been updated since
         plan = build_plan(manifest)
         model = replace(plan.manifest.model, schema_sha256="0" * 64)
-        plan.manifest = replace(plan.manifest, model=model)
+        plan.manifest = replace(plan.manifest, model=model, models=None)  # its only model
         return plan
 
     with pytest.raises(StateError, match="schema of .* changed"):
@@ -266,7 +266,8 @@ def test_cancel_on_interrupt_cancels_queued_requests(tmp_path: Path, api_env) ->
     sim = api_env(capacity=1, gen_time=(3.0, 3.0))
     manifest = sweep(tmp_path, seeds=4)
     out = tmp_path / "out"
-    proc = start_run(manifest, out, env_for(sim.base_url), "--cancel-on-interrupt")
+    proc = start_run(manifest, out, env_for(sim.base_url), "--cancel-on-interrupt",
+                     "--no-canary")
     wait_until(lambda: sim.stats()["submissions_accepted"] >= 4)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -291,7 +292,7 @@ def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path
     manifest = sweep(tmp_path, seeds=3)
     out = tmp_path / "out"
     env = env_for(sim.base_url)
-    proc = start_run(manifest, out, env)
+    proc = start_run(manifest, out, env, "--no-canary")
     wait_until(lambda: sim.stats()["submissions_accepted"] >= 3)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)

@@ -126,6 +126,14 @@ def test_include_cost_reports_the_configured_price(unit: str, frames: int, cost:
     assert done[wire.COST] == pytest.approx(cost)
 
 
+def test_cost_factor_bills_more_than_the_catalog_says(served) -> None:
+    """--cost-factor 1.2: the catalog says $0.05 a second, the result bills 1.2 times that."""
+    _, client = served(price_usd=0.05, cost_factor=1.2)
+    assert client.get(wire.MODEL_PATH.format(model_id=MODEL)).json()[wire.PRICE_USD] == 0.05
+    done = wait_result(client, submit(client), params=wire.INCLUDE_COST_PARAM)
+    assert done[wire.COST] == pytest.approx(0.30)
+
+
 def test_catalog_entry_has_price_fields_and_schema(served) -> None:
     """GET /v1/models/{id} returns the configured price, unit, a note and the input schema."""
     _, client = served(price_usd=0.12, price_unit="output")

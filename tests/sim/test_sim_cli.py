@@ -48,7 +48,7 @@ def test_cli_prints_url_first_serves_and_exits_cleanly(sig: signal.Signals, code
 
 @pytest.mark.parametrize("option", [["--drop-rate", "1.5"], ["--gen-time", "3:1"],
                                     ["--capacity", "0"], ["--output-key", "clip"],
-                                    ["--error-rate", "lots"]])
+                                    ["--error-rate", "lots"], ["--cost-factor", "-1"]])
 def test_cli_bad_option_values_exit_2(option: list[str]) -> None:
     """A bad option value is an argparse error naming the option, exit status 2."""
     proc = subprocess.run([sys.executable, "-m", "pipeline", "sim", *option],
@@ -66,3 +66,37 @@ def test_cli_port_in_use_is_a_one_line_error() -> None:
                               capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--port" in proc.stderr
+
+
+def test_cli_serves_models_folders_and_the_status_word_variants(tmp_path) -> None:
+    """`--models DIR` (repeatable) adds its models to the catalog and the submit route, and
+    the project's models/ folder of the current directory is served too; the /status word
+    options reach the config; a --models folder that does not exist is a one-line error."""
+    from testmodels import FIXTURES, IMAGE, VIDEO
+
+    project = tmp_path / "proj"
+    (project / ".git").mkdir(parents=True)
+    (project / "models" / "own" / "m").mkdir(parents=True)
+    (project / "models" / "own" / "m" / "input.schema.json").write_text(
+        '{"type": "object", "properties": {"prompt": {"type": "string"}}}')
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", "--models", str(FIXTURES),
+                             "--status-success-word", "succeeded", "--cancelled-status-word",
+                             "canceled", "--failure-status-word", "error"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        headers = {"Authorization": "Bearer tok"}
+        listed = httpx.get(url + wire.MODELS_PATH, headers=headers).json()
+        assert {e[wire.MODEL_ID] for e in listed[wire.CATALOG_MODELS]} == {
+            MODEL, VIDEO, IMAGE, "own/m"}
+        config = httpx.get(url + "/__sim__/stats").json()["config"]
+        assert (config["status_success_word"], config["cancelled_word"],
+                config["status_on_failure"]) == ("succeeded", "canceled", "error")
+        assert httpx.post(url + wire.SUBMIT_PATH.format(model_id="own/m"), headers=headers,
+                          json={"prompt": "x"}).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    bad = subprocess.run([sys.executable, "-m", "pipeline", "sim", "--models",
+                          str(tmp_path / "nope")], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--models" in bad.stderr and "nope" in bad.stderr

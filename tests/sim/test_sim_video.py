@@ -95,3 +95,22 @@ def test_preview_size_keeps_aspect_with_even_sides(size: tuple[int, int],
                                                   expected: tuple[int, int]) -> None:
     """The preview size has the longest side 256 and even width and height."""
     assert preview_size(*size, 256) == expected
+
+
+def test_a_placeholder_says_so_and_the_media_check_spares_its_size(tmp_path) -> None:
+    """The simulator's videos carry the placeholder comment: the media check judges their
+    frames and fps, not their 256 px size; a video without it is judged on its size."""
+    from pipeline.run import media
+
+    path = tmp_path / "v.mp4"
+    path.write_bytes(encode_mp4(placeholder_picture("cd" * 32), 121, 256))
+    info = media.probe(path)
+    assert info["placeholder"] is True
+    request = {"number_of_frames": 121, "resolution": "720P"}
+    check = media.check(info, request, fps=24)
+    assert check["ok"] and check["resolution"] == "not checked (a simulator's placeholder)"
+    real = {k: v for k, v in info.items() if k != "placeholder"}
+    judged = media.check(real, request, fps=24)
+    assert not judged["ok"] and judged["problems"] == ["short side 144, asked 720"]
+    assert media.check(info, {**request, "number_of_frames": 241}, fps=24)["problems"] == [
+        "121 frames, asked 241"]

@@ -1,0 +1,11 @@
+"""The account as a shared resource: a team ledger on PostgreSQL that every runner naming it
+(PIPELINE_LEDGER or --ledger) shares: at most `concurrency` requests live across all of them,
+and a team budget their committed spend never crosses.
+
+`store` holds the tables' operations (`TeamLedger`: acquire, mirror, live holds, waits),
+`schema` their numbered migrations, `admin` what `pipeline account init|set|status|sweep` do.
+"""
+
+from __future__ import annotations
+
+LEDGER_ENV_VAR = "PIPELINE_LEDGER"

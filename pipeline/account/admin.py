@@ -1,0 +1,168 @@
+"""`pipeline account init|set|status|sweep`: the team ledger as its administrator sees it.
+
+Each function is one short transaction on the ledger (sweep also asks the API, free of charge,
+how the requests it still counts as live have ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..errors import LedgerError, UsageError
+from ..job.ledger import MICRO, micros
+from .store import (BILLED, CONNECT_TIMEOUT, LIVE, RELEASED, Hold, TeamLedger, migrate, recount,
+                    translate)
+
+log = logging.getLogger("pipeline.account")
+
+PERIODS = ("day", "total")
+KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # leave as it is
+DEFAULT_CONCURRENCY = 4  # as run.concurrency's default
+
+
+def init(url: str, concurrency: int | None = None, budget: Any = KEEP,
+         period: str | None = None) -> dict[str, Any]:
+    """Create the ledger's tables (or bring them up to date) and its account; its status."""
+    async def go() -> None:
+        import psycopg
+
+        TeamLedger(url)  # checks the URL's form
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
+            async with conn, conn.transaction(), conn.cursor() as cur:
+                await migrate(cur, url)
+                await cur.execute(
+                    "INSERT INTO account (id, concurrency) VALUES (1, %s) ON CONFLICT DO NOTHING",
+                    (concurrency or DEFAULT_CONCURRENCY,))
+        except LedgerError:
+            raise
+        except Exception as exc:
+            raise translate(exc, url) from None
+
+    asyncio.run(go())
+    if concurrency is not None or budget is not KEEP or period is not None:
+        return configure(url, concurrency=concurrency, budget=budget, period=period)
+    return status(url)
+
+
+def configure(url: str, *, concurrency: int | None = None, budget: Any = KEEP,
+              period: str | None = None) -> dict[str, Any]:
+    """`pipeline account set`: change the account's limits; its status after."""
+    if concurrency is not None and concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if period is not None and period not in PERIODS:
+        raise UsageError(f"--period must be one of {', '.join(PERIODS)}")
+    if isinstance(budget, (int, float)) and budget < 0:
+        raise UsageError("--budget must be 0 or more (or `none`)")
+
+    async def body(cur: Any, acct: dict) -> None:
+        if concurrency is not None:
+            await cur.execute("UPDATE account SET concurrency = %s WHERE id = 1", (concurrency,))
+        if budget is not KEEP:
+            await cur.execute("UPDATE account SET budget_micros = %s WHERE id = 1",
+                              (None if budget is None else micros(float(budget)),))
+        if period is not None and period != acct["period"]:
+            if period == "total":  # everything ever spent counts again
+                await cur.execute("UPDATE account SET period = 'total', period_start = NULL")
+                await cur.execute("UPDATE holds SET period = NULL")
+            else:  # today's holds and those still live count toward today
+                await cur.execute("UPDATE account SET period = 'day', period_start = "
+                                  "(now() AT TIME ZONE 'UTC')::date")
+                await cur.execute("UPDATE holds SET period = (now() AT TIME ZONE 'UTC')::date "
+                                  "WHERE state = 'live' OR created_at >= "
+                                  "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'")
+            await recount(cur)
+
+    _run(url, body)
+    return status(url)
+
+
+def status(url: str) -> dict[str, Any]:
+    """The account now: limits, live requests, money of the period, and who holds slots."""
+    async def body(cur: Any, acct: dict) -> dict[str, Any]:
+        await cur.execute(
+            "SELECT job, host, count(*), count(*) FILTER (WHERE request_id IS NULL) FROM holds "
+            "WHERE state = 'live' GROUP BY job, host ORDER BY job, host")
+        holders = [{"job": j, "host": h, "live": n, "unknown": u}
+                   for j, h, n, u in await cur.fetchall()]
+        budget = acct["budget_micros"]
+        return {
+            "concurrency": acct["concurrency"],
+            "live": acct["live"],
+            "committed_usd": acct["committed_micros"] / MICRO,
+            "spent_usd": acct["spent_micros"] / MICRO,
+            "budget_usd": None if budget is None else budget / MICRO,
+            "period": acct["period"],
+            "period_start": None if acct["period_start"] is None else
+            acct["period_start"].isoformat(),
+            "holders": holders,
+        }
+
+    return _run(url, body)
+
+
+def status_text(st: dict[str, Any]) -> str:
+    budget = "none" if st["budget_usd"] is None else f"${st['budget_usd']:,.2f}"
+    period = "in total" if st["period"] == "total" else f"on {st['period_start']} (UTC)"
+    lines = [f"live {st['live']} of {st['concurrency']}; committed ${st['committed_usd']:,.2f}, "
+             f"spent ${st['spent_usd']:,.2f} {period}; budget {budget}"]
+    for h in st["holders"]:
+        extra = f" ({h['unknown']} of unknown outcome)" if h["unknown"] else ""
+        lines.append(f"  {h['job']} on {h['host']}: {h['live']} live{extra}")
+    return "\n".join(lines)
+
+
+def sweep(url: str, client: Any) -> list[str]:
+    """Ask the API how each request the ledger counts as live on `client`'s server has ended,
+    and free the slots of those that have. Holds of unknown outcome (no request id) stay: the
+    user decides them with `pipeline run MANIFEST --resubmit-unknown`."""
+    async def go() -> list[str]:
+        ledger = TeamLedger(url)
+        try:
+            holds = await ledger.live_holds()
+            base = client.base_url.rstrip("/")
+            ended: list[Hold] = []
+            lines: list[str] = []
+            for hold in holds:
+                if hold.request_id is None or hold.base_url.rstrip("/") != base:
+                    continue
+                info = await client.status(hold.request_id)
+                if not info.finished:
+                    continue
+                result = await client.result(hold.request_id)
+                state = RELEASED if result.status == "cancelled" else BILLED
+                cost = None if result.cost is None else micros(result.cost)
+                ended.append(Hold(**{**hold.__dict__, "state": state, "cost_micros": cost}))
+                lines.append(f"freed {hold.job} cell {hold.cell} attempt {hold.attempt}: "
+                             f"{result.status}")
+            await ledger.mirror(ended)
+            unknown = sum(1 for h in holds if h.request_id is None)
+            other = sum(1 for h in holds if h.request_id is not None and
+                        h.base_url.rstrip("/") != base)
+            still = len(holds) - len(ended) - unknown - other
+            lines.append(f"swept: freed {len(ended)}, still live {still}"
+                         + (f", unknown outcome {unknown} (pipeline run MANIFEST "
+                            "--resubmit-unknown decides them)" if unknown else "")
+                         + (f", on another server {other}" if other else ""))
+            return lines
+        finally:
+            await ledger.close()
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def _run(url: str, body: Any) -> Any:
+    async def go() -> Any:
+        ledger = TeamLedger(url)
+        try:
+            return await ledger.transaction(body)
+        finally:
+            await ledger.close()
+
+    return asyncio.run(go())
+
+
+__all__ = ["LIVE", "LedgerError", "configure", "init", "status", "status_text", "sweep"]

@@ -1,0 +1,196 @@
+"""The canary: on a service never proven, one cell first, and the rest only once it is done.
+
+Much of what we know of the real service is read from documentation (pipeline.wire), so a
+run's first cells are where an unknown shows up. Until `run.canary` cells (default 1 on the
+runcomfy backend) are done, result read, file downloaded, media check passed, the run lets
+only that many be live: `Control.limit()` says so, and the runner lets those cells keep their
+slots through their download until `judge` has looked at them. No second loop: the slots
+that hold the rest back are the ones every cell takes.
+
+`judge(run, cell)` says what a canary cell found (the status words the service sent, where
+the video's URL was, the media check, what it was billed against its estimate), journals it
+(a `canary` event, from which pipeline.job.price corrects the job's price before anything
+else is reserved) and either counts the cell as proven or stops the run before anything else
+is submitted, in one line with the service's reason and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..job import journal as ev
+from ..job.forecast import Forecast, planned_at, write_snapshot
+from ..job.price import billed_ratio
+from ..job.records import DONE, DOWNLOADING, PENDING, UNKNOWN, CellRecord
+from ..prepare import cost
+from ..prepare.expand import Cell
+from .context import RunContext
+
+log = logging.getLogger("pipeline.canary")
+
+
+@dataclass
+class Seen:
+    """What the service showed of one canary cell, as it came (before normalising)."""
+
+    statuses: list[str] = field(default_factory=list)  # /status words, in order, once each
+    result: str | None = None  # the /result word
+    video_from: str | None = None  # where in the result the video URL was found
+    cost: float | None = None  # what the result said it cost
+    refusal: str | None = None  # what to do about a refused submit (pipeline.run.advice)
+    media: list[tuple[str, dict | None, dict]] = field(default_factory=list)  # file, probe, check
+
+
+class Watch:
+    """Collects what the canary's cells showed; records nothing once the canary is proven."""
+
+    def __init__(self, active: bool):
+        self.active = active
+        self.cells: dict[str, Seen] = {}
+
+    def _seen(self, cell_id: str) -> Seen | None:
+        return self.cells.setdefault(cell_id, Seen()) if self.active else None
+
+    def status(self, cell_id: str, word: Any) -> None:
+        seen = self._seen(cell_id)
+        if seen is not None and isinstance(word, str) and word not in seen.statuses:
+            seen.statuses.append(word)
+
+    def result(self, cell_id: str, word: Any, video_from: str | None,
+               billed: float | None) -> None:
+        seen = self._seen(cell_id)
+        if seen is not None:
+            seen.result = word if isinstance(word, str) else None
+            seen.video_from, seen.cost = video_from, billed
+
+    def refused(self, cell_id: str, todo: str) -> None:
+        seen = self._seen(cell_id)
+        if seen is not None:
+            seen.refusal = todo
+
+    def media(self, cell_id: str, path: str, probe: dict | None, check: dict) -> None:
+        seen = self._seen(cell_id)
+        if seen is not None:
+            seen.media.append((path, probe, check))
+
+
+async def judge(run: RunContext, cell: Cell) -> None:
+    """Look at a canary cell whose drive has ended: prove it, or stop the run."""
+    control = run.control
+    seen = run.watch.cells.pop(cell.id, Seen())
+    rec = run.state.cells.get(cell.id)
+    st = rec.state(run.max_attempts) if rec is not None else PENDING
+    model = run.model_of(cell)
+    base = run.price.of(model.id).uncorrected
+    estimate = cost.cell_cost(base.sheet, cell.request, model.fps)
+    billed = seen.cost if st == DONE else None  # a done record keeps no attempts
+    problems = [p for _, _, check in seen.media for p in check.get("problems", [])]
+    ok = st == DONE and not problems
+    findings = _findings(seen, estimate, billed)
+    run.write(ev.canary(cell.id, ok, findings, estimate=estimate, cost=billed,
+                        sheet=base.sheet, model=model.id))
+    await run.journal.durable()
+    price = run.price.corrected(run.state.billed_canary)
+    if price != run.price:
+        reprice(run, price)
+        findings.append(f"the rest of the job is estimated at what it was billed "
+                        f"(price: {price.of(model.id).source})")
+    if findings:
+        log.info("canary %s %s: %s", cell.id, _label(cell), "; ".join(findings))
+    if ok:
+        await control.canary_proven()
+        run.tally.canary = control.canary  # the ETA no longer waits for this cell
+        if not control.canary:
+            run.watch.active = False
+            run.watch.cells.clear()
+            log.info("canary proven: submitting the rest at concurrency %d", control.limit())
+        return
+    control.halt(f"the canary cell {cell.id} {_label(cell)} "
+                 + _failure(run, rec, st, seen, problems)
+                 + "; nothing else was submitted")
+
+
+def reprice(run: RunContext, price: Any) -> None:
+    """Estimate the rest of the job at `price`: the tally (money to go, the budget's
+    reservations) and plan.json, which `status` and the report read."""
+    run.price = price
+    run.tally.reprice(planned_at(run.plan.manifest, run.plan.cells, price), run.state)
+    write_snapshot(run.folder, Forecast(run.plan, price, run.state, run.tally,
+                                        run.control.slots))
+
+
+def _usd(x: float) -> str:
+    """Dollars with cents, and more digits where cents would hide the difference."""
+    return f"${x:,.2f}" if abs(x - round(x, 2)) < 1e-9 else f"${x:,.4f}"
+
+
+def _label(cell: Cell) -> str:
+    return f"({cell.label})" if cell.label else ""
+
+
+def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[str]:
+    out = []
+    if seen.statuses:
+        out.append("status words " + ", ".join(seen.statuses))
+    if seen.result:
+        out.append(f"result {seen.result!r}")
+    if seen.video_from:
+        out.append(f"video URL in {seen.video_from}")
+    for path, probe, check in seen.media:
+        if probe is None:
+            out.append(f"{path}: {'; '.join(check.get('problems', [])) or 'unreadable'}")
+            continue
+        if probe.get("frames") is None:  # an image model's picture (pipeline.run.media)
+            what = f"{path}: a {probe.get('width')}x{probe.get('height')} {probe.get('codec')}"
+        else:
+            what = (f"{path}: {probe.get('frames')} frames at {probe.get('fps'):g} fps, "
+                    f"{probe.get('width')}x{probe.get('height')}, resolution "
+                    f"{check.get('resolution')}")
+        out.append(what + ("" if check.get("ok") else
+                           f" (does not match the request: {'; '.join(check['problems'])})"))
+    ratio = billed_ratio(estimate, billed)
+    if billed is None:
+        if estimate is not None and seen.result:
+            out.append(f"no cost reported (estimate {cost.money(estimate)})")
+    elif ratio is None:
+        out.append(f"billed {cost.money(billed)} (no estimate to compare)")
+    else:
+        out.append(f"billed {_usd(billed)} against an estimate of {_usd(estimate)} "
+                   f"({(ratio - 1) * 100:+.0f}%)")
+    return out
+
+
+def _failure(run: RunContext, rec: CellRecord | None, st: str, seen: Seen,
+             problems: list[str]) -> str:
+    """Why the canary cell is not proven, with the service's reason and what to do."""
+    a = rec.last if rec is not None else None
+    reason = rec.reason() if rec is not None else ""
+    if st == DONE:
+        paths = ", ".join(path for path, _, _ in seen.media)
+        return (f"made a video that does not match the request ({'; '.join(problems)}): look "
+                f"at {paths}; if it is right, run again to go on (the canary counts as done), "
+                "else fix the manifest")
+    if a is not None and a.request_id is None and a.submit_kind is not None:
+        if st == UNKNOWN:
+            return (f"has a submit whose outcome is unknown ({reason}): it may be running, and "
+                    "billed; check the RunComfy dashboard, then run again (--resubmit-unknown "
+                    "sends it again)")
+        if st == PENDING:
+            return (f"could not be submitted ({reason}): check RUNCOMFY_BASE_URL and the "
+                    "service, then run again")
+        return f"was refused ({reason}): {seen.refusal or 'fix the cause, then run again'}"
+    if st == DOWNLOADING:
+        errors = rec.download_errors if rec is not None else ()
+        last = errors[-1]["error"] if errors else "no answer"
+        return (f"was generated but its video could not be downloaded ({last}): run again to "
+                "retry the download (it is not paid again)")
+    if a is not None and a.error == "succeeded without any output URL":
+        return (f"succeeded but its result named no output URL (result {seen.result!r}): the "
+                "service's result format is not what pipeline.wire expects; report it, with "
+                "`pipeline run --verbose`")
+    if a is not None and a.result is not None:
+        return (f"failed on the service: {reason or 'no reason given'}; fix what it names, or "
+                "if it was a fluke run again (the canary goes first again)")
+    return f"ended {st}: {reason or 'no reason given'}; fix the cause, then run again"

@@ -1,0 +1,224 @@
+"""A run's side of the team ledger (pipeline.account): a slot and the money for each attempt
+are taken from the ledger before its intent is journalled, and the ledger is kept in line with
+the journal afterwards.
+
+The journal stays the truth of this job's attempts; the ledger mirrors them. `acquire` is the
+only call a submit waits on: with no answer from the database there is no slot, so a runner
+whose ledger is down stops submitting (its live requests are still polled and collected) and
+goes on when the database is back. Everything else the ledger learns (a request id, a result,
+a cost) is queued as "this attempt changed" and mirrored by one background task, which keeps
+trying through an outage; at the start, and after every outage, the whole job is mirrored
+again (`reconcile`), so a hold left by a crash, or a change lost with a connection, is mended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from ..account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger, safe_url
+from ..errors import LedgerError, LedgerUnavailable
+from ..job.journal import JobState
+from ..job.ledger import micros
+from ..job.records import Attempt
+from .control import Control
+
+log = logging.getLogger("pipeline.run")
+
+FULL_WAIT = 2.0  # seconds between asks while the account is full (a NOTIFY wakes us sooner)
+DOWN_WAIT = (0.5, 5.0)  # first and longest pause between asks while the ledger is down
+
+
+def hold_state(a: Attempt | None) -> str:
+    """What the ledger keeps for an attempt: the journal's own judgement (records.Attempt)."""
+    if a is None:  # a slot taken for an attempt that never reached its intent: never sent
+        return RELEASED
+    if a.live:
+        return LIVE
+    return BILLED if a.billed else RELEASED
+
+
+class TeamSlots:
+    """The team ledger as one run of one job uses it."""
+
+    def __init__(self, ledger: TeamLedger, state: JobState, *, job: str, job_uid: str,
+                 base_url: str):
+        self.ledger = ledger
+        self.state = state
+        self.job, self.job_uid, self.base_url = job, job_uid, base_url
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self._dirty: dict[str, Hold] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._reconciled = False
+        self.down_since: float | None = None  # the ledger is unreachable since (loop time)
+        self.waiting: str | None = None  # why a submit waits for the ledger, for progress
+
+    def key(self, cell: str, n: int) -> str:
+        return f"{self.job_uid}:{cell}:{n}"
+
+    def hold(self, cell: str, n: int, reserving: float | None = None) -> Hold | None:
+        """The ledger's view of attempt n of a cell as the journal says it now (`reserving`:
+        the attempt is about to be sent, with this estimate). None for a cell compacted by the
+        run: the journal no longer has its attempts in detail (their last changes were taken
+        when they happened, see `changed`)."""
+        rec = self.state.cells.get(cell)
+        if rec is not None and rec.compacted:
+            return None
+        a = next((x for x in reversed(rec.attempts) if x.n == n), None) if rec else None
+        if reserving is not None:
+            state, usd = LIVE, reserving
+        else:
+            state, usd = hold_state(a), a.estimate if a is not None else None
+        return Hold(key=self.key(cell, n), job=self.job, job_uid=self.job_uid, host=self.host,
+                    pid=self.pid, cell=cell, attempt=n, base_url=self.base_url, state=state,
+                    estimate_micros=micros(usd or 0.0),
+                    cost_micros=None if a is None or a.cost is None else micros(a.cost),
+                    request_id=a.request_id if a is not None else None)
+
+    @property
+    def reconciled(self) -> bool:
+        """The ledger has been brought in line with the journal since the last outage."""
+        return self._reconciled
+
+    # --- before a submit ---------------------------------------------------------------------
+    async def acquire(self, cell: str, n: int, estimate: float | None, control: Control) -> bool:
+        """Wait for a slot and the money for attempt n; False when submitting stops (the team
+        budget has no room: the run is halted, saying why)."""
+        wait = DOWN_WAIT[0]
+        while not control.submitting_stopped:
+            try:
+                answer = await self.ledger.acquire(self.hold(cell, n, reserving=estimate or 0.0))
+            except LedgerUnavailable as exc:
+                self._down(exc)
+                self.waiting = "the team ledger is unreachable"
+                if await control.sleep(wait):
+                    return False
+                wait = min(wait * 2, DOWN_WAIT[1])
+                continue
+            except LedgerError as exc:
+                control.fail(exc, "the team ledger cannot be used")
+                return False
+            self._up()
+            if answer is None:
+                self.waiting = None
+                return True
+            if isinstance(answer, OverBudget):
+                control.halt(answer.reason)
+                return False
+            assert isinstance(answer, Full)
+            self.waiting = f"the account is full ({answer.live} of {answer.concurrency} live)"
+            await self._wait_for_slot(control)
+        return False
+
+    async def _wait_for_slot(self, control: Control) -> None:
+        waiter = asyncio.ensure_future(self.ledger.wait_for_slot(FULL_WAIT))
+        stopping = asyncio.ensure_future(control.stop.wait())
+        try:
+            await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopping):
+                task.cancel()
+
+    def _down(self, exc: Exception) -> None:
+        if self.down_since is None:
+            self.down_since = asyncio.get_running_loop().time()
+            log.warning("%s; not submitting until it is back (live requests are still "
+                        "followed)", exc)
+        self._reconciled = False
+
+    def _up(self) -> None:
+        if self.down_since is not None:
+            log.warning("the team ledger at %s is back", safe_url(self.ledger.url))
+            self.down_since = None
+
+    # --- after the journal changed -----------------------------------------------------------
+    def changed(self, cell: str, n: int | None) -> None:
+        """Attempt n of `cell` changed in the journal (or was given up before its intent):
+        its hold is taken now, while the journal has the attempt in detail."""
+        if n is None:
+            rec = self.state.cells.get(cell)
+            if rec is None or rec.last is None:
+                return
+            n = rec.last.n
+        hold = self.hold(cell, n)
+        if hold is not None:
+            self._dirty[hold.key] = hold
+            self._wake.set()
+
+    async def reconcile(self) -> None:
+        """Mirror every attempt of this job the ledger or the journal holds as live."""
+        keys = {(h.cell, h.attempt) for h in await self.ledger.live_holds(self.job_uid)}
+        for rec in self.state.cells.values():
+            keys.update((rec.id, a.n) for a in rec.attempts if a.live)
+        holds = [h for c, n in keys if (h := self.hold(c, n)) is not None
+                 and h.key not in self._dirty]
+        await self.ledger.mirror(holds)
+        self._reconciled = True
+
+    async def flush(self) -> None:
+        """Mirror what changed since the last flush (and everything, after an outage)."""
+        if not self._reconciled:
+            await self.reconcile()
+        while self._dirty:
+            batch = dict(list(self._dirty.items())[:200])
+            await self.ledger.mirror(list(batch.values()))
+            for key, hold in batch.items():
+                if self._dirty.get(key) is hold:
+                    del self._dirty[key]
+
+    async def keep_in_line(self) -> None:
+        """The background task: flush on every change, ride out outages, until `close`."""
+        wait = DOWN_WAIT[0]
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+                self._up()
+                wait = DOWN_WAIT[0]
+            except LedgerUnavailable as exc:
+                self._down(exc)
+                self._wake.set()
+                if self._closing:
+                    return
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, DOWN_WAIT[1])
+            if self._closing and not self._dirty:
+                return
+
+    async def close(self, patience: float = 15.0) -> None:
+        """A last flush (tried for `patience` s), then the connection is closed. What could
+        not be mirrored is mended by the next run of this job (`reconcile`)."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._final_flush(), patience)
+        except (asyncio.TimeoutError, LedgerError) as exc:
+            log.warning("the team ledger could not be brought up to date (%s); the next run "
+                        "of this job, or `pipeline account sweep`, will", exc or "timed out")
+        finally:
+            await self.ledger.close()
+
+    async def _final_flush(self) -> None:
+        wait = DOWN_WAIT[0]
+        while True:
+            try:
+                await self.flush()
+                return
+            except LedgerUnavailable:
+                self._reconciled = False
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, DOWN_WAIT[1])
+
+
+def open_team(url: str | None, state: JobState, *, job: str, job_uid: str,
+              base_url: str) -> TeamSlots | None:
+    """The run's TeamSlots when a ledger is named (PIPELINE_LEDGER or --ledger), else None."""
+    if not url:
+        return None
+    return TeamSlots(TeamLedger(url), state, job=job, job_uid=job_uid, base_url=base_url)
+
+
+__all__ = ["TeamSlots", "hold_state", "open_team"]

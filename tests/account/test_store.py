@@ -1,0 +1,154 @@
+"""The team ledger's store against a real PostgreSQL: slots, the team budget, mirroring."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from pipeline.account import admin
+from pipeline.account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger
+from pipeline.errors import LedgerError, LedgerUnavailable
+from pipeline.job.ledger import micros
+
+
+def hold(n: int, state: str = LIVE, usd: float = 0.25, cost: float | None = None,
+         job: str = "j1", request_id: str | None = None) -> Hold:
+    return Hold(key=f"{job}:cell{n}:1", job=job, job_uid=job, host="h", pid=1, cell=f"cell{n}",
+                attempt=1, base_url="http://sim", state=state, estimate_micros=micros(usd),
+                cost_micros=None if cost is None else micros(cost), request_id=request_id)
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_a_ledger_that_is_not_set_up_says_how_to_set_it_up(ledger_url: str) -> None:
+    """A database without the tables asks for `pipeline account init`."""
+    async def go() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            await ledger.acquire(hold(1))
+        finally:
+            await ledger.close()
+
+    with pytest.raises(LedgerError, match="pipeline account init"):
+        run(go())
+
+
+def test_slots_are_held_per_attempt_until_the_journal_says_it_ended(ledger_url: str) -> None:
+    """At most `concurrency` holds are live; a released or billed one frees its slot."""
+    admin.init(ledger_url, concurrency=2)
+
+    async def go() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            assert await ledger.acquire(hold(1)) is None
+            assert await ledger.acquire(hold(1)) is None  # asking again for a live one: no change
+            assert await ledger.acquire(hold(2)) is None
+            assert await ledger.acquire(hold(3)) == Full(2, 2)
+            await ledger.mirror([hold(1, RELEASED)])
+            assert await ledger.acquire(hold(3)) is None
+            await ledger.mirror([hold(2, BILLED, cost=0.20, request_id="r2")])
+            await ledger.mirror([hold(2, BILLED, cost=0.20, request_id="r2")])  # idempotent
+            assert [h.cell for h in await ledger.live_holds("j1")] == ["cell3"]
+        finally:
+            await ledger.close()
+
+    run(go())
+    st = admin.status(ledger_url)
+    assert (st["live"], st["spent_usd"], st["committed_usd"]) == (1, 0.20, 0.45)
+    assert st["holders"] == [{"job": "j1", "host": "h", "live": 1, "unknown": 1}]
+
+
+def test_the_team_budget_is_never_crossed_by_concurrent_runners(ledger_url: str) -> None:
+    """Many runners reserving at once: committed never passes the budget, reaching it is fine."""
+    admin.init(ledger_url, concurrency=50, budget=2.50)
+
+    async def runner(job: str) -> int:
+        ledger = TeamLedger(ledger_url)
+        got = 0
+        try:
+            for n in range(10):
+                answer = await ledger.acquire(hold(n, job=job))
+                if answer is None:
+                    got += 1
+                else:
+                    assert isinstance(answer, OverBudget)
+                    assert "team budget $2.50" in answer.reason
+                await asyncio.sleep(random.random() / 100)
+        finally:
+            await ledger.close()
+        return got
+
+    async def go() -> list[int]:
+        return await asyncio.gather(*(runner(f"job{i}") for i in range(4)))
+
+    assert sum(run(go())) == 10  # $2.50 / $0.25
+    st = admin.status(ledger_url)
+    assert st["committed_usd"] == 2.50 and st["live"] == 10
+
+
+def test_actual_costs_settle_the_reservation(ledger_url: str) -> None:
+    """A billed attempt counts its actual cost; one without a cost counts its estimate."""
+    admin.init(ledger_url, concurrency=5, budget=1.0)
+
+    async def go() -> OverBudget | Full | None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            for n in range(3):
+                assert await ledger.acquire(hold(n, usd=0.30)) is None
+            await ledger.mirror([hold(0, BILLED, cost=0.10), hold(1, BILLED)])
+            return await ledger.acquire(hold(4, usd=0.30))  # 0.10 + 0.30 + 0.30 + 0.30 = 1.00
+        finally:
+            await ledger.close()
+
+    assert run(go()) is None
+    st = admin.status(ledger_url)
+    assert (st["spent_usd"], st["committed_usd"], st["live"]) == (0.40, 1.0, 2)
+
+
+def test_a_database_that_is_down_is_unavailable_and_then_back(ledger_url: str,
+                                                                postgres: object) -> None:
+    """A stopped database gives LedgerUnavailable naming what to check; the same ledger object
+    works again once it is back."""
+    admin.init(ledger_url, concurrency=3)
+
+    async def go() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            assert await ledger.acquire(hold(1)) is None
+            postgres.stop()  # type: ignore[attr-defined]
+            try:
+                with pytest.raises(LedgerUnavailable, match="cannot be reached"):
+                    await ledger.acquire(hold(2))
+            finally:
+                postgres.start()  # type: ignore[attr-defined]
+            assert await ledger.acquire(hold(2)) is None
+        finally:
+            await ledger.close()
+
+    run(go())
+    assert admin.status(ledger_url)["live"] == 2
+
+
+def test_periods_count_what_their_day_spent(ledger_url: str) -> None:
+    """Switching to a daily budget keeps today's and live holds; back to total counts all."""
+    admin.init(ledger_url, concurrency=5, budget=10.0)
+
+    async def go() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            for n in range(3):
+                assert await ledger.acquire(hold(n)) is None
+            await ledger.mirror([hold(0, BILLED, cost=1.0)])
+        finally:
+            await ledger.close()
+
+    run(go())
+    day = admin.configure(ledger_url, period="day")
+    assert day["period"] == "day" and day["period_start"]
+    assert (day["spent_usd"], day["committed_usd"]) == (1.0, 1.5)
+    total = admin.configure(ledger_url, period="total", budget=None)
+    assert (total["spent_usd"], total["committed_usd"], total["budget_usd"]) == (1.0, 1.5, None)

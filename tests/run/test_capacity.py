@@ -1,0 +1,163 @@
+"""`concurrency: auto` as pure policy, driven by a small FIFO server model: it finds the
+capacity, keeps `queue_ahead` waiting, lends the slots of unnoticed finishes, re-learns when
+the capacity changes, and backs off on 429."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from pipeline.run.capacity import QUEUED, RUNNING, AutoConcurrency  # noqa: F401
+
+
+@dataclass
+class Server:
+    """FIFO with `capacity` slots; each request runs `gen` ticks."""
+
+    capacity: int
+    gen: tuple[int, int] = (8, 12)
+    rng: random.Random = field(default_factory=lambda: random.Random(5))
+    running: dict = field(default_factory=dict)  # id -> ticks left
+    queue: list = field(default_factory=list)
+    done: dict = field(default_factory=dict)  # id -> the tick it ended
+    now: int = 0
+
+    def submit(self, rid: int) -> None:
+        self.queue.append(rid)
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.running) < self.capacity:
+            self.running[self.queue.pop(0)] = self.rng.randint(*self.gen)
+
+    def tick(self) -> None:
+        self.now += 1
+        for rid in list(self.running):
+            self.running[rid] -= 1
+            if self.running[rid] <= 0:
+                del self.running[rid]
+                self.done[rid] = self.now - 0.5
+        self._fill()
+
+    def status(self, rid: int) -> tuple[str, int | None]:
+        if rid in self.running:
+            return RUNNING, None
+        if rid in self.queue:
+            return QUEUED, self.queue.index(rid) + 1
+        return "completed", None
+
+    @property
+    def live(self) -> int:
+        return len(self.running) + len(self.queue)
+
+
+def drive(auto: AutoConcurrency, server: Server, ticks: int, *, lag: float = 0.5,
+          changes: dict | None = None, seed: int = 1) -> list[tuple[int, int, int]]:
+    """Submit up to the limit; each tick ask the fresh requests once (as the runner does),
+    queued ones now and then, and each running one from its earliest possible end on with
+    probability `lag` per tick (so ends are noticed late, as by polling). (server live,
+    server idle slots, limit) per tick; `auto.calls` counts the status answers."""
+    rng = random.Random(seed)
+    believed: list[int] = []  # ours, in submit order
+    asked: set[int] = set()
+    born: dict[int, int] = {}
+    trace = []
+    next_id = 0
+    auto.calls = 0  # type: ignore[attr-defined]
+    for _ in range(ticks):
+        if changes and server.now in changes:
+            server.capacity = changes[server.now]
+        while len(believed) < auto.limit:
+            server.submit(next_id)
+            believed.append(next_id)
+            born[next_id] = server.now
+            next_id += 1
+        server.tick()
+        for rid in list(believed):
+            age = server.now - born[rid]
+            due = rid not in asked or (age >= server.gen[0] and rng.random() < lag) or \
+                (rid in server.queue and rng.random() < 0.2)
+            if not due:
+                continue
+            auto.calls += 1  # type: ignore[attr-defined]
+            status, position = server.status(rid)
+            if status == "completed":
+                believed.remove(rid)
+                auto.ended(str(rid), server.done[rid])
+                continue
+            ahead = [str(r) for r in believed[:believed.index(rid)]]
+            auto.seen(str(rid), status, position, ahead=ahead, live=len(believed),
+                      first=rid not in asked, now=float(server.now))
+            asked.add(rid)
+        trace.append((server.live, max(0, server.capacity - len(server.running)), auto.limit))
+    return trace
+
+
+@pytest.mark.parametrize("capacity", [1, 3, 8, 20])
+def test_it_finds_the_capacity_and_keeps_two_waiting(capacity: int) -> None:
+    """From a small start it settles at capacity + 2 live on the server, no slot idle."""
+    auto = AutoConcurrency(queue_ahead=2, start=2)
+    server = Server(capacity)
+    trace = drive(auto, server, 300)
+    assert auto.capacity == capacity
+    settled = trace[100:]
+    assert max(live for live, _, _ in settled) <= capacity + 2
+    idle = sum(idle for _, idle, _ in settled)
+    assert idle <= len(settled) * capacity * 0.08  # slots kept busy (ticks are coarse: ~1 of lag)
+
+
+def test_it_relearns_when_the_capacity_falls_and_rises() -> None:
+    """Capacity 10, then 5, then 14: the limit follows, the server's queue stays short."""
+    auto = AutoConcurrency(queue_ahead=2, start=2)
+    server = Server(10)
+    trace = drive(auto, server, 600, changes={200: 5, 400: 14})
+    assert auto.capacity == 14
+    assert max(live for live, _, _ in trace[300:400]) <= 5 + 2 + 10  # draining the 10 it had
+    assert max(live for live, _, _ in trace[350:400]) <= 5 + 2
+    assert max(live for live, _, _ in trace[500:]) <= 14 + 2
+    assert sum(idle for _, idle, _ in trace[500:]) <= 100 * 14 * 0.08
+
+
+def test_a_kept_capacity_is_the_start_of_the_next_run() -> None:
+    """A run that starts from the capacity found before is at capacity + 2 at once."""
+    auto = AutoConcurrency.resume(kept=12, queue_ahead=2)
+    assert auto.limit == 14
+    server = Server(12)
+    trace = drive(auto, server, 100)
+    assert max(live for live, _, _ in trace) <= 14
+
+
+def test_a_429_asks_for_fewer_and_pauses_growth() -> None:
+    """After a 429 the limit is below what was live, and running answers do not raise it
+    until the pause is over."""
+    auto = AutoConcurrency(queue_ahead=2, start=2)
+    ids = [str(n) for n in range(12)]
+    for n in range(10):  # ten fresh requests run at once: try twice as many
+        auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=auto.limit, first=True, now=0.0)
+    assert auto.limit == 20
+    auto.rate_limited(live=10, now=1.0)
+    assert auto.limit == 9
+    auto.seen(ids[10], RUNNING, None, ahead=ids[:8], live=9, first=True, now=2.0)
+    assert auto.limit == 9
+    auto.seen(ids[11], RUNNING, None, ahead=ids[:8], live=9, first=True, now=40.0)
+    assert auto.limit == 18
+
+
+def test_unnoticed_finishes_lend_their_slots_once() -> None:
+    """The queue says 2 of ours ended unnoticed: 2 more may go; noticing them takes it back,
+    and the observation, once every request before it is accounted for, is exact."""
+    auto = AutoConcurrency.resume(kept=4, queue_ahead=2)
+    ids = [str(n) for n in range(8)]
+    # 7 ahead, 1 of them waits: 6 run or ended; the capacity is 4, so 2 ended unnoticed
+    auto.seen("7", QUEUED, 2, ahead=ids[:7], live=8, first=True, now=10.0)
+    assert (auto.capacity, auto.unnoticed, auto.limit) == (4, 2, 8)
+    auto.ended("0", finished_at=9.0)
+    assert auto.limit == 7
+    auto.ended("1", finished_at=9.5)
+    auto.ended("2", finished_at=11.0)  # ended after the observation: it was live then
+    assert auto.limit == 6
+    for n in range(3, 7):
+        auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=5, first=False, now=12.0)
+    assert auto._exact[-1] == 5 - 1  # 5 of the 7 were live then, 1 of them waiting

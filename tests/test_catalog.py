@@ -1,0 +1,233 @@
+"""Any model of the catalog, several side by side: `pipeline models add` from the simulator's
+catalog, a three-model sweep validated per model, run on the simulator and reported with
+`model` on an axis, and `pipeline models check` seeing a schema drift and a refused token.
+
+The two test models (tests/fixtures/models, see tests/testmodels.py) are served by a real
+simulator on an ephemeral port (`models_dirs`); the commands run as subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.prepare.plan import build_plan
+from pipeline.run.session import RunOptions, run_job
+from runjobs import env_for, pipeline_cmd
+from testmodels import DREAMINA, FIXTURES, IMAGE, VIDEO, project, side_by_side
+
+FAST = dict(gen_time=(0.05, 0.2), fetch_timeout=0.0, seed=3)
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(pipeline_cmd(*args), cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def served(tmp_path: Path, sim_factory):
+    """A simulator serving a copy of the test models, and a project folder (no models yet)."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(FIXTURES, catalog)
+    sim = sim_factory(models_dirs=(str(catalog),), **FAST)
+    root = project(tmp_path / "proj")
+    return sim, root, catalog
+
+
+def test_models_add_writes_the_catalog_entry_into_the_project(served) -> None:
+    """`pipeline models add` against the simulator writes each model's schema unchanged, its
+    output schema, its price as a price sheet and where it came from; `models list` then
+    shows them as project models."""
+    sim, root, catalog = served
+    env = env_for(sim.base_url)
+    proc = cli("models", "add", VIDEO, IMAGE, cwd=root, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("added:") == 2
+    for model_id, price in ((VIDEO, {"unit": "second", "usd": 0.08}),
+                            (IMAGE, {"unit": "output", "usd": 0.02})):
+        folder = root / "models" / model_id
+        assert json.loads((folder / "input.schema.json").read_text()) == \
+            json.loads((catalog / model_id / "input.schema.json").read_text())
+        assert json.loads((folder / "output.schema.json").read_text()) == \
+            json.loads((catalog / model_id / "output.schema.json").read_text())
+        assert json.loads((folder / "price.json").read_text()).items() >= price.items()
+        meta = json.loads((folder / "model.json").read_text())
+        assert meta["source"] == f"{sim.base_url}/v1/models/{model_id}" and meta["fetched_at"]
+    listed = json.loads(cli("models", "list", "--json", cwd=root, env=env).stdout)
+    assert {(m["id"], m["source"], m["kind"]) for m in listed} == {
+        (VIDEO, "project", "video"), (IMAGE, "project", "image"), (DREAMINA, "bundled", "video")}
+    offered = json.loads(cli("models", "list", "--catalog", "--search", "acme", "--json",
+                             cwd=root, env=env).stdout)
+    assert [(m["id"], m["price_usd"], m["price_unit"]) for m in offered] == [
+        (VIDEO, 0.08, "second"), (IMAGE, 0.02, "output")]
+    unknown = cli("models", "add", "acme/nope", cwd=root, env=env)
+    assert unknown.returncode == 1 and "acme/nope" in unknown.stderr + unknown.stdout
+
+
+def test_three_models_side_by_side(served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three models in one sweep: each cell is validated against its own model (a dropped
+    input is not sent; an unmapped one is an error naming the model, the input and its line),
+    runs on the simulator, is priced at its own model's price, and the report puts `model` on
+    the grid's columns with a summary per model."""
+    sim, root, _ = served
+    env = env_for(sim.base_url)
+    assert cli("models", "add", VIDEO, IMAGE, cwd=root, env=env).returncode == 0
+    manifest = side_by_side(root)
+    checked = cli("validate", str(manifest), cwd=root, env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "ok, 6 cells" in checked.stdout
+
+    unmapped = side_by_side(root, drop="[image_urls]", name="unmapped.yaml")
+    refused = cli("validate", str(unmapped), cwd=root, env=env)
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith(f"{unmapped}:6:15: 'resolution' is not an input of {IMAGE}")
+    assert f"model_inputs.{IMAGE}.drop" in line and "affects 2 cells" in line
+
+    plan = build_plan(manifest)
+    requests = {(c.model, c.values["seed"]): c.request for c in plan.cells}
+    assert requests[(DREAMINA, 1)]["image_urls"] == ["boats.png"]
+    assert requests[(VIDEO, 1)]["image_url"] == "boats.png" and "image_urls" not in \
+        requests[(VIDEO, 1)]
+    assert [requests[(VIDEO, s)]["duration"] for s in (1, 2)] == [5, 10]
+    assert requests[(VIDEO, 1)]["cfg_scale"] == 0.5  # the "float" default
+    assert not {"image_urls", "resolution"} & set(requests[(IMAGE, 1)])
+    assert len({c.id for c in plan.cells}) == 6
+
+    monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", env["RUNCOMFY_API_TOKEN"])
+    out = root / "outputs" / "side-by-side"
+    summary = run_job(plan, RunOptions(progress=False))
+    assert summary.exit_code == 0 and summary.counts["done"] == 6
+    assert summary.spent == pytest.approx(0.50 + 0.40 + 0.80 + 0.04)
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["axes"][0] == {"name": "model", "values": [DREAMINA, VIDEO, IMAGE]}
+    by_model = {m["id"]: m for m in report["models"]}
+    assert {k: (m["cells"], m["by_state"]["done"], m["failed"], m["spent_usd"])
+            for k, m in by_model.items()} == {DREAMINA: (2, 2, 0, 0.5), VIDEO: (2, 2, 0, 1.2),
+                                              IMAGE: (2, 2, 0, 0.04)}
+    assert all(m["generation_s"]["n"] == 2 for m in by_model.values())
+    for cell in report["cells"]:
+        assert cell["model"] == cell["values"]["model"]
+        suffixes = [Path(f["path"]).suffix for f in cell["files"]]
+        if cell["model"] == IMAGE:
+            assert suffixes == [".png", ".png"]  # num_images: 2, both downloaded
+            with Image.open(out / cell["files"][0]["path"]) as im:
+                assert im.format == "PNG" and im.size[0] > im.size[1]  # 16:9
+        else:
+            assert suffixes == [".mp4"]
+            length = 10 if cell["values"]["seed"] == 2 and cell["model"] == VIDEO else 5
+            assert abs(cell["files"][0]["probe"]["duration_s"] - length) < 0.5
+    html = (out / "report.html").read_text()
+    assert '<span class="axis">columns</span> model' in html
+    md = (out / "report.md").read_text()
+    assert "## Models" in md and f"| `{VIDEO}` | 2 | 2 | 0 | $1.20 |" in md
+    status = json.loads(cli("status", str(manifest), "--json", cwd=root, env=env).stdout)
+    assert status["models"][IMAGE]["spent_usd"] == 0.04
+    assert sim.stats()["submissions_accepted"] == 6
+
+
+def test_models_check_reports_drift_and_a_refused_token(served, sim_factory) -> None:
+    """`pipeline models check` says the token works, the price, and that each schema matches;
+    once the simulator's schema of a model changes it reports the drift (exit 1); a refused
+    token is one line and exit 2."""
+    sim, root, catalog = served
+    env = env_for(sim.base_url)
+    assert cli("models", "add", VIDEO, cwd=root, env=env).returncode == 0
+    ok = cli("models", "check", VIDEO, cwd=root, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"token: accepted by {sim.base_url}" in ok.stdout
+    assert f"{VIDEO}: price: $0.08 per second (catalog)" in ok.stdout
+    assert f"{VIDEO}: schema: matches" in ok.stdout
+
+    schema_file = catalog / VIDEO / "input.schema.json"
+    schema = json.loads(schema_file.read_text())
+    schema["properties"]["duration"]["enum"] = [5, 10, 15]
+    schema["properties"]["motion"] = {"type": "string", "enum": ["low", "high"]}
+    schema_file.write_text(json.dumps(schema, indent=2))
+    drift = cli("models", "check", cwd=root, env=env)  # every model: the drift is found
+    assert drift.returncode == 1
+    [line] = [ln for ln in drift.stdout.splitlines() if "DRIFT" in ln]
+    assert line.startswith(f"{VIDEO}: schema: DRIFT") and "inputs added: motion" in line
+    assert "duration (enum)" in line and f"pipeline models add {VIDEO}" in line
+    assert f"{DREAMINA}: schema: matches (bundled" in drift.stdout
+
+    locked = sim_factory(models_dirs=(str(catalog),), token="the-only-token", **FAST)
+    refused = cli("models", "check", cwd=root, env=env_for(locked.base_url, token="wrong-1234"))
+    assert refused.returncode == 2
+    [line] = refused.stdout.strip().splitlines()  # one line, and no traceback
+    assert line.startswith(f"token: refused by {locked.base_url}") and "401" in line
+    assert "wrong-1234" not in refused.stdout + refused.stderr
+
+
+def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
+        tmp_path: Path) -> None:
+    """`backend: sim` serves the project's models too, at their own prices; `plan` gives cost
+    and time per model; under a budget each cell reserves its own model's estimate, so the run
+    stops before the first cell of the dearer model that would cross it."""
+    from imagefiles import write_image, write_manifest
+    from pipeline.job.folder import JobFolder
+    from pipeline.job.forecast import forecast, plan_json
+    from pipeline.job.price import price_now
+    from pipeline.sim import SimConfig
+
+    root = project(tmp_path, with_models=True)
+    write_image(root / "img.png", 640, 480)
+    manifest = write_manifest(root, f"""
+        name: budget
+        backend: sim
+        prompt: boats
+        model_inputs:
+          {DREAMINA}: {{image_urls: [img.png]}}
+          {VIDEO}: {{image_url: img.png}}
+        matrix:
+          model: [{DREAMINA}, {VIDEO}]
+          seed: [1, 2]
+        run:
+          concurrency: 1
+          budget: 0.8
+          polling: {{initial: 0.1, max: 0.3}}
+        """)
+    plan = build_plan(manifest)
+    ahead = plan_json(forecast(plan, price_now(plan.manifest, JobFolder.of(plan.manifest))))
+    per_model = {m["id"]: (m["estimated_usd"], m["per_cell_s"], m["source"])
+                 for m in ahead["models"]}
+    assert per_model == {DREAMINA: (0.5, 90.0, "bundled"), VIDEO: (0.8, 60.0, "project")}
+    summary = run_job(plan, RunOptions(progress=False,
+                                       sim=SimConfig(capacity=1, gen_time=(0.05, 0.1))))
+    assert summary.counts["done"] == 2 and summary.counts["pending"] == 2
+    assert summary.stopped == "committed $0.50 + next cell $0.40 = $0.90 > budget $0.80"
+
+
+def test_an_image_model_cell_can_be_the_canary(tmp_path: Path, sim_factory,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the runcomfy backend the first cell proves the service; an image model's cell does
+    so with its pictures (probed as images, not as videos), and the rest then runs."""
+    from imagefiles import write_manifest
+    from runjobs import TOKEN, journal_events
+
+    sim = sim_factory(models_dirs=(str(FIXTURES),), **FAST)
+    monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", TOKEN)
+    root = project(tmp_path, with_models=True)
+    manifest = write_manifest(root, f"""
+        name: stills
+        model: {IMAGE}
+        prompt: "a lighthouse, take {{{{ seed }}}}"
+        inputs: {{num_images: 2}}
+        matrix:
+          seed: [1, 2, 3]
+        run:
+          polling: {{initial: 0.1, max: 0.3}}
+        """)
+    summary = run_job(build_plan(manifest), RunOptions(progress=False))
+    assert summary.exit_code == 0 and summary.counts["done"] == 3
+    [judged] = [e for e in journal_events(root / "outputs" / "stills") if e["e"] == "canary"]
+    assert judged["ok"] and judged["model"] == IMAGE
+    assert any(".png: a 256x256 png" in f for f in judged["findings"]), judged["findings"]
