@@ -136,7 +136,7 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
                      "href": source.get("href")}
     t["pick"] = pick(cell=c["id"], job=ctx.job, out=ctx.out, label=c["label"],
                      values=c["values"], request={"prompt": c["prompt"], "seed": c["seed"]},
-                     model=ctx.model)
+                     model=c.get("model") or ctx.model)  # a sweep of models: its own
     return t
 
 

@@ -52,11 +52,13 @@ def pick_cells(manifest: str | os.PathLike, only: Only, *, folder: Path | None =
     with scan(job) as scanned:
         cells = [SimpleNamespace(id=c["id"], label=c["label"], values=c["values"],
                                  request={"prompt": c["prompt"], "seed": c["seed"]},
-                                 state=c["state"]) for c in scanned.cells()]
+                                 state=c["state"], model=c.get("model"))
+                 for c in scanned.cells()]
         report = scanned.report
     out = folder_name(job.path, project_root(m.path))
     return [(pick(cell=c.id, job=report.get("job") or m.name, out=out, label=c.label,
-                  values=c.values, request=c.request, model=report.get("model") or m.model.id),
+                  values=c.values, request=c.request,
+                  model=c.model or report.get("model") or m.model.id),
              c.state) for c in select_cells(cells, only)]
 
 
