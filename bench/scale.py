@@ -1,11 +1,14 @@
-"""A 100,000-cell job on the simulator (generation time 0): plan, run, status, no-op resume.
+"""A 100,000-cell job on the simulator (generation time 0): plan, run, report, status, no-op
+resume.
 
     python bench/scale.py [--cells 100000] [--ratio-cells 5000] [--concurrency 100]
 
 Each step runs as its own `pipeline` subprocess against a simulator in another process, and is
-measured for wall time and peak RSS (the child's ru_maxrss). Targets: `status` < 1 s, a no-op
-resume < 3 s, peak memory < 300 MB; the figures of the version before the one-truth redesign
-(commit 44035fb, measured on this machine class) are printed beside them. Then the runner's own overhead: CPU seconds per cell of
+measured for wall time and peak RSS (the child's ru_maxrss). `run` includes the report it
+writes at its end (every job size); `report` writes it again alone (its previews already
+made). Targets: `status` < 1 s, a no-op resume < 3 s, peak memory < 300 MB; the figures of the
+version before the one-truth redesign (commit 44035fb, measured on this machine class) are
+printed beside them. Then the runner's own overhead: CPU seconds per cell of
 `pipeline run` on --ratio-cells cells, against a bare httpx loop doing the same four calls per
 cell (submit, status, result, download) with no state, no journal, no checks, printed as a ratio.
 """
@@ -32,8 +35,10 @@ from PIL import Image
 MODEL = "bytedance/dreamina-3-0/image-to-video"
 # wall s and peak RSS MB per step at commit 44035fb (before the one-truth redesign), 100,000
 # cells, on a 2-core machine of this class: `python bench/scale.py` then.
-BEFORE = {"plan": (8.29, 231), "run": (1066.05, 294), "status": (0.53, 60),
-          "resume (nothing to do)": (4.93, 228)}
+# The run did not write its report past 20,000 cells then; `report` before the streamed report
+# (commit 9995410) on a synthetic 100,000-cell job folder of the same shape: 86 s, 1,730 MB.
+BEFORE = {"plan": (8.29, 231), "run": (1066.05, 294), "report": (86.2, 1730),
+          "status": (0.53, 60), "resume (nothing to do)": (4.93, 228)}
 
 
 def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
@@ -59,16 +64,18 @@ def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
-    """(wall s, CPU s, peak RSS MB, exit code, stderr tail) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read()
-    proc.stderr.close()
+    """(wall s, CPU s, peak RSS MB, exit code, stderr tail) of one child process. Its stderr
+    goes to a file: a run's plain progress (a line a second) would fill a pipe nobody reads
+    until the end, and block the run."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        err.seek(max(0, err.seek(0, os.SEEK_END) - 500))
+        tail = err.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, err[-500:]
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, tail
 
 
 def start_sim(capacity: int) -> tuple[subprocess.Popen, str]:
@@ -126,6 +133,7 @@ def main() -> None:
         steps = [
             ("plan", pipeline + ["plan", str(big), "--json"]),
             ("run", pipeline + ["run", str(big), "--out", str(out), "--no-progress"]),
+            ("report", pipeline + ["report", str(big), "--out", str(out)]),
             ("status", pipeline + ["status", str(big), "--out", str(out), "--json"]),
             ("resume (nothing to do)", pipeline + ["run", str(big), "--out", str(out),
                                                    "--no-progress"]),
@@ -141,7 +149,12 @@ def main() -> None:
                 print(err)
         print(f"targets: status < 1 s (got {results['status'][0]:.2f}), no-op resume < 3 s "
               f"(got {results['resume (nothing to do)'][0]:.2f}), peak memory < 300 MB "
-              f"(got {max(r[2] for r in results.values()):.0f})")
+              f"(got {max(r[2] for r in results.values()):.0f}; the run with its report "
+              f"{results['run'][2]:.0f})")
+        print(f"report: {results['report'][0]:.1f} s, peak {results['report'][2]:.0f} MB; "
+              + ", ".join(f"{n} {(out / n).stat().st_size / 2**20:.0f} MB"
+                          for n in ("report.json", "report.html", "report.md")
+                          if (out / n).exists()))
         try:  # how the run ended, cell by state (a non-zero exit is explained here)
             counts = json.loads((out / "status.json").read_text())["counts"]
             print("run ended with:", {k: v for k, v in counts.items() if v})

@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", metavar="AXIS", help="matrix axis for the grid's columns")
     add_only(p, "report only the cells with this value")
 
+    p = sub.add_parser("picks", help="pick cells of a job for a final render (picks.jsonl), "
+                                     "or list the picks")
+    p.add_argument("manifest", metavar="MANIFEST")
+    add_only(p, "pick these cells (none: list the picks already made)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="the picks file (default: picks.jsonl beside the manifest)")
+    p.add_argument("--job-out", type=Path, metavar="DIR",
+                   help="the job's output folder, when it is not the manifest's default")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder")
+    p.set_defaults(func=cmd_picks)
+
     from . import catalog_cli  # `pipeline models list | add | check`
     from .account import cli as account_cli  # the team ledger registers its own verbs
     from .sim import cli as sim_cli  # the simulator registers its own options
@@ -254,6 +266,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         folder.report_stamp.unlink(missing_ok=True)
     for path in write_reports(folder, rows=args.rows, cols=args.cols, only=only):
         print(path)
+    return 0
+
+
+def cmd_picks(args: argparse.Namespace) -> int:
+    from .prepare.select import parse_only
+    from .report.picks import default_path, list_picks, pick_cells, write_picks
+
+    if not args.only:
+        for line in list_picks(args.manifest, args.out, folder=args.job_out,
+                               allow_outside=args.allow_outside_paths):
+            print(line)
+        return 0
+    chosen = pick_cells(args.manifest, parse_only(args.only), folder=args.job_out,
+                        allow_outside=args.allow_outside_paths)
+    path = write_picks([row for row, _ in chosen], args.out or default_path(args.manifest))
+    print(f"{path}: {len(chosen)} pick{'s' if len(chosen) != 1 else ''}")
+    for row, state in chosen:
+        unseen = "" if state == "done" else f" ({state}: no clip to look at yet)"
+        print(f"  {row['cell']}  {row['label']}{unseen}")
     return 0
 
 

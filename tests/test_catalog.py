@@ -125,7 +125,9 @@ def test_three_models_side_by_side(served, monkeypatch: pytest.MonkeyPatch) -> N
             length = 10 if cell["values"]["seed"] == 2 and cell["model"] == VIDEO else 5
             assert abs(cell["files"][0]["probe"]["duration_s"] - length) < 0.5
     html = (out / "report.html").read_text()
-    assert '<span class="axis">columns</span> model' in html
+    data = json.loads(html.split('<script type="application/json" id="report-data">', 1)[1]
+                          .split("</script>", 1)[0])
+    assert data["settings"]["cols"] == "model"  # models side by side by default
     md = (out / "report.md").read_text()
     assert "## Models" in md and f"| `{VIDEO}` | 2 | 2 | 0 | $1.20 |" in md
     status = json.loads(cli("status", str(manifest), "--json", cwd=root, env=env).stdout)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import StateError
 
@@ -38,3 +41,32 @@ def write_atomic(path: Path, text: str) -> Path:
                          "again") from None
     fsync_dir(path.parent)
     return path
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[TextIO]:
+    """`write_atomic` for a file written piece by piece (a report of 100,000 cells): the text
+    goes to a temporary name beside `path`, which replaces `path` only when the block ends
+    without an error. No temporary file is left either way."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fh = open(tmp, "w", encoding="utf-8")
+    except OSError as exc:
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}; free some space and run "
+                         "again") from None
+    try:
+        try:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fh.close()
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}; free some space and run "
+                         "again") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

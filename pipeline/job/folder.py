@@ -83,6 +83,7 @@ class JobFolder:
     report_stamp = property(lambda self: self.path / ".report.stamp")
     videos = property(lambda self: self.path / "videos")
     posters = property(lambda self: self.path / "posters")
+    strips = property(lambda self: self.path / "strips")  # frame strips (pipeline.report.strips)
 
     def exists(self) -> bool:
         return self.path.is_dir()

@@ -190,9 +190,11 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
             "canary": f.tally.canary,
         },
         "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
+        "matrix": matrix_json(m),
         "cells": [
             {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-             "estimated_cost": p.estimate, **({"model": c.model} if many else {})}
+             "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
+             **({"from_cell": c.from_cell} if c.from_cell else {})}
             for c, p in zip(plan.cells, f.tally.planned.values())
         ],
     }
@@ -205,6 +207,21 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
                              "action": "orphaned: no longer in the manifest (kept on disk)"}
                             for cid in f.orphaned()]
     return data
+
+
+def matrix_json(m: Any) -> list[dict[str, Any]]:
+    """The matrix's axes in manifest order; `rows` with the keys its rows zip together (the
+    report's grid shows them as one facet, never as independent filters)."""
+    from ..prepare.expand import row_keys
+
+    return [{"axis": a.name, "keys": row_keys(m)} if a.is_rows else {"axis": a.name}
+            for a in m.axes]
+
+
+def picked_from(c: Any) -> str:
+    """Where a cell was picked from, as `plan` shows it: `preview:3fa9c1d2`."""
+    src = c.from_cell
+    return f"{src.get('job') or '?'}:{str(src.get('cell'))[:8]}" if src else ""
 
 
 def _terminal_width() -> int:
@@ -230,7 +247,9 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
                 keys.append(k)
     with_state = bool(f.state.cells)
     per_cell = f.actions() if with_state else []
-    header = ["#", "cell"] + keys + (["action"] if with_state else [])
+    picked = any(c.from_cell for c in plan.cells)
+    header = ["#", "cell"] + keys + (["from"] if picked else []) + \
+        (["action"] if with_state else [])
     rows = []
     short = model_labels(list(m.sweep.models))
     for i, c in enumerate(plan.cells[:limit]):
@@ -238,6 +257,7 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
         rows.append([str(c.index + 1), c.id]
                     + [_cell_text(shown.get(k, ""), wide, 40 if k == MODEL_AXIS else 24)
                        for k in keys]
+                    + ([picked_from(c)] if picked else [])
                     + ([per_cell[i][1].split(" (")[0]] if with_state else []))
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     used = sum(widths) + 2 * len(widths)

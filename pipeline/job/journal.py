@@ -26,6 +26,7 @@ import orjson
 
 from ..errors import StateError
 from .folder import JobFolder
+from .lines import JournalLines
 from .records import Attempt, CellRecord, FileRecord
 
 FORMAT = 2  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
@@ -56,9 +57,14 @@ def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
     return event
 
 
-def described(cell: str, label: str, values: dict, request: dict) -> dict:
-    """A cell's label, matrix values and request, written before its first submit."""
-    return {"e": "cell", "cell": cell, "label": label, "values": values, "request": request}
+def described(cell: str, label: str, values: dict, request: dict,
+              from_cell: dict | None = None) -> dict:
+    """A cell's label, matrix values and request, written before its first submit; and the
+    picked cell it renders again, if any (pipeline.prepare.picks)."""
+    event = {"e": "cell", "cell": cell, "label": label, "values": values, "request": request}
+    if from_cell:
+        event["from_cell"] = from_cell
+    return event
 
 
 def intent(cell: str, n: int, estimate: float | None) -> dict:
@@ -219,6 +225,7 @@ class JobState:
             rec.described = True
             if not self.lean:
                 rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
+                rec.from_cell = ev.get("from_cell")
             return
         if kind == "intent":
             rec.attempts.append(Attempt(n=ev["n"], intent_at=t, estimate=ev.get("usd")))
@@ -269,40 +276,19 @@ def read_state(folder: JobFolder | Path, lean: bool = False) -> JobState:
     """Replay a job's journal (missing journal: empty state). No lock is taken."""
     folder = JobFolder.at(folder)
     state = JobState(folder.path, lean=lean)
-    path = folder.journal
+    lines = JournalLines(folder.journal)
     try:
-        raw = path.read_bytes()
+        for lineno, _, _, event in lines:
+            try:
+                state.apply(event)
+            except (KeyError, TypeError) as exc:
+                raise StateError(f"{lines.path}:{lineno}: malformed {event.get('e')!r} event "
+                                 f"({exc})") from None
+            except StateError as exc:
+                raise StateError(f"{lines.path}:{lineno}: {exc}") from None
     except FileNotFoundError:
         return state
     except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    pos = 0
-    lineno = 0
-    while pos < len(raw):
-        end = raw.find(b"\n", pos)
-        lineno += 1
-        if end == -1:  # no newline: the process died mid-write; ignore the torn tail
-            state.torn_tail = True
-            break
-        line = raw[pos:end]
-        try:
-            event = orjson.loads(line)  # 3x json's speed: replay is on every start and status
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            if raw.find(b"\n", end + 1) == -1 and not raw[end + 1:].strip():
-                state.torn_tail = True  # a torn last line that happened to end in a newline
-                break
-            raise StateError(f"{path}:{lineno}: corrupt journal line; the state cannot be "
-                             "trusted (restore it from a backup or start a new output "
-                             "folder)") from None
-        try:
-            state.apply(event)
-        except (KeyError, TypeError) as exc:
-            raise StateError(f"{path}:{lineno}: malformed {event.get('e')!r} event ({exc})") \
-                from None
-        except StateError as exc:
-            raise StateError(f"{path}:{lineno}: {exc}") from None
-        pos = end + 1
-    state.valid_bytes = pos
+        raise StateError(f"cannot read {lines.path}: {exc.strerror or exc}") from None
+    state.torn_tail, state.valid_bytes = lines.torn_tail, lines.valid_bytes
     return state

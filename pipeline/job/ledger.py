@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from .records import NOTHING, Money
 
 MICRO = 1_000_000
+MAX_SHARED = 4096  # distinct Money values kept for sharing (a cell's figures are few values)
+_SHARED: dict[Money, Money] = {}
 
 
 def micros(usd: float) -> int:
@@ -84,8 +86,9 @@ class Ledger:
         self.unpriced_cells += int(figures.unpriced) - int(old.unpriced)
         if figures == NOTHING:
             self._cells.pop(cell, None)
-        else:
-            self._cells[cell] = figures
+        else:  # most cells cost the same: one Money object for them all (100,000 cells: ~7 MB)
+            self._cells[cell] = _SHARED.setdefault(figures, figures) \
+                if len(_SHARED) < MAX_SHARED else figures
         if orphaned:
             self._orphans.add(cell)
         else:

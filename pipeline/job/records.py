@@ -120,6 +120,7 @@ class CellRecord:
     download_errors: list | tuple = ()  # replaced by a longer one on each error
     retry_from: int = 0  # attempts before this index do not count (--retry-failed)
     described: bool = False  # its `cell` event (label, values, request) is in the journal
+    from_cell: dict | None = None  # the picked cell it renders again (its `cell` event says)
     # A done cell the runner no longer needs in detail keeps only these (see compact()).
     compacted: bool = False
     done_money: Money = NOTHING

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,66 @@ class JobView:
 DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, for journals that do not say
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What a job's plan snapshot (else its journal's last run) says of how it runs."""
+
+    model: str
+    sheet: dict | None
+    fps: int
+    rates: dict  # model id -> (price sheet, fps), for a sweep of several models
+    max_attempts: int
+    concurrency: int  # with concurrency: auto, the capacity the runs found, if they have
+    budget: float | None
+    price_source: str | None
+    typical: Any  # seconds a cell, or per model id
+    capacity: dict | None  # with concurrency: auto, what the runs found
+
+
+def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
+                folder: JobFolder | None = None) -> Settings:
+    """The settings of a job from plan.json's header (without its cells) and the journal's
+    last `run` event (and, with concurrency: auto, the capacity kept in `folder`); the one
+    reading of both, for `status` and the report."""
+    settings = plan.get("run") or {}
+    price = plan.get("price") or {}
+    concurrency = header.get("concurrency") or settings.get("concurrency") or 1
+    auto = header.get("auto")
+    capacity = None
+    if auto and folder is not None:  # the ETA assumes the capacity the run has found, if any
+        found = kept(folder, header.get("base_url"))
+        capacity = capacity_figures(found["capacity"] if found else None,
+                                    auto.get("queue_ahead", 2), None)
+        concurrency = found["capacity"] if found else concurrency
+    fps = plan.get("fps") or cost.DEFAULT_FPS
+    models = plan.get("models") or []  # a sweep of several models prices each on its own
+    rates = {x["id"]: ((x.get("price") or {}).get("sheet"), x.get("fps") or fps)
+             for x in models if isinstance(x, dict) and "id" in x}
+    typical: Any = plan.get("typical_s")
+    if len(rates) > 1:
+        typical = {x["id"]: x.get("typical_s") for x in models}
+    return Settings(
+        model=plan.get("model") or header.get("model") or "",
+        sheet=price.get("sheet") if price else header.get("price"),
+        fps=fps, rates=rates,
+        max_attempts=settings.get("max_attempts") or header.get("max_attempts") or
+        DEFAULT_MAX_ATTEMPTS,
+        concurrency=concurrency,
+        budget=settings.get("budget", header.get("budget")),
+        price_source=price.get("source") if price else header.get("price_source"),
+        typical=typical, capacity=capacity)
+
+
+def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool) -> Tally:
+    """A tally of the planned `cells` with nothing counted yet: `update` it per cell (the
+    report, one cell at a time) or count a replayed journal into it (`view_job`)."""
+    header = state.header
+    return Tally(planned_cells(cells, s.model, s.sheet, s.fps, models=s.rates),
+                 max_attempts=s.max_attempts, budget=s.budget,
+                 live_since=header.get("t") if running and header else None,
+                 resume=resume_for(state, running=running), typical=s.typical)
+
+
 def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()) -> JobView:
     """Replay a job folder and tally it against its plan (plan.json unless given); `only`
     narrows both to the cells it selects (pipeline.prepare.select)."""
@@ -169,37 +229,14 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
         plan = {**plan, "cells": cells,
                 "selection": {"only": describe_only(only), "of": len(plan["cells"])}}
         state = state.only({c["id"] for c in cells})
-    settings = plan.get("run") or {}
-    price = plan.get("price") or {}
-    sheet = price.get("sheet") if price else header.get("price")
-    model = plan.get("model") or header.get("model") or ""
-    max_attempts = settings.get("max_attempts") or header.get("max_attempts") or \
-        DEFAULT_MAX_ATTEMPTS
-    concurrency = header.get("concurrency") or settings.get("concurrency") or 1
-    auto = header.get("auto")
-    capacity = None
-    if auto:  # concurrency: auto: the ETA assumes the capacity the run has found, if it has
-        found = kept(folder, header.get("base_url"))
-        capacity = capacity_figures(found["capacity"] if found else None,
-                                    auto.get("queue_ahead", 2), None)
-        concurrency = found["capacity"] if found else concurrency
-    budget = settings.get("budget", header.get("budget"))
-    live_since = header.get("t") if running and header else None
-    fps = plan.get("fps") or cost.DEFAULT_FPS
-    models = plan.get("models") or []  # a sweep of several models prices each on its own
-    rates = {x["id"]: ((x.get("price") or {}).get("sheet"), x.get("fps") or fps)
-             for x in models if isinstance(x, dict) and "id" in x}
-    typical: Any = plan.get("typical_s")
-    if len(rates) > 1:
-        typical = {x["id"]: x.get("typical_s") for x in models}
-    tally = Tally.of(state, planned_cells(plan["cells"], model, sheet, fps, models=rates),
-                     max_attempts=max_attempts, budget=budget, live_since=live_since,
-                     resume=resume_for(state, running=running), typical=typical)
+    s = settings_of(plan, header, folder)
+    tally = new_tally(s, plan["cells"], state, running)
+    tally.count(state)
     if running and header:  # the run going is still waiting for its canary's cells
         tally.canary = max(0, header.get("canary", 0) - sum(
             1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))
-    return JobView(folder, state, plan, tally, running, concurrency, budget,
-                   price.get("source") if price else header.get("price_source"), capacity)
+    return JobView(folder, state, plan, tally, running, s.concurrency, s.budget,
+                   s.price_source, s.capacity)
 
 
 def job_status(manifest_path: str | Path, out: Path | None = None, *,

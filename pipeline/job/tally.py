@@ -135,7 +135,7 @@ class Tally:
         """Count every cell again under other choices (in place: a second tally of a
         100,000-cell job would double the memory it takes)."""
         self._reset(live_since, resume, self.timings.typical)
-        self._count(state)
+        self.count(state)
 
     def reprice(self, planned: Iterable[PlannedCell], state: JobState) -> None:
         """Take new estimates for the job's cells (its price changed) and count again."""
@@ -146,10 +146,11 @@ class Tally:
     def of(cls, state: JobState, planned: Iterable[PlannedCell], **options: Any) -> Tally:
         """The tally of a replayed journal."""
         tally = cls(planned, **options)
-        tally._count(state)
+        tally.count(state)
         return tally
 
-    def _count(self, state: JobState) -> None:
+    def count(self, state: JobState) -> None:
+        """Count the cells of a replayed journal into a tally that has counted none yet."""
         for cid, rec in state.cells.items():
             self.update(cid, rec)
 

@@ -27,6 +27,9 @@ from .wording import did_you_mean
 ID_VERSION = "cell/v1"
 SEED_MAX = 2**31 - 1
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
+# A combination's origin also holds, under this key (never an identifier), the cell its row was
+# picked from (pipeline.prepare.picks); it becomes the cell's `from_cell`.
+FROM_CELL = "@from_cell"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,9 @@ class Cell:
     replicate: int
     origin: dict  # request key or variable -> manifest path or Location, for messages
     model: str = ""  # the id of the model the request is for
+    # The picked cell this one renders again ({job, cell, out}: a preview -> final workflow);
+    # not part of the request or the id.
+    from_cell: dict | None = None
 
 
 @dataclass(slots=True)
@@ -74,12 +80,18 @@ def combinations(m: Manifest) -> list[tuple[dict, dict]]:
     a combination that an include entry added also holds the entry's path under ADDED_BY."""
     original: set[str] = set()
     columns: list[list[tuple[dict, dict]]] = []
+    own = set_here(m)
     for axis in m.axes:
         column = []
-        for value, where in zip(axis.values, axis.paths):
+        for i, (value, where) in enumerate(zip(axis.values, axis.paths)):
             if axis.is_rows:
-                row = {k: _coerce_row_value(m, k, v) for k, v in value.items()}
-                column.append((row, dict.fromkeys(row, where)))
+                picked = axis.origins[i] if axis.origins else None
+                row = {k: _coerce_row_value(m, k, v) for k, v in value.items()
+                       if not (picked and k in own)}
+                origin = dict.fromkeys(row, where)
+                if picked:
+                    origin[FROM_CELL] = picked
+                column.append((row, origin))
                 original.update(row)
             else:
                 column.append(({axis.name: value}, {axis.name: where}))
@@ -115,6 +127,24 @@ def combinations(m: Manifest) -> list[tuple[dict, dict]]:
         if not hit:
             added.append((dict(entry), {**{k: where + (k,) for k in entry}, ADDED_BY: where}))
     return combos + added
+
+
+def set_here(m: Manifest) -> set[str]:
+    """Keys the manifest sets itself (its own axes and inputs): a picked row keeps its values
+    except these (the final's resolution or frames win over the preview's)."""
+    return {a.name for a in m.axes if not a.is_rows} | set(m.inputs)
+
+
+def row_keys(m: Manifest) -> list[str]:
+    """The keys the `rows` axis zips together, in first-seen order, as the cells carry them."""
+    own = set_here(m)
+    keys: dict[str, None] = {}
+    for axis in m.axes:
+        if axis.is_rows:
+            for i, row in enumerate(axis.values):
+                picked = axis.origins[i] if axis.origins else None
+                keys.update((k, None) for k in row if not (picked and k in own))
+    return list(keys)
 
 
 def _matches(values: dict, entry: dict) -> bool:
@@ -334,7 +364,7 @@ def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -
                            d.values[k] in short else f"{k}={_short(d.values[k], 20)}"
                            for k in varying if k in d.values) or "default",
             index=index, values=d.values, request=d.request, replicate=d.replicate,
-            origin=d.origin, model=model.id,
+            origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
         ))
     return cells
 

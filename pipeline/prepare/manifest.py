@@ -21,6 +21,7 @@ from ..job.folder import project_root
 from .files import read_rows, resolve_inside
 from .models import Model
 from .modelset import AXIS as MODEL_AXIS, ModelSet, read_models
+from .picks import is_pick, split_rows
 from .wording import describe_errors, did_you_mean, kind_of_value, manifest_validator
 from .yamlsrc import Source, load_yaml
 
@@ -50,6 +51,7 @@ class Axis:
     paths: tuple  # per value: a manifest path, or a Location (rows files)
     is_input: bool
     is_rows: bool = False
+    origins: tuple = ()  # rows only, per row: the cell it was picked from (pipeline.prepare.picks)
 
 
 @dataclass(frozen=True)
@@ -324,8 +326,12 @@ def _axis(name: str, spec: Any, is_input: bool, source: Source,
 def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
                digest: Any, allow_outside: bool = False) -> Axis | None:
     if isinstance(spec, list):
-        return Axis("rows", tuple(spec), tuple(("matrix", "rows", i) for i in range(len(spec))),
-                    False, is_rows=True)
+        paths = [("matrix", "rows", i) for i in range(len(spec))]
+        if any(is_pick(row) for row in spec):  # picks pasted from a report's "Copy as YAML"
+            rows, locs, origins = split_rows(spec, [source.loc(p) for p in paths], problems)
+            return Axis("rows", tuple(rows), tuple(locs), False, is_rows=True,
+                        origins=tuple(origins))
+        return Axis("rows", tuple(spec), tuple(paths), False, is_rows=True)
     name = spec["file"] if isinstance(spec, dict) else spec
     where = source.loc(("matrix", "rows", "file") if isinstance(spec, dict) else ("matrix", "rows"))
     file = resolve_inside(folder, name, where, problems, allow_outside=allow_outside)
@@ -346,10 +352,12 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
     if parsed is None:
         return None
     rows, locs = parsed
+    rows, locs, origins = split_rows(rows, locs, problems)  # a picks.jsonl: values are rows
     if not rows and len(problems.errors()) == before:
         problems.add(where, f"rows file {name!r} has no rows")
         return None
-    return Axis("rows", tuple(rows), tuple(locs), False, is_rows=True)
+    return Axis("rows", tuple(rows), tuple(locs), False, is_rows=True,
+                origins=tuple(origins) if any(origins) else ())
 
 
 def _run_settings(run: dict, source: Source, problems: ProblemList) -> RunSettings:

@@ -3,9 +3,14 @@
     paths = write_reports(folder, rows="seed", cols="resolution")
     # -> [folder/report.md, folder/report.html, folder/report.json]
     data = build_report(folder)  # the dict that report.json holds (schemas/report.schema.json)
+    with scan(folder) as s:      # the same, one cell at a time (any job size)
+        s.report, list(s.cells())
+
+`pipeline picks` is pipeline.report.picks; the picks format itself is pipeline.prepare.picks.
 """
 
 from .model import FORMAT, build_report, percentile
+from .scan import scan
 from .write import NAMES, write_reports
 
-__all__ = ["NAMES", "FORMAT", "build_report", "percentile", "write_reports"]
+__all__ = ["FORMAT", "NAMES", "build_report", "percentile", "scan", "write_reports"]

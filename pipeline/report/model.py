@@ -1,9 +1,11 @@
 """The report's data: one JSON-able dict built from a job folder's state files, nothing else.
 
 `build_report(folder)` reads `state.jsonl` and `plan.json` (every cell of the job, also those
-never sent) through pipeline.job.status, so its totals, states and money are the very figures
-`pipeline status` prints, and writes nothing. Its shape is `schemas/report.schema.json`
-(format FORMAT); bump FORMAT on any change a reader could notice.
+never sent) through pipeline.report.scan, which tallies them with pipeline.job.tally, so its
+totals, states and money are the very figures `pipeline status` prints, and writes nothing.
+Its shape is `schemas/report.schema.json` (format FORMAT); bump FORMAT on any change a reader
+could notice. Here: the parts of that dict (`head`, `cell_of`, and the `Totals` summed over
+the cells one at a time).
 
 Times: a queue time is first seen in_progress − submitted; a generation time is the result −
 first seen in_progress (− submitted when in_progress was never seen, so it then includes the
@@ -15,49 +17,35 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from ..errors import StateError
 from ..job.folder import JobFolder
 from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, UNKNOWN,
                            Attempt, CellRecord, money)
-from ..job.journal import JobState
-from ..job.status import view_job
 from ..prepare.select import Only
 
 FORMAT = 2
 
 
 def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
-    """The report of the job whose folder is `folder` (reads only; no network); `only`: of
-    the cells it selects (pipeline.prepare.select), the report then says so in `selection`."""
-    folder = JobFolder.at(folder)
-    if not folder.journal.exists() and not folder.plan.exists():
-        raise StateError(f"nothing to report in {folder}: no {folder.journal.name} or "
-                         f"{folder.plan.name} there (the job has not run yet; run it first "
-                         "with `pipeline run MANIFEST`)")
-    view = view_job(folder, only=only)
-    state, plan, tally = view.state, view.plan, view.tally
-    header = state.header
-    figures = view.summary()
-    planned = plan["cells"]
-    cells = [_cell(c, state.cells.get(c["id"]), folder.path, tally.state_of(c["id"]),
-                   tally.planned[c["id"]].estimate, tally.planned[c["id"]].model)
-             for c in planned]
-    default_model = plan.get("model") or header.get("model")
-    for cid, rec in state.cells.items():  # in the journal but no longer in the manifest
-        if cid not in tally.planned:
-            cells.append(_cell({"id": cid, "label": rec.label, "values": rec.values,
-                                "request": rec.request}, rec, folder.path, ORPHANED, None,
-                               (rec.values or {}).get("model") or default_model))
-    runs = _runs(state)
-    queue = [a["queue_s"] for c in cells for a in c["attempts"] if a["queue_s"] is not None]
-    gen = [a["generation_s"] for c in cells for a in c["attempts"]
-           if a["generation_s"] is not None and a["result"] == "succeeded"]
-    calls = [c["status_calls"] for c in cells if c["attempts"]]
-    estimated = [c["estimated_cost_usd"] for c in cells if c["state"] != ORPHANED]
-    files = [f for c in cells for f in c["files"]]
+    """The report of the job whose folder is `folder` (reads only; no network), every cell
+    in memory: for scripts and small jobs (`write_reports` streams the same data instead);
+    `only`: of the cells it selects (pipeline.prepare.select), the report then says so in
+    `selection`."""
+    from .scan import scan
+
+    with scan(folder, only) as scanned:
+        report = scanned.report
+        report["cells"] = list(scanned.cells())
+    return report
+
+
+def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
+         runs: list[dict]) -> dict[str, Any]:
+    """Everything report.json says above its cells that is known before reading them."""
     price = plan.get("price") or {}
     return {
         "format": FORMAT,
@@ -68,23 +56,16 @@ def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
         "manifest": header.get("manifest") or plan.get("manifest"),
         "manifest_sha256": header.get("manifest_sha256") or plan.get("manifest_sha256"),
         "schema_sha256": header.get("schema_sha256") or plan.get("schema_sha256"),
-        "max_attempts": tally.max_attempts,
-        "running": view.running,
-        "axes": _axes(cells),
-        "models": _models(plan, tally, cells),
+        "max_attempts": figures["max_attempts"],
+        "running": running,
+        "axes": [],
+        "models": [],
         "runs": runs,
-        "totals": {
-            "cells": figures["total"],
-            "by_state": figures["counts"],
-            "attempts": sum(len(c["attempts"]) for c in cells),
-            "files": len(files),
-            "missing_files": sum(1 for f in files if not f["exists"]),
-            "media_problems": sum(1 for f in files if f["check"] and not f["check"].get("ok")),
-        },
+        "totals": {"cells": figures["total"], "by_state": figures["counts"], "attempts": 0,
+                   "files": 0, "missing_files": 0, "media_problems": 0},
         "cost": {
-            "estimated_usd": None if None in estimated or not estimated
-            else round(sum(estimated), 4),
-            "unpriced_cells": sum(1 for x in estimated if x is None),
+            "estimated_usd": None,
+            "unpriced_cells": 0,
             "actual_usd": figures["spent_usd"],
             "spent_usd": figures["spent_usd"],
             "spent_estimated": figures["spent_estimated"],
@@ -96,39 +77,83 @@ def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
             "budget_usd": figures["budget_usd"],
         },
         "timings": {
-            "queue_s": _spread(queue),
-            "generation_s": _spread(gen),
+            "queue_s": _spread([]),
+            "generation_s": _spread([]),
             "wall_s": _round(sum(r["wall_s"] for r in runs if r["wall_s"] is not None))
             if runs else None,
             "eta_s": figures["eta_s"],
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
         },
-        "status_calls": {
-            "total": sum(calls),
-            "per_cell_mean": _round(sum(calls) / len(calls)) if calls else None,
-        },
-        "cells": cells,
-        "failures": [_brief(c) for c in cells if c["state"] in (FAILED, RETRY, "cancelled")
-                     or (c["state"] == PENDING and c["reason"])],
-        "unknown": [_brief(c) for c in cells if c["state"] == UNKNOWN],
-        "resume": _resume(header, folder.path, figures["counts"]),
-        **({"selection": plan["selection"]} if plan.get("selection") else {}),
+        "status_calls": {"total": 0, "per_cell_mean": None},
+        "cells": [],
+        "failures": [],
+        "unknown": [],
+        "resume": _resume(header, folder, figures["counts"]),
     }
 
 
-def _models(plan: dict, tally: Any, cells: list[dict]) -> list[dict[str, Any]]:
+class Totals:
+    """What report.json sums over its cells, added one cell at a time."""
+
+    def __init__(self) -> None:
+        self.queue = array("d")  # a float each, not an object each (100,000 cells: ~9 MB)
+        self.gen = array("d")
+        self.gen_by_model: dict[str, array] = {}  # a sweep of several models: each its own
+        self.calls = self.sent = self.attempts = self.files = self.missing = self.media = 0
+        self.estimate = 0.0
+        self.unpriced = 0
+        self.priced = 0
+        self.failures: list[dict] = []
+        self.unknown: list[dict] = []
+
+    def add(self, c: dict) -> None:
+        for a in c["attempts"]:
+            if a["queue_s"] is not None:
+                self.queue.append(a["queue_s"])
+            if a["generation_s"] is not None and a["result"] == "succeeded":
+                self.gen.append(a["generation_s"])
+                self.gen_by_model.setdefault(c["model"], array("d")).append(a["generation_s"])
+        if c["attempts"]:
+            self.calls += c["status_calls"]
+            self.sent += 1
+        self.attempts += len(c["attempts"])
+        for f in c["files"]:
+            self.files += 1
+            self.missing += not f["exists"]
+            self.media += bool(f["check"] and not f["check"].get("ok"))
+        if c["state"] != ORPHANED:
+            if c["estimated_cost_usd"] is None:
+                self.unpriced += 1
+            else:
+                self.priced += 1
+                self.estimate += c["estimated_cost_usd"]
+        if c["state"] in (FAILED, RETRY, "cancelled") or (c["state"] == PENDING and c["reason"]):
+            self.failures.append(_brief(c))
+        elif c["state"] == UNKNOWN:
+            self.unknown.append(_brief(c))
+
+    def into(self, report: dict) -> None:
+        t = report["totals"]
+        t.update(attempts=self.attempts, files=self.files, missing_files=self.missing,
+                 media_problems=self.media)
+        report["cost"]["estimated_usd"] = None if self.unpriced or not self.priced \
+            else round(self.estimate, 4)
+        report["cost"]["unpriced_cells"] = self.unpriced
+        report["timings"]["queue_s"] = _spread(self.queue)
+        report["timings"]["generation_s"] = _spread(self.gen)
+        report["status_calls"] = {"total": self.calls, "per_cell_mean":
+                                  _round(self.calls / self.sent) if self.sent else None}
+        report["failures"], report["unknown"] = self.failures, self.unknown
+
+
+def models_of(plan: dict, per_model: dict[str, dict], totals: Totals) -> list[dict[str, Any]]:
     """Per model of the plan: its cells by state, failures, money (the tally's figures, as
-    `status` shows them), generation times of its succeeded attempts, and its price."""
+    `status` shows them: `per_model`), generation times of its succeeded attempts, its price."""
     prices = {x["id"]: x.get("price") or {} for x in plan.get("models") or []
               if isinstance(x, dict) and "id" in x}
-    gen: dict[str, list[float]] = {}
-    for c in cells:
-        for a in c["attempts"]:
-            if a["generation_s"] is not None and a["result"] == "succeeded":
-                gen.setdefault(c["model"], []).append(a["generation_s"])
     out = []
-    for model_id, f in tally.per_model().items():
+    for model_id, f in per_model.items():
         price = prices.get(model_id) or (plan.get("price") or {})
         out.append({
             "id": model_id,
@@ -138,7 +163,7 @@ def _models(plan: dict, tally: Any, cells: list[dict]) -> list[dict[str, Any]]:
             "spent_usd": f["spent_usd"],
             "estimated_usd": f["estimated_usd"],
             "to_go_usd": f["to_go_usd"],
-            "generation_s": _spread(gen.get(model_id, [])),
+            "generation_s": _spread(totals.gen_by_model.get(model_id, ())),
             "per_cell_s": f["per_cell_s"],
             "price": price.get("sheet"),
             "price_source": price.get("source"),
@@ -146,8 +171,9 @@ def _models(plan: dict, tally: Any, cells: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
-def _cell(planned: dict, rec: CellRecord | None, folder: Path, state: str,
-          estimate: float | None, model: str | None = None) -> dict[str, Any]:
+def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
+            estimate: float | None, model: str | None = None) -> dict[str, Any]:
+    """One cell of report.json from its plan entry and what the journal says of it."""
     request = planned.get("request") or (rec.request if rec else {}) or {}
     attempts = [_attempt(a) for a in rec.attempts] if rec else []
     won = rec.succeeded() if rec else None
@@ -194,6 +220,8 @@ def _cell(planned: dict, rec: CellRecord | None, folder: Path, state: str,
                             for e in (rec.download_errors if rec else [])],
         "held_since": held_since,
         "held_s": _round(time.time() - last.intent_at) if held_since and last else None,
+        **({"from_cell": dict(source)} if (source := planned.get("from_cell") or
+                                          (rec.from_cell if rec else None)) else {}),
     }
 
 
@@ -222,61 +250,25 @@ def _attempt(a: Attempt) -> dict[str, Any]:
     }
 
 
-def _axes(cells: list[dict]) -> list[dict[str, Any]]:
-    """Matrix axes in plan order, each with its distinct values in first-seen order."""
-    axes: dict[str, list] = {}
-    for c in cells:
-        for key, value in c["values"].items():
-            seen = axes.setdefault(key, [])
-            if value not in seen:
-                seen.append(value)
-    return [{"name": k, "values": v} for k, v in axes.items()]
-
-
-def _runs(state: JobState) -> list[dict[str, Any]]:
-    """Each run's start and end; a run killed before its end event ends at its last event."""
-    out = []
-    starts = [r.get("t", 0.0) for r in state.runs]
-    times = sorted(t for rec in state.cells.values() for a in rec.attempts
-                   for t in (a.intent_at, a.submitted_at, a.result_at, *a.first_seen.values())
-                   if t)
-    for i, run in enumerate(state.runs):
-        start = starts[i]
-        stop = starts[i + 1] if i + 1 < len(starts) else float("inf")
-        end = next((e for e in state.ends if start <= e.get("t", 0.0) < stop), None)
-        if end is not None:
-            ended = end.get("t")
-        else:
-            inside = [t for t in times if start <= t < stop]
-            ended = inside[-1] if inside else None
-        out.append({
-            "started_at": _iso(start),
-            "ended_at": _iso(ended),
-            "wall_s": _round(ended - start) if ended else None,
-            "exit": end.get("exit") if end else None,
-            "stopped": end.get("stopped") if end else None,
-            "finished": end is not None,
-            "backend": run.get("backend"),
-            "concurrency": run.get("concurrency"),
-            "cells": run.get("cells"),
-        })
-    return out
-
-
-def percentile(values: list[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0..100), linear between closest ranks; None for no values."""
-    if not values:
+    return _at(sorted(values), q)
+
+
+def _at(xs: Sequence[float], q: float) -> float | None:
+    """The q-th percentile of values already sorted."""
+    if not xs:
         return None
-    xs = sorted(values)
     pos = (len(xs) - 1) * q / 100.0
     lo = int(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def _spread(values: list[float]) -> dict[str, Any]:
-    return {"n": len(values), "p50": _round(percentile(values, 50)),
-            "p95": _round(percentile(values, 95)), "max": _round(max(values) if values else None)}
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    xs = array("d", sorted(values))  # sorted once, for both percentiles
+    return {"n": len(xs), "p50": _round(_at(xs, 50)), "p95": _round(_at(xs, 95)),
+            "max": _round(xs[-1] if xs else None)}
 
 
 def _brief(c: dict) -> dict[str, Any]:

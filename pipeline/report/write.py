@@ -1,30 +1,39 @@
-"""Rendering the report's three files from its data, with Jinja templates kept in `templates/`.
+"""Writing the report's three files from one scan of the job folder, cell by cell.
 
-Every file is written atomically (a temp file in the same folder, fsync, os.replace), so a
-reader never sees half a report. HTML is autoescaped; Markdown table cells are escaped by the
-`mdcell` filter.
+report.md is rendered whole (it lists the first MD_ROWS cells); report.json and report.html
+are streamed: their heads, then each cell as it is read back from the scan, then their tails,
+so that a report of 100,000 cells never holds them all. Every file is written atomically (a
+temp file in the same folder, fsync, os.replace), so a reader never sees half a report. HTML
+is autoescaped (the cells' data is escaped JSON, see pipeline.report.page); Markdown table
+cells are escaped by the `mdcell` filter. Posters and frame strips missing from an older job
+are made here (pipeline.report.posters).
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
+import orjson
 from markupsafe import Markup
 
-from ..job.durable import write_atomic
+from ..job.durable import atomic_writer, write_atomic
 from ..prepare import cost as costs
-from .grid import layout, show, value_key
-from .model import build_report
-from .posters import IMAGE_SUFFIXES, add_posters
+from . import page
+from .grid import Occupancy, show
+from .posters import add_previews
+from .scan import Scanned, scan
 
 TEMPLATES = Path(__file__).parent / "templates"
 NAMES = ("report.md", "report.html", "report.json")
 MD_ROWS = 500  # cells listed in report.md's table; all of them are in the HTML and the JSON
-EAGER_VIDEOS = 48  # up to this many videos load at once (preload=auto); more load on demand
+HTML_LIST = 1_000  # failures or unknown cells listed in report.html (report.md lists all)
+_CELLS = "\0cells\0"  # where the streamed cells go in a rendered head (no path holds a NUL)
 
 
 def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = None,
@@ -32,25 +41,62 @@ def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = N
     """Write report.md, report.html and report.json into the job folder; their paths. `only`:
     a selection of cells (`--only`), which the report then names."""
     folder = Path(folder)
-    report = build_report(folder, only)
-    grid = layout(report, rows, cols)  # a bad --rows/--cols fails before anything is written
-    add_posters(folder, report)
-    md = render_markdown(report)
-    html = render_html(report, grid)
-    data = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    paths = []
-    for name, text in zip(NAMES, (md, html, data)):
-        paths.append(write_atomic(folder / name, text))
-    return paths
+    with scan(folder, only) as scanned:
+        report, facets = scanned.report, scanned.facets
+        ctx = page.PageContext.of(report, folder)
+        page.check_axes(facets, rows, cols)  # a bad --rows/--cols: before anything is written
+        names = page.shown_facets(facets, rows, cols)
+        sizes = facets.sizes()
+        occupancy = Occupancy({n: sizes[n] for n in names}, scanned.count)
+        md = render_markdown(report, list(islice(scanned.cells(), MD_ROWS)), scanned.count)
+        write_atomic(folder / "report.md", md)
+        html_head, html_tail = _split(render_html(report, scanned))
+        json_head, json_tail = _split(json.dumps({**report, "cells": _CELLS}, indent=2,
+                                                 ensure_ascii=False) + "\n")
+        with ExitStack() as files:
+            html = files.enter_context(atomic_writer(folder / "report.html"))
+            data = files.enter_context(atomic_writer(folder / "report.json"))
+            html.write(html_head)
+            data.write(json_head)
+            for i, cell in enumerate(scanned.cells()):
+                add_previews(folder, cell, i)
+                numbers = facets.numbers(cell["values"], names)
+                occupancy.add(numbers)
+                html.write(("," if i else "") + "\n" + page.script_json(
+                    page.tile(cell, numbers, ctx)))
+                data.write(("," if i else "") + "\n" + _indented(cell))
+            # the page's settings follow its cells: the default grid depends on all of them
+            chosen = page.settings(report, facets, ctx, names, rows, cols, occupancy)
+            html.write('\n],"settings":' + page.script_json(chosen) + html_tail[1:])
+            data.write(("\n  " if scanned.count else "") + json_tail)
+    return [folder / name for name in NAMES]
+
+
+def _split(text: str) -> tuple[str, str]:
+    """A rendered head and tail around the cells' place; a JSON head's quoted marker opens
+    the cells' array."""
+    quoted = json.dumps(_CELLS)
+    if quoted in text:
+        before, after = text.split(quoted, 1)
+        return before + "[", "]" + after
+    before, after = text.split(_CELLS, 1)
+    return before, after
+
+
+def _indented(cell: dict) -> str:
+    """A cell as report.json has always laid it out: two spaces a level, at its depth."""
+    try:
+        text = orjson.dumps(cell, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:  # an integer wider than 64 bits
+        text = json.dumps(cell, indent=2, ensure_ascii=False)
+    return "    " + text.replace("\n", "\n    ")
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=autoescape, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(money=costs.money, secs=secs, mdcell=mdcell, urlpath=urlpath, show=show,
-                       vkey=value_key, media=media_line,
-                       is_image=lambda p: p.lower().endswith(IMAGE_SUFFIXES))
+    env.filters.update(money=costs.money, secs=secs, mdcell=mdcell, urlpath=urlpath, show=show)
     env.globals["asset"] = _asset
     return env
 
@@ -60,15 +106,18 @@ def _asset(name: str) -> Markup:
     return Markup((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def render_markdown(report: dict) -> str:
-    return _environment(False).get_template("report.md.j2").render(r=report, limit=MD_ROWS)
+def render_markdown(report: dict, cells: list[dict], count: int) -> str:
+    """report.md from the report's head and its first cells (`count`: all of them)."""
+    return _environment(False).get_template("report.md.j2").render(
+        r=report, cells=cells, count=count, limit=MD_ROWS)
 
 
-def render_html(report: dict, grid: dict) -> str:
-    videos = sum(1 for c in report["cells"] for f in c["files"][:1]
-                 if f["exists"] and not f["path"].lower().endswith(IMAGE_SUFFIXES))
+def render_html(report: dict, scanned: Scanned) -> str:
+    """report.html with the marker _CELLS where the tiles' records are to be streamed (and,
+    after them, the page's settings)."""
     return _environment(True).get_template("report.html.j2").render(
-        r=report, g=grid, preload="auto" if videos <= EAGER_VIDEOS else "metadata")
+        r=report, count=scanned.count, list_limit=HTML_LIST,
+        data=Markup('{"cells":[' + _CELLS + "]}"))
 
 
 def secs(value: float | None) -> str:
@@ -89,16 +138,3 @@ def mdcell(value: Any) -> str:
 def urlpath(path: str) -> str:
     """A relative file path as a relative URL (each segment percent-encoded)."""
     return quote(path, safe="/")
-
-
-def media_line(f: dict) -> str:
-    """What the probe saw: '121 frames · 24 fps · 256×144 · h264'."""
-    p = f.get("probe") or {}
-    if not p:
-        return "not probed"
-    parts = [f"{p.get('frames')} frames" if p.get("frames") is not None else None,
-             f"{p.get('fps'):g} fps" if p.get("fps") else None,
-             f"{p.get('width')}×{p.get('height')}" if p.get("width") else None, p.get("codec")]
-    return " · ".join(x for x in parts if x)
-
-

@@ -16,6 +16,7 @@ from ..errors import DownloadError, StateError
 from ..job import journal as ev
 from ..job.records import DONE
 from ..prepare.expand import Cell
+from ..report.strips import add_for_download
 from . import media
 from .context import RunContext, crash_point
 
@@ -63,7 +64,7 @@ async def collect(run: RunContext, cell: Cell) -> None:
                     return
                 continue
             crash_point("after_download")
-            probe, check = await asyncio.to_thread(_probe, folder / name, cell, run)
+            probe, check = await asyncio.to_thread(_inspect, folder / name, cell, i, run)
             run.watch.media(cell.id, f"videos/{name}", probe, check)
             run.write(ev.downloaded(cell.id, url, f"videos/{name}", info.size, info.sha256,
                                     probe, check))
@@ -73,9 +74,11 @@ async def collect(run: RunContext, cell: Cell) -> None:
         rec.compact(run.estimate(cell.id))
 
 
-def _probe(path: Path, cell: Cell, run: RunContext) -> tuple[dict | None, dict]:
+def _inspect(path: Path, cell: Cell, output: int, run: RunContext
+             ) -> tuple[dict | None, dict]:
     """What the file is, compared with what was asked: a video's frames, fps and size; an
-    image's format and size (an image model's output is shown as an image)."""
+    image's format and size (an image model's output is shown as an image). A video's frame
+    strip is made once, here, for the report (blocking: runs in a worker thread)."""
     try:
         if path.suffix.lower() in media.IMAGE_SUFFIXES:
             return media.probe_image(path), {"ok": True, "problems": [],
@@ -83,4 +86,5 @@ def _probe(path: Path, cell: Cell, run: RunContext) -> tuple[dict | None, dict]:
         info = media.probe(path)
     except ValueError as exc:
         return None, {"ok": False, "problems": [str(exc)], "resolution": "not checked"}
+    add_for_download(run.folder.path, cell.id, cell.index, output, path)
     return info, media.check(info, cell.request, fps=run.model_of(cell).fps)

@@ -61,6 +61,9 @@ def probe(path: Path) -> dict[str, Any]:
         raise ValueError(f"not a readable video ({type(exc).__name__}: {exc})") from None
 
 
+PLACEHOLDER = "not checked (a simulator's placeholder)"  # a preview's size: not judged
+
+
 def check(info: dict[str, Any], request: dict[str, Any], *, fps: float) -> dict[str, Any]:
     """Compare a probe with the request: frames, fps and (but for a placeholder) resolution."""
     problems = []
@@ -75,8 +78,7 @@ def check(info: dict[str, Any], request: dict[str, Any], *, fps: float) -> dict[
             abs(info["duration_s"] - seconds) > 0.5:  # a "5 s" clip may be 120 or 121 frames
         problems.append(f"{info['duration_s']:g} s long, asked {seconds:g} s")
     short = RESOLUTION_SHORT_SIDE.get(str(request.get("resolution", "")))
-    resolution = "not checked (a simulator's placeholder)" if info.get("placeholder") else \
-        "not checked"
+    resolution = PLACEHOLDER if info.get("placeholder") else "not checked"
     if short and not info.get("placeholder"):
         got = min(info.get("width") or 0, info.get("height") or 0)
         resolution = "as requested" if got == short else f"short side {got}, asked {short}"

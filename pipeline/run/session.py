@@ -13,6 +13,7 @@ accepted.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import uuid
@@ -52,9 +53,6 @@ log = logging.getLogger("pipeline.run")
 # nothing between polls). httpx's pool scans every connection per request, so a small pool is
 # cheaper per call; env PIPELINE_IN_FLIGHT overrides it for experiments.
 IN_FLIGHT = int(os.environ.get("PIPELINE_IN_FLIGHT", "16"))
-# The report replays the whole journal with every detail: past this many cells a run leaves it
-# to `pipeline report`, so that the runner's own memory stays small (see README, The report).
-REPORT_AT_END_MAX_CELLS = 20_000
 SETTLED = {DONE, FAILED, UNKNOWN, ORPHANED}  # states a run does nothing with, unasked
 
 
@@ -73,7 +71,11 @@ def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
     except OSError as exc:  # the job folder cannot be written (full, read-only, ...)
         raise StateError(f"cannot write in {folder}: {exc.strerror or exc}; free some space "
                          "(or fix the folder) and run again to resume") from None
-    summary.reports = _reports(folder, summary.cell_events, len(plan.cells))
+    # The run's state is garbage now, much of it in reference cycles a full collection alone
+    # frees: free it before the report, so that the report reuses that memory instead of
+    # adding to it (100,000 cells: the run's peak stays where the run itself put it).
+    gc.collect()
+    summary.reports = _reports(folder, summary.cell_events)
     return summary
 
 
@@ -205,14 +207,11 @@ def _check_budget_possible(m: Manifest, price: Prices, options: RunOptions) -> N
 
 
 # --- the folder around a run -----------------------------------------------------------------
-def _reports(folder: JobFolder, cell_events: int, cells: int = 0) -> list:
-    """Write the reports unless they already show every cell event in the journal."""
+def _reports(folder: JobFolder, cell_events: int) -> list:
+    """Write the reports (for every job size: they stream over the journal, see
+    pipeline.report.scan) unless they already show every cell event in the journal."""
     from ..report import NAMES, write_reports
 
-    if cells > REPORT_AT_END_MAX_CELLS:
-        log.warning("%d cells: the report is not written at the end of the run; write it with "
-                    "`pipeline report MANIFEST`", cells)
-        return []
     try:
         stamp = f"{cell_events} {folder.plan.stat().st_mtime_ns}"
         paths = [folder / name for name in NAMES]
@@ -268,5 +267,5 @@ def settled_run(manifest_path: str | os.PathLike, options: RunOptions = RunOptio
     exit_code = 0 if counts.get("done") == summary.get("total") else 1
     result = RunSummary(folder.path, summary, exit_code,
                         cell_events=summary.get("cell_events", -1))
-    result.reports = _reports(folder, result.cell_events, summary.get("total", 0))
+    result.reports = _reports(folder, result.cell_events)
     return result

@@ -32,7 +32,8 @@ async def submit(run: RunContext, cell: Cell) -> bool:
     control = run.control
     rec = run.state.cell(cell.id)
     if not rec.described:
-        run.write(ev.described(cell.id, cell.label, cell.values, cell.request))
+        run.write(ev.described(cell.id, cell.label, cell.values, cell.request,
+                               cell.from_cell))
     estimate = run.estimate(cell.id)
     tries = counted = 0
     while counted < SUBMIT_TRIES:

@@ -19,10 +19,10 @@ from imagefiles import MODEL, write_image, write_manifest
 
 from pipeline import report as report_mod
 from pipeline.cli import main
-from pipeline.run.session import RunOptions, run_job
 from pipeline.prepare.plan import build_plan
 from pipeline.report import build_report, percentile, write_reports
-from pipeline.report.grid import choose_axes
+from pipeline.report.grid import Occupancy, choose_axes
+from pipeline.run.session import RunOptions, run_job
 from pipeline.sim import SimConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +81,12 @@ def valid(data: dict) -> dict:
               for e in jsonschema.Draft202012Validator(SCHEMA).iter_errors(data)]
     assert not errors, errors
     return data
+
+
+def page_data(html: str) -> dict:
+    """The data report.html's script builds its grid from: settings and one record per tile."""
+    text = html.split('<script type="application/json" id="report-data">', 1)[1]
+    return json.loads(text.split("</script>", 1)[0])
 
 
 def load(folder: Path) -> tuple[dict, str, str]:
@@ -231,7 +237,7 @@ def test_interrupted_run_reports_progress_and_resume(interrupted: tuple[Path, in
     assert counts["done"] >= 1 and counts["done"] < 12
     assert data["resume"]["needed"] is True
     assert "(interrupted)" in md and f"--out {out}" in md.split("## How to resume", 1)[1]
-    assert len(Page(html).find("article", "tile")) == 12
+    assert len(page_data(html)["cells"]) == 12
 
 
 def test_empty_run(empty: Path) -> None:
@@ -245,9 +251,9 @@ def test_empty_run(empty: Path) -> None:
     assert cost["estimated_usd"] > 0 and cost["to_go_usd"] == cost["estimated_usd"]
     assert "budget" in (data["runs"][0]["stopped"] or "")
     assert "| generation | 0 | – | – | – |" in md
-    tiles = Page(html).find("article", "tile")
-    assert len(tiles) == 12 and all(t["data-state"] == "pending" for t in tiles)
-    assert not Page(html).find("video")
+    tiles = page_data(html)["cells"]
+    assert len(tiles) == 12 and all(t["state"] == "pending" for t in tiles)
+    assert not [t for t in tiles if "video" in t or "strip" in t]
 
 
 def test_unknown_cells_held_with_time(unknown: Path) -> None:
@@ -259,25 +265,28 @@ def test_unknown_cells_held_with_time(unknown: Path) -> None:
     for u in data["unknown"]:
         assert u["held_since"] and f"`{u['id']}`" in section and u["held_since"] in section
     assert "dashboard" in section and "--resubmit-unknown" in md
-    assert "held since" in html and len(Page(html).find("article", "s-unknown")) == 4
+    held = [t for t in page_data(html)["cells"] if t["state"] == "unknown"]
+    assert "held since" in html and len(held) == 4 and all(t["held"] for t in held)
 
 
 # --- report.html --------------------------------------------------------------------------
 
 def test_html_one_tile_per_cell_with_relative_videos(normal: Path) -> None:
-    """The HTML has one tile per cell, each video linked by a relative path that exists, with a
-    relative JPEG poster made from the video."""
+    """The page has one tile per cell, each video linked by a relative path that exists, with
+    a JPEG poster and a JPEG frame strip made from the video, also relative."""
     data, _, html = load(normal)
-    page = Page(html)
-    tiles = page.find("article", "tile")
-    assert sorted(t["id"] for t in tiles) == sorted(f"cell-{c['id']}" for c in data["cells"])
-    videos = page.find("video")
-    assert len(videos) == 12
-    for v in videos:
-        assert not v["src"].startswith(("/", "http:", "https:", "file:"))
-        assert (normal / v["src"]).is_file()
-        poster = normal / v["poster"]
-        assert v["poster"].startswith("posters/") and poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    tiles = page_data(html)["cells"]
+    assert [t["id"] for t in tiles] == [c["id"] for c in data["cells"]]
+    assert len([t for t in tiles if "video" in t]) == 12
+    for t in tiles:
+        for key, folder in (("video", "videos/"), ("poster", "posters/"), ("strip", "strips/")):
+            assert t[key].startswith(folder) and (normal / t[key]).is_file()
+        assert (normal / t["poster"]).read_bytes()[:3] == b"\xff\xd8\xff"
+        assert (normal / t["strip"]).read_bytes()[:3] == b"\xff\xd8\xff"
+        assert t["check"] == {"ok": True, "text": "121 frames · 24 fps · 256×144 · h264 · "
+                                                  "simulator placeholder"}
+    for cell in data["cells"]:
+        assert cell["files"][0]["strip"] == f"strips/{cell['id']}.jpg"
 
 
 def test_html_is_self_contained(normal: Path) -> None:
@@ -291,21 +300,38 @@ def test_html_is_self_contained(normal: Path) -> None:
     assert "<style>" in html and "playTogether" in html
 
 
-def test_html_grid_axes_and_filters(normal: Path) -> None:
-    """By default the two axes with the most values make the grid, the longer one as rows, and
-    the rest are filters; --rows/--cols choose instead; each row and column has a play button."""
+def test_html_grid_facets_and_default_axes(normal: Path) -> None:
+    """Every varying matrix key is a facet; by default the grid lays out the two with the
+    most values, seed last; --rows/--cols choose others; each tile knows its value numbers."""
     _, _, html = load(normal)
-    page = Page(html)
-    assert len(page.find("div", "rowhead")) == 3 and len(page.find("div", "colhead")) == 2
-    assert [a["data-filter"] for a in page.find("select") if "data-filter" in a] == ["0"]
-    assert "<label>resolution" in html
-    assert 'data-play="row"' in html and 'data-play="col"' in html
-    write_reports(normal, rows="light", cols="resolution")
-    html = (normal / "report.html").read_text(encoding="utf-8")
-    page = Page(html)
-    assert len(page.find("div", "rowhead")) == 2 and len(page.find("div", "colhead")) == 2
-    assert "<label>seed" in html and len(page.find("option")) == 3 + 1 + 3
+    data = page_data(html)
+    settings = data["settings"]
+    assert [f["name"] for f in settings["facets"]] == ["light", "resolution", "seed"]
+    assert (settings["rows"], settings["cols"]) == ("resolution", "light")
+    assert settings["facets"][2]["values"] == ["1", "2", "3"]
+    assert sorted(tuple(t["k"]) for t in data["cells"]) == sorted(
+        (a, b, c) for a in range(2) for b in range(2) for c in range(3))
+    write_reports(normal, rows="seed", cols="resolution")
+    settings = page_data((normal / "report.html").read_text(encoding="utf-8"))["settings"]
+    assert (settings["rows"], settings["cols"]) == ("seed", "resolution")
     write_reports(normal)
+
+
+def test_rows_are_one_facet_and_random_seeds_do_not_make_a_grid(tmp_path: Path) -> None:
+    """Zipped `rows` columns are one facet (the row, labelled by its values); seeds drawn per
+    cell are never paired with the rows into a sparse grid: the rows go down the page with
+    their clips side by side."""
+    write_image(tmp_path / "b.png", 1280, 720)
+    text = SWEEP.replace("light: [at dawn, at dusk]\n  resolution: [720P, 1080P]\n  seed: "
+                         "[1, 2, 3]", "rows:\n    - {light: at dawn, mood: calm}\n    - "
+                         "{light: at dusk, mood: wild}\n  seed: {random: 2}")
+    simulate(job(tmp_path, text), tmp_path / "out")
+    settings = page_data((tmp_path / "out" / "report.html").read_text())["settings"]
+    assert [(f["name"], f["values"]) for f in settings["facets"]] == [
+        ("rows", ["at dawn · calm", "at dusk · wild"]),
+        ("seed", settings["facets"][1]["values"])]
+    assert len(settings["facets"][1]["values"]) == 4
+    assert (settings["rows"], settings["cols"]) == ("rows", None)
 
 
 @pytest.mark.parametrize("sizes, rows, cols, expected", [
@@ -316,21 +342,40 @@ def test_html_grid_axes_and_filters(normal: Path) -> None:
     ({"a": 2, "b": 5, "c": 3}, "a", None, ("a", "b")),
     ({"a": 2, "b": 5, "c": 3}, None, "b", ("c", "b")),
     ({"a": 4}, "a", None, ("a", None)),
+    ({"seed": 9, "b": 2, "c": 3}, None, None, ("c", "b")),
+    ({"seed": 9, "b": 2}, None, None, ("seed", "b")),
 ])
 def test_choose_axes(sizes: dict, rows: str | None, cols: str | None, expected: tuple) -> None:
-    """Default and partly chosen grid axes: the two largest, the longer as rows; a named axis is
-    kept where it was named."""
-    axes = [{"name": k, "values": list(range(n))} for k, n in sizes.items()]
-    assert choose_axes(axes, rows, cols) == expected
+    """Default and partly chosen grid axes: the two largest, seed last, the longer as rows; a
+    named axis is kept where it was named."""
+    assert choose_axes(sizes, rows, cols) == expected
+
+
+def test_choose_axes_skips_a_facet_nested_in_another() -> None:
+    """A facet whose values differ in every row (seeds drawn per cell) is not paired with it:
+    the grid is one facet down the page, its cells side by side."""
+    sizes = {"rows": 4, "seed": 8}
+    occupancy = Occupancy(sizes, 8)
+    for r in range(4):
+        for k in range(2):
+            occupancy.add([r, 2 * r + k])
+    assert not occupancy.dense("rows", "seed")
+    assert choose_axes(sizes, None, None, occupancy=occupancy) == ("rows", None)
+    full = Occupancy({"a": 2, "seed": 2}, 4)
+    for a in range(2):
+        for s in range(2):
+            full.add([a, s])
+    assert choose_axes({"a": 2, "seed": 2}, None, None, occupancy=full) == ("seed", "a")
 
 
 def test_html_failed_tiles_show_reason(failures: Path) -> None:
-    """Failed cells stay in the grid as tiles without a video, showing their reason."""
+    """Failed cells stay in the grid as tiles without a video, with their reason."""
     data, _, html = load(failures)
-    for cell in data["cells"]:
-        if cell["state"] == "failed":
-            tile = html.split(f'id="cell-{cell["id"]}"', 1)[1].split("</article>", 1)[0]
-            assert "<video" not in tile and cell["reason"] in tile
+    tiles = {t["id"]: t for t in page_data(html)["cells"]}
+    failed = [c for c in data["cells"] if c["state"] == "failed"]
+    assert failed
+    for cell in failed:
+        assert "video" not in tiles[cell["id"]] and tiles[cell["id"]]["reason"] == cell["reason"]
 
 
 def test_user_text_is_escaped(tmp_path: Path) -> None:
@@ -340,7 +385,10 @@ def test_user_text_is_escaped(tmp_path: Path) -> None:
                                                                 "resolution: [720P]")
     simulate(job(tmp_path, text), tmp_path / "out")
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    assert "<script>alert" not in html and "&lt;script&gt;alert(&#34;x&#34;)" in html
+    assert "<script>alert" not in html and "</script>alert" not in html
+    assert "\\u003cscript\\u003ealert" in html  # inside the page's JSON, read as text
+    tile = page_data(html)["cells"][0]
+    assert tile["pick"]["prompt"].startswith('<script>alert("x")</script> & co')
 
 
 def test_multiple_outputs_and_missing_files(normal: Path, tmp_path: Path) -> None:
@@ -370,10 +418,11 @@ def test_multiple_outputs_and_missing_files(normal: Path, tmp_path: Path) -> Non
     assert [f["path"] for f in data["cells"][0]["files"]][1] == "videos/extra.mp4"
     assert data["totals"]["missing_files"] == 1 and not data["cells"][1]["files"][0]["exists"]
     assert "(missing)" in md and "+1" in md
-    assert 'href="videos/extra.mp4"' in html
-    tile = html.split(f'id="cell-{second["id"]}"', 1)[1].split("</article>", 1)[0]
-    assert "<video" not in tile and "video file missing" in tile
-    assert len(Page(html).find("video")) == 11
+    tiles = {t["id"]: t for t in page_data(html)["cells"]}
+    assert tiles[first["id"]]["more"] == [["videos/extra.mp4", True]]
+    assert "video" not in tiles[second["id"]]
+    assert tiles[second["id"]]["missing"] == second["files"][0]["path"]
+    assert len([t for t in tiles.values() if "video" in t]) == 11
 
 
 def test_job_without_matrix(tmp_path: Path) -> None:
@@ -383,9 +432,9 @@ def test_job_without_matrix(tmp_path: Path) -> None:
     data, _, html = load(tmp_path / "out")
     valid(data)
     assert data["axes"] == [] and data["cells"][0]["values"] == {}
-    page = Page(html)
-    assert len(page.find("article", "tile")) == 1 and len(page.find("video")) == 1
-    assert not [a for a in page.find("select") if "data-filter" in a]
+    shown = page_data(html)
+    assert len(shown["cells"]) == 1 and "video" in shown["cells"][0]
+    assert shown["settings"]["facets"] == [] and shown["settings"]["rows"] is None
 
 
 def test_writes_are_atomic_and_leave_no_temp_files(normal: Path) -> None:
@@ -403,7 +452,7 @@ def test_run_writes_the_reports(normal: Path) -> None:
 def test_templates_live_in_the_package() -> None:
     """The Jinja templates, CSS and JS are files inside the pipeline package (so in the wheel)."""
     folder = Path(report_mod.__file__).parent / "templates"
-    for name in ("report.html.j2", "tile.html.j2", "report.md.j2", "report.css", "report.js"):
+    for name in ("report.html.j2", "report.md.j2", "report.css", "report.js"):
         assert (folder / name).is_file()
 
 
@@ -456,21 +505,3 @@ def test_percentile(values: list, q: float, expected: float | None) -> None:
     """Percentiles interpolate linearly between the closest ranks; none without values."""
     got = percentile(values, q)
     assert got == pytest.approx(expected) if expected is not None else got is None
-
-
-def test_huge_grid_is_cut_to_whole_rows_with_a_note() -> None:
-    """Past MAX_TILES cells the grid keeps whole rows up to the limit and says how many it shows."""
-    from pipeline.report import grid
-
-    cells = [{"id": f"c{i}", "values": {"seed": i // 2, "res": i % 2}} for i in range(12)]
-    report = {"cells": cells, "axes": [{"name": "seed", "values": list(range(6))},
-                                       {"name": "res", "values": [0, 1]}]}
-    old = grid.MAX_TILES
-    grid.MAX_TILES = 5
-    try:
-        g = grid.layout(report, "seed", "res")
-    finally:
-        grid.MAX_TILES = old
-    assert g["truncated"] == {"cells_shown": 4, "cells_total": 12, "rows_shown": 2,
-                              "rows_total": 6}
-    assert len(g["rows"]) == 2

@@ -1,9 +1,13 @@
-"""report.html in a real browser: the README's demo run, then the page opened in headless
-Chromium (Debian's `chromium`, driven by Playwright's Python package): no console errors, every
-video decodes (H.264 included), the play controls work, and a screenshot is kept."""
+"""report.html in a real browser, headless Chromium (Debian's `chromium`, driven by Playwright's
+Python package), never a console error: the README's demo (every video decodes, H.264
+included; play controls; a narrow window); a rows x resolution x random-seeds preview (every
+cell in view on open, axes changed in the page, stars kept over a reload and downloaded as
+picks.jsonl that a final manifest plans, keyboard, compare, frame strips from the job folder
+only); a 40-cell sweep (a screenshot shows its 40 videos; pages, and a link to a tile)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import unavailable
+from imagefiles import MODEL, write_image, write_manifest
+from PIL import Image, ImageStat
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = next((p for p in (os.environ.get("PIPELINE_CHROMIUM"), "/usr/bin/chromium",
@@ -62,7 +69,9 @@ def browser():
 
 
 def open_report(browser, folder: Path, width: int = 1280):
-    page = browser.new_page(viewport={"width": width, "height": 900})
+    """The report opened in a new page (of a browser, or of a context), with its problems."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
             if m.type == "error" else None)
@@ -120,23 +129,320 @@ def test_narrow_window(demo: Path, browser, tmp_path: Path) -> None:
     page.close()
 
 
-def test_filters_on_a_three_axis_sweep(tmp_path: Path, browser) -> None:
-    """With three axes, the third is a filter set to its first value (half the tiles shown);
-    choosing `all` shows every tile; every video still loads, with no console error."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_report import SWEEP, job, simulate
+# --- a preview sweep: rows x resolution x random seeds ----------------------------------------
+PREVIEW = f"""
+name: preview
+model: {MODEL}
+backend: sim
+prompt: "{{{{ caption }}}}, slow push-in"
+inputs:
+  image_urls: ["{{{{ image }}}}"]
+  number_of_frames: 121
+matrix:
+  rows:
+    - {{image: a.png, caption: boats at dawn}}
+    - {{image: b.png, caption: a pier in rain}}
+    - {{image: a.png, caption: lanterns at night}}
+  resolution: [720P, 1080P]
+  seed: {{random: 2}}
+run:
+  concurrency: 6
+  polling: {{initial: 0.1, max: 0.5}}
+"""
 
-    with ThreadPoolExecutor(1) as pool:  # Playwright's loop owns this thread: run beside it
-        pool.submit(simulate, job(tmp_path, SWEEP), tmp_path / "out").result(timeout=120)
-    page, problems = open_report(browser, tmp_path / "out")
-    page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
-    assert page.inner_text(".controls .count") == "6 of 12 cells shown"
-    page.select_option("select[data-filter]", "*")
+FINAL = f"""
+name: final
+model: {MODEL}
+backend: sim
+prompt: "{{{{ caption }}}}, slow push-in"
+inputs:
+  image_urls: ["{{{{ image }}}}"]
+matrix:
+  rows: {{file: picks.jsonl}}
+  resolution: [1080P]
+  number_of_frames: [241]
+"""
+
+
+def run_beside(manifest: Path, out: Path, **sim) -> None:
+    """Run a job on the simulator in a worker thread (Playwright's loop owns this one)."""
+    from pipeline.prepare.plan import build_plan
+    from pipeline.run.session import RunOptions, run_job
+    from pipeline.sim import SimConfig
+
+    config = SimConfig(**{"capacity": 8, "gen_time": (0.05, 0.15), "seed": 5, **sim})
+    with ThreadPoolExecutor(1) as pool:
+        summary = pool.submit(run_job, build_plan(manifest),
+                              RunOptions(out=out, progress=False, sim=config)).result(timeout=180)
+    assert summary.exit_code == 0, summary.counts
+
+
+@pytest.fixture(scope="module")
+def preview(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The preview sweep (3 rows x 2 resolutions x 2 random seeds = 12 cells), run; its folder
+    holds the manifest (the project root, as a repository would), the job is in out/."""
+    base = tmp_path_factory.mktemp("preview")
+    (base / ".git").mkdir()
+    write_image(base / "a.png", 1280, 720)
+    write_image(base / "b.png", 960, 720)
+    run_beside(write_manifest(base, PREVIEW, "preview.yaml"), base / "out")
+    return base
+
+
+def visible_tiles(page) -> list[str]:
+    return page.evaluate("Array.from(document.querySelectorAll('.grid .tile'))"
+                         ".filter(t => t.offsetParent !== null).map(t => t.dataset.id)")
+
+
+def test_preview_opens_with_every_cell_in_view(preview: Path, browser) -> None:
+    """A rows x resolution x random-seeds sweep opens with all its cells in view: every
+    filter on "all", rows (one facet, labelled by the row) down the page and resolution
+    across, the two seeds of each side by side; changing the axes in the page re-lays it."""
+    page, problems = open_report(browser, preview / "out")
+    report = json.loads((preview / "out" / "report.json").read_text())
+    assert sorted(visible_tiles(page)) == sorted(c["id"] for c in report["cells"])
     assert page.inner_text(".controls .count") == "12 of 12 cells shown"
-    page.click('button[data-play="col"][data-index="1"]')
-    page.wait_for_function("() => Array.from(document.querySelectorAll("
-                           "'.slot[data-col=\"1\"] video')).every(v => !v.paused)",
-                           timeout=10_000)
-    page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
+    assert page.eval_on_selector_all("select[data-filter]", "s => s.map(x => x.value)") == [""]
+    assert page.input_value('select[data-axis="rows"]') == "rows"
+    assert page.input_value('select[data-axis="cols"]') == "resolution"
+    heads = page.eval_on_selector_all(".rowhead b", "b => b.map(x => x.textContent)")
+    assert heads == ["a.png · boats at dawn", "b.png · a pier in rain",
+                     "a.png · lanterns at night"]
+    assert page.eval_on_selector_all(".slot", "s => s.map(x => x.querySelectorAll('.tile')"
+                                              ".length)") == [2] * 6
+    # another layout, in the page: resolution down, rows across
+    page.select_option('select[data-axis="rows"]', "resolution")
+    assert page.input_value('select[data-axis="cols"]') == "rows"  # swapped, not lost
+    assert len(page.query_selector_all(".rowhead")) == 2
+    assert len(page.query_selector_all(".colhead")) == 3
+    assert len(visible_tiles(page)) == 12
+    by_id = {c["id"]: c for c in report["cells"]}
+    for slot in page.query_selector_all(".slot"):
+        ids = slot.eval_on_selector_all(".tile", "t => t.map(x => x.dataset.id)")
+        assert len({by_id[i]["values"]["resolution"] for i in ids}) == 1
+        assert len({by_id[i]["values"]["caption"] for i in ids}) == 1
+    # a filter on the seed, then back to all
+    page.select_option('select[data-axis="cols"]', "")
+    page.select_option('select[data-filter="seed"]', index=1)
+    assert page.inner_text(".controls .count") == "1 of 12 cells shown"
+    page.select_option('select[data-filter="seed"]', "")
+    assert len(visible_tiles(page)) == 12
     assert problems == []
     page.close()
+
+
+def test_picks_survive_a_reload_and_plan_the_final(preview: Path, browser,
+                                                   tmp_path: Path) -> None:
+    """Starring two tiles, reloading and downloading picks gives a picks.jsonl with exactly
+    those two cells and their values (pinned seed included); a final manifest built on it
+    plans those cells with the same seeds and prompts at the new resolution, each with its
+    from_cell; Copy as YAML gives the same picks to paste."""
+    from pipeline.prepare.plan import build_plan
+
+    report = json.loads((preview / "out" / "report.json").read_text())
+    chosen = [report["cells"][1], report["cells"][6]]
+    context = browser.new_context(accept_downloads=True)
+    page, problems = open_report(context, preview / "out")
+    for cell in chosen:
+        page.click(f"#cell-{cell['id']} .star")
+    page.reload()
+    page.wait_for_selector(".grid .tile")
+    starred = page.eval_on_selector_all(".tile.picked", "t => t.map(x => x.dataset.id)")
+    assert sorted(starred) == sorted(c["id"] for c in chosen)
+    assert page.inner_text(".picks .picked") == "★ 2 picks"
+    with page.expect_download() as download:
+        page.click('[data-picks="download"]')
+    assert download.value.suggested_filename == "picks.jsonl"
+    final = tmp_path / "final"
+    final.mkdir()
+    download.value.save_as(final / "picks.jsonl")
+    rows = [json.loads(line) for line in (final / "picks.jsonl").read_text().splitlines()]
+    assert [r["cell"] for r in rows] == [c["id"] for c in chosen]
+    for row, cell in zip(rows, chosen):
+        assert row["values"] == cell["values"] and row["values"]["seed"] == cell["seed"]
+        assert row["prompt"] == cell["prompt"] and row["job"] == "preview"
+        assert row["out"] == "out" and row["model"] == MODEL
+    page.click('[data-picks="yaml"]')
+    pasted = yaml.safe_load(page.input_value(".yaml-view textarea"))
+    assert [(r["cell"], r["values"]) for r in pasted["rows"]] == \
+        [(r["cell"], r["values"]) for r in rows]
+    assert problems == []
+    context.close()
+
+    (final / ".git").mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(preview / name, final / name)
+    plan = build_plan(write_manifest(final, FINAL, "final.yaml"))
+    assert [(c.request["seed"], c.request["prompt"], c.request["resolution"],
+             c.request["number_of_frames"]) for c in plan.cells] == \
+        [(c["seed"], c["prompt"], "1080P", 241) for c in chosen]
+    assert [c.from_cell for c in plan.cells] == \
+        [{"job": "preview", "cell": c["id"], "out": "out"} for c in chosen]
+
+
+def test_keyboard_and_compare(preview: Path, browser) -> None:
+    """Arrows move between tiles, space plays the focused clip, `s` stars it; two tiles
+    selected for compare open large, side by side, playing in sync; Esc closes them."""
+    page, problems = open_report(browser, preview / "out")
+    page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
+    page.focus(".grid .tile")
+    first = page.evaluate("document.activeElement.dataset.id")
+    page.keyboard.press("ArrowRight")
+    second = page.evaluate("document.activeElement.dataset.id")
+    assert second and second != first
+    page.keyboard.press("ArrowDown")
+    below = page.evaluate("document.activeElement.dataset.id")
+    assert below not in (first, second)
+    page.keyboard.press("s")
+    assert page.get_attribute(f"#cell-{below} .star", "aria-pressed") == "true"
+    page.keyboard.press("s")
+    assert page.get_attribute(f"#cell-{below} .star", "aria-pressed") == "false"
+    page.keyboard.press(" ")
+    page.wait_for_function(f"() => !document.querySelector('#cell-{below} video').paused")
+    page.keyboard.press(" ")
+    assert page.evaluate(f"document.querySelector('#cell-{below} video').paused")
+    page.check(f"#cell-{first} .cmp")
+    page.check(f"#cell-{second} .cmp")
+    page.click("[data-compare]")
+    assert page.is_visible(".compare-view")
+    page.wait_for_function("() => { const v = Array.from(document.querySelectorAll("
+                           "'.compare-panes video')); return v.length === 2 && "
+                           "v.every(x => !x.paused && x.currentTime > 0.3); }", timeout=10_000)
+    times = page.eval_on_selector_all(".compare-panes video", "v => v.map(x => x.currentTime)")
+    assert max(times) - min(times) < 0.3
+    width = page.eval_on_selector(".compare-panes video", "v => v.getBoundingClientRect().width")
+    assert width > 500  # large: half a 1280 px window each
+    page.keyboard.press("Escape")
+    assert not page.is_visible(".compare-view")
+    assert problems == []
+    page.close()
+
+
+def test_frame_strips_come_from_the_job_folder(preview: Path, browser) -> None:
+    """Every done clip has a frame strip, made at download time, and the page loads it (and
+    everything else) from the job folder only: no request leaves it."""
+    out = preview / "out"
+    report = json.loads((out / "report.json").read_text())
+    for cell in report["cells"]:
+        strip = out / "strips" / f"{cell['id']}.jpg"
+        assert cell["files"][0]["strip"] == f"strips/{cell['id']}.jpg" and strip.is_file()
+        assert strip.stat().st_mtime <= (out / "report.json").stat().st_mtime
+    urls: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto((out / "report.html").as_uri())
+    page.wait_for_function("() => Array.from(document.querySelectorAll('img.strip'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=20_000)
+    loaded = page.eval_on_selector_all("img.strip", "i => i.map(x => x.src)")
+    assert len(loaded) == 12
+    root = out.resolve().as_uri() + "/"
+    assert urls and all(u.startswith((root, "data:", "blob:")) for u in urls), \
+        [u for u in urls if not u.startswith(root)]
+    assert {u for u in urls if "/strips/" in u} == set(loaded)
+    page.close()
+
+
+# --- a 40-cell sweep: every tile on the screen ------------------------------------------------
+FORTY = f"""
+name: forty
+model: {MODEL}
+backend: sim
+prompt: "{{{{ caption }}}}"
+inputs:
+  image_urls: [a.png]
+  number_of_frames: 121
+matrix:
+  rows:
+    - {{caption: one}}
+    - {{caption: two}}
+    - {{caption: three}}
+    - {{caption: four}}
+    - {{caption: five}}
+  resolution: [720P, 1080P]
+  seed: [1, 2, 3, 4]
+run:
+  concurrency: 8
+  polling: {{initial: 0.1, max: 0.5}}
+"""
+
+
+def pattern(path: Path) -> Path:
+    """A 1280x720 picture with structure all over (a flat one would look like an empty player
+    to the screenshot's check)."""
+    from PIL import ImageDraw
+
+    img = Image.merge("RGB", [Image.linear_gradient("L").resize((1280, 720)),
+                              Image.radial_gradient("L").resize((1280, 720)),
+                              Image.linear_gradient("L").rotate(90).resize((1280, 720))])
+    draw = ImageDraw.Draw(img)
+    for i in range(0, 1280, 80):
+        draw.line([(i, 0), (1280 - i, 720)], fill=(255, 255, 255), width=6)
+    img.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def forty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("forty")
+    pattern(base / "a.png")
+    run_beside(write_manifest(base, FORTY), base / "out")
+    return base / "out"
+
+
+def test_screenshot_of_a_forty_cell_sweep_shows_forty_videos(forty: Path, browser,
+                                                             tmp_path: Path) -> None:
+    """The opened report of a 40-cell sweep, as a screenshot: the box of each of its 40
+    video tiles holds a picture (not the empty player), so all 40 are on screen."""
+    page, problems = open_report(browser, forty)
+    page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
+    assert page.inner_text(".controls .count") == "40 of 40 cells shown"
+    shot = tmp_path / "forty.png"
+    page.screenshot(path=str(shot), full_page=True)
+    boxes = page.eval_on_selector_all(".grid .tile video", """vs => vs.map(v => {
+        const r = v.getBoundingClientRect();
+        return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]; })""")
+    image = Image.open(shot).convert("L")
+    shown = 0
+    for left, top, width, height in boxes:
+        inside = (left >= 0 and top >= 0 and left + width <= image.width and
+                  top + height <= image.height and width > 100 and height > 50)
+        # the upper middle of the picture, clear of the player's controls
+        crop = image.crop((int(left + width * 0.1), int(top + height * 0.1),
+                           int(left + width * 0.9), int(top + height * 0.6)))
+        if inside and ImageStat.Stat(crop).stddev[0] > 8:
+            shown += 1
+    assert shown == 40
+    assert problems == []
+    page.close()
+
+
+def test_a_large_sweep_pages_instead_of_hiding(forty: Path, browser, monkeypatch) -> None:
+    """Past a page's tiles, the grid pages by whole rows and says how many cells are in view;
+    the next page shows the next rows, and every cell is on some page."""
+    from pipeline.report import page as page_mod
+    from pipeline.report import write_reports
+
+    monkeypatch.setattr(page_mod, "PAGE_TILES", 16)
+    write_reports(forty)
+    try:
+        page, problems = open_report(browser, forty)
+        seen = []
+        for n, expected in enumerate(["16 of 40 cells shown · page 1 of 3",
+                                      "16 of 40 cells shown · page 2 of 3",
+                                      "8 of 40 cells shown · page 3 of 3"]):
+            if n:
+                page.click('[data-page="1"]')
+            assert page.inner_text(".controls .count") == expected
+            assert len(page.query_selector_all(".rowhead")) == (2 if n < 2 else 1)
+            seen += visible_tiles(page)
+        assert len(set(seen)) == 40
+        # a link to a tile on another page (the final report's link back) opens that page
+        page.goto((forty / "report.html").as_uri() + f"#cell-{seen[-1]}")
+        page.wait_for_selector(f"#cell-{seen[-1]}.target")
+        assert page.inner_text(".controls .count").endswith("page 3 of 3")
+        assert page.evaluate("document.activeElement.dataset.id") == seen[-1]
+        assert problems == []
+        page.close()
+    finally:
+        monkeypatch.undo()
+        write_reports(forty)

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from imagefiles import MODEL, write_image, write_manifest
 from runjobs import LiveSampler, env_for, pipeline_cmd, run, status_json
 
@@ -50,6 +52,11 @@ def test_auto_finds_the_capacity_and_keeps_two_waiting(tmp_path: Path, sim_facto
     assert "concurrency auto: capacity 6 found" in first.stdout
     status = status_json(manifest, out, env)
     assert status["capacity"] == {"found": 6, "queue_ahead": 2}
+    report = json.loads((out / "report.json").read_text())  # the report says the same
+    assert report["capacity"] == status["capacity"]
+    jsonschema.validate(report, json.loads(
+        (Path(__file__).parents[2] / "schemas" / "report.schema.json").read_text()))
+    assert "the account runs 6 requests at once" in (out / "report.md").read_text()
     assert sim.stats()["duplicate_submissions"] == 0
 
     # more cells: the next run starts from the capacity found, so no overshoot while learning

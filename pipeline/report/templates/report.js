@@ -1,73 +1,582 @@
 (function () {
   "use strict";
+  // The report's grid, built here from the data Python wrote (pipeline/report/page.py):
+  // axes chosen in the page, filters starting on "all", pages of at most page_tiles tiles,
+  // picks kept in localStorage per job and exported as picks.jsonl, compare, keyboard.
+  var data = JSON.parse(document.getElementById("report-data").textContent);
+  var S = data.settings, cells = data.cells, facets = S.facets;
+  var PROBLEMS = ["failed", "retry", "unknown", "cancelled", "pending", "queued", "running",
+                  "downloading", "orphaned"];
+  var byId = {}, facetIx = {};
+  cells.forEach(function (c, i) { c.i = i; byId[c.id] = c; });
+  facets.forEach(function (f, i) { facetIx[f.name] = i; });
+  var $ = function (sel, root) { return (root || document).querySelector(sel); };
   var all = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
-  var PROBLEMS = ["failed", "retry", "unknown", "cancelled", "pending", "queued", "running", "downloading", "orphaned"];
-  var leader = null;
-  var group = [];
+  var view = { rows: S.rows, cols: S.cols, filters: {}, states: "*", page: 0 };
+  var pages = [], colValues = [], matching = 0;
+  var compare = [];
+  var lazy = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) { if (e.isIntersecting) { load(e.target); lazy.unobserve(e.target); } });
+  }, { rootMargin: "800px" }) : null;
 
-  function shown(video) { return !video.closest(".tile").hidden; }
-
-  function groupOf(kind, index) {
-    if (kind === "all") { return all("video").filter(shown); }
-    return all('.slot[data-' + kind + '="' + index + '"] video').filter(shown);
+  // --- picks: cell ids in localStorage, per job --------------------------------------------
+  var picks = new Set();
+  try { (JSON.parse(localStorage.getItem(S.picks_key) || "[]") || []).forEach(function (id) { picks.add(id); }); } catch (e) { /* storage off: picks last this visit */ }
+  function savePicks() {
+    try { localStorage.setItem(S.picks_key, JSON.stringify(Array.from(picks))); } catch (e) { /* as above */ }
+    showPicks();
+  }
+  function picked() { return cells.filter(function (c) { return picks.has(c.id); }); }
+  function showPicks() {
+    var n = picked().length;
+    $(".picks .picked").textContent = n ? "★ " + n + " pick" + (n === 1 ? "" : "s") : "☆ no picks";
+    all("[data-picks]").forEach(function (b) { b.disabled = n === 0; });
+  }
+  function toggleStar(id) {
+    if (picks.has(id)) { picks.delete(id); } else { picks.add(id); }
+    savePicks();
+    var tile = document.getElementById("cell-" + id);
+    if (tile) { markStar(tile, picks.has(id)); }
+    if (view.states === "picked") { render(); }
+  }
+  function markStar(tile, on) {
+    var b = $(".star", tile);
+    b.textContent = on ? "★" : "☆";
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    tile.classList.toggle("picked", on);
+  }
+  function download() {
+    var text = picked().map(function (c) { return JSON.stringify(c.pick); }).join("\n") + "\n";
+    var a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
+    a.download = "picks.jsonl";
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+  var PLAIN = /^[A-Za-z_][A-Za-z0-9_.\/-]*$/, RESERVED = /^(y|n|yes|no|on|off|true|false|null|~)$/i;
+  function yaml(v) {
+    if (v === null || v === undefined) { return "null"; }
+    if (Array.isArray(v)) { return "[" + v.map(yaml).join(", ") + "]"; }
+    if (typeof v === "object") {
+      return "{" + Object.keys(v).map(function (k) {
+        return (PLAIN.test(k) && !RESERVED.test(k) ? k : JSON.stringify(k)) + ": " + yaml(v[k]);
+      }).join(", ") + "}";
+    }
+    return typeof v === "string" ? JSON.stringify(v) : String(v);
+  }
+  function asYaml() {
+    var lines = ["# " + picked().length + " picks from job " + S.job + " (" + S.out + "); paste under `matrix:`", "rows:"];
+    picked().forEach(function (c) {
+      var p = c.pick;
+      lines.push("  - " + yaml({ cell: p.cell, job: p.job, out: p.out, values: p.values }) +
+                 "  # " + String(p.label).replace(/[\r\n]+/g, " "));
+    });
+    return lines.join("\n") + "\n";
+  }
+  function showYaml() {
+    var box = $(".yaml-view"), area = $("textarea", box), note = $(".copied", box);
+    area.value = asYaml();
+    box.hidden = false;
+    area.focus();
+    area.select();
+    note.textContent = "Select and copy (Ctrl+C).";
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(area.value).then(function () { note.textContent = "Copied to the clipboard."; }, function () {});
+    }
   }
 
+  // --- the grid ----------------------------------------------------------------------------
+  function matches(c) {
+    for (var name in view.filters) {
+      if (c.k[facetIx[name]] !== view.filters[name]) { return false; }
+    }
+    if (view.states === "done") { return c.state === "done"; }
+    if (view.states === "problem") { return PROBLEMS.indexOf(c.state) >= 0; }
+    if (view.states === "picked") { return picks.has(c.id); }
+    return true;
+  }
+  function paginate() {
+    var ri = view.rows ? facetIx[view.rows] : -1, ci = view.cols ? facetIx[view.cols] : -1;
+    var list = cells.filter(matches);
+    matching = list.length;
+    list.sort(function (a, b) {
+      return (ri < 0 ? 0 : a.k[ri] - b.k[ri]) || (ci < 0 ? 0 : a.k[ci] - b.k[ci]) || a.i - b.i;
+    });
+    var cols = {};
+    list.forEach(function (c) { cols[ci < 0 ? 0 : c.k[ci]] = true; });
+    colValues = Object.keys(cols).map(Number).sort(function (a, b) { return a - b; });
+    var rows = [], row = null;
+    list.forEach(function (c) {
+      var v = ri < 0 ? 0 : c.k[ri];
+      if (!row || row.value !== v) { row = { value: v, cells: [] }; rows.push(row); }
+      row.cells.push(c);
+    });
+    var limit = S.page_tiles, page = [], n = 0;
+    pages = [];
+    rows.forEach(function (r) {
+      if (n && n + r.cells.length > limit) { pages.push(page); page = []; n = 0; }
+      for (var at = 0; at < r.cells.length; at += limit) {  // a row longer than a page is cut
+        var piece = r.cells.slice(at, at + limit);
+        if (at) { pages.push(page); page = []; n = 0; }
+        page.push({ value: r.value, cells: piece });
+        n += piece.length;
+      }
+    });
+    if (page.length) { pages.push(page); }
+    view.page = Math.max(0, Math.min(view.page, pages.length - 1));
+  }
+  function facetText(axis, v) {
+    if (!axis) { return ""; }
+    var f = facets[facetIx[axis]];
+    return f.values[v] !== undefined ? f.values[v] : "(none)";
+  }
+  function render() {
+    stop();
+    paginate();
+    var grid = $(".grid"), current = pages[view.page] || [];
+    grid.textContent = "";
+    var perSlot = 1, videos = 0;
+    current.forEach(function (piece) {
+      var count = {};
+      piece.cells.forEach(function (c) {
+        var key = view.cols ? c.k[facetIx[view.cols]] : 0;
+        count[key] = (count[key] || 0) + 1;
+        perSlot = Math.max(perSlot, count[key]);
+        if (c.video) { videos += 1; }
+      });
+    });
+    // tiles of a slot side by side, as many as fit the window across every column
+    var ncols = colValues.length || 1;
+    var room = Math.floor(((grid.parentNode.clientWidth || 1200) - 130) / ncols / 210);
+    grid.style.setProperty("--ncols", String(ncols));
+    grid.style.setProperty("--across", String(Math.max(1, Math.min(perSlot, 4, room))));
+    var eager = videos <= S.eager_videos;
+    var corner = div("corner");
+    if (view.rows) { corner.appendChild(span("axis", "rows")); corner.appendChild(document.createTextNode(" " + view.rows)); }
+    if (view.cols) { corner.appendChild(document.createElement("br")); corner.appendChild(span("axis", "columns")); corner.appendChild(document.createTextNode(" " + view.cols)); }
+    grid.appendChild(corner);
+    colValues.forEach(function (v, j) {
+      var head = div("colhead"), label = document.createElement("span");
+      head.dataset.col = String(j);
+      if (view.cols) { label.appendChild(span("axis", view.cols)); label.appendChild(document.createTextNode(" ")); }
+      var b = document.createElement("b");
+      b.textContent = view.cols ? facetText(view.cols, v) : "all cells";
+      b.title = b.textContent;
+      label.appendChild(b);
+      head.appendChild(label);
+      head.appendChild(playButton("col", j, "▶ column", "play this column in sync"));
+      grid.appendChild(head);
+    });
+    current.forEach(function (piece, i) {
+      var head = div("rowhead");
+      head.dataset.row = String(i);
+      if (view.rows) {
+        head.appendChild(span("axis", view.rows));
+        var b = document.createElement("b");
+        b.textContent = facetText(view.rows, piece.value);
+        b.title = rowTitle(piece.cells[0]);
+        head.appendChild(b);
+      }
+      head.appendChild(playButton("row", i, "▶ row", "play this row in sync"));
+      grid.appendChild(head);
+      colValues.forEach(function (v, j) {
+        var slot = div("slot");
+        slot.dataset.row = String(i);
+        slot.dataset.col = String(j);
+        piece.cells.forEach(function (c) {
+          if ((view.cols ? c.k[facetIx[view.cols]] : 0) === v) { slot.appendChild(tile(c, eager)); }
+        });
+        if (!slot.children.length) { var none = div("none"); none.textContent = "no cell here"; slot.appendChild(none); }
+        grid.appendChild(slot);
+      });
+    });
+    var shown = current.reduce(function (n, p) { return n + p.cells.length; }, 0);
+    var text = shown + " of " + cells.length + " cells shown";
+    if (pages.length > 1) {
+      text += " · page " + (view.page + 1) + " of " + pages.length;
+      if (matching < cells.length) { text += " · " + matching + " match"; }
+    }
+    $(".controls .count").textContent = text;
+    $(".pager").hidden = pages.length <= 1;
+    $(".pager .pageno").textContent = (view.page + 1) + " / " + pages.length;
+    $('[data-page="-1"]').disabled = view.page <= 0;
+    $('[data-page="1"]').disabled = view.page >= pages.length - 1;
+  }
+  function rowTitle(c) {
+    if (!c || !view.rows) { return ""; }
+    var keys = facets[facetIx[view.rows]].keys;
+    return keys.map(function (k) { return k + "=" + (c.pick.values[k] === undefined ? "—" : c.pick.values[k]); }).join("\n");
+  }
+  function div(cls) { var d = document.createElement("div"); d.className = cls; return d; }
+  function span(cls, text) { var s = document.createElement("span"); s.className = cls; s.textContent = text; return s; }
+  function playButton(kind, index, text, title) {
+    var b = document.createElement("button");
+    b.type = "button"; b.dataset.play = kind; b.dataset.index = String(index);
+    b.textContent = text; b.title = title;
+    return b;
+  }
+  var TEMPLATE = document.getElementById("tile");
+  function secs(s) { return s < 60 ? s.toFixed(1) + " s" : Math.floor(s / 60) + "m" + ("0" + Math.round(s % 60)).slice(-2) + "s"; }
+  function tile(c, eager) {
+    var t = TEMPLATE.content.firstElementChild.cloneNode(true);
+    t.id = "cell-" + c.id;
+    t.dataset.id = c.id;
+    t.dataset.state = c.state;
+    t.classList.add("s-" + c.state);
+    var media = $(".media", t);
+    if (c.video) {
+      var v = document.createElement("video");
+      v.muted = true; v.loop = true; v.controls = true;
+      v.setAttribute("playsinline", "");
+      v.preload = eager ? "auto" : "metadata";
+      if (c.poster) { v.poster = c.poster; }
+      v.dataset.src = c.video;
+      media.appendChild(v);
+      if (eager || !lazy) { load(v); } else { lazy.observe(v); }
+    } else if (c.image) {
+      var img = document.createElement("img");
+      img.src = c.image; img.alt = c.pick.label; img.loading = "lazy";
+      media.appendChild(img);
+    } else {
+      var ph = div("placeholder");
+      ph.appendChild(span("big", c.state));
+      var why = document.createElement("span");
+      if (c.missing) { why.textContent = "video file missing: " + c.missing; }
+      else if (c.state === "done" || c.state === "downloading") { why.textContent = "generated; not downloaded yet"; }
+      else if (c.state === "unknown") { why.textContent = "held since " + c.held + ": " + (c.reason || ""); }
+      else if (c.reason) { why.textContent = c.reason; }
+      else if (c.state === "pending") { why.textContent = "not sent yet"; }
+      else if (c.state === "queued" || c.state === "running") { why.textContent = "live on the server when the run stopped; the next run polls it"; }
+      ph.appendChild(why);
+      media.appendChild(ph);
+    }
+    if (c.strip) {
+      var strip = $(".strip", t);
+      strip.loading = eager ? "eager" : "lazy";
+      strip.src = c.strip; strip.hidden = false;
+    }
+    markStar(t, picks.has(c.id));
+    var label = $(".label", t);
+    label.textContent = c.pick.label || c.id;
+    label.title = c.pick.prompt || "";
+    var badge = $(".badge", t);
+    badge.textContent = c.state;
+    badge.classList.add("s-" + c.state);
+    var facts = $(".facts", t);
+    if (c.seed !== undefined) { facts.appendChild(span("", "seed " + c.seed)); }
+    if (c.queue !== undefined) { facts.appendChild(span("", "queue " + secs(c.queue))).title = "queue time"; }
+    if (c.gen !== undefined) { facts.appendChild(span("", "gen " + secs(c.gen))).title = "generation time"; }
+    if (c.cost) { facts.appendChild(span("", c.cost)).title = c.cost[0] === "~" ? "estimated cost" : "cost reported by the API"; }
+    if (c.tries > 1) { facts.appendChild(span("", c.tries + " attempts")); }
+    if (c.check) {
+      var check = $(".check", t);
+      check.hidden = false;
+      check.classList.add(c.check.ok ? "ok" : "bad");
+      check.textContent = (c.check.ok ? "✓ " : "⚠ ") + c.check.text;
+      check.title = "media check";
+    }
+    if (c.from) {
+      var from = $(".from", t), a = $("a", from);
+      from.hidden = false;
+      a.textContent = c.from.text;
+      if (c.from.href) { a.href = c.from.href; a.title = "the tile this cell was picked from"; }
+    }
+    if (c.more) {
+      var more = $(".more", t);
+      more.hidden = false;
+      more.appendChild(document.createTextNode("also: "));
+      c.more.forEach(function (m, i) {
+        if (i) { more.appendChild(document.createTextNode(", ")); }
+        if (m[1]) { var l = document.createElement("a"); l.href = m[0]; l.textContent = "output " + (i + 2); more.appendChild(l); }
+        else { more.appendChild(document.createTextNode("output " + (i + 2) + " (missing)")); }
+      });
+    }
+    $(".cmp", t).checked = compare.indexOf(c.id) >= 0;
+    if (c.pick.prompt) { $(".prompt .text", t).textContent = c.pick.prompt; } else { $(".prompt", t).remove(); }
+    $(".cid", t).textContent = c.id;
+    if (c.rid) { $(".rid", t).textContent = " · request " + c.rid; }
+    return t;
+  }
+  function load(v) { if (v.dataset.src && !v.getAttribute("src")) { v.src = v.dataset.src; } }
+
+  // --- controls ----------------------------------------------------------------------------
+  function fillAxes() {
+    all("select[data-axis]").forEach(function (sel) {
+      sel.textContent = "";
+      sel.appendChild(new Option("(none)", ""));
+      facets.forEach(function (f) { sel.appendChild(new Option(f.name + " (" + f.values.length + ")", f.name)); });
+      sel.value = view[sel.dataset.axis] || "";
+    });
+    var box = $(".controls .filters");
+    box.textContent = "";
+    facets.forEach(function (f) {
+      if (f.name === view.rows || f.name === view.cols || f.values.length > S.max_filter_values) { return; }
+      var label = document.createElement("label"), sel = document.createElement("select");
+      label.textContent = f.name + " ";
+      sel.dataset.filter = f.name;
+      sel.appendChild(new Option("all", ""));
+      f.values.forEach(function (text, i) { sel.appendChild(new Option(text, String(i))); });
+      sel.value = view.filters[f.name] === undefined ? "" : String(view.filters[f.name]);
+      label.appendChild(sel);
+      box.appendChild(label);
+    });
+  }
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.matches("select[data-axis]")) {
+      var which = t.dataset.axis, other = which === "rows" ? "cols" : "rows";
+      var chosen = t.value || null;
+      if (chosen && chosen === view[other]) { view[other] = view[which]; }  // a swap
+      view[which] = chosen;
+      delete view.filters[view.rows];
+      delete view.filters[view.cols];
+      view.page = 0;
+      fillAxes();
+      render();
+    } else if (t.matches("select[data-filter]")) {
+      if (t.value === "") { delete view.filters[t.dataset.filter]; } else { view.filters[t.dataset.filter] = Number(t.value); }
+      view.page = 0;
+      render();
+    } else if (t.matches("select[data-states]")) {
+      view.states = t.value;
+      view.page = 0;
+      render();
+    } else if (t.matches("input.cmp")) {
+      toggleCompare(t.closest(".tile").dataset.id, t);
+    }
+  });
+  document.addEventListener("click", function (e) {
+    var t = e.target;
+    var star = t.closest(".star");
+    if (star) { toggleStar(star.closest(".tile").dataset.id); return; }
+    var strip = t.closest("img.strip");
+    if (strip) { seekFromStrip(strip, e); return; }
+    var b = t.closest("button");
+    if (!b) { return; }
+    if (b.dataset.page) { view.page += Number(b.dataset.page); render(); window.scrollTo(0, $(".controls").offsetTop); return; }
+    if (b.dataset.picks === "download") { download(); return; }
+    if (b.dataset.picks === "yaml") { showYaml(); return; }
+    if (b.dataset.picks === "clear") { if (confirm("Forget every pick of this job?")) { picks.clear(); savePicks(); render(); } return; }
+    if (b.hasAttribute("data-yaml-close")) { $(".yaml-view").hidden = true; return; }
+    if (b.hasAttribute("data-compare")) { openCompare(); return; }
+    if (b.hasAttribute("data-compare-close")) { closeCompare(); return; }
+    if (b.hasAttribute("data-compare-play")) { compareToggle(); return; }
+    if (b.dataset.play) {
+      var kind = b.dataset.play;
+      if (kind === "pause" || b.classList.contains("playing")) { stop(); return; }
+      playTogether(groupOf(kind, b.dataset.index), b);
+    }
+  });
+  function seekFromStrip(strip, e) {
+    var v = $("video", strip.closest(".tile"));
+    if (!v) { return; }
+    load(v);
+    // the strip is 3 frames across and 2 down, read like text: which of the 6 was clicked
+    var box = strip.getBoundingClientRect();
+    var col = Math.min(2, Math.floor(3 * (e.clientX - box.left) / box.width));
+    var line = Math.min(1, Math.floor(2 * (e.clientY - box.top) / box.height));
+    var at = (line * 3 + col + 0.5) / 6;
+    var go = function () { v.currentTime = Math.max(0, Math.min(1, at)) * (v.duration || 0); };
+    if (v.readyState >= 1) { go(); } else { v.addEventListener("loadedmetadata", go, { once: true }); }
+  }
+
+  // --- playing in sync ---------------------------------------------------------------------
+  var leader = null, group = [];
+  function groupOf(kind, index) {
+    var sel = kind === "all" ? ".grid video" : '.slot[data-' + kind + '="' + index + '"] video';
+    return all(sel);
+  }
   function stop() {
-    all("video").forEach(function (v) { v.pause(); });
+    all(".grid video").forEach(function (v) { v.pause(); });
     all("button.playing").forEach(function (b) { b.classList.remove("playing"); });
     group = []; leader = null;
   }
-
-  // Play a set of videos from their first frame at the same moment; the first one leads and
-  // the others are pulled back into step when they drift.
+  // Play videos from their first frame at the same moment; the first leads and the others are
+  // pulled back into step when they drift.
   function playTogether(videos, button) {
     stop();
     if (!videos.length) { return; }
     group = videos; leader = videos[0];
-    videos.forEach(function (v) { v.currentTime = 0; });
+    videos.forEach(function (v) { load(v); v.currentTime = 0; });
     videos.forEach(function (v) {
       var p = v.play();
-      if (p && p.catch) { p.catch(function () { /* autoplay refused or no media: nothing to do */ }); }
+      if (p && p.catch) { p.catch(function () { /* autoplay refused or no media */ }); }
     });
     if (button) { button.classList.add("playing"); }
   }
-
-  function keepInStep() {
-    if (!leader || leader.paused) { return; }
-    group.forEach(function (v) {
-      if (v !== leader && Math.abs(v.currentTime - leader.currentTime) > 0.12) {
-        v.currentTime = leader.currentTime;
-      }
+  function keepInStep(lead, videos) {
+    if (!lead || lead.paused) { return; }
+    videos.forEach(function (v) {
+      if (v !== lead && Math.abs(v.currentTime - lead.currentTime) > 0.12) { v.currentTime = lead.currentTime; }
     });
   }
-  setInterval(keepInStep, 250);
+  setInterval(function () { keepInStep(leader, group); keepInStep(cmpLeader, cmpVideos); }, 250);
 
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("button[data-play]");
-    if (!button) { return; }
-    var kind = button.getAttribute("data-play");
-    if (kind === "pause" || button.classList.contains("playing")) { stop(); return; }
-    playTogether(groupOf(kind, button.getAttribute("data-index")), button);
+  // --- compare: two to four tiles, large, side by side, in sync ----------------------------
+  var cmpLeader = null, cmpVideos = [];
+  function toggleCompare(id, box) {
+    var at = compare.indexOf(id);
+    if (at >= 0) { compare.splice(at, 1); }
+    else if (compare.length >= 4) { if (box) { box.checked = false; } flash("compare takes at most 4 tiles"); return; }
+    else { compare.push(id); }
+    var tileEl = document.getElementById("cell-" + id);
+    if (tileEl) { $(".cmp", tileEl).checked = compare.indexOf(id) >= 0; }
+    var b = $("[data-compare]");
+    b.disabled = compare.length < 2;
+    b.textContent = "compare" + (compare.length ? " (" + compare.length + ")" : "");
+  }
+  function flash(text) { $(".controls .count").textContent = text; }
+  function openCompare() {
+    if (compare.length < 2) { return; }
+    stop();
+    var box = $(".compare-view"), panes = $(".compare-panes", box);
+    panes.textContent = "";
+    panes.style.setProperty("--n", String(compare.length));
+    cmpVideos = [];
+    compare.forEach(function (id) {
+      var c = byId[id], pane = div("pane");
+      if (c.video) {
+        var v = document.createElement("video");
+        v.muted = true; v.loop = true; v.preload = "auto"; v.setAttribute("playsinline", "");
+        if (c.poster) { v.poster = c.poster; }
+        v.src = c.video;
+        pane.appendChild(v);
+        cmpVideos.push(v);
+      } else {
+        var ph = div("placeholder"); ph.appendChild(span("big", c.state)); pane.appendChild(ph);
+      }
+      var cap = div("caption");
+      cap.textContent = (picks.has(id) ? "★ " : "") + c.pick.label + " · " + id.slice(0, 8);
+      pane.appendChild(cap);
+      panes.appendChild(pane);
+    });
+    cmpLeader = cmpVideos[0] || null;
+    if (cmpLeader) {
+      cmpLeader.addEventListener("timeupdate", function () {
+        if (cmpLeader && cmpLeader.duration) { $("[data-compare-seek]").value = String(Math.round(1000 * cmpLeader.currentTime / cmpLeader.duration)); }
+      });
+    }
+    box.hidden = false;
+    compareToggle();
+  }
+  function compareToggle() {
+    var b = $("[data-compare-play]");
+    if (!cmpVideos.length) { return; }
+    if (cmpLeader.paused) {
+      var t = cmpLeader.currentTime;
+      cmpVideos.forEach(function (v) { v.currentTime = t; var p = v.play(); if (p && p.catch) { p.catch(function () {}); } });
+      b.textContent = "❚❚ pause";
+    } else {
+      cmpVideos.forEach(function (v) { v.pause(); });
+      b.textContent = "▶ play";
+    }
+  }
+  $("[data-compare-seek]").addEventListener("input", function (e) {
+    var frac = Number(e.target.value) / 1000;
+    cmpVideos.forEach(function (v) { if (v.duration) { v.currentTime = frac * v.duration; } });
+  });
+  function closeCompare() {
+    cmpVideos.forEach(function (v) { v.pause(); v.removeAttribute("src"); v.load(); });
+    cmpVideos = []; cmpLeader = null;
+    $(".compare-view").hidden = true;
+  }
+
+  // --- keyboard: arrows move, space plays, s stars, c compares, Esc closes ---------------------
+  function currentTile() {
+    var t = document.activeElement && document.activeElement.closest && document.activeElement.closest(".grid .tile");
+    return t || $(".grid .tile");
+  }
+  function move(from, key) {
+    var tiles = all(".grid .tile");
+    if (!from) { return tiles[0]; }
+    var a = from.getBoundingClientRect(), ax = a.left + a.width / 2, ay = a.top + a.height / 2;
+    var best = null, bestScore = Infinity;
+    tiles.forEach(function (t) {
+      if (t === from) { return; }
+      var b = t.getBoundingClientRect(), bx = b.left + b.width / 2, by = b.top + b.height / 2;
+      var dx = bx - ax, dy = by - ay, along, across;
+      if (key === "ArrowRight") { along = dx; across = dy; }
+      else if (key === "ArrowLeft") { along = -dx; across = dy; }
+      else if (key === "ArrowDown") { along = dy; across = dx; }
+      else { along = -dy; across = dx; }
+      if (along <= 4) { return; }
+      var score = along + 3 * Math.abs(across);
+      if (score < bestScore) { bestScore = score; best = t; }
+    });
+    return best;
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.altKey || e.ctrlKey || e.metaKey) { return; }
+    var tag = e.target.tagName;
+    if (!$(".compare-view").hidden) {
+      if (e.key === "Escape") { closeCompare(); e.preventDefault(); }
+      else if (e.key === " ") { compareToggle(); e.preventDefault(); }
+      return;
+    }
+    if (e.key === "Escape") { $(".yaml-view").hidden = true; return; }
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || tag === "VIDEO") { return; }
+    if (tag === "BUTTON" && (e.key === " " || e.key === "Enter")) { return; }
+    var tile = currentTile();
+    if (e.key.indexOf("Arrow") === 0) {
+      var next = move(document.activeElement && document.activeElement.closest && document.activeElement.closest(".grid .tile"), e.key);
+      if (next) { next.focus(); next.scrollIntoView({ block: "nearest", inline: "nearest" }); }
+      e.preventDefault();
+    } else if (e.key === " " && tile) {
+      var v = $("video", tile);
+      if (v) { load(v); if (v.paused) { var p = v.play(); if (p && p.catch) { p.catch(function () {}); } } else { v.pause(); } }
+      e.preventDefault();
+    } else if ((e.key === "s" || e.key === "S") && tile) {
+      toggleStar(tile.dataset.id);
+    } else if ((e.key === "c" || e.key === "C") && tile) {
+      toggleCompare(tile.dataset.id, null);
+    }
   });
 
-  function applyFilters() {
-    var chosen = all("select[data-filter]").map(function (s) { return [s.getAttribute("data-filter"), s.value]; });
-    var stateSelect = document.querySelector("select[data-states]");
-    var wanted = stateSelect ? stateSelect.value : "*";
-    var visible = 0;
-    var tiles = all(".tile");
-    tiles.forEach(function (tile) {
-      var ok = chosen.every(function (c) { return c[1] === "*" || tile.getAttribute("data-f" + c[0]) === c[1]; });
-      var state = tile.getAttribute("data-state");
-      if (wanted === "done") { ok = ok && state === "done"; }
-      if (wanted === "problem") { ok = ok && PROBLEMS.indexOf(state) >= 0; }
-      tile.hidden = !ok;
-      if (!ok) { var v = tile.querySelector("video"); if (v) { v.pause(); } }
-      if (ok) { visible += 1; }
-    });
-    var count = document.querySelector(".controls .count");
-    if (count) { count.textContent = visible + " of " + tiles.length + " cells shown"; }
+  // --- a link to #cell-ID: show its page and bring it into view ----------------------------
+  function reveal() {
+    var m = /^#cell-([0-9a-f]+)$/.exec(location.hash);
+    if (!m || !byId[m[1]]) { return; }
+    var c = byId[m[1]];
+    if (!matches(c)) { view.filters = {}; view.states = "*"; $("select[data-states]").value = "*"; fillAxes(); }
+    paginate();
+    for (var p = 0; p < pages.length; p++) {
+      if (pages[p].some(function (piece) { return piece.cells.indexOf(c) >= 0; })) { view.page = p; break; }
+    }
+    render();
+    var el = document.getElementById("cell-" + c.id);
+    if (el) { el.classList.add("target"); el.focus({ preventScroll: true }); el.scrollIntoView({ block: "center" }); }
   }
-  all("select[data-filter], select[data-states]").forEach(function (s) { s.addEventListener("change", applyFilters); });
-  applyFilters();
+  window.addEventListener("hashchange", reveal);
+
+  // --- the table of every cell, made when it is opened ---------------------------------------
+  var table = $("details.table");
+  table.addEventListener("toggle", function () {
+    var body = $("tbody", table);
+    if (!table.open || body.children.length) { return; }
+    var rows = [], limit = 5000;
+    cells.slice(0, limit).forEach(function (c) {
+      var tr = document.createElement("tr");
+      [c.id, c.pick.label, c.state, String(c.tries || 0), c.queue !== undefined ? secs(c.queue) : "–",
+       c.gen !== undefined ? secs(c.gen) : "–", c.cost || "–", c.rid || "–"].forEach(function (text, i) {
+        var td = document.createElement("td");
+        if (i === 0 || i === 7) { var code = document.createElement("code"); code.textContent = text; td.appendChild(code); }
+        else { td.textContent = text; }
+        tr.appendChild(td);
+      });
+      rows.push(tr);
+    });
+    rows.forEach(function (tr) { body.appendChild(tr); });
+    if (cells.length > limit) {
+      var tr = document.createElement("tr"), td = document.createElement("td");
+      td.colSpan = 8; td.textContent = "… and " + (cells.length - limit) + " more: see report.md or report.json";
+      tr.appendChild(td); body.appendChild(tr);
+    }
+  });
+
+  $(".picks-hint").textContent = S.picks_hint;
+  fillAxes();
+  showPicks();
+  render();
+  reveal();
 })();

@@ -1,0 +1,64 @@
+"""The picks format: the clips a person chose in a report, one JSON object a line.
+
+    {"cell": ID, "job": "preview", "out": "outputs/preview", "label": ...,
+     "values": {every matrix value and row field of the cell, its pinned seed included},
+     "prompt": ..., "model": ...}
+
+`pick()` builds a line (the report page's "Download picks" writes the lines the report made
+with it, `pipeline picks` writes them too); `split_rows()` reads lines back as rows of a
+manifest's `matrix.rows` (a picks.jsonl file, or the same mappings pasted inline from the
+page's "Copy as YAML"): a pick's `values` become the row, and where it came from is kept
+apart as its `from_cell` (the preview job, its folder and the cell id), never part of a
+request or a cell id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ProblemList
+
+NOT_CARRIED = ("replicate",)  # a preview's replicate index means nothing to another job
+
+
+def pick(*, cell: str, job: str | None, out: str | None, label: str, values: dict,
+         request: dict, model: str | None) -> dict[str, Any]:
+    """One line of picks.jsonl for a cell of a job (`out`: the job's folder as the page and
+    the rows reader name it, relative to the project root when inside it)."""
+    carried = {k: v for k, v in values.items() if k not in NOT_CARRIED}
+    seed = request.get("seed")
+    if "seed" not in carried and isinstance(seed, int) and seed >= 0:
+        carried["seed"] = seed  # pinned outside the matrix: still the clip's seed
+    return {"cell": cell, "job": job, "out": out, "label": label, "values": carried,
+            "prompt": request.get("prompt"), "model": model}
+
+
+def is_pick(row: Any) -> bool:
+    """A rows entry in the picks format (it has a cell id and a `values` mapping)."""
+    return isinstance(row, dict) and "cell" in row and "values" in row
+
+
+def split_rows(rows: list[dict], locs: list, problems: ProblemList
+               ) -> tuple[list[dict], list, list[dict | None]]:
+    """Rows as the matrix takes them, their locations, and per row the cell it was picked
+    from (None for a plain row). A pick whose `values` is not a non-empty mapping is a
+    problem at its location (`locs`: Locations, or manifest paths resolved by `where`)."""
+    out: list[dict] = []
+    kept: list = []
+    origins: list[dict | None] = []
+    for row, where in zip(rows, locs):
+        if is_pick(row):
+            values = row["values"]
+            if not isinstance(values, dict) or not values:
+                problems.add(where, f"pick of cell {row['cell']!r}: `values` must be a "
+                                    "non-empty mapping of the cell's matrix values (as "
+                                    "`pipeline picks` writes them)")
+                continue
+            out.append(dict(values))
+            origins.append({"job": row.get("job"), "cell": str(row["cell"]),
+                            "out": row.get("out")})
+        else:
+            out.append(row)
+            origins.append(None)
+        kept.append(where)
+    return out, kept, origins

@@ -1,0 +1,116 @@
+"""`pipeline picks`: the picks of a job, chosen in a terminal instead of the report's page.
+
+    rows = pick_cells("jobs/preview.yaml", parse_only(["cell=3fa9c1"]))   # picks.jsonl lines
+    path = write_picks(rows, default_path(manifest))
+    lines = list_picks("jobs/preview.yaml")                                 # what is picked
+
+The lines are the ones the page's "Download picks" saves (both are built by
+pipeline.prepare.picks.pick from the job's plan), so a final manifest reads either the same
+way. The cells come from the job's plan.json (what its runs planned; nothing is planned again)
+and are chosen with `--only` (pipeline.prepare.select: `cell=ID` by a unique prefix, or any
+KEY=VALUE). The file is `picks.jsonl` beside the manifest unless another is named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..errors import StateError, UsageError
+from ..job.durable import write_atomic
+from ..job.folder import JobFolder, project_root
+from ..prepare.manifest import load_manifest
+from ..prepare.picks import pick
+from ..prepare.select import Only, select_cells
+from .page import folder_name
+from .scan import scan
+
+FILE = "picks.jsonl"
+
+
+def default_path(manifest: str | os.PathLike) -> Path:
+    """Where a job's picks are kept: picks.jsonl beside its manifest (where a final manifest
+    in the same folder reads it, inside the folder its files may come from)."""
+    return Path(manifest).parent / FILE
+
+
+def pick_cells(manifest: str | os.PathLike, only: Only, *, folder: Path | None = None,
+               allow_outside: bool = False) -> list[tuple[dict, str]]:
+    """The picks.jsonl lines of the cells `only` selects, in plan order, each with the cell's
+    state in the job (a pick of a clip nobody has seen is allowed, and said)."""
+    if not only:
+        raise UsageError("pipeline picks: say which cells to pick with --only cell=ID (or "
+                         "KEY=VALUE); without --only it lists the cells already picked")
+    m = load_manifest(manifest, allow_outside=allow_outside)
+    job = JobFolder.of(m, folder)
+    job.check_owner(m.path)
+    if not job.plan.exists():
+        raise StateError(f"no plan.json in {job}: the job has not run yet; run it (pipeline run "
+                         f"{manifest}), look at its report, then pick")
+    with scan(job) as scanned:
+        cells = [SimpleNamespace(id=c["id"], label=c["label"], values=c["values"],
+                                 request={"prompt": c["prompt"], "seed": c["seed"]},
+                                 state=c["state"], model=c.get("model"))
+                 for c in scanned.cells()]
+        report = scanned.report
+    out = folder_name(job.path, project_root(m.path))
+    return [(pick(cell=c.id, job=report.get("job") or m.name, out=out, label=c.label,
+                  values=c.values, request=c.request,
+                  model=c.model or report.get("model") or m.model.id),
+             c.state) for c in select_cells(cells, only)]
+
+
+def write_picks(rows: list[dict], path: Path) -> Path:
+    """Write picks.jsonl (replacing it whole, atomically)."""
+    return write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_picks(path: Path) -> list[dict]:
+    """The lines of a picks file; a line that is not a pick is a StateError naming it."""
+    out = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise StateError(f"{path}:{n}: not a JSON line ({exc})") from None
+        if not isinstance(row, dict) or "cell" not in row or \
+                not isinstance(row.get("values"), dict):
+            raise StateError(f"{path}:{n}: not a pick (a pick has `cell` and `values`, as the "
+                             "report's Download picks and `pipeline picks` write it)")
+        out.append(row)
+    return out
+
+
+def list_picks(manifest: str | os.PathLike, path: Path | None = None, *,
+               folder: Path | None = None, allow_outside: bool = False) -> list[str]:
+    """Lines describing the picks kept for a job: each cell, its label, and its state in the
+    job (or the job it was picked from, when another)."""
+    m = load_manifest(manifest, allow_outside=allow_outside)
+    path = path or default_path(m.path)
+    job = JobFolder.of(m, folder)
+    if not path.exists():
+        hint = (f"no picks yet: {path} does not exist. Star clips in {job / 'report.html'} and "
+                f"save them there with Download picks, or pick here: pipeline picks {manifest} "
+                "--only cell=ID")
+        return [hint]
+    rows = read_picks(path)
+    states: dict[str, str] = {}
+    if job.plan.exists():
+        with scan(job) as scanned:
+            states = {c["id"]: c["state"] for c in scanned.cells()}
+    lines = [f"{path}: {len(rows)} pick{'s' if len(rows) != 1 else ''}"]
+    for row in rows:
+        cell = str(row["cell"])
+        where = states.get(cell) if row.get("job") in (None, m.name) else None
+        note = where or (f"from job {row.get('job')}" if row.get("job") != m.name
+                         else "not a cell of this job's plan")
+        lines.append(f"  {cell}  {row.get('label') or ''}  ({note})")
+    return lines

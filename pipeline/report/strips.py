@@ -1,0 +1,136 @@
+"""Frame strips: six frames across each clip in one small JPEG (three across, two down, read
+like a line of text), so that motion can be scanned in the report without playing every video.
+
+`strips/<cell id>.jpg` (`<cell id>-<n>.jpg` for a cell's further outputs), made once, when the
+video is downloaded (pipeline.run.collect), by one decode with PyAV that also writes the
+clip's poster (its first frame, pipeline.report.posters). The report makes the ones missing
+(a job downloaded by an older version) the same way. Like posters, only the first
+MAX_PREVIEWS cells of a job get them: past that a sweep is browsed by pages and filters, and
+a player shows its first frame by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .posters import MAX_POSTERS, MAX_SIDE, save_jpeg
+
+log = logging.getLogger("pipeline.report")
+
+FOLDER = "strips"
+FRAMES = 6  # frames per strip, spread evenly over the clip
+ACROSS = 3  # frames per line of the strip (a tile is too narrow for six in a line)
+FRAME_HEIGHT = 90  # px per frame; the page shows the strip at tile width
+MAX_PREVIEWS = MAX_POSTERS  # cells (in plan order) that get a strip and a poster
+
+
+def strip_name(cell_id: str, index: int) -> str:
+    return f"{FOLDER}/{cell_id}{f'-{index}' if index else ''}.jpg"
+
+
+def wanted(index: int) -> bool:
+    """Whether the cell at this place of the plan gets previews (the posters' limit)."""
+    return index < MAX_PREVIEWS
+
+
+def fresh(video: Path, made: Path) -> bool:
+    """`made` exists and is not older than the video it was made from."""
+    try:
+        return made.is_file() and made.stat().st_mtime >= video.stat().st_mtime
+    except OSError:
+        return False
+
+
+def make_previews(video: Path, strip: Path, poster: Path | None = None,
+                  frames: int = FRAMES) -> bool:
+    """Write the frame strip of `video` (and its poster, when a path is given) in one pass;
+    True when the strip exists. A video that cannot be decoded gets neither (the media check
+    says why). Frames are scaled by the decoder, and a clip with several keyframes is sought
+    to each frame instead of decoded whole (a 10 s 1080P clip is 241 frames)."""
+    import av
+
+    first = None
+    picked: list = []
+    try:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            # thumbnails do not need the deblocking filter: half the decoding time
+            stream.codec_context.options = {"skip_loop_filter": "all"}
+            size = _scaled(stream.codec_context.width, stream.codec_context.height)
+            keys = sum(1 for packet in container.demux(stream) if packet.is_keyframe)
+            length = _seconds(container, stream)
+            targets = [(k + 0.5) * length / frames for k in range(frames)] if length else []
+            container.seek(0, stream=stream)
+            if keys > 2:  # a keyframe every few frames: seek to each one
+                for frame in container.decode(stream):
+                    first = frame.to_image(width=size[0], height=size[1])
+                    break
+                for at in targets:
+                    container.seek(int(at / stream.time_base), stream=stream, backward=True)
+                    frame = next((f for f in container.decode(stream)
+                                  if f.time is None or f.time >= at), None)
+                    if frame is not None:
+                        picked.append(frame.to_image(width=size[0], height=size[1]))
+            else:  # one keyframe (the simulator's clips): decode once, front to back
+                wanted = iter(targets)
+                at = next(wanted, None)
+                for frame in container.decode(stream):
+                    if first is None:
+                        first = frame.to_image(width=size[0], height=size[1])
+                    while at is not None and (frame.time is None or frame.time >= at):
+                        picked.append(frame.to_image(width=size[0], height=size[1]))
+                        at = next(wanted, None)
+                    if at is None:
+                        break
+    except Exception as exc:
+        log.info("no frame strip for %s: %s", video, exc)
+        return False
+    if first is not None and poster is not None:
+        save_jpeg(first, poster)
+    if not picked:
+        return False
+    return save_jpeg(_sheet(picked), strip)
+
+
+def _scaled(width: int, height: int) -> tuple[int, int]:
+    """Frame size for the poster (longest side at most MAX_SIDE), even numbers."""
+    scale = min(1.0, MAX_SIDE / max(width, height, 1))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _seconds(container, stream) -> float:
+    """The clip's length: its stream's duration, else the container's, else frames / rate."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    if stream.frames and stream.average_rate:
+        return float(stream.frames / stream.average_rate)
+    return 0.0
+
+
+def _sheet(picked: list) -> Any:
+    """The frames three across and two down, each FRAME_HEIGHT high."""
+    from PIL import Image
+
+    width = max(2, round(picked[0].width * FRAME_HEIGHT / picked[0].height))
+    across = min(ACROSS, len(picked))
+    down = -(-len(picked) // across)
+    sheet = Image.new("RGB", (width * across, FRAME_HEIGHT * down))
+    for i, img in enumerate(picked):
+        sheet.paste(img.resize((width, FRAME_HEIGHT), Image.Resampling.BILINEAR),
+                    ((i % across) * width, (i // across) * FRAME_HEIGHT))
+    return sheet
+
+
+def add_for_download(folder: Path, cell_id: str, cell_index: int, output: int,
+                     video: Path) -> None:
+    """The previews of a video just downloaded (the runner calls this, in a worker thread)."""
+    if not wanted(cell_index):
+        return
+    from .posters import poster_name
+
+    make_previews(video, folder / strip_name(cell_id, output),
+                  folder / poster_name(cell_id, output))
