@@ -233,3 +233,35 @@ def test_an_image_model_cell_can_be_the_canary(tmp_path: Path, sim_factory,
     [judged] = [e for e in journal_events(root / "outputs" / "stills") if e["e"] == "canary"]
     assert judged["ok"] and judged["model"] == IMAGE
     assert any(".png: a 256x256 png" in f for f in judged["findings"]), judged["findings"]
+
+
+def test_each_model_of_a_sweep_has_its_own_canary(tmp_path: Path, sim_factory,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the runcomfy backend a three-model sweep sends one cell of each model first and
+    nothing else until all three are judged; each model's bill (20% over its catalog price
+    here) re-prices that model, and plan.json says so per model."""
+    from runjobs import TOKEN, journal_events
+
+    sim = sim_factory(models_dirs=(str(FIXTURES),), cost_factor=1.2, **FAST)
+    monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", TOKEN)
+    root = project(tmp_path, with_models=True)
+    manifest = side_by_side(root)
+    manifest.write_text(manifest.read_text().replace("seed: [1, 2]", "seed: [1, 2, 3]"))
+    plan = build_plan(manifest)
+    model_of = {c.id: c.model for c in plan.cells}
+    summary = run_job(plan, RunOptions(progress=False))
+    assert summary.exit_code == 0 and summary.counts["done"] == 9
+    events = journal_events(root / "outputs" / "side-by-side")
+    assert next(e for e in events if e["e"] == "run")["canary"] == 3
+    judged = [e for e in events if e["e"] == "canary"]
+    assert sorted(e["model"] for e in judged) == sorted([DREAMINA, VIDEO, IMAGE])
+    assert all(e["ok"] for e in judged)
+    last = events.index(judged[-1])
+    sent_first = [e["cell"] for e in events[:last] if e["e"] == "intent"]
+    assert sorted(model_of[c] for c in sent_first) == sorted([DREAMINA, VIDEO, IMAGE])
+    assert {e["cell"] for e in judged} == set(sent_first)
+    assert len([e for e in events if e["e"] == "intent"]) == 9
+    snapshot = json.loads((root / "outputs" / "side-by-side" / "plan.json").read_text())
+    sources = {m["id"]: m["price"]["source"] for m in snapshot["models"]}
+    assert all("x1.2 as the canary cell was billed" in s for s in sources.values()), sources

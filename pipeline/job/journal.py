@@ -185,9 +185,14 @@ class JobState:
         return replace(self, cells={cid: rec for cid, rec in self.cells.items() if cid in ids})
 
     @property
-    def billed_canary(self) -> dict | None:
-        """The last canary event with a cost: what prices the job (pipeline.job.price)."""
-        return next((c for c in reversed(self.canaries) if c.get("cost") is not None), None)
+    def billed_canaries(self) -> dict[str | None, dict]:
+        """Per model, its last canary event with a cost: what prices that model in the job
+        (pipeline.job.price); keyed None for events from before canaries named their model."""
+        out: dict[str | None, dict] = {}
+        for c in self.canaries:
+            if c.get("cost") is not None:
+                out[c.get("model")] = c
+        return out
 
     @property
     def uid(self) -> str | None:

@@ -127,10 +127,13 @@ class Prices:
     def uncorrected(self) -> Prices:
         return Prices({k: p.uncorrected for k, p in self.by_model.items()})
 
-    def corrected(self, canary: dict[str, Any] | None) -> Prices:
-        """The prices once the job's canary was billed: its own model's corrected
-        (pipeline.job.price.corrected), the others as they were."""
-        return Prices({k: corrected(p, canary, k) for k, p in self.by_model.items()})
+    def corrected(self, canaries: Mapping[str | None, dict] | None) -> Prices:
+        """The prices once the job's canary cells were billed (per model, its last billed
+        canary: JobState.billed_canaries): each model's own corrected
+        (pipeline.job.price.corrected), a model without one as it was."""
+        canaries = canaries or {}
+        return Prices({k: corrected(p, canaries.get(k) or canaries.get(None), k)
+                       for k, p in self.by_model.items()})
 
     def as_json(self) -> dict[str, Any]:
         data = {"sheet": self.sheet, "source": self.source, "warnings": list(self.warnings),

@@ -39,28 +39,48 @@ def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = F
 
 
 def canary_for(state: JobState, setting: int | None, backend: str,
-               base_url: str | None) -> int:
+               base_url: str | None, cells: Mapping[str, str] | None = None) -> int:
     """How many cells a run started now must see done before it submits more (its canary):
-    `run.canary` (None: 1 on the runcomfy backend, 0 on the built-in simulator) less the cells
-    already done on the same service at `base_url` (a cell made by a run against another base
-    URL, a simulator say, proves nothing about this one)."""
+    the sum of `canary_needs`."""
+    return sum(canary_needs(state, setting, backend, base_url, cells).values())
+
+
+def canary_needs(state: JobState, setting: int | None, backend: str, base_url: str | None,
+                 cells: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Per model, how many of its cells a run started now must see done before it submits
+    more: `run.canary` (None: 1 on the runcomfy backend, 0 on the built-in simulator) less the
+    model's cells already done on the same service at `base_url` (a cell made by a run against
+    another base URL, a simulator say, proves nothing about this one), and never more than its
+    cells not done yet. Each model is proven on its own: its own route, output key and bill.
+    `cells`: the plan's cell id -> model id (None: one model, keyed "")."""
     size = setting if setting is not None else (0 if backend == "sim" else 1)
-    if size <= 0 or base_url is None:
-        return max(0, size)
-    starts = [(run.get("t", 0.0), str(run.get("base_url", "")).rstrip("/"))
-              for run in state.runs]
-    here = base_url.rstrip("/")
-    proven = 0
-    for rec in state.cells.values():
-        won = None if rec.compacted else rec.succeeded()
-        if won is None or rec.state(1) != DONE:
-            continue
-        made_by = next((url for t, url in reversed(starts) if t <= won.intent_at), None)
-        if made_by == here:
-            proven += 1
-            if proven >= size:
-                break
-    return size - proven
+    models = list(dict.fromkeys(cells.values())) if cells else [""]
+    if size <= 0:
+        return dict.fromkeys(models, 0)
+    proven = dict.fromkeys(models, 0)
+    if base_url is not None:
+        starts = [(run.get("t", 0.0), str(run.get("base_url", "")).rstrip("/"))
+                  for run in state.runs]
+        here = base_url.rstrip("/")
+        for cid, rec in state.cells.items():
+            model = cells.get(cid) if cells else ""
+            if model is None or proven[model] >= size:
+                continue
+            won = None if rec.compacted else rec.succeeded()
+            if won is None or rec.state(1) != DONE:
+                continue
+            made_by = next((url for t, url in reversed(starts) if t <= won.intent_at), None)
+            if made_by == here:
+                proven[model] += 1
+    need = {k: size - proven[k] for k in models}
+    if cells:  # a model with fewer cells left than that proves what it has left
+        left = dict.fromkeys(models, 0)
+        for cid, model in cells.items():
+            rec = state.cells.get(cid)
+            if rec is None or rec.state(1) != DONE:
+                left[model] += 1
+        need = {k: min(n, left[k]) for k, n in need.items()}
+    return need
 
 
 @dataclass(frozen=True, slots=True)

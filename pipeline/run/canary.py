@@ -5,7 +5,9 @@ run's first cells are where an unknown shows up. Until `run.canary` cells (defau
 runcomfy backend) are done, result read, file downloaded, media check passed, the run lets
 only that many be live: `Control.limit()` says so, and the runner lets those cells keep their
 slots through their download until `judge` has looked at them. No second loop: the slots
-that hold the rest back are the ones every cell takes.
+that hold the rest back are the ones every cell takes. In a sweep of several models each
+model is proven by cells of its own (`first` puts them ahead: its route, output key and bill
+are its own), and what each was billed re-prices its own model.
 
 `judge(run, cell)` says what a canary cell found (the status words the service sent, where
 the video's URL was, the media check, what it was billed against its estimate), journals it
@@ -76,6 +78,22 @@ class Watch:
             seen.media.append((path, probe, check))
 
 
+def first(cells: list[Cell], needs: dict[str, int], default_model: str) -> list[Cell]:
+    """The cells to submit, the canary's first: per model, its first `needs[model]` cells
+    (plan order), so that each model of a sweep is proven by cells of its own before the rest
+    of any model is sent; then the others, in plan order."""
+    left = dict(needs)
+    ahead, rest = [], []
+    for cell in cells:
+        model = cell.model or default_model
+        if left.get(model, 0) > 0:
+            left[model] -= 1
+            ahead.append(cell)
+        else:
+            rest.append(cell)
+    return ahead + rest
+
+
 async def judge(run: RunContext, cell: Cell) -> None:
     """Look at a canary cell whose drive has ended: prove it, or stop the run."""
     control = run.control
@@ -92,7 +110,7 @@ async def judge(run: RunContext, cell: Cell) -> None:
     run.write(ev.canary(cell.id, ok, findings, estimate=estimate, cost=billed,
                         sheet=base.sheet, model=model.id))
     await run.journal.durable()
-    price = run.price.corrected(run.state.billed_canary)
+    price = run.price.corrected(run.state.billed_canaries)
     if price != run.price:
         reprice(run, price)
         findings.append(f"the rest of the job is estimated at what it was billed "

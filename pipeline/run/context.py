@@ -106,6 +106,8 @@ class RunContext:
     watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
+    # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
+    canary_needs: dict[str, int] = field(default_factory=dict)
 
     @property
     def state(self) -> JobState:

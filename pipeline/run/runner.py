@@ -173,6 +173,8 @@ class Runner:
                 rec.compact(run.estimate(cell.id))  # (the team ledger may still need it all)
         for _, cell_id in sorted(resumed):  # live on the server in the order they were sent
             control.sent(cell_id)
+        if control.canary:  # each model's own canary cells first (pipeline.run.canary)
+            to_submit = canary.first(to_submit, run.canary_needs, run.plan.manifest.model.id)
         self.waiting = len(to_submit)
         return to_submit
 

@@ -30,7 +30,7 @@ from ..job.appender import Journal
 from ..job.journal import JobState, read_state
 from ..job.price import SIM_ORIGIN, Prices, fetch_prices
 from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
-from ..job.tally import canary_for, resume_for
+from ..job.tally import canary_needs, resume_for
 from ..prepare import cost
 from ..prepare.expand import Cell
 from ..prepare.models import project_models
@@ -115,8 +115,10 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             resume = resume_for(state, retry_failed=options.retry_failed,
                                 resubmit_unknown=options.resubmit_unknown,
                                 new_simulator=sim is not None)
-            canary = 0 if options.no_canary else \
-                canary_for(state, m.run.canary, backend, client.base_url)
+            needs = {} if options.no_canary else canary_needs(
+                state, m.run.canary, backend, client.base_url,
+                {c.id: c.model or m.model.id for c in cells})
+            canary = sum(needs.values())
             outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
                                resume=resume, canary=canary)
             price = outlook.price  # as the job's canary, if any, corrected it
@@ -151,7 +153,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                                     max_interval=m.run.polling.max, lazy=control.auto is not None),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
                 timeout=m.run.polling.timeout, fps=m.model.fps,
-                watch=Watch(active=canary > 0), team=team)
+                watch=Watch(active=canary > 0), team=team, canary_needs=needs)
             return await Runner(run, options).run()
         finally:
             if team is not None:  # a last flush of what the ledger has not yet been told

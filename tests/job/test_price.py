@@ -122,6 +122,20 @@ def test_a_canary_corrects_only_its_own_models_price() -> None:
     from pipeline.job.price import Prices
 
     prices = Prices({"m/a": CATALOG, "m/b": CATALOG})
-    fixed = prices.corrected({**canary(0.30), "model": "m/b"})
+    fixed = prices.corrected({"m/b": {**canary(0.30), "model": "m/b"}})
     assert fixed.of("m/a") is CATALOG and fixed.of("m/b").sheet["usd"] == pytest.approx(0.06)
     assert fixed.uncorrected == prices and "m/b: " in fixed.source
+
+
+def test_each_models_canary_corrects_its_own_price() -> None:
+    """Two models, each with its own billed canary: each is re-priced by its own bill; an
+    event from before canaries named their model applies to the model it fits."""
+    from pipeline.job.price import Prices
+
+    prices = Prices({"m/a": CATALOG, "m/b": CATALOG})
+    fixed = prices.corrected({"m/a": {**canary(0.20), "model": "m/a"},
+                              "m/b": {**canary(0.30), "model": "m/b"}})
+    assert fixed.of("m/a").sheet["usd"] == pytest.approx(0.04)
+    assert fixed.of("m/b").sheet["usd"] == pytest.approx(0.06)
+    assert Prices({"m/a": CATALOG}).corrected({None: canary(0.30)}).sheet["usd"] == \
+        pytest.approx(0.06)

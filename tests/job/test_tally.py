@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.job import journal as ev
 from pipeline.job.journal import JobState
-from pipeline.job.tally import canary_for
+from pipeline.job.tally import canary_for, canary_needs
 
 SERVICE = "https://model-api.runcomfy.net"
 
@@ -54,3 +54,21 @@ def test_a_run_proves_cells_unless_the_job_has_some_done_on_that_service(
     """The canary is run.canary (1 on runcomfy, 0 on sim by default) less the cells already
     done by runs against the same base URL."""
     assert canary_for(state(*events), setting, backend, base_url) == expected
+
+
+def test_each_model_of_a_sweep_is_proven_on_its_own() -> None:
+    """Per model: run.canary less its own cells done on this service, and never more than it
+    has left to do; a cell of one model proves nothing about another."""
+    cells = {"a1": "m/a", "a2": "m/a", "b1": "m/b", "b2": "m/b", "c1": "m/c"}
+    fresh = state()
+    assert canary_needs(fresh, None, "runcomfy", SERVICE, cells) == \
+        {"m/a": 1, "m/b": 1, "m/c": 1}
+    assert canary_for(fresh, 2, "runcomfy", SERVICE, cells) == 2 + 2 + 1  # m/c has one cell
+    some = state(run_event(SERVICE, 1.0), *done_cell("a1", 2.0))
+    assert canary_needs(some, None, "runcomfy", SERVICE, cells) == \
+        {"m/a": 0, "m/b": 1, "m/c": 1}
+    assert canary_needs(some, 2, "runcomfy", SERVICE, cells) == {"m/a": 1, "m/b": 2, "m/c": 1}
+    elsewhere = state(run_event("http://127.0.0.1:9", 1.0), *done_cell("c1", 2.0))
+    # m/c's only cell is done (on another service): nothing of it is left to prove it with
+    assert canary_needs(elsewhere, None, "runcomfy", SERVICE, cells)["m/c"] == 0
+    assert canary_needs(fresh, 0, "runcomfy", SERVICE, cells) == {"m/a": 0, "m/b": 0, "m/c": 0}
