@@ -220,6 +220,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     are collected, not raised."""
     sweep = m.sweep
     bases: dict[str, _Base] = {}
+    origins: dict[tuple, dict] = {}  # equal origins shared: most cells' are alike
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
     for values, origin in combinations(m):
@@ -279,6 +280,10 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             shown = dict(values)
             if m.repeat > 1:
                 shown["replicate"] = replicate
+            try:  # read-only from here on, so cells may share one (100,000 cells: ~12 MB)
+                cell_origin = origins.setdefault(tuple(cell_origin.items()), cell_origin)
+            except TypeError:  # an unhashable mark (a pick's from_cell): its own
+                pass
             yield Draft(shown, request, replicate, cell_origin, tuple(failed), model)
 
 

@@ -18,6 +18,7 @@ from .expand import Cell, describe, difference, drafts, finalize
 from .images import ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
 from .matrix import check_matrix
+from .render import forget_renderings
 from .wording import printable
 from .validate import RequestValidator
 
@@ -80,7 +81,10 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     """Expand and validate; every problem is collected, none raised."""
     problems = problems if problems is not None else ProblemList()
     unused_axes = check_matrix(m, problems)
-    items = list(drafts(m, problems))
+    try:
+        items = list(drafts(m, problems))
+    finally:
+        forget_renderings()
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
                                **({"timeout": fetch_timeout} if fetch_timeout else {}))
     fields = {k: x.image_fields() for k, x in m.sweep.models.items()}

@@ -281,6 +281,14 @@ def compile_template(source: str) -> Template:
     return found
 
 
+def forget_renderings() -> None:
+    """Drop the renderings cached so far (the compiled templates stay): a plan's expansion
+    calls it when done, so that its cache (up to one string per cell when a prompt reads a
+    per-cell seed) is not carried through the run that follows."""
+    for tpl in _templates.values():
+        tpl.cache.clear()
+
+
 def render(source: str, context: dict[str, Any]) -> str:
     """Render `source` with `context`; a variable used undefined names every such one at once."""
     if not is_template(source):
