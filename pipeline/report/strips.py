@@ -2,7 +2,8 @@
 like a line of text), so that motion can be scanned in the report without playing every video.
 
 `strips/<cell id>.jpg` (`<cell id>-<n>.jpg` for a cell's further outputs), made once, when the
-video is downloaded (pipeline.run.collect), by one decode with PyAV that also writes the
+video is downloaded (pipeline.run.collect queues it on the run's `Previews` worker), by one
+decode with PyAV that also writes the
 clip's poster (its first frame, pipeline.report.posters). The report makes the ones missing
 (a job downloaded by an older version) the same way. Like posters, only the first
 MAX_PREVIEWS cells of a job get them: past that a sweep is browsed by pages and filters, and
@@ -12,6 +13,8 @@ a player shows its first frame by itself.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +128,41 @@ def _sheet(picked: list) -> Any:
     return sheet
 
 
-def add_for_download(folder: Path, cell_id: str, cell_index: int, output: int,
-                     video: Path) -> None:
-    """The previews of a video just downloaded (the runner calls this, in a worker thread)."""
-    if not wanted(cell_index):
-        return
-    from .posters import poster_name
+class Previews:
+    """The previews of the videos a run downloads, made off the download path by one worker
+    thread, in the order they were downloaded: a decode takes from ~10 ms (the simulator's
+    clips) to most of a second (a 10 s 1080P clip with one keyframe), and a run's downloads,
+    journal and slots must not wait for it. `close()` lets the worker finish what is queued
+    (the run calls it before its report); previews lost to a crash are made by the report."""
 
-    make_previews(video, folder / strip_name(cell_id, output),
-                  folder / poster_name(cell_id, output))
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+
+    def add(self, cell_id: str, cell_index: int, output: int, video: Path) -> None:
+        """Queue the previews of a video just downloaded (cells past MAX_PREVIEWS get none)."""
+        if not wanted(cell_index):
+            return
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="previews", daemon=True)
+            self._worker.start()
+        self._queue.put((cell_id, output, video))
+
+    def _work(self) -> None:
+        from .posters import poster_name
+
+        while (item := self._queue.get()) is not None:
+            cell_id, output, video = item
+            try:
+                make_previews(video, self.folder / strip_name(cell_id, output),
+                              self.folder / poster_name(cell_id, output))
+            except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
+                log.info("no previews for %s: %s", video, exc)
+
+    def close(self) -> None:
+        """Wait until every queued preview is made, then stop the worker."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None

@@ -16,7 +16,6 @@ from ..errors import DownloadError, StateError
 from ..job import journal as ev
 from ..job.records import DONE
 from ..prepare.expand import Cell
-from ..report.strips import add_for_download
 from . import media
 from .context import RunContext, crash_point
 
@@ -64,21 +63,22 @@ async def collect(run: RunContext, cell: Cell) -> None:
                     return
                 continue
             crash_point("after_download")
-            probe, check = await asyncio.to_thread(_inspect, folder / name, cell, i, run)
+            probe, check = await asyncio.to_thread(_inspect, folder / name, cell, run)
             run.watch.media(cell.id, f"videos/{name}", probe, check)
             run.write(ev.downloaded(cell.id, url, f"videos/{name}", info.size, info.sha256,
                                     probe, check))
             await run.journal.durable()
+            if probe is not None and probe.get("frames") is not None and run.previews:
+                run.previews.add(cell.id, cell.index, i, folder / name)  # a video's strip
             break
     if rec.state(run.max_attempts) == DONE:
         rec.compact(run.estimate(cell.id))
 
 
-def _inspect(path: Path, cell: Cell, output: int, run: RunContext
-             ) -> tuple[dict | None, dict]:
+def _inspect(path: Path, cell: Cell, run: RunContext) -> tuple[dict | None, dict]:
     """What the file is, compared with what was asked: a video's frames, fps and size; an
-    image's format and size (an image model's output is shown as an image). A video's frame
-    strip is made once, here, for the report (blocking: runs in a worker thread)."""
+    image's format and size (an image model's output is shown as an image). Blocking: runs in
+    a worker thread."""
     try:
         if path.suffix.lower() in media.IMAGE_SUFFIXES:
             return media.probe_image(path), {"ok": True, "problems": [],
@@ -86,5 +86,4 @@ def _inspect(path: Path, cell: Cell, output: int, run: RunContext
         info = media.probe(path)
     except ValueError as exc:
         return None, {"ok": False, "problems": [str(exc)], "resolution": "not checked"}
-    add_for_download(run.folder.path, cell.id, cell.index, output, path)
     return info, media.check(info, cell.request, fps=run.model_of(cell).fps)

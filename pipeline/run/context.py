@@ -106,6 +106,7 @@ class RunContext:
     watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
+    previews: Any = None  # a pipeline.report.strips.Previews: frame strips and posters
     # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
 

@@ -37,6 +37,7 @@ from ..prepare.models import project_models
 from ..prepare.manifest import Manifest, load_manifest
 from ..prepare.plan import Plan, inputs_unchanged
 from ..prepare.select import Only, select_cells
+from ..report.strips import Previews
 from .canary import Watch
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits, RefusalBreaker
@@ -106,6 +107,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT,
                                              data_uris=m.run.local_images == "data_uri")
         journal = team = None
+        previews = Previews(folder.path)
         try:
             price = await fetch_prices(client, m, folder,
                                        SIM_ORIGIN if sim else urlparse(client.base_url).netloc)
@@ -153,9 +155,11 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                                     max_interval=m.run.polling.max, lazy=control.auto is not None),
                 price=price, backend=backend, max_attempts=m.run.max_attempts,
                 timeout=m.run.polling.timeout, fps=m.model.fps,
-                watch=Watch(active=canary > 0), team=team, canary_needs=needs)
+                watch=Watch(active=canary > 0), team=team, canary_needs=needs,
+                previews=previews)
             return await Runner(run, options).run()
         finally:
+            await asyncio.to_thread(previews.close)  # the report shows them: finish them
             if team is not None:  # a last flush of what the ledger has not yet been told
                 await team.close()
             if journal is not None:
