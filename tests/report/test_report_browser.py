@@ -243,8 +243,22 @@ def test_picks_survive_a_reload_and_plan_the_final(preview: Path, browser,
     chosen = [report["cells"][1], report["cells"][6]]
     context = browser.new_context(accept_downloads=True)
     page, problems = open_report(context, preview / "out")
+    # the tiles settled first (their videos loaded, so nothing moves under the pointer), and
+    # each star seen pressed before the reload: what the reload must keep
+    page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
     for cell in chosen:
         page.click(f"#cell-{cell['id']} .star")
+        page.wait_for_selector(f"#cell-{cell['id']} .star[aria-pressed=true]", timeout=5_000)
+    assert page.inner_text(".picks .picked") == "★ 2 picks"
+    # and kept by the browser: another page of the context reads them back (localStorage
+    # reaches the browser's own store asynchronously; a reload must not outrun it)
+    key = json.loads(page.inner_text("#report-data"))["settings"]["picks_key"]
+    other = context.new_page()
+    other.goto((preview / "out" / "report.html").as_uri())
+    other.wait_for_function("([k, ids]) => ids.every(i => (localStorage.getItem(k) || '')"
+                            ".includes(i))", arg=[key, [c["id"] for c in chosen]],
+                            timeout=5_000)
+    other.close()
     page.reload()
     page.wait_for_selector(".grid .tile")
     starred = page.eval_on_selector_all(".tile.picked", "t => t.map(x => x.dataset.id)")
