@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pipeline import wire
+from simcalls import wait_result
 from pipeline.sim import SimConfig, Simulator
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"
@@ -43,16 +44,6 @@ def status(client: httpx.Client, rid: str) -> dict[str, Any]:
     answer = client.get(wire.STATUS_PATH.format(request_id=rid))
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
-
-
-def wait_result(client: httpx.Client, rid: str, params: Any = None) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        answer = client.get(wire.RESULT_PATH.format(request_id=rid), params=params).json()
-        if answer["status"] not in wire.LIVE_STATUSES:
-            return dict(answer)
-        time.sleep(0.05)
-    raise AssertionError(f"request {rid} did not finish")
 
 
 def test_submit_answers_absolute_urls_and_a_uuid4(served) -> None:

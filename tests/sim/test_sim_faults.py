@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from pipeline import wire
+from simcalls import wait_result
 from pipeline.sim import SimConfig, Simulator
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"
@@ -29,15 +30,6 @@ def served(sim_client: Callable[..., tuple[Simulator, httpx.Client]]
 
 def body() -> dict[str, Any]:
     return {"prompt": f"p-{uuid.uuid4()}", "image_urls": ["https://example.invalid/in.jpg"]}
-
-
-def wait_result(client: httpx.Client, rid: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while (done := client.get(wire.RESULT_PATH.format(request_id=rid)).json())[
-            "status"] in wire.LIVE_STATUSES:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    return dict(done)
 
 
 def test_error_rate_gives_5xx_on_every_api_route(served) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 from imagefiles import data_uri, image_bytes
 from pipeline import wire
+from simcalls import wait_result
 from pipeline.client import RunComfyClient
 from testmodels import DREAMINA, FIXTURES, IMAGE, VIDEO
 
@@ -129,16 +129,6 @@ def test_catalog_lists_every_model_a_page_at_a_time_with_its_price(served) -> No
     assert client.get(wire.MODELS_PATH, params={"limit": 101}).status_code == 400
 
 
-def _result(client: httpx.Client, rid: str, params: Any = None) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        answer = client.get(wire.RESULT_PATH.format(request_id=rid), params=params).json()
-        if answer["status"] not in wire.LIVE_STATUSES:
-            return dict(answer)
-        time.sleep(0.05)
-    raise AssertionError("did not finish")
-
-
 def test_an_image_model_makes_pngs_under_its_output_key(served) -> None:
     """An image model's result names `num_images` PNGs under `images` (its output schema's
     key), served without auth as real PNGs of the asked aspect ratio, and costs its price."""
@@ -146,7 +136,7 @@ def test_an_image_model_makes_pngs_under_its_output_key(served) -> None:
     answer = client.post(wire.SUBMIT_PATH.format(model_id=IMAGE),
                          json={"prompt": "a lighthouse", "num_images": 3, "aspect_ratio": "9:16"})
     assert answer.status_code == 200, answer.text
-    done = _result(client, answer.json()[wire.REQUEST_ID], wire.INCLUDE_COST_PARAM)
+    done = wait_result(client, answer.json()[wire.REQUEST_ID], wire.INCLUDE_COST_PARAM)
     urls = done[wire.OUTPUT][wire.OUTPUT_IMAGES]
     assert len(urls) == 3 and len(set(urls)) == 3 and done[wire.COST] == 0.02
     from PIL import Image
@@ -170,7 +160,7 @@ def test_status_can_say_every_word_the_client_tolerates(served) -> None:
     queued = client.post(SUBMIT, json=dreamina(data_uri(640, 480))).json()[wire.REQUEST_ID]
     assert client.post(wire.CANCEL_PATH.format(request_id=queued)).json()[wire.OUTCOME] == \
         wire.OUTCOME_CANCELLED
-    _result(client, ok)
+    wait_result(client, ok)
     words = {rid: client.get(wire.STATUS_PATH.format(request_id=rid)).json()["status"]
              for rid in (ok, queued)}
     assert words == {ok: "succeeded", queued: "canceled"}
@@ -178,7 +168,7 @@ def test_status_can_say_every_word_the_client_tolerates(served) -> None:
 
     failing, fclient = served(status_on_failure="error", fail_rate=1.0)
     bad = fclient.post(SUBMIT, json=dreamina(data_uri(640, 480))).json()[wire.REQUEST_ID]
-    _result(fclient, bad)
+    wait_result(fclient, bad)
     assert fclient.get(wire.STATUS_PATH.format(request_id=bad)).json()["status"] == "error"
 
     async def read() -> list:
