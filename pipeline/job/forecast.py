@@ -102,18 +102,14 @@ def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
         from ..client import env_base_url
 
         canary = canary_for(state, m.run.canary, m.backend,
-                            None if m.backend == "sim" else env_base_url(), cells_models(plan))
+                            None if m.backend == "sim" else env_base_url(),
+                            {c.id: c.model for c in plan.cells})
     tally = Tally.of(state, planned_at(m, plan.cells, price),
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
                      typical=typical_times(m))
     tally.canary = canary
     return Forecast(plan, price, state, tally,
                     concurrency or planning_concurrency(m.run, folder), of, folder)
-
-
-def cells_models(plan: Any) -> dict[str, str]:
-    """The plan's cell id -> model id: what each cell's canary proves (pipeline.job.tally)."""
-    return {c.id: c.model or plan.manifest.model.id for c in plan.cells}
 
 
 def planned_at(m: Any, cells: list, price: Prices) -> list:

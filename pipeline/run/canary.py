@@ -78,16 +78,15 @@ class Watch:
             seen.media.append((path, probe, check))
 
 
-def first(cells: list[Cell], needs: dict[str, int], default_model: str) -> list[Cell]:
+def first(cells: list[Cell], needs: dict[str, int]) -> list[Cell]:
     """The cells to submit, the canary's first: per model, its first `needs[model]` cells
     (plan order), so that each model of a sweep is proven by cells of its own before the rest
     of any model is sent; then the others, in plan order."""
     left = dict(needs)
     ahead, rest = [], []
     for cell in cells:
-        model = cell.model or default_model
-        if left.get(model, 0) > 0:
-            left[model] -= 1
+        if left.get(cell.model, 0) > 0:
+            left[cell.model] -= 1
             ahead.append(cell)
         else:
             rest.append(cell)

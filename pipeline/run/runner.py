@@ -174,7 +174,7 @@ class Runner:
         for _, cell_id in sorted(resumed):  # live on the server in the order they were sent
             control.sent(cell_id)
         if control.canary:  # each model's own canary cells first (pipeline.run.canary)
-            to_submit = canary.first(to_submit, run.canary_needs, run.plan.manifest.model.id)
+            to_submit = canary.first(to_submit, run.canary_needs)
         self.waiting = len(to_submit)
         return to_submit
 

@@ -119,7 +119,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                                 new_simulator=sim is not None)
             needs = {} if options.no_canary else canary_needs(
                 state, m.run.canary, backend, client.base_url,
-                {c.id: c.model or m.model.id for c in cells})
+                {c.id: c.model for c in cells})
             canary = sum(needs.values())
             outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
                                resume=resume, canary=canary)
