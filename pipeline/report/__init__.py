@@ -9,8 +9,8 @@
 `pipeline picks` is pipeline.report.picks; the picks format itself is pipeline.prepare.picks.
 """
 
-from .model import FORMAT, build_report, percentile
-from .scan import scan
+from .model import FORMAT, percentile
+from .scan import build_report, scan
 from .write import NAMES, write_reports
 
 __all__ = ["FORMAT", "NAMES", "build_report", "percentile", "scan", "write_reports"]

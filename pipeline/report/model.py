@@ -1,11 +1,11 @@
 """The report's data: one JSON-able dict built from a job folder's state files, nothing else.
 
-`build_report(folder)` reads `state.jsonl` and `plan.json` (every cell of the job, also those
-never sent) through pipeline.report.scan, which tallies them with pipeline.job.tally, so its
-totals, states and money are the very figures `pipeline status` prints, and writes nothing.
-Its shape is `schemas/report.schema.json` (format FORMAT); bump FORMAT on any change a reader
-could notice. Here: the parts of that dict (`head`, `cell_of`, and the `Totals` summed over
-the cells one at a time).
+pipeline.report.scan builds it (`build_report`, or `scan` one cell at a time) from
+`state.jsonl` and `plan.json` (every cell of the job, also those never sent), tallied with
+pipeline.job.tally, so its totals, states and money are the very figures `pipeline status`
+prints. Its shape is `schemas/report.schema.json` (format FORMAT); bump FORMAT on any change a
+reader could notice. Here: the parts of that dict (`head`, `cell_of`, `models_of`, and the
+`Totals` summed over the cells one at a time).
 
 Times: a queue time is first seen in_progress − submitted; a generation time is the result −
 first seen in_progress (− submitted when in_progress was never seen, so it then includes the
@@ -22,25 +22,10 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from ..job.folder import JobFolder
 from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, UNKNOWN,
                            Attempt, CellRecord, money)
-from ..prepare.select import Only
 
 FORMAT = 2
-
-
-def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
-    """The report of the job whose folder is `folder` (reads only; no network), every cell
-    in memory: for scripts and small jobs (`write_reports` streams the same data instead);
-    `only`: of the cells it selects (pipeline.prepare.select), the report then says so in
-    `selection`."""
-    from .scan import scan
-
-    with scan(folder, only) as scanned:
-        report = scanned.report
-        report["cells"] = list(scanned.cells())
-    return report
 
 
 def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,

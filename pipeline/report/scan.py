@@ -159,6 +159,17 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
     return Scanned(report, facets, spool, count)
 
 
+def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
+    """The report of the job whose folder is `folder` (reads only; no network), every cell
+    in memory: for scripts and small jobs (`write_reports` streams the same data instead);
+    `only`: of the cells it selects (pipeline.prepare.select), the report then says so in
+    `selection`."""
+    with scan(folder, only) as scanned:
+        report = scanned.report
+        report["cells"] = list(scanned.cells())
+    return report
+
+
 def _spool(near: Path) -> IO[bytes]:
     """An anonymous temporary file (no name in any folder) on the job folder's disk when it
     can be had there (/tmp may be memory), else in the system's temporary folder."""
