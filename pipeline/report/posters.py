@@ -1,9 +1,9 @@
 """Poster frames: the first picture of each downloaded video, as a JPEG beside the report.
 
 `posters/<cell id>.jpg` (`<cell id>-<n>.jpg` for a cell's further outputs). A poster is made
-with the clip's frame strip, in the same decode, when the video is downloaded
-(pipeline.report.strips); the report makes those missing (or older than their video). A video
-that cannot be decoded gets no poster; the report says so through the media check instead.
+with the clip's frame strip, in the same decode, when the video is downloaded; the report
+makes those missing or older than their video (both in pipeline.report.strips). A video that
+cannot be decoded gets no poster; the report says so through the media check instead.
 """
 
 from __future__ import annotations
@@ -44,19 +44,3 @@ def save_jpeg(image: Any, path: Path) -> bool:
 def is_video(f: dict) -> bool:
     return bool(f["exists"] and f["path"] and not f["path"].lower().endswith(IMAGE_SUFFIXES))
 
-
-def add_previews(folder: Path, cell: dict, index: int) -> None:
-    """Note each video file's poster and frame strip in a report cell (the first MAX_POSTERS
-    cells of a job), making those missing or older than their video."""
-    from .strips import fresh, make_previews, strip_name, wanted
-
-    for i, f in enumerate(cell["files"]):
-        f["poster"] = f["strip"] = None
-        if not wanted(index) or not is_video(f):
-            continue
-        video = folder / f["path"]
-        poster, strip = poster_name(cell["id"], i), strip_name(cell["id"], i)
-        if not (fresh(video, folder / poster) and fresh(video, folder / strip)):
-            make_previews(video, folder / strip, folder / poster)
-        f["poster"] = poster if (folder / poster).is_file() else None
-        f["strip"] = strip if (folder / strip).is_file() else None

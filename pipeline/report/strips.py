@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .posters import MAX_POSTERS, MAX_SIDE, save_jpeg
+from .posters import MAX_POSTERS, MAX_SIDE, is_video, poster_name, save_jpeg
 
 log = logging.getLogger("pipeline.report")
 
@@ -128,6 +128,21 @@ def _sheet(picked: list) -> Any:
     return sheet
 
 
+def add_previews(folder: Path, cell: dict, index: int) -> None:
+    """Note each video file's poster and frame strip in a report cell (the first MAX_POSTERS
+    cells of a job), making those missing or older than their video."""
+    for i, f in enumerate(cell["files"]):
+        f["poster"] = f["strip"] = None
+        if not wanted(index) or not is_video(f):
+            continue
+        video = folder / f["path"]
+        poster, strip = poster_name(cell["id"], i), strip_name(cell["id"], i)
+        if not (fresh(video, folder / poster) and fresh(video, folder / strip)):
+            make_previews(video, folder / strip, folder / poster)
+        f["poster"] = poster if (folder / poster).is_file() else None
+        f["strip"] = strip if (folder / strip).is_file() else None
+
+
 class Previews:
     """The previews of the videos a run downloads, made off the download path by one worker
     thread, in the order they were downloaded: a decode takes from ~10 ms (the simulator's
@@ -150,8 +165,6 @@ class Previews:
         self._queue.put((cell_id, output, video))
 
     def _work(self) -> None:
-        from .posters import poster_name
-
         while (item := self._queue.get()) is not None:
             cell_id, output, video = item
             try:

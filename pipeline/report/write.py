@@ -26,7 +26,7 @@ from ..job.durable import atomic_writer, write_atomic
 from ..prepare import cost as costs
 from . import page
 from .grid import Occupancy, show
-from .posters import add_previews
+from .strips import add_previews
 from .scan import Scanned, scan
 
 TEMPLATES = Path(__file__).parent / "templates"
