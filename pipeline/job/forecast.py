@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..prepare import cost
-from ..prepare.expand import model_labels
+from ..prepare.identity import model_labels
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
 from .capacity import kept, planning_concurrency

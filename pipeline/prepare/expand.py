@@ -1,4 +1,5 @@
-"""Stage 2: the matrix becomes a list of cells, each one request body with a content-derived id.
+"""Stage 2: the matrix becomes a list of cells, each one request body (its content-derived id,
+pinned seed and label: pipeline.prepare.identity).
 
 Pure functions in a deterministic order. The matrix follows GitHub Actions exactly: the product of
 the axes (first axis outermost), then `exclude` (an entry drops every combination having all of
@@ -9,23 +10,20 @@ none is added as a new combination). Zipped `rows` act as one axis whose values 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Location, ProblemList
-from .manifest import Manifest, RandomSeed
+from .manifest import Manifest
 from .models import Model
 from .modelset import AXIS as MODEL_AXIS
 from .render import TemplateProblem, render
 from .wording import did_you_mean
 
-ID_VERSION = "cell/v1"
-SEED_MAX = 2**31 - 1
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
 # A combination's origin also holds, under this key (never an identifier), the cell its row was
 # picked from (pipeline.prepare.picks); it becomes the cell's `from_cell`.
@@ -323,7 +321,7 @@ def _locate(m: Manifest, where: Any) -> Location:
 def describe(values: dict, limit: int = 80) -> str:
     """`{k=v, k=v}` of a cell's values in about `limit` characters: long values are shortened,
     and the pairs left out are counted (`and 2 more`)."""
-    pairs = [f"{k}={_short(v)}" for k, v in values.items()]
+    pairs = [f"{k}={shorten(v)}" for k, v in values.items()]
     shown: list[str] = []
     for i, pair in enumerate(pairs):
         if shown and len(", ".join(shown + [pair])) > limit - 12 and i < len(pairs) - 1 or \
@@ -341,85 +339,7 @@ def difference(a: dict, b: dict) -> tuple[str, str]:
             describe({k: b.get(k, "(not set)") for k in keys}))
 
 
-def _short(value: Any, n: int = 24) -> str:
+def shorten(value: Any, n: int = 24) -> str:
     text = str(value)
     return text if len(text) <= n else text[: n - 1] + "…"
 
-
-def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -> list[Cell]:
-    """Draw pinned random seeds, give each cell its content id and a readable label."""
-    image_fields = {k: v.image_fields() for k, v in m.sweep.models.items()}
-    short = model_labels(list(m.sweep.models))
-    varying = _varying_keys(items)
-    cells = []
-    for index, d in enumerate(items):
-        model = d.model or m.model
-        identity = _identity(d.request, image_fields[model.id], digest_of)
-        seed = d.request.get("seed")
-        if isinstance(seed, RandomSeed):
-            material = canonical({"model": model.id, "request": {**identity, "seed": None},
-                                  "replicate": d.replicate, "k": seed.k})
-            drawn = int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
-            d.request["seed"] = identity["seed"] = drawn
-            if "seed" in d.values:
-                d.values["seed"] = drawn
-        cells.append(Cell(
-            id=cell_id(model.id, identity, d.replicate),
-            label=" ".join(f"{k}={short[d.values[k]]}" if k == MODEL_AXIS and
-                           d.values[k] in short else f"{k}={_short(d.values[k], 20)}"
-                           for k in varying if k in d.values) or "default",
-            index=index, values=d.values, request=d.request, replicate=d.replicate,
-            origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
-        ))
-    return cells
-
-
-def model_labels(ids: list[str]) -> dict[str, str]:
-    """Each model id as a label shows it: without the path segments all the ids share at
-    their start and end (`a/x/image-to-video`, `b/y/image-to-video` -> `a/x`, `b/y`)."""
-    parts = [i.split("/") for i in ids]
-    if len(parts) < 2:
-        return {i: _short(i, 40) for i in ids}
-    head = 0
-    while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
-        head += 1
-    tail = 0
-    while all(len(p) > head + tail + 1 for p in parts) and \
-            len({p[-1 - tail] for p in parts}) == 1:
-        tail += 1
-    return {i: _short("/".join(p[head:len(p) - tail]), 40) for i, p in zip(ids, parts)}
-
-
-def cell_id(model_id: str, identity_request: dict, replicate: int) -> str:
-    """First 16 hex digits of SHA-256 over the versioned canonical form of the cell's content."""
-    body: dict = {"model": model_id, "request": identity_request}
-    if replicate:
-        body["replicate"] = replicate
-    text = ID_VERSION + "\n" + canonical(body)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _identity(request: dict, image_fields: list[str], digest_of: Callable[[str], str]) -> dict:
-    """The request with each local file or data: image replaced by the hash of its bytes."""
-    out = dict(request)
-    for key in image_fields:
-        value = out.get(key)
-        if isinstance(value, str):
-            out[key] = digest_of(value)
-        elif isinstance(value, list):
-            out[key] = [digest_of(v) if isinstance(v, str) else v for v in value]
-    return out
-
-
-def _varying_keys(items: list[Draft]) -> list[str]:
-    seen: dict[str, set] = {}
-    order: list[str] = []
-    for d in items:
-        for k, v in d.values.items():
-            if k not in seen:
-                seen[k] = set()
-                order.append(k)
-            if len(seen[k]) < 2:
-                seen[k].add(canonical(v) if isinstance(v, (dict, list)) else repr(v))
-    keys = [k for k in order if len(seen[k]) > 1]
-    return keys or order[:3]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, ManifestError, Problem, ProblemList
-from .expand import Cell, describe, difference, drafts, finalize
+from .expand import Cell, describe, difference, drafts
+from .identity import finalize
 from .images import ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
 from .matrix import check_matrix

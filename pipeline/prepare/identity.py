@@ -1,0 +1,98 @@
+"""A cell's identity: its content-derived id, its pinned random seed and its label.
+
+`finalize` turns the drafts of pipeline.prepare.expand into Cells: a `{random: N}` seed is
+drawn from the cell's own content (so it is the same on every expansion), the id is the first
+16 hex digits of SHA-256 over the versioned canonical form of the request (local images by the
+hash of their bytes), and the label names the values that vary across the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from .expand import FROM_CELL, Cell, Draft, canonical, shorten
+from .manifest import Manifest, RandomSeed
+from .modelset import AXIS as MODEL_AXIS
+
+ID_VERSION = "cell/v1"
+SEED_MAX = 2**31 - 1
+
+
+def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -> list[Cell]:
+    """Draw pinned random seeds, give each cell its content id and a readable label."""
+    image_fields = {k: v.image_fields() for k, v in m.sweep.models.items()}
+    short = model_labels(list(m.sweep.models))
+    varying = _varying_keys(items)
+    cells = []
+    for index, d in enumerate(items):
+        model = d.model or m.model
+        identity = _identity(d.request, image_fields[model.id], digest_of)
+        seed = d.request.get("seed")
+        if isinstance(seed, RandomSeed):
+            material = canonical({"model": model.id, "request": {**identity, "seed": None},
+                                  "replicate": d.replicate, "k": seed.k})
+            drawn = int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
+            d.request["seed"] = identity["seed"] = drawn
+            if "seed" in d.values:
+                d.values["seed"] = drawn
+        cells.append(Cell(
+            id=cell_id(model.id, identity, d.replicate),
+            label=" ".join(f"{k}={short[d.values[k]]}" if k == MODEL_AXIS and
+                           d.values[k] in short else f"{k}={shorten(d.values[k], 20)}"
+                           for k in varying if k in d.values) or "default",
+            index=index, values=d.values, request=d.request, replicate=d.replicate,
+            origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
+        ))
+    return cells
+
+
+def model_labels(ids: list[str]) -> dict[str, str]:
+    """Each model id as a label shows it: without the path segments all the ids share at
+    their start and end (`a/x/image-to-video`, `b/y/image-to-video` -> `a/x`, `b/y`)."""
+    parts = [i.split("/") for i in ids]
+    if len(parts) < 2:
+        return {i: shorten(i, 40) for i in ids}
+    head = 0
+    while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while all(len(p) > head + tail + 1 for p in parts) and \
+            len({p[-1 - tail] for p in parts}) == 1:
+        tail += 1
+    return {i: shorten("/".join(p[head:len(p) - tail]), 40) for i, p in zip(ids, parts)}
+
+
+def cell_id(model_id: str, identity_request: dict, replicate: int) -> str:
+    """First 16 hex digits of SHA-256 over the versioned canonical form of the cell's content."""
+    body: dict = {"model": model_id, "request": identity_request}
+    if replicate:
+        body["replicate"] = replicate
+    text = ID_VERSION + "\n" + canonical(body)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _identity(request: dict, image_fields: list[str], digest_of: Callable[[str], str]) -> dict:
+    """The request with each local file or data: image replaced by the hash of its bytes."""
+    out = dict(request)
+    for key in image_fields:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = digest_of(value)
+        elif isinstance(value, list):
+            out[key] = [digest_of(v) if isinstance(v, str) else v for v in value]
+    return out
+
+
+def _varying_keys(items: list[Draft]) -> list[str]:
+    seen: dict[str, set] = {}
+    order: list[str] = []
+    for d in items:
+        for k, v in d.values.items():
+            if k not in seen:
+                seen[k] = set()
+                order.append(k)
+            if len(seen[k]) < 2:
+                seen[k].add(canonical(v) if isinstance(v, (dict, list)) else repr(v))
+    keys = [k for k in order if len(seen[k]) > 1]
+    return keys or order[:3]
