@@ -22,8 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..errors import StateError
 from .folder import JobFolder
 from .lines import JournalLines
