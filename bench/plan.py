@@ -22,7 +22,7 @@ import jsonschema
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from imagefiles import write_image, write_manifest  # noqa: E402
 
-from pipeline.prepare.models import load_model  # noqa: E402
+from pipeline.models.catalogue import load_model
 from pipeline.prepare.plan import build_plan  # noqa: E402
 
 

@@ -24,7 +24,7 @@ _EXPORTS = {
     "Plan": "prepare.plan",
     "RequestValidator": "prepare.validate",
     "forecast": "job.forecast", "plan_json": "job.forecast",
-    "JobFolder": "job.folder", "read_state": "job.journal", "Ledger": "job.ledger",
+    "JobFolder": "job.folder", "read_state": "job.journal", "Ledger": "job.money",
     "job_status": "job.status", "resolve_price": "job.price",
     "run_job": "run.session", "RunOptions": "run.session", "RunSummary": "run.session",
     "cancel_job": "run.cancel",

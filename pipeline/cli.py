@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_picks)
 
-    from . import catalog_cli  # `pipeline models list | add | check`
+    from .catalog import cli as catalog_cli
     from .account import cli as account_cli  # the team ledger registers its own verbs
     from .sim import cli as sim_cli  # the simulator registers its own options
 
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_only(p: argparse.ArgumentParser, what: str) -> None:
-    """`--only KEY=VALUE` (repeatable), read by pipeline.prepare.select for every command."""
+    """`--only KEY=VALUE` (repeatable), read by pipeline.job.select for every command."""
     p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                    help=f"{what}: a matrix or input value, or cell=ID (6+ hex digits); the "
                         "same key again means either value, different keys all of them")
@@ -148,7 +148,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .job.price import price_now
     from .prepare.plan import build_plan
 
-    from .prepare.select import describe_only, parse_only, select_cells
+    from .job.select import describe_only, parse_only, select_cells
 
     only = parse_only(args.only)
     plan = build_plan(args.manifest, fetch_remote=not args.offline,
@@ -198,7 +198,7 @@ def _concurrency(text: str) -> int | str:
 def cmd_run(args: argparse.Namespace) -> int:
     from .job.tally import figures_line
     from .prepare.plan import build_plan
-    from .prepare.select import parse_only
+    from .job.select import parse_only
     from .run.session import RunOptions, run_job, settled_run
 
     options = RunOptions(
@@ -239,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .job.status import job_status, status_text
 
-    from .prepare.select import parse_only
+    from .job.select import parse_only
 
     status = job_status(args.manifest, args.out, allow_outside=args.allow_outside_paths,
                         only=parse_only(args.only))
@@ -255,7 +255,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .job.folder import JobFolder
     from .prepare.manifest import load_manifest
-    from .prepare.select import parse_only
+    from .job.select import parse_only
     from .report import write_reports
 
     only = parse_only(args.only)
@@ -270,8 +270,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_picks(args: argparse.Namespace) -> int:
-    from .prepare.select import parse_only
-    from .report.picks import default_path, list_picks, pick_cells, write_picks
+    from .job.select import parse_only
+    from .report.picking import default_path, list_picks, pick_cells, write_picks
 
     if not args.only:
         for line in list_picks(args.manifest, args.out, folder=args.job_out,

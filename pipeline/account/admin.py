@@ -14,7 +14,7 @@ import socket
 from typing import Any
 
 from ..errors import LedgerError, UsageError
-from ..job.ledger import MICRO, micros
+from ..job.money import MICRO, micros
 from .store import (BILLED, CONNECT_TIMEOUT, LIVE, RELEASED, Hold, TeamLedger, migrate, recount,
                     translate)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LedgerError, LedgerUnavailable
-from ..job.ledger import MICRO, over_budget
+from ..job.money import MICRO, over_budget
 from .schema import META, MIGRATIONS, VERSION
 
 log = logging.getLogger("pipeline.account")

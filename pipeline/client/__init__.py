@@ -10,7 +10,7 @@ Errors are the ClientError branch of pipeline.errors. A failed submit raises Sub
 """
 
 from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_base_url
-from ._media import inline_local_images, sniff, to_data_uri
+from ._inline import inline_local_images, sniff, to_data_uri
 from ._parse import (find_video_url, parse_cancel, parse_error_body, parse_model_entry,
                      parse_model_list, parse_result, parse_status, parse_submit, pick_outputs,
                      walk_urls)

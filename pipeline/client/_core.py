@@ -26,10 +26,10 @@ import stamina
 from .. import wire
 from ..errors import (ApiError, AuthError, ClientError, DownloadError, MissingToken, ModelNotFound,
                       NotFound, RateLimited, SubmitError, TransportError, _HttpAnswerError)
-from ..prepare.models import load_model
+from ..models.catalogue import load_model
 from ..secrets import scrub
 from ._download import download_once, refuse_bad_redirect, safe_url
-from ._media import inline_local_images
+from ._inline import inline_local_images
 from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
 from ._reach import Outage, is_connect_failure
 from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from ..job.durable import fsync_dir
+from ..durable import fsync_dir
 from ..errors import DownloadError
-from ._media import sniff
+from ._inline import sniff
 from ._retry import retry_after_of, retryable_status
 from ._types import DownloadInfo
 

@@ -12,32 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from .. import text
 from ..errors import JobLocked, StateError
+from ..project import project_root
 
 JOURNAL = "state.jsonl"
-
-
-def project_root(manifest_path: Path) -> Path:
-    """The nearest folder at or above the manifest's that holds `.git`; else its own folder."""
-    return root_at(Path(manifest_path).resolve().parent)
-
-
-def root_at(start: Path) -> Path:
-    """The project root of a folder (commands without a manifest, such as `pipeline models`,
-    start from the current one): the nearest folder at or above it that holds `.git`, else
-    the folder itself."""
-    start = Path(start).resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder
-    return start
 
 
 @dataclass(frozen=True)
@@ -83,7 +68,7 @@ class JobFolder:
     report_stamp = property(lambda self: self.path / ".report.stamp")
     videos = property(lambda self: self.path / "videos")
     posters = property(lambda self: self.path / "posters")
-    strips = property(lambda self: self.path / "strips")  # frame strips (pipeline.report.strips)
+    strips = property(lambda self: self.path / "strips")  # frame strips (pipeline.media.strips)
 
     def exists(self) -> bool:
         return self.path.is_dir()
@@ -182,7 +167,7 @@ class JobLock:
                             f"(lock: {self.folder.lock})") from None
         try:
             self.folder.lock_owner.write_text(f"pid {os.getpid()} since "
-                                              f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+                                              f"{text.local_time()}\n")
         except OSError:
             pass
         return self

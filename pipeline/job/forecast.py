@@ -19,17 +19,18 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..prepare import cost
+from ..models import cost
 from ..prepare.identity import model_labels
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
-from .capacity import kept, planning_concurrency
-from .durable import write_atomic
+from .found_capacity import kept, planning_concurrency
+from ..durable import write_atomic
 from .folder import JobFolder
 from .journal import JobState, read_state
 from .price import Prices, describe
 from .records import ResumeOptions, resume_action
 from .tally import Tally, canary_for, figures_line, planned_cells, resume_for
+from .. import text
 
 
 @dataclass
@@ -289,9 +290,9 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     what = f"{len(m.sweep.models)} models" if many else m.model.id
     lines += [
         f"job {m.name}: {count} of {what} on backend {m.backend}",
-        f"estimated cost: {cost.money(fig['to_go_usd'])} for {todo}{of_all} cells to run"
+        f"estimated cost: {text.money(fig['to_go_usd'])} for {todo}{of_all} cells to run"
         + ("" if many else f" (price: {f.price.source})"),
-        f"estimated duration: {cost.span(fig['eta_s'])} at concurrency "
+        f"estimated duration: {text.span(fig['eta_s'])} at concurrency "
         f"{_concurrency(m.run, f.concurrency, f.folder)}"
         + (f", after a canary of {_cells(f.tally.canary)} run alone first"
            if f.tally.canary and todo else "")
@@ -303,10 +304,10 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
             per = f", about {item['per_cell_s']:g} s per cell" \
                 if item["per_cell_s"] is not None else ""
             lines.append(f"  {item['id']}: {item['to_do']} of {item['cells']} cells to run, "
-                         f"{cost.money(item['to_go_usd'])} ({describe(item['price']['sheet'])}, "
+                         f"{text.money(item['to_go_usd'])} ({describe(item['price']['sheet'])}, "
                          f"price from {item['price']['source']}){per}")
     if m.run.budget is not None:
-        lines.append(f"budget: {cost.money(m.run.budget)}")
+        lines.append(f"budget: {text.money(m.run.budget)}")
     if with_state:
         lines.append("so far: " + figures_line(fig))
         tally: dict[str, int] = {}

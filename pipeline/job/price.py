@@ -21,15 +21,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from .. import text
 from ..errors import AuthError, ClientError, MissingToken
-from ..prepare import cost
-from .durable import write_atomic
+from ..models import cost
+from ..durable import write_atomic
 from .folder import JobFolder
 
 log = logging.getLogger("pipeline.price")
@@ -39,7 +39,7 @@ BILLED_TOLERANCE = 0.05  # a canary billed more than 5% off its estimate re-pric
 
 @dataclass(frozen=True)
 class Price:
-    """A price sheet (see pipeline.prepare.cost) or None, where it came from, and warnings;
+    """A price sheet (see pipeline.models.cost) or None, where it came from, and warnings;
     `base`: the price before a correction by what the service billed (None: not corrected)."""
 
     sheet: dict | None
@@ -147,7 +147,7 @@ def catalog_entry(model_id: str, price_usd: float | None, price_unit: str | None
                   note: str | None, origin: str) -> dict[str, Any]:
     """A catalog entry's price fields as the job folder caches them."""
     return {"model": model_id, "price_usd": price_usd, "price_unit": price_unit, "note": note,
-            "origin": origin, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "origin": origin, "fetched_at": text.iso_now()}
 
 
 def _cached(folder: JobFolder) -> dict[str, dict[str, Any]]:
@@ -179,9 +179,9 @@ def cached_entry(folder: JobFolder, model_id: str) -> dict[str, Any] | None:
 def _describe(sheet: dict) -> str:
     usd = sheet.get("usd")
     if isinstance(usd, dict):
-        each = ", ".join(f"{k} ${v:g}" for k, v in usd.items())
+        each = ", ".join(f"{k} {text.rate(v)}" for k, v in usd.items())
         return f"by {sheet.get('by', 'resolution')}: {each} per {sheet['unit']}"
-    return f"${usd:g} per {sheet['unit']}"
+    return f"{text.rate(usd)} per {sheet['unit']}"
 
 
 def describe(sheet: dict | None) -> str:
@@ -282,7 +282,7 @@ def price_now(m: Any, folder: JobFolder, *, backend: str | None = None,
     backend = backend or m.backend
     if backend == "sim":
         from ..sim import SimConfig
-        from ..sim.catalog import stated
+        from ..sim.listing import stated
 
         config = SimConfig()
         entries = {}

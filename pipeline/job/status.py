@@ -8,19 +8,19 @@ works from another terminal while a run holds the lock.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..prepare import cost
-from ..prepare.select import Only, describe_only, select_cells
+from ..models import cost
+from .select import Only, describe_only, select_cells
 from .folder import JobFolder
-from .capacity import capacity_figures, kept
+from .found_capacity import capacity_figures, kept
 from .journal import JobState, read_state
 from .records import FAILED, PENDING
 from .tally import Tally, figures_line, planned_cells, resume_for
+from .. import text
 
 
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
@@ -38,7 +38,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
             failed.append({"id": cid, "label": label, "attempts": len(rec.attempts),
                            "reason": rec.reason()})
         else:
-            unknown.append({"id": cid, "label": label, "since": _iso(rec.last.intent_at),
+            unknown.append({"id": cid, "label": label, "since": text.iso(rec.last.intent_at),
                             "reason": rec.reason() or "the process stopped during the submit"})
     pending: dict[str, dict[str, Any]] = {}  # why cells tried and not accepted wait, by reason
     for cid, rec in state.cells.items():
@@ -71,7 +71,7 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         "torn_tail": state.torn_tail,
         "journal_bytes": state.valid_bytes,
         "cell_events": state.cell_events,
-        "last_run": _iso(header.get("t")) if header else None,
+        "last_run": text.iso(header.get("t")) if header else None,
         **by_model,
     }
 
@@ -100,8 +100,8 @@ def status_text(s: Mapping[str, Any]) -> str:
         counts = f["counts"]
         lines.append(f"  {model_id}: {counts['done']}/{f['cells']} done"
                      + "".join(f", {k} {v}" for k, v in counts.items() if v and k != "done")
-                     + f"; spent {cost.money(f['spent_usd'])}, to go "
-                       f"{cost.money(f['to_go_usd'])}; price: "
+                     + f"; spent {text.money(f['spent_usd'])}, to go "
+                       f"{text.money(f['to_go_usd'])}; price: "
                        f"{f.get('price_source') or 'unknown'}")
     for f in s["failed"]:
         lines.append(f"failed  {f['id']}  {f['label']}: {f['reason']} ({f['attempts']} attempts)")
@@ -215,7 +215,7 @@ def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool)
 
 def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()) -> JobView:
     """Replay a job folder and tally it against its plan (plan.json unless given); `only`
-    narrows both to the cells it selects (pipeline.prepare.select)."""
+    narrows both to the cells it selects (pipeline.job.select)."""
     folder = JobFolder.at(folder)
     running = folder.is_running()
     state = read_state(folder)
@@ -268,9 +268,3 @@ def job_status(manifest_path: str | Path, out: Path | None = None, *,
     summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
         summary["manifest_sha256"] != m.sha256
     return summary
-
-
-def _iso(t: float | None) -> str | None:
-    if not t:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -17,12 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..prepare import cost
+from ..models import cost
 from .journal import JobState
-from .ledger import MICRO, Ledger, micros
+from .money import MICRO, Ledger, micros
 from .records import (DONE, FAILED, LIVE, ORPHANED, PENDING, STATES, SUBMIT, UNKNOWN,
                       CellRecord, ResumeOptions, money, resume_action, slot_seconds)
 from .timing import Timings, duration_key, eta
+from ..text import money as usd, span
 
 
 def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = False,
@@ -282,19 +283,19 @@ class Tally:
 def figures_line(f: Mapping[str, Any]) -> str:
     """The totals as one line: the progress line, the run's last line and status's second."""
     counts = f["counts"]
-    spent = cost.money(f["spent_usd"])
+    spent = usd(f["spent_usd"])
     if f.get("spent_estimated"):
         spent += " (partly estimated)"
     if f.get("unpriced_cells"):
         spent += f" (+{f['unpriced_cells']} cells at an unknown price)"
     text = (f"{counts[DONE]}/{f['total']} done" + "".join(
         f", {k} {v}" for k, v in counts.items() if v and k != DONE)
-        + f"; spent {spent}, committed {cost.money(f['committed_usd'])}")
+        + f"; spent {spent}, committed {usd(f['committed_usd'])}")
     if f.get("spent_orphaned_usd"):
-        text += f" ({cost.money(f['spent_orphaned_usd'])} on orphaned cells)"
+        text += f" ({usd(f['spent_orphaned_usd'])} on orphaned cells)"
     if f["to_do"] or f["counts"].get("queued") or f["counts"].get("running"):
-        eta_text = cost.span(f["eta_s"]) if f["eta_s"] is not None else "unknown"
-        text += f", to go {cost.money(f['to_go_usd'])}, ETA {eta_text}"
+        eta_text = span(f["eta_s"]) if f["eta_s"] is not None else "unknown"
+        text += f", to go {usd(f['to_go_usd'])}, ETA {eta_text}"
     auto = f.get("capacity")
     if auto:  # concurrency: auto
         text += ("; concurrency auto: capacity " + (f"{auto['found']} found" if auto["found"]

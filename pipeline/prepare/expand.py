@@ -11,7 +11,6 @@ none is added as a new combination). Zipped `rows` act as one axis whose values 
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 
 from ..errors import Location, ProblemList
 from .manifest import Manifest
-from .models import Model
+from ..models.catalogue import Model
 from .modelset import AXIS as MODEL_AXIS
 from .render import TemplateProblem, render
 from .wording import did_you_mean
@@ -57,12 +56,6 @@ class Draft:
     origin: dict
     failed: tuple = ()  # keys whose template failed (left as written; already reported)
     model: Model | None = None
-
-
-def canonical(value: Any) -> str:
-    """Canonical JSON: sorted keys, compact, UTF-8 kept; equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)
 
 
 def same(a: Any, b: Any) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from .expand import FROM_CELL, Cell, Draft, canonical, shorten
+from ..jsonio import canonical
+from .expand import FROM_CELL, Cell, Draft, shorten
 from .manifest import Manifest, RandomSeed
 from .modelset import AXIS as MODEL_AXIS
 

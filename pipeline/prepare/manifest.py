@@ -17,9 +17,9 @@ from typing import Any
 
 
 from ..errors import Location, ProblemList
-from ..job.folder import project_root
+from ..project import project_root
 from .files import read_rows, resolve_inside
-from .models import Model
+from ..models.catalogue import Model
 from .modelset import AXIS as MODEL_AXIS, ModelSet, read_models
 from .picks import is_pick, split_rows
 from .wording import describe_errors, did_you_mean, kind_of_value, manifest_validator
@@ -66,7 +66,7 @@ class RunSettings:
     """The `run` block, with defaults; later stages read it."""
 
     concurrency: int = 4  # with `auto`, what the ETA assumes until a run has found the capacity
-    auto: bool = False  # `concurrency: auto`: learnt from the server (pipeline.run.capacity)
+    auto: bool = False  # `concurrency: auto`: learnt from the server (pipeline.run.auto)
     queue_ahead: int = 2  # with `auto`: requests kept waiting beyond the capacity
     max_attempts: int = 3
     fail_fast: bool = False
@@ -101,7 +101,7 @@ class Manifest:
     run: RunSettings
     sha256: str
     models: ModelSet | None = None  # every model of the sweep and its model_inputs
-    root: Path | None = None  # the project root (pipeline.job.folder.project_root)
+    root: Path | None = None  # the project root (pipeline.project.project_root)
 
     @property
     def folder(self) -> Path:
@@ -118,7 +118,7 @@ class Manifest:
     def is_input(self, key: str, model_id: str | None = None) -> bool:
         """Whether `key` is a model input (goes into the request) rather than a template
         variable: an input of `model_id` (a cell's own model), else of any model of the
-        sweep. The one place that decides it (pipeline.prepare.modelset.ModelSet.is_input)."""
+        sweep. The one place that decides it (pipeline.models.catalogueet.ModelSet.is_input)."""
         return self.sweep.is_input(key, model_id)
 
 

@@ -3,7 +3,7 @@
 A manifest names its model as `model: ID`, as a list `model: [A, B]` (an axis named `model`,
 the outermost one) or as a matrix axis `matrix: {model: [A, B, C]}`; `include` entries and rows
 may name a model too. Every model is looked up in the project's models folder first, then
-among the bundled ones (pipeline.prepare.models).
+among the bundled ones (pipeline.models.catalogue).
 
 Shared `inputs` (and the prompt, and matrix values that are model inputs) go to every model;
 `model_inputs: {ID: {...}}` adds or overrides inputs of one model (a different image field, a
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFound, ProblemList
-from .models import Model, known_models, load_model
+from ..models.catalogue import Model, known_models, load_model
 from .wording import did_you_mean, show
 from .yamlsrc import Source
 

@@ -26,8 +26,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from .undefined import Unset, probing
-from .render_budget import (MAX_INT_BITS, MAX_REPEAT, MAX_SIZE, Budget, check, int_arg,
-                            joined_size, local, printf_size, refuse, replaced_size, tick, weight)
+from .render_limits import (MAX_INT_BITS, MAX_REPEAT, MAX_SIZE, Budget, check, int_arg, joined_size,
+                            local, printf_size, refuse, replaced_size, tick, weight)
 
 MAX_OUTPUT = 100_000  # characters a rendered string may have
 # Filters a prompt has no use for, or that only amplify sizes (or, like `random`, would make a

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 from jinja2.runtime import missing
 
-from .render_budget import local
+from .render_limits import local
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from jsonschema import FormatChecker, ValidationError
 
 from .. import wire
 from .images import ImageInspector, ImageProblem, kind_of
-from .models import Model
+from ..models.catalogue import Model
 
 MISSING = "missing required input"
 _SIMPLE_TOP = {"type", "title", "description", "required", "properties", "$schema", "$id",

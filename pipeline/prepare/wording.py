@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from .models import schemas_dir
+from ..models.catalogue import schemas_dir
 
 
 @functools.lru_cache(maxsize=1)

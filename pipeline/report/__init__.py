@@ -6,10 +6,10 @@
     with scan(folder) as s:      # the same, one cell at a time (any job size)
         s.report, list(s.cells())
 
-`pipeline picks` is pipeline.report.picks; the picks format itself is pipeline.prepare.picks.
+`pipeline picks` is pipeline.report.picking; the picks format itself is pipeline.prepare.picks.
 """
 
-from .model import FORMAT, percentile
+from .data import FORMAT, percentile
 from .scan import build_report, scan
 from .write import NAMES, write_reports
 

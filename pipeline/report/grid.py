@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
-
+from .. import jsonio
 from ..errors import UsageError
 from ..prepare.modelset import AXIS as MODEL_AXIS
 
@@ -26,10 +25,7 @@ ROW_LABEL = 60  # characters of a row's label before it is shortened
 
 def value_key(value: Any) -> str:
     """A stable text key for a matrix value (values may be numbers, text, lists, objects)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # an integer wider than 64 bits
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return jsonio.compact(value, sort_keys=True)
 
 
 def show(value: Any) -> str:

@@ -9,19 +9,18 @@ page's "Download picks" writes exactly what `pipeline picks` writes. Text is esc
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-import orjson
 
-from ..job.folder import project_root
-from ..prepare import cost as costs
+from ..project import project_root
 from ..prepare.picks import pick
 from .grid import Facets, Occupancy, choose_axes
-from ..run.media import PLACEHOLDER
-from .posters import IMAGE_SUFFIXES
+from ..media.probe import PLACEHOLDER
+from ..media.posters import IMAGE_SUFFIXES
+from .. import jsonio
+from ..text import money
 
 PAGE_TILES = 200  # tiles a page shows at most: beyond, the grid pages
 EAGER_VIDEOS = 48  # pages with up to this many videos load them at once (preload=auto)
@@ -117,9 +116,9 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         if value is not None:
             t[key] = value
     if c["cost_usd"] is not None:
-        t["cost"] = costs.money(c["cost_usd"])
+        t["cost"] = money(c["cost_usd"])
     elif c["estimated_cost_usd"] is not None:
-        t["cost"] = "~" + costs.money(c["estimated_cost_usd"])
+        t["cost"] = "~" + money(c["estimated_cost_usd"])
     if c["attempts"]:
         t["tries"] = len(c["attempts"])
     if c["reason"]:
@@ -161,9 +160,6 @@ def check_text(f: dict) -> str:
 
 def script_json(value: Any) -> str:
     """JSON safe inside <script type="application/json"> (it cannot close the element)."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = jsonio.compact(value)
     # str.replace, not translate: ten times faster, and a 100,000-tile page makes it count
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -10,24 +10,23 @@ report of 100,000 cells holds the index, the tally and the sums, not the cells.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 
 from ..errors import StateError
 from ..job.folder import JobFolder
 from ..job.journal import JobState
 from ..job.records import ORPHANED
 from ..job.status import new_tally, settings_of
-from ..prepare.select import Only, describe_only, select_cells
+from ..job.select import Only, describe_only, select_cells
 from .grid import Facets
-from .model import Totals, _iso, _round, cell_of, head, models_of
+from .data import Totals, _round, cell_of, head, models_of
 from .page import PageContext
 from .stream import JournalIndex, PlanStream
+from .. import jsonio, text
 
 
 class Scanned:
@@ -40,10 +39,7 @@ class Scanned:
         """The report.json entry of every cell, in plan order, then the orphaned ones."""
         self._spool.seek(0)
         for line in self._spool:
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError:  # an integer wider than 64 bits (see _dump)
-                yield json.loads(line)
+            yield jsonio.loads(line)
 
     def close(self) -> None:
         self._spool.close()
@@ -55,16 +51,9 @@ class Scanned:
         self.close()
 
 
-def _dump(cell: dict) -> bytes:
-    try:
-        return orjson.dumps(cell, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:  # an integer wider than 64 bits in a request
-        return (json.dumps(cell, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
 def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
     """Read a job folder for its report (reads only; no network; nothing written there);
-    `only`: of the cells it selects (pipeline.prepare.select), named in `selection`."""
+    `only`: of the cells it selects (pipeline.job.select), named in `selection`."""
     folder = JobFolder.at(folder)
     if not folder.journal.exists() and not folder.plan.exists():
         raise StateError(f"nothing to report in {folder}: no {folder.journal.name} or "
@@ -135,7 +124,7 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
                     cell["from_cell"]["href"] = links.href(cell["from_cell"])
                 totals.add(cell)
                 facets.add(cell["values"])
-                spool.write(_dump(cell))
+                spool.write(jsonio.line(cell))
                 count += 1
 
             for entry in planned():
@@ -162,7 +151,7 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
 def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
     """The report of the job whose folder is `folder` (reads only; no network), every cell
     in memory: for scripts and small jobs (`write_reports` streams the same data instead);
-    `only`: of the cells it selects (pipeline.prepare.select), the report then says so in
+    `only`: of the cells it selects (pipeline.job.select), the report then says so in
     `selection`."""
     with scan(folder, only) as scanned:
         report = scanned.report
@@ -193,8 +182,8 @@ def _runs(index: JournalIndex) -> list[dict[str, Any]]:
             last = index.last_t[i]
             ended = last if last and last > start else None
         out.append({
-            "started_at": _iso(start),
-            "ended_at": _iso(ended),
+            "started_at": text.iso(start),
+            "ended_at": text.iso(ended),
             "wall_s": _round(ended - start) if ended else None,
             "exit": end.get("exit") if end else None,
             "stopped": end.get("stopped") if end else None,

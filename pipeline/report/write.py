@@ -6,7 +6,7 @@ so that a report of 100,000 cells never holds them all. Every file is written at
 temp file in the same folder, fsync, os.replace), so a reader never sees half a report. HTML
 is autoescaped (the cells' data is escaped JSON, see pipeline.report.page); Markdown table
 cells are escaped by the `mdcell` filter. Posters and frame strips missing from an older job
-are made here (pipeline.report.posters).
+are made here (pipeline.media.posters).
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-import orjson
 from markupsafe import Markup
 
-from ..job.durable import atomic_writer, write_atomic
-from ..prepare import cost as costs
+from ..durable import atomic_writer, write_atomic
 from . import page
 from .grid import Occupancy, show
-from .strips import add_previews
+from ..media.strips import add_previews
 from .scan import Scanned, scan
+from .. import jsonio, text
 
 TEMPLATES = Path(__file__).parent / "templates"
 NAMES = ("report.md", "report.html", "report.json")
@@ -85,18 +84,14 @@ def _split(text: str) -> tuple[str, str]:
 
 def _indented(cell: dict) -> str:
     """A cell as report.json has always laid it out: two spaces a level, at its depth."""
-    try:
-        text = orjson.dumps(cell, option=orjson.OPT_INDENT_2).decode()
-    except TypeError:  # an integer wider than 64 bits
-        text = json.dumps(cell, indent=2, ensure_ascii=False)
-    return "    " + text.replace("\n", "\n    ")
+    return "    " + jsonio.indented(cell).replace("\n", "\n    ")
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=autoescape, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(money=costs.money, secs=secs, mdcell=mdcell, urlpath=urlpath, show=show)
+    env.filters.update(money=text.money, secs=text.secs, mdcell=mdcell, urlpath=urlpath, show=show)
     env.globals["asset"] = _asset
     return env
 
@@ -118,15 +113,6 @@ def render_html(report: dict, scanned: Scanned) -> str:
     return _environment(True).get_template("report.html.j2").render(
         r=report, count=scanned.count, list_limit=HTML_LIST,
         data=Markup('{"cells":[' + _CELLS + "]}"))
-
-
-def secs(value: float | None) -> str:
-    """Seconds for people: 0.8 s, 12.3 s, 4m05s."""
-    if value is None:
-        return "–"
-    if value < 60:
-        return f"{value:.1f} s"
-    return costs.span(value)
 
 
 def mdcell(value: Any) -> str:

@@ -26,9 +26,10 @@ from ..job import journal as ev
 from ..job.forecast import Forecast, planned_at, write_snapshot
 from ..job.price import billed_ratio
 from ..job.records import DONE, DOWNLOADING, PENDING, UNKNOWN, CellRecord
-from ..prepare import cost
+from ..models import cost
 from ..prepare.expand import Cell
 from .context import RunContext
+from .. import text
 
 log = logging.getLogger("pipeline.canary")
 
@@ -138,11 +139,6 @@ def reprice(run: RunContext, price: Any) -> None:
                                         run.control.slots))
 
 
-def _usd(x: float) -> str:
-    """Dollars with cents, and more digits where cents would hide the difference."""
-    return f"${x:,.2f}" if abs(x - round(x, 2)) < 1e-9 else f"${x:,.4f}"
-
-
 def _label(cell: Cell) -> str:
     return f"({cell.label})" if cell.label else ""
 
@@ -159,7 +155,7 @@ def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[
         if probe is None:
             out.append(f"{path}: {'; '.join(check.get('problems', [])) or 'unreadable'}")
             continue
-        if probe.get("frames") is None:  # an image model's picture (pipeline.run.media)
+        if probe.get("frames") is None:  # an image model's picture (pipeline.media.probe)
             what = f"{path}: a {probe.get('width')}x{probe.get('height')} {probe.get('codec')}"
         else:
             what = (f"{path}: {probe.get('frames')} frames at {probe.get('fps'):g} fps, "
@@ -170,11 +166,11 @@ def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[
     ratio = billed_ratio(estimate, billed)
     if billed is None:
         if estimate is not None and seen.result:
-            out.append(f"no cost reported (estimate {cost.money(estimate)})")
+            out.append(f"no cost reported (estimate {text.money(estimate)})")
     elif ratio is None:
-        out.append(f"billed {cost.money(billed)} (no estimate to compare)")
+        out.append(f"billed {text.money(billed)} (no estimate to compare)")
     else:
-        out.append(f"billed {_usd(billed)} against an estimate of {_usd(estimate)} "
+        out.append(f"billed {text.money_exact(billed)} against an estimate of {text.money_exact(estimate)} "
                    f"({(ratio - 1) * 100:+.0f}%)")
     return out
 

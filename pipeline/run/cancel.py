@@ -17,7 +17,7 @@ from ..client import RunComfyClient
 from ..errors import ClientError, JobLocked
 from ..job import journal as ev
 from ..job.folder import JobFolder, JobLock
-from ..job.appender import Journal
+from ..job.journal_writer import Journal
 from ..job.journal import JobState, read_state
 from ..job.records import QUEUED, RUNNING
 

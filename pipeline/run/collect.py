@@ -16,7 +16,7 @@ from ..errors import DownloadError, StateError
 from ..job import journal as ev
 from ..job.records import DONE
 from ..prepare.expand import Cell
-from . import media
+from ..media import probe as media
 from .context import RunContext, crash_point
 
 DOWNLOAD_TRIES = 4  # download rounds per file and run, on top of the client's own retries

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
-from ..job.appender import Journal
+from ..job.journal_writer import Journal
 from ..job.journal import JobState
 from ..job.price import Prices
 from ..job.tally import Tally
 from ..prepare.expand import Cell
-from ..prepare.models import Model
+from ..models.catalogue import Model
 from ..prepare.plan import Plan
 from .control import Control
 
@@ -106,7 +106,7 @@ class RunContext:
     watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
-    previews: Any = None  # a pipeline.report.strips.Previews: frame strips and posters
+    previews: Any = None  # a pipeline.media.strips.Previews: frame strips and posters
     # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
 

@@ -5,7 +5,7 @@ stopped. How many requests may be live now is said in one place, `Control.limit(
 concurrency, narrowed to the canary's cells until they are proven (pipeline.run.canary). What
 ends a run early is policy kept apart: `FailureLimits` (fail_fast, max_failures),
 `RefusalBreaker` (the same refusal on several submits in a row) and the Ledger's budget
-verdict (pipeline.job.ledger) say *whether* to stop; Control only carries it out.
+verdict (pipeline.job.money) say *whether* to stop; Control only carries it out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import PipelineError
 from . import advice
-from .capacity import QUEUED, AutoConcurrency
+from .auto import QUEUED, AutoConcurrency
 
 log = logging.getLogger("pipeline.run")
 
@@ -66,7 +66,7 @@ class Control:
                  canary: int = 0, refusals: RefusalBreaker | None = None,
                  auto: AutoConcurrency | None = None):
         self.concurrency = concurrency
-        self.auto = auto  # `concurrency: auto`: the limit is learnt (pipeline.run.capacity)
+        self.auto = auto  # `concurrency: auto`: the limit is learnt (pipeline.run.auto)
         self.order: dict[str, None] = {}  # cells with a request live, in the order sent
         self.on_capacity = None  # called with the capacity whenever `auto` finds a new one
         self._asked: set[str] = set()  # cells of `order` whose request has answered a status
@@ -104,7 +104,7 @@ class Control:
             return self.auto.capacity
         return self.concurrency
 
-    # --- what `auto` learns from (pipeline.run.capacity) ---------------------------------------
+    # --- what `auto` learns from (pipeline.run.auto) ---------------------------------------
     def sent(self, cell: str) -> None:
         """A request of `cell` is live on the server (accepted now, or found by a resume)."""
         self.order[cell] = None

@@ -303,7 +303,7 @@ async def _sleep_until_due(run: RunContext, cell_id: str, p: Poll, status: str |
 async def watch_queue(run: RunContext) -> None:
     """Keep asking the newest live request how it stands: every other request of ours is
     before it, so its answer (waiting at a position, or running) says how many slots of the
-    account are free (pipeline.run.capacity) while each cell's own poller may look late."""
+    account are free (pipeline.run.auto) while each cell's own poller may look late."""
     control = run.control
     waiting: int | None = None  # how many waited up to the newest request, as last seen
     while not control.stop.is_set() and not control.eager.is_set():  # (eager: all sent)

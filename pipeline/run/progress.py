@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..job.tally import figures_line
-from ..prepare import cost
+from .. import text
 
 LOG_EVERY = 10.0  # plain mode: a line at least this often (seconds), changed or not
 CHANGE_GAP = 1.0  # plain mode: at most one line this often for changes of the counts
@@ -120,7 +120,7 @@ class Progress:
         if force or key != self.shown:
             self.shown = key
             _line(f"[{self.job}] {figures_line(f)}{canary_text(f)} "
-                  f"({cost.span(now - self.started)})" + (";" + retrying if retrying else ""))
+                  f"({text.span(now - self.started)})" + (";" + retrying if retrying else ""))
 
     def close(self) -> None:
         self.closed = True

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
-from ..job.capacity import capacity_figures
-from ..job.durable import write_atomic
+from ..job.found_capacity import capacity_figures
+from ..durable import write_atomic
 from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
                            CellRecord, resume_action)
 from ..job.status import summarize

@@ -23,28 +23,28 @@ from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
 from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
-from ..job.capacity import keep, kept, planning_concurrency
+from ..job.found_capacity import keep, kept, planning_concurrency
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
-from ..job.appender import Journal
+from ..job.journal_writer import Journal
 from ..job.journal import JobState, read_state
 from ..job.price import SIM_ORIGIN, Prices, fetch_prices
 from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
 from ..job.tally import canary_needs, resume_for
-from ..prepare import cost
 from ..prepare.expand import Cell
-from ..prepare.models import project_models
+from ..models.catalogue import project_models
 from ..prepare.manifest import Manifest, load_manifest
 from ..prepare.plan import Plan, inputs_unchanged
-from ..prepare.select import Only, select_cells
-from ..report.strips import Previews
+from ..job.select import Only, select_cells
+from ..media.strips import Previews
 from .canary import Watch
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
-from .capacity import AutoConcurrency
+from .auto import AutoConcurrency
 from .runner import Runner
 from .team import TeamSlots, open_team
+from .. import text
 
 __all__ = ["RunOptions", "RunSummary", "run_job", "select", "settled_run"]
 
@@ -58,7 +58,7 @@ SETTLED = {DONE, FAILED, UNKNOWN, ORPHANED}  # states a run does nothing with, u
 
 
 def select(plan: Plan, only: Only) -> list[Cell]:
-    """The cells of the plan that `--only` selects (see pipeline.prepare.select)."""
+    """The cells of the plan that `--only` selects (see pipeline.job.select)."""
     return select_cells(plan.cells, only)
 
 
@@ -208,7 +208,7 @@ def _check_budget_possible(m: Manifest, price: Prices, options: RunOptions) -> N
         log.warning("the price of %s is unknown: the budget cannot be enforced", which)
         return
     raise BudgetError(f"the price of {which} is unknown (the catalog did not say), so "
-                      f"the budget of {cost.money(m.run.budget)} cannot be enforced; state a "
+                      f"the budget of {text.money(m.run.budget)} cannot be enforced; state a "
                       "price in run.price, or pass --allow-unknown-price")
 
 

@@ -21,7 +21,7 @@ import socket
 from ..account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger, safe_url
 from ..errors import LedgerError, LedgerUnavailable
 from ..job.journal import JobState
-from ..job.ledger import micros
+from ..job.money import micros
 from ..job.records import Attempt
 from .control import Control
 

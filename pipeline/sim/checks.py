@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import wire
 from ..prepare.images import FetchProblem, ImageInfo, ImageInspector, ImageProblem
-from ..prepare.models import Model
+from ..models.catalogue import Model
 from ..prepare.validate import MISSING, RequestValidator
 from .config import SimConfig
 

@@ -71,7 +71,7 @@ class SimConfig:
     fetch_timeout: float = 2.0  # seconds to fetch an http(s) input image before using a test card
 
     # Models served besides the bundled ones: folders laid out like a project's models/
-    # (`<model id>/input.schema.json`, ...), looked in first, in order (see pipeline.sim.catalog).
+    # (`<model id>/input.schema.json`, ...), looked in first, in order (see pipeline.sim.listing).
     models_dirs: tuple[str, ...] = ()
     # /status words (what the client tolerates besides the documented ones).
     status_success_word: str = wire.COMPLETED

@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import heapq
-import json
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import wire
+from ..jsonio import canonical
 
 # Internal request states; /status and /result map them to the configured words.
 STATES = (wire.IN_QUEUE, wire.IN_PROGRESS, wire.SUCCEEDED, wire.FAILED, wire.CANCELLED)
@@ -40,9 +40,7 @@ FAILURE_MESSAGES = (
 
 def body_key(model_id: str, body: Any) -> str:
     """A digest of the canonical JSON of (model, body): equal bodies, equal keys."""
-    canonical = json.dumps([model_id, body], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical([model_id, body]).encode()).hexdigest()
 
 
 @dataclass(eq=False)

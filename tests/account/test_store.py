@@ -14,7 +14,7 @@ from runjobs import pipeline_cmd
 from pipeline.account import admin
 from pipeline.account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger
 from pipeline.errors import LedgerError, LedgerUnavailable, UsageError
-from pipeline.job.ledger import micros
+from pipeline.job.money import micros
 
 
 def hold(n: int, state: str = LIVE, usd: float = 0.25, cost: float | None = None,

@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.errors import StateError
 from pipeline.job import journal as ev
-from pipeline.job.folder import JobFolder, project_root
+from pipeline.job.folder import JobFolder
+from pipeline.project import project_root
 
 
 def manifest(path: Path, name: str = "big", output: str | None = None) -> SimpleNamespace:

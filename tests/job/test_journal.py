@@ -12,7 +12,7 @@ import pytest
 from pipeline.errors import StateError
 from pipeline.job import journal as ev
 from pipeline.job.folder import JobFolder
-from pipeline.job.appender import Journal
+from pipeline.job.journal_writer import Journal
 from pipeline.job.journal import FORMAT, read_state
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pipeline.job.ledger import Ledger
+from pipeline.job.money import Ledger
 from pipeline.job.records import NOTHING, Money
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.prepare.cost import cell_cost, normalized, video_seconds
+from pipeline.models.cost import cell_cost, normalized, video_seconds
 
 
 @pytest.mark.parametrize("request_,seconds", [

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
 
-from pipeline.prepare import render_budget as render_module
+from pipeline.prepare import render_limits as render_module
 from pipeline.cli import main
 from pipeline.prepare.manifest import MAX_CELLS
 from pipeline.prepare.plan import build_plan, validate_files

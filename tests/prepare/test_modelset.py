@@ -1,4 +1,4 @@
-"""Several models in one manifest (pipeline.prepare.modelset and the per-model expansion):
+"""Several models in one manifest (pipeline.models.catalogueet and the per-model expansion):
 which model each cell is for, what each model is sent, and every way of getting it wrong,
 each a located one-line problem. Also: the project's models folder, and catalog schemas."""
 
@@ -12,7 +12,7 @@ from imagefiles import MODEL, write_image, write_manifest
 from pipeline.errors import ManifestError
 from pipeline.prepare.images import ImageInspector
 from pipeline.prepare.manifest import load_manifest
-from pipeline.prepare.models import Model, load_model
+from pipeline.models.catalogue import Model, load_model
 from pipeline.prepare.plan import build_plan, validate_files
 from pipeline.prepare.validate import RequestValidator
 from runjobs import REPO

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.prepare.select import parse_only, select_cells
+from pipeline.job.select import parse_only, select_cells
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pipeline.run.capacity import QUEUED, RUNNING, AutoConcurrency  # noqa: F401
+from pipeline.run.auto import QUEUED, RUNNING, AutoConcurrency
 
 
 @dataclass

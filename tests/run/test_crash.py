@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run.media import probe
+from pipeline.media.probe import probe
 from pipeline.sim import Simulator
 from pipeline.job.journal import read_state
 from runjobs import env_for, journal_events, run, start_run, sweep

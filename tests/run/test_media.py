@@ -13,7 +13,7 @@ from runjobs import sweep
 
 from pipeline.job.journal import read_state
 from pipeline.prepare.plan import build_plan
-from pipeline.run import media
+from pipeline.media import probe as media
 from pipeline.run.session import RunOptions, run_job
 from pipeline.sim import SimConfig
 from pipeline.sim.video import encode_mp4

@@ -100,7 +100,7 @@ def test_preview_size_keeps_aspect_with_even_sides(size: tuple[int, int],
 def test_a_placeholder_says_so_and_the_media_check_spares_its_size(tmp_path) -> None:
     """The simulator's videos carry the placeholder comment: the media check judges their
     frames and fps, not their 256 px size; a video without it is judged on its size."""
-    from pipeline.run import media
+    from pipeline.media import probe as media
 
     path = tmp_path / "v.mp4"
     path.write_bytes(encode_mp4(placeholder_picture("cd" * 32), 121, 256))

@@ -22,8 +22,9 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, UNKNOWN,
-                           Attempt, CellRecord, money)
+from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, UNKNOWN, Attempt,
+                           CellRecord, money)
+from .. import text
 
 FORMAT = 2
 
@@ -34,7 +35,7 @@ def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
     price = plan.get("price") or {}
     return {
         "format": FORMAT,
-        "generated_at": _iso(time.time()),
+        "generated_at": text.iso_now(),
         "job": plan.get("job") or header.get("job"),
         "model": plan.get("model") or header.get("model"),
         "backend": header.get("backend") or plan.get("backend"),
@@ -177,7 +178,7 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
             files.append({"path": f.path, "exists": (folder / f.path).is_file(), "size": f.size,
                           "sha256": f.sha256, "probe": f.probe, "check": f.check})
     last = rec.last if rec else None
-    held_since = _iso(last.intent_at) if state == UNKNOWN and last else None
+    held_since = text.iso(last.intent_at) if state == UNKNOWN and last else None
     reason = rec.reason() if rec and state != DONE else ""
     if state == DOWNLOADING and rec and rec.download_errors:
         reason = f"download failed: {rec.download_errors[-1]['error']}"
@@ -201,7 +202,7 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
         "cost_usd": _round(spent.spent, 4) if billed else None,
         "cost_estimated": spent.estimated,
         "files": files,
-        "download_errors": [{"at": _iso(e["t"]), "error": e["error"]}
+        "download_errors": [{"at": text.iso(e["t"]), "error": e["error"]}
                             for e in (rec.download_errors if rec else [])],
         "held_since": held_since,
         "held_s": _round(time.time() - last.intent_at) if held_since and last else None,
@@ -220,12 +221,12 @@ def _attempt(a: Attempt) -> dict[str, Any]:
     return {
         "n": a.n,
         "request_id": a.request_id,
-        "intent_at": _iso(a.intent_at),
-        "submitted_at": _iso(a.submitted_at),
+        "intent_at": text.iso(a.intent_at),
+        "submitted_at": text.iso(a.submitted_at),
         "submit_error": a.submit_error,
         "submit_kind": a.submit_kind,
         "result": a.result,
-        "result_at": _iso(a.result_at),
+        "result_at": text.iso(a.result_at),
         "error": a.error,
         "queue_s": _round(max(0.0, queue)) if queue is not None else None,
         "generation_s": _round(max(0.0, generation)) if generation is not None else None,
@@ -273,12 +274,6 @@ def _resume(header: dict, folder: Path, by_state: dict[str, int]) -> dict[str, A
                      "unknown cells again (they may be billed twice)")
     left = sum(v for k, v in by_state.items() if k not in (DONE, ORPHANED))
     return {"needed": left > 0, "command": command, "hints": hints}
-
-
-def _iso(t: float | None) -> str | None:
-    if not t:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _round(x: float | None, digits: int = 3) -> float | None:

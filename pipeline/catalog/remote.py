@@ -17,18 +17,18 @@ Library functions: they return lines and outcomes; the CLI prints them.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import wire
-from .errors import AuthError, ClientError, ModelNotFound, TransportError
-from .job.durable import write_atomic
-from .job.price import describe
-from .prepare import cost
-from .prepare.models import (BUNDLED, META, OUTPUT_SCHEMA, PRICE, SCHEMA, Model, all_models,
-                             load_model, project_models, valid_model_id)
+from .. import text, wire
+from ..jsonio import canonical
+from ..errors import AuthError, ClientError, ModelNotFound, TransportError
+from ..durable import write_atomic
+from ..job.price import describe
+from ..models import cost
+from ..models.catalogue import (BUNDLED, META, OUTPUT_SCHEMA, PRICE, SCHEMA, Model, all_models,
+                                load_model, project_models, valid_model_id)
 
 
 def list_models(root: Path) -> list[dict[str, Any]]:
@@ -88,7 +88,7 @@ def _dump(data: Any) -> str:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return text.iso_now()
 
 
 async def add_models(client: Any, ids: list[str], root: Path) -> Outcome:
@@ -211,7 +211,7 @@ def _schema_fact(outcome: Outcome, model: Model, entry: Any) -> None:
         outcome.say(model.id, "schema", True, "the catalog entry has no input schema to "
                                               "compare with")
         return
-    if _canonical(entry.input_schema) == _canonical(model.input_schema):
+    if canonical(entry.input_schema) == canonical(model.input_schema):
         outcome.say(model.id, "schema", True, f"matches ({where}, sha256 "
                                               f"{model.schema_sha256[:12]})")
         return
@@ -222,10 +222,6 @@ def _schema_fact(outcome: Outcome, model: Model, entry: Any) -> None:
                 + f" ({fix})")
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def schema_drift(old: dict, new: dict) -> list[str]:
     """How an input schema changed, in a person's words (inputs added, removed, changed)."""
     a, b = old.get("properties") or {}, new.get("properties") or {}
@@ -234,9 +230,9 @@ def schema_drift(old: dict, new: dict) -> list[str]:
     removed = [k for k in a if k not in b]
     changed = []
     for k in a:
-        if k in b and _canonical(a[k]) != _canonical(b[k]):
-            keys = sorted({x for x in (*a[k], *b[k]) if _canonical(a[k].get(x)) !=
-                           _canonical(b[k].get(x))}) if isinstance(a[k], dict) and \
+        if k in b and canonical(a[k]) != canonical(b[k]):
+            keys = sorted({x for x in (*a[k], *b[k]) if canonical(a[k].get(x)) !=
+                           canonical(b[k].get(x))}) if isinstance(a[k], dict) and \
                 isinstance(b[k], dict) else []
             changed.append(f"{k} ({', '.join(keys)})" if keys else k)
     if added:
@@ -249,7 +245,7 @@ def schema_drift(old: dict, new: dict) -> list[str]:
         out.append(f"required: {sorted(old.get('required') or [])} -> "
                    f"{sorted(new.get('required') or [])}")
     others = sorted(k for k in {*old, *new} - {"properties", "required"}
-                    if _canonical(old.get(k)) != _canonical(new.get(k)))
+                    if canonical(old.get(k)) != canonical(new.get(k)))
     if others:
         out.append("also changed: " + ", ".join(others))
     return out or ["they differ"]

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 import time
 from pathlib import Path
 
-import orjson
 
+from .. import jsonio
 from ..errors import StateError
-from .durable import fsync_dir
+from ..durable import fsync_dir
 from .folder import JobFolder
 from .journal import JobState
 
@@ -67,10 +66,7 @@ class Journal:
             raise StateError(f"the journal {self.path} could not be written earlier "
                              f"({self.failed}); stopping")
         event.setdefault("t", round(time.time(), 3))
-        try:
-            line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError:  # e.g. an integer wider than 64 bits in a request
-            line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        line = jsonio.line(event)
         view = memoryview(line)
         while view:  # a short write is retried so the OS can say why
             try:

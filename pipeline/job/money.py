@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import text
 from .records import NOTHING, Money
 
 MICRO = 1_000_000
@@ -37,7 +38,7 @@ def over_budget(committed: int, more: int, budget: float | None, whose: str = ""
     parts = [committed / MICRO, more / MICRO, (committed + more) / MICRO, budget]
     # Cents can hide the difference ($2.75 + $0.25 = $3.00 > $3.00): show more digits then.
     digits = 2 if round(parts[2], 2) > round(budget, 2) else 4
-    a, b, c, d = (f"${x:,.{digits}f}" for x in parts)
+    a, b, c, d = (text.money(x, digits) for x in parts)
     return f"{whose}committed {a} + next cell {b} = {c} > {whose}budget {d}"
 
 

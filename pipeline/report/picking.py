@@ -7,7 +7,7 @@
 The lines are the ones the page's "Download picks" saves (both are built by
 pipeline.prepare.picks.pick from the job's plan), so a final manifest reads either the same
 way. The cells come from the job's plan.json (what its runs planned; nothing is planned again)
-and are chosen with `--only` (pipeline.prepare.select: `cell=ID` by a unique prefix, or any
+and are chosen with `--only` (pipeline.job.select: `cell=ID` by a unique prefix, or any
 KEY=VALUE). The file is `picks.jsonl` beside the manifest unless another is named.
 """
 
@@ -19,11 +19,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ..errors import StateError, UsageError
-from ..job.durable import write_atomic
-from ..job.folder import JobFolder, project_root
+from ..durable import write_atomic
+from ..job.folder import JobFolder
+from ..project import project_root
 from ..prepare.manifest import load_manifest
 from ..prepare.picks import pick
-from ..prepare.select import Only, select_cells
+from ..job.select import Only, select_cells
 from .page import folder_name
 from .scan import scan
 

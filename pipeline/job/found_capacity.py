@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from .durable import write_atomic
+from ..durable import write_atomic
 from .folder import JobFolder
 
 

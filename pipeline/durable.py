@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import StateError
+from .errors import StateError
 
 
 def fsync_dir(folder: Path) -> None:

@@ -2,7 +2,7 @@
 
 `posters/<cell id>.jpg` (`<cell id>-<n>.jpg` for a cell's further outputs). A poster is made
 with the clip's frame strip, in the same decode, when the video is downloaded; the report
-makes those missing or older than their video (both in pipeline.report.strips). A video that
+makes those missing or older than their video (both in pipeline.media.strips). A video that
 cannot be decoded gets no poster; the report says so through the media check instead.
 """
 
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..run.media import IMAGE_SUFFIXES  # outputs shown as they are
+from .probe import IMAGE_SUFFIXES  # outputs shown as they are
 
 log = logging.getLogger("pipeline.report")
 

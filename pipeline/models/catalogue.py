@@ -2,7 +2,7 @@
 
 A model id names a folder `<model id>/` with `input.schema.json` (the provider's input schema,
 unchanged) and, when known, `output.schema.json`, `price.json` (a price sheet, see
-pipeline.prepare.cost) and `model.json` (where it came from, its typical generation time).
+pipeline.models.cost) and `model.json` (where it came from, its typical generation time).
 A model is looked up in the project's models folder first (`models/` under the manifest's
 project root, the root the job folder uses; `pipeline models add` writes there, to be checked
 into git), then among the bundled ones under `schemas/models/`.

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import wire
-from ..prepare import cost
-from ..prepare.models import Model
+from ..models import cost
+from ..models.catalogue import Model
 from . import faults as faultlib
 from .config import SimConfig
 from .queue import SimRequest

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import wire
-from .errors import MissingToken
+from .. import wire
+from ..errors import MissingToken
 
 OFFLINE_HINT = ("to add models from the offline simulator, start `pipeline sim --models DIR` "
                 "and point RUNCOMFY_BASE_URL at the address it prints (any token works)")
@@ -59,13 +59,13 @@ def _common(p: argparse.ArgumentParser, json_option: bool = False) -> None:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    from .job.folder import root_at
+    from ..project import root_at
 
     return Path(args.project).resolve() if args.project else root_at(Path.cwd())
 
 
 def _client() -> Any:
-    from .client import RunComfyClient
+    from ..client import RunComfyClient
 
     try:
         return RunComfyClient.from_env(retry_attempts=3, retry_timeout=20.0, timeout=15.0)
@@ -74,7 +74,7 @@ def _client() -> Any:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .catalog import list_lines, list_models
+    from .remote import list_lines, list_models
 
     if args.catalog:
         async def ask() -> list:
@@ -102,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from .catalog import add_models
+    from .remote import add_models
 
     async def go() -> Any:
         async with _client() as client:
@@ -114,7 +114,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .catalog import check_models
+    from .remote import check_models
 
     async def go() -> Any:
         async with _client() as client:

@@ -71,16 +71,3 @@ def normalized(sheet: dict) -> tuple:
         return (sheet.get("unit"), sheet.get("by", "resolution"),
                 tuple(sorted((str(k), float(v)) for k, v in usd.items())))
     return (sheet.get("unit"), None, float(usd) if isinstance(usd, (int, float)) else usd)
-
-
-def money(usd: float | None) -> str:
-    return "unknown" if usd is None else f"${usd:,.2f}"
-
-
-def span(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

@@ -4,7 +4,7 @@ like a line of text), so that motion can be scanned in the report without playin
 `strips/<cell id>.jpg` (`<cell id>-<n>.jpg` for a cell's further outputs), made once, when the
 video is downloaded (pipeline.run.collect queues it on the run's `Previews` worker), by one
 decode with PyAV that also writes the
-clip's poster (its first frame, pipeline.report.posters). The report makes the ones missing
+clip's poster (its first frame, pipeline.media.posters). The report makes the ones missing
 (a job downloaded by an older version) the same way. Like posters, only the first
 MAX_PREVIEWS cells of a job get them: past that a sweep is browsed by pages and filters, and
 a player shows its first frame by itself.

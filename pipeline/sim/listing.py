@@ -14,9 +14,9 @@ from typing import Any
 
 from .. import wire
 from ..errors import ModelNotFound
-from ..prepare import cost
-from ..prepare.models import (BUNDLED, PROJECT, SCHEMA, Model, bundled_models, models_in,
-                              read_model, valid_model_id)
+from ..models import cost
+from ..models.catalogue import (BUNDLED, PROJECT, SCHEMA, Model, bundled_models, models_in,
+                                read_model, valid_model_id)
 from .config import SimConfig
 
 
@@ -35,7 +35,7 @@ def stated(model: Model, config: SimConfig) -> tuple[float, str, str]:
 
 def billed(model: Model | None, body: dict[str, Any], config: SimConfig) -> float:
     """What a succeeded request costs: the stated price applied as the client estimates it
-    (pipeline.prepare.cost), on the model's defaults under the body; times `cost_factor` (a
+    (pipeline.models.cost), on the model's defaults under the body; times `cost_factor` (a
     service that bills other than its catalog says)."""
     if model is None:
         return 0.0
