@@ -38,7 +38,7 @@ from imagefiles import MODEL, write_image, write_manifest  # noqa: E402
 from runjobs import LiveSampler  # noqa: E402
 
 from pipeline.prepare.plan import build_plan  # noqa: E402
-from pipeline.run.session import RunOptions, run_job  # noqa: E402
+from pipeline.api import RunOptions, run_plan  # noqa: E402
 from pipeline.sim import SimConfig, Simulator  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def ours(sim: Simulator, folder: Path, cells: int, concurrency: int | str
     out = folder / f"out-{concurrency}"
     start = time.perf_counter()
     # no canary: the makespan measured is the runner's at full concurrency
-    summary = run_job(plan, RunOptions(out=out, progress=False, no_canary=True))
+    summary = run_plan(plan, RunOptions(out=out, progress=False, no_canary=True))
     wall = time.perf_counter() - start
     assert summary.counts["done"] == cells, summary.counts
     events = [json.loads(line) for line in (out / "state.jsonl").read_text().splitlines()]

@@ -103,6 +103,56 @@ async def bench(base_url: str, args: argparse.Namespace, sim_pid: int | None = N
               f"calls/s per core); client CPU: {client_cpu / calls * 1000:.2f} ms per call")
 
 
+def startup(rounds: int = 5) -> None:
+    """What the unit tests used to assert with timers: an in-process simulator starts and
+    stops quickly, and one 241-frame preview encodes well under a second. Each against a
+    baseline of the same run: a bare uvicorn server on the same port range, and decoding the
+    clip just encoded."""
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from pipeline.sim import SimConfig, Simulator
+    from pipeline.sim.video import encode_mp4, placeholder_picture
+
+    def bare() -> float:
+        server = uvicorn.Server(uvicorn.Config(Starlette(), host="127.0.0.1", port=0,
+                                               log_level="error"))
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.001)
+        server.should_exit = True
+        thread.join()
+        return time.perf_counter() - t0
+
+    def ours() -> float:
+        t0 = time.perf_counter()
+        Simulator(SimConfig(gen_time=(0.0, 0.0))).start().stop()
+        return time.perf_counter() - t0
+
+    started = statistics.median(ours() for _ in range(rounds))
+    baseline = statistics.median(bare() for _ in range(rounds))
+    print(f"simulator start+stop: {started * 1000:.0f} ms, a bare uvicorn server "
+          f"{baseline * 1000:.0f} ms ({started / baseline:.1f}x)")
+    card = placeholder_picture("ab" * 32)
+    t0 = time.perf_counter()
+    data = encode_mp4(card, 241, 256)
+    encode = time.perf_counter() - t0
+    import io
+
+    import av
+
+    t0 = time.perf_counter()
+    with av.open(io.BytesIO(data)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    decode = time.perf_counter() - t0
+    print(f"one 241-frame preview: encode {encode * 1000:.0f} ms, decoding it {decode * 1000:.0f} "
+          f"ms ({encode / decode:.1f}x), {frames} frames")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -111,7 +161,12 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--inproc", action="store_true", help="run the simulator in this process")
     parser.add_argument("--url", help="bench a simulator already running at this base URL")
+    parser.add_argument("--startup", action="store_true",
+                        help="only time the simulator's start and stop and one encode")
     args = parser.parse_args()
+    if args.startup:
+        startup()
+        return 0
     # Capacity 64 and 30-60 s generations: nearly all requests stay queued through the bench.
     sim_options = ["--capacity", "64", "--gen-time", "30:60", "--seed", "1"]
     if args.url:

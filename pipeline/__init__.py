@@ -1,11 +1,12 @@
 """pipeline: declarative, resumable batch runs against queue-style generative-media APIs.
 
-The library under the `pipeline` command, one function per stage:
+The library under the `pipeline` command is pipeline.api, one function per command:
 
-    from pipeline import load_manifest, build_plan, run_job, RunOptions, job_status
-    plan = build_plan("jobs/demo.yaml")          # load + expand + validate (ManifestError)
-    summary = run_job(plan, RunOptions(backend="sim"))
-    print(job_status("jobs/demo.yaml")["counts"])
+    from pipeline import api
+    result = api.run("jobs/demo.yaml", backend="sim")   # plan, run, write the reports
+    print(api.status("jobs/demo.yaml")["counts"])       # what `status --json` prints
+
+The stages' own entry points are re-exported here too (`build_plan`, `forecast`, ...).
 
 Names are imported lazily, so `import pipeline` stays cheap.
 """
@@ -25,9 +26,9 @@ _EXPORTS = {
     "RequestValidator": "prepare.validate",
     "forecast": "job.forecast", "plan_json": "job.forecast",
     "JobFolder": "job.folder", "read_state": "job.journal", "Ledger": "job.money",
-    "job_status": "job.status", "resolve_price": "job.price",
-    "run_job": "run.session", "RunOptions": "run.session", "RunSummary": "run.session",
-    "cancel_job": "run.cancel",
+    "resolve_price": "job.price", "open_job": "job.opening", "Job": "job.opening",
+    "job_status": "api", "run_job": "api", "RunOptions": "api", "RunSummary": "api",
+    "cancel_job": "api",
     "write_reports": "report", "build_report": "report",
     "RunComfyClient": "client",
     "Simulator": "sim", "SimConfig": "sim",

@@ -130,10 +130,10 @@ def job_parser(sub: Any, name: str, help_text: str, func: Any, *,
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .prepare.plan import validate_files
+    from .api import validate
 
-    report = validate_files(args.manifests, fetch_remote=not args.offline,
-                            allow_outside=args.allow_outside_paths)
+    report = validate(args.manifests, offline=args.offline,
+                      allow_outside=args.allow_outside_paths)
     for problem in report.problems:  # the bad files' problems, then an ok per good file
         print(problem, file=sys.stderr)
     sys.stderr.flush()
@@ -143,33 +143,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .job.folder import JobFolder
-    from .job.forecast import forecast, plan_json, plan_table
-    from .job.price import price_now
-    from .prepare.plan import build_plan
+    from .api import plan
+    from .job.forecast import plan_table
 
-    from .job.select import describe_only, parse_only, select_cells
-
-    only = parse_only(args.only)
-    plan = build_plan(args.manifest, fetch_remote=not args.offline,
-                      allow_outside=args.allow_outside_paths)
-    cells = select_cells(plan.cells, only) if only else None
-    folder = JobFolder.of(plan.manifest, args.out)
-    folder.check_owner(plan.manifest.path)
-    price = price_now(plan.manifest, folder, offline=args.offline)
-    outlook = forecast(plan, price, folder, cells=cells)
+    planned = plan(args.manifest, out=args.out, only=args.only, offline=args.offline,
+                   allow_outside=args.allow_outside_paths)
     if args.json:
         import json
 
         # json.dump writes piece by piece, so a 100,000-cell plan never becomes one huge
         # string; the pieces (a million of them) are gathered into writes of ~64 KB.
         out = _Gathered(sys.stdout)
-        json.dump(plan_json(outlook), out, indent=2, ensure_ascii=False)
+        json.dump(planned.as_json(), out, indent=2, ensure_ascii=False)
         out.write("\n")
         out.flush()
     else:
-        print(plan_table(outlook, wide=args.wide, selection=describe_only(only)))
-    for warning in [*map(str, plan.warnings), *price.warnings]:
+        print(plan_table(planned.forecast, wide=args.wide, selection=planned.selection))
+    for warning in planned.warnings:
         print(warning, file=sys.stderr)
     return 0
 
@@ -196,10 +186,10 @@ def _concurrency(text: str) -> int | str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .job.tally import figures_line
-    from .prepare.plan import build_plan
+    from .api import RunOptions, run
+    from .job.records import STATE_INFO
     from .job.select import parse_only
-    from .run.session import RunOptions, run_job, settled_run
+    from .job.tally import figures_line
 
     options = RunOptions(
         backend=args.backend, concurrency=None if args.concurrency == "auto" else args.concurrency,
@@ -209,13 +199,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_schema_change=args.allow_schema_change,
         allow_unknown_price=args.allow_unknown_price, no_canary=args.no_canary,
         progress=args.progress or (False if args.no_progress else None), ledger=args.ledger)
-    # A settled job whose inputs are unchanged is answered at once, without planning.
-    summary = settled_run(args.manifest, options, allow_outside=args.allow_outside_paths)
-    if summary is None:
-        plan = build_plan(args.manifest, allow_outside=args.allow_outside_paths)
-        for warning in plan.warnings:
-            print(str(warning), file=sys.stderr)
-        summary = run_job(plan, options)
+    summary = run(args.manifest, options, allow_outside=args.allow_outside_paths,
+                  warn=lambda line: print(line, file=sys.stderr))
     for path in summary.reports:
         print(f"report: {path}")
     print(f"{summary.figures['job']}: {figures_line(summary.figures)}; "
@@ -226,73 +211,58 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"stopped submitting: {summary.stopped}")
     if summary.exit_code != 0:
         again = f"pipeline run {args.manifest}" + (f" --out {args.out}" if args.out else "")
-        hints = []
-        if summary.counts.get("failed"):
-            hints.append("--retry-failed to try failed cells again; a refused one is sent as "
-                         "it was, so fix what its refusal names first")
-        if summary.counts.get("unknown"):
-            hints.append("--resubmit-unknown after checking the RunComfy dashboard")
+        hints = [info.advice for state, info in STATE_INFO.items()
+                 if info.advice and info.settled and summary.counts.get(state)]
         print(f"to resume: {again}" + (f" ({'; '.join(hints)})" if hints else ""))
     return summary.exit_code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .job.status import job_status, status_text
+    from .api import status
+    from .job.status import status_text
 
-    from .job.select import parse_only
-
-    status = job_status(args.manifest, args.out, allow_outside=args.allow_outside_paths,
-                        only=parse_only(args.only))
+    found = status(args.manifest, out=args.out, only=args.only,
+                   allow_outside=args.allow_outside_paths)
     if args.json:
         import json
 
-        print(json.dumps(status, indent=2, ensure_ascii=False))
+        print(json.dumps(found, indent=2, ensure_ascii=False))
     else:
-        print(status_text(status))
+        print(status_text(found))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .job.folder import JobFolder
-    from .prepare.manifest import load_manifest
-    from .job.select import parse_only
-    from .report import write_reports
+    from .api import report
 
-    only = parse_only(args.only)
-    m = load_manifest(args.manifest, allow_outside=args.allow_outside_paths)
-    folder = JobFolder.of(m, args.out)
-    folder.check_owner(m.path)
-    if only:  # a report of some cells: the next run writes the whole job's report again
-        folder.report_stamp.unlink(missing_ok=True)
-    for path in write_reports(folder, rows=args.rows, cols=args.cols, only=only):
+    for path in report(args.manifest, out=args.out, rows=args.rows, cols=args.cols,
+                       only=args.only, allow_outside=args.allow_outside_paths):
         print(path)
     return 0
 
 
 def cmd_picks(args: argparse.Namespace) -> int:
-    from .job.select import parse_only
-    from .report.picking import default_path, list_picks, pick_cells, write_picks
+    from .api import list_picks_of, picks
 
     if not args.only:
-        for line in list_picks(args.manifest, args.out, folder=args.job_out,
-                               allow_outside=args.allow_outside_paths):
+        for line in list_picks_of(args.manifest, out=args.out, job_out=args.job_out,
+                                  allow_outside=args.allow_outside_paths):
             print(line)
         return 0
-    chosen = pick_cells(args.manifest, parse_only(args.only), folder=args.job_out,
-                        allow_outside=args.allow_outside_paths)
-    path = write_picks([row for row, _ in chosen], args.out or default_path(args.manifest))
-    print(f"{path}: {len(chosen)} pick{'s' if len(chosen) != 1 else ''}")
-    for row, state in chosen:
+    picked = picks(args.manifest, args.only, out=args.out, job_out=args.job_out,
+                   allow_outside=args.allow_outside_paths)
+    n = len(picked.picks)
+    print(f"{picked.path}: {n} pick{'s' if n != 1 else ''}")
+    for row, state in picked.picks:
         unseen = "" if state == "done" else f" ({state}: no clip to look at yet)"
         print(f"  {row['cell']}  {row['label']}{unseen}")
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .run.cancel import cancel_job
+    from .api import cancel
 
-    for line in cancel_job(args.manifest, args.out, allow_outside=args.allow_outside_paths):
-        print(line)
+    print(cancel(args.manifest, out=args.out, allow_outside=args.allow_outside_paths).text())
     return 0
 
 

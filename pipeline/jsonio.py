@@ -50,3 +50,27 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def stamped(fmt: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A stored file's content, opening with its format (and the writing pipeline's version,
+    which says who wrote it)."""
+    from . import __version__
+
+    return {"format": fmt, "pipeline": __version__, **data}
+
+
+def check_format(data: Any, path: Any, readable: frozenset[int], fix: str) -> int:
+    """The format of a stored file's content; one this version cannot read is a StateError
+    naming the file and what to do (`fix`). A file with no `format` was written before files
+    had one: format 1."""
+    from .errors import StateError
+
+    written = data.get("format", 1) if isinstance(data, dict) else None
+    if written not in readable:
+        wrote = f" by pipeline {data.get('pipeline')}" if isinstance(data, dict) and \
+            data.get("pipeline") else ""
+        known = ", ".join(map(str, sorted(readable)))
+        raise StateError(f"{path} is in format {written!r}, written{wrote or ' by another version'}"
+                         f"; this version of pipeline reads format {known}: {fix}")
+    return written

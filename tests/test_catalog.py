@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from pipeline.prepare.plan import build_plan
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from runjobs import env_for, pipeline_cmd
 from testmodels import DREAMINA, FIXTURES, IMAGE, VIDEO, project, side_by_side
 
@@ -102,7 +102,7 @@ def test_three_models_side_by_side(served, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
     monkeypatch.setenv("RUNCOMFY_API_TOKEN", env["RUNCOMFY_API_TOKEN"])
     out = root / "outputs" / "side-by-side"
-    summary = run_job(plan, RunOptions(progress=False))
+    summary = run_plan(plan, RunOptions(progress=False))
     assert summary.exit_code == 0 and summary.counts["done"] == 6
     assert summary.spent == pytest.approx(0.50 + 0.40 + 0.80 + 0.04)
 
@@ -176,7 +176,7 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
     from imagefiles import write_image, write_manifest
     from pipeline.job.folder import JobFolder
     from pipeline.job.forecast import forecast, plan_json
-    from pipeline.job.price import price_now
+    from pipeline.run.prices import price_now
     from pipeline.sim import SimConfig
 
     root = project(tmp_path, with_models=True)
@@ -201,7 +201,7 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
     per_model = {m["id"]: (m["estimated_usd"], m["per_cell_s"], m["source"])
                  for m in ahead["models"]}
     assert per_model == {DREAMINA: (0.5, 90.0, "bundled"), VIDEO: (0.8, 60.0, "project")}
-    summary = run_job(plan, RunOptions(progress=False,
+    summary = run_plan(plan, RunOptions(progress=False,
                                        sim=SimConfig(capacity=1, gen_time=(0.05, 0.1))))
     assert summary.counts["done"] == 2 and summary.counts["pending"] == 2
     assert summary.stopped == "committed $0.50 + next cell $0.40 = $0.90 > budget $0.80"
@@ -228,7 +228,7 @@ def test_an_image_model_cell_can_be_the_canary(tmp_path: Path, sim_factory,
         run:
           polling: {{initial: 0.1, max: 0.3}}
         """)
-    summary = run_job(build_plan(manifest), RunOptions(progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(progress=False))
     assert summary.exit_code == 0 and summary.counts["done"] == 3
     [judged] = [e for e in journal_events(root / "outputs" / "stills") if e["e"] == "canary"]
     assert judged["ok"] and judged["model"] == IMAGE
@@ -250,7 +250,7 @@ def test_each_model_of_a_sweep_has_its_own_canary(tmp_path: Path, sim_factory,
     manifest.write_text(manifest.read_text().replace("seed: [1, 2]", "seed: [1, 2, 3]"))
     plan = build_plan(manifest)
     model_of = {c.id: c.model for c in plan.cells}
-    summary = run_job(plan, RunOptions(progress=False))
+    summary = run_plan(plan, RunOptions(progress=False))
     assert summary.exit_code == 0 and summary.counts["done"] == 9
     events = journal_events(root / "outputs" / "side-by-side")
     assert next(e for e in events if e["e"] == "run")["canary"] == 3

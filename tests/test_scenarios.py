@@ -33,7 +33,7 @@ from imagefiles import write_image
 
 from pipeline.job.journal import read_state
 from pipeline.prepare.plan import build_plan
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -82,7 +82,7 @@ def test_good_scenario_plans_and_runs_with_the_stated_requests(tmp_path: Path,
         assert str(_the_cell(plan.cells, _selection(sel)).request[key]) == value
 
     out = tmp_path / "out"
-    summary = run_job(plan, RunOptions(out=out, progress=False,
+    summary = run_plan(plan, RunOptions(out=out, progress=False,
                                        sim=SimConfig(capacity=8, gen_time=(0.05, 0.1))))
     assert summary.exit_code == 0 and summary.counts["done"] == len(plan.cells)
     sent = read_state(out).cells

@@ -133,7 +133,7 @@ async def aboom(*args, **kwargs):
 
 if where == "plan":
     import pipeline.prepare.plan
-    pipeline.prepare.plan.build_plan = boom
+    pipeline.prepare.plan.plan_of = boom  # read by pipeline.api when it is imported
 elif where == "status":  # inside a runner task, mid-run
     import pipeline.client._core
     pipeline.client._core.RunComfyClient.status = aboom

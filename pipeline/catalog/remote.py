@@ -27,7 +27,7 @@ from ..errors import AuthError, ClientError, ModelNotFound, TransportError
 from ..durable import write_atomic
 from ..job.price import describe
 from ..models import cost
-from ..models.catalogue import (BUNDLED, META, OUTPUT_SCHEMA, PRICE, SCHEMA, Model, all_models,
+from ..models.catalogue import (BUNDLED, META, META_FORMAT, OUTPUT_SCHEMA, PRICE, SCHEMA, Model, all_models,
                                 load_model, project_models, valid_model_id)
 
 
@@ -124,7 +124,8 @@ async def add_models(client: Any, ids: list[str], root: Path) -> Outcome:
         others = {k: v for k, v in entry.raw.items() if k not in (
             wire.INPUT_SCHEMA, wire.OUTPUT_SCHEMA, wire.PRICE_USD, wire.PRICE_UNIT,
             wire.PRICE_NOTE, wire.MODEL_ID)}
-        meta.update({"source": _source(client, model_id), "fetched_at": _now(),
+        meta.update({"format": META_FORMAT, "source": _source(client, model_id),
+                     "fetched_at": _now(),
                      "catalog": others})
         if entry.raw.get(wire.CATALOG_KIND) in ("video", "image"):
             meta["kind"] = entry.raw[wire.CATALOG_KIND]

@@ -18,18 +18,17 @@ by what it cost, for the run going on (before anything else is reserved) and for
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from .. import text
-from ..errors import AuthError, ClientError, MissingToken
-from ..models import cost
 from ..durable import write_atomic
+from ..models import cost
+from ..models.catalogue import Model
+from ..prepare.manifest import Manifest
 from .folder import JobFolder
 
 log = logging.getLogger("pipeline.price")
@@ -191,7 +190,7 @@ def describe(sheet: dict | None) -> str:
     return _describe(sheet)
 
 
-def stated_price(manifest: Any, model_id: str) -> dict | None:
+def stated_price(manifest: Manifest, model_id: str) -> dict | None:
     """The manifest's `run.price` for a model: the one sheet, or the model's own entry."""
     stated = manifest.run.price
     if not stated or "unit" in stated:
@@ -199,13 +198,13 @@ def stated_price(manifest: Any, model_id: str) -> dict | None:
     return stated.get(model_id)
 
 
-def _models(manifest: Any) -> list[Any]:
-    models = getattr(manifest, "models", None)
-    return list(models.models.values()) if models is not None else [manifest.model]
+def models_of(manifest: Manifest) -> list[Model]:
+    """The models of a manifest's sweep, in its order."""
+    return list(manifest.sweep.models.values())
 
 
-def resolve_price(manifest: Any, entry: dict[str, Any] | None, *, live: bool = False,
-                  model: Any = None) -> Price:
+def resolve_price(manifest: Manifest, entry: dict[str, Any] | None, *, live: bool = False,
+                  model: Model | None = None) -> Price:
     """The price a run of this manifest uses for `model` (default: its first), given the
     catalog entry it has (live or cached)."""
     model = model or manifest.model
@@ -228,81 +227,11 @@ def resolve_price(manifest: Any, entry: dict[str, Any] | None, *, live: bool = F
     return UNKNOWN
 
 
-def resolve_prices(manifest: Any, entries: Mapping[str, dict[str, Any] | None], *,
+def resolve_prices(manifest: Manifest, entries: Mapping[str, dict[str, Any] | None], *,
                    live: Mapping[str, bool] | bool = False) -> Prices:
     """The price of every model of the manifest, from the entries it has (by model id)."""
     out = {}
-    for model in _models(manifest):
+    for model in models_of(manifest):
         fresh = live.get(model.id, False) if isinstance(live, Mapping) else live
         out[model.id] = resolve_price(manifest, entries.get(model.id), live=fresh, model=model)
     return Prices(out)
-
-
-async def fetch_prices(client: Any, m: Any, folder: JobFolder, origin: str, *,
-                       cache: bool = True) -> Prices:
-    """The price of each model from the live catalog (cached in the job folder unless `cache`
-    is false), else the entry cached earlier. A refused token stops everything."""
-    models = _models(m)
-    answers = await asyncio.gather(*(client.model_entry(x.id) for x in models),
-                                   return_exceptions=True)
-    entries: dict[str, dict[str, Any] | None] = {}
-    live: dict[str, bool] = {}
-    fetched = []
-    for model, answer in zip(models, answers):
-        if isinstance(answer, AuthError):
-            raise answer
-        if isinstance(answer, ClientError):
-            log.info("the catalog did not answer for %s (%s); using the last entry fetched, if "
-                     "any", model.id, answer)
-            entries[model.id], live[model.id] = cached_entry(folder, model.id), False
-            continue
-        if isinstance(answer, BaseException):
-            raise answer
-        entry = catalog_entry(model.id, answer.price_usd, answer.price_unit, answer.note, origin)
-        entries[model.id], live[model.id] = entry, True
-        fetched.append(entry)
-    if cache and fetched:
-        cache_entry(folder, *fetched)
-    return resolve_prices(m, entries, live=live)
-
-
-async def fetch_price(client: Any, m: Any, folder: JobFolder, origin: str, *,
-                      cache: bool = True) -> Prices:
-    """The same as fetch_prices (the name of one-model days)."""
-    return await fetch_prices(client, m, folder, origin, cache=cache)
-
-
-def price_now(m: Any, folder: JobFolder, *, backend: str | None = None,
-              offline: bool = False) -> Prices:
-    """The prices a run would use, for `plan` (and `status` of a job never run): asked of the
-    catalog as the run asks it (free of charge; the built-in simulator's catalog is its
-    configuration), else the entries cached by the last run."""
-    from ..client import RunComfyClient
-
-    backend = backend or m.backend
-    if backend == "sim":
-        from ..sim import SimConfig
-        from ..sim.listing import stated
-
-        config = SimConfig()
-        entries = {}
-        for model in _models(m):
-            usd, unit, note = stated(model, config)
-            entries[model.id] = catalog_entry(model.id, usd, unit, note, SIM_ORIGIN)
-        return resolve_prices(m, entries, live=True)
-    if not offline:
-        try:
-            client = RunComfyClient.from_env(retry_attempts=2, retry_timeout=10.0, timeout=10.0)
-        except MissingToken:
-            pass
-        else:
-            async def ask() -> Prices:
-                async with client:
-                    return await fetch_prices(client, m, folder,
-                                              urlparse(client.base_url).netloc, cache=False)
-            try:
-                return asyncio.run(ask())
-            except AuthError as exc:
-                log.warning("the catalog refused the token (%s); the price shown is not the "
-                            "catalog's", exc)
-    return resolve_prices(m, {x.id: cached_entry(folder, x.id) for x in _models(m)})

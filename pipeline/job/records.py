@@ -25,20 +25,82 @@ from .. import wire
 EMPTY: Any = MappingProxyType({})
 
 # The state names of a cell, as `pipeline status --json` prints them.
-PENDING = "pending"  # nothing sent yet (or its last try was not accepted / was lost)
-SUBMITTING = "submitting"  # the live run is sending it right now (intent on disk, no answer)
-QUEUED = "queued"  # accepted by the server, waiting for a slot
-RUNNING = "running"  # generating (billed: it can no longer be cancelled)
-DOWNLOADING = "downloading"  # generated; output files not all on disk yet
-DONE = "done"  # generated and every output file downloaded and hashed
-RETRY = "retry"  # generation failed, attempts remain: the next run tries again
-FAILED = "failed"  # generation failed max_attempts times, or was refused for good
-UNKNOWN = "unknown"  # a submit whose outcome is unknown: held until --resubmit-unknown
-CANCELLED = "cancelled"  # cancelled on request before it ran (not billed)
-ORPHANED = "orphaned"  # in the state but no longer in the manifest
-STATES = (PENDING, SUBMITTING, QUEUED, RUNNING, DOWNLOADING, DONE, RETRY, FAILED, UNKNOWN,
-          CANCELLED, ORPHANED)
-LIVE = frozenset({SUBMITTING, QUEUED, RUNNING})  # holding a slot on the server (or about to)
+PENDING = "pending"
+SUBMITTING = "submitting"
+QUEUED = "queued"
+RUNNING = "running"
+DOWNLOADING = "downloading"
+DONE = "done"
+RETRY = "retry"
+FAILED = "failed"
+UNKNOWN = "unknown"
+CANCELLED = "cancelled"
+ORPHANED = "orphaned"
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    """One row of the cell-state table: what a state is, and what is done about it."""
+
+    name: str
+    live: bool  # holds a slot on the server, or may (a submit under way)
+    on_server: bool  # a request the server holds now: `cancel` asks it to stop
+    settled: bool  # a plain `pipeline run` does nothing with it
+    problem: bool  # a person should look at it (a failure, a hold, a cancel)
+    means: str  # what the state means
+    next: str  # what a plain `pipeline run` does with it (resume_action says it exactly)
+    advice: str = ""  # what the user can do about it, if anything
+
+
+# The one table of cell states, read by the runner, `cancel`, `status`, the canary, report.md
+# and the report page (given it in its settings). Order: the order every count is shown in.
+STATE_TABLE: tuple[StateInfo, ...] = (
+    StateInfo(PENDING, False, False, False, False,
+              "nothing sent yet, or its last try was not accepted", "submit it"),
+    StateInfo(SUBMITTING, True, False, False, False,
+              "the run going now is sending it (its intent is on disk, no answer yet)",
+              "wait for the answer"),
+    StateInfo(QUEUED, True, True, False, False,
+              "accepted by the service, waiting for a slot", "poll it",
+              "`pipeline cancel` cancels it (not billed)"),
+    StateInfo(RUNNING, True, True, False, False,
+              "generating (billed: it can no longer be cancelled)", "poll it"),
+    StateInfo(DOWNLOADING, False, False, False, False,
+              "generated; its output files are not all on disk yet",
+              "download them (not paid again)"),
+    StateInfo(DONE, False, False, True, False,
+              "generated, and every output file downloaded and checked", "skip it"),
+    StateInfo(RETRY, False, False, False, True,
+              "generation failed; attempts remain", "submit it again"),
+    StateInfo(FAILED, False, False, True, True,
+              "failed max_attempts times, or refused for good", "skip it",
+              "--retry-failed to try failed cells again; a refused one is sent as it was, so "
+              "fix what its refusal names first"),
+    StateInfo(UNKNOWN, False, False, True, True,
+              "a submit whose outcome is unknown: it may be running, and billed",
+              "hold it",
+              "check the RunComfy dashboard, then --resubmit-unknown to send it again (it may "
+              "be billed twice)"),
+    StateInfo(CANCELLED, False, False, False, True,
+              "cancelled on request before it ran (not billed)", "submit it again"),
+    StateInfo(ORPHANED, False, False, True, False,
+              "in the job's state but no longer in the manifest (kept on disk)", "leave it"),
+)
+STATE_INFO: dict[str, StateInfo] = {s.name: s for s in STATE_TABLE}
+STATES = tuple(s.name for s in STATE_TABLE)
+LIVE = frozenset(s.name for s in STATE_TABLE if s.live)
+ON_SERVER = frozenset(s.name for s in STATE_TABLE if s.on_server)
+SETTLED = frozenset(s.name for s in STATE_TABLE if s.settled)
+PROBLEMS = frozenset(s.name for s in STATE_TABLE if s.problem)
+
+
+def states_json() -> dict[str, dict[str, Any]]:
+    """The table as the report page and report.json read it: name -> its row."""
+    return {s.name: {"live": s.live, "settled": s.settled, "problem": s.problem,
+                     "means": s.means, "next": s.next, "advice": s.advice}
+            for s in STATE_TABLE}
+
+
 # Attempt results (the journal's `result` words).
 SUCCEEDED, GEN_FAILED, RESULT_CANCELLED, LOST = "succeeded", "failed", "cancelled", "lost"
 

@@ -237,34 +237,3 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
             1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))
     return JobView(folder, state, plan, tally, running, s.concurrency, s.budget,
                    s.price_source, s.capacity)
-
-
-def job_status(manifest_path: str | Path, out: Path | None = None, *,
-               allow_outside: bool = False, only: Only = ()) -> dict[str, Any]:
-    """The summary `pipeline status --json` prints; `only`: of the cells it selects (the
-    summary then has `selection`: what was selected and of how many cells).
-
-    A run leaves `status.json` beside the journal when it ends; while nothing has been appended
-    to the journal since, that summary is the answer (fast on a 100,000-cell job). Otherwise
-    (a run is going, or one was killed, or a selection is asked) the journal is replayed."""
-    from ..prepare.manifest import load_manifest
-
-    m = load_manifest(manifest_path, allow_outside=allow_outside)
-    folder = JobFolder.of(m, out)
-    folder.check_owner(m.path)
-    running = folder.is_running()
-    summary = None if running or only else folder.settled_summary()
-    if summary is None:
-        plan = folder.read_plan()
-        if plan is None:  # never run: every cell of the plan is pending, as `plan` shows
-            from ..prepare.plan import build_plan
-            from .forecast import forecast, plan_json
-            from .price import price_now
-
-            built = build_plan(manifest_path, fetch_remote=False, allow_outside=allow_outside)
-            plan = plan_json(forecast(built, price_now(m, folder)), with_state=False)
-        summary = view_job(folder, plan, only).summary()
-    summary["running"] = running
-    summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
-        summary["manifest_sha256"] != m.sha256
-    return summary

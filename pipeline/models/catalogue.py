@@ -32,6 +32,7 @@ SCHEMA = "input.schema.json"
 OUTPUT_SCHEMA = "output.schema.json"
 PRICE = "price.json"
 META = "model.json"
+META_FORMAT = 1  # model.json: {"format": 1, "source", "fetched_at", "kind", "fps", ...}
 MODEL_ID = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 BUNDLED = "bundled"
 PROJECT = "project"
@@ -192,6 +193,12 @@ def read_model(folder: Path, model_id: str, source: str) -> Model:
         if not isinstance(schema, dict):
             raise ValueError("not a JSON object")
         extra = {name: _json_file(Path(folder) / name) for name in (PRICE, META, OUTPUT_SCHEMA)}
+        meta_format = (extra[META] or {}).get("format", META_FORMAT)
+        if meta_format != META_FORMAT:
+            raise ValueError(f"{META} is in format {meta_format!r}, written by another version "
+                             f"of pipeline (this one reads format {META_FORMAT}); upgrade "
+                             f"pipeline, or add the model again with `pipeline models add "
+                             f"{model_id}`")
     except (OSError, ValueError) as exc:
         raise ModelNotFound(f"the schema of model {model_id!r} in {folder} cannot be read: "
                             f"{getattr(exc, 'strerror', None) or exc}") from None

@@ -118,7 +118,7 @@ class Manifest:
     def is_input(self, key: str, model_id: str | None = None) -> bool:
         """Whether `key` is a model input (goes into the request) rather than a template
         variable: an input of `model_id` (a cell's own model), else of any model of the
-        sweep. The one place that decides it (pipeline.models.catalogueet.ModelSet.is_input)."""
+        sweep. The one place that decides it (pipeline.prepare.modelset.ModelSet.is_input)."""
         return self.sweep.is_input(key, model_id)
 
 

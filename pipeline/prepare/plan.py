@@ -175,6 +175,17 @@ def build_plan(path: str | Path, *, fetch_remote: bool = True, allow_outside: bo
     problems = ProblemList()
     try:
         m = read_manifest(path, problems, allow_outside=allow_outside)
+    except ManifestError as exc:
+        raise ManifestError(one_line(exc.problems)) from None
+    return plan_of(m, problems, fetch_remote=fetch_remote, allow_outside=allow_outside,
+                   fetch_timeout=fetch_timeout)
+
+
+def plan_of(m: Manifest, problems: ProblemList, *, fetch_remote: bool = True,
+            allow_outside: bool = False, fetch_timeout: float | None = None) -> Plan:
+    """The plan of a manifest already read (`problems`: what its reading collected, raised
+    together with the plan's own in one ManifestError)."""
+    try:
         cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
                                            allow_outside=allow_outside,
                                            fetch_timeout=fetch_timeout)

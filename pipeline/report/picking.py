@@ -1,8 +1,9 @@
 """`pipeline picks`: the picks of a job, chosen in a terminal instead of the report's page.
 
-    rows = pick_cells("jobs/preview.yaml", parse_only(["cell=3fa9c1"]))   # picks.jsonl lines
-    path = write_picks(rows, default_path(manifest))
-    lines = list_picks("jobs/preview.yaml")                                 # what is picked
+    job = open_job("jobs/preview.yaml")
+    rows = pick_cells(job, parse_only(["cell=3fa9c1"]))   # picks.jsonl lines, with states
+    path = write_picks([row for row, _ in rows], default_path(job.manifest.path))
+    lines = list_picks(job)                               # what is picked
 
 The lines are the ones the page's "Download picks" saves (both are built by
 pipeline.prepare.picks.pick from the job's plan), so a final manifest reads either the same
@@ -18,11 +19,10 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from ..errors import StateError, UsageError
+from ..errors import StateError
 from ..durable import write_atomic
-from ..job.folder import JobFolder
+from ..job.opening import Job
 from ..project import project_root
-from ..prepare.manifest import load_manifest
 from ..prepare.picks import pick
 from ..job.select import Only, select_cells
 from .page import folder_name
@@ -37,19 +37,13 @@ def default_path(manifest: str | os.PathLike) -> Path:
     return Path(manifest).parent / FILE
 
 
-def pick_cells(manifest: str | os.PathLike, only: Only, *, folder: Path | None = None,
-               allow_outside: bool = False) -> list[tuple[dict, str]]:
+def pick_cells(opened: Job, only: Only) -> list[tuple[dict, str]]:
     """The picks.jsonl lines of the cells `only` selects, in plan order, each with the cell's
     state in the job (a pick of a clip nobody has seen is allowed, and said)."""
-    if not only:
-        raise UsageError("pipeline picks: say which cells to pick with --only cell=ID (or "
-                         "KEY=VALUE); without --only it lists the cells already picked")
-    m = load_manifest(manifest, allow_outside=allow_outside)
-    job = JobFolder.of(m, folder)
-    job.check_owner(m.path)
+    m, job = opened.manifest, opened.folder
     if not job.plan.exists():
         raise StateError(f"no plan.json in {job}: the job has not run yet; run it (pipeline run "
-                         f"{manifest}), look at its report, then pick")
+                         f"{m.path}), look at its report, then pick")
     with scan(job) as scanned:
         cells = [SimpleNamespace(id=c["id"], label=c["label"], values=c["values"],
                                  request={"prompt": c["prompt"], "seed": c["seed"]},
@@ -90,16 +84,14 @@ def read_picks(path: Path) -> list[dict]:
     return out
 
 
-def list_picks(manifest: str | os.PathLike, path: Path | None = None, *,
-               folder: Path | None = None, allow_outside: bool = False) -> list[str]:
+def list_picks(opened: Job, path: Path | None = None) -> list[str]:
     """Lines describing the picks kept for a job: each cell, its label, and its state in the
     job (or the job it was picked from, when another)."""
-    m = load_manifest(manifest, allow_outside=allow_outside)
+    m, job = opened.manifest, opened.folder
     path = path or default_path(m.path)
-    job = JobFolder.of(m, folder)
     if not path.exists():
         hint = (f"no picks yet: {path} does not exist. Star clips in {job / 'report.html'} and "
-                f"save them there with Download picks, or pick here: pipeline picks {manifest} "
+                f"save them there with Download picks, or pick here: pipeline picks {m.path} "
                 "--only cell=ID")
         return [hint]
     rows = read_picks(path)

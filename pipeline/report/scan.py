@@ -51,15 +51,18 @@ class Scanned:
         self.close()
 
 
-def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
+def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = None) -> Scanned:
     """Read a job folder for its report (reads only; no network; nothing written there);
-    `only`: of the cells it selects (pipeline.job.select), named in `selection`."""
+    `only`: of the cells it selects (pipeline.job.select), named in `selection`; `running`:
+    whether a run is going (None: see whether the job's lock is held; the holder of the lock
+    knows better)."""
     folder = JobFolder.at(folder)
     if not folder.journal.exists() and not folder.plan.exists():
         raise StateError(f"nothing to report in {folder}: no {folder.journal.name} or "
                          f"{folder.plan.name} there (the job has not run yet; run it first "
                          "with `pipeline run MANIFEST`)")
-    running = folder.is_running()
+    if running is None:
+        running = folder.is_running()
     index = JournalIndex(folder)
     with index:
         stream = PlanStream(folder.plan) if folder.plan.exists() else None
@@ -148,12 +151,13 @@ def scan(folder: JobFolder | Path, only: Only = ()) -> Scanned:
     return Scanned(report, facets, spool, count)
 
 
-def build_report(folder: JobFolder | Path, only: Only = ()) -> dict[str, Any]:
+def build_report(folder: JobFolder | Path, only: Only = (), *,
+                 running: bool | None = None) -> dict[str, Any]:
     """The report of the job whose folder is `folder` (reads only; no network), every cell
     in memory: for scripts and small jobs (`write_reports` streams the same data instead);
     `only`: of the cells it selects (pipeline.job.select), the report then says so in
     `selection`."""
-    with scan(folder, only) as scanned:
+    with scan(folder, only, running=running) as scanned:
         report = scanned.report
         report["cells"] = list(scanned.cells())
     return report

@@ -36,11 +36,11 @@ _CELLS = "\0cells\0"  # where the streamed cells go in a rendered head (no path 
 
 
 def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = None,
-                  only: tuple = ()) -> list[Path]:
+                  only: tuple = (), running: bool | None = None) -> list[Path]:
     """Write report.md, report.html and report.json into the job folder; their paths. `only`:
-    a selection of cells (`--only`), which the report then names."""
+    a selection of cells (`--only`), which the report then names; `running`: see `scan`."""
     folder = Path(folder)
-    with scan(folder, only) as scanned:
+    with scan(folder, only, running=running) as scanned:
         report, facets = scanned.report, scanned.facets
         ctx = page.PageContext.of(report, folder)
         page.check_axes(facets, rows, cols)  # a bad --rows/--cols: before anything is written

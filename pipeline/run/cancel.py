@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .. import wire
 from ..client import RunComfyClient
-from ..errors import ClientError, JobLocked
+from ..errors import ClientError
 from ..job import journal as ev
-from ..job.folder import JobFolder, JobLock
+from ..job.folder import JobFolder
 from ..job.journal_writer import Journal
 from ..job.journal import JobState, read_state
-from ..job.records import QUEUED, RUNNING
+from ..job.records import ON_SERVER
+from ..prepare.manifest import Manifest
 
 
 @dataclass
@@ -46,7 +46,7 @@ async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
     outcome = CancelOutcome()
     for cid in ids:
         rec = state.cells.get(cid)
-        if rec is None or rec.state(max_attempts) not in (QUEUED, RUNNING):
+        if rec is None or rec.state(max_attempts) not in ON_SERVER:
             continue
         a = rec.last
         outcome.asked += 1
@@ -63,36 +63,24 @@ async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
     return outcome
 
 
-def cancel_job(manifest_path: str | Path, out: Path | None = None, *,
-               allow_outside: bool = False) -> list[str]:
-    """`pipeline cancel`: cancel the job's live requests; lines saying what happened."""
-    from ..prepare.manifest import load_manifest
-
-    m = load_manifest(manifest_path, allow_outside=allow_outside)
-    folder = JobFolder.of(m, out)
-    folder.check_owner(m.path)
+def cancel_requests(m: Manifest, folder: JobFolder) -> tuple[int, CancelOutcome | None, str]:
+    """`pipeline cancel` (its job's lock held by the caller): ask the server to cancel the
+    job's requests it holds; (how many were live, the outcome or None, why none was asked)."""
+    state = read_state(folder)
+    live = {cid for cid, rec in state.cells.items()
+            if rec.state(m.run.max_attempts) in ON_SERVER}
+    if not live:
+        return 0, None, "nothing queued or running"
+    if state.header.get("backend", m.backend) == "sim":
+        return len(live), None, (f"{len(live)} request(s) lived on the simulator of an earlier "
+                                 "run, which has stopped; nothing to cancel (a rerun submits "
+                                 "them again)")
+    journal = Journal(folder, state)
     try:
-        lock = JobLock(folder).__enter__()
-    except JobLocked as exc:
-        raise JobLocked(f"{exc}. Interrupt that run first (Ctrl-C leaves its requests live), "
-                        "then cancel; or run with --cancel-on-interrupt") from None
-    try:
-        state = read_state(folder)
-        live = {cid for cid, rec in state.cells.items()
-                if rec.state(m.run.max_attempts) in (QUEUED, RUNNING)}
-        if not live:
-            return [f"{m.name}: nothing queued or running"]
-        if state.header.get("backend", m.backend) == "sim":
-            return [f"{m.name}: {len(live)} request(s) lived on the simulator of an earlier "
-                    "run, which has stopped; nothing to cancel (a rerun submits them again)"]
-        journal = Journal(folder, state)
-        try:
-            outcome = asyncio.run(_cancel(state, journal, live, m.run.max_attempts))
-        finally:
-            journal.close()
+        outcome = asyncio.run(_cancel(state, journal, live, m.run.max_attempts))
     finally:
-        lock.__exit__(None, None, None)
-    return [f"{m.name}: asked to cancel {outcome.asked} live request(s): {outcome.text()}"]
+        journal.close()
+    return len(live), outcome, ""
 
 
 async def _cancel(state: JobState, journal: Journal, ids: set[str],

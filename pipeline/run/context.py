@@ -11,7 +11,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
@@ -23,9 +23,7 @@ from ..prepare.expand import Cell
 from ..models.catalogue import Model
 from ..prepare.plan import Plan
 from .control import Control
-
-if TYPE_CHECKING:
-    from .canary import Watch
+from .watch import Watch
 
 # Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
 # n-th time (default 1st) it passes `point`. Points: after_intent, after_submit, after_download.

@@ -1,10 +1,10 @@
-"""Stage 2's entry point: one run of one job, from its plan to its reports.
+"""The run stage's entry point: one run of one job, from its plan to its last journal event.
 
-`run_job(plan, options)` takes the job's lock, replays its journal, resolves the price (the
-catalog first, see pipeline.job.price), decides the run's canary (the cells it proves before
-the rest, pipeline.run.canary), writes the plan snapshot, starts the client (or the in-process
-simulator), journals the run's start and hands over to the Runner; afterwards it writes the
-reports. Every step is journalled (pipeline.job.journal): the intent to submit is
+`run_locked(plan, options, folder)` (the caller holds the job's lock: pipeline.api) replays
+the journal, resolves the price (the catalog first, see pipeline.job.price), decides the run's
+canary (the cells it proves before the rest, pipeline.run.canary), writes the plan snapshot,
+starts the client (or the in-process simulator), journals the run's start and hands over to
+the Runner. The reports are the API's to write (pipeline.api). Every step is journalled (pipeline.job.journal): the intent to submit is
 durable before the POST and the request id right after it, so a rerun polls what was
 submitted instead of paying for it again, and holds as `unknown` what may or may not have been
 accepted.
@@ -13,7 +13,6 @@ accepted.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import uuid
@@ -28,25 +27,24 @@ from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
 from ..job.journal_writer import Journal
 from ..job.journal import JobState, read_state
-from ..job.price import SIM_ORIGIN, Prices, fetch_prices
-from ..job.records import DONE, FAILED, ORPHANED, UNKNOWN
+from ..job.price import SIM_ORIGIN, Prices
 from ..job.tally import canary_needs, resume_for
-from ..prepare.expand import Cell
 from ..models.catalogue import project_models
-from ..prepare.manifest import Manifest, load_manifest
-from ..prepare.plan import Plan, inputs_unchanged
-from ..job.select import Only, select_cells
+from ..prepare.manifest import Manifest
+from ..prepare.plan import Plan
+from ..job.select import select_cells
 from ..media.strips import Previews
-from .canary import Watch
+from .watch import Watch
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
 from .auto import AutoConcurrency
 from .runner import Runner
+from .prices import fetch_prices
 from .team import TeamSlots, open_team
 from .. import text
 
-__all__ = ["RunOptions", "RunSummary", "run_job", "select", "settled_run"]
+__all__ = ["RunOptions", "RunSummary", "run_job", "run_locked"]
 
 log = logging.getLogger("pipeline.run")
 
@@ -54,119 +52,111 @@ log = logging.getLogger("pipeline.run")
 # nothing between polls). httpx's pool scans every connection per request, so a small pool is
 # cheaper per call; env PIPELINE_IN_FLIGHT overrides it for experiments.
 IN_FLIGHT = int(os.environ.get("PIPELINE_IN_FLIGHT", "16"))
-SETTLED = {DONE, FAILED, UNKNOWN, ORPHANED}  # states a run does nothing with, unasked
-
-
-def select(plan: Plan, only: Only) -> list[Cell]:
-    """The cells of the plan that `--only` selects (see pipeline.job.select)."""
-    return select_cells(plan.cells, only)
 
 
 def run_job(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
-    """Execute a plan (blocking); the library entry point under `pipeline run`.
-
-    The reports are written at the end of every run, also an interrupted or failed one."""
+    """Execute a plan (blocking), taking its job's lock; no reports (pipeline.api.run_plan
+    writes them too)."""
     folder = JobFolder.of(plan.manifest, options.out)
+    with JobLock(folder):
+        folder.check_owner(plan.manifest.path)
+        return run_locked(plan, options, folder)
+
+
+def run_locked(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary:
+    """Execute a plan (blocking) in a job folder whose lock the caller holds."""
     try:
-        summary = asyncio.run(_run(plan, options, folder))
+        return asyncio.run(_run(plan, options, folder))
     except OSError as exc:  # the job folder cannot be written (full, read-only, ...)
         raise StateError(f"cannot write in {folder}: {exc.strerror or exc}; free some space "
                          "(or fix the folder) and run again to resume") from None
-    # The run's state is garbage now, much of it in reference cycles a full collection alone
-    # frees: free it before the report, so that the report reuses that memory instead of
-    # adding to it (100,000 cells: the run's peak stays where the run itself put it).
-    gc.collect()
-    summary.reports = _reports(folder, summary.cell_events)
-    return summary
 
 
 async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary:
     m = plan.manifest
     backend = options.backend or m.backend
-    cells = select(plan, options.only)
-    with JobLock(folder):
-        folder.check_owner(m.path)
-        state = read_state(folder, lean=True)
-        _check_schema(state, plan, options)
-        auto = options.auto or (m.run.auto and options.concurrency is None)
-        concurrency = options.concurrency or planning_concurrency(m.run, folder)
-        sim = None
-        if backend == "sim":
-            import dataclasses
+    cells = select_cells(plan.cells, options.only)
+    state = read_state(folder, lean=True)
+    _check_schema(state, plan, options)
+    auto = options.auto or (m.run.auto and options.concurrency is None)
+    concurrency = options.concurrency or planning_concurrency(m.run, folder)
+    sim = None
+    if backend == "sim":
+        import dataclasses
 
-            from ..sim import SimConfig, Simulator
+        from ..sim import SimConfig, Simulator
 
-            config = options.sim or SimConfig(capacity=concurrency, gen_time=(1.0, 3.0))
-            if m.root is not None:  # it serves the project's models as well as the bundled
-                config = dataclasses.replace(config, models_dirs=(
-                    *config.models_dirs, str(project_models(m.root))))
-            sim = Simulator(config).start()
-            client = RunComfyClient(sim.base_url, "sim-local-token", max_in_flight=IN_FLIGHT,
-                                    data_uris=m.run.local_images == "data_uri")
-        else:
-            client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT,
-                                             data_uris=m.run.local_images == "data_uri")
-        journal = team = None
-        previews = Previews(folder.path)
-        try:
-            price = await fetch_prices(client, m, folder,
-                                       SIM_ORIGIN if sim else urlparse(client.base_url).netloc)
-            _check_budget_possible(m, price, options)
-            for warning in price.warnings:
-                log.warning("%s", warning)
-            resume = resume_for(state, retry_failed=options.retry_failed,
-                                resubmit_unknown=options.resubmit_unknown,
-                                new_simulator=sim is not None)
-            needs = {} if options.no_canary else canary_needs(
-                state, m.run.canary, backend, client.base_url,
-                {c.id: c.model for c in cells})
-            canary = sum(needs.values())
-            outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
-                               resume=resume, canary=canary)
-            price = outlook.price  # as the job's canary, if any, corrected it
-            write_snapshot(folder, outlook)
-            journal = Journal(folder, state)
-            many = m.sweep.many
-            start = journal.write(ev.run_started(
-                job=m.name, model=", ".join(m.sweep.models) if many else m.model.id,
-                manifest=str(m.path.resolve()), manifest_sha256=m.sha256,
-                schema_sha256=None if many else m.model.schema_sha256,
-                backend=backend, base_url=client.base_url, concurrency=concurrency,
-                max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
-                price_source=price.source, budget=m.run.budget, canary=canary,
-                models={k: {"schema_sha256": x.schema_sha256, "price": price.of(k).sheet}
-                        for k, x in m.sweep.models.items()} if many else None,
-                uid=state.uid or uuid.uuid4().hex,
-                auto={"queue_ahead": m.run.queue_ahead} if auto else None))
-            await journal.durable()
-            team = await _open_team(options, backend, state, m.name, client.base_url)
-            outlook.tally.live_since = start["t"]
-            control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
-                              canary=canary,
-                              refusals=RefusalBreaker(m.run.stop_after_refusals),
-                              auto=_auto(auto, folder, m.run.queue_ahead, client.base_url))
-            if control.auto is not None:  # what it finds is kept for the next run
-                control.on_capacity = lambda found: keep(folder, found, m.run.queue_ahead,
-                                                         client.base_url)
-            run = RunContext(
-                plan=plan, cells=cells, folder=folder, client=client, journal=journal,
-                tally=outlook.tally, control=control,
-                planner=PollPlanner(initial=m.run.polling.initial,
-                                    max_interval=m.run.polling.max, lazy=control.auto is not None),
-                price=price, backend=backend, max_attempts=m.run.max_attempts,
-                timeout=m.run.polling.timeout, fps=m.model.fps,
-                watch=Watch(active=canary > 0), team=team, canary_needs=needs,
-                previews=previews)
-            return await Runner(run, options).run()
-        finally:
-            await asyncio.to_thread(previews.close)  # the report shows them: finish them
-            if team is not None:  # a last flush of what the ledger has not yet been told
-                await team.close()
-            if journal is not None:
-                journal.close()
-            await client.aclose()
-            if sim is not None:
-                sim.stop()
+        config = options.sim or SimConfig(capacity=concurrency, gen_time=(1.0, 3.0))
+        if m.root is not None:  # it serves the project's models as well as the bundled
+            config = dataclasses.replace(config, models_dirs=(
+                *config.models_dirs, str(project_models(m.root))))
+        sim = Simulator(config).start()
+        client = RunComfyClient(sim.base_url, "sim-local-token", max_in_flight=IN_FLIGHT,
+                                data_uris=m.run.local_images == "data_uri")
+    else:
+        client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT,
+                                         data_uris=m.run.local_images == "data_uri")
+    journal = team = None
+    previews = Previews(folder.path)
+    try:
+        price = await fetch_prices(client, m, folder,
+                                   SIM_ORIGIN if sim else urlparse(client.base_url).netloc)
+        _check_budget_possible(m, price, options)
+        for warning in price.warnings:
+            log.warning("%s", warning)
+        resume = resume_for(state, retry_failed=options.retry_failed,
+                            resubmit_unknown=options.resubmit_unknown,
+                            new_simulator=sim is not None)
+        needs = {} if options.no_canary else canary_needs(
+            state, m.run.canary, backend, client.base_url,
+            {c.id: c.model for c in cells})
+        canary = sum(needs.values())
+        outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
+                           resume=resume, canary=canary)
+        price = outlook.price  # as the job's canary, if any, corrected it
+        write_snapshot(folder, outlook)
+        journal = Journal(folder, state)
+        many = m.sweep.many
+        start = journal.write(ev.run_started(
+            job=m.name, model=", ".join(m.sweep.models) if many else m.model.id,
+            manifest=str(m.path.resolve()), manifest_sha256=m.sha256,
+            schema_sha256=None if many else m.model.schema_sha256,
+            backend=backend, base_url=client.base_url, concurrency=concurrency,
+            max_attempts=m.run.max_attempts, cells=len(cells), price=price.sheet,
+            price_source=price.source, budget=m.run.budget, canary=canary,
+            models={k: {"schema_sha256": x.schema_sha256, "price": price.of(k).sheet}
+                    for k, x in m.sweep.models.items()} if many else None,
+            uid=state.uid or uuid.uuid4().hex,
+            auto={"queue_ahead": m.run.queue_ahead} if auto else None))
+        await journal.durable()
+        team = await _open_team(options, backend, state, m.name, client.base_url)
+        outlook.tally.live_since = start["t"]
+        control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
+                          canary=canary,
+                          refusals=RefusalBreaker(m.run.stop_after_refusals),
+                          auto=_auto(auto, folder, m.run.queue_ahead, client.base_url))
+        if control.auto is not None:  # what it finds is kept for the next run
+            control.on_capacity = lambda found: keep(folder, found, m.run.queue_ahead,
+                                                     client.base_url)
+        run = RunContext(
+            plan=plan, cells=cells, folder=folder, client=client, journal=journal,
+            tally=outlook.tally, control=control,
+            planner=PollPlanner(initial=m.run.polling.initial,
+                                max_interval=m.run.polling.max, lazy=control.auto is not None),
+            price=price, backend=backend, max_attempts=m.run.max_attempts,
+            timeout=m.run.polling.timeout, fps=m.model.fps,
+            watch=Watch(active=canary > 0), team=team, canary_needs=needs,
+            previews=previews)
+        return await Runner(run, options).run()
+    finally:
+        await asyncio.to_thread(previews.close)  # the report shows them: finish them
+        if team is not None:  # a last flush of what the ledger has not yet been told
+            await team.close()
+        if journal is not None:
+            journal.close()
+        await client.aclose()
+        if sim is not None:
+            sim.stop()
 
 
 def _auto(on: bool, folder: JobFolder, queue_ahead: int,
@@ -212,26 +202,6 @@ def _check_budget_possible(m: Manifest, price: Prices, options: RunOptions) -> N
                       "price in run.price, or pass --allow-unknown-price")
 
 
-# --- the folder around a run -----------------------------------------------------------------
-def _reports(folder: JobFolder, cell_events: int) -> list:
-    """Write the reports (for every job size: they stream over the journal, see
-    pipeline.report.scan) unless they already show every cell event in the journal."""
-    from ..report import NAMES, write_reports
-
-    try:
-        stamp = f"{cell_events} {folder.plan.stat().st_mtime_ns}"
-        paths = [folder / name for name in NAMES]
-        if all(p.exists() for p in paths) and folder.report_stamp.exists() and \
-                folder.report_stamp.read_text() == stamp:
-            return paths  # a run that changed nothing leaves the report as it was
-        paths = write_reports(folder)
-        folder.report_stamp.write_text(stamp)
-        return paths
-    except Exception as exc:  # a report problem must not hide how the run itself ended
-        log.warning("the report could not be written: %s", exc)
-        return []
-
-
 def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
     """Refuse to mix results of two versions of a model's schema (unless told to)."""
     if not state.cells or options.allow_schema_change:
@@ -248,30 +218,3 @@ def _check_schema(state: JobState, plan: Plan, options: RunOptions) -> None:
                              "this job's state was written; results would mix two schemas. "
                              "Pass --allow-schema-change to go on, or use a new output folder "
                              "(--out)")
-
-
-def settled_run(manifest_path: str | os.PathLike, options: RunOptions = RunOptions(), *,
-                allow_outside: bool = False) -> RunSummary | None:
-    """A rerun of a settled job, answered without planning: when nothing the last plan was
-    made from has changed (`inputs_unchanged`), the last run's summary still matches the
-    journal byte for byte, and every cell is settled (done, failed, unknown, orphaned), a run
-    would do nothing; its summary, or None when a run must look for itself."""
-    if options.retry_failed or options.resubmit_unknown or options.only:
-        return None
-    m = load_manifest(manifest_path, allow_outside=allow_outside)
-    folder = JobFolder.of(m, options.out)
-    if not folder.journal.exists():
-        return None
-    with JobLock(folder):
-        folder.check_owner(m.path)
-        summary = folder.settled_summary()
-        if summary is None or not inputs_unchanged(m, summary.get("inputs")):
-            return None
-        counts = summary.get("counts", {})
-        if any(n for k, n in counts.items() if k not in SETTLED):
-            return None
-    exit_code = 0 if counts.get("done") == summary.get("total") else 1
-    result = RunSummary(folder.path, summary, exit_code,
-                        cell_events=summary.get("cell_events", -1))
-    result.reports = _reports(folder, result.cell_events)
-    return result

@@ -13,7 +13,8 @@ STATED = {"unit": "second", "by": "resolution", "usd": {"720P": 0.04, "1080P": 0
 
 def manifest(price=None, sheet=None) -> SimpleNamespace:
     model = SimpleNamespace(id="m/x", price=sheet or {"unit": "unknown"})
-    return SimpleNamespace(model=model, run=SimpleNamespace(price=price))
+    return SimpleNamespace(model=model, run=SimpleNamespace(price=price),
+                           sweep=SimpleNamespace(models={model.id: model}))
 
 
 def test_the_catalog_wins_and_a_disagreeing_run_price_is_said() -> None:
@@ -104,7 +105,7 @@ def test_each_model_has_its_own_price_and_run_price_may_name_models() -> None:
     a = SimpleNamespace(id="m/a", price={"unit": "unknown"})
     b = SimpleNamespace(id="m/b", price={"unit": "output", "usd": 0.3})
     c = SimpleNamespace(id="m/c", price={"unit": "unknown"})
-    m = SimpleNamespace(model=a, models=SimpleNamespace(models={"m/a": a, "m/b": b, "m/c": c}),
+    m = SimpleNamespace(model=a, sweep=SimpleNamespace(models={"m/a": a, "m/b": b, "m/c": c}),
                         run=SimpleNamespace(price={"m/c": {"unit": "second", "usd": 0.2}}))
     prices = resolve_prices(m, {"m/a": catalog_entry("m/a", 0.05, "second", None, "api")},
                             live=True)

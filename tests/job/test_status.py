@@ -10,10 +10,11 @@ import pytest
 from pipeline.cli import main
 from pipeline.job.folder import JobFolder
 from pipeline.job.forecast import forecast
-from pipeline.job.price import price_now
-from pipeline.job.status import job_status, status_text, view_job
+from pipeline.run.prices import price_now
+from pipeline.api import job_status
+from pipeline.job.status import status_text, view_job
 from pipeline.prepare.plan import build_plan
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from runjobs import sweep
 
 
@@ -24,7 +25,7 @@ def budget_stopped(tmp_path: Path, api_env) -> tuple[Path, Path]:
     manifest = sweep(tmp_path, seeds=10, run="  budget: 1.00")
     manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 2"))
     out = tmp_path / "out"
-    summary = run_job(build_plan(manifest), RunOptions(out=out, progress="none"))
+    summary = run_plan(build_plan(manifest), RunOptions(out=out, progress="none"))
     assert summary.counts["done"] == 4 and summary.counts["pending"] == 6
     assert summary.stopped == "committed $1.00 + next cell $0.25 = $1.25 > budget $1.00"
     return manifest, out
@@ -68,7 +69,7 @@ def test_status_lists_failed_cells_with_their_labels(tmp_path: Path, api_env) ->
     manifest = sweep(tmp_path, seeds=2, resolutions="[720P, 1080P]",
                      run="  max_attempts: 1\n  canary: 0")  # every cell fails: no canary
     manifest.write_text(manifest.read_text().replace("  max_attempts: 3\n", ""))
-    run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress="none"))
+    run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress="none"))
     text = status_text(job_status(manifest, tmp_path / "out"))
     failed = [line for line in text.splitlines() if line.startswith("failed ")]
     assert len(failed) == 4

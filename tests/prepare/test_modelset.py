@@ -1,4 +1,4 @@
-"""Several models in one manifest (pipeline.models.catalogueet and the per-model expansion):
+"""Several models in one manifest (pipeline.prepare.modelset and the per-model expansion):
 which model each cell is for, what each model is sent, and every way of getting it wrong,
 each a located one-line problem. Also: the project's models folder, and catalog schemas."""
 

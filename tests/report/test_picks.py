@@ -12,7 +12,7 @@ from imagefiles import MODEL, write_image, write_manifest
 
 from pipeline.cli import main
 from pipeline.prepare.plan import build_plan
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 
 FAST = SimConfig(capacity=4, gen_time=(0.05, 0.15), seed=2)
@@ -57,7 +57,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / ".git").mkdir()
     write_image(root / "jobs" / "a.png", 1280, 720)
     manifest = write_manifest(root / "jobs", PREVIEW, "preview.yaml")
-    assert run_job(build_plan(manifest), RunOptions(progress=False, sim=FAST)).exit_code == 0
+    assert run_plan(build_plan(manifest), RunOptions(progress=False, sim=FAST)).exit_code == 0
     return root
 
 
@@ -117,7 +117,7 @@ def test_the_final_records_and_links_its_origin(project: Path, tmp_path: Path,
     assert main(["plan", str(final)]) == 0
     table = capsys.readouterr().out
     assert f"preview:{cells[1]['id'][:8]}" in table and "1080P" in table
-    assert run_job(build_plan(final), RunOptions(progress=False, sim=FAST)).exit_code == 0
+    assert run_plan(build_plan(final), RunOptions(progress=False, sim=FAST)).exit_code == 0
     out = project / "outputs" / "final"
     origin = {"job": "preview", "cell": cells[1]["id"], "out": "outputs/preview"}
     [event] = [json.loads(line) for line in (out / "state.jsonl").read_text().splitlines()

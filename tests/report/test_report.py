@@ -22,7 +22,7 @@ from pipeline.cli import main
 from pipeline.prepare.plan import build_plan
 from pipeline.report import build_report, percentile, write_reports
 from pipeline.report.grid import Occupancy, choose_axes
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def job(folder: Path, text: str = SWEEP) -> Path:
 
 def simulate(manifest: Path, out: Path, **sim) -> object:
     plan = build_plan(manifest)
-    return run_job(plan, RunOptions(out=out, progress=False, sim=SimConfig(**{**FAST, **sim})))
+    return run_plan(plan, RunOptions(out=out, progress=False, sim=SimConfig(**{**FAST, **sim})))
 
 
 def valid(data: dict) -> dict:

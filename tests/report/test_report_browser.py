@@ -167,12 +167,12 @@ matrix:
 def run_beside(manifest: Path, out: Path, **sim) -> None:
     """Run a job on the simulator in a worker thread (Playwright's loop owns this one)."""
     from pipeline.prepare.plan import build_plan
-    from pipeline.run.session import RunOptions, run_job
+    from pipeline.api import RunOptions, run_plan
     from pipeline.sim import SimConfig
 
     config = SimConfig(**{"capacity": 8, "gen_time": (0.05, 0.15), "seed": 5, **sim})
     with ThreadPoolExecutor(1) as pool:
-        summary = pool.submit(run_job, build_plan(manifest),
+        summary = pool.submit(run_plan, build_plan(manifest),
                               RunOptions(out=out, progress=False, sim=config)).result(timeout=180)
     assert summary.exit_code == 0, summary.counts
 

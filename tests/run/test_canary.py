@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pipeline.prepare.plan import build_plan
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from runjobs import env_for, journal_events, pipeline_cmd, run, status_json, sweep
 
 
@@ -43,7 +43,7 @@ def test_nothing_else_is_live_before_the_canary_is_done(tmp_path: Path, api_env)
     rest run at full concurrency."""
     sim = api_env(capacity=8, gen_time=(0.2, 0.4))
     manifest = sweep(tmp_path, seeds=20)
-    summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert summary.exit_code == 0 and sim.stats()["submissions_accepted"] == 20
     events = journal_events(tmp_path / "out")
     first = next(e["cell"] for e in events if e["e"] == "intent")
@@ -56,7 +56,7 @@ def test_nothing_else_is_live_before_the_canary_is_done(tmp_path: Path, api_env)
     assert live_at_most(events[judged:]) == 8
     assert next(e for e in events if e["e"] == "run")["canary"] == 1
     # a rerun of the job, which now has a done cell on this service, needs no canary
-    again = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    again = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert again.exit_code == 0
     assert [e["canary"] for e in journal_events(tmp_path / "out") if e["e"] == "run"] == [1, 0]
 
@@ -94,7 +94,7 @@ def test_a_failed_canary_stops_the_run_with_the_service_reason(tmp_path: Path,
     service's reason; the other cells stay pending."""
     sim = api_env(capacity=4, gen_time=(0.05, 0.1), fail_rate=1.0)
     manifest = sweep(tmp_path, seeds=6)
-    summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert summary.exit_code == 1 and sim.stats()["calls"]["submit"] == 1
     assert "failed on the service: simulated failure" in (summary.stopped or "")
     assert summary.counts["pending"] == 5 and summary.counts["retry"] == 1
@@ -106,7 +106,7 @@ def test_repeated_refusals_stop_submitting_naming_the_code(tmp_path: Path, api_e
     sim = api_env(capacity=1, accept_data_uris=False)
     manifest = sweep(tmp_path, seeds=10)
     manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 1"))
-    summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
                                                        no_canary=True))
     assert summary.exit_code == 1 and sim.stats()["calls"]["submit"] == 3
     assert summary.stopped.startswith("3 submits in a row were refused with HTTP 400, "
@@ -154,10 +154,10 @@ def test_insufficient_balance_stops_at_once_and_leaves_the_cell_pending(
     manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 1"))
     with monkeypatch.context() as m:
         m.setattr(RunComfyClient, "submit", broke)
-        summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out",
+        summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out",
                                                            progress=False, no_canary=True))
     assert len(submits) == 1 and summary.exit_code == 1
     assert "insufficient balance" in summary.stopped and "top up" in summary.stopped
     assert summary.counts["pending"] == 5 and summary.counts["failed"] == 0
-    topped_up = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    topped_up = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert topped_up.exit_code == 0 and sim.stats()["submissions_accepted"] == 5

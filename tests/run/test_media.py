@@ -14,7 +14,7 @@ from runjobs import sweep
 from pipeline.job.journal import read_state
 from pipeline.prepare.plan import build_plan
 from pipeline.media import probe as media
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 from pipeline.sim.video import encode_mp4
 
@@ -72,7 +72,7 @@ def test_both_simulators_give_the_same_check(tmp_path: Path, api_env) -> None:
         manifest = sweep(folder, seeds=1, backend=backend)
         options = RunOptions(out=folder / "out", progress=False,
                              sim=SimConfig(capacity=2, gen_time=(0.05, 0.1)))
-        assert run_job(build_plan(manifest), options).exit_code == 0
+        assert run_plan(build_plan(manifest), options).exit_code == 0
         [rec] = read_state(folder / "out").cells.values()
         [file] = rec.files.values()
         checks[backend] = file.check

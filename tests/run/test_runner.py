@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run.session import RunOptions, run_job
+from pipeline.api import RunOptions, run_plan
 from pipeline.prepare.plan import build_plan
 from pipeline.sim import SimConfig
 from pipeline.job.journal import read_state
@@ -23,7 +23,7 @@ from runjobs import (REPO, env_for, journal_events, run, start_run, status_json,
 
 def test_demo_job_runs_offline_end_to_end(tmp_path: Path) -> None:
     """`backend: sim` runs the demo with no token: every cell done, videos hashed and probed."""
-    summary = run_job(build_plan(REPO / "jobs" / "demo.yaml"),
+    summary = run_plan(build_plan(REPO / "jobs" / "demo.yaml"),
                       RunOptions(out=tmp_path / "out", progress=False,
                                  sim=SimConfig(capacity=4, gen_time=(0.1, 0.3))))
     assert summary.exit_code == 0
@@ -42,9 +42,9 @@ def test_rerun_of_a_finished_job_does_nothing(tmp_path: Path, api_env) -> None:
     sim = api_env(capacity=4, gen_time=(0.05, 0.1))
     manifest = sweep(tmp_path, seeds=6)
     plan = build_plan(manifest)
-    assert run_job(plan, RunOptions(out=tmp_path / "out", progress=False)).exit_code == 0
+    assert run_plan(plan, RunOptions(out=tmp_path / "out", progress=False)).exit_code == 0
     before = sim.stats()
-    again = run_job(plan, RunOptions(out=tmp_path / "out", progress=False))
+    again = run_plan(plan, RunOptions(out=tmp_path / "out", progress=False))
     after = sim.stats()
     assert again.exit_code == 0 and again.counts["done"] == 6
     assert after["submissions_accepted"] == before["submissions_accepted"] == 6
@@ -60,7 +60,7 @@ def test_two_hundred_cells_with_every_fault(tmp_path: Path, api_env) -> None:
                      run="  concurrency: 20\n  canary: 0")  # a faulty first cell would stop it
     manifest.write_text(manifest.read_text().replace("  concurrency: 8\n", ""))
     out = tmp_path / "out"
-    summary = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
     stats = sim.stats()
     status = status_json(manifest, out, env_for(sim.base_url))
     counts = status["counts"]
@@ -96,13 +96,13 @@ def test_unknown_submits_are_held_then_resubmitted_on_request(tmp_path: Path, ap
     sim = api_env(capacity=8, gen_time=(0.05, 0.1), drop_rate=0.3, drop_after_fraction=1.0)
     manifest = sweep(tmp_path, seeds=20, run="  canary: 0")
     out = tmp_path / "out"
-    first = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    first = run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
     unknown = first.counts["unknown"]
     assert unknown > 0 and first.exit_code == 1
     assert sim.stats()["duplicate_submissions"] == 0
-    second = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    second = run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
     assert second.counts["unknown"] == unknown  # held: never resubmitted silently
-    third = run_job(build_plan(manifest), RunOptions(out=out, progress=False,
+    third = run_plan(build_plan(manifest), RunOptions(out=out, progress=False,
                                                      resubmit_unknown=True))
     resubmissions = sum(1 for e in journal_events(out) if e["e"] == "resubmit_unknown")
     assert resubmissions == second.counts["unknown"]
@@ -114,7 +114,7 @@ def test_budget_stops_submitting_before_it_is_crossed(tmp_path: Path, api_env) -
     """With a budget for three cells, the fourth is never submitted and the run says why."""
     sim = api_env(capacity=8, gen_time=(0.05, 0.1), price_usd=0.1)  # $0.504 per 121-frame cell
     manifest = sweep(tmp_path, seeds=8, run="  budget: 1.60")
-    summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert sim.stats()["submissions_accepted"] == 3
     assert summary.counts["done"] == 3 and summary.exit_code == 1
     assert "budget" in (summary.stopped or "")
@@ -126,7 +126,7 @@ def test_fail_fast_stops_after_the_first_failed_cell(tmp_path: Path, api_env) ->
     sim = api_env(capacity=1, gen_time=(0.02, 0.05), fail_rate=1.0)
     manifest = sweep(tmp_path, seeds=10, run="  fail_fast: true\n  canary: 0")
     manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: 1"))
-    summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert summary.counts["failed"] == 1 and summary.counts["pending"] == 9
     assert sim.stats()["submissions_accepted"] == 3  # max_attempts of the first cell
     state = read_state(tmp_path / "out")
@@ -139,12 +139,12 @@ def test_retry_failed_gives_failed_cells_new_attempts(tmp_path: Path, api_env) -
     api_env(capacity=4, gen_time=(0.02, 0.05), fail_rate=1.0)
     manifest = sweep(tmp_path, seeds=2, run="  canary: 0")
     out = tmp_path / "out"
-    assert run_job(build_plan(manifest), RunOptions(out=out, progress=False)).counts[
+    assert run_plan(build_plan(manifest), RunOptions(out=out, progress=False)).counts[
         "failed"] == 2
     api_env(capacity=4, gen_time=(0.02, 0.05))  # the service recovers
-    skipped = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    skipped = run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
     assert skipped.counts["failed"] == 2
-    retried = run_job(build_plan(manifest), RunOptions(out=out, progress=False,
+    retried = run_plan(build_plan(manifest), RunOptions(out=out, progress=False,
                                                        retry_failed=True))
     assert retried.counts["done"] == 2 and retried.exit_code == 0
 
@@ -155,10 +155,10 @@ def test_retry_failed_retries_only_the_selected_failed_cells(tmp_path: Path, api
     manifest = sweep(tmp_path, seeds=3, run="  canary: 0")  # every cell is to fail
     out = tmp_path / "out"
     plan = build_plan(manifest)
-    assert run_job(plan, RunOptions(out=out, progress=False)).counts["failed"] == 3
+    assert run_plan(plan, RunOptions(out=out, progress=False)).counts["failed"] == 3
     sim = api_env(capacity=4, gen_time=(0.02, 0.05))
     chosen = plan.cells[1].id
-    retried = run_job(build_plan(manifest), RunOptions(
+    retried = run_plan(build_plan(manifest), RunOptions(
         out=out, progress=False, retry_failed=True, only=(("cell", chosen[:8]),)))
     assert retried.counts["done"] == 1 and retried.counts["failed"] == 2
     assert sim.stats()["submissions_accepted"] == 1
@@ -170,7 +170,7 @@ def test_only_restricts_the_run(tmp_path: Path, api_env) -> None:
     """`--only seed=2` runs just the matching cells."""
     sim = api_env(capacity=4, gen_time=(0.02, 0.05))
     manifest = sweep(tmp_path, seeds=4)
-    summary = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
                                                        only=(("seed", "2"),)))
     assert summary.counts["done"] == 1 and sim.stats()["submissions_accepted"] == 1
 
@@ -181,10 +181,10 @@ def test_edited_manifest_keeps_done_cells_and_orphans_removed_ones(tmp_path: Pat
     sim = api_env(capacity=4, gen_time=(0.02, 0.05))
     manifest = sweep(tmp_path, seeds=3)
     out = tmp_path / "out"
-    run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
     manifest.write_text(manifest.read_text().replace("to: 3", "to: 5").replace("from: 1",
                                                                                "from: 2"))
-    summary = run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    summary = run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
     assert summary.counts["done"] == 4 and summary.counts["orphaned"] == 1
     assert sim.stats()["submissions_accepted"] == 5
 
@@ -198,7 +198,7 @@ def test_schema_change_requires_a_flag(tmp_path: Path, api_env) -> None:
     api_env(capacity=4, gen_time=(0.02, 0.05))
     manifest = sweep(tmp_path, seeds=1)
     out = tmp_path / "out"
-    run_job(build_plan(manifest), RunOptions(out=out, progress=False))
+    run_plan(build_plan(manifest), RunOptions(out=out, progress=False))
 
     def with_new_schema():  # as if the bundled input schema had been updated since
         plan = build_plan(manifest)
@@ -207,8 +207,8 @@ def test_schema_change_requires_a_flag(tmp_path: Path, api_env) -> None:
         return plan
 
     with pytest.raises(StateError, match="schema of .* changed"):
-        run_job(with_new_schema(), RunOptions(out=out, progress=False))
-    ok = run_job(with_new_schema(), RunOptions(out=out, progress=False,
+        run_plan(with_new_schema(), RunOptions(out=out, progress=False))
+    ok = run_plan(with_new_schema(), RunOptions(out=out, progress=False,
                                                allow_schema_change=True))
     assert ok.exit_code == 0
 
@@ -321,8 +321,8 @@ def test_unknown_price_under_a_budget_is_refused_unless_allowed(tmp_path: Path, 
     monkeypatch.setattr(RunComfyClient, "model_entry", no_price)
     manifest = sweep(tmp_path, seeds=2, run="  budget: 5")
     with pytest.raises(BudgetError, match="price of .* is unknown"):
-        run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+        run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert sim.stats()["submissions_accepted"] == 0
-    allowed = run_job(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
+    allowed = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
                                                        allow_unknown_price=True))
     assert allowed.counts["done"] == 2

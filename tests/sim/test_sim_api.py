@@ -280,12 +280,10 @@ def test_reset_forgets_requests_and_counters(served) -> None:
     assert client.get(wire.STATUS_PATH.format(request_id=rid)).status_code == 404
 
 
-def test_start_is_fast_and_stop_releases_port_and_threads() -> None:
-    """Start takes under a second; stop joins every thread and frees the port."""
+def test_stop_releases_port_and_threads() -> None:
+    """Stop joins every thread and frees the port (start time: bench/sim.py --startup)."""
     before = set(threading.enumerate())
-    t0 = time.monotonic()
     sim = Simulator(SimConfig(**FAST)).start()
-    assert time.monotonic() - t0 < 1.0
     port = sim.port
     rid = httpx.post(sim.base_url + SUBMIT, json=body(), headers=AUTH).json()[wire.REQUEST_ID]
     assert rid

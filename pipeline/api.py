@@ -1,0 +1,290 @@
+"""The library under the `pipeline` command: one function per command, each opening its job once.
+
+    from pipeline import api
+    result = api.run("jobs/demo.yaml", backend="sim")   # plan, run, write the reports
+    print(result.exit_code, api.status("jobs/demo.yaml")["counts"])
+
+Every function here composes the stages (prepare → job → run → report) for one command and
+returns plain data; the CLI (pipeline.cli) is argparse, one call here, and printing. Each
+opens its job once (pipeline.job.opening: the manifest read once, the folder found once, its
+owner checked once); `run` holds the job's lock from before it decides anything until its
+reports are written, so two runs of one job started together never both go on: the second is
+refused (JobLocked, exit 2). `status(m)` is what `pipeline status m --json` prints, and
+`run(...).status` is the same dict as it stands after the run.
+
+Selections (`only`) are pairs (`(("seed", "1"),)`) or `--only` strings (`["seed=1"]`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ProblemList, UsageError
+from .job.folder import JobFolder
+from .job.forecast import Forecast, forecast, plan_json
+from .job.opening import Job, open_job
+from .job.records import DONE, SETTLED
+from .job.select import Only, describe_only, parse_only, select_cells
+from .job.status import view_job
+from .prepare.plan import Plan, ValidationReport, inputs_unchanged, plan_of, validate_files
+from .report import NAMES, write_reports
+from .report.picking import default_path, list_picks, pick_cells, write_picks
+from .run.cancel import CancelOutcome, cancel_requests
+from .run.context import RunOptions, RunSummary
+from .run.prices import price_now
+from .run.session import run_locked
+
+__all__ = ["CancelResult", "Picked", "Planned", "RunOptions", "RunSummary", "cancel",
+           "cancel_job", "job_status", "list_picks_of", "picks", "plan", "report", "run",
+           "run_job", "run_plan", "status", "validate"]
+
+log = logging.getLogger("pipeline")
+
+PathLike = str | os.PathLike[str]
+
+
+def _only(only: Iterable[str] | Only) -> Only:
+    """A selection given as `--only` strings or as pairs."""
+    items = tuple(only)
+    if all(isinstance(x, tuple) for x in items):
+        return items  # type: ignore[return-value]  # pairs, as parse_only makes them
+    if all(isinstance(x, str) for x in items):
+        return parse_only(items)  # type: ignore[arg-type]
+    raise TypeError("only: give KEY=VALUE strings or (key, value) pairs")
+
+
+# --- validate and plan ------------------------------------------------------------------------
+def validate(manifests: Iterable[PathLike], *, offline: bool = False,
+             allow_outside: bool = False) -> ValidationReport:
+    """Check manifests and every request they expand to; every problem of all of them."""
+    return validate_files(manifests, fetch_remote=not offline, allow_outside=allow_outside)
+
+
+@dataclass
+class Planned:
+    """What a run of a manifest would do: the plan tallied against its job's state."""
+
+    forecast: Forecast
+    warnings: list[str]  # the plan's and the prices'
+    selection: str = ""  # `--only` as given, when cells were selected
+
+    def as_json(self) -> dict[str, Any]:
+        """What `pipeline plan --json` prints."""
+        return plan_json(self.forecast)
+
+
+def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str] | Only = (),
+         offline: bool = False, allow_outside: bool = False) -> Planned:
+    """Expand and check a manifest, and say what a run would do, cost and take."""
+    selected = _only(only)
+    problems = ProblemList()
+    job = open_job(manifest, out, allow_outside=allow_outside, problems=problems)
+    built = plan_of(job.manifest, problems, fetch_remote=not offline,
+                    allow_outside=allow_outside)
+    cells = select_cells(built.cells, selected) if selected else None
+    price = price_now(job.manifest, job.folder, offline=offline)
+    outlook = forecast(built, price, job.folder, cells=cells)
+    return Planned(outlook, [*map(str, built.warnings), *price.warnings],
+                   describe_only(selected))
+
+
+# --- run ----------------------------------------------------------------------------------
+def run(manifest: PathLike, options: RunOptions | None = None, *, allow_outside: bool = False,
+        warn: Callable[[str], None] | None = None, **choices: Any) -> RunSummary:
+    """Run every cell of a manifest's job that is not done (a rerun resumes), then write its
+    reports. `options`, or the same choices as keywords (`backend="sim"`, `out=...`,
+    `only=["seed=1"]`, ...: the fields of RunOptions); `warn` is given the plan's warnings
+    before anything is sent (default: logged). A settled job whose inputs are unchanged is
+    answered at once, without planning."""
+    if options is None:
+        if "only" in choices:
+            choices["only"] = _only(choices["only"])
+        options = RunOptions(**choices)
+    elif choices:
+        raise TypeError("api.run: give either `options` or keyword choices, not both")
+    problems = ProblemList()
+    job = open_job(manifest, options.out, allow_outside=allow_outside, problems=problems)
+    with job.locked():
+        summary = None if problems.errors() else _settled(job, options)
+        if summary is None:
+            built = plan_of(job.manifest, problems, allow_outside=allow_outside)
+            for warning in built.warnings:
+                (warn or log.warning)(str(warning))
+            summary = run_locked(built, options, job.folder)
+        return _after_run(job, summary)
+
+
+def run_plan(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
+    """Run a plan already built (a library user's own, say), then write its job's reports."""
+    job = Job(plan.manifest, JobFolder.of(plan.manifest, options.out))
+    job.folder.check_owner(plan.manifest.path)
+    with job.locked():
+        return _after_run(job, run_locked(plan, options, job.folder))
+
+
+def _settled(job: Job, options: RunOptions) -> RunSummary | None:
+    """The summary of a rerun that would do nothing, or None when a run must look: nothing the
+    last plan was made from has changed, the last run's status.json still describes the
+    journal byte for byte, and every cell is settled (pipeline.job.records.SETTLED)."""
+    if options.retry_failed or options.resubmit_unknown or options.only:
+        return None
+    folder = job.folder
+    if not folder.journal.exists():
+        return None
+    summary = folder.settled_summary()
+    if summary is None or not inputs_unchanged(job.manifest, summary.get("inputs")):
+        return None
+    counts = summary.get("counts", {})
+    if any(n for k, n in counts.items() if k not in SETTLED):
+        return None
+    exit_code = 0 if counts.get(DONE) == summary.get("total") else 1
+    return RunSummary(folder.path, summary, exit_code,
+                      cell_events=summary.get("cell_events", -1))
+
+
+def _after_run(job: Job, summary: RunSummary) -> RunSummary:
+    """A run has ended (its lock still held): free its memory, write the reports unless they
+    already show every cell event, and give the job's status as `status` will show it."""
+    # The run's state is garbage now, much of it in reference cycles a full collection alone
+    # frees: free it before the report, so that the report reuses that memory instead of
+    # adding to it (100,000 cells: the run's peak stays where the run itself put it).
+    gc.collect()
+    summary.reports = _reports(job.folder, summary.cell_events)
+    settled = job.folder.settled_summary()
+    if settled is not None:
+        summary.figures = _as_status(job, settled, running=False)
+    return summary
+
+
+def _reports(folder: JobFolder, cell_events: int) -> list[Path]:
+    """Write the reports (they stream over the journal: any job size) unless they already
+    show every cell event of the journal; a report problem never hides how the run ended."""
+    try:
+        stamp = f"{cell_events} {folder.plan.stat().st_mtime_ns}"
+        paths = [folder / name for name in NAMES]
+        if all(p.exists() for p in paths) and folder.report_stamp.exists() and \
+                folder.report_stamp.read_text() == stamp:
+            return paths  # a run that changed nothing leaves the report as it was
+        paths = write_reports(folder.path, running=False)
+        folder.report_stamp.write_text(stamp)
+        return paths
+    except Exception as exc:  # noqa: BLE001 - the run's own outcome is the answer
+        log.warning("the report could not be written: %s", exc)
+        return []
+
+
+# --- status -------------------------------------------------------------------------------
+def status(manifest: PathLike, *, out: PathLike | None = None,
+           only: Iterable[str] | Only = (), allow_outside: bool = False) -> dict[str, Any]:
+    """The job's status, as `pipeline status --json` prints it; `only`: of the cells it
+    selects (the status then has `selection`). Works while a run holds the lock.
+
+    A run leaves status.json beside the journal when it ends; while nothing has been
+    appended to the journal since, that summary is the answer (fast on a 100,000-cell job).
+    Otherwise (a run is going, one was killed, or a selection is asked) the journal is
+    replayed. A job never run is every cell of its plan pending, as `plan` shows."""
+    selected = _only(only)
+    job = open_job(manifest, out, allow_outside=allow_outside)
+    running = job.folder.is_running()
+    summary = None if running or selected else job.folder.settled_summary()
+    if summary is None:
+        snapshot = job.folder.read_plan()
+        if snapshot is None:  # never run: plan it (offline; nothing is written)
+            built = plan_of(job.manifest, ProblemList(), fetch_remote=False,
+                            allow_outside=allow_outside)
+            snapshot = plan_json(forecast(built, price_now(job.manifest, job.folder)),
+                                 with_state=False)
+        summary = view_job(job.folder, snapshot, selected).summary()
+    return _as_status(job, summary, running=running)
+
+
+def job_status(manifest: PathLike, out: PathLike | None = None, *, allow_outside: bool = False,
+               only: Iterable[str] | Only = ()) -> dict[str, Any]:
+    """`status` under its older name (out given by position)."""
+    return status(manifest, out=out, only=only, allow_outside=allow_outside)
+
+
+def _as_status(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str, Any]:
+    summary["running"] = running
+    summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
+        summary["manifest_sha256"] != job.manifest.sha256
+    return summary
+
+
+# --- cancel -------------------------------------------------------------------------------
+@dataclass
+class CancelResult:
+    """What `pipeline cancel` did: how many requests were live, and the server's answers."""
+
+    job: str
+    live: int
+    outcome: CancelOutcome | None
+    note: str = ""  # why nothing was asked, when nothing was
+
+    def text(self) -> str:
+        if self.outcome is None:
+            return f"{self.job}: {self.note}"
+        return (f"{self.job}: asked to cancel {self.outcome.asked} live request(s): "
+                f"{self.outcome.text()}")
+
+
+def cancel(manifest: PathLike, *, out: PathLike | None = None,
+           allow_outside: bool = False) -> CancelResult:
+    """Cancel the job's queued requests (running ones go on, billed); each answer journalled."""
+    job = open_job(manifest, out, allow_outside=allow_outside)
+    with job.locked():
+        live, outcome, note = cancel_requests(job.manifest, job.folder)
+    return CancelResult(job.name, live, outcome, note)
+
+
+# --- report and picks ---------------------------------------------------------------------
+def report(manifest: PathLike, *, out: PathLike | None = None, rows: str | None = None,
+           cols: str | None = None, only: Iterable[str] | Only = (),
+           allow_outside: bool = False) -> list[Path]:
+    """Write report.md, report.html and report.json of a job from its folder alone."""
+    selected = _only(only)
+    job = open_job(manifest, out, allow_outside=allow_outside)
+    if selected:  # a report of some cells: the next run writes the whole job's report again
+        job.folder.report_stamp.unlink(missing_ok=True)
+    return write_reports(job.folder.path, rows=rows, cols=cols, only=selected)
+
+
+@dataclass
+class Picked:
+    """The picks written: the file, and each pick with its cell's state in the job."""
+
+    path: Path
+    picks: list[tuple[dict[str, Any], str]]
+
+
+def picks(manifest: PathLike, only: Iterable[str] | Only, *, out: PathLike | None = None,
+          job_out: PathLike | None = None, allow_outside: bool = False) -> Picked:
+    """Write the cells `only` selects to the picks file (default: picks.jsonl beside the
+    manifest), for a final manifest to render again."""
+    selected = _only(only)
+    if not selected:
+        raise UsageError("pipeline picks: say which cells to pick with --only cell=ID (or "
+                         "KEY=VALUE); without --only it lists the cells already picked")
+    job = open_job(manifest, job_out, allow_outside=allow_outside)
+    chosen = pick_cells(job, selected)
+    path = write_picks([row for row, _ in chosen],
+                       Path(out) if out is not None else default_path(job.manifest.path))
+    return Picked(path, chosen)
+
+
+run_job = run_plan  # older names of the library (pipeline.run_job wrote the reports too)
+cancel_job = cancel
+
+
+def list_picks_of(manifest: PathLike, *, out: PathLike | None = None,
+                  job_out: PathLike | None = None, allow_outside: bool = False) -> list[str]:
+    """Lines describing the picks kept for a job (each cell, its label and its state)."""
+    job = open_job(manifest, job_out, allow_outside=allow_outside)
+    return list_picks(job, Path(out) if out is not None else None)
+
