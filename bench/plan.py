@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import resource
 import sys
 import tempfile
 import time
-import resource
 from pathlib import Path
 
 import jsonschema

@@ -60,9 +60,9 @@ def soak(workdir: Path, *, cells: int, capacity: int, kills: int, seed: int = 1,
          gen_time: tuple[float, float] = (0.2, 1.0), kill_window: tuple[float, float] = (1.0, 4.0),
          log=print) -> dict:
     """Run the soak in `workdir`; the verdict as a dict."""
+    from pipeline.job.journal import read_state
     from pipeline.media.probe import probe
     from pipeline.sim import SimConfig, Simulator
-    from pipeline.job.journal import read_state
 
     rng = random.Random(seed)
     manifest = write_job(workdir, cells, capacity)

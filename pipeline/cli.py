@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .argtypes import positive_int
 from .errors import PipelineError
@@ -99,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the manifest name files outside its own folder")
     p.set_defaults(func=cmd_picks)
 
-    from .catalog import cli as catalog_cli
     from .account import cli as account_cli  # the team ledger registers its own verbs
+    from .catalog import cli as catalog_cli
     from .sim import cli as sim_cli  # the simulator registers its own options
 
     account_cli.register(sub)

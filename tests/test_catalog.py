@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-from pipeline.prepare.plan import build_plan
-from pipeline.api import RunOptions, run_plan
 from runjobs import env_for, pipeline_cmd
 from testmodels import DREAMINA, FIXTURES, IMAGE, VIDEO, project, side_by_side
+
+from pipeline.api import RunOptions, run_plan
+from pipeline.prepare.plan import build_plan
 
 FAST = dict(gen_time=(0.05, 0.2), fetch_timeout=0.0, seed=3)
 
@@ -174,6 +174,7 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
     and time per model; under a budget each cell reserves its own model's estimate, so the run
     stops before the first cell of the dearer model that would cross it."""
     from imagefiles import write_image, write_manifest
+
     from pipeline.job.folder import JobFolder
     from pipeline.job.forecast import forecast, plan_json
     from pipeline.run.prices import price_now

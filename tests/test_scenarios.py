@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 from imagefiles import write_image
 
+from pipeline.api import RunOptions, run_plan
 from pipeline.job.journal import read_state
 from pipeline.prepare.plan import build_plan
-from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

@@ -15,8 +15,17 @@ from typing import Any
 
 from ..errors import LedgerError, UsageError
 from ..job.money import MICRO, micros
-from .store import (BILLED, CONNECT_TIMEOUT, LIVE, RELEASED, Hold, TeamLedger, migrate, recount,
-                    translate)
+from .store import (
+    BILLED,
+    CONNECT_TIMEOUT,
+    LIVE,
+    RELEASED,
+    Hold,
+    TeamLedger,
+    migrate,
+    recount,
+    translate,
+)
 
 log = logging.getLogger("pipeline.account")
 

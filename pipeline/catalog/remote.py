@@ -22,13 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from .. import text, wire
-from ..jsonio import canonical
-from ..errors import AuthError, ClientError, ModelNotFound, TransportError
 from ..durable import write_atomic
+from ..errors import AuthError, ClientError, ModelNotFound, TransportError
 from ..job.price import describe
+from ..jsonio import canonical
 from ..models import cost
-from ..models.catalogue import (BUNDLED, META, META_FORMAT, OUTPUT_SCHEMA, PRICE, SCHEMA, Model, all_models,
-                                load_model, project_models, valid_model_id)
+from ..models.catalogue import (
+    BUNDLED,
+    META,
+    META_FORMAT,
+    OUTPUT_SCHEMA,
+    PRICE,
+    SCHEMA,
+    Model,
+    all_models,
+    load_model,
+    project_models,
+    valid_model_id,
+)
 
 
 def list_models(root: Path) -> list[dict[str, Any]]:

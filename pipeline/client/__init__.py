@@ -11,14 +11,31 @@ Errors are the ClientError branch of pipeline.errors. A failed submit raises Sub
 
 from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_base_url
 from ._inline import inline_local_images, sniff, to_data_uri
-from ._parse import (find_video_url, parse_cancel, parse_error_body, parse_model_entry,
-                     parse_model_list, parse_result, parse_status, parse_submit, pick_outputs,
-                     walk_urls)
+from ._parse import (
+                     find_video_url,
+                     parse_cancel,
+                     parse_error_body,
+                     parse_model_entry,
+                     parse_model_list,
+                     parse_result,
+                     parse_status,
+                     parse_submit,
+                     pick_outputs,
+                     walk_urls,
+)
 from ._retry import retry_after_seconds
 from ._submit import SUBMIT_TABLE, classify_exception, classify_status
 from ._submit import table_markdown as submit_table_markdown
-from ._types import (NOT_ACCEPTED, OUTCOME_UNKNOWN, CancelInfo, DownloadInfo, ModelEntry,
-                     ResultInfo, StatusInfo, Submission)
+from ._types import (
+                     NOT_ACCEPTED,
+                     OUTCOME_UNKNOWN,
+                     CancelInfo,
+                     DownloadInfo,
+                     ModelEntry,
+                     ResultInfo,
+                     StatusInfo,
+                     Submission,
+)
 
 __all__ = [
     "MISSING_TOKEN_MESSAGE", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "SUBMIT_TABLE", "CancelInfo",

@@ -24,21 +24,44 @@ import httpx
 import stamina
 
 from .. import wire
-from ..errors import (ApiError, AuthError, ClientError, DownloadError, MissingToken, ModelNotFound,
-                      NotFound, RateLimited, SubmitError, TransportError, _HttpAnswerError)
+from ..errors import (
+    ApiError,
+    AuthError,
+    ClientError,
+    DownloadError,
+    MissingToken,
+    ModelNotFound,
+    NotFound,
+    RateLimited,
+    SubmitError,
+    TransportError,
+    _HttpAnswerError,
+)
 from ..models.catalogue import load_model
 from ..secrets import scrub
 from ._download import download_once, refuse_bad_redirect, safe_url
 from ._inline import inline_local_images
+from ._parse import (
+    BodyError,
+    parse_cancel,
+    parse_error_body,
+    parse_model_entry,
+    parse_model_list,
+    parse_result,
+    parse_status,
+    parse_submit,
+    valid_request_id,
+)
 from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
 from ._reach import Outage, is_connect_failure
-from ._parse import (BodyError, parse_cancel, parse_error_body, parse_model_entry,
-                     parse_model_list, parse_result, parse_status, parse_submit,
-                     valid_request_id)
-from ._retry import (RetryPolicy, api_transient, download_transient, retry_after_of,
-                     retryable_status)
-from ._submit import (NOT_ACCEPTED, OUTCOME_UNKNOWN, TRANSIENT_REFUSALS, classify_exception,
-                      classify_status)
+from ._retry import RetryPolicy, api_transient, download_transient, retry_after_of, retryable_status
+from ._submit import (
+    NOT_ACCEPTED,
+    OUTCOME_UNKNOWN,
+    TRANSIENT_REFUSALS,
+    classify_exception,
+    classify_status,
+)
 from ._types import CancelInfo, DownloadInfo, ModelEntry, ResultInfo, StatusInfo, Submission
 
 log = logging.getLogger("pipeline.client")

@@ -19,18 +19,18 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .. import text
+from ..durable import write_atomic
 from ..models import cost
 from ..prepare.identity import model_labels
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
-from .found_capacity import kept, planning_concurrency
-from ..durable import write_atomic
 from .folder import JobFolder
+from .found_capacity import kept, planning_concurrency
 from .journal import JobState, read_state
 from .price import Prices, describe
 from .records import ResumeOptions, resume_action
 from .tally import Tally, canary_for, figures_line, planned_cells, resume_for
-from .. import text
 
 
 @dataclass

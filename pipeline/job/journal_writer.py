@@ -11,10 +11,9 @@ import os
 import time
 from pathlib import Path
 
-
 from .. import jsonio
-from ..errors import StateError
 from ..durable import fsync_dir
+from ..errors import StateError
 from .folder import JobFolder
 from .journal import JobState
 

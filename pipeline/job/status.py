@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import text
 from ..models import cost
-from .select import Only, describe_only, select_cells
 from .folder import JobFolder
 from .found_capacity import capacity_figures, kept
 from .journal import JobState, read_state
 from .records import FAILED, PENDING
+from .select import Only, describe_only, select_cells
 from .tally import Tally, figures_line, planned_cells, resume_for
-from .. import text
 
 
 def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,

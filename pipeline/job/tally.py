@@ -18,12 +18,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import cost
+from ..text import money as usd
+from ..text import span
 from .journal import JobState
 from .money import MICRO, Ledger, micros
-from .records import (DONE, FAILED, LIVE, ORPHANED, PENDING, STATES, SUBMIT, UNKNOWN,
-                      CellRecord, ResumeOptions, money, resume_action, slot_seconds)
+from .records import (
+    DONE,
+    FAILED,
+    LIVE,
+    ORPHANED,
+    PENDING,
+    STATES,
+    SUBMIT,
+    UNKNOWN,
+    CellRecord,
+    ResumeOptions,
+    money,
+    resume_action,
+    slot_seconds,
+)
 from .timing import Timings, duration_key, eta
-from ..text import money as usd, span
 
 
 def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = False,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Location, ProblemList
-from .manifest import Manifest
 from ..models.catalogue import Model
+from .manifest import Manifest
 from .modelset import AXIS as MODEL_AXIS
 from .render import TemplateProblem, render
 from .wording import did_you_mean

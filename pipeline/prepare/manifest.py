@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from ..errors import Location, ProblemList
+from ..models.catalogue import Model
 from ..project import project_root
 from .files import read_rows, resolve_inside
-from ..models.catalogue import Model
-from .modelset import AXIS as MODEL_AXIS, ModelSet, read_models
+from .modelset import AXIS as MODEL_AXIS
+from .modelset import ModelSet, read_models
 from .picks import is_pick, split_rows
 from .wording import describe_errors, did_you_mean, kind_of_value, manifest_validator
 from .yamlsrc import Source, load_yaml

@@ -20,8 +20,8 @@ from .images import ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
 from .matrix import check_matrix
 from .render import forget_renderings
-from .wording import printable
 from .validate import RequestValidator
+from .wording import printable
 
 
 @dataclass

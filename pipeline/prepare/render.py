@@ -25,9 +25,22 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from .render_limits import (
+    MAX_INT_BITS,
+    MAX_REPEAT,
+    MAX_SIZE,
+    Budget,
+    check,
+    int_arg,
+    joined_size,
+    local,
+    printf_size,
+    refuse,
+    replaced_size,
+    tick,
+    weight,
+)
 from .undefined import Unset, probing
-from .render_limits import (MAX_INT_BITS, MAX_REPEAT, MAX_SIZE, Budget, check, int_arg, joined_size,
-                            local, printf_size, refuse, replaced_size, tick, weight)
 
 MAX_OUTPUT = 100_000  # characters a rendered string may have
 # Filters a prompt has no use for, or that only amplify sizes (or, like `random`, would make a

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jsonschema
 from jsonschema import FormatChecker, ValidationError
 
 from .. import wire
-from .images import ImageInspector, ImageProblem, kind_of
 from ..models.catalogue import Model
+from .images import ImageInspector, ImageProblem, kind_of
 
 MISSING = "missing required input"
 _SIMPLE_TOP = {"type", "title", "description", "required", "properties", "$schema", "$id",

@@ -18,13 +18,23 @@ from __future__ import annotations
 import os
 import time
 from array import array
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from ..job.records import (DONE, DOWNLOADING, FAILED, ORPHANED, PENDING, RETRY, UNKNOWN, Attempt,
-                           CellRecord, money)
 from .. import text
+from ..job.records import (
+    DONE,
+    DOWNLOADING,
+    FAILED,
+    ORPHANED,
+    PENDING,
+    RETRY,
+    UNKNOWN,
+    Attempt,
+    CellRecord,
+    money,
+)
 
 FORMAT = 2
 

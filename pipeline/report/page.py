@@ -13,14 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-from ..project import project_root
-from ..prepare.picks import pick
-from .grid import Facets, Occupancy, choose_axes
-from ..media.probe import PLACEHOLDER
-from ..media.posters import IMAGE_SUFFIXES
 from .. import jsonio
+from ..media.posters import IMAGE_SUFFIXES
+from ..media.probe import PLACEHOLDER
+from ..prepare.picks import pick
+from ..project import project_root
 from ..text import money
+from .grid import Facets, Occupancy, choose_axes
 
 PAGE_TILES = 200  # tiles a page shows at most: beyond, the grid pages
 EAGER_VIDEOS = 48  # pages with up to this many videos load them at once (preload=auto)

@@ -19,12 +19,12 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from ..errors import StateError
 from ..durable import write_atomic
+from ..errors import StateError
 from ..job.opening import Job
-from ..project import project_root
-from ..prepare.picks import pick
 from ..job.select import Only, select_cells
+from ..prepare.picks import pick
+from ..project import project_root
 from .page import folder_name
 from .scan import scan
 

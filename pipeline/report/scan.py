@@ -15,18 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-
+from .. import jsonio, text
 from ..errors import StateError
 from ..job.folder import JobFolder
 from ..job.journal import JobState
 from ..job.records import ORPHANED
-from ..job.status import new_tally, settings_of
 from ..job.select import Only, describe_only, select_cells
-from .grid import Facets
+from ..job.status import new_tally, settings_of
 from .data import Totals, _round, cell_of, head, models_of
+from .grid import Facets
 from .page import PageContext
 from .stream import JournalIndex, PlanStream
-from .. import jsonio, text
 
 
 class Scanned:

@@ -21,12 +21,12 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
+from .. import jsonio, text
 from ..durable import atomic_writer, write_atomic
+from ..media.strips import add_previews
 from . import page
 from .grid import Occupancy, show
-from ..media.strips import add_previews
 from .scan import Scanned, scan
-from .. import jsonio, text
 
 TEMPLATES = Path(__file__).parent / "templates"
 NAMES = ("report.md", "report.html", "report.json")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import text
 from ..job import journal as ev
 from ..job.forecast import Forecast, planned_at, write_snapshot
 from ..job.price import billed_ratio
@@ -29,7 +30,6 @@ from ..models import cost
 from ..prepare.expand import Cell
 from .context import RunContext
 from .watch import Seen
-from .. import text
 
 log = logging.getLogger("pipeline.canary")
 

@@ -16,8 +16,8 @@ from ..client import RunComfyClient
 from ..errors import ClientError
 from ..job import journal as ev
 from ..job.folder import JobFolder
-from ..job.journal_writer import Journal
 from ..job.journal import JobState, read_state
+from ..job.journal_writer import Journal
 from ..job.records import ON_SERVER
 from ..prepare.manifest import Manifest
 

@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 from ..errors import DownloadError, StateError
 from ..job import journal as ev
 from ..job.records import DONE
-from ..prepare.expand import Cell
 from ..media import probe as media
+from ..prepare.expand import Cell
 from .context import RunContext, crash_point
 
 DOWNLOAD_TRIES = 4  # download rounds per file and run, on top of the client's own retries

@@ -15,12 +15,12 @@ from typing import Any
 
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
-from ..job.journal_writer import Journal
 from ..job.journal import JobState
+from ..job.journal_writer import Journal
 from ..job.price import Prices
 from ..job.tally import Tally
-from ..prepare.expand import Cell
 from ..models.catalogue import Model
+from ..prepare.expand import Cell
 from ..prepare.plan import Plan
 from .control import Control
 from .watch import Watch

@@ -20,8 +20,8 @@ import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import datetime
+from typing import Any
 
 from .. import wire
 from ..client import pick_outputs

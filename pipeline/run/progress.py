@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..job.tally import figures_line
 from .. import text
+from ..job.tally import figures_line
 
 LOG_EVERY = 10.0  # plain mode: a line at least this often (seconds), changed or not
 CHANGE_GAP = 1.0  # plain mode: at most one line this often for changes of the counts

@@ -17,12 +17,22 @@ import os
 import signal
 from typing import Any
 
+from ..durable import write_atomic
 from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
 from ..job.found_capacity import capacity_figures
-from ..durable import write_atomic
-from ..job.records import (DONE, DOWNLOAD, FAILED, PENDING, POLL, RETRY, SUBMIT, Action,
-                           CellRecord, resume_action)
+from ..job.records import (
+    DONE,
+    DOWNLOAD,
+    FAILED,
+    PENDING,
+    POLL,
+    RETRY,
+    SUBMIT,
+    Action,
+    CellRecord,
+    resume_action,
+)
 from ..job.status import summarize
 from ..job.tally import resume_for
 from ..prepare.expand import Cell

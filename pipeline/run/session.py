@@ -18,31 +18,31 @@ import os
 import uuid
 from urllib.parse import urlparse
 
+from .. import text
 from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
 from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
-from ..job.found_capacity import keep, kept, planning_concurrency
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
-from ..job.journal_writer import Journal
+from ..job.found_capacity import keep, kept, planning_concurrency
 from ..job.journal import JobState, read_state
+from ..job.journal_writer import Journal
 from ..job.price import SIM_ORIGIN, Prices
+from ..job.select import select_cells
 from ..job.tally import canary_needs, resume_for
+from ..media.strips import Previews
 from ..models.catalogue import project_models
 from ..prepare.manifest import Manifest
 from ..prepare.plan import Plan
-from ..job.select import select_cells
-from ..media.strips import Previews
-from .watch import Watch
+from .auto import AutoConcurrency
 from .context import RunContext, RunOptions, RunSummary
 from .control import Control, FailureLimits, RefusalBreaker
 from .poll import PollPlanner
-from .auto import AutoConcurrency
-from .runner import Runner
 from .prices import fetch_prices
+from .runner import Runner
 from .team import TeamSlots, open_team
-from .. import text
+from .watch import Watch
 
 __all__ = ["RunOptions", "RunSummary", "run_job", "run_locked"]
 

@@ -20,13 +20,13 @@ from starlette.routing import Route
 
 from .. import wire
 from . import faults as faultlib
-from .listing import Catalog, billed
 from .checks import BodyCheck, Refusal, check_data_uris, check_token
 from .config import SimConfig
 from .faults import FaultPlan
+from .listing import Catalog, billed
+from .outputs import FILES_PATH, download, output_of, planned_outputs
 from .queue import QueueEngine, View
 from .stats import Counters
-from .outputs import FILES_PATH, download, output_of, planned_outputs
 from .video import VideoCache, image_spec
 
 STATS_PATH = "/__sim__/stats"

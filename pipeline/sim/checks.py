@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import wire
-from ..prepare.images import FetchProblem, ImageInfo, ImageInspector, ImageProblem
 from ..models.catalogue import Model
+from ..prepare.images import FetchProblem, ImageInfo, ImageInspector, ImageProblem
 from ..prepare.validate import MISSING, RequestValidator
 from .config import SimConfig
 

@@ -93,8 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def models_dirs(given: list[str]) -> tuple[str, ...]:
     """The --models folders (each must exist), then the current project's models/ folder."""
-    from ..project import root_at
     from ..models.catalogue import project_models
+    from ..project import root_at
 
     for folder in given:
         if not Path(folder).is_dir():

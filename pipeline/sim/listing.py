@@ -15,8 +15,16 @@ from typing import Any
 from .. import wire
 from ..errors import ModelNotFound
 from ..models import cost
-from ..models.catalogue import (BUNDLED, PROJECT, SCHEMA, Model, bundled_models, models_in,
-                                read_model, valid_model_id)
+from ..models.catalogue import (
+    BUNDLED,
+    PROJECT,
+    SCHEMA,
+    Model,
+    bundled_models,
+    models_in,
+    read_model,
+    valid_model_id,
+)
 from .config import SimConfig
 
 

@@ -16,12 +16,30 @@ import stamina
 from PIL import Image
 
 from pipeline import wire
-from pipeline.client import (NOT_ACCEPTED, OUTCOME_UNKNOWN, SUBMIT_TABLE, RunComfyClient,
-                             find_video_url, inline_local_images, parse_error_body,
-                             retry_after_seconds, to_data_uri)
-from pipeline.errors import (ApiError, AuthError, ClientError, DownloadError, InputFileError,
-                             LocalImageError, MissingToken, NotFound, RateLimited, SubmitError,
-                             TransportError)
+from pipeline.client import (
+    NOT_ACCEPTED,
+    OUTCOME_UNKNOWN,
+    SUBMIT_TABLE,
+    RunComfyClient,
+    find_video_url,
+    inline_local_images,
+    parse_error_body,
+    retry_after_seconds,
+    to_data_uri,
+)
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    ClientError,
+    DownloadError,
+    InputFileError,
+    LocalImageError,
+    MissingToken,
+    NotFound,
+    RateLimited,
+    SubmitError,
+    TransportError,
+)
 
 TOKEN = "tok-SECRET-7f3a9c"
 API = "https://api.test"

@@ -19,8 +19,14 @@ import pytest
 from PIL import Image
 
 from pipeline.client import NOT_ACCEPTED, OUTCOME_UNKNOWN, ResultInfo, RunComfyClient
-from pipeline.errors import (ApiError, AuthError, DownloadError, NotFound, SubmitError,
-                             TransportError)
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    DownloadError,
+    NotFound,
+    SubmitError,
+    TransportError,
+)
 
 try:
     from pipeline.sim import Simulator

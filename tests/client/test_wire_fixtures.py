@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.client import (inline_local_images, parse_cancel, parse_error_body, parse_result,
-                             parse_status, parse_submit)
+from pipeline.client import (
+    inline_local_images,
+    parse_cancel,
+    parse_error_body,
+    parse_result,
+    parse_status,
+    parse_submit,
+)
 from pipeline.client._parse import BodyError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wire"

@@ -12,8 +12,8 @@ import pytest
 from pipeline.errors import StateError
 from pipeline.job import journal as ev
 from pipeline.job.folder import JobFolder
-from pipeline.job.journal_writer import Journal
 from pipeline.job.journal import FORMAT, read_state
+from pipeline.job.journal_writer import Journal
 
 
 def header(**extra) -> dict:

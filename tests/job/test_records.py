@@ -6,9 +6,27 @@ import pytest
 
 from pipeline.job import journal as ev
 from pipeline.job.journal import JobState
-from pipeline.job.records import (CANCELLED, DONE, DOWNLOADING, FAILED, HOLD, PENDING, POLL,
-                                  QUEUED, RETRY, RUNNING, SKIP, SUBMIT, SUBMITTING, UNKNOWN,
-                                  DOWNLOAD, ResumeOptions, money, resume_action, slot_seconds)
+from pipeline.job.records import (
+    CANCELLED,
+    DONE,
+    DOWNLOAD,
+    DOWNLOADING,
+    FAILED,
+    HOLD,
+    PENDING,
+    POLL,
+    QUEUED,
+    RETRY,
+    RUNNING,
+    SKIP,
+    SUBMIT,
+    SUBMITTING,
+    UNKNOWN,
+    ResumeOptions,
+    money,
+    resume_action,
+    slot_seconds,
+)
 
 
 def replay(*events: dict) -> JobState:

@@ -6,16 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from runjobs import sweep
 
+from pipeline.api import RunOptions, job_status, run_plan
 from pipeline.cli import main
 from pipeline.job.folder import JobFolder
 from pipeline.job.forecast import forecast
-from pipeline.run.prices import price_now
-from pipeline.api import job_status
 from pipeline.job.status import status_text, view_job
 from pipeline.prepare.plan import build_plan
-from pipeline.api import RunOptions, run_plan
-from runjobs import sweep
+from pipeline.run.prices import price_now
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from imagefiles import MODEL, write_image, write_manifest
+
 from pipeline.prepare.expand import combinations
 from pipeline.prepare.manifest import load_manifest
 from pipeline.prepare.plan import build_plan

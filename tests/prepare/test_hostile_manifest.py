@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
 
+from pipeline.cli import main
 from pipeline.prepare import plan as plan_module
 from pipeline.prepare import render_limits as render_module
-from pipeline.cli import main
 from pipeline.prepare.manifest import MAX_CELLS
 from pipeline.prepare.plan import build_plan, validate_files
 

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from imagefiles import MODEL, write_image, write_manifest
+
 from pipeline.errors import ManifestError
 from pipeline.prepare.manifest import load_manifest
 from pipeline.prepare.plan import build_plan, validate_files

@@ -7,16 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from imagefiles import MODEL, write_image, write_manifest
-from pipeline.errors import ManifestError
-from pipeline.prepare.images import ImageInspector
-from pipeline.prepare.manifest import load_manifest
-from pipeline.models.catalogue import Model, load_model
-from pipeline.prepare.plan import build_plan, validate_files
-from pipeline.prepare.validate import RequestValidator
 from runjobs import REPO
 from testmodels import DREAMINA, IMAGE, VIDEO, project
+
+from pipeline.errors import ManifestError
+from pipeline.models.catalogue import Model, load_model
+from pipeline.prepare.images import ImageInspector
+from pipeline.prepare.manifest import load_manifest
+from pipeline.prepare.plan import build_plan, validate_files
+from pipeline.prepare.validate import RequestValidator
 
 # Cell ids of the checked-in jobs as the version before several models per sweep made them:
 # a one-model manifest must keep its ids, or resuming an old job would pay again.

@@ -12,9 +12,9 @@ from imagefiles import MODEL, write_image, write_manifest
 from pipeline.errors import ManifestError
 from pipeline.job.folder import JobFolder
 from pipeline.job.forecast import forecast, plan_json, plan_table
-from pipeline.run.prices import price_now
 from pipeline.prepare.picks import pick
 from pipeline.prepare.plan import build_plan
+from pipeline.run.prices import price_now
 
 FINAL = f"""
 name: final

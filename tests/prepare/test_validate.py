@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from imagefiles import MODEL, data_uri, image_bytes, write_image, write_manifest
+
 from pipeline.errors import ManifestError
 from pipeline.prepare.plan import build_plan, validate_files
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
 
+from pipeline.api import RunOptions, run_plan
 from pipeline.cli import main
 from pipeline.prepare.plan import build_plan
-from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 
 FAST = SimConfig(capacity=4, gen_time=(0.05, 0.15), seed=2)

@@ -18,11 +18,11 @@ import pytest
 from imagefiles import MODEL, write_image, write_manifest
 
 from pipeline import report as report_mod
+from pipeline.api import RunOptions, run_plan
 from pipeline.cli import main
 from pipeline.prepare.plan import build_plan
 from pipeline.report import build_report, percentile, write_reports
 from pipeline.report.grid import Occupancy, choose_axes
-from pipeline.api import RunOptions, run_plan
 from pipeline.sim import SimConfig
 
 REPO = Path(__file__).resolve().parents[2]

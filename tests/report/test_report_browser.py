@@ -166,8 +166,8 @@ matrix:
 
 def run_beside(manifest: Path, out: Path, **sim) -> None:
     """Run a job on the simulator in a worker thread (Playwright's loop owns this one)."""
-    from pipeline.prepare.plan import build_plan
     from pipeline.api import RunOptions, run_plan
+    from pipeline.prepare.plan import build_plan
     from pipeline.sim import SimConfig
 
     config = SimConfig(**{"capacity": 8, "gen_time": (0.05, 0.15), "seed": 5, **sim})

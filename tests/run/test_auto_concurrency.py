@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-
 from imagefiles import MODEL, write_image, write_manifest
 from runjobs import LiveSampler, env_for, pipeline_cmd, run, status_json
 

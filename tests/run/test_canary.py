@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.prepare.plan import build_plan
-from pipeline.api import RunOptions, run_plan
 from runjobs import env_for, journal_events, pipeline_cmd, run, status_json, sweep
+
+from pipeline.api import RunOptions, run_plan
+from pipeline.prepare.plan import build_plan
 
 
 def test_a_refused_data_uri_costs_one_submit(tmp_path: Path, api_env) -> None:

@@ -12,11 +12,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from runjobs import env_for, journal_events, run, start_run, sweep
 
+from pipeline.job.journal import read_state
 from pipeline.media.probe import probe
 from pipeline.sim import Simulator
-from pipeline.job.journal import read_state
-from runjobs import env_for, journal_events, run, start_run, sweep
 
 KILL_POINTS = ["after_intent:2", "after_submit:3", "after_download:2", "after_submit:1"]
 

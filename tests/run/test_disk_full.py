@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from runjobs import env_for, run, sweep
 
 from pipeline.job.journal import read_state
-from runjobs import env_for, run, sweep
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from runjobs import sweep
 
-from pipeline.job.journal import read_state
-from pipeline.prepare.plan import build_plan
-from pipeline.media import probe as media
 from pipeline.api import RunOptions, run_plan
+from pipeline.job.journal import read_state
+from pipeline.media import probe as media
+from pipeline.prepare.plan import build_plan
 from pipeline.sim import SimConfig
 from pipeline.sim.video import encode_mp4
 

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from runjobs import REPO, env_for, journal_events, run, start_run, status_json, sweep, wait_until
 
 from pipeline.api import RunOptions, run_plan
+from pipeline.job.journal import read_state
 from pipeline.prepare.plan import build_plan
 from pipeline.sim import SimConfig
-from pipeline.job.journal import read_state
-from runjobs import (REPO, env_for, journal_events, run, start_run, status_json, sweep,
-                     wait_until)
 
 
 def test_demo_job_runs_offline_end_to_end(tmp_path: Path) -> None:

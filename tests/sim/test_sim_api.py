@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from simcalls import wait_result
 
 from pipeline import wire
-from simcalls import wait_result
 from pipeline.sim import SimConfig, Simulator
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-
 from imagefiles import data_uri, image_bytes
-from pipeline import wire
 from simcalls import wait_result
-from pipeline.client import RunComfyClient
 from testmodels import DREAMINA, FIXTURES, IMAGE, VIDEO
+
+from pipeline import wire
+from pipeline.client import RunComfyClient
 
 SUBMIT = wire.SUBMIT_PATH.format(model_id=DREAMINA)
 FAST = dict(gen_time=(0.1, 0.1), fetch_timeout=0.0, models_dirs=(str(FIXTURES),))
@@ -139,8 +139,9 @@ def test_an_image_model_makes_pngs_under_its_output_key(served) -> None:
     done = wait_result(client, answer.json()[wire.REQUEST_ID], wire.INCLUDE_COST_PARAM)
     urls = done[wire.OUTPUT][wire.OUTPUT_IMAGES]
     assert len(urls) == 3 and len(set(urls)) == 3 and done[wire.COST] == 0.02
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     for url in urls:
         got = httpx.get(url)
