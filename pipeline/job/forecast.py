@@ -154,17 +154,17 @@ def models_json(f: Forecast) -> list[dict[str, Any]]:
     return out
 
 
-def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
-    """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run."""
+def plan_head(f: Forecast) -> dict[str, Any]:
+    """plan.json without its cells: what `status`, the report and the run's own summary read
+    of the plan (pipeline.job.status.settings_of), as `plan_json` writes it."""
     plan, m, price = f.plan, f.plan.manifest, f.price
     many = m.sweep.many
     fps = m.model.fps
-    estimates = [p.estimate for p in f.tally.planned.values()]
-    sweep_usd = None if None in estimates or not estimates else round(sum(estimates), 4)
+    sweep_usd = f.tally.estimated_usd()
     figures = f.figures()
-    data: dict[str, Any] = {
+    return {
         "job": m.name,
-        "model": ", ".join(m.sweep.models) if many else m.model.id,
+        "model": m.sweep.label,
         "models": models_json(f),
         "backend": m.backend,
         "manifest": str(m.path.resolve()),
@@ -180,7 +180,7 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
         "estimated_usd": sweep_usd,
         "estimate": {
             "usd": sweep_usd,
-            "unpriced_cells": sum(1 for x in estimates if x is None),
+            "unpriced_cells": f.tally.unpriced,
             "price_source": price.source,
             "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
                                           for c in plan.cells
@@ -193,17 +193,23 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
         },
         "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
         "matrix": matrix_json(m),
-        "cells": [
-            {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-             "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
-             **({"from_cell": c.from_cell} if c.from_cell else {})}
-            for c, p in zip(plan.cells, f.tally.planned.values())
-        ],
     }
+
+
+def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
+    """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run."""
+    plan, many = f.plan, f.plan.manifest.sweep.many
+    data = plan_head(f)
+    data["cells"] = [
+        {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
+         "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
+         **({"from_cell": c.from_cell} if c.from_cell else {})}
+        for c, p in zip(plan.cells, f.tally.planned.values(), strict=True)
+    ]
     if with_state:
-        data["figures"] = figures
+        data["figures"] = f.figures()
     if with_state and f.state.cells:
-        for item, (st, act) in zip(data["cells"], f.actions()):
+        for item, (st, act) in zip(data["cells"], f.actions(), strict=True):
             item["state"], item["action"] = st, act
         data["orphaned"] = [{"id": cid, "label": f.state.cells[cid].label,
                              "action": "orphaned: no longer in the manifest (kept on disk)"}

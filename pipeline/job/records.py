@@ -213,9 +213,15 @@ class CellRecord:
         self.compacted = True
 
     def status_calls(self) -> int:
+        """Status calls made about the cell's accepted requests (all of its attempts)."""
         if self.compacted:
             return self.done_calls
         return sum(a.status_calls for a in self.attempts if a.request_id)
+
+    def sent(self) -> bool:
+        """Whether the server accepted a request of the cell: the cells `status_calls_per_cell`
+        is a mean over (a cell whose every submit was refused was never polled)."""
+        return self.compacted or any(a.request_id for a in self.attempts)
 
     def state(self, max_attempts: int, live_since: float | None = None) -> str:
         """The cell's state. `live_since`: the start of the run going now, if one is (an

@@ -7,7 +7,6 @@ works from another terminal while a run holds the lock.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +46,6 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
             if reason:
                 group = pending.setdefault(reason, {"reason": reason, "cells": 0, "example": cid})
                 group["cells"] += 1
-    calls = [rec.status_calls() for rec in state.cells.values()
-             if rec.compacted or any(a.request_id for a in rec.attempts)]
     header = state.header
     by_model = {}
     if models and len(models) > 1:
@@ -64,7 +61,6 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
         "budget_usd": budget,
         "price_source": price_source,
         "concurrency": concurrency,
-        "status_calls_per_cell": round(statistics.mean(calls), 2) if calls else None,
         "failed": failed,
         "unknown": unknown,
         "pending_reasons": sorted(pending.values(), key=lambda g: -g["cells"]),
@@ -122,32 +118,39 @@ def status_text(s: Mapping[str, Any]) -> str:
 # --- a job from its folder -------------------------------------------------------------------
 @dataclass
 class JobView:
-    """A job folder read back: its replayed journal, its plan snapshot and their tally."""
+    """A job as `status` shows it: its journal replayed (or the run's own state, at the end of
+    a run), the header of its plan snapshot (plan.json without its cells), their tally, and
+    the settings read from both (`settings_of`)."""
 
     folder: JobFolder
     state: JobState
-    plan: dict  # plan.json (or the journal's cells when there is none)
+    plan: Mapping[str, Any]  # plan.json (its cells are not read here)
     tally: Tally
     running: bool
-    concurrency: int
-    budget: float | None
-    price_source: str | None
-    capacity: dict | None = None  # with concurrency: auto, what the runs found
+    settings: Settings
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
-        out = summarize(self.tally, self.state, job=self.plan.get("job") or
-                        self.state.header.get("job"), model=self.plan.get("model") or
-                        self.state.header.get("model"), folder=self.folder,
-                        running=self.running, concurrency=self.concurrency,
-                        price_source=self.price_source, budget=self.budget,
-                        manifest_sha256=self.plan.get("manifest_sha256"), now=now,
+        """What `pipeline status --json` prints: the one builder, for `status` and for the
+        summary a run leaves in status.json."""
+        plan, header, s = self.plan, self.state.header, self.settings
+        out = summarize(self.tally, self.state, job=plan.get("job") or header.get("job"),
+                        model=plan.get("model") or header.get("model"), folder=self.folder,
+                        running=self.running, concurrency=s.concurrency,
+                        price_source=s.price_source, budget=s.budget,
+                        manifest_sha256=plan.get("manifest_sha256"), now=now,
                         models={x["id"]: (x.get("price") or {}).get("source")
-                                for x in self.plan.get("models") or () if "id" in x})
-        if self.plan.get("selection"):
-            out["selection"] = self.plan["selection"]
-        if self.capacity is not None:
-            out["capacity"] = self.capacity
+                                for x in plan.get("models") or () if "id" in x})
+        if plan.get("selection"):
+            out["selection"] = plan["selection"]
+        if s.capacity is not None:
+            out["capacity"] = s.capacity
         return out
+
+
+def view_of(folder: JobFolder, state: JobState, plan: Mapping[str, Any], tally: Tally, *,
+            running: bool) -> JobView:
+    """A job from a state and a tally already counted (a run's, as it ends)."""
+    return JobView(folder, state, plan, tally, running, settings_of(plan, state.header, folder))
 
 
 DEFAULT_MAX_ATTEMPTS = 3  # the manifest's default, for journals that do not say
@@ -235,5 +238,4 @@ def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()
     if running and header:  # the run going is still waiting for its canary's cells
         tally.canary = max(0, header.get("canary", 0) - sum(
             1 for c in state.canaries if c.get("ok") and c.get("t", 0) >= header.get("t", 0)))
-    return JobView(folder, state, plan, tally, running, s.concurrency, s.budget,
-                   s.price_source, s.capacity)
+    return JobView(folder, state, plan, tally, running, s)

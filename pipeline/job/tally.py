@@ -135,6 +135,8 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
 
 
 _ENTRIES: dict[tuple, tuple] = {}
+_UNSEEN = (PENDING, True, False, False, 0)  # a planned cell the journal does not name yet
+_UNSEEN_ORPHAN = (None, False, False, False, 0)
 
 
 class Tally:
@@ -161,9 +163,18 @@ class Tally:
         self.to_go_unpriced = 0
         self.live: dict[str, tuple[str, float | None]] = {}  # cell -> (key, submitted at)
         self.listed: dict[str, str] = {}  # failed and unknown cells -> state
-        self._cells: dict[str, tuple[str, bool, bool]] = {}  # state, to do, measured
+        # per cell: state, to do, measured, accepted by the server, its status calls
+        self._cells: dict[str, tuple[str, bool, bool, bool, int]] = {}
+        self.status_calls = 0  # of the cells the server accepted a request of
+        self.sent = 0  # those cells
+        self.estimate = 0  # the whole sweep at its price, in micro-dollars
+        self.unpriced = 0  # cells of it at an unknown price
         for c in self.planned.values():
             self._add_todo(c, 1)
+            if c.estimate is None:
+                self.unpriced += 1
+            else:
+                self.estimate += micros(c.estimate)
 
     def recount(self, state: JobState, *, live_since: float | None,
                 resume: ResumeOptions) -> None:
@@ -204,8 +215,12 @@ class Tally:
         else:
             new = rec.state(self.max_attempts, self.live_since)
             todo = resume_action(rec, new, self.max_attempts, self.resume).does == SUBMIT
-        old, was_todo, measured = self._cells.get(cid, (PENDING, True, False)) \
-            if planned is not None else self._cells.get(cid, (None, False, False))
+        old, was_todo, measured, was_sent, calls_before = self._cells.get(cid, _UNSEEN) \
+            if planned is not None else self._cells.get(cid, _UNSEEN_ORPHAN)
+        sent = rec.sent()
+        calls = rec.status_calls() if sent else 0
+        self.sent += sent - was_sent
+        self.status_calls += calls - calls_before
         if old is not None:
             self.counts[old] -= 1
         self.counts[new] += 1
@@ -227,13 +242,25 @@ class Tally:
                 measured = True
         self.ledger.settle(cid, money(rec, planned.estimate if planned else None),
                            orphaned=planned is None)
-        entry = (new, todo, measured)
-        self._cells[cid] = _ENTRIES.setdefault(entry, entry)  # a few dozen distinct ones
+        entry = (new, todo, measured, sent, calls)
+        self._cells[cid] = _ENTRIES.setdefault(entry, entry)  # a few hundred distinct ones
 
     def state_of(self, cid: str) -> str:
         """A cell's state as last counted (planned cells never seen are pending)."""
         found = self._cells.get(cid)
         return found[0] if found else (PENDING if cid in self.planned else ORPHANED)
+
+    def status_calls_per_cell(self) -> float | None:
+        """Status calls per cell the server accepted a request of (None before any was): the
+        one rule for status, the run's summary, the progress line and report.json."""
+        return round(self.status_calls / self.sent, 2) if self.sent else None
+
+    def estimated_usd(self) -> float | None:
+        """The whole sweep at its price (None when a cell's price is unknown): the one sum for
+        plan, status and the report; what is left to pay is `to_go_usd`."""
+        if self.unpriced or not self.planned:
+            return None
+        return round(self.estimate / MICRO, 4)
 
     def eta(self, concurrency: int, now: float | None = None) -> float | None:
         return eta(self.todo, self.live.values(), concurrency, self.timings,
@@ -250,7 +277,7 @@ class Tally:
                 f = out[c.model] = {"cells": 0, "counts": dict.fromkeys(STATES, 0),
                                     "spent": 0, "estimate": 0, "unpriced": 0, "to_do": 0,
                                     "to_go": 0, "to_go_unpriced": 0}
-            st, todo, _ = self._cells.get(c.id, (PENDING, True, False))
+            st, todo = self._cells.get(c.id, _UNSEEN)[:2]
             f["cells"] += 1
             f["counts"][st] += 1
             f["spent"] += micros(self.ledger.money_of(c.id).spent)
@@ -287,10 +314,13 @@ class Tally:
             "committed_usd": round(ledger.committed, 4),
             "unpriced_cells": ledger.unpriced_cells,
             "to_go_usd": None if self.to_go_unpriced else round(self.to_go / MICRO, 4),
+            "estimated_usd": self.estimated_usd(),
             "to_do": left,
             "eta_s": _round(self.eta(concurrency, now), 1),
             "per_cell_s": _round(self.timings.per_cell(""), 2),
             "duration_source": self.timings.source(),
+            "status_calls": self.status_calls,
+            "status_calls_per_cell": self.status_calls_per_cell(),
         }
 
 

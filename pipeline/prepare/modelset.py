@@ -57,6 +57,12 @@ class ModelSet:
     def many(self) -> bool:
         return len(self.models) > 1
 
+    @property
+    def label(self) -> str:
+        """The job's `model` as plan.json, the journal and status name it: the model's id, or
+        the ids of a sweep's models joined by commas (a label, never a model id)."""
+        return ", ".join(self.models)
+
     def of(self, values: Mapping) -> Model | None:
         """The model of a cell with these matrix values (None: it names none)."""
         chosen = values.get(AXIS, self.default)

@@ -60,8 +60,8 @@ def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
         "totals": {"cells": figures["total"], "by_state": figures["counts"], "attempts": 0,
                    "files": 0, "missing_files": 0, "media_problems": 0},
         "cost": {
-            "estimated_usd": None,
-            "unpriced_cells": 0,
+            "estimated_usd": figures["estimated_usd"],
+            "unpriced_cells": figures["estimate_unpriced_cells"],
             "actual_usd": figures["spent_usd"],
             "spent_usd": figures["spent_usd"],
             "spent_estimated": figures["spent_estimated"],
@@ -81,7 +81,8 @@ def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
         },
-        "status_calls": {"total": 0, "per_cell_mean": None},
+        "status_calls": {"total": figures["status_calls"],
+                         "per_cell_mean": figures["status_calls_per_cell"]},
         "cells": [],
         "failures": [],
         "unknown": [],
@@ -96,10 +97,7 @@ class Totals:
         self.queue = array("d")  # a float each, not an object each (100,000 cells: ~9 MB)
         self.gen = array("d")
         self.gen_by_model: dict[str, array] = {}  # a sweep of several models: each its own
-        self.calls = self.sent = self.attempts = self.files = self.missing = self.media = 0
-        self.estimate = 0.0
-        self.unpriced = 0
-        self.priced = 0
+        self.attempts = self.files = self.missing = self.media = 0
         self.failures: list[dict] = []
         self.unknown: list[dict] = []
 
@@ -110,20 +108,11 @@ class Totals:
             if a["generation_s"] is not None and a["result"] == "succeeded":
                 self.gen.append(a["generation_s"])
                 self.gen_by_model.setdefault(c["model"], array("d")).append(a["generation_s"])
-        if c["attempts"]:
-            self.calls += c["status_calls"]
-            self.sent += 1
         self.attempts += len(c["attempts"])
         for f in c["files"]:
             self.files += 1
             self.missing += not f["exists"]
             self.media += bool(f["check"] and not f["check"].get("ok"))
-        if c["state"] != ORPHANED:
-            if c["estimated_cost_usd"] is None:
-                self.unpriced += 1
-            else:
-                self.priced += 1
-                self.estimate += c["estimated_cost_usd"]
         if c["state"] in (FAILED, RETRY, "cancelled") or (c["state"] == PENDING and c["reason"]):
             self.failures.append(_brief(c))
         elif c["state"] == UNKNOWN:
@@ -133,13 +122,8 @@ class Totals:
         t = report["totals"]
         t.update(attempts=self.attempts, files=self.files, missing_files=self.missing,
                  media_problems=self.media)
-        report["cost"]["estimated_usd"] = None if self.unpriced or not self.priced \
-            else round(self.estimate, 4)
-        report["cost"]["unpriced_cells"] = self.unpriced
         report["timings"]["queue_s"] = _spread(self.queue)
         report["timings"]["generation_s"] = _spread(self.gen)
-        report["status_calls"] = {"total": self.calls, "per_cell_mean":
-                                  _round(self.calls / self.sent) if self.sent else None}
         report["failures"], report["unknown"] = self.failures, self.unknown
 
 

@@ -138,7 +138,8 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
             spool.close()
             raise
     figures = {**tally.figures(settings.concurrency), "max_attempts": settings.max_attempts,
-               "price_source": settings.price_source, "budget_usd": settings.budget}
+               "price_source": settings.price_source, "budget_usd": settings.budget,
+               "estimate_unpriced_cells": tally.unpriced}
     report = head(state.header, plan, folder.path, running, figures, _runs(index))
     totals.into(report)
     report["models"] = models_of(plan, tally.per_model(), totals)

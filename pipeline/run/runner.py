@@ -20,6 +20,7 @@ from typing import Any
 from ..durable import write_atomic
 from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
+from ..job.forecast import Forecast, plan_head
 from ..job.found_capacity import capacity_figures
 from ..job.records import (
     DONE,
@@ -33,7 +34,7 @@ from ..job.records import (
     CellRecord,
     resume_action,
 )
-from ..job.status import summarize
+from ..job.status import view_of
 from ..job.tally import resume_for
 from ..prepare.expand import Cell
 from ..secrets import scrub
@@ -64,7 +65,8 @@ class Runner:
         """The job's figures now, with the size of the journal they reflect (and, while a
         canary is unproven, the cells it waits for and the cells it holds back)."""
         run, control = self.run_, self.run_.control
-        figures = {**run.tally.figures(control.slots), "journal_bytes": run.journal.size,
+        figures = {**run.tally.figures(control.slots), "concurrency": control.slots,
+                   "journal_bytes": run.journal.size,
                    "retrying": run.client.retrying}
         if control.canary and not control.submitting_stopped:
             free = max(0, control.limit() - control.live)
@@ -255,17 +257,9 @@ class Runner:
         # (this run's --retry-failed and the like no longer apply).
         run.tally.recount(run.state, live_since=None, resume=resume_for(run.state))
         run.tally.canary = 0  # no run is waiting for one now
-        m = run.plan.manifest
-        many = m.sweep.many
-        summary = summarize(run.tally, run.state, job=m.name,
-                            model=", ".join(m.sweep.models) if many else m.model.id,
-                            folder=run.folder, running=False, concurrency=control.slots,
-                            price_source=run.price.source, budget=run.tally.ledger.budget,
-                            manifest_sha256=m.sha256,
-                            models={k: run.price.of(k).source for k in m.sweep.models})
-        if control.auto is not None:
-            summary["capacity"] = capacity_figures(control.auto.capacity,
-                                                   control.auto.queue_ahead, None)
+        # The one builder of `status --json`, over the header plan.json has (as written now).
+        head = plan_head(Forecast(run.plan, run.price, run.state, run.tally, control.slots))
+        summary = view_of(run.folder, run.state, head, run.tally, running=False).summary()
         summary["inputs"] = run.plan.inputs
         write_atomic(run.folder.summary, _json(summary))
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,

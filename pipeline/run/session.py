@@ -118,7 +118,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
         journal = Journal(folder, state)
         many = m.sweep.many
         start = journal.write(ev.run_started(
-            job=m.name, model=", ".join(m.sweep.models) if many else m.model.id,
+            job=m.name, model=m.sweep.label,
             manifest=str(m.path.resolve()), manifest_sha256=m.sha256,
             schema_sha256=None if many else m.model.schema_sha256,
             backend=backend, base_url=client.base_url, concurrency=concurrency,

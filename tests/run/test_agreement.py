@@ -1,7 +1,8 @@
 """Every command shows the same figures: a faulty 60-cell run is sampled at random instants
 (while running, after an interrupt, after a resume, after a manifest edit that orphans cells),
 and at each the last progress line, `pipeline status --json`, report.json and report.md agree
-on the total, the counts by state, spent and committed; spent never decreases.
+on the total, the counts by state, spent and committed, the status calls per cell, the sweep's
+estimate, the concurrency and (when nothing is live) the ETA; spent never decreases.
 
 While running, the runner is frozen (SIGSTOP) at a random instant; a sample counts only when
 its last progress line reflects the whole journal (`journal_bytes`), else the runner goes on a
@@ -21,10 +22,13 @@ from pathlib import Path
 
 from runjobs import env_for, pipeline_cmd, status_json, sweep, wait_until
 
+from pipeline.job.records import LIVE
+
 FAULTS = dict(capacity=4, gen_time=(0.5, 1.5), seed=23, price_usd=0.05, error_rate=0.05,
               rate_limit_rate=0.05, drop_rate=0.03, fail_rate=0.2, download_fault_rate=0.1,
               retry_after=0.1, download_outage=0.3)
-FIGURES = ("total", "counts", "spent_usd", "committed_usd")
+FIGURES = ("total", "counts", "spent_usd", "committed_usd", "status_calls_per_cell",
+           "estimated_usd", "concurrency")
 
 
 class Run:
@@ -91,8 +95,13 @@ def agree(manifest: Path, out: Path, env: dict, progress: dict, when: str) -> di
     assert {k: status[k] for k in FIGURES} == mine, when
     cost = data["cost"]
     assert {"total": data["totals"]["cells"], "counts": data["totals"]["by_state"],
-            "spent_usd": cost["spent_usd"], "committed_usd": cost["committed_usd"]} == mine, when
+            "spent_usd": cost["spent_usd"], "committed_usd": cost["committed_usd"]} == \
+        {k: mine[k] for k in FIGURES[:4]}, when
     assert cost["actual_usd"] == mine["spent_usd"], when
+    assert data["status_calls"]["per_cell_mean"] == mine["status_calls_per_cell"], when
+    assert cost["estimated_usd"] == mine["estimated_usd"] is not None, when
+    if not any(status["counts"][s] for s in LIVE):  # else the ETA moves with the clock
+        assert status["eta_s"] == progress["eta_s"] == data["timings"]["eta_s"], when
     md_seen = md_figures(md)
     assert md_seen["total"] == mine["total"], when
     assert md_seen["counts"] == {k: v for k, v in mine["counts"].items() if v}, when

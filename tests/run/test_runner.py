@@ -238,6 +238,24 @@ def test_second_concurrent_run_refuses_and_the_first_finishes(tmp_path: Path, ap
     assert sim.stats()["submissions_accepted"] == 4
 
 
+def test_two_runs_started_together_one_runs_and_the_other_is_refused(tmp_path: Path,
+                                                                      api_env) -> None:
+    """Two `pipeline run` of one job started at the same instant, three times over: each time
+    one runs the job to its end and the other is refused by the job's lock (exit 2) before it
+    decides anything (no fast path, no report, no submit slips past the lock)."""
+    sim = api_env(capacity=4, gen_time=(1.0, 1.5))
+    env = env_for(sim.base_url)
+    for n in range(3):
+        manifest = sweep(tmp_path / f"job{n}", seeds=2)
+        out = tmp_path / f"out{n}"
+        both = [start_run(manifest, out, env) for _ in range(2)]
+        codes = sorted(p.wait(timeout=120) for p in both)
+        errors = [p.stderr.read() for p in both]
+        assert codes == [0, 2], (codes, errors)
+        assert any("another `pipeline run` is running this job" in e for e in errors), errors
+    assert sim.stats()["submissions_accepted"] == 3 * 2
+
+
 def test_interrupt_leaves_requests_live_and_resume_collects_them(tmp_path: Path,
                                                                   api_env) -> None:
     """Ctrl-C exits 130 with a resume hint; the rerun collects live requests without
