@@ -13,6 +13,8 @@
 - `postgres`: a throwaway PostgreSQL cluster of the session's own (tests/pgcluster.py), started
   on first use; `ledger_url`: a fresh, empty database on it for one test. Where PostgreSQL's
   server binaries are missing the test is `unavailable` (skipped, or failed in CI).
+- `--fuzz`: the manifest fuzz tests run 1,000 generated examples each instead of 100 (as
+  build's `--run-integration`: the thorough profile on demand, the quick one by default).
 - `fast_retries`: `with fast_retries(attempts=N):` runs in stamina's testing mode (no backoff
   waits, at most N attempts per retried call). Mark a test or a module
   `@pytest.mark.fast_retries(attempts=N)` to run it so; stamina's mode is global, so every test
@@ -54,7 +56,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz", action="store_true",
+                     help="run the manifest fuzz tests with 1,000 examples each (default 100)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--fuzz"):  # read by tests/prepare/test_fuzz_manifest.py at import
+        os.environ["PIPELINE_FUZZ_EXAMPLES"] = "1000"
     config.addinivalue_line(
         "markers", "fast_retries(attempts): run the test in stamina's testing mode (no backoff "
         "waits, at most `attempts` attempts per retried call); see tests/conftest.py")

@@ -114,7 +114,8 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
                   models: Mapping[str, tuple[dict | None, int]] | None = None
                   ) -> list[PlannedCell]:
     """PlannedCells from plan cells (objects or plan.json dicts with id, label, request and,
-    in a sweep of several models, model). Each is priced with its own model's sheet and fps
+    in a sweep of several models, model). A plan.json cell keeps the estimate the run wrote
+    (`estimated_cost`); any other is priced with its own model's sheet and fps
     (`models`: model id -> (sheet, fps)); `model`, `sheet` and `fps` stand for cells that do
     not name a model."""
     out = []
@@ -128,7 +129,10 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
             cid, label, request = c.id, c.label, c.request
             own = getattr(c, "model", "") or model
         own_sheet, own_fps = models.get(own, (sheet, fps))
-        usd = cost.cell_cost(own_sheet, request, own_fps)
+        if isinstance(c, Mapping) and "estimated_cost" in c:  # plan.json's, as the run priced it
+            usd = c["estimated_cost"]
+        else:
+            usd = cost.cell_cost(own_sheet, request, own_fps)
         out.append(PlannedCell(cid, label, shared.setdefault(usd, usd),
                                duration_key(own, request), sys.intern(own)))
     return out

@@ -1,5 +1,5 @@
-"""Stage 2: the matrix becomes a list of cells, each one request body (its content-derived id,
-pinned seed and label: pipeline.prepare.identity).
+"""Prepare, expand: the matrix becomes a list of cells, each one request body (its
+content-derived id, pinned seed and label: pipeline.prepare.identity).
 
 Pure functions in a deterministic order. The matrix follows GitHub Actions exactly: the product of
 the axes (first axis outermost), then `exclude` (an entry drops every combination having all of

@@ -1,4 +1,4 @@
-"""Stage 1: read a YAML job manifest into a checked, plain `Manifest`.
+"""Prepare, read: a YAML job manifest into a checked, plain `Manifest`.
 
 The manifest's shape is `schemas/manifest.schema.json` (the single source of truth, also used by
 editors); this module adds what a schema cannot say: that `inputs` name real model inputs, that

@@ -1,4 +1,4 @@
-"""Stage 3: every request body is checked against its model's input schema.
+"""Prepare, validate: every request body is checked against its model's input schema.
 
 The catalog schema's nonstandard parts are real validator extensions, not side checks: the
 `image_uri`/`image_uris` formats (http(s) URL, `data:` URI or local file; JPEG or PNG by

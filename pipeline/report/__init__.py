@@ -1,4 +1,5 @@
-"""Stage 5: the run report, built from a job folder's state files alone (no network).
+"""The report stage (prepare → job → run → report): the run report, built from a job
+folder's state files alone (no network).
 
     paths = write_reports(folder, rows="seed", cols="resolution")
     # -> [folder/report.md, folder/report.html, folder/report.json]

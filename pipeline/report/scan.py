@@ -92,7 +92,9 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
         def priced() -> Iterator[dict]:  # what the tally needs of a cell (no label to keep)
             for c in planned():
                 yield {"id": c["id"], "request": c.get("request") or {},
-                       "model": c.get("model")}
+                       "model": c.get("model"),
+                       **({"estimated_cost": c["estimated_cost"]}
+                          if "estimated_cost" in c else {})}
 
         state = JobState(folder.path)
         state.runs = index.runs  # the header a tally reads

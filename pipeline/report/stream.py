@@ -142,7 +142,6 @@ class JournalIndex:
         self.last_t: list[float | None] = []  # per run: the time of its last event
         self.ids: dict[str, int] = {}  # cell id -> its number, in first-seen order
         self.names: list[str] = []  # its number -> the very string object `ids` holds
-        self.cell_events = 0
         lines = JournalLines(self.path)
         # Per event, its span packed in one number (start << SIZE_BITS | size) and the next
         # event of the same cell (a chain per cell, in journal order): 12 bytes an event,
@@ -191,7 +190,6 @@ class JournalIndex:
             pass
         except OSError as exc:
             raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        self.cell_events = len(spans)
         self.torn_tail, self.valid_bytes = lines.torn_tail, lines.valid_bytes
         self._spans, self._after, self._first = spans, after, first
         self._fd: int | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -27,8 +28,10 @@ from imagefiles import MODEL, write_image
 
 from pipeline.cli import main
 
+# 100 examples by default; `pytest --fuzz` (tests/conftest.py) runs 1,000.
+EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "100"))
 settings.register_profile(
-    "fuzz-manifest", max_examples=1000, deadline=None, derandomize=True, database=None,
+    "fuzz-manifest", max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.filter_too_much, HealthCheck.large_base_example])
@@ -291,7 +294,7 @@ def test_generated_manifests_exit_0_or_2_with_located_lines(folder: Path, raw: b
     run_cli(folder, raw)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=max(EXAMPLES * 3 // 20, 15))
 @given(raw=st.one_of(st.binary(max_size=200),
                      st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_random_bytes_exit_0_or_2_with_located_lines(folder: Path, raw: bytes) -> None:
