@@ -23,28 +23,36 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ProblemList, UsageError
 from .job.folder import JobFolder
-from .job.forecast import Forecast, forecast, plan_json
 from .job.opening import Job, open_job
 from .job.records import DONE, SETTLED
-from .job.select import Only, describe_only, parse_only, select_cells
-from .job.status import view_job
-from .prepare.plan import Plan, ValidationReport, inputs_unchanged, plan_of, validate_files
-from .report import NAMES, write_reports
-from .report.picking import default_path, list_picks, pick_cells, write_picks
-from .run.cancel import CancelOutcome, cancel_requests
-from .run.context import RunOptions, RunSummary
-from .run.prices import price_now
-from .run.session import run_locked
+from .job.select import Only, describe_only, parse_only
+
+# Each command imports what it uses, in the function that uses it: `status` of a job that has
+# run needs no templates (Jinja2), no request validation, no HTTP client and no report writer.
+if TYPE_CHECKING:
+    from .job.forecast import Forecast
+    from .prepare.plan import Plan, ValidationReport
+    from .run.cancel import CancelOutcome
+    from .run.context import RunOptions, RunSummary
 
 __all__ = ["CancelResult", "Picked", "Planned", "RunOptions", "RunSummary", "cancel",
            "cancel_job", "job_status", "list_picks_of", "picks", "plan", "report", "run",
            "run_job", "run_plan", "status", "validate"]
 
 log = logging.getLogger("pipeline")
+
+
+def __getattr__(name: str) -> Any:
+    """RunOptions and RunSummary (pipeline.run.context), imported when first asked for."""
+    if name in ("RunOptions", "RunSummary"):
+        from .run import context
+
+        return getattr(context, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 PathLike = str | os.PathLike[str]
 
@@ -63,6 +71,8 @@ def _only(only: Iterable[str] | Only) -> Only:
 def validate(manifests: Iterable[PathLike], *, offline: bool = False,
              allow_outside: bool = False) -> ValidationReport:
     """Check manifests and every request they expand to; every problem of all of them."""
+    from .prepare.plan import validate_files
+
     return validate_files(manifests, fetch_remote=not offline, allow_outside=allow_outside)
 
 
@@ -76,12 +86,19 @@ class Planned:
 
     def as_json(self) -> dict[str, Any]:
         """What `pipeline plan --json` prints."""
+        from .job.forecast import plan_json
+
         return plan_json(self.forecast)
 
 
 def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str] | Only = (),
          offline: bool = False, allow_outside: bool = False) -> Planned:
     """Expand and check a manifest, and say what a run would do, cost and take."""
+    from .job.forecast import forecast
+    from .job.select import select_cells
+    from .prepare.plan import plan_of
+    from .run.prices import price_now
+
     selected = _only(only)
     problems = ProblemList()
     job = open_job(manifest, out, allow_outside=allow_outside, problems=problems)
@@ -102,6 +119,10 @@ def run(manifest: PathLike, options: RunOptions | None = None, *, allow_outside:
     `only=["seed=1"]`, ...: the fields of RunOptions); `warn` is given the plan's warnings
     before anything is sent (default: logged). A settled job whose inputs are unchanged is
     answered at once, without planning."""
+    from .prepare.plan import plan_of
+    from .run.context import RunOptions
+    from .run.session import run_locked
+
     if options is None:
         if "only" in choices:
             choices["only"] = _only(choices["only"])
@@ -120,8 +141,13 @@ def run(manifest: PathLike, options: RunOptions | None = None, *, allow_outside:
         return _after_run(job, summary)
 
 
-def run_plan(plan: Plan, options: RunOptions = RunOptions()) -> RunSummary:
-    """Run a plan already built (a library user's own, say), then write its job's reports."""
+def run_plan(plan: Plan, options: RunOptions | None = None) -> RunSummary:
+    """Run a plan already built (a library user's own, say), then write its job's reports
+    (`options`: the default RunOptions() when not given)."""
+    from .run.context import RunOptions
+    from .run.session import run_locked
+
+    options = RunOptions() if options is None else options
     job = Job(plan.manifest, JobFolder.of(plan.manifest, options.out))
     job.folder.check_owner(plan.manifest.path)
     with job.locked():
@@ -132,6 +158,9 @@ def _settled(job: Job, options: RunOptions) -> RunSummary | None:
     """The summary of a rerun that would do nothing, or None when a run must look: nothing the
     last plan was made from has changed, the last run's status.json still describes the
     journal byte for byte, and every cell is settled (pipeline.job.records.SETTLED)."""
+    from .prepare.plan import inputs_unchanged
+    from .run.context import RunSummary
+
     if options.retry_failed or options.resubmit_unknown or options.only:
         return None
     folder = job.folder
@@ -165,6 +194,8 @@ def _after_run(job: Job, summary: RunSummary) -> RunSummary:
 def _reports(folder: JobFolder, cell_events: int) -> list[Path]:
     """Write the reports (they stream over the journal: any job size) unless they already
     show every cell event of the journal; a report problem never hides how the run ended."""
+    from .report import NAMES, write_reports
+
     try:
         stamp = f"{cell_events} {folder.plan.stat().st_mtime_ns}"
         paths = [folder / name for name in NAMES]
@@ -189,6 +220,8 @@ def status(manifest: PathLike, *, out: PathLike | None = None,
     appended to the journal since, that summary is the answer (fast on a 100,000-cell job).
     Otherwise (a run is going, one was killed, or a selection is asked) the journal is
     replayed. A job never run is every cell of its plan pending, as `plan` shows."""
+    from .job.status import view_job
+
     selected = _only(only)
     job = open_job(manifest, out, allow_outside=allow_outside)
     running = job.folder.is_running()
@@ -196,6 +229,10 @@ def status(manifest: PathLike, *, out: PathLike | None = None,
     if summary is None:
         snapshot = job.folder.read_plan()
         if snapshot is None:  # never run: plan it (offline; nothing is written)
+            from .job.forecast import forecast, plan_json
+            from .prepare.plan import plan_of
+            from .run.prices import price_now
+
             built = plan_of(job.manifest, ProblemList(), fetch_remote=False,
                             allow_outside=allow_outside)
             snapshot = plan_json(forecast(built, price_now(job.manifest, job.folder)),
@@ -237,6 +274,8 @@ class CancelResult:
 def cancel(manifest: PathLike, *, out: PathLike | None = None,
            allow_outside: bool = False) -> CancelResult:
     """Cancel the job's queued requests (running ones go on, billed); each answer journalled."""
+    from .run.cancel import cancel_requests
+
     job = open_job(manifest, out, allow_outside=allow_outside)
     with job.locked():
         live, outcome, note = cancel_requests(job.manifest, job.folder)
@@ -248,6 +287,8 @@ def report(manifest: PathLike, *, out: PathLike | None = None, rows: str | None 
            cols: str | None = None, only: Iterable[str] | Only = (),
            allow_outside: bool = False) -> list[Path]:
     """Write report.md, report.html and report.json of a job from its folder alone."""
+    from .report import write_reports
+
     selected = _only(only)
     job = open_job(manifest, out, allow_outside=allow_outside)
     if selected:  # a report of some cells: the next run writes the whole job's report again
@@ -267,6 +308,8 @@ def picks(manifest: PathLike, only: Iterable[str] | Only, *, out: PathLike | Non
           job_out: PathLike | None = None, allow_outside: bool = False) -> Picked:
     """Write the cells `only` selects to the picks file (default: picks.jsonl beside the
     manifest), for a final manifest to render again."""
+    from .report.picking import default_path, pick_cells, write_picks
+
     selected = _only(only)
     if not selected:
         raise UsageError("pipeline picks: say which cells to pick with --only cell=ID (or "
@@ -285,6 +328,8 @@ cancel_job = cancel
 def list_picks_of(manifest: PathLike, *, out: PathLike | None = None,
                   job_out: PathLike | None = None, allow_outside: bool = False) -> list[str]:
     """Lines describing the picks kept for a job (each cell, its label and its state)."""
+    from .report.picking import list_picks
+
     job = open_job(manifest, job_out, allow_outside=allow_outside)
     return list_picks(job, Path(out) if out is not None else None)
 

@@ -8,4 +8,8 @@ and a team budget their committed spend never crosses.
 
 from __future__ import annotations
 
+from typing import Any
+
 LEDGER_ENV_VAR = "PIPELINE_LEDGER"
+PERIODS = ("day", "total")  # of `account init|set --period` (here, so the parser needs no admin)
+KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # leave as it is

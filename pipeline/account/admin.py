@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import LedgerError, UsageError
 from ..job.money import MICRO, micros
+from . import KEEP, PERIODS
 from .store import (
     BILLED,
     CONNECT_TIMEOUT,
@@ -29,8 +30,6 @@ from .store import (
 
 log = logging.getLogger("pipeline.account")
 
-PERIODS = ("day", "total")
-KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # leave as it is
 DEFAULT_CONCURRENCY = 4  # as run.concurrency's default
 
 

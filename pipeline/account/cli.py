@@ -9,7 +9,7 @@ from typing import Any
 
 from ..argtypes import positive_int
 from ..errors import UsageError
-from . import LEDGER_ENV_VAR, admin
+from . import KEEP, LEDGER_ENV_VAR, PERIODS
 
 
 def ledger_url(given: str | None) -> str:
@@ -50,9 +50,9 @@ def register(sub: Any) -> None:
                             ("set", "change the account's concurrency, budget or period")):
         v = verb(name, help_text)
         v.add_argument("--concurrency", type=positive_int, help="requests live at once, all runners")
-        v.add_argument("--budget", type=_budget, default=admin.KEEP, metavar="USD",
+        v.add_argument("--budget", type=_budget, default=KEEP, metavar="USD",
                        help="what the team may commit in a period (`none`: no budget)")
-        v.add_argument("--period", choices=admin.PERIODS,
+        v.add_argument("--period", choices=PERIODS,
                        help="day: the budget is per UTC day; total: for all time (default)")
         v.add_argument("--json", action="store_true", help="print the status as JSON")
     verb("status", "live requests, money and who holds slots").add_argument(
@@ -66,6 +66,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_account(args: argparse.Namespace) -> int:
+    from . import admin  # the ledger's store (asyncio, psycopg) only when a verb runs
+
     url = ledger_url(args.ledger)
     verb = args.account_verb
     if verb == "release":
@@ -81,7 +83,7 @@ def cmd_account(args: argparse.Namespace) -> int:
     if verb == "init":
         st = admin.init(url, args.concurrency, args.budget, args.period)
     elif verb == "set":
-        if args.concurrency is None and args.budget is admin.KEEP and args.period is None:
+        if args.concurrency is None and args.budget is KEEP and args.period is None:
             raise UsageError("pipeline account set: give --concurrency, --budget or --period")
         st = admin.configure(url, concurrency=args.concurrency, budget=args.budget,
                              period=args.period)

@@ -7,7 +7,6 @@ The project is the one of the current folder (the nearest folder at or above it 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -77,6 +76,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .remote import list_lines, list_models
 
     if args.catalog:
+        import asyncio
+
         async def ask() -> list:
             async with _client() as client:
                 return await client.models(include_schema=False, search=args.search)
@@ -102,6 +103,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .remote import add_models
 
     async def go() -> Any:
@@ -114,6 +117,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .remote import check_models
 
     async def go() -> Any:

@@ -100,10 +100,12 @@ def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
     resume = resume or resume_for(state)
     price = price.corrected(state.billed_canaries)
     if canary is None:
-        from ..client import env_base_url
+        base_url = None
+        if m.backend != "sim":  # the client's package (httpx) only for a job on the service
+            from ..client import env_base_url
 
-        canary = canary_for(state, m.run.canary, m.backend,
-                            None if m.backend == "sim" else env_base_url(),
+            base_url = env_base_url()
+        canary = canary_for(state, m.run.canary, m.backend, base_url,
                             {c.id: c.model for c in plan.cells})
     tally = Tally.of(state, planned_at(m, plan.cells, price),
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
+from typing import TYPE_CHECKING
 
-import httpx
-from PIL import Image, UnidentifiedImageError
+if TYPE_CHECKING:  # both are imported where used: a plan without images needs neither
+    import httpx
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 MAX_FETCH_BYTES = 32 * 1024 * 1024  # far above any model's limit; enough to measure and refuse
@@ -78,6 +79,8 @@ def kind_of(value: str) -> str:
 
 def inspect_bytes(raw: bytes) -> ImageInfo:
     """Read an image's header from its bytes; not an image, or a truncated one, is a problem."""
+    from PIL import Image, UnidentifiedImageError
+
     if not raw:
         raise ImageProblem("the file is empty (0 bytes)")
     digest = hashlib.sha256(raw).hexdigest()
@@ -180,6 +183,8 @@ class ImageInspector:
 
     def fetch(self, url: str) -> ImageInfo | ImageProblem:
         """Fetch and inspect one URL within the limits; never raises."""
+        import httpx
+
         timeout = httpx.Timeout(min(self.timeout, self.deadline))
         # httpx parses a redirect's Location before we see the response: refuse foreign
         # schemes there, so that `javascript:...` is named as such rather than as a bad URL
@@ -239,6 +244,8 @@ class ImageInspector:
         return inspect_bytes(raw)
 
     def _fetch(self, client: httpx.Client, url: str, deadline: float) -> ImageInfo | ImageProblem:
+        import httpx
+
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 with client.stream("GET", url) as response:

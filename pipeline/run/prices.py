@@ -8,12 +8,10 @@ catalog (`fetch_prices`), and `plan` or `status` of a job never run ask it the s
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from ..client import RunComfyClient
 from ..errors import AuthError, ClientError, MissingToken
 from ..job.folder import JobFolder
 from ..job.price import (
@@ -27,6 +25,9 @@ from ..job.price import (
 )
 from ..prepare.manifest import Manifest
 
+if TYPE_CHECKING:
+    from ..client import RunComfyClient
+
 log = logging.getLogger("pipeline.price")
 
 
@@ -34,6 +35,8 @@ async def fetch_prices(client: RunComfyClient, m: Manifest, folder: JobFolder, o
                        cache: bool = True) -> Prices:
     """The price of each model from the live catalog (cached in the job folder unless `cache`
     is false), else the entry cached earlier. A refused token stops everything."""
+    import asyncio
+
     models = models_of(m)
     answers = await asyncio.gather(*(client.model_entry(x.id) for x in models),
                                    return_exceptions=True)
@@ -75,6 +78,10 @@ def price_now(m: Manifest, folder: JobFolder, *, backend: str | None = None,
             entries[model.id] = catalog_entry(model.id, usd, unit, note, SIM_ORIGIN)
         return resolve_prices(m, entries, live=True)
     if not offline:
+        import asyncio
+
+        from ..client import RunComfyClient  # httpx: only when the catalog is asked
+
         try:
             client = RunComfyClient.from_env(retry_attempts=2, retry_timeout=10.0, timeout=10.0)
         except MissingToken:
