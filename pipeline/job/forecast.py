@@ -197,13 +197,13 @@ def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
             {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
              "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
              **({"from_cell": c.from_cell} if c.from_cell else {})}
-            for c, p in zip(plan.cells, f.tally.planned.values())
+            for c, p in zip(plan.cells, f.tally.planned.values(), strict=True)
         ],
     }
     if with_state:
         data["figures"] = figures
     if with_state and f.state.cells:
-        for item, (st, act) in zip(data["cells"], f.actions()):
+        for item, (st, act) in zip(data["cells"], f.actions(), strict=True):
             item["state"], item["action"] = st, act
         data["orphaned"] = [{"id": cid, "label": f.state.cells[cid].label,
                              "action": "orphaned: no longer in the manifest (kept on disk)"}
@@ -264,9 +264,10 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     used = sum(widths) + 2 * len(widths)
     beside = wide or width - used >= MIN_PROMPT_WIDTH  # else each prompt goes under its row
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)) + ("  prompt" if beside else "")]
-    for c, r in zip(plan.cells, rows):
-        row = "  ".join(v.ljust(w) for v, w in zip(r, widths))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+             + ("  prompt" if beside else "")]
+    for c, r in zip(plan.cells, rows, strict=False):  # rows: the first `limit` cells only
+        row = "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
         prompt = " ".join(str(c.request.get("prompt", "")).split())
         if wide:
             lines.append(row + "  " + prompt)

@@ -2,7 +2,8 @@
 
 One journal per job, `<job folder>/state.jsonl`. Every event is one line of JSON; a line is
 durable once `Journal.durable()` returns (pipeline.job.journal_writer writes it: one fsync covers
-every line written before it, so many cells share one fsync). The rules that make a kill -9 at any instant safe:
+every line written before it, so many cells share one fsync). The rules that make a kill -9 at
+any instant safe:
 
 - the intent to submit is durable *before* the POST, the request_id the moment it returns;
 - a torn last line (the process died mid-write) is ignored on replay and cut off before the

@@ -88,7 +88,7 @@ def select_cells(cells: Sequence[_CellLike | Mapping], only: Only) -> list:
             if value not in present:
                 raise UsageError(f"--only {key}={value}: no cell has {key}={value}; "
                                  f"values of {key}: {_listing(present)}")
-    picked = [c for c, (cid, _, _) in zip(cells, parts)
+    picked = [c for c, (cid, _, _) in zip(cells, parts, strict=True)
               if (chosen_ids is None or cid in chosen_ids)
               and all(str(value_of(c, k)) in vs for k, vs in wanted.items())]
     if not picked:

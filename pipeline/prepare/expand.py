@@ -74,7 +74,7 @@ def combinations(m: Manifest) -> list[tuple[dict, dict]]:
     own = set_here(m)
     for axis in m.axes:
         column = []
-        for i, (value, where) in enumerate(zip(axis.values, axis.paths)):
+        for i, (value, where) in enumerate(zip(axis.values, axis.paths, strict=True)):
             if axis.is_rows:
                 picked = axis.origins[i] if axis.origins else None
                 row = {k: _coerce_row_value(m, k, v) for k, v in value.items()

@@ -61,7 +61,8 @@ def model_labels(ids: list[str]) -> dict[str, str]:
     while all(len(p) > head + tail + 1 for p in parts) and \
             len({p[-1 - tail] for p in parts}) == 1:
         tail += 1
-    return {i: shorten("/".join(p[head:len(p) - tail]), 40) for i, p in zip(ids, parts)}
+    return {i: shorten("/".join(p[head:len(p) - tail]), 40)
+            for i, p in zip(ids, parts, strict=True)}
 
 
 def cell_id(model_id: str, identity_request: dict, replicate: int) -> str:

@@ -191,7 +191,7 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
         if rows_axis is None:  # reported; expanding without its columns would only add noise
             problems.raise_if_any()
     sweep = read_models(data, source, root, problems,
-                        zip(rows_axis.values, rows_axis.paths) if rows_axis else ())
+                        zip(rows_axis.values, rows_axis.paths, strict=True) if rows_axis else ())
     if sweep is None:
         problems.raise_if_any()
     assert sweep is not None
@@ -343,7 +343,8 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
         raw = file.read_bytes()
         text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add(where, f"cannot read rows file {name!r}: {getattr(exc, 'strerror', None) or exc}")
+        reason = getattr(exc, "strerror", None) or exc
+        problems.add(where, f"cannot read rows file {name!r}: {reason}")
         return None
     digest.update(raw)
     display = str(Path(source.file).parent / name)

@@ -46,7 +46,7 @@ def split_rows(rows: list[dict], locs: list, problems: ProblemList
     out: list[dict] = []
     kept: list = []
     origins: list[dict | None] = []
-    for row, where in zip(rows, locs):
+    for row, where in zip(rows, locs, strict=True):
         if is_pick(row):
             values = row["values"]
             if not isinstance(values, dict) or not values:

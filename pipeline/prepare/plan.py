@@ -111,7 +111,7 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
-    for cell, draft in zip(cells, items):
+    for cell, draft in zip(cells, items, strict=True):
         example = f"cell {cell.id}" + (f" {describe(cell.values)}" if cell.values else "")
         image_fields = fields[cell.model]
         for path, message in validators[cell.model].errors(cell.request):

@@ -220,7 +220,8 @@ class RequestValidator:
         if v == "type":
             return f"{field}: expected {value}, got {type(inst).__name__} {_brief(inst)}"
         if v in ("minItems", "maxItems") and e.schema.get("minItems") == e.schema.get("maxItems"):
-            return f"{field}: takes exactly {value} item{'s' if value != 1 else ''} (got {len(inst)})"
+            return (f"{field}: takes exactly {value} item{'s' if value != 1 else ''} "
+                    f"(got {len(inst)})")
         if v == "minItems":
             return f"{field}: needs at least {value} items (got {len(inst)})"
         if v == "maxItems":

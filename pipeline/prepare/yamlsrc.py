@@ -181,11 +181,13 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
     except FileNotFoundError:
         raise ManifestError([Problem(Location(name), "no such file")]) from None
     except (IsADirectoryError, PermissionError, OSError) as exc:
-        raise ManifestError([Problem(Location(name), f"cannot read: {exc.strerror or exc}")]) from None
+        raise ManifestError([Problem(Location(name),
+                                     f"cannot read: {exc.strerror or exc}")]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ManifestError([Problem(Location(name), f"not UTF-8 text (byte {exc.start})")]) from None
+        raise ManifestError([Problem(Location(name),
+                                     f"not UTF-8 text (byte {exc.start})")]) from None
     source = parse_yaml(text, name)
     source.raw = raw
     return source
