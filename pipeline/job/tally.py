@@ -91,8 +91,8 @@ def canary_needs(state: JobState, setting: int | None, backend: str, base_url: s
     if cells:  # a model with fewer cells left than that proves what it has left
         left = dict.fromkeys(models, 0)
         for cid, model in cells.items():
-            rec = state.cells.get(cid)
-            if rec is None or rec.state(1) != DONE:
+            found = state.cells.get(cid)
+            if found is None or found.state(1) != DONE:
                 left[model] += 1
         need = {k: min(n, left[k]) for k, n in need.items()}
     return need
@@ -109,9 +109,9 @@ class PlannedCell:
     model: str = ""
 
 
-def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
+def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None,
                   fps: int = cost.DEFAULT_FPS, *,
-                  models: Mapping[str, tuple[dict | None, int]] | None = None
+                  models: Mapping[str, tuple[dict[str, Any] | None, int]] | None = None
                   ) -> list[PlannedCell]:
     """PlannedCells from plan cells (objects or plan.json dicts with id, label, request and,
     in a sweep of several models, model). Each is priced with its own model's sheet and fps
@@ -134,7 +134,7 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
     return out
 
 
-_ENTRIES: dict[tuple, tuple] = {}
+_ENTRIES: dict[tuple[str, bool, bool], tuple[str, bool, bool]] = {}
 
 
 class Tally:
@@ -213,6 +213,7 @@ class Tally:
             self._add_todo(planned, 1 if todo else -1)
         if new in LIVE and planned is not None:
             a = rec.last  # a live cell has an attempt
+            assert a is not None
             self.live[cid] = (planned.key, a.submitted_at or a.intent_at)
         else:
             self.live.pop(cid, None)
