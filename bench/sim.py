@@ -35,9 +35,11 @@ MODEL = "bytedance/dreamina-3-0/image-to-video"
 AUTH = {"Authorization": "Bearer bench"}
 
 
-async def phase(client: httpx.AsyncClient, sem: asyncio.Semaphore, calls: list[tuple[str, str, Any]],
+async def phase(client: httpx.AsyncClient, sem: asyncio.Semaphore,
+                calls: list[tuple[str, str, Any]],
                 deadline: float) -> tuple[int, float, list[float], list[Any]]:
-    """Run the calls (method, path, json) concurrently; returns count, seconds, latencies, bodies."""
+    """Run the calls (method, path, json) concurrently; returns count, seconds, latencies,
+    bodies."""
     latencies: list[float] = []
 
     async def one(method: str, path: str, body: Any) -> Any:
@@ -76,7 +78,8 @@ def cpu_seconds(pid: int | None) -> float | None:
 async def bench(base_url: str, args: argparse.Namespace, sim_pid: int | None = None) -> None:
     sim_cpu0, client_cpu0 = cpu_seconds(sim_pid), time.process_time()
     sem = asyncio.Semaphore(args.concurrency)
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    limits = httpx.Limits(max_connections=args.concurrency,
+                          max_keepalive_connections=args.concurrency)
     deadline = time.monotonic() + args.max_seconds
     async with httpx.AsyncClient(base_url=base_url, headers=AUTH, limits=limits,
                                  timeout=30) as client:

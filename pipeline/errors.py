@@ -2,7 +2,7 @@
 
     PipelineError                  base: the CLI prints it on one line and exits non-zero
     ├── UsageError                 the command line itself is wrong
-    ├── ManifestError              one or more located problems in a manifest (file:line:col: message)
+    ├── ManifestError              located problems in a manifest (file:line:col: message)
     ├── ModelNotFound              no bundled input schema for a model id
     ├── InputFileError             a file the manifest names is missing, unreadable or out of bounds
     ├── ClientError                talking to the API went wrong (see pipeline.client)
@@ -71,7 +71,8 @@ class Problem:
     severity: str = "error"  # or "warning"
 
     def __str__(self) -> str:
-        text = f"{self.where}: {self.severity + ': ' if self.severity != 'error' else ''}{self.message}"
+        label = self.severity + ": " if self.severity != "error" else ""
+        text = f"{self.where}: {label}{self.message}"
         if self.cells == 1 and self.example:
             text += f" ({self.example})"
         elif self.cells > 1:

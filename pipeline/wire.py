@@ -9,7 +9,8 @@ the simulator both read these names.
 from __future__ import annotations
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"  # [DOC]
-TOKEN_ENV_VARS = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")  # ours; RUNCOMFY_TOKEN is the CLI's [CODE-RC]
+# RUNCOMFY_API_TOKEN is ours; RUNCOMFY_TOKEN is the CLI's [CODE-RC]
+TOKEN_ENV_VARS = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")
 BASE_URL_ENV_VAR = "RUNCOMFY_BASE_URL"
 
 # Routes [DOC], catalog entry [CODE-RC]. model_id keeps its slashes verbatim.

@@ -18,13 +18,14 @@ def harbor(w: int, h: int, seed: int, sky=((250, 180, 120), (90, 120, 190))) -> 
     horizon = int(h * 0.55)
     for y in range(horizon):
         t = y / horizon
-        d.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(sky[1], sky[0])))
+        d.line([(0, y), (w, y)],
+               fill=tuple(int(a + (b - a) * t) for a, b in zip(sky[1], sky[0], strict=True)))
     for y in range(horizon, h):
         t = (y - horizon) / (h - horizon)
         d.line([(0, y), (w, y)], fill=(int(30 + 20 * t), int(70 + 30 * t), int(110 + 30 * t)))
     d.ellipse([w * 0.7, horizon - h * 0.25, w * 0.7 + h * 0.12, horizon - h * 0.13],
               fill=(255, 230, 170))
-    for i in range(5):
+    for _ in range(5):
         x = rnd.randint(0, w - 80)
         y = rnd.randint(horizon + 10, h - 30)
         s = rnd.uniform(0.6, 1.4) * w / 640

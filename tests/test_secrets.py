@@ -42,7 +42,7 @@ def _base64_runs(secret: bytes) -> set[bytes]:
         for encode in (base64.b64encode, base64.urlsafe_b64encode):
             a = encode(b"\x00" * pad + secret + b"\x00\x00")
             b = encode(b"\xff" * pad + secret + b"\xff\xff")
-            same = bytes(x if x == y else 0 for x, y in zip(a, b))
+            same = bytes(x if x == y else 0 for x, y in zip(a, b, strict=True))
             runs.add(max(same.split(b"\0"), key=len))
     return runs
 

@@ -1,4 +1,5 @@
-"""`pipeline account init|set|status|sweep|release`: registered by pipeline.cli, thin over `admin`."""
+"""`pipeline account init|set|status|sweep|release`: registered by pipeline.cli, thin over
+`admin`."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def register(sub: Any) -> None:
     for name, help_text in (("init", "create the ledger's tables and its account"),
                             ("set", "change the account's concurrency, budget or period")):
         v = verb(name, help_text)
-        v.add_argument("--concurrency", type=positive_int, help="requests live at once, all runners")
+        v.add_argument("--concurrency", type=positive_int,
+                       help="requests live at once, all runners")
         v.add_argument("--budget", type=_budget, default=KEEP, metavar="USD",
                        help="what the team may commit in a period (`none`: no budget)")
         v.add_argument("--period", choices=PERIODS,

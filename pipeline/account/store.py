@@ -263,7 +263,7 @@ async def _locked_account(cur: Any, url: str) -> dict:
                           "`pipeline account init --concurrency N`")
     names = ("concurrency", "budget_micros", "period", "period_start", "live",
              "committed_micros", "spent_micros")
-    acct = dict(zip(names, row))
+    acct = dict(zip(names, row, strict=True))
     if acct["period"] == "day":
         await cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date")
         today = (await cur.fetchone())[0]

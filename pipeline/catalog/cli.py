@@ -111,7 +111,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         async with _client() as client:
             return await add_models(client, args.model_ids, _root(args))
     outcome = asyncio.run(go())
-    for line, fact in zip(outcome.lines, outcome.facts):
+    for line, fact in zip(outcome.lines, outcome.facts, strict=True):
         print(line, file=sys.stdout if fact["ok"] else sys.stderr)
     return outcome.exit_code
 

@@ -35,11 +35,11 @@ class JobFolder:
         object.__setattr__(self, "path", Path(self.path))
 
     @classmethod
-    def at(cls, folder: JobFolder | str | os.PathLike) -> JobFolder:
+    def at(cls, folder: JobFolder | str | os.PathLike[str]) -> JobFolder:
         return folder if isinstance(folder, JobFolder) else cls(Path(folder))
 
     @classmethod
-    def of(cls, manifest: Any, out: str | os.PathLike | None = None) -> JobFolder:
+    def of(cls, manifest: Any, out: str | os.PathLike[str] | None = None) -> JobFolder:
         """The folder of a manifest's job (`out`: the user's --out, taken as given)."""
         if out is not None:
             return cls(Path(out))
@@ -87,7 +87,7 @@ class JobFolder:
         lock.release()
         return False
 
-    def read_plan(self) -> dict | None:
+    def read_plan(self) -> dict[str, Any] | None:
         """plan.json (every cell of the last run's plan), or None when there is none."""
         try:
             with open(self.plan, "rb") as fh:
@@ -102,7 +102,7 @@ class JobFolder:
                              "to rewrite it")
         return data
 
-    def settled_summary(self) -> dict | None:
+    def settled_summary(self) -> dict[str, Any] | None:
         """status.json, when it still describes the journal byte for byte; else None. The one
         judge of that summary's validity."""
         try:

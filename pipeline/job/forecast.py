@@ -22,7 +22,9 @@ from typing import Any
 from .. import text
 from ..durable import write_atomic
 from ..models import cost
+from ..prepare.expand import Cell
 from ..prepare.identity import model_labels
+from ..prepare.manifest import Manifest, RunSettings
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
 from .folder import JobFolder
@@ -30,7 +32,7 @@ from .found_capacity import kept, planning_concurrency
 from .journal import JobState, read_state
 from .price import Prices, describe
 from .records import ResumeOptions, resume_action
-from .tally import Tally, canary_for, figures_line, planned_cells, resume_for
+from .tally import PlannedCell, Tally, canary_for, figures_line, planned_cells, resume_for
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Forecast:
         return self.tally.figures(self.concurrency)
 
 
-def _concurrency(settings: Any, assumed: int, folder: JobFolder | None) -> str:
+def _concurrency(settings: RunSettings, assumed: int, folder: JobFolder | None) -> str:
     """How the plan names the concurrency its estimate assumed."""
     if not settings.auto:
         return str(assumed)
@@ -72,7 +74,7 @@ def _concurrency(settings: Any, assumed: int, folder: JobFolder | None) -> str:
     return f"auto (assumed {assumed} until a run finds the capacity)"
 
 
-def typical_times(m: Any) -> Any:
+def typical_times(m: Manifest) -> float | dict[str, float | None] | None:
     """What the tally falls back on before a run measures anything: the model's typical
     time (`model.json`), one per model in a sweep of several."""
     models = m.sweep.models
@@ -83,7 +85,7 @@ def typical_times(m: Any) -> Any:
 
 def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
-             resume: ResumeOptions | None = None, cells: list | None = None,
+             resume: ResumeOptions | None = None, cells: list[Cell] | None = None,
              canary: int | None = None) -> Forecast:
     """Tally `plan` at `price` (each cell at its own model's, as the job's canary corrected
     it) against the state in `folder` (none: a fresh job); `resume` and `canary`: the run's
@@ -115,7 +117,7 @@ def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
                     concurrency or planning_concurrency(m.run, folder), of, folder)
 
 
-def planned_at(m: Any, cells: list, price: Prices) -> list:
+def planned_at(m: Manifest, cells: list[Cell], price: Prices) -> list[PlannedCell]:
     """The cells as the tally counts them, each priced and timed as its own model is."""
     rates = {k: (price.of(k).sheet, x.fps) for k, x in m.sweep.models.items()}
     return planned_cells(cells, m.model.id, *rates[m.model.id], models=rates)
@@ -228,7 +230,7 @@ def matrix_json(m: Any) -> list[dict[str, Any]]:
             for a in m.axes]
 
 
-def picked_from(c: Any) -> str:
+def picked_from(c: Cell) -> str:
     """Where a cell was picked from, as `plan` shows it: `preview:3fa9c1d2`."""
     src = c.from_cell
     return f"{src.get('job') or '?'}:{str(src.get('cell'))[:8]}" if src else ""
@@ -272,9 +274,10 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     used = sum(widths) + 2 * len(widths)
     beside = wide or width - used >= MIN_PROMPT_WIDTH  # else each prompt goes under its row
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)) + ("  prompt" if beside else "")]
-    for c, r in zip(plan.cells, rows):
-        row = "  ".join(v.ljust(w) for v, w in zip(r, widths))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+             + ("  prompt" if beside else "")]
+    for c, r in zip(plan.cells, rows, strict=False):  # rows: the first `limit` cells only
+        row = "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
         prompt = " ".join(str(c.request.get("prompt", "")).split())
         if wide:
             lines.append(row + "  " + prompt)

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ..durable import write_atomic
+from ..prepare.manifest import RunSettings
 from .folder import JobFolder
 
 
@@ -36,13 +37,13 @@ def keep(folder: JobFolder, capacity: int, queue_ahead: int, base_url: str) -> N
                                               "base_url": base_url, "at": time.time()}))
 
 
-def planning_concurrency(settings: Any, folder: JobFolder | None) -> int:
+def planning_concurrency(settings: RunSettings, folder: JobFolder | None) -> int:
     """The concurrency an estimate assumes for a job: with `auto`, the capacity its last run
     found (requests beyond it wait, they do not run); else the manifest's `concurrency`."""
     if settings.auto and folder is not None:
         found = kept(folder)
         if found is not None:
-            return max(1, found["capacity"])
+            return max(1, int(found["capacity"]))
     return settings.concurrency
 
 

@@ -2,7 +2,8 @@
 
 One journal per job, `<job folder>/state.jsonl`. Every event is one line of JSON; a line is
 durable once `Journal.durable()` returns (pipeline.job.journal_writer writes it: one fsync covers
-every line written before it, so many cells share one fsync). The rules that make a kill -9 at any instant safe:
+every line written before it, so many cells share one fsync). The rules that make a kill -9 at
+any instant safe:
 
 - the intent to submit is durable *before* the POST, the request_id the moment it returns;
 - a torn last line (the process died mid-write) is ignored on replay and cut off before the
@@ -34,9 +35,10 @@ READABLE = frozenset({1, 2})  # 2 added the `canary` event
 # --- the events ------------------------------------------------------------------------------
 def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
                 schema_sha256: str | None, backend: str, base_url: str, concurrency: int,
-                max_attempts: int, cells: int, price: dict | None, price_source: str,
-                budget: float | None, uid: str, canary: int = 0, models: dict | None = None,
-                auto: dict | None = None) -> dict:
+                max_attempts: int, cells: int, price: dict[str, Any] | None, price_source: str,
+                budget: float | None, uid: str, canary: int = 0,
+                models: dict[str, Any] | None = None,
+                auto: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run begins: what it runs, where, with which price, limits and canary (run.canary).
     A sweep of several models also records each model's schema hash and price (`models`);
     `auto` ({"queue_ahead"}) with `concurrency: auto`, `concurrency` then being what the ETA
@@ -55,8 +57,8 @@ def run_started(*, job: str, model: str, manifest: str, manifest_sha256: str,
     return event
 
 
-def described(cell: str, label: str, values: dict, request: dict,
-              from_cell: dict | None = None) -> dict:
+def described(cell: str, label: str, values: dict[str, Any], request: dict[str, Any],
+              from_cell: dict[str, Any] | None = None) -> dict[str, Any]:
     """A cell's label, matrix values and request, written before its first submit; and the
     picked cell it renders again, if any (pipeline.prepare.picks)."""
     event = {"e": "cell", "cell": cell, "label": label, "values": values, "request": request}
@@ -65,31 +67,31 @@ def described(cell: str, label: str, values: dict, request: dict,
     return event
 
 
-def intent(cell: str, n: int, estimate: float | None) -> dict:
+def intent(cell: str, n: int, estimate: float | None) -> dict[str, Any]:
     """Attempt n is about to be POSTed (durable before the POST); its estimated cost."""
     return {"e": "intent", "cell": cell, "n": n, "usd": estimate}
 
 
-def submitted(cell: str, n: int, request_id: str) -> dict:
+def submitted(cell: str, n: int, request_id: str) -> dict[str, Any]:
     return {"e": "submitted", "cell": cell, "n": n, "request_id": request_id}
 
 
-def submit_failed(cell: str, n: int, kind: str, error: str, permanent: bool) -> dict:
+def submit_failed(cell: str, n: int, kind: str, error: str, permanent: bool) -> dict[str, Any]:
     """The POST failed: `kind` is not_accepted (safe to send again) or outcome_unknown."""
     return {"e": "submit_failed", "cell": cell, "n": n, "kind": kind, "error": error,
             "permanent": permanent}
 
 
 def status_seen(cell: str, n: int, status: str, queue_position: int | None,
-                calls: int) -> dict:
+                calls: int) -> dict[str, Any]:
     """A status call saw a new status word or queue position; `calls` so far this attempt."""
     return {"e": "status", "cell": cell, "n": n, "status": status,
             "queue_position": queue_position, "calls": calls}
 
 
 def result(cell: str, n: int, verdict: str, *, error: str | None = None,
-           cost: float | None = None, outputs: list | None = None, calls: int | None = None,
-           server_times: dict | None = None, permanent: bool = False) -> dict:
+           cost: float | None = None, outputs: list[str] | None = None, calls: int | None = None,
+           server_times: dict[str, Any] | None = None, permanent: bool = False) -> dict[str, Any]:
     """The attempt ended: succeeded | failed | cancelled | lost, with the server's cost."""
     event: dict[str, Any] = {"e": "result", "cell": cell, "n": n, "result": verdict,
                              "error": error, "cost": cost}
@@ -104,33 +106,34 @@ def result(cell: str, n: int, verdict: str, *, error: str | None = None,
     return event
 
 
-def downloaded(cell: str, url: str, path: str, size: int, sha256: str, probe: dict | None,
-               check: dict) -> dict:
+def downloaded(cell: str, url: str, path: str, size: int, sha256: str, probe: dict[str, Any] | None,
+               check: dict[str, Any]) -> dict[str, Any]:
     return {"e": "download", "cell": cell, "url": url, "path": path, "size": size,
             "sha256": sha256, "probe": probe, "check": check}
 
 
-def download_failed(cell: str, url: str, error: str) -> dict:
+def download_failed(cell: str, url: str, error: str) -> dict[str, Any]:
     return {"e": "download_error", "cell": cell, "url": url, "error": error}
 
 
-def cancel_answered(cell: str, n: int, outcome: str) -> dict:
+def cancel_answered(cell: str, n: int, outcome: str) -> dict[str, Any]:
     """The server's answer to a cancel: cancelled, not_cancellable, or an error text."""
     return {"e": "cancel", "cell": cell, "n": n, "outcome": outcome}
 
 
-def retry_failed(cell: str) -> dict:
+def retry_failed(cell: str) -> dict[str, Any]:
     """--retry-failed: earlier failures of this cell no longer count."""
     return {"e": "retry_failed", "cell": cell}
 
 
-def resubmit_unknown(cell: str, n: int) -> dict:
+def resubmit_unknown(cell: str, n: int) -> dict[str, Any]:
     """--resubmit-unknown: attempt n is given up (it may still run, and be billed)."""
     return {"e": "resubmit_unknown", "cell": cell, "n": n}
 
 
 def canary(cell: str, ok: bool, findings: list[str], *, estimate: float | None,
-           cost: float | None, sheet: dict | None, model: str | None = None) -> dict:
+           cost: float | None, sheet: dict[str, Any] | None,
+           model: str | None = None) -> dict[str, Any]:
     """A canary cell was judged: proven or not, what it found, what it was billed (`cost`)
     against its `estimate` at its model's uncorrected price `sheet` (pipeline.job.price)."""
     event = {"e": "canary", "cell": cell, "ok": ok, "findings": findings, "estimate": estimate,
@@ -140,7 +143,7 @@ def canary(cell: str, ok: bool, findings: list[str], *, estimate: float | None,
     return event
 
 
-def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict:
+def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict[str, Any]:
     return {"e": "end", "exit": exit_code, "stopped": stopped, "counts": counts}
 
 
@@ -165,16 +168,16 @@ class JobState:
 
     folder: Path
     lean: bool = False
-    runs: list[dict] = field(default_factory=list)  # one `run` event per start
-    canaries: list[dict] = field(default_factory=list)  # `canary` events, oldest first
+    runs: list[dict[str, Any]] = field(default_factory=list)  # one `run` event per start
+    canaries: list[dict[str, Any]] = field(default_factory=list)  # `canary` events, oldest first
     cells: dict[str, CellRecord] = field(default_factory=dict)
-    ends: list[dict] = field(default_factory=list)
+    ends: list[dict[str, Any]] = field(default_factory=list)
     torn_tail: bool = False
     valid_bytes: int = 0
     cell_events: int = 0  # events about cells (not run headers or ends)
 
     @property
-    def header(self) -> dict:
+    def header(self) -> dict[str, Any]:
         return self.runs[-1] if self.runs else {}
 
     def only(self, ids: Any) -> JobState:
@@ -183,10 +186,10 @@ class JobState:
         return replace(self, cells={cid: rec for cid, rec in self.cells.items() if cid in ids})
 
     @property
-    def billed_canaries(self) -> dict[str | None, dict]:
+    def billed_canaries(self) -> dict[str | None, dict[str, Any]]:
         """Per model, its last canary event with a cost: what prices that model in the job
         (pipeline.job.price); keyed None for events from before canaries named their model."""
-        out: dict[str | None, dict] = {}
+        out: dict[str | None, dict[str, Any]] = {}
         for c in self.canaries:
             if c.get("cost") is not None:
                 out[c.get("model")] = c
@@ -204,7 +207,7 @@ class JobState:
             found = self.cells[cell_id] = CellRecord(cell_id)
         return found
 
-    def apply(self, ev: dict) -> None:
+    def apply(self, ev: dict[str, Any]) -> None:
         """Fold one event into the state (the replay's only rule book)."""
         kind = ev.get("e")
         if kind == "run":

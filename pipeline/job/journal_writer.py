@@ -10,6 +10,7 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import jsonio
 from ..durable import fsync_dir
@@ -59,7 +60,7 @@ class Journal:
         self.failed: BaseException | None = None
         self.listener = None  # called with each event after it is applied
 
-    def write(self, event: dict) -> dict:
+    def write(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append one event (durable only after `durable()`/`sync()`), and apply it."""
         if self.failed is not None:
             raise StateError(f"the journal {self.path} could not be written earlier "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -29,7 +30,7 @@ class JournalLines:
         self.torn_tail = False
         self.valid_bytes = 0
 
-    def __iter__(self) -> Iterator[tuple[int, int, int, dict]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
         """(line number, start offset, end offset, event) per whole line, in file order."""
         path = self.path
         with open(path, "rb") as fh:

@@ -41,7 +41,7 @@ class Price:
     """A price sheet (see pipeline.models.cost) or None, where it came from, and warnings;
     `base`: the price before a correction by what the service billed (None: not corrected)."""
 
-    sheet: dict | None
+    sheet: dict[str, Any] | None
     source: str
     warnings: tuple[str, ...] = ()
     base: Price | None = None
@@ -94,7 +94,7 @@ class Prices:
     def of(self, model_id: str) -> Price:
         return self.by_model.get(model_id, UNKNOWN)
 
-    def sheets(self) -> dict[str, dict | None]:
+    def sheets(self) -> dict[str, dict[str, Any] | None]:
         return {k: p.sheet for k, p in self.by_model.items()}
 
     @property
@@ -102,7 +102,7 @@ class Prices:
         return next(iter(self.by_model.values())) if len(self.by_model) == 1 else None
 
     @property
-    def sheet(self) -> dict | None:
+    def sheet(self) -> dict[str, Any] | None:
         """The price sheet of a one-model job (None with several models: see `of`)."""
         return self.single.sheet if self.single else None
 
@@ -126,7 +126,7 @@ class Prices:
     def uncorrected(self) -> Prices:
         return Prices({k: p.uncorrected for k, p in self.by_model.items()})
 
-    def corrected(self, canaries: Mapping[str | None, dict] | None) -> Prices:
+    def corrected(self, canaries: Mapping[str | None, dict[str, Any]] | None) -> Prices:
         """The prices once the job's canary cells were billed (per model, its last billed
         canary: JobState.billed_canaries): each model's own corrected
         (pipeline.job.price.corrected), a model without one as it was."""
@@ -157,7 +157,8 @@ def _cached(folder: JobFolder) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(data, dict):
         return {}
-    entries = data.get("entries") if isinstance(data.get("entries"), list) else [data]
+    listed = data.get("entries")
+    entries = listed if isinstance(listed, list) else [data]
     return {e["model"]: e for e in entries if isinstance(e, dict) and isinstance(
         e.get("model"), str)}
 
@@ -175,22 +176,22 @@ def cached_entry(folder: JobFolder, model_id: str) -> dict[str, Any] | None:
     return _cached(folder).get(model_id)
 
 
-def _describe(sheet: dict) -> str:
+def _describe(sheet: dict[str, Any]) -> str:
     usd = sheet.get("usd")
     if isinstance(usd, dict):
         each = ", ".join(f"{k} {text.rate(v)}" for k, v in usd.items())
         return f"by {sheet.get('by', 'resolution')}: {each} per {sheet['unit']}"
-    return f"{text.rate(usd)} per {sheet['unit']}"
+    return f"{text.rate(sheet['usd'])} per {sheet['unit']}"
 
 
-def describe(sheet: dict | None) -> str:
+def describe(sheet: dict[str, Any] | None) -> str:
     """A price sheet as a person reads it: `$0.05 per second`, or `unknown`."""
     if not sheet or sheet.get("unit") not in ("second", "output"):
         return "unknown"
     return _describe(sheet)
 
 
-def stated_price(manifest: Manifest, model_id: str) -> dict | None:
+def stated_price(manifest: Manifest, model_id: str) -> dict[str, Any] | None:
     """The manifest's `run.price` for a model: the one sheet, or the model's own entry."""
     stated = manifest.run.price
     if not stated or "unit" in stated:
@@ -209,15 +210,15 @@ def resolve_price(manifest: Manifest, entry: dict[str, Any] | None, *, live: boo
     catalog entry it has (live or cached)."""
     model = model or manifest.model
     stated = stated_price(manifest, model.id)
-    chosen: tuple[dict, str] | None = None
+    chosen: tuple[dict[str, Any], str] | None = None
     sheet = cost.from_catalog(entry.get("price_usd"), entry.get("price_unit")) if entry else None
-    if sheet is not None:
+    if entry is not None and sheet is not None:  # (a sheet comes from an entry)
         when = "" if live else f", cached {entry.get('fetched_at')}"
         chosen = sheet, f"catalog ({entry.get('origin', 'the API')}{when})"
     elif model.price.get("unit") in ("second", "output"):
         chosen = model.price, f"price sheet stored with {model.id}"
     if chosen is not None:
-        warnings = ()
+        warnings: tuple[str, ...] = ()
         if stated and cost.normalized(stated) != cost.normalized(chosen[0]):
             warnings = (f"run.price ({_describe(stated)}) differs from the {chosen[1]} "
                         f"({_describe(chosen[0])}); the catalog's price is used",)

@@ -14,6 +14,7 @@ does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -113,8 +114,8 @@ class FileRecord:
     path: str  # relative to the job folder
     size: int
     sha256: str
-    probe: dict | None = None  # frames, fps, width, height, codec
-    check: dict | None = None  # {"ok": bool, "problems": [...]}
+    probe: dict[str, Any] | None = None  # frames, fps, width, height, codec
+    check: dict[str, Any] | None = None  # {"ok": bool, "problems": [...]}
 
 
 @dataclass(slots=True)
@@ -131,14 +132,14 @@ class Attempt:
     permanent: bool = False  # a refusal that no retry can fix (bad body, auth)
     status: str | None = None  # last status seen
     queue_position: int | None = None
-    first_seen: dict = field(default_factory=dict)  # status word -> time first seen
+    first_seen: dict[str, Any] = field(default_factory=dict)  # status word -> time first seen
     status_calls: int = 0
     result: str | None = None  # succeeded | failed | cancelled | lost
     result_at: float | None = None
     error: str | None = None
     cost: float | None = None
-    outputs: list = field(default_factory=list)
-    server_times: dict = field(default_factory=dict)  # created_at / finished_at as sent
+    outputs: list[str] = field(default_factory=list)  # the output URLs
+    server_times: dict[str, Any] = field(default_factory=dict)  # created_at / finished_at as sent
     cancel_outcome: str | None = None
     cancel_at: float | None = None
     resubmitted_unknown: bool = False
@@ -175,14 +176,16 @@ class CellRecord:
 
     id: str
     label: str = ""
-    values: dict = field(default_factory=lambda: EMPTY)  # replaced, never mutated, by the replay
-    request: dict = field(default_factory=lambda: EMPTY)
+    # replaced, never mutated, by the replay
+    values: dict[str, Any] = field(default_factory=lambda: EMPTY)
+    request: dict[str, Any] = field(default_factory=lambda: EMPTY)
     attempts: list[Attempt] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)  # by URL
-    download_errors: list | tuple = ()  # replaced by a longer one on each error
+    download_errors: Sequence[dict[str, Any]] = ()  # replaced by a longer one on each error
     retry_from: int = 0  # attempts before this index do not count (--retry-failed)
     described: bool = False  # its `cell` event (label, values, request) is in the journal
-    from_cell: dict | None = None  # the picked cell it renders again (its `cell` event says)
+    # the picked cell it renders again (its `cell` event says)
+    from_cell: dict[str, Any] | None = None
     # A done cell the runner no longer needs in detail keeps only these (see compact()).
     compacted: bool = False
     done_money: Money = NOTHING

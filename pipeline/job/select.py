@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..errors import UsageError
 
@@ -32,9 +32,17 @@ Only = tuple[tuple[str, str], ...]
 
 
 class _CellLike(Protocol):
-    id: str
-    values: dict
-    request: dict
+    """A plan cell as selection reads it (read-only: plan cells are frozen)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def values(self) -> dict[str, Any]: ...
+    @property
+    def request(self) -> dict[str, Any]: ...
+
+
+_Cell = TypeVar("_Cell", bound="_CellLike | Mapping[str, Any]")
 
 
 def parse_only(pairs: Iterable[str]) -> Only:
@@ -54,20 +62,20 @@ def describe_only(only: Only) -> str:
     return " ".join(f"{k}={v}" for k, v in only)
 
 
-def _parts(cell: _CellLike | Mapping) -> tuple[str, dict, dict]:
+def _parts(cell: _CellLike | Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(id, values, request) of a plan cell, or of a plan.json cell (a mapping)."""
     if isinstance(cell, Mapping):
         return cell["id"], cell.get("values") or {}, cell.get("request") or {}
     return cell.id, cell.values, cell.request
 
 
-def value_of(cell: _CellLike | Mapping, key: str) -> Any:
+def value_of(cell: _CellLike | Mapping[str, Any], key: str) -> Any:
     """A cell's value for `key`: its matrix value, else its request value of that name."""
     _, values, request = _parts(cell)
     return values[key] if key in values else request.get(key)
 
 
-def select_cells(cells: Sequence[_CellLike | Mapping], only: Only) -> list:
+def select_cells(cells: Sequence[_Cell], only: Only) -> list[_Cell]:
     """The cells matching `only`, in their plan order (all of them when `only` is empty).
     Cells are plan cells or plan.json cells (mappings with id, values and request)."""
     if not only:
@@ -88,7 +96,7 @@ def select_cells(cells: Sequence[_CellLike | Mapping], only: Only) -> list:
             if value not in present:
                 raise UsageError(f"--only {key}={value}: no cell has {key}={value}; "
                                  f"values of {key}: {_listing(present)}")
-    picked = [c for c, (cid, _, _) in zip(cells, parts)
+    picked = [c for c, (cid, _, _) in zip(cells, parts, strict=True)
               if (chosen_ids is None or cid in chosen_ids)
               and all(str(value_of(c, k)) in vs for k, vs in wanted.items())]
     if not picked:
@@ -97,7 +105,7 @@ def select_cells(cells: Sequence[_CellLike | Mapping], only: Only) -> list:
     return picked
 
 
-def _resolve_ids(cells: Sequence[_CellLike | Mapping], prefixes: set[str]) -> set[str]:
+def _resolve_ids(cells: Sequence[_CellLike | Mapping[str, Any]], prefixes: set[str]) -> set[str]:
     """Full ids for the `cell=` prefixes; each must be hex, long enough and unambiguous."""
     out: set[str] = set()
     for prefix in sorted(prefixes):

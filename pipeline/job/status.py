@@ -22,7 +22,8 @@ from .select import Only, describe_only, select_cells
 from .tally import Tally, figures_line, planned_cells, resume_for
 
 
-def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: JobFolder,
+def summarize(tally: Tally, state: JobState, *, job: str | None, model: str | None,
+              folder: JobFolder,
               running: bool, concurrency: int, price_source: str | None,
               budget: float | None, manifest_sha256: str | None = None,
               now: float | None = None, models: Mapping[str, str | None] | None = None
@@ -37,7 +38,9 @@ def summarize(tally: Tally, state: JobState, *, job: str, model: str, folder: Jo
             failed.append({"id": cid, "label": label, "attempts": len(rec.attempts),
                            "reason": rec.reason()})
         else:
-            unknown.append({"id": cid, "label": label, "since": text.iso(rec.last.intent_at),
+            last = rec.last  # listed and not failed: unknown, so it has an attempt
+            assert last is not None
+            unknown.append({"id": cid, "label": label, "since": text.iso(last.intent_at),
                             "reason": rec.reason() or "the process stopped during the submit"})
     pending: dict[str, dict[str, Any]] = {}  # why cells tried and not accepted wait, by reason
     for cid, rec in state.cells.items():
@@ -161,15 +164,15 @@ class Settings:
     """What a job's plan snapshot (else its journal's last run) says of how it runs."""
 
     model: str
-    sheet: dict | None
+    sheet: dict[str, Any] | None
     fps: int
-    rates: dict  # model id -> (price sheet, fps), for a sweep of several models
+    rates: dict[str, Any]  # model id -> (price sheet, fps), for a sweep of several models
     max_attempts: int
     concurrency: int  # with concurrency: auto, the capacity the runs found, if they have
     budget: float | None
     price_source: str | None
     typical: Any  # seconds a cell, or per model id
-    capacity: dict | None  # with concurrency: auto, what the runs found
+    capacity: dict[str, Any] | None  # with concurrency: auto, what the runs found
 
 
 def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
@@ -216,7 +219,8 @@ def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool)
                  resume=resume_for(state, running=running), typical=s.typical)
 
 
-def view_job(folder: JobFolder | Path, plan: dict | None = None, only: Only = ()) -> JobView:
+def view_job(folder: JobFolder | Path, plan: dict[str, Any] | None = None,
+             only: Only = ()) -> JobView:
     """Replay a job folder and tally it against its plan (plan.json unless given); `only`
     narrows both to the cells it selects (pipeline.job.select)."""
     folder = JobFolder.at(folder)

@@ -91,8 +91,8 @@ def canary_needs(state: JobState, setting: int | None, backend: str, base_url: s
     if cells:  # a model with fewer cells left than that proves what it has left
         left = dict.fromkeys(models, 0)
         for cid, model in cells.items():
-            rec = state.cells.get(cid)
-            if rec is None or rec.state(1) != DONE:
+            found = state.cells.get(cid)
+            if found is None or found.state(1) != DONE:
                 left[model] += 1
         need = {k: min(n, left[k]) for k, n in need.items()}
     return need
@@ -109,9 +109,9 @@ class PlannedCell:
     model: str = ""
 
 
-def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
+def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None,
                   fps: int = cost.DEFAULT_FPS, *,
-                  models: Mapping[str, tuple[dict | None, int]] | None = None
+                  models: Mapping[str, tuple[dict[str, Any] | None, int]] | None = None
                   ) -> list[PlannedCell]:
     """PlannedCells from plan cells (objects or plan.json dicts with id, label, request and,
     in a sweep of several models, model). A plan.json cell keeps the estimate the run wrote
@@ -138,9 +138,10 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict | None,
     return out
 
 
-_ENTRIES: dict[tuple, tuple] = {}
-_UNSEEN = (PENDING, True, False, False, 0)  # a planned cell the journal does not name yet
-_UNSEEN_ORPHAN = (None, False, False, False, 0)
+_Entry = tuple[str, bool, bool, bool, int]  # state, to do, measured, sent, calls
+_ENTRIES: dict[_Entry, _Entry] = {}
+_UNSEEN: _Entry = (PENDING, True, False, False, 0)  # a planned cell the journal names not yet
+_UNSEEN_ORPHAN: tuple[None, bool, bool, bool, int] = (None, False, False, False, 0)
 
 
 class Tally:
@@ -168,7 +169,7 @@ class Tally:
         self.live: dict[str, tuple[str, float | None]] = {}  # cell -> (key, submitted at)
         self.listed: dict[str, str] = {}  # failed and unknown cells -> state
         # per cell: state, to do, measured, accepted by the server, its status calls
-        self._cells: dict[str, tuple[str, bool, bool, bool, int]] = {}
+        self._cells: dict[str, _Entry] = {}
         self.status_calls = 0  # of the cells the server accepted a request of
         self.sent = 0  # those cells
         self.estimate = 0  # the whole sweep at its price, in micro-dollars
@@ -232,6 +233,7 @@ class Tally:
             self._add_todo(planned, 1 if todo else -1)
         if new in LIVE and planned is not None:
             a = rec.last  # a live cell has an attempt
+            assert a is not None
             self.live[cid] = (planned.key, a.submitted_at or a.intent_at)
         else:
             self.live.pop(cid, None)

@@ -17,9 +17,10 @@ import statistics
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
-def duration_key(model: str, request: Mapping) -> str:
+def duration_key(model: str, request: Mapping[str, Any]) -> str:
     """What a cell's duration depends on: its model, resolution and length."""
     length = request.get("number_of_frames", request.get("duration", ""))
     return sys.intern(f"{model}|{request.get('resolution', '')}|{length}")

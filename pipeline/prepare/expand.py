@@ -36,25 +36,25 @@ class Cell:
     id: str
     label: str
     index: int
-    values: dict
-    request: dict
+    values: dict[str, Any]
+    request: dict[str, Any]
     replicate: int
-    origin: dict  # request key or variable -> manifest path or Location, for messages
+    origin: dict[str, Any]  # request key or variable -> manifest path or Location, for messages
     model: str = ""  # the id of the model the request is for
     # The picked cell this one renders again ({job, cell, out}: a preview -> final workflow);
     # not part of the request or the id.
-    from_cell: dict | None = None
+    from_cell: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class Draft:
     """A cell before its seed is drawn and its id is known."""
 
-    values: dict
-    request: dict
+    values: dict[str, Any]
+    request: dict[str, Any]
     replicate: int
-    origin: dict
-    failed: tuple = ()  # keys whose template failed (left as written; already reported)
+    origin: dict[str, Any]
+    failed: tuple[str, ...] = ()  # keys whose template failed (left as written; already reported)
     model: Model | None = None
 
 
@@ -66,34 +66,34 @@ def same(a: Any, b: Any) -> bool:
 ADDED_BY = "(include)"  # origin key of a combination an include entry added: that entry's path
 
 
-def combinations(m: Manifest) -> list[tuple[dict, dict]]:
+def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(values, origin) per combination, in GitHub Actions' order and semantics; the origin of
     a combination that an include entry added also holds the entry's path under ADDED_BY."""
     original: set[str] = set()
-    columns: list[list[tuple[dict, dict]]] = []
+    columns: list[list[tuple[dict[str, Any], dict[str, Any]]]] = []
     own = set_here(m)
     for axis in m.axes:
-        column = []
-        for i, (value, where) in enumerate(zip(axis.values, axis.paths)):
+        column: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for i, (value, where) in enumerate(zip(axis.values, axis.paths, strict=True)):
             if axis.is_rows:
                 picked = axis.origins[i] if axis.origins else None
                 row = {k: _coerce_row_value(m, k, v) for k, v in value.items()
                        if not (picked and k in own)}
-                origin = dict.fromkeys(row, where)
+                row_origin: dict[str, Any] = dict.fromkeys(row, where)
                 if picked:
-                    origin[FROM_CELL] = picked
-                column.append((row, origin))
+                    row_origin[FROM_CELL] = picked
+                column.append((row, row_origin))
                 original.update(row)
             else:
                 column.append(({axis.name: value}, {axis.name: where}))
                 original.add(axis.name)
         columns.append(column)
 
-    combos: list[tuple[dict, dict]] = []
+    combos: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if columns:
         for parts in itertools.product(*columns):
-            values: dict = {}
-            origin: dict = {}
+            values: dict[str, Any] = {}
+            origin: dict[str, Any] = {}
             for v, o in parts:
                 values.update(v)
                 origin.update(o)
@@ -104,7 +104,7 @@ def combinations(m: Manifest) -> list[tuple[dict, dict]]:
     if m.exclude:
         combos = [c for c in combos if not any(_matches(c[0], ex) for ex in m.exclude)]
 
-    added: list[tuple[dict, dict]] = []
+    added: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for i, entry in enumerate(m.include):
         where = ("matrix", "include", i)
         fixed = {k: v for k, v in entry.items() if k in original}
@@ -138,7 +138,7 @@ def row_keys(m: Manifest) -> list[str]:
     return list(keys)
 
 
-def _matches(values: dict, entry: dict) -> bool:
+def _matches(values: dict[str, Any], entry: dict[str, Any]) -> bool:
     return all(k in values and same(values[k], v) for k, v in entry.items())
 
 
@@ -148,7 +148,7 @@ def _coerce_row_value(m: Manifest, key: str, value: Any) -> Any:
     return coerce(prop, value) if prop else value
 
 
-def coerce(prop: dict, value: Any) -> Any:
+def coerce(prop: dict[str, Any], value: Any) -> Any:
     """Make text from CSV files and templates the type the schema asks for, where it reads so."""
     kind = prop.get("type")
     if isinstance(value, str):
@@ -172,9 +172,10 @@ class _Base:
     """What every cell of one model starts from: its defaults, the shared inputs it takes and
     its model_inputs, with where each came from; and the shared inputs it can take nowhere."""
 
-    request: dict
-    origin: dict
-    blocked: tuple  # (name, where): shared inputs the model neither has nor drops
+    request: dict[str, Any]
+    origin: dict[str, Any]
+    # (name, where): shared inputs the model neither has nor drops
+    blocked: tuple[tuple[str, Any], ...]
 
 
 def _base(m: Manifest, model: Model) -> _Base:
@@ -182,8 +183,8 @@ def _base(m: Manifest, model: Model) -> _Base:
     spec = m.sweep.inputs_of(model.id)
     defaults = model.defaults()
     request = dict(defaults)
-    origin: dict = dict.fromkeys(defaults, ("model",))
-    blocked = []
+    origin: dict[str, Any] = dict.fromkeys(defaults, ("model",))
+    blocked: list[tuple[str, Any]] = []
     for k, v in m.inputs.items():
         if k in props:
             request[k], origin[k] = v, ("inputs", k)
@@ -211,7 +212,8 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     are collected, not raised."""
     sweep = m.sweep
     bases: dict[str, _Base] = {}
-    origins: dict[tuple, dict] = {}  # equal origins shared: most cells' are alike
+    # equal origins shared: most cells' are alike
+    origins: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
     for values, origin in combinations(m):
@@ -279,7 +281,8 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
 
 
 def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,
-                     origin: dict, values: dict, context: dict) -> None:
+                     origin: dict[str, Any], values: dict[str, Any],
+                     context: dict[str, Any]) -> None:
     """Report a template that failed for one cell: at the template, or, when the cell is one an
     include entry added and lacks variables the template uses, at that entry."""
     example = describe(values) if values else ""
@@ -295,7 +298,7 @@ def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: Template
     problems.add(_locate(m, origin.get(key)), f"{key}: {exc}", cell=True, example=example)
 
 
-def _render_value(value: Any, context: dict) -> Any:
+def _render_value(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, str):
         return render(value, context)
     if isinstance(value, list):
@@ -311,7 +314,7 @@ def _locate(m: Manifest, where: Any) -> Location:
     return m.loc(where)
 
 
-def describe(values: dict, limit: int = 80) -> str:
+def describe(values: dict[str, Any], limit: int = 80) -> str:
     """`{k=v, k=v}` of a cell's values in about `limit` characters: long values are shortened,
     and the pairs left out are counted (`and 2 more`)."""
     pairs = [f"{k}={shorten(v)}" for k, v in values.items()]
@@ -324,7 +327,7 @@ def describe(values: dict, limit: int = 80) -> str:
     return "{" + ", ".join(shown) + "}"
 
 
-def difference(a: dict, b: dict) -> tuple[str, str]:
+def difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
     """Two cells' values as `describe` shows them, but only where they differ, so that what
     tells them apart is never cut off."""
     keys = [k for k in {**a, **b} if k not in a or k not in b or not same(a[k], b[k])]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import Location, ProblemList
 
@@ -58,10 +60,10 @@ def _is_file(path: Path) -> bool:
 
 
 def read_rows(text: str, suffix: str, display: str, problems: ProblemList
-              ) -> tuple[list[dict], list[Location]] | None:
+              ) -> tuple[list[dict[str, Any]], list[Location]] | None:
     """The rows of a CSV or JSONL text (`display` names its file in problems), or None when it
     cannot be read at all."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     locs: list[Location] = []
     if suffix.lower() == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
@@ -124,6 +126,6 @@ def read_rows(text: str, suffix: str, display: str, problems: ProblemList
     return rows, locs
 
 
-def _names(header: list[str], limit: int = 8) -> str:
+def _names(header: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(header[:limit])
     return shown + (f" and {len(header) - limit} more" if len(header) > limit else "")

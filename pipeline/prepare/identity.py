@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from ..jsonio import canonical
 from .expand import FROM_CELL, Cell, Draft, shorten
@@ -61,19 +62,21 @@ def model_labels(ids: list[str]) -> dict[str, str]:
     while all(len(p) > head + tail + 1 for p in parts) and \
             len({p[-1 - tail] for p in parts}) == 1:
         tail += 1
-    return {i: shorten("/".join(p[head:len(p) - tail]), 40) for i, p in zip(ids, parts)}
+    return {i: shorten("/".join(p[head:len(p) - tail]), 40)
+            for i, p in zip(ids, parts, strict=True)}
 
 
-def cell_id(model_id: str, identity_request: dict, replicate: int) -> str:
+def cell_id(model_id: str, identity_request: dict[str, Any], replicate: int) -> str:
     """First 16 hex digits of SHA-256 over the versioned canonical form of the cell's content."""
-    body: dict = {"model": model_id, "request": identity_request}
+    body: dict[str, Any] = {"model": model_id, "request": identity_request}
     if replicate:
         body["replicate"] = replicate
     text = ID_VERSION + "\n" + canonical(body)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _identity(request: dict, image_fields: list[str], digest_of: Callable[[str], str]) -> dict:
+def _identity(request: dict[str, Any], image_fields: list[str],
+              digest_of: Callable[[str], str]) -> dict[str, Any]:
     """The request with each local file or data: image replaced by the hash of its bytes."""
     out = dict(request)
     for key in image_fields:
@@ -86,7 +89,7 @@ def _identity(request: dict, image_fields: list[str], digest_of: Callable[[str],
 
 
 def _varying_keys(items: list[Draft]) -> list[str]:
-    seen: dict[str, set] = {}
+    seen: dict[str, set[str]] = {}
     order: list[str] = []
     for d in items:
         for k, v in d.values.items():

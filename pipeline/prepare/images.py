@@ -155,8 +155,9 @@ class ImageInspector:
 
     def get(self, value: str) -> ImageInfo | None:
         """The image's info; None when it was not looked at (remote, offline); else raises."""
-        found = self._cache.get(value, _MISSING)
-        if found is _MISSING:
+        if value in self._cache:
+            found = self._cache[value]
+        else:
             found = self._cache[value] = self._look(value)
         if isinstance(found, ImageProblem):
             raise found
@@ -326,6 +327,3 @@ def _bounded(fn: Callable[[str], ImageInfo | ImageProblem], items: list[str], li
                 del running[item]
                 results.setdefault(item, late())
     return {item: results[item] for item in items}
-
-
-_MISSING = object()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from .modelset import AXIS as MODEL_AXIS
 from .modelset import ModelSet, read_models
 from .picks import is_pick, split_rows
 from .wording import describe_errors, did_you_mean, kind_of_value, manifest_validator
-from .yamlsrc import Source, load_yaml
+from .yamlsrc import Path_, Source, load_yaml
 
 MAX_AXIS_VALUES = 1_000_000
 MAX_CELLS = 1_000_000  # cells one manifest may expand to, counted before `exclude`
@@ -47,11 +48,12 @@ class Axis:
     """One matrix axis: its values, where each came from, and whether it is a model input."""
 
     name: str
-    values: tuple
-    paths: tuple  # per value: a manifest path, or a Location (rows files)
+    values: tuple[Any, ...]  # values as the manifest gives them
+    paths: tuple[Path_ | Location, ...]  # per value: a manifest path, or a Location (rows files)
     is_input: bool
     is_rows: bool = False
-    origins: tuple = ()  # rows only, per row: the cell it was picked from (pipeline.prepare.picks)
+    # rows only, per row: the cell it was picked from (pipeline.prepare.picks)
+    origins: tuple[dict[str, Any] | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class RunSettings:
     allow_unknown_price: bool = False
     output: str | None = None
     local_images: str = "data_uri"
-    price: dict | None = None
+    price: dict[str, Any] | None = None
     polling: Polling = field(default_factory=Polling)
     canary: int | None = None  # cells proven before the rest; None: 1 on runcomfy, 0 on sim
     stop_after_refusals: int = 3  # the same refusal this many submits in a row stops; 0: never
@@ -92,11 +94,11 @@ class Manifest:
     backend: str
     prompt: str | None
     prompt_where: Location | None
-    inputs: dict
-    vars: dict
+    inputs: dict[str, Any]
+    vars: dict[str, Any]
     axes: tuple[Axis, ...]
-    exclude: tuple[dict, ...]
-    include: tuple[dict, ...]
+    exclude: tuple[dict[str, Any], ...]
+    include: tuple[dict[str, Any], ...]
     repeat: int
     run: RunSettings
     sha256: str
@@ -112,7 +114,7 @@ class Manifest:
         """The models of the sweep (a manifest built by hand may give only `model`)."""
         return self.models or ModelSet({self.model.id: self.model}, self.model.id)
 
-    def loc(self, path: tuple | Location, *, key: bool = False) -> Location:
+    def loc(self, path: Path_ | Location, *, key: bool = False) -> Location:
         return path if isinstance(path, Location) else self.source.loc(path, key=key)
 
     def is_input(self, key: str, model_id: str | None = None) -> bool:
@@ -122,7 +124,7 @@ class Manifest:
         return self.sweep.is_input(key, model_id)
 
 
-def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:
+def load_manifest(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Manifest:
     """Read, schema-check and interpret one manifest; all its problems raise together."""
     problems = ProblemList()
     manifest = read_manifest(path, problems, allow_outside=allow_outside)
@@ -130,7 +132,7 @@ def load_manifest(path: str | Path, *, allow_outside: bool = False) -> Manifest:
     return manifest
 
 
-def read_manifest(path: str | Path, problems: ProblemList, *,
+def read_manifest(path: str | os.PathLike[str], problems: ProblemList, *,
                   allow_outside: bool = False) -> Manifest:
     """Like load_manifest, but problems that do not stop interpretation are only collected.
 
@@ -167,7 +169,7 @@ def read_manifest(path: str | Path, problems: ProblemList, *,
     return _interpret(path, source, data, problems, allow_outside)
 
 
-def _non_finite(value: Any, path: tuple) -> Iterator[tuple]:
+def _non_finite(value: Any, path: Path_) -> Iterator[Path_]:
     """Paths of NaN and infinite numbers (`.nan`, `.inf`): no field means them."""
     if isinstance(value, float) and not math.isfinite(value):
         yield path
@@ -179,7 +181,7 @@ def _non_finite(value: Any, path: tuple) -> Iterator[tuple]:
             yield from _non_finite(v, path + (i,))
 
 
-def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
+def _interpret(path: Path, source: Source, data: dict[str, Any], problems: ProblemList,
                allow_outside: bool = False) -> Manifest:
     folder = path.parent
     root = project_root(path)
@@ -191,7 +193,7 @@ def _interpret(path: Path, source: Source, data: dict, problems: ProblemList,
         if rows_axis is None:  # reported; expanding without its columns would only add noise
             problems.raise_if_any()
     sweep = read_models(data, source, root, problems,
-                        zip(rows_axis.values, rows_axis.paths) if rows_axis else ())
+                        zip(rows_axis.values, rows_axis.paths, strict=True) if rows_axis else ())
     if sweep is None:
         problems.raise_if_any()
     assert sweep is not None
@@ -343,7 +345,8 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
         raw = file.read_bytes()
         text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add(where, f"cannot read rows file {name!r}: {getattr(exc, 'strerror', None) or exc}")
+        reason = getattr(exc, "strerror", None) or exc
+        problems.add(where, f"cannot read rows file {name!r}: {reason}")
         return None
     digest.update(raw)
     display = str(Path(source.file).parent / name)
@@ -360,7 +363,7 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
                 origins=tuple(origins) if any(origins) else ())
 
 
-def _run_settings(run: dict, source: Source, problems: ProblemList) -> RunSettings:
+def _run_settings(run: dict[str, Any], source: Source, problems: ProblemList) -> RunSettings:
     polling = Polling(**run.get("polling", {}))
     if polling.max < polling.initial:
         problems.add(source.loc(("run", "polling", "max")),

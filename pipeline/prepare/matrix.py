@@ -117,7 +117,8 @@ def _columns(m: Manifest) -> dict[str, None]:
     return out
 
 
-def _check_exclude(m: Manifest, i: int, entry: dict, axes: dict, columns: dict,
+def _check_exclude(m: Manifest, i: int, entry: dict[str, Any], axes: dict[str, Any],
+                   columns: dict[str, Any],
                    problems: ProblemList) -> None:
     """An exclude entry must drop at least one combination; say which key or value does not."""
     where = ("matrix", "exclude", i)

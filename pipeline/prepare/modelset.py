@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import ModelNotFound, ProblemList
 from ..models.catalogue import Model, known_models, load_model
 from .wording import did_you_mean, show
-from .yamlsrc import Source
+from .yamlsrc import Path_, Source
 
 AXIS = "model"  # the matrix axis (and cell value) naming a cell's model
 DROP = "drop"
@@ -33,9 +33,9 @@ DROP = "drop"
 class ModelInputs:
     """One `model_inputs` entry: inputs added or overridden for a model, and what it drops."""
 
-    inputs: dict = field(default_factory=dict)
-    drop: frozenset = frozenset()
-    path: tuple = ()  # where the entry is in the manifest
+    inputs: dict[str, Any] = field(default_factory=dict)
+    drop: frozenset[str] = frozenset()
+    path: Path_ = ()  # where the entry is in the manifest
 
 
 NO_INPUTS = ModelInputs()
@@ -63,7 +63,7 @@ class ModelSet:
         the ids of a sweep's models joined by commas (a label, never a model id)."""
         return ", ".join(self.models)
 
-    def of(self, values: Mapping) -> Model | None:
+    def of(self, values: Mapping[str, Any]) -> Model | None:
         """The model of a cell with these matrix values (None: it names none)."""
         chosen = values.get(AXIS, self.default)
         return self.models.get(chosen) if isinstance(chosen, str) else None
@@ -88,7 +88,7 @@ class ModelSet:
         return list(names)
 
 
-def referenced(data: dict, rows: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+def referenced(data: dict[str, Any], rows: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """(model value, where) for every place the manifest names a model: the top level, the
     `model` axis, include entries and rows (`rows`: (row, where) pairs)."""
     out: list[tuple[Any, Any]] = []
@@ -110,7 +110,7 @@ def referenced(data: dict, rows: Iterable[tuple[Any, Any]]) -> list[tuple[Any, A
     return out
 
 
-def read_models(data: dict, source: Source, root: Path, problems: ProblemList,
+def read_models(data: dict[str, Any], source: Source, root: Path, problems: ProblemList,
                 rows: Iterable[tuple[Any, Any]] = ()) -> ModelSet | None:
     """The models a manifest names, loaded; None (with problems) when none can be used."""
     loc = _locator(source)
@@ -126,7 +126,7 @@ def read_models(data: dict, source: Source, root: Path, problems: ProblemList,
     if axis is not None and not isinstance(axis, list):
         problems.add(loc(("matrix", AXIS)), "matrix.model: a list of model ids")
     models: dict[str, Model] = {}
-    failed: set = set()
+    failed: set[str] = set()
     for value, where in referenced(data, rows):
         if not isinstance(value, str):
             problems.add(loc(where), f"{show(value)} is not a model id (a string such as "
@@ -157,7 +157,7 @@ def _locator(source: Source):  # type: ignore[no-untyped-def]
     return loc
 
 
-def _model_inputs(data: dict, sweep: ModelSet, loc: Any, problems: ProblemList,
+def _model_inputs(data: dict[str, Any], sweep: ModelSet, loc: Any, problems: ProblemList,
                   sendable: set[str]) -> dict[str, ModelInputs]:
     """The `model_inputs` entries, checked: each names a model of the sweep, its inputs are
     that model's, and what it drops is something the manifest would send."""
@@ -195,7 +195,7 @@ def _model_inputs(data: dict, sweep: ModelSet, loc: Any, problems: ProblemList,
     return out
 
 
-def _sendable(data: dict) -> set[str]:
+def _sendable(data: dict[str, Any]) -> set[str]:
     """Names a manifest may send to a model: shared inputs, the prompt, matrix axes and the
     keys of include entries (rows' keys are added by the caller, which has read them)."""
     names = set(data.get("inputs") or {})

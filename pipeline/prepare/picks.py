@@ -21,8 +21,8 @@ from ..errors import ProblemList
 NOT_CARRIED = ("replicate",)  # a preview's replicate index means nothing to another job
 
 
-def pick(*, cell: str, job: str | None, out: str | None, label: str, values: dict,
-         request: dict, model: str | None) -> dict[str, Any]:
+def pick(*, cell: str, job: str | None, out: str | None, label: str, values: dict[str, Any],
+         request: dict[str, Any], model: str | None) -> dict[str, Any]:
     """One line of picks.jsonl for a cell of a job (`out`: the job's folder as the page and
     the rows reader name it, relative to the project root when inside it)."""
     carried = {k: v for k, v in values.items() if k not in NOT_CARRIED}
@@ -38,15 +38,15 @@ def is_pick(row: Any) -> bool:
     return isinstance(row, dict) and "cell" in row and "values" in row
 
 
-def split_rows(rows: list[dict], locs: list, problems: ProblemList
-               ) -> tuple[list[dict], list, list[dict | None]]:
+def split_rows(rows: list[dict[str, Any]], locs: list[Any], problems: ProblemList
+               ) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any] | None]]:
     """Rows as the matrix takes them, their locations, and per row the cell it was picked
     from (None for a plain row). A pick whose `values` is not a non-empty mapping is a
     problem at its location (`locs`: Locations, or manifest paths resolved by `where`)."""
-    out: list[dict] = []
-    kept: list = []
-    origins: list[dict | None] = []
-    for row, where in zip(rows, locs):
+    out: list[dict[str, Any]] = []
+    kept: list[Any] = []
+    origins: list[dict[str, Any] | None] = []
+    for row, where in zip(rows, locs, strict=True):
         if is_pick(row):
             values = row["values"]
             if not isinstance(values, dict) or not values:

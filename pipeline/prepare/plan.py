@@ -8,6 +8,7 @@ This is the library API under `pipeline validate` and `pipeline plan`:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Any
 from ..errors import Location, ManifestError, Problem, ProblemList
 from .expand import Cell, describe, difference, drafts
 from .identity import finalize
-from .images import ImageInspector, ImageProblem, kind_of
+from .images import FETCH_TIMEOUT, ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
 from .matrix import check_matrix
 from .render import forget_renderings
 from .validate import RequestValidator
 from .wording import printable
+from .yamlsrc import Path_
 
 
 @dataclass
@@ -73,7 +75,8 @@ def input_key(m: Manifest, files: Iterable[str]) -> str:
 
 def inputs_unchanged(m: Manifest, inputs: dict[str, Any] | None) -> bool:
     """True when a plan of `m` would be the one whose `Plan.inputs` these are."""
-    return bool(inputs) and inputs.get("key") == input_key(m, inputs.get("files", []))
+    return inputs is not None and bool(inputs) and \
+        inputs.get("key") == input_key(m, inputs.get("files", []))
 
 
 def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | None = None,
@@ -87,7 +90,7 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     finally:
         forget_renderings()
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
-                               **({"timeout": fetch_timeout} if fetch_timeout else {}))
+                               timeout=fetch_timeout if fetch_timeout else FETCH_TIMEOUT)
     fields = {k: x.image_fields() for k, x in m.sweep.models.items()}
     images: set[str] = set()
     for d in items:
@@ -111,7 +114,7 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
-    for cell, draft in zip(cells, items):
+    for cell, draft in zip(cells, items, strict=True):
         example = f"cell {cell.id}" + (f" {describe(cell.values)}" if cell.values else "")
         image_fields = fields[cell.model]
         for path, message in validators[cell.model].errors(cell.request):
@@ -149,9 +152,9 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     return cells, problems, inspector
 
 
-def locate(m: Manifest, cell: Cell, path: tuple) -> Location:
+def locate(m: Manifest, cell: Cell, path: Path_) -> Location:
     """The manifest location a problem at `path` inside a cell's request came from."""
-    if not path:
+    if not path or not isinstance(path[0], str):  # a request's path opens with a key
         return Location(str(m.path), 1, 1)
     where: Any = cell.origin.get(path[0])
     if where is None:
@@ -222,7 +225,7 @@ class ValidationReport:
         return [str(p) for p in self.problems] + self.summaries
 
 
-def validate_files(paths: Iterable[str | Path], *, fetch_remote: bool = True,
+def validate_files(paths: Iterable[str | os.PathLike[str]], *, fetch_remote: bool = True,
                    allow_outside: bool = False, fetch_timeout: float | None = None
                    ) -> ValidationReport:
     """Validate each manifest fully; problems of all of them are reported together."""

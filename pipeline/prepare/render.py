@@ -183,7 +183,7 @@ def _steps(context: Any, iterable: Any, literal: int = 0) -> Any:
 
 
 @jinja2.pass_context
-def _concat(context: Any, parts: list) -> str:
+def _concat(context: Any, parts: list[Any]) -> str:
     """The `~` operator, with the size of its result checked before it is built."""
     tick()
     if sum(weight(p) for p in parts) > MAX_SIZE:
@@ -222,9 +222,9 @@ class _Bound(NodeTransformer):
                             [], [], None, None, lineno=node.lineno)
 
 
-def _own(body: list, kind: type) -> list:
+def _own(body: list[nodes.Node], kind: type[nodes.Node]) -> list[nodes.Node]:
     """Nodes of `kind` in `body`, not counting those inside nested loops."""
-    found: list = []
+    found: list[nodes.Node] = []
     for child in body:
         if isinstance(child, nodes.For):
             continue
@@ -263,7 +263,7 @@ class Template:
     source: str
     compiled: jinja2.Template
     variables: tuple[str, ...]
-    cache: dict
+    cache: dict[str, Any]
 
 
 _templates: dict[str, Template] = {}

@@ -25,7 +25,8 @@ from .render_limits import local
 def probing() -> Iterator[set[str]]:
     """While inside, using an unset variable notes its name (in the set yielded) instead of
     failing; attributes a defined value lacks are not variables and are not noted."""
-    local.probe = seen = set()
+    seen: set[str] = set()
+    local.probe = seen
     try:
         yield seen
     finally:

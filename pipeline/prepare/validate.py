@@ -26,6 +26,7 @@ from jsonschema import FormatChecker, ValidationError
 from .. import wire
 from ..models.catalogue import Model
 from .images import ImageInspector, ImageProblem, kind_of
+from .yamlsrc import Path_
 
 MISSING = "missing required input"
 _SIMPLE_TOP = {"type", "title", "description", "required", "properties", "$schema", "$id",
@@ -97,7 +98,7 @@ class RequestValidator:
                 found = pattern.search(text)
                 if found and sub.get("type") == "string" and "maxLength" not in sub:
                     self.max_length[name] = (int(found.group(1)) + adjust, found.group(0))
-        self._memo: dict[tuple, list[tuple[tuple, str]]] = {}
+        self._memo: dict[tuple[str, str], list[tuple[Path_, str]]] = {}
 
     # --- the extensions -------------------------------------------------------------------
     def _image_uri(self, value: object) -> bool:
@@ -122,8 +123,8 @@ class RequestValidator:
                                    "https URLs or data: URIs")
         return True
 
-    def _validations(self, validator: Any, rules: list, instance: Any,
-                     schema: dict) -> Iterator[ValidationError]:
+    def _validations(self, validator: Any, rules: list[str], instance: Any,
+                     schema: dict[str, Any]) -> Iterator[ValidationError]:
         items_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {}
         kind = wire.MEDIA_FORMATS.get(schema.get("format")) or \
             wire.MEDIA_FORMATS.get(items_schema.get("format"))
@@ -171,7 +172,7 @@ class RequestValidator:
         return len(self._memo) + len(self.inspector)
 
     # --- checking -------------------------------------------------------------------------
-    def errors(self, request: dict) -> list[tuple[tuple, str]]:
+    def errors(self, request: dict[str, Any]) -> list[tuple[Path_, str]]:
         """(path inside the request, message) for every problem of one body."""
         if self.per_property is None:
             found = [(tuple(e.absolute_path), self._message(e))
@@ -179,7 +180,7 @@ class RequestValidator:
             for name, value in request.items():
                 found.extend(self._too_long(name, value))
             return found
-        out: list[tuple[tuple, str]] = []
+        out: list[tuple[Path_, str]] = []
         for name in self.required:
             if name not in request:
                 out.append(((name,), f"{MISSING} {name!r}"))
@@ -200,7 +201,7 @@ class RequestValidator:
             out.extend(found)
         return out
 
-    def _too_long(self, name: str, value: Any) -> list[tuple[tuple, str]]:
+    def _too_long(self, name: str, value: Any) -> list[tuple[Path_, str]]:
         limit = self.max_length.get(name)
         if limit and isinstance(value, str) and len(value) > limit[0]:
             return [((name,), f"{name} is {len(value)} characters; the model says "
@@ -220,7 +221,8 @@ class RequestValidator:
         if v == "type":
             return f"{field}: expected {value}, got {type(inst).__name__} {_brief(inst)}"
         if v in ("minItems", "maxItems") and e.schema.get("minItems") == e.schema.get("maxItems"):
-            return f"{field}: takes exactly {value} item{'s' if value != 1 else ''} (got {len(inst)})"
+            return (f"{field}: takes exactly {value} item{'s' if value != 1 else ''} "
+                    f"(got {len(inst)})")
         if v == "minItems":
             return f"{field}: needs at least {value} items (got {len(inst)})"
         if v == "maxItems":

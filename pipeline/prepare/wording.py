@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 
 from ..models.catalogue import schemas_dir
+from .yamlsrc import Path_
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,7 +26,7 @@ def did_you_mean(word: str, options) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def describe_errors(error: jsonschema.ValidationError) -> list[tuple[tuple, str, bool]]:
+def describe_errors(error: jsonschema.ValidationError) -> list[tuple[Path_, str, bool]]:
     """(path, message, point-at-key) per problem of one schema error: one per unknown key of a
     mapping (so that all of them are reported at once), else one."""
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -43,7 +44,7 @@ def describe_errors(error: jsonschema.ValidationError) -> list[tuple[tuple, str,
     return [(path, message, at_key)]
 
 
-def unknown_key(key: str, path: tuple, allowed: Any) -> str:
+def unknown_key(key: str, path: Path_, allowed: Any) -> str:
     """`unknown key ...` with where it belongs (another section of the manifest that has such a
     key), else the nearest allowed key."""
     where = ".".join(str(p) for p in path) or "manifest"
@@ -54,7 +55,7 @@ def unknown_key(key: str, path: tuple, allowed: Any) -> str:
             + f"; allowed: {', '.join(sorted(allowed))}")
 
 
-def _home_of(key: str, path: tuple) -> str | None:
+def _home_of(key: str, path: Path_) -> str | None:
     """The section of the manifest (matrix, run, run.polling) whose keys include `key`."""
     schema = manifest_validator().schema
     defs = schema["$defs"]
@@ -67,14 +68,14 @@ def _home_of(key: str, path: tuple) -> str | None:
     return None
 
 
-def describe_error(error: jsonschema.ValidationError) -> tuple[tuple, str, bool]:
+def describe_error(error: jsonschema.ValidationError) -> tuple[Path_, str, bool]:
     """(path, message, point-at-key) for one schema error, built from the failing node."""
     path = tuple(error.absolute_path)
     where = ".".join(str(p) for p in path) or "manifest"
     v, value = error.validator, error.validator_value
     if v in ("oneOf", "anyOf") and isinstance(error.instance, dict) and error.context:
         # a mapping none of the forms takes: name a key no form knows, with the nearest one
-        allowed: dict = {}
+        allowed: dict[str, Any] = {}
         for e in error.context:
             allowed.update(e.schema.get("properties", {}) if isinstance(e.schema, dict) else {})
         extra = [k for k in error.instance if k not in allowed]

@@ -24,7 +24,7 @@ except AttributeError:  # pragma: no cover
 
 MAX_NODES = 500_000
 
-Path_ = tuple  # a value's path: keys (str) and list indexes (int)
+Path_ = tuple[str | int, ...]  # a value's path: keys (str) and list indexes (int)
 
 
 @dataclass
@@ -33,11 +33,11 @@ class Source:
 
     file: str
     data: Any
-    marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
-    key_marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     raw: bytes | None = None  # the file's bytes, when it was read from one
 
-    def loc(self, path: tuple = (), *, key: bool = False) -> Location:
+    def loc(self, path: Path_ = (), *, key: bool = False) -> Location:
         """The location of the value at `path` (or of its key), else of its nearest parent."""
         table = self.key_marks if key else self.marks
         p = tuple(path)
@@ -56,8 +56,8 @@ class Source:
 class _Builder:
     def __init__(self, file: str):
         self.file = file
-        self.marks: dict[tuple, tuple[int, int]] = {}
-        self.key_marks: dict[tuple, tuple[int, int]] = {}
+        self.marks: dict[Path_, tuple[int, int]] = {}
+        self.key_marks: dict[Path_, tuple[int, int]] = {}
         self.count = 0
         self.scalars = yaml.constructor.SafeConstructor()
 
@@ -65,7 +65,7 @@ class _Builder:
         m = node.start_mark
         return ManifestError([Problem(Location(self.file, m.line + 1, m.column + 1), message)])
 
-    def build(self, node: yaml.Node, path: tuple) -> Any:
+    def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise self.fail(node, f"document has more than {MAX_NODES} values (an alias bomb?); "
@@ -181,11 +181,13 @@ def load_yaml(path: Path, display: str | None = None) -> Source:
     except FileNotFoundError:
         raise ManifestError([Problem(Location(name), "no such file")]) from None
     except (IsADirectoryError, PermissionError, OSError) as exc:
-        raise ManifestError([Problem(Location(name), f"cannot read: {exc.strerror or exc}")]) from None
+        raise ManifestError([Problem(Location(name),
+                                     f"cannot read: {exc.strerror or exc}")]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ManifestError([Problem(Location(name), f"not UTF-8 text (byte {exc.start})")]) from None
+        raise ManifestError([Problem(Location(name),
+                                     f"not UTF-8 text (byte {exc.start})")]) from None
     source = parse_yaml(text, name)
     source.raw = raw
     return source

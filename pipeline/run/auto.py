@@ -47,7 +47,7 @@ class _Figure:
 
     at: float
     waiting: int  # queue_position - 1
-    unresolved: set
+    unresolved: set[str]  # request ids
     live: int = 0  # of ours before it, known to have been live at `at`
 
 
@@ -64,8 +64,8 @@ class AutoConcurrency:
     paused_until: float = 0.0  # no growth before this time (after a 429)
     _bound: int | None = None  # an upper bound of the capacity before the first exact figure
     _quiet: int = 0  # requests first seen running (none waiting) since one was seen waiting
-    _exact: deque = field(default_factory=lambda: deque(maxlen=EXACT))
-    _pending: list = field(default_factory=list)
+    _exact: deque[int] = field(default_factory=lambda: deque(maxlen=EXACT))
+    _pending: list[_Figure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.growing = max(1, self.start)

@@ -125,8 +125,8 @@ def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[
     elif ratio is None:
         out.append(f"billed {text.money(billed)} (no estimate to compare)")
     else:
-        out.append(f"billed {text.money_exact(billed)} against an estimate of {text.money_exact(estimate)} "
-                   f"({(ratio - 1) * 100:+.0f}%)")
+        out.append(f"billed {text.money_exact(billed)} against an estimate of "
+                   f"{text.money_exact(estimate)} ({(ratio - 1) * 100:+.0f}%)")
     return out
 
 

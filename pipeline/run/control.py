@@ -44,7 +44,7 @@ class RefusalBreaker:
     submit breaks the row."""
 
     limit: int = 3
-    key: tuple | None = None
+    key: tuple[int | None, str | None] | None = None
     row: int = 0
 
     def refused(self, status: int | None, code: object) -> int | None:
@@ -144,7 +144,7 @@ class Control:
             self.auto.rate_limited(len(self.order), now)
             self._learnt(before)
 
-    def _learnt(self, before: tuple) -> None:
+    def _learnt(self, before: tuple[int, int | None]) -> None:
         assert self.auto is not None
         if self.auto.capacity != before[1] and self.auto.capacity is not None and \
                 self.on_capacity is not None:

@@ -67,8 +67,8 @@ class PollPlanner:
     lazy: bool = False  # concurrency auto: the queue watch keeps slots busy (see _lazy_delay)
     tail: bool = False  # concurrency auto, nothing left to send: sooner than lazy
     min_interval: float = 0.2
-    samples: deque = field(default_factory=lambda: deque(maxlen=100))
-    finishes: deque = field(default_factory=lambda: deque(maxlen=64))
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    finishes: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     rng: random.Random = field(default_factory=random.Random)
 
     def _quantile(self, q: float) -> float:

@@ -43,7 +43,7 @@ async def fetch_prices(client: RunComfyClient, m: Manifest, folder: JobFolder, o
     entries: dict[str, dict[str, Any] | None] = {}
     live: dict[str, bool] = {}
     fetched = []
-    for model, answer in zip(models, answers):
+    for model, answer in zip(models, answers, strict=True):
         if isinstance(answer, AuthError):
             raise answer
         if isinstance(answer, ClientError):

@@ -4,8 +4,9 @@
 the journal, resolves the price (the catalog first, see pipeline.job.price), decides the run's
 canary (the cells it proves before the rest, pipeline.run.canary), writes the plan snapshot,
 starts the client (or the in-process simulator), journals the run's start and hands over to
-the Runner. The reports are the API's to write (pipeline.api). Every step is journalled (pipeline.job.journal): the intent to submit is
-durable before the POST and the request id right after it, so a rerun polls what was
+the Runner. The reports are the API's to write (pipeline.api). Every step is journalled
+(pipeline.job.journal): the intent to submit is durable before the POST and the request id
+right after it, so a rerun polls what was
 submitted instead of paying for it again, and holds as `unknown` what may or may not have been
 accepted.
 """

@@ -84,7 +84,8 @@ class SimConfig:
         try:
             lo, hi = (float(x) for x in gen)
         except (TypeError, ValueError):
-            raise ValueError(f"gen_time must be seconds or (min, max), got {self.gen_time!r}")
+            raise ValueError(
+                f"gen_time must be seconds or (min, max), got {self.gen_time!r}") from None
         if not 0 <= lo <= hi:
             raise ValueError(f"gen_time must satisfy 0 <= min <= max, got {self.gen_time!r}")
         object.__setattr__(self, "gen_time", (lo, hi))

@@ -135,7 +135,8 @@ def go_err(exc_type: type[BaseException], server: Server, op: str, *args: Any, *
     ("warming_up", None, "warming_up", False),
 ])
 def test_status_words(word: str, position: int | None, expected: str, finished: bool) -> None:
-    """Every /status word maps to the normalised status, and only terminal words count as finished."""
+    """Every /status word maps to the normalised status, and only terminal words count as
+    finished."""
     body = {"request_id": RID, "status": word}
     if position is not None:
         body["queue_position"] = position
@@ -163,7 +164,8 @@ def test_bad_request_id_is_refused_before_sending() -> None:
 @pytest.mark.parametrize("body,status,error", [
     ({"status": "succeeded", "output": {"video": f"{CDN}/a.mp4"}}, "succeeded", None),
     ({"status": "completed", "output": {"video": f"{CDN}/a.mp4"}}, "succeeded", None),
-    ({"status": "failed", "error": "model refused the prompt"}, "failed", "model refused the prompt"),
+    ({"status": "failed", "error": "model refused the prompt"}, "failed",
+     "model refused the prompt"),
     ({"status": "failed", "error": {"type": "ModelError", "message": "out of memory"}}, "failed",
      "ModelError: out of memory"),
     ({"status": "failed", "error": {"code": 7}}, "failed", '{"code":7}'),
@@ -175,7 +177,8 @@ def test_bad_request_id_is_refused_before_sending() -> None:
     ({"status": "in_progress"}, "in_progress", None),
 ])
 def test_result_vocabulary(body: dict, status: str, error: str | None) -> None:
-    """Every /result word (succeeded|completed, failed with string/object/no error, cancelled, live) is normalised."""
+    """Every /result word (succeeded|completed, failed with string/object/no error, cancelled, live)
+    is normalised."""
     info = go(Server().on("GET", RESULT, js(200, body)), "result", RID)
     assert (info.status, info.error) == (status, error)
 
@@ -191,7 +194,8 @@ def test_result_asks_for_cost_and_reads_it() -> None:
 
 def test_result_unknown_word_is_an_error() -> None:
     """An unknown /result status word raises ApiError instead of looping forever."""
-    err = go_err(ApiError, Server().on("GET", RESULT, js(200, {"status": "exploded"})), "result", RID)
+    server = Server().on("GET", RESULT, js(200, {"status": "exploded"}))
+    err = go_err(ApiError, server, "result", RID)
     assert "exploded" in str(err)
 
 
@@ -205,7 +209,8 @@ def test_result_unknown_word_is_an_error() -> None:
     (None, None),
 ])
 def test_output_url_order(output: Any, expected: str | None) -> None:
-    """The video is output.video, else output.videos[0], else a video-like URL, else any http(s) URL."""
+    """The video is output.video, else output.videos[0], else a video-like URL, else any http(s)
+    URL."""
     assert find_video_url(output) == expected
 
 
@@ -223,14 +228,16 @@ def test_output_url_order(output: Any, expected: str | None) -> None:
     ("not a dict", None),
 ])
 def test_error_body_parsing(body: Any, expected: Any) -> None:
-    """error_code plus the first of error_message|message|error|detail is read from an error body."""
+    """error_code plus the first of error_message|message|error|detail is read from an error
+    body."""
     assert parse_error_body(body) == expected
 
 
 def test_ok_body_without_error_code_is_not_an_error() -> None:
     """A 2xx body is an error only when it has a non-null error_code."""
     assert parse_error_body({"status": "in_queue", "error_code": None}, ok_status=True) is None
-    assert parse_error_body({"error_code": 500001, "error_message": "x"}, ok_status=True) == (500001, "x")
+    assert parse_error_body({"error_code": 500001, "error_message": "x"},
+                            ok_status=True) == (500001, "x")
 
 
 def test_200_with_error_code_raises() -> None:
@@ -287,7 +294,8 @@ def test_gets_retry_transient_failures(first: Answer) -> None:
 def test_cancel_is_retried() -> None:
     """POST /cancel is idempotent, so it is retried like a GET."""
     server = Server().on("POST", CANCEL, js(502, {}),
-                         js(202, {"request_id": RID, "status": "cancelled", "outcome": "cancelled"}))
+                         js(202, {"request_id": RID, "status": "cancelled",
+                                  "outcome": "cancelled"}))
     assert go(server, "cancel", RID).cancelled
     assert server.count("POST", CANCEL) == 2
 
@@ -375,7 +383,8 @@ def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
 @pytest.mark.parametrize("op,method,url", [("status", "GET", STATUS), ("result", "GET", RESULT),
                                            ("cancel", "POST", CANCEL)])
 def test_auth_failures(answer: httpx.Response, op: str, method: str, url: str) -> None:
-    """401, 403, 400+400004 (and 200+400004) raise AuthError after one call, with an offline hint."""
+    """401, 403, 400+400004 (and 200+400004) raise AuthError after one call, with an offline
+    hint."""
     server = Server().on(method, url, answer)
     err = go_err(AuthError, server, op, RID)
     assert server.count(method, url) == 1
@@ -384,8 +393,10 @@ def test_auth_failures(answer: httpx.Response, op: str, method: str, url: str) -
 
 def test_auth_failure_on_submit_is_not_accepted() -> None:
     """A refused token on submit is SubmitError(NOT_ACCEPTED) wrapping the AuthError."""
-    server = Server().on("POST", SUBMIT, js(401, {"error_code": 400004, "error_message": "bad token"}))
-    err = go_err(SubmitError, server, "submit", MODEL, {"prompt": "x", "image_urls": [f"{CDN}/a.png"]})
+    server = Server().on("POST", SUBMIT,
+                         js(401, {"error_code": 400004, "error_message": "bad token"}))
+    err = go_err(SubmitError, server, "submit", MODEL,
+                 {"prompt": "x", "image_urls": [f"{CDN}/a.png"]})
     assert err.kind == NOT_ACCEPTED and isinstance(err.error, AuthError) and err.status_code == 401
 
 
@@ -416,7 +427,8 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
 def test_token_not_in_logs(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     """No log line (ours, httpx's, stamina's retry messages) carries the token, even at DEBUG."""
     caplog.set_level("DEBUG")
-    server = Server().on("GET", STATUS, js(503, {}), httpx.ConnectError, js(200, {"status": "in_queue"}))
+    server = Server().on("GET", STATUS, js(503, {}), httpx.ConnectError,
+                         js(200, {"status": "in_queue"}))
     server.on("POST", SUBMIT, js(401, {"error_message": "bad"}))
     server.on("GET", f"{CDN}/o.mp4", js(500, {}), media())
     go(server, "status", RID)
@@ -463,7 +475,8 @@ SUBMIT_CASES: list[tuple[str, Answer, str]] = [
     ("200 without request_id", js(200, {"status": "in_queue"}), OUTCOME_UNKNOWN),
     ("200 bad request_id", js(200, {"request_id": "../x"}), OUTCOME_UNKNOWN),
     ("200 error_code 400002", js(200, {"error_code": 400002, "error_message": "x"}), NOT_ACCEPTED),
-    ("200 error_code 500001", js(200, {"error_code": 500001, "error_message": "x"}), OUTCOME_UNKNOWN),
+    ("200 error_code 500001", js(200, {"error_code": 500001, "error_message": "x"}),
+     OUTCOME_UNKNOWN),
 ]
 
 
@@ -471,7 +484,8 @@ SUBMIT_CASES: list[tuple[str, Answer, str]] = [
 def test_submit_classification(name: str, answer: Answer, kind: str) -> None:
     """Each submit failure is classified as in SUBMIT_TABLE, and the POST is sent exactly once."""
     server = Server().on("POST", SUBMIT, answer)
-    err = go_err(SubmitError, server, "submit", MODEL, {"prompt": "p", "image_urls": [f"{CDN}/a.png"]})
+    err = go_err(SubmitError, server, "submit", MODEL,
+                 {"prompt": "p", "image_urls": [f"{CDN}/a.png"]})
     assert err.kind == kind, name
     assert server.count("POST", SUBMIT) == 1
     if isinstance(answer, httpx.Response):
@@ -493,7 +507,8 @@ def test_submit_success() -> None:
     server = Server().on("POST", SUBMIT, js(200, answer))
     body = {"prompt": "p", "image_urls": [f"{CDN}/a.png"]}
     sub = go(server, "submit", MODEL, body)
-    assert (sub.request_id, sub.status_url, sub.result_url, sub.cancel_url) == (RID, STATUS, RESULT, CANCEL)
+    assert (sub.request_id, sub.status_url, sub.result_url, sub.cancel_url) == \
+        (RID, STATUS, RESULT, CANCEL)
     assert json.loads(server.requests[0].content) == body
     assert server.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
 
@@ -505,7 +520,8 @@ def image_file(path: Path, fmt: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt,name,media", [("JPEG", "a.jpg", "image/jpeg"), ("PNG", "a.png", "image/png"),
+@pytest.mark.parametrize("fmt,name,media", [("JPEG", "a.jpg", "image/jpeg"),
+                                            ("PNG", "a.png", "image/png"),
                                             ("PNG", "looks-like.jpg", "image/png")])
 def test_to_data_uri_sniffs_content(tmp_path: Path, fmt: str, name: str, media: str) -> None:
     """A local JPEG/PNG becomes a base64 data URI typed by its bytes, not its name."""
@@ -515,7 +531,8 @@ def test_to_data_uri_sniffs_content(tmp_path: Path, fmt: str, name: str, media: 
     assert uri.startswith(prefix) and base64.b64decode(uri[len(prefix):]) == path.read_bytes()
 
 
-@pytest.mark.parametrize("content,needle", [(b"GIF89a....", "not a JPEG or PNG"), (None, "cannot read")])
+@pytest.mark.parametrize("content,needle", [(b"GIF89a....", "not a JPEG or PNG"),
+                                            (None, "cannot read")])
 def test_to_data_uri_refuses(tmp_path: Path, content: bytes | None, needle: str) -> None:
     """A file that is not JPEG/PNG, or does not exist, is an InputFileError naming the file."""
     path = tmp_path / "x.png"
@@ -526,7 +543,8 @@ def test_to_data_uri_refuses(tmp_path: Path, content: bytes | None, needle: str)
 
 
 def test_inline_local_images(tmp_path: Path) -> None:
-    """Relative paths under base_dir are inlined; URLs, data URIs and other fields pass unchanged."""
+    """Relative paths under base_dir are inlined; URLs, data URIs and other fields pass
+    unchanged."""
     image_file(tmp_path / "in.png", "PNG")
     body = {"image_urls": ["in.png", f"{CDN}/b.jpg", "data:image/png;base64,AAAA"],
             "prompt": "in.png", "image": "in.png"}
@@ -553,7 +571,8 @@ def test_submit_sends_data_uri(tmp_path: Path) -> None:
 
 
 def test_data_uris_off_refuses_local_files(tmp_path: Path) -> None:
-    """With data_uris=False a local path is an error that says the API promises public HTTPS URLs."""
+    """With data_uris=False a local path is an error that says the API promises public HTTPS
+    URLs."""
     image_file(tmp_path / "in.jpg", "JPEG")
     server = Server().on("POST", SUBMIT, js(200, {"request_id": RID}))
     with pytest.raises(LocalImageError, match="public HTTPS URLs"):
@@ -566,12 +585,14 @@ def test_data_uris_off_refuses_local_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("body,outcome,cancelled", [
     ({"request_id": RID, "status": "cancelled", "outcome": "cancelled"}, "cancelled", True),
-    ({"request_id": RID, "status": "in_progress", "outcome": "not_cancellable"}, "not_cancellable", False),
+    ({"request_id": RID, "status": "in_progress", "outcome": "not_cancellable"},
+     "not_cancellable", False),
     ({"request_id": RID, "outcome": "cancellation_requested"}, "cancellation_requested", False),
     ({"request_id": RID}, "unknown", False),
 ])
 def test_cancel_outcomes(body: dict, outcome: str, cancelled: bool) -> None:
-    """Cancel answers (202) report their outcome; unknown outcomes are kept for the caller to check."""
+    """Cancel answers (202) report their outcome; unknown outcomes are kept for the caller to
+    check."""
     info = go(Server().on("POST", CANCEL, js(202, body)), "cancel", RID)
     assert (info.outcome, info.cancelled) == (outcome, cancelled)
 
@@ -642,7 +663,8 @@ def test_download_never_sends_token(tmp_path: Path, url: str) -> None:
 
 
 def test_download_truncated_leaves_nothing(tmp_path: Path) -> None:
-    """A body shorter than its Content-Length is retried, then fails leaving no file and no temp file."""
+    """A body shorter than its Content-Length is retried, then fails leaving no file and no temp
+    file."""
     (tmp_path / "keep.txt").write_text("x")
     server = Server().on("GET", f"{CDN}/out.mp4", truncated)
     err = go_err(DownloadError, server, "download", f"{CDN}/out.mp4", tmp_path / "v.mp4",
@@ -693,11 +715,13 @@ def chunked_mp4(request: httpx.Request) -> httpx.Response:
     (media(), "over the 100-byte limit"),
     (chunked_mp4, "more than the 100-byte limit"),
     (media(b"<html>oops</html>", "text/html"), "not a media file"),
-    (media(b"just some bytes, no magic here", "application/octet-stream"), "not a known media type"),
+    (media(b"just some bytes, no magic here", "application/octet-stream"),
+     "not a known media type"),
     (media(MP4[:90], "image/png"), "content-type says image/png but the bytes are video/mp4"),
 ])
 def test_download_checks(tmp_path: Path, answer: Answer, needle: str) -> None:
-    """Size cap (declared or streamed), content type and magic bytes are checked; no file is left."""
+    """Size cap (declared or streamed), content type and magic bytes are checked; no file is
+    left."""
     server = Server().on("GET", f"{CDN}/out.mp4", answer)
     err = go_err(DownloadError, server, "download", f"{CDN}/out.mp4", tmp_path / "v.mp4",
                  max_bytes=100)
@@ -707,7 +731,8 @@ def test_download_checks(tmp_path: Path, answer: Answer, needle: str) -> None:
 
 def test_download_follows_http_redirect(tmp_path: Path) -> None:
     """A redirect to another http(s) URL is followed (without the token)."""
-    server = Server().on("GET", f"{CDN}/out.mp4", httpx.Response(302, headers={"Location": "/real.mp4"}))
+    server = Server().on("GET", f"{CDN}/out.mp4",
+                         httpx.Response(302, headers={"Location": "/real.mp4"}))
     server.on("GET", f"{CDN}/real.mp4", media())
     info = go(server, "download", f"{CDN}/out.mp4", tmp_path / "v.mp4")
     assert info.size == len(MP4) and info.url == f"{CDN}/out.mp4"
@@ -716,14 +741,16 @@ def test_download_follows_http_redirect(tmp_path: Path) -> None:
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://cdn.test/x.mp4"])
 def test_download_refuses_redirect_to_other_scheme(tmp_path: Path, location: str) -> None:
     """A redirect to a non-http(s) scheme is refused, and not retried."""
-    server = Server().on("GET", f"{CDN}/out.mp4", httpx.Response(302, headers={"Location": location}))
+    server = Server().on("GET", f"{CDN}/out.mp4",
+                         httpx.Response(302, headers={"Location": location}))
     err = go_err(DownloadError, server, "download", f"{CDN}/out.mp4", tmp_path / "v.mp4")
     assert "scheme" in str(err) and server.count("GET", f"{CDN}/out.mp4") == 1
 
 
 def test_download_refuses_redirect_loops(tmp_path: Path) -> None:
     """More than a few redirect hops is an error."""
-    server = Server().on("GET", f"{CDN}/out.mp4", httpx.Response(302, headers={"Location": "/out.mp4"}))
+    server = Server().on("GET", f"{CDN}/out.mp4",
+                         httpx.Response(302, headers={"Location": "/out.mp4"}))
     err = go_err(DownloadError, server, "download", f"{CDN}/out.mp4", tmp_path / "v.mp4")
     assert "redirects" in str(err)
 
@@ -759,10 +786,12 @@ def test_local_image_errors_are_client_and_input_file_errors(tmp_path: Path) -> 
 
 
 def test_public_api() -> None:
-    """pipeline.client exports exactly its __all__, including every name the execute stage imports."""
+    """pipeline.client exports exactly its __all__, including every name the execute stage
+    imports."""
     import pipeline.client as mod
-    needed = {"RunComfyClient", "Submission", "StatusInfo", "ResultInfo", "CancelInfo", "ModelEntry",
-              "DownloadInfo", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "inline_local_images", "to_data_uri"}
+    needed = {"RunComfyClient", "Submission", "StatusInfo", "ResultInfo", "CancelInfo",
+              "ModelEntry", "DownloadInfo", "NOT_ACCEPTED", "OUTCOME_UNKNOWN",
+              "inline_local_images", "to_data_uri"}
     assert needed <= set(mod.__all__)
     assert all(hasattr(mod, name) for name in mod.__all__)
     public = {n for n in vars(mod) if not n.startswith("_")} - {"annotations"}

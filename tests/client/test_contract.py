@@ -89,7 +89,8 @@ def probe(path: Path) -> tuple[int, float, int, int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = sum(1 for _ in container.decode(stream))
-        return frames, float(stream.average_rate), stream.codec_context.width, stream.codec_context.height
+        codec = stream.codec_context
+        return frames, float(stream.average_rate), codec.width, codec.height
 
 
 # -- routes and status paths ----------------------------------------------------------------
@@ -98,7 +99,8 @@ def probe(path: Path) -> tuple[int, float, int, int]:
     ("succeeded", "completed"), ("video", "videos"))))
 def test_success_path_across_variants(tmp_path: Path, success_word: str, output_key: str,
                                       simulator) -> None:
-    """submit -> in_progress -> completed -> succeeded/cost -> MP4 download, in every result/output variant."""
+    """submit -> in_progress -> completed -> succeeded/cost -> MP4 download, in every result/output
+    variant."""
     sim = simulator(result_success_word=success_word, output_key=output_key)
 
     async def scenario(client: RunComfyClient) -> Any:
@@ -148,7 +150,8 @@ def test_queue_positions_fall(tmp_path: Path, simulator) -> None:
 
 @pytest.mark.parametrize("status_on_failure", ["completed", "failed"])
 def test_failed_path(status_on_failure: str, simulator) -> None:
-    """A failed generation: /status says completed or failed (both are 'finished'), /result failed with its error."""
+    """A failed generation: /status says completed or failed (both are 'finished'), /result failed
+    with its error."""
     sim = simulator(fail_rate=1.0, status_on_failure=status_on_failure)
 
     async def scenario(client: RunComfyClient) -> Any:
@@ -162,7 +165,8 @@ def test_failed_path(status_on_failure: str, simulator) -> None:
 
 
 def test_cancel_queued_and_running(simulator) -> None:
-    """Cancel succeeds while queued (then status/result say cancelled) and is not_cancellable once running."""
+    """Cancel succeeds while queued (then status/result say cancelled) and is not_cancellable once
+    running."""
     sim = simulator(capacity=1, gen_time=1.0)
 
     async def scenario(client: RunComfyClient) -> Any:
@@ -191,7 +195,8 @@ def test_model_entry(price_unit: str, simulator) -> None:
 @pytest.mark.parametrize("quirk", [False, True])
 @pytest.mark.parametrize("auth_status", [401, 400, 403])
 def test_bad_token(auth_status: int, quirk: bool, simulator) -> None:
-    """A wrong token is AuthError on every route (401, 400+400004, 403, or 200+400004), NOT_ACCEPTED on submit."""
+    """A wrong token is AuthError on every route (401, 400+400004, 403, or 200+400004), NOT_ACCEPTED
+    on submit."""
     sim = simulator(token="the-right-one", auth_failure_status=auth_status,
                     error_code_quirk=quirk)
 
@@ -217,7 +222,8 @@ def test_bad_token(auth_status: int, quirk: bool, simulator) -> None:
                                        ({"resolution": "4K"}, "resolution"),
                                        ({"image_urls": []}, "image_urls")])
 def test_bad_body(bad: dict, field: str, quirk: bool, simulator) -> None:
-    """An invalid body is SubmitError(NOT_ACCEPTED) whose message names the field; nothing is queued."""
+    """An invalid body is SubmitError(NOT_ACCEPTED) whose message names the field; nothing is
+    queued."""
     sim = simulator(error_code_quirk=quirk)
     payload = {k: v for k, v in {**body(), **bad}.items() if v is not None}
     with pytest.raises(SubmitError) as info:
@@ -260,7 +266,8 @@ def make_image(path: Path, size: tuple[int, int], fmt: str) -> Path:
 
 @pytest.mark.parametrize("accept", [True, False])
 def test_local_image_as_data_uri(tmp_path: Path, accept: bool, simulator) -> None:
-    """A local image goes as a data URI: used for the video's aspect ratio, or refused (NOT_ACCEPTED) when the service refuses data URIs."""
+    """A local image goes as a data URI: used for the video's aspect ratio, or refused
+    (NOT_ACCEPTED) when the service refuses data URIs."""
     make_image(tmp_path / "portrait.png", (360, 640), "PNG")
     sim = simulator(accept_data_uris=accept)
 
@@ -284,7 +291,8 @@ def test_local_image_as_data_uri(tmp_path: Path, accept: bool, simulator) -> Non
                                    dict(drop_rate=0.3), dict(error_rate=0.3, error_code_quirk=True),
                                    dict(rate_limit_rate=0.3, error_code_quirk=True)])
 def test_gets_survive_faults(tmp_path: Path, fault: dict, simulator) -> None:
-    """5xx, 429 (Retry-After), dropped connections and the 200-quirk on GETs are retried to completion."""
+    """5xx, 429 (Retry-After), dropped connections and the 200-quirk on GETs are retried to
+    completion."""
     sim = simulator(capacity=8, **fault)
 
     async def scenario(client: RunComfyClient) -> Any:
@@ -307,7 +315,8 @@ def test_gets_survive_faults(tmp_path: Path, fault: dict, simulator) -> None:
                                    dict(rate_limit_rate=0.5), dict(slow_rate=0.5),
                                    dict(error_rate=0.5, error_code_quirk=True)])
 def test_submit_classification_matches_the_truth(fault: dict, simulator) -> None:
-    """Under faults, every submit the simulator accepted without telling us is classified OUTCOME_UNKNOWN, never NOT_ACCEPTED."""
+    """Under faults, every submit the simulator accepted without telling us is classified
+    OUTCOME_UNKNOWN, never NOT_ACCEPTED."""
     sim = simulator(capacity=50, seed=7, **fault)
 
     async def scenario(client: RunComfyClient) -> Any:
@@ -333,7 +342,8 @@ def test_submit_classification_matches_the_truth(fault: dict, simulator) -> None
 
 
 def test_slow_answers_time_out_and_are_retried(simulator) -> None:
-    """A GET slower than the client's timeout raises ReadTimeout inside and is retried to success."""
+    """A GET slower than the client's timeout raises ReadTimeout inside and is retried to
+    success."""
     sim = simulator(slow_rate=0.5, seed=3)
 
     async def scenario(client: RunComfyClient) -> Any:
@@ -366,7 +376,8 @@ def test_persistent_drops_end_in_transport_error(simulator) -> None:
 
 
 def test_download_faults_are_retried(tmp_path: Path, simulator) -> None:
-    """Outputs that 404 for a while or are cut short are retried until whole, sequentially for a seeded run."""
+    """Outputs that 404 for a while or are cut short are retried until whole, sequentially for a
+    seeded run."""
     sim = simulator(download_fault_rate=0.5, seed=5, capacity=8)
 
     async def scenario(client: RunComfyClient) -> Any:

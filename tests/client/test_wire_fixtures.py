@@ -40,7 +40,8 @@ def test_submit_answer() -> None:
 
 
 def test_submit_answer_with_doc_placeholder_is_unreadable() -> None:
-    """The doc's literal `{request_id}` placeholder is not a usable id (it would go into a URL path)."""
+    """The doc's literal `{request_id}` placeholder is not a usable id (it would go into a URL
+    path)."""
     with pytest.raises(BodyError):
         parse_submit(load("submit_ok_doc.json"))
 
@@ -57,14 +58,15 @@ def test_status_in_queue() -> None:
     assert (info.status, info.queue_position, info.finished) == ("in_queue", 3, False)
 
 
+STORAGE = "https://playgrounds-storage-public.runcomfy.net"
 RESULTS = {
-    "result_succeeded_generic_doc.json": ("succeeded", "https://playgrounds-storage-public.runcomfy.net/a.mp4", None, 3),
+    "result_succeeded_generic_doc.json": ("succeeded", f"{STORAGE}/a.mp4", None, 3),
     "result_in_progress.json": ("in_progress", None, None, 0),
     "result_succeeded.json": ("succeeded", "https://<host>/outputs/5b0c….mp4", None, 1),
     "result_failed.json": ("failed", None, "model refused the prompt", 0),
     "result_failed_3p.json": ("failed", None, "model refused the prompt", 0),
     "result_cancelled.json": ("cancelled", None, None, 0),
-    "result_images_cli_skill.json": ("succeeded", "https://playgrounds-storage-public.runcomfy.net/.../result.png", None, 1),
+    "result_images_cli_skill.json": ("succeeded", f"{STORAGE}/.../result.png", None, 1),
 }
 
 
@@ -73,7 +75,8 @@ def test_result_fixture(name: str) -> None:
     """Each documented /result body yields the expected status, video URL, error and URL count."""
     status, video, error, n_urls = RESULTS[name]
     info = parse_result(load(name))
-    assert (info.status, info.video_url, info.error, len(info.outputs)) == (status, video, error, n_urls)
+    assert (info.status, info.video_url, info.error, len(info.outputs)) == \
+        (status, video, error, n_urls)
 
 
 def test_result_timestamps() -> None:

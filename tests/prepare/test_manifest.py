@@ -51,7 +51,7 @@ def test_broken_scenario_reports_exactly_its_problems(tmp_path: Path, scenario: 
     assert len(lines) == len(expected), lines
     for line, (file, row, col, text) in zip(
             sorted(lines, key=_line_no),
-            sorted(expected, key=lambda e: (e[0], int(e[1] or 0), int(e[2] or 0)))):
+            sorted(expected, key=lambda e: (e[0], int(e[1] or 0), int(e[2] or 0))), strict=True):
         where = tmp_path / file if file else path
         prefix = f"{where}:{row}:{col}: " if row else f"{where}:"
         assert line.startswith(prefix), (line, prefix)
@@ -74,8 +74,8 @@ def test_cli_prints_one_line_per_problem_and_no_traceback(tmp_path: Path) -> Non
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) >= len(BROKEN)
-    assert all(re.match(r"^/.+\.(yaml|csv|jsonl):\d+:\d+: ", line) or re.match(r"^/.+\.yaml: ", line)
-               for line in lines), lines
+    assert all(re.match(r"^/.+\.(yaml|csv|jsonl):\d+:\d+: ", line)
+               or re.match(r"^/.+\.yaml: ", line) for line in lines), lines
 
 
 def test_prompt_from_a_file_next_to_the_manifest(tmp_path: Path) -> None:

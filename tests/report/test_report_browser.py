@@ -108,7 +108,8 @@ def test_play_row_in_sync_and_filters(demo: Path, browser) -> None:
     playing = page.evaluate("Array.from(document.querySelectorAll('video'))"
                             ".map(v => [v.closest('.slot').dataset.row, !v.paused, v.currentTime])")
     row0 = [t for r, p, t in playing if r == "0"]
-    assert all(p for r, p, _ in playing if r == "0") and not any(p for r, p, _ in playing if r != "0")
+    assert all(p for r, p, _ in playing if r == "0")
+    assert not any(p for r, p, _ in playing if r != "0")
     assert max(row0) - min(row0) < 0.3  # in step
     page.click('button[data-play="pause"]')
     assert page.evaluate("Array.from(document.querySelectorAll('video')).every(v => v.paused)")
@@ -272,7 +273,7 @@ def test_picks_survive_a_reload_and_plan_the_final(preview: Path, browser,
     download.value.save_as(final / "picks.jsonl")
     rows = [json.loads(line) for line in (final / "picks.jsonl").read_text().splitlines()]
     assert [r["cell"] for r in rows] == [c["id"] for c in chosen]
-    for row, cell in zip(rows, chosen):
+    for row, cell in zip(rows, chosen, strict=True):
         assert row["values"] == cell["values"] and row["values"]["seed"] == cell["seed"]
         assert row["prompt"] == cell["prompt"] and row["job"] == "preview"
         assert row["out"] == "out" and row["model"] == MODEL

@@ -172,7 +172,8 @@ def test_unknown_request_id_is_404001_everywhere(served) -> None:
 
 @pytest.mark.parametrize("pinned,sent,expected", [
     (None, None, 401), (None, "Bearer", 401), (None, "Basic abc", 401),
-    (None, "Bearer anything", 200), ("s3cret", "Bearer other", 401), ("s3cret", "Bearer s3cret", 200),
+    (None, "Bearer anything", 200), ("s3cret", "Bearer other", 401),
+    ("s3cret", "Bearer s3cret", 200),
 ])
 def test_tokens(pinned: str | None, sent: str | None, expected: int, served) -> None:
     """Any non-empty bearer token passes unless one is pinned; failures are 401 with 400004."""
@@ -185,7 +186,8 @@ def test_tokens(pinned: str | None, sent: str | None, expected: int, served) -> 
 
 
 def test_auth_failure_status_variant_400(served) -> None:
-    """With auth_failure_status=400 a bad token is HTTP 400 with error_code 400004, on every route."""
+    """With auth_failure_status=400 a bad token is HTTP 400 with error_code 400004, on every
+    route."""
     _, client = served(auth_failure_status=400, token="t")
     for path in (SUBMIT, wire.STATUS_PATH.format(request_id="x")):
         answer = httpx.request("POST" if path == SUBMIT else "GET", str(client.base_url) + path,
@@ -230,7 +232,8 @@ def test_result_word_and_output_key_variants(served) -> None:
 
 @pytest.mark.parametrize("word", [wire.COMPLETED, wire.FAILED])
 def test_failed_generation_status_word_variant(word: str, served) -> None:
-    """A failed run says `completed` (default) or `failed` on /status and `failed`+error on /result."""
+    """A failed run says `completed` (default) or `failed` on /status and `failed`+error on
+    /result."""
     sim, client = served(fail_rate=1.0, status_on_failure=word)
     rid = submit(client)
     done = wait_result(client, rid)

@@ -106,7 +106,8 @@ def test_fail_rate_ends_requests_failed_with_an_error_string(served) -> None:
 
 
 def test_download_faults_404_for_a_while_or_cut_short(served) -> None:
-    """download_fault_rate=1 gives a temporary 404 and Content-Length-short bodies (httpx errors)."""
+    """download_fault_rate=1 gives a temporary 404 and Content-Length-short bodies (httpx
+    errors)."""
     sim, client = served(download_fault_rate=1.0, download_outage=0.3, seed=2)
     kinds = set()
     for _ in range(4):

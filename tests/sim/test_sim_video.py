@@ -55,7 +55,8 @@ def fetch_video(sim: Simulator, image: str, frames: int) -> bytes:
 ])
 def test_downloaded_mp4_has_requested_frames_fps_and_aspect(
         frames: int, size: tuple[int, int], expected: tuple[int, int], sim_factory) -> None:
-    """The output opens with PyAV: H.264 yuv420p, exactly the requested frames, 24 fps, input aspect."""
+    """The output opens with PyAV: H.264 yuv420p, exactly the requested frames, 24 fps, input
+    aspect."""
     sim = sim_factory(gen_time=(0.0, 0.0))
     data = fetch_video(sim, data_uri(*size), frames)
     assert probe(data) == (frames, 24.0, *expected, "h264", "yuv420p", frames)
