@@ -30,6 +30,7 @@ from ..prepare.plan import Plan
 from .folder import JobFolder
 from .found_capacity import kept, planning_concurrency
 from .journal import JobState, read_state
+from .money import micros, over_budget
 from .price import Prices, describe
 from .records import ResumeOptions, resume_action
 from .tally import PlannedCell, Tally, canary_for, figures_line, planned_cells, resume_for
@@ -63,6 +64,24 @@ class Forecast:
 
     def figures(self) -> dict[str, Any]:
         return self.tally.figures(self.concurrency)
+
+    def budget_fits(self) -> int | None:
+        """How many of the cells a run would submit the budget lets it submit (None: no
+        budget): as the runner reserves them (pipeline.job.money.Ledger.reserve), in plan
+        order, each at its estimate on top of what is committed, until the first that does
+        not fit, where the run stops submitting."""
+        ledger = self.tally.ledger
+        if ledger.budget is None:
+            return None
+        committed, fits = micros(ledger.committed), 0
+        for c in self.plan.cells:
+            if not self.tally.to_submit(c.id):
+                continue
+            more = micros(self.tally.planned[c.id].estimate or 0.0)
+            if over_budget(committed, more, ledger.budget) is not None:
+                break
+            committed, fits = committed + more, fits + 1
+        return fits
 
 
 def _concurrency(settings: RunSettings, assumed: int, folder: JobFolder | None) -> str:
@@ -194,6 +213,8 @@ def plan_head(f: Forecast) -> dict[str, Any]:
             "duration_source": figures["duration_source"],
             "concurrency": f.concurrency,
             "canary": f.tally.canary,
+            # of the cells to do, how many the budget lets a run submit (null: no budget)
+            "budget_fits": f.budget_fits(),
         },
         "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
         "matrix": matrix_json(m),
@@ -318,13 +339,16 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
                          f"{text.money(item['to_go_usd'])} ({describe(item['price']['sheet'])}, "
                          f"price from {item['price']['source']}){per}")
     if m.run.budget is not None:
-        lines.append(f"budget: {text.money(m.run.budget)}")
+        lines.append(budget_line(f, todo))
     if with_state:
         lines.append("so far: " + figures_line(fig))
         tally: dict[str, int] = {}
         for _, act in per_cell:
             tally[act] = tally.get(act, 0) + 1
-        lines.append("a run would: " + "; ".join(f"{n} {act}" for act, n in tally.items()))
+        fits = f.budget_fits()
+        lines.append("a run would: " + "; ".join(f"{n} {act}" for act, n in tally.items())
+                     + (f"; but the budget stops it after {fits} submit{'s' if fits != 1 else ''}"
+                        if fits is not None and fits < todo else ""))
         orphaned = f.orphaned()
         if orphaned:
             more = f" and {len(orphaned) - 10} more" if len(orphaned) > 10 else ""
@@ -336,6 +360,23 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     return "\n".join(table + [""] + lines)
 
 
+
+
+def budget_line(f: Forecast, todo: int) -> str:
+    """The budget, and what it lets a run do: `plan` never promises submits the run's budget
+    check will refuse."""
+    budget, committed = f.tally.ledger.budget, f.tally.ledger.committed
+    line = f"budget: {text.money(budget)}"
+    if committed:
+        line += f", {text.money(committed)} of it committed"
+    fits = f.budget_fits()
+    if fits is None or fits >= todo:
+        return line
+    if fits == 0:
+        return (line + f": spent; a run would submit none of the {_cells(todo)} to run "
+                "(raise run.budget to go on)")
+    return (line + f": room for {fits} of the {_cells(todo)} to run; a run stops submitting "
+            "after them (raise run.budget for the rest)")
 
 
 MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it

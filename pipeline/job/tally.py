@@ -256,6 +256,10 @@ class Tally:
         found = self._cells.get(cid)
         return found[0] if found else (PENDING if cid in self.planned else ORPHANED)
 
+    def to_submit(self, cid: str) -> bool:
+        """Whether a run started now would submit the cell (its resume action)."""
+        return self._cells.get(cid, _UNSEEN)[1] if cid in self.planned else False
+
     def status_calls_per_cell(self) -> float | None:
         """Status calls per cell the server accepted a request of (None before any was): the
         one rule for status, the run's summary, the progress line and report.json."""

@@ -55,3 +55,30 @@ def test_a_sweep_of_several_models_survives_plan_json(tmp_path: Path,
     root = project(tmp_path, with_models=True)
     monkeypatch.chdir(root)
     check_round_trip(*planned(side_by_side(root)))
+
+
+def test_plan_says_when_the_budget_leaves_nothing_to_submit(tmp_path: Path, api_env) -> None:
+    """With a cell's money committed and `run.budget` lowered below it, `plan` says the budget
+    is spent and that a run would submit nothing, instead of promising the submits."""
+    from runjobs import sweep
+
+    from pipeline.job.forecast import plan_table
+
+    api_env()
+    manifest = sweep(tmp_path, seeds=4, run="  canary: 0")
+    out = tmp_path / "out"
+    assert api.run(manifest, out=out, progress=False, only=["seed=1"]).exit_code == 0
+    spent = api.status(manifest, out=out)["spent_usd"]
+    assert spent > 0
+    manifest.write_text(manifest.read_text().replace("max_attempts: 3",
+                                                     f"max_attempts: 3\n  budget: {spent / 2}"))
+    found = api.plan(manifest, out=out)
+    assert found.as_json()["estimate"]["budget_fits"] == 0
+    table = plan_table(found.forecast, width=200)
+    assert "spent; a run would submit none of the 3 cells to run" in table, table
+    assert "but the budget stops it after 0 submits" in table, table
+    manifest.write_text(manifest.read_text().replace(f"budget: {spent / 2}",
+                                                     f"budget: {spent * 2.5}"))
+    found = api.plan(manifest, out=out)
+    assert found.as_json()["estimate"]["budget_fits"] == 1
+    assert "room for 1 of the 3 cells to run" in plan_table(found.forecast, width=200)
