@@ -188,7 +188,7 @@ def _concurrency(text: str) -> int | str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import RunOptions, run
-    from .job.records import STATE_INFO
+    from .job.records import resume_hint
     from .job.select import parse_only
     from .job.tally import figures_line
 
@@ -211,10 +211,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.stopped and not summary.interrupted:
         print(f"stopped submitting: {summary.stopped}")
     if summary.exit_code != 0:
-        again = f"pipeline run {args.manifest}" + (f" --out {args.out}" if args.out else "")
-        hints = [info.advice for state, info in STATE_INFO.items()
-                 if info.advice and info.settled and summary.counts.get(state)]
-        print(f"to resume: {again}" + (f" ({'; '.join(hints)})" if hints else ""))
+        again = resume_hint(args.manifest, summary.counts, args.out)
+        print(f"to resume: {again['command']}"
+              + (f" ({'; '.join(again['hints'])})" if again["hints"] else ""))
     return summary.exit_code
 
 

@@ -14,7 +14,7 @@ does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -75,13 +75,13 @@ STATE_TABLE: tuple[StateInfo, ...] = (
               "generation failed; attempts remain", "submit it again"),
     StateInfo(FAILED, False, False, True, True,
               "failed max_attempts times, or refused for good", "skip it",
-              "--retry-failed to try failed cells again; a refused one is sent as it was, so "
-              "fix what its refusal names first"),
+              "run with --retry-failed to try failed cells again; a refused one is sent as "
+              "it was, so fix what its refusal names first"),
     StateInfo(UNKNOWN, False, False, True, True,
               "a submit whose outcome is unknown: it may be running, and billed",
               "hold it",
-              "check the RunComfy dashboard, then --resubmit-unknown to send it again (it may "
-              "be billed twice)"),
+              "check the RunComfy dashboard, then run with --resubmit-unknown to send it "
+              "again: it may be billed twice"),
     StateInfo(CANCELLED, False, False, False, True,
               "cancelled on request before it ran (not billed)", "submit it again"),
     StateInfo(ORPHANED, False, False, True, False,
@@ -93,13 +93,37 @@ LIVE = frozenset(s.name for s in STATE_TABLE if s.live)
 ON_SERVER = frozenset(s.name for s in STATE_TABLE if s.on_server)
 SETTLED = frozenset(s.name for s in STATE_TABLE if s.settled)
 PROBLEMS = frozenset(s.name for s in STATE_TABLE if s.problem)
+# Settled problems (failed, unknown): a plain run leaves them as they are and the user decides
+# with the table's advice. `status` lists them cell by cell; every resume hint gives it.
+STUCK = SETTLED & PROBLEMS
+# Settled and no problem (done, orphaned): nothing is left to do or decide about them.
+FINISHED = SETTLED - PROBLEMS
 
 
 def states_json() -> dict[str, dict[str, Any]]:
-    """The table as the report page and report.json read it: name -> its row."""
-    return {s.name: {"live": s.live, "settled": s.settled, "problem": s.problem,
-                     "means": s.means, "next": s.next, "advice": s.advice}
+    """The table as the report page reads it (in its settings): name -> its row, in the
+    table's order."""
+    return {s.name: {"live": s.live, "on_server": s.on_server, "settled": s.settled,
+                     "problem": s.problem, "means": s.means, "next": s.next,
+                     "advice": s.advice}
             for s in STATE_TABLE}
+
+
+def advice_for(counts: Mapping[str, int]) -> dict[str, str]:
+    """The table's advice for each stuck state (STUCK) that `counts` has cells in, in the
+    table's order: what the run's last line, `status` and the report say the user can do."""
+    return {s.name: s.advice for s in STATE_TABLE if s.name in STUCK and counts.get(s.name)}
+
+
+def resume_hint(manifest: str | None, counts: Mapping[str, int],
+                out: str | None = None) -> dict[str, Any]:
+    """How to go on with a job whose cells are `counts` (state -> cells): whether anything is
+    left to do or decide (`needed`), the command that goes on (`--out` when given), and the
+    table's advice (`hints`). The one builder of the run's "to resume" line and report.json's
+    `resume`."""
+    command = f"pipeline run {manifest or 'MANIFEST'}" + (f" --out {out}" if out else "")
+    return {"needed": any(n for k, n in counts.items() if k not in FINISHED),
+            "command": command, "hints": list(advice_for(counts).values())}
 
 
 # Attempt results (the journal's `result` words).
@@ -246,7 +270,7 @@ class CellRecord:
                 return SUBMITTING
             return UNKNOWN
         if a.result is None:
-            if a.status == "in_progress" or a.cancel_outcome == wire.OUTCOME_NOT_CANCELLABLE:
+            if a.status == wire.IN_PROGRESS or a.cancel_outcome == wire.OUTCOME_NOT_CANCELLABLE:
                 return RUNNING
             return QUEUED
         if a.result == RESULT_CANCELLED:

@@ -17,7 +17,7 @@ from ..models import cost
 from .folder import JobFolder
 from .found_capacity import capacity_figures, kept
 from .journal import JobState, read_state
-from .records import FAILED, PENDING
+from .records import FAILED, PENDING, advice_for
 from .select import Only, describe_only, select_cells
 from .tally import Tally, figures_line, planned_cells, resume_for
 
@@ -112,9 +112,8 @@ def status_text(s: Mapping[str, Any]) -> str:
     if len(s.get("pending_reasons", [])) > 5:
         lines.append(f"pending: and {len(s['pending_reasons']) - 5} more reasons (status --json "
                      "lists them)")
-    if s["unknown"]:
-        lines.append("  unknown cells may have been accepted (and billed): check the RunComfy "
-                     "dashboard, then rerun with --resubmit-unknown to send them again")
+    for name, advice in advice_for(s["counts"]).items():  # the cell-state table's
+        lines.append(f"  {name}: {advice}")
     return "\n".join(lines)
 
 

@@ -24,13 +24,13 @@ from .journal import JobState
 from .money import MICRO, Ledger, micros
 from .records import (
     DONE,
-    FAILED,
     LIVE,
+    ON_SERVER,
     ORPHANED,
     PENDING,
     STATES,
+    STUCK,
     SUBMIT,
-    UNKNOWN,
     CellRecord,
     ResumeOptions,
     money,
@@ -167,7 +167,7 @@ class Tally:
         self.to_go = 0  # their estimates, in micro-dollars (as the Ledger counts)
         self.to_go_unpriced = 0
         self.live: dict[str, tuple[str, float | None]] = {}  # cell -> (key, submitted at)
-        self.listed: dict[str, str] = {}  # failed and unknown cells -> state
+        self.listed: dict[str, str] = {}  # stuck cells (failed, unknown) -> state
         # per cell: state, to do, measured, accepted by the server, its status calls
         self._cells: dict[str, _Entry] = {}
         self.status_calls = 0  # of the cells the server accepted a request of
@@ -237,7 +237,7 @@ class Tally:
             self.live[cid] = (planned.key, a.submitted_at or a.intent_at)
         else:
             self.live.pop(cid, None)
-        if new in (FAILED, UNKNOWN):
+        if new in STUCK:
             self.listed[cid] = new
         else:
             self.listed.pop(cid, None)
@@ -347,7 +347,7 @@ def figures_line(f: Mapping[str, Any]) -> str:
         + f"; spent {spent}, committed {usd(f['committed_usd'])}")
     if f.get("spent_orphaned_usd"):
         text += f" ({usd(f['spent_orphaned_usd'])} on orphaned cells)"
-    if f["to_do"] or f["counts"].get("queued") or f["counts"].get("running"):
+    if f["to_do"] or any(f["counts"].get(k) for k in ON_SERVER):
         eta_text = span(f["eta_s"]) if f["eta_s"] is not None else "unknown"
         text += f", to go {usd(f['to_go_usd'])}, ETA {eta_text}"
     auto = f.get("capacity")

@@ -22,18 +22,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import text
+from .. import text, wire
 from ..job.records import (
     DONE,
     DOWNLOADING,
     FAILED,
-    ORPHANED,
+    GEN_FAILED,
     PENDING,
-    RETRY,
+    PROBLEMS,
+    SUCCEEDED,
     UNKNOWN,
     Attempt,
     CellRecord,
     money,
+    resume_hint,
 )
 
 FORMAT = 2
@@ -86,7 +88,7 @@ def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
         "cells": [],
         "failures": [],
         "unknown": [],
-        "resume": _resume(header, folder, figures["counts"]),
+        "resume": resume_hint(header.get("manifest"), figures["counts"], os.fspath(folder)),
     }
 
 
@@ -105,7 +107,7 @@ class Totals:
         for a in c["attempts"]:
             if a["queue_s"] is not None:
                 self.queue.append(a["queue_s"])
-            if a["generation_s"] is not None and a["result"] == "succeeded":
+            if a["generation_s"] is not None and a["result"] == SUCCEEDED:
                 self.gen.append(a["generation_s"])
                 self.gen_by_model.setdefault(c["model"], array("d")).append(a["generation_s"])
         self.attempts += len(c["attempts"])
@@ -113,10 +115,12 @@ class Totals:
             self.files += 1
             self.missing += not f["exists"]
             self.media += bool(f["check"] and not f["check"].get("ok"))
-        if c["state"] in (FAILED, RETRY, "cancelled") or (c["state"] == PENDING and c["reason"]):
-            self.failures.append(_brief(c))
-        elif c["state"] == UNKNOWN:
+        # failure classes, from the cell-state table: unknown cells are held (listed apart),
+        # the other problems (and a pending cell whose last try was not accepted) failed
+        if c["state"] == UNKNOWN:
             self.unknown.append(_brief(c))
+        elif c["state"] in PROBLEMS or (c["state"] == PENDING and c["reason"]):
+            self.failures.append(_brief(c))
 
     def into(self, report: dict) -> None:
         t = report["totals"]
@@ -157,7 +161,7 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
     request = planned.get("request") or (rec.request if rec else {}) or {}
     attempts = [_attempt(a) for a in rec.attempts] if rec else []
     won = rec.succeeded() if rec else None
-    final = next((x for x in reversed(attempts) if x["result"] == "succeeded"), None) or \
+    final = next((x for x in reversed(attempts) if x["result"] == SUCCEEDED), None) or \
         next((x for x in reversed(attempts) if x["request_id"]), None)
     spent = money(rec, estimate)
     billed = rec is not None and any(a.billed for a in rec.attempts)
@@ -206,11 +210,11 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
 
 
 def _attempt(a: Attempt) -> dict[str, Any]:
-    running = a.first_seen.get("in_progress")
+    running = a.first_seen.get(wire.IN_PROGRESS)
     queue = running - a.submitted_at if running and a.submitted_at else None
     start = running or a.submitted_at
     generation = None
-    if a.result in ("succeeded", "failed") and a.result_at and start:
+    if a.result in (SUCCEEDED, GEN_FAILED) and a.result_at and start:
         generation = a.result_at - start
     return {
         "n": a.n,
@@ -255,19 +259,6 @@ def _brief(c: dict) -> dict[str, Any]:
     return {"id": c["id"], "label": c["label"], "state": c["state"],
             "attempts": len(c["attempts"]), "reason": c["reason"] or "no reason recorded",
             "held_since": c["held_since"]}
-
-
-def _resume(header: dict, folder: Path, by_state: dict[str, int]) -> dict[str, Any]:
-    manifest = header.get("manifest") or "MANIFEST"
-    command = f"pipeline run {manifest} --out {os.fspath(folder)}"
-    hints = []
-    if by_state.get(FAILED):
-        hints.append("add --retry-failed to give failed cells more attempts")
-    if by_state.get(UNKNOWN):
-        hints.append("check the RunComfy dashboard first, then add --resubmit-unknown to send "
-                     "unknown cells again (they may be billed twice)")
-    left = sum(v for k, v in by_state.items() if k not in (DONE, ORPHANED))
-    return {"needed": left > 0, "command": command, "hints": hints}
 
 
 def _round(x: float | None, digits: int = 3) -> float | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import jsonio
+from ..job.records import states_json
 from ..media.posters import IMAGE_SUFFIXES
 from ..media.probe import PLACEHOLDER
 from ..prepare.picks import pick
@@ -75,7 +76,8 @@ def shown_facets(facets: Facets, rows: str | None, cols: str | None) -> list[str
 
 def settings(report: dict, facets: Facets, ctx: PageContext, names: list[str],
              rows: str | None, cols: str | None, occupancy: Occupancy) -> dict[str, Any]:
-    """The page's settings: its facets, default axes, and where picks are kept."""
+    """The page's settings: its facets, default axes, where picks are kept, and the
+    cell-state table (what each state means, which are problems)."""
     sizes = facets.sizes()
     row_axis, col_axis = choose_axes({n: sizes[n] for n in names}, rows, cols,
                                      names=facets.names(), occupancy=occupancy)
@@ -92,6 +94,7 @@ def settings(report: dict, facets: Facets, ctx: PageContext, names: list[str],
         "page_tiles": PAGE_TILES,
         "eager_videos": EAGER_VIDEOS,
         "max_filter_values": MAX_FILTER_VALUES,
+        "states": states_json(),  # the cell-state table: the page has no state words of its own
     }
 
 

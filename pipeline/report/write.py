@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from .. import jsonio, text
 from ..durable import atomic_writer, write_atomic
+from ..job.records import STATE_INFO
 from ..media.strips import add_previews
 from . import page
 from .grid import Occupancy, show
@@ -92,7 +93,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
                              autoescape=autoescape, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(money=text.money, secs=text.secs, mdcell=mdcell, urlpath=urlpath, show=show)
-    env.globals["asset"] = _asset
+    env.globals.update(asset=_asset, states=STATE_INFO)  # the cell-state table, by name
     return env
 
 

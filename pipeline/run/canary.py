@@ -25,7 +25,7 @@ from .. import text
 from ..job import journal as ev
 from ..job.forecast import Forecast, planned_at, write_snapshot
 from ..job.price import billed_ratio
-from ..job.records import DONE, DOWNLOADING, PENDING, UNKNOWN, CellRecord
+from ..job.records import DONE, DOWNLOADING, PENDING, STATE_INFO, UNKNOWN, CellRecord
 from ..models import cost
 from ..prepare.expand import Cell
 from .context import RunContext
@@ -142,9 +142,8 @@ def _failure(run: RunContext, rec: CellRecord | None, st: str, seen: Seen,
                 "else fix the manifest")
     if a is not None and a.request_id is None and a.submit_kind is not None:
         if st == UNKNOWN:
-            return (f"has a submit whose outcome is unknown ({reason}): it may be running, and "
-                    "billed; check the RunComfy dashboard, then run again (--resubmit-unknown "
-                    "sends it again)")
+            info = STATE_INFO[UNKNOWN]
+            return f"is {UNKNOWN} ({reason}): {info.means}; {info.advice}"
         if st == PENDING:
             return (f"could not be submitted ({reason}): check RUNCOMFY_BASE_URL and the "
                     "service, then run again")
@@ -152,8 +151,8 @@ def _failure(run: RunContext, rec: CellRecord | None, st: str, seen: Seen,
     if st == DOWNLOADING:
         errors = rec.download_errors if rec is not None else ()
         last = errors[-1]["error"] if errors else "no answer"
-        return (f"was generated but its video could not be downloaded ({last}): run again to "
-                "retry the download (it is not paid again)")
+        return (f"was generated but its video could not be downloaded ({last}): run again "
+                f"to {STATE_INFO[DOWNLOADING].next}")
     if a is not None and a.error == "succeeded without any output URL":
         return (f"succeeded but its result named no output URL (result {seen.result!r}): the "
                 "service's result format is not what pipeline.wire expects; report it, with "

@@ -18,7 +18,7 @@ from ..job import journal as ev
 from ..job.folder import JobFolder
 from ..job.journal import JobState, read_state
 from ..job.journal_writer import Journal
-from ..job.records import ON_SERVER
+from ..job.records import ON_SERVER, RESULT_CANCELLED
 from ..prepare.manifest import Manifest
 
 
@@ -56,7 +56,7 @@ async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
             answer = f"error: {exc}"
         journal.write(ev.cancel_answered(cid, a.n, answer))
         if answer == wire.OUTCOME_CANCELLED:
-            journal.write(ev.result(cid, a.n, "cancelled", cost=0.0,
+            journal.write(ev.result(cid, a.n, RESULT_CANCELLED, cost=0.0,
                                     error="cancelled on request while queued (not billed)"))
         outcome.answers[answer] += 1
     await journal.durable()

@@ -26,10 +26,12 @@ from ..job.records import (
     DONE,
     DOWNLOAD,
     FAILED,
+    LOST,
     PENDING,
     POLL,
     RETRY,
     SUBMIT,
+    SUCCEEDED,
     Action,
     CellRecord,
     resume_action,
@@ -233,7 +235,7 @@ class Runner:
             proving = bool(control.canary)
             if not proving:
                 await slot.give()
-            if verdict == "succeeded":
+            if verdict == SUCCEEDED:
                 await collect(run, cell)
                 return
             state = run.state.cells[cell.id].state(run.max_attempts)
@@ -284,7 +286,7 @@ def _marker(act: Action, rec: CellRecord) -> dict:
         return ev.retry_failed(rec.id)
     if act.mark == "resubmit_unknown":
         return ev.resubmit_unknown(rec.id, rec.last.n)
-    return ev.result(rec.id, rec.last.n, "lost", error=act.why)
+    return ev.result(rec.id, rec.last.n, LOST, error=act.why)
 
 
 def _json(data: dict) -> str:

@@ -13,19 +13,29 @@ from pipeline.job.records import (
     DOWNLOADING,
     FAILED,
     HOLD,
+    LIVE,
+    ON_SERVER,
+    ORPHANED,
     PENDING,
     POLL,
     QUEUED,
     RETRY,
     RUNNING,
+    SETTLED,
     SKIP,
+    STATE_INFO,
+    STATE_TABLE,
+    STATES,
+    STUCK,
     SUBMIT,
     SUBMITTING,
     UNKNOWN,
     ResumeOptions,
     money,
     resume_action,
+    resume_hint,
     slot_seconds,
+    states_json,
 )
 
 
@@ -157,3 +167,18 @@ def test_compacting_a_done_cell_keeps_state_money_calls_and_slot_time() -> None:
     rec.compact()
     assert rec.compacted and not rec.attempts
     assert (rec.state(3), money(rec), rec.status_calls(), slot_seconds(rec)) == before
+
+
+def test_the_state_table_answers_every_view() -> None:
+    """The cell-state table covers every state once, in order; the stuck states (settled
+    problems: failed, unknown) each carry advice, and that advice is what a resume hint gives;
+    a job is finished when only done and orphaned cells are left."""
+    assert list(states_json()) == list(STATES) and len(set(STATES)) == len(STATE_TABLE)
+    assert STUCK == {FAILED, UNKNOWN} and all(STATE_INFO[s].advice for s in STUCK)
+    assert ON_SERVER == {QUEUED, RUNNING} <= LIVE and not (LIVE & SETTLED)
+    hint = resume_hint("jobs/x.yaml", {DONE: 3, UNKNOWN: 1, FAILED: 2}, "out/x")
+    assert hint == {"needed": True, "command": "pipeline run jobs/x.yaml --out out/x",
+                    "hints": [STATE_INFO[FAILED].advice, STATE_INFO[UNKNOWN].advice]}
+    assert resume_hint("j.yaml", {DONE: 3, ORPHANED: 1, FAILED: 0}) == {
+        "needed": False, "command": "pipeline run j.yaml", "hints": []}
+    assert resume_hint("j.yaml", {DONE: 3, PENDING: 1})["needed"]

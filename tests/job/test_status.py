@@ -12,6 +12,7 @@ from pipeline.api import RunOptions, job_status, run_plan
 from pipeline.cli import main
 from pipeline.job.folder import JobFolder
 from pipeline.job.forecast import forecast
+from pipeline.job.records import FAILED, STATE_INFO, UNKNOWN
 from pipeline.job.status import status_text, view_job
 from pipeline.prepare.plan import build_plan
 from pipeline.run.prices import price_now
@@ -75,3 +76,24 @@ def test_status_lists_failed_cells_with_their_labels(tmp_path: Path, api_env) ->
     labels = {line.split("  ")[2].split(":")[0] for line in failed}
     assert labels == {"seed=1 resolution=720P", "seed=2 resolution=720P",
                       "seed=1 resolution=1080P", "seed=2 resolution=1080P"}, failed
+
+
+@pytest.mark.fast_retries(2)
+@pytest.mark.parametrize("state, sim", [(FAILED, {"fail_rate": 1.0}),
+                                        (UNKNOWN, {"drop_rate": 1.0})])
+def test_the_advice_for_failed_and_unknown_cells_is_the_state_table_s(
+        state: str, sim: dict, tmp_path: Path, api_env, capsys) -> None:
+    """What `status` and the run's "to resume" line advise for failed and unknown cells is the
+    cell-state table's advice (pipeline.job.records.STATE_TABLE), word for word, and nothing
+    else."""
+    api_env(capacity=2, gen_time=(0.02, 0.05), **sim)
+    manifest = sweep(tmp_path, seeds=2, run="  max_attempts: 1\n  canary: 0")
+    manifest.write_text(manifest.read_text().replace("  max_attempts: 3\n", ""))
+    out = tmp_path / "out"
+    assert main(["run", str(manifest), "--out", str(out), "--no-progress"]) == 1
+    [resume] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("to resume:")]
+    assert resume.endswith(f"({STATE_INFO[state].advice})")
+    status = job_status(manifest, out)
+    assert status["counts"][state] >= 1 and len(status[state]) == status["counts"][state]
+    advice = [x for x in status_text(status).splitlines() if x.startswith("  ")]
+    assert advice == [f"  {state}: {STATE_INFO[state].advice}"]

@@ -68,7 +68,7 @@ def browser():
         b.close()
 
 
-def open_report(browser, folder: Path, width: int = 1280):
+def open_report(browser, folder: Path, width: int = 1280, name: str = "report.html"):
     """The report opened in a new page (of a browser, or of a context), with its problems."""
     page = browser.new_page()
     page.set_viewport_size({"width": width, "height": 900})
@@ -77,7 +77,7 @@ def open_report(browser, folder: Path, width: int = 1280):
             if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    page.goto((folder / "report.html").as_uri())
+    page.goto((folder / name).as_uri())
     return page, problems
 
 
@@ -165,7 +165,7 @@ matrix:
 """
 
 
-def run_beside(manifest: Path, out: Path, **sim) -> None:
+def run_beside(manifest: Path, out: Path, exit_code: int = 0, **sim) -> None:
     """Run a job on the simulator in a worker thread (Playwright's loop owns this one)."""
     from pipeline.api import RunOptions, run_plan
     from pipeline.prepare.plan import build_plan
@@ -175,7 +175,7 @@ def run_beside(manifest: Path, out: Path, **sim) -> None:
     with ThreadPoolExecutor(1) as pool:
         summary = pool.submit(run_plan, build_plan(manifest),
                               RunOptions(out=out, progress=False, sim=config)).result(timeout=180)
-    assert summary.exit_code == 0, summary.counts
+    assert summary.exit_code == exit_code, summary.counts
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +188,21 @@ def preview(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_image(base / "b.png", 960, 720)
     run_beside(write_manifest(base, PREVIEW, "preview.yaml"), base / "out")
     return base
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The preview sweep with about half its generations failing for good (max_attempts 1):
+    a job of done and failed cells."""
+    base = tmp_path_factory.mktemp("mixed")
+    (base / ".git").mkdir()
+    write_image(base / "a.png", 1280, 720)
+    write_image(base / "b.png", 960, 720)
+    text = PREVIEW.replace("name: preview", "name: mixed").replace(
+        "  concurrency: 6\n", "  concurrency: 6\n  max_attempts: 1\n")
+    run_beside(write_manifest(base, text, "mixed.yaml"), base / "out", exit_code=1,
+               fail_rate=0.5)
+    return base / "out"
 
 
 def visible_tiles(page) -> list[str]:
@@ -228,6 +243,48 @@ def test_preview_opens_with_every_cell_in_view(preview: Path, browser) -> None:
     assert page.inner_text(".controls .count") == "1 of 12 cells shown"
     page.select_option('select[data-filter="seed"]', "")
     assert len(visible_tiles(page)) == 12
+    assert problems == []
+    page.close()
+
+
+def test_the_page_s_states_are_the_state_table(mixed: Path, browser) -> None:
+    """The page's settings carry the cell-state table (pipeline.job.records) and the page
+    follows it: the states it treats as problems are records.PROBLEMS, "problems only" shows
+    exactly the cells in them and "<state> only" exactly that state's; a failed tile says its
+    reason, and the table's meaning and advice on hover. Marking `done` a problem in the
+    settings makes the filter show the done cells too: the page has no list of its own."""
+    from pipeline.job import records
+
+    page, problems = open_report(browser, mixed)
+    settings = "JSON.parse(document.getElementById('report-data').textContent).settings"
+    states = page.evaluate(settings + ".states")
+    assert states == records.states_json()
+    assert {k for k, v in states.items() if v["problem"]} == records.PROBLEMS
+    by_state: dict[str, set[str]] = {}
+    for c in json.loads((mixed / "report.json").read_text())["cells"]:
+        by_state.setdefault(c["state"], set()).add(c["id"])
+    assert set(by_state) == {records.DONE, records.FAILED}, by_state
+    page.select_option("select[data-states]", "problem")
+    assert set(visible_tiles(page)) == set().union(
+        *(ids for k, ids in by_state.items() if k in records.PROBLEMS))
+    for state, ids in by_state.items():
+        page.select_option("select[data-states]", state)
+        assert set(visible_tiles(page)) == ids, state
+    page.select_option("select[data-states]", "*")
+    failed = records.STATE_INFO[records.FAILED]
+    hover = page.get_attribute(f"#cell-{min(by_state[records.FAILED])} .placeholder", "title")
+    assert failed.means in hover and failed.advice in hover
+    assert problems == []
+    page.close()
+    # the same page with `done` marked a problem in its settings: the filter follows
+    html = (mixed / "report.html").read_text(encoding="utf-8")
+    row = '"done":{"live":false,"on_server":false,"settled":true,"problem":false'
+    assert html.count(row) == 1
+    (mixed / "report-done-a-problem.html").write_text(
+        html.replace(row, row.replace('"problem":false', '"problem":true')), encoding="utf-8")
+    page, problems = open_report(browser, mixed, name="report-done-a-problem.html")
+    page.select_option("select[data-states]", "problem")
+    assert set(visible_tiles(page)) == by_state[records.DONE] | by_state[records.FAILED]
     assert problems == []
     page.close()
 

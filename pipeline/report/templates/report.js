@@ -5,8 +5,10 @@
   // picks kept in localStorage per job and exported as picks.jsonl, compare, keyboard.
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var S = data.settings, cells = data.cells, facets = S.facets;
-  var PROBLEMS = ["failed", "retry", "unknown", "cancelled", "pending", "queued", "running",
-                  "downloading", "orphaned"];
+  // The cell-state table (pipeline/job/records.py), given in the settings: what each state
+  // means, what a run does next, whether it is a problem. No state word is written here.
+  var STATES = S.states;
+  function stateInfo(name) { return STATES[name] || { means: "", next: "", advice: "", problem: false }; }
   var byId = {}, facetIx = {};
   cells.forEach(function (c, i) { c.i = i; byId[c.id] = c; });
   facets.forEach(function (f, i) { facetIx[f.name] = i; });
@@ -91,9 +93,9 @@
     for (var name in view.filters) {
       if (c.k[facetIx[name]] !== view.filters[name]) { return false; }
     }
-    if (view.states === "done") { return c.state === "done"; }
-    if (view.states === "problem") { return PROBLEMS.indexOf(c.state) >= 0; }
+    if (view.states === "problem") { return stateInfo(c.state).problem; }
     if (view.states === "picked") { return picks.has(c.id); }
+    if (STATES[view.states]) { return c.state === view.states; }  // one state only
     return true;
   }
   function paginate() {
@@ -241,13 +243,11 @@
     } else {
       var ph = div("placeholder");
       ph.appendChild(span("big", c.state));
-      var why = document.createElement("span");
+      var why = document.createElement("span"), info = stateInfo(c.state);
       if (c.missing) { why.textContent = "video file missing: " + c.missing; }
-      else if (c.state === "done" || c.state === "downloading") { why.textContent = "generated; not downloaded yet"; }
-      else if (c.state === "unknown") { why.textContent = "held since " + c.held + ": " + (c.reason || ""); }
-      else if (c.reason) { why.textContent = c.reason; }
-      else if (c.state === "pending") { why.textContent = "not sent yet"; }
-      else if (c.state === "queued" || c.state === "running") { why.textContent = "live on the server when the run stopped; the next run polls it"; }
+      else { why.textContent = (c.held ? "held since " + c.held + ": " : "") + (c.reason || info.means); }
+      ph.title = [info.means, info.next ? "the next run: " + info.next : "", info.advice]
+        .filter(Boolean).join(" · ");
       ph.appendChild(why);
       media.appendChild(ph);
     }
@@ -262,6 +262,7 @@
     label.title = c.pick.prompt || "";
     var badge = $(".badge", t);
     badge.textContent = c.state;
+    badge.title = stateInfo(c.state).means;
     badge.classList.add("s-" + c.state);
     var facts = $(".facts", t);
     if (c.seed !== undefined) { facts.appendChild(span("", "seed " + c.seed)); }
