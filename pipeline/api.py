@@ -21,7 +21,7 @@ import gc
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,23 +184,33 @@ def _after_run(job: Job, summary: RunSummary) -> RunSummary:
     # frees: free it before the report, so that the report reuses that memory instead of
     # adding to it (100,000 cells: the run's peak stays where the run itself put it).
     gc.collect()
-    summary.reports = _reports(job.folder, summary.cell_events)
+    summary.reports = _reports(job.folder)
     settled = job.folder.settled_summary()
     if settled is not None:
         summary.figures = _as_status(job, settled, running=False)
     return summary
 
 
-def _reports(folder: JobFolder, cell_events: int) -> list[Path]:
+def _stamp(folder: JobFolder) -> str:
+    """What the reports of a whole job were written from: the journal's size and plan.json's
+    time (kept in .report.stamp; this module is its one writer and reader)."""
+    def stat(path: Path, field: str) -> int:
+        try:
+            return int(getattr(path.stat(), field))
+        except OSError:
+            return 0
+    return f"{stat(folder.journal, 'st_size')} {stat(folder.plan, 'st_mtime_ns')}"
+
+
+def _reports(folder: JobFolder) -> list[Path]:
     """Write the reports (they stream over the journal: any job size) unless they already
-    show every cell event of the journal; a report problem never hides how the run ended."""
+    show the whole journal; a report problem never hides how the run ended."""
     from .report import NAMES, write_reports
 
     try:
-        stamp = f"{cell_events} {folder.plan.stat().st_mtime_ns}"
+        stamp = _stamp(folder)
         paths = [folder / name for name in NAMES]
-        if all(p.exists() for p in paths) and folder.report_stamp.exists() and \
-                folder.report_stamp.read_text() == stamp:
+        if all(p.exists() for p in paths) and _written_from(folder) == stamp:
             return paths  # a run that changed nothing leaves the report as it was
         paths = write_reports(folder.path, running=False)
         folder.report_stamp.write_text(stamp)
@@ -208,6 +218,23 @@ def _reports(folder: JobFolder, cell_events: int) -> list[Path]:
     except Exception as exc:  # noqa: BLE001 - the run's own outcome is the answer
         log.warning("the report could not be written: %s", exc)
         return []
+
+
+def _written_from(folder: JobFolder) -> str | None:
+    try:
+        return folder.report_stamp.read_text()
+    except OSError:
+        return None
+
+
+def _report_stale(folder: JobFolder) -> bool | None:
+    """Whether the job's reports are older than its journal (a run killed before writing
+    them, say); None when there are none."""
+    from .report import NAMES
+
+    if not (folder / NAMES[-1]).exists():
+        return None
+    return _written_from(folder) != _stamp(folder)
 
 
 # --- status -------------------------------------------------------------------------------
@@ -249,6 +276,8 @@ def job_status(manifest: PathLike, out: PathLike | None = None, *, allow_outside
 
 def _as_status(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str, Any]:
     summary["running"] = running
+    # reports older than the journal (a run killed, a cancel of an older version): say so
+    summary["report_stale"] = None if running else _report_stale(job.folder)
     summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
         summary["manifest_sha256"] != job.manifest.sha256
     return summary
@@ -263,6 +292,7 @@ class CancelResult:
     live: int
     outcome: CancelOutcome | None
     note: str = ""  # why nothing was asked, when nothing was
+    reports: list[Path] = field(default_factory=list)  # rewritten after the answers
 
     def text(self) -> str:
         if self.outcome is None:
@@ -279,7 +309,9 @@ def cancel(manifest: PathLike, *, out: PathLike | None = None,
     job = open_job(manifest, out, allow_outside=allow_outside)
     with job.locked():
         live, outcome, note = cancel_requests(job.manifest, job.folder)
-    return CancelResult(job.name, live, outcome, note)
+        # the journal has the server's answers now: the reports say what `status` says
+        reports = _reports(job.folder) if _report_stale(job.folder) is not False else []
+    return CancelResult(job.name, live, outcome, note, reports)
 
 
 # --- report and picks ---------------------------------------------------------------------
@@ -291,9 +323,14 @@ def report(manifest: PathLike, *, out: PathLike | None = None, rows: str | None 
 
     selected = _only(only)
     job = open_job(manifest, out, allow_outside=allow_outside)
-    if selected:  # a report of some cells: the next run writes the whole job's report again
-        job.folder.report_stamp.unlink(missing_ok=True)
-    return write_reports(job.folder.path, rows=rows, cols=cols, only=selected)
+    stamp = _stamp(job.folder)
+    job.folder.report_stamp.unlink(missing_ok=True)
+    paths = write_reports(job.folder.path, rows=rows, cols=cols, only=selected)
+    # a report of some cells, or of a run going on, leaves no stamp: the next run writes the
+    # whole job's report again
+    if not selected and not job.folder.is_running() and stamp == _stamp(job.folder):
+        job.folder.report_stamp.write_text(stamp)
+    return paths
 
 
 @dataclass

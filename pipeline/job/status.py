@@ -81,6 +81,9 @@ def status_text(s: Mapping[str, Any]) -> str:
     if s.get("selection"):
         lines.insert(1, f"selected: {s['selection']['only']} ({s['total']} of "
                         f"{s['selection']['of']} cells)")
+    if s.get("report_stale"):
+        lines.append("the reports are older than the journal (a run was killed before it "
+                     "wrote them?): `pipeline report` writes them again")
     if s.get("manifest_changed"):
         lines.append("the manifest changed since the last run: these are the figures of the "
                      "last run's plan (`pipeline plan` shows what a run would do now)")

@@ -318,9 +318,48 @@ def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path
                              str(out)], env=env, capture_output=True, text=True, timeout=60)
     assert cancel.returncode == 0, cancel.stderr
     assert "cancelled 2 (not billed), not cancellable 1 (running, billed" in cancel.stdout
-    counts = status_json(manifest, out, env)["counts"]
+    status = status_json(manifest, out, env)
+    counts = status["counts"]
     assert counts["cancelled"] == 2 and counts["running"] == 1 and counts["queued"] == 0
     assert sim.stats()["cancellations"] == 2
+    # cancel rewrote the reports: they say what status says
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["totals"]["by_state"] == counts and status["report_stale"] is False
+    assert "cancelled | 2" in (out / "report.md").read_text()
+
+
+def test_reports_older_than_the_journal_are_noticed_after_a_kill(tmp_path: Path,
+                                                                  api_env) -> None:
+    """After a kill -9 the reports say less than the journal: `status` says so (text and
+    `report_stale` in --json); `pipeline report` writes them again and they agree."""
+    import json
+    import subprocess
+    import sys
+
+    sim = api_env(capacity=2, gen_time=(0.8, 1.2))
+    manifest = sweep(tmp_path, seeds=1)
+    out = tmp_path / "out"
+    env = env_for(sim.base_url)
+    assert run(manifest, out, env, "--no-canary").returncode == 0
+    assert status_json(manifest, out, env)["report_stale"] is False
+    manifest.write_text(manifest.read_text().replace("to: 1}", "to: 8}"))
+    proc = start_run(manifest, out, env, "--no-canary")
+    wait_until(lambda: sim.stats()["submissions_accepted"] >= 4)
+    proc.kill()
+    proc.wait(timeout=30)
+    status = status_json(manifest, out, env)
+    assert status["report_stale"] is True
+    text = subprocess.run([sys.executable, "-m", "pipeline", "status", str(manifest), "--out",
+                           str(out)], env=env, capture_output=True, text=True, timeout=60)
+    assert "the reports are older than the journal" in text.stdout, text.stdout
+    subprocess.run([sys.executable, "-m", "pipeline", "report", str(manifest), "--out",
+                    str(out)], env=env, capture_output=True, text=True, timeout=60, check=True)
+    status = status_json(manifest, out, env)
+    report = json.loads((out / "report.json").read_text())
+    assert status["report_stale"] is False
+    assert report["totals"]["by_state"] == status["counts"]
 
 
 def test_unknown_price_under_a_budget_is_refused_unless_allowed(tmp_path: Path, api_env,
