@@ -12,9 +12,11 @@ from pipeline.api import RunOptions, job_status, run_plan
 from pipeline.cli import main
 from pipeline.job.folder import JobFolder
 from pipeline.job.forecast import forecast
+from pipeline.job.found_capacity import keep, kept, service
 from pipeline.job.status import status_text, view_job
 from pipeline.prepare.plan import build_plan
 from pipeline.run.prices import price_now
+from pipeline.sim import SimConfig
 
 
 @pytest.fixture
@@ -75,3 +77,33 @@ def test_status_lists_failed_cells_with_their_labels(tmp_path: Path, api_env) ->
     labels = {line.split("  ")[2].split(":")[0] for line in failed}
     assert labels == {"seed=1 resolution=720P", "seed=2 resolution=720P",
                       "seed=1 resolution=1080P", "seed=2 resolution=1080P"}, failed
+
+
+@pytest.mark.parametrize("backend", ["runcomfy", "sim"])
+def test_plan_and_status_assume_the_capacity_the_run_found(tmp_path: Path, api_env,
+                                                           backend: str) -> None:
+    """A `concurrency: auto` job after a run: plan, status (from status.json, and from the
+    journal) and the next run all assume the capacity that run found on its service (the
+    server's URL, or the built-in simulator whatever its port), and none of them what was
+    found on another service."""
+    sim = api_env(capacity=2, gen_time=(0.2, 0.3))
+    manifest = sweep(tmp_path, seeds=16, backend=backend, run="  canary: 0")
+    manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: auto"))
+    out = tmp_path / "out"
+    folder = JobFolder(out)
+    options = RunOptions(out=out, progress="none",
+                         sim=SimConfig(capacity=2, gen_time=(0.2, 0.3), seed=5))
+    assert run_plan(build_plan(manifest), options).exit_code == 0
+    at = service(backend, sim.base_url)
+    found = kept(folder, at)
+    assert found is not None and at == ("sim" if backend == "sim" else sim.base_url)
+    keep(folder, "https://elsewhere.example", 50, 2)  # another service's: not this job's
+    capacity = found["capacity"]
+    plan = build_plan(manifest)
+    planned = forecast(plan, price_now(plan.manifest, folder), folder)
+    status = job_status(manifest, out)
+    assert folder.settled_summary() is not None  # that status came from status.json
+    replayed = view_job(folder).summary()
+    assert planned.concurrency == status["concurrency"] == replayed["concurrency"] == capacity
+    assert status["capacity"]["found"] == replayed["capacity"]["found"] == capacity
+    assert "format" not in status and "pipeline" not in status
