@@ -137,13 +137,21 @@ def write_snapshot(folder: JobFolder, outlook: Forecast) -> None:
         str(outlook.concurrency) + f" {PLAN_FORMAT} {__version__}"
     marker = hashlib.sha256(key.encode()).hexdigest()
     try:
-        if folder.plan_fingerprint.read_text() == marker and folder.plan.exists():
+        if folder.plan_fingerprint.read_text() == marker and _stamped_here(folder):
             return
     except OSError:
         pass
     snapshot = stamped(PLAN_FORMAT, plan_json(outlook, with_state=False))
     write_atomic(folder.plan, json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")))
     folder.plan_fingerprint.write_text(marker)
+
+
+def _stamped_here(folder: JobFolder) -> bool:
+    """plan.json opens with this version's stamp (one another version wrote is rewritten,
+    whatever the fingerprint says)."""
+    head = json.dumps(stamped(PLAN_FORMAT, {}), separators=(",", ":"))[:-1].encode()
+    with open(folder.plan, "rb") as fh:
+        return fh.read(len(head)) == head
 
 
 def models_json(f: Forecast) -> list[dict[str, Any]]:

@@ -156,8 +156,8 @@ class JournalIndex:
                 if kind == "run":
                     try:
                         JobState(folder.path).apply(event)  # refuses a format it cannot read
-                    except StateError as exc:
-                        raise StateError(f"{self.path}:{lineno}: {exc}") from None
+                    except StateError as exc:  # a FormatError stays one
+                        raise type(exc)(f"{self.path}:{lineno}: {exc}") from None
                     self.runs.append(event)
                     self.last_t.append(event.get("t"))
                     continue

@@ -84,7 +84,8 @@ def test_plan_json_of_an_unknown_format_is_refused_by_name(tmp_path: Path) -> No
     folder.plan.write_text(json.dumps({"format": PLAN_FORMAT + 1, "pipeline": "9.0.0",
                                        "job": "j", "cells": [CELL]}))
     wanted = (rf"{re.escape(str(folder.plan))} is in format {PLAN_FORMAT + 1}, written by "
-              rf"pipeline 9\.0\.0; this version reads format {PLAN_FORMAT}: run the job with this version")
+              rf"pipeline 9\.0\.0; this version reads format {PLAN_FORMAT}: run the job with "
+              "this version")
     with pytest.raises(FormatError, match=wanted):
         folder.read_plan()
     with pytest.raises(FormatError, match=wanted):

@@ -107,3 +107,26 @@ def test_plan_and_status_assume_the_capacity_the_run_found(tmp_path: Path, api_e
     assert planned.concurrency == status["concurrency"] == replayed["concurrency"] == capacity
     assert status["capacity"]["found"] == replayed["capacity"]["found"] == capacity
     assert "format" not in status and "pipeline" not in status
+
+
+def test_a_job_last_run_by_another_version_is_read_anew(tmp_path: Path, api_env) -> None:
+    """After a run by another version of pipeline (its stamp on plan.json and status.json),
+    status and the report refuse its plan.json by name (exit 2) and never serve its
+    status.json; a run of this version rewrites both, and they read again."""
+    api_env(capacity=2, gen_time=(0.02, 0.05))
+    manifest = sweep(tmp_path, seeds=2, run="  canary: 0")
+    out = tmp_path / "out"
+    folder = JobFolder(out)
+    options = RunOptions(out=out, progress="none")
+    assert run_plan(build_plan(manifest), options).exit_code == 0
+    for stored in (folder.plan, folder.summary):
+        data = json.loads(stored.read_text())
+        stored.write_text(json.dumps({**data, "format": data["format"] + 1,
+                                      "pipeline": "99.0.0"}))
+    assert folder.settled_summary() is None
+    assert main(["status", str(manifest), "--out", str(out)]) == 2
+    assert main(["report", str(manifest), "--out", str(out)]) == 2
+    assert run_plan(build_plan(manifest), options).exit_code == 0  # nothing to do but rewrite
+    assert json.loads(folder.plan.read_text())["pipeline"] != "99.0.0"
+    assert folder.settled_summary() is not None
+    assert job_status(manifest, out)["counts"]["done"] == 2
