@@ -114,11 +114,12 @@ class JobFolder:
         except (OSError, ValueError) as exc:
             raise StateError(f"cannot read {self.plan}: {exc}; run the job again to rewrite "
                              "it") from None
-        check_plan(data, self.plan)
-        if not isinstance(data.get("cells", []), list):
+        check_plan(data, self.plan)  # a JSON object, in a format this version reads
+        plan: dict[str, Any] = data
+        if not isinstance(plan.get("cells", []), list):
             raise StateError(f"{self.plan} is not a plan (no list of cells); run the job again "
                              "to rewrite it")
-        return data
+        return plan
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """status.json: the status of the job as a run left it (pipeline.job.status.summarize),
