@@ -122,7 +122,7 @@ class JobFolder:
         return plan
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        """status.json: the status of the job as a run left it (pipeline.job.status.summarize),
+        """status.json: the status of the job as a run left it (pipeline.job.status.JobView),
         stamped with its format and this pipeline's version (written atomically)."""
         write_atomic(self.summary, json.dumps(stamped(SUMMARY_FORMAT, summary), indent=2,
                                               ensure_ascii=False))
