@@ -38,6 +38,8 @@ from imagefiles import MODEL, write_image, write_manifest  # noqa: E402
 from runjobs import LiveSampler  # noqa: E402
 
 from pipeline.api import RunOptions, run_plan  # noqa: E402
+from pipeline.job.folder import JobFolder  # noqa: E402
+from pipeline.job.found_capacity import kept, service  # noqa: E402
 from pipeline.prepare.plan import build_plan  # noqa: E402
 from pipeline.sim import SimConfig, Simulator  # noqa: E402
 
@@ -175,7 +177,9 @@ def main() -> None:
                     LiveSampler(sim, every=0.1) as sampler:
                 elapsed, wall, per_cell = ours(sim, folder, args.cells, "auto")
                 own = own_oracle(sim, args.capacity)
-            found = json.loads((folder / "out-auto" / "capacity.json").read_text())["capacity"]
+                at = service("runcomfy", sim.base_url)  # a simulator served on its own port
+            found = kept(JobFolder(folder / "out-auto"), at)
+            found = found["capacity"] if found else None
             # settled: one generation after the first request ended (the capacity is known,
             # and what the first doubling put in the queue has drained)
             events = [json.loads(line) for line in

@@ -17,6 +17,7 @@
     │   ├── LocalImageError        a local image cannot be sent (also an InputFileError)
     │   └── DownloadError          an output file could not be fetched or failed its checks
     ├── StateError                 a job's state file cannot be used as it is
+    │   ├── FormatError            a stored file is in a format this version does not read
     │   └── JobLocked              another live process runs this job
     ├── BudgetError                a run would cross its budget, or its price is unknown under one
     └── LedgerError                the team ledger (PostgreSQL) is misconfigured or not set up
@@ -202,6 +203,11 @@ class DownloadError(ClientError):
 
 class StateError(PipelineError):
     """A job's state on disk cannot be used as it is (corrupt, other schema, ...)."""
+
+
+class FormatError(StateError):
+    """A stored file (journal, plan.json, capacity.json, ...) is in a format this version of
+    pipeline does not read: the message names the file and what to do (docs/formats.md)."""
 
 
 class JobLocked(StateError):

@@ -52,25 +52,35 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
+STAMP = ("format", "pipeline")  # the keys `stamped` adds (docs/formats.md)
+
+
 def stamped(fmt: int, data: dict[str, Any]) -> dict[str, Any]:
     """A stored file's content, opening with its format (and the writing pipeline's version,
-    which says who wrote it)."""
+    which says who wrote it). See docs/formats.md for every file and its format."""
     from . import __version__
 
     return {"format": fmt, "pipeline": __version__, **data}
 
 
-def check_format(data: Any, path: Any, readable: frozenset[int], fix: str) -> int:
-    """The format of a stored file's content; one this version cannot read is a StateError
-    naming the file and what to do (`fix`). A file with no `format` was written before files
-    had one: format 1."""
-    from .errors import StateError
+def unstamped(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored file's content without what `stamped` added."""
+    return {k: v for k, v in data.items() if k not in STAMP}
 
-    written = data.get("format", 1) if isinstance(data, dict) else None
-    if written not in readable:
-        wrote = f" by pipeline {data.get('pipeline')}" if isinstance(data, dict) and \
-            data.get("pipeline") else ""
-        known = ", ".join(map(str, sorted(readable)))
-        raise StateError(f"{path} is in format {written!r}, written{wrote or ' by another version'}"
-                         f"; this version of pipeline reads format {known}: {fix}")
+
+def check_format(data: Any, path: Any, readable: frozenset[int], fix: str) -> int:
+    """The format of a stored file's content; content that is no JSON object, or of a format
+    this version cannot read, is a FormatError (a StateError: exit 2) naming the file and
+    what to do (`fix`). A file with no `format` was written before files had one: format 1."""
+    from .errors import FormatError
+
+    if not isinstance(data, dict):
+        raise FormatError(f"{path} does not hold a JSON object; {fix}")
+    written = data.get("format", 1)
+    if type(written) is not int or written not in readable:
+        by = data.get("pipeline")
+        wrote = f"pipeline {by}" if isinstance(by, str) and by else "another version of pipeline"
+        known = " or ".join(map(str, sorted(readable)))
+        raise FormatError(f"{path} is in format {written!r}, written by {wrote}; this version "
+                          f"reads format {known}: {fix}")
     return written

@@ -18,7 +18,10 @@ from PIL import Image
 from runjobs import env_for, pipeline_cmd
 from testmodels import DREAMINA, FIXTURES, IMAGE, VIDEO, project, side_by_side
 
+from pipeline import __version__
 from pipeline.api import RunOptions, run_plan
+from pipeline.errors import ModelNotFound
+from pipeline.models.catalogue import META, META_FORMAT, read_model
 from pipeline.prepare.plan import build_plan
 
 FAST = dict(gen_time=(0.05, 0.2), fetch_timeout=0.0, seed=3)
@@ -58,6 +61,7 @@ def test_models_add_writes_the_catalog_entry_into_the_project(served) -> None:
         assert json.loads((folder / "price.json").read_text()).items() >= price.items()
         meta = json.loads((folder / "model.json").read_text())
         assert meta["source"] == f"{sim.base_url}/v1/models/{model_id}" and meta["fetched_at"]
+        assert meta["format"] == META_FORMAT and meta["pipeline"] == __version__
     listed = json.loads(cli("models", "list", "--json", cwd=root, env=env).stdout)
     assert {(m["id"], m["source"], m["kind"]) for m in listed} == {
         (VIDEO, "project", "video"), (IMAGE, "project", "image"), (DREAMINA, "bundled", "video")}
@@ -67,6 +71,23 @@ def test_models_add_writes_the_catalog_entry_into_the_project(served) -> None:
         (VIDEO, 0.08, "second"), (IMAGE, 0.02, "output")]
     unknown = cli("models", "add", "acme/nope", cwd=root, env=env)
     assert unknown.returncode == 1 and "acme/nope" in unknown.stderr + unknown.stdout
+
+
+def test_model_json_of_an_unknown_format_is_refused_by_name(tmp_path: Path) -> None:
+    """A model's model.json in a format this version does not read makes the model unusable,
+    with the file and what to do; one written before model.json had a format reads."""
+    folder = tmp_path / VIDEO
+    shutil.copytree(FIXTURES / VIDEO, folder)
+    legacy = json.loads((folder / META).read_text())
+    assert "format" not in legacy  # the fixture: written before model.json had a format
+    assert read_model(folder, VIDEO, "project").typical_s == legacy["generation_seconds"][
+        "typical"]
+    (folder / META).write_text(json.dumps({**legacy, "format": META_FORMAT + 1}))
+    with pytest.raises(ModelNotFound, match=rf"{VIDEO}.*model\.json is in format "
+                                            rf"{META_FORMAT + 1}.*`pipeline models add "
+                                            rf"{VIDEO}`") as caught:
+        read_model(folder, VIDEO, "project")
+    assert caught.value.exit_code == 2
 
 
 def test_three_models_side_by_side(served, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import text, wire
+from .. import __version__, text, wire
 from ..durable import write_atomic
 from ..errors import AuthError, ClientError, ModelNotFound, TransportError
 from ..job.price import describe
@@ -135,7 +135,8 @@ async def add_models(client: Any, ids: list[str], root: Path) -> Outcome:
         others = {k: v for k, v in entry.raw.items() if k not in (
             wire.INPUT_SCHEMA, wire.OUTPUT_SCHEMA, wire.PRICE_USD, wire.PRICE_UNIT,
             wire.PRICE_NOTE, wire.MODEL_ID)}
-        meta.update({"format": META_FORMAT, "source": _source(client, model_id),
+        meta.update({"format": META_FORMAT, "pipeline": __version__,
+                     "source": _source(client, model_id),
                      "fetched_at": _now(),
                      "catalog": others})
         if entry.raw.get(wire.CATALOG_KIND) in ("video", "image"):

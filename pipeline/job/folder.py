@@ -6,6 +6,11 @@ under the manifest's project root: the nearest folder at or above the manifest's
 `--out` is taken as given. The journal's first `run` event names the manifest the folder
 belongs to, so a different manifest pointed at the same folder is refused instead of mixing
 two jobs.
+
+It also owns two of the files' formats (docs/formats.md lists every file): plan.json, which
+`read_plan` and the report's stream (`check_plan`) refuse in a format they do not know, and
+status.json, a cache of the last run's status that is used only while it describes the
+journal byte for byte and was written by this very version (`settled_summary`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,23 @@ from typing import Any
 
 import orjson
 
-from .. import text
+from .. import __version__, text
+from ..durable import write_atomic
 from ..errors import JobLocked, StateError
+from ..jsonio import check_format, stamped, unstamped
 from ..project import project_root
 
 JOURNAL = "state.jsonl"
+PLAN_FORMAT = 1  # plan.json (pipeline.job.forecast.plan_json): bump on a change a reader notices
+PLAN_READABLE = frozenset({1})  # 1: also a plan.json with no "format" (written before it had one)
+SUMMARY_FORMAT = 1  # status.json (pipeline.job.status.JobView.summary), read by this version only
+
+
+def check_plan(header: Any, path: Path) -> int:
+    """The format of plan.json from its header (every key before its cells); one this version
+    does not read is a FormatError naming the file and what to do."""
+    return check_format(header, path, PLAN_READABLE, "run the job with this version of "
+                        "pipeline to rewrite it (or upgrade pipeline)")
 
 
 @dataclass(frozen=True)
@@ -97,21 +114,34 @@ class JobFolder:
         except (OSError, ValueError) as exc:
             raise StateError(f"cannot read {self.plan}: {exc}; run the job again to rewrite "
                              "it") from None
-        if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+        check_plan(data, self.plan)  # a JSON object, in a format this version reads
+        plan: dict[str, Any] = data
+        if not isinstance(plan.get("cells", []), list):
             raise StateError(f"{self.plan} is not a plan (no list of cells); run the job again "
                              "to rewrite it")
-        return data
+        return plan
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """status.json: the status of the job as a run left it (pipeline.job.status.JobView),
+        stamped with its format and this pipeline's version (written atomically)."""
+        write_atomic(self.summary, json.dumps(stamped(SUMMARY_FORMAT, summary), indent=2,
+                                              ensure_ascii=False))
 
     def settled_summary(self) -> dict[str, Any] | None:
-        """status.json, when it still describes the journal byte for byte; else None. The one
-        judge of that summary's validity."""
+        """status.json (without its stamp), when it still describes the journal byte for byte
+        and was written in this format by this version of pipeline; else None (the journal is
+        replayed instead: an older summary is never served as current). The one judge of that
+        summary's validity."""
         try:
             summary = json.loads(self.summary.read_text(encoding="utf-8"))
+            if not isinstance(summary, dict) or summary.get("format") != SUMMARY_FORMAT or \
+                    summary.get("pipeline") != __version__:
+                return None
             if summary.get("journal_bytes") != self.journal.stat().st_size:
                 return None
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError):
             return None
-        return summary if isinstance(summary, dict) else None
+        return unstamped(summary)
 
     def owner(self) -> str | None:
         """The manifest named by the journal's first run event (None: no journal yet)."""

@@ -19,16 +19,17 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import text
+from .. import __version__, text
 from ..durable import write_atomic
+from ..jsonio import stamped
 from ..models import cost
 from ..prepare.expand import Cell
 from ..prepare.identity import model_labels
 from ..prepare.manifest import Manifest, RunSettings
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
-from .folder import JobFolder
-from .found_capacity import kept, planning_concurrency
+from .folder import PLAN_FORMAT, JobFolder
+from .found_capacity import kept, planning_concurrency, service
 from .journal import JobState, read_state
 from .money import micros, over_budget
 from .price import Prices, describe
@@ -47,6 +48,7 @@ class Forecast:
     concurrency: int
     of: int | None = None  # with a selection (--only): how many cells the whole plan has
     folder: JobFolder | None = None
+    service: str = ""  # what the run talks to (pipeline.job.found_capacity.service)
 
     def actions(self) -> list[tuple[str, str]]:
         """Per cell of the plan: (state, what a run would do and why)."""
@@ -84,11 +86,11 @@ class Forecast:
         return fits
 
 
-def _concurrency(settings: RunSettings, assumed: int, folder: JobFolder | None) -> str:
+def _concurrency(settings: RunSettings, assumed: int, folder: JobFolder | None, at: str) -> str:
     """How the plan names the concurrency its estimate assumed."""
     if not settings.auto:
         return str(assumed)
-    if folder is not None and kept(folder) is not None:
+    if folder is not None and kept(folder, at) is not None:
         return f"auto (capacity {assumed}, as the last run found it)"
     return f"auto (assumed {assumed} until a run finds the capacity)"
 
@@ -105,12 +107,14 @@ def typical_times(m: Manifest) -> float | dict[str, float | None] | None:
 def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
              resume: ResumeOptions | None = None, cells: list[Cell] | None = None,
-             canary: int | None = None) -> Forecast:
+             canary: int | None = None, at: str | None = None) -> Forecast:
     """Tally `plan` at `price` (each cell at its own model's, as the job's canary corrected
-    it) against the state in `folder` (none: a fresh job); `resume` and `canary`: the run's
-    choices (default: what a plain `pipeline run` would do now); `cells`: a selection of the
-    plan's cells (`--only`) to tally instead of all of them."""
+    it) against the state in `folder` (none: a fresh job); `resume`, `canary` and `at` (the
+    service it talks to, see pipeline.job.found_capacity.service): the run's choices (default:
+    what a plain `pipeline run` would do now); `cells`: a selection of the plan's cells
+    (`--only`) to tally instead of all of them."""
     m = plan.manifest
+    at = at if at is not None else service(m.backend)
     if state is None:  # a missing journal reads as an empty state
         state = read_state(folder) if folder is not None else JobState(m.folder)
     of = None
@@ -133,7 +137,7 @@ def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
                      typical=typical_times(m))
     tally.canary = canary
     return Forecast(plan, price, state, tally,
-                    concurrency or planning_concurrency(m.run, folder), of, folder)
+                    concurrency or planning_concurrency(m.run, folder, at), of, folder, at)
 
 
 def planned_at(m: Manifest, cells: list[Cell], price: Prices) -> list[PlannedCell]:
@@ -145,19 +149,28 @@ def planned_at(m: Manifest, cells: list[Cell], price: Prices) -> list[PlannedCel
 def write_snapshot(folder: JobFolder, outlook: Forecast) -> None:
     """plan.json beside the journal, so `status` and the report know every cell of the job and
     the prices the run uses. Rewritten only when what the plan was made from (its inputs key),
-    its prices or the concurrency changed."""
+    its prices, the concurrency or the writing version changed. It opens with its format
+    (pipeline.job.folder.PLAN_FORMAT) and this pipeline's version."""
     folder.path.mkdir(parents=True, exist_ok=True)
     key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
-        str(outlook.concurrency)
+        str(outlook.concurrency) + f" {PLAN_FORMAT} {__version__}"
     marker = hashlib.sha256(key.encode()).hexdigest()
     try:
-        if folder.plan_fingerprint.read_text() == marker and folder.plan.exists():
+        if folder.plan_fingerprint.read_text() == marker and _stamped_here(folder):
             return
     except OSError:
         pass
-    write_atomic(folder.plan, json.dumps(plan_json(outlook, with_state=False),
-                                         ensure_ascii=False, separators=(",", ":")))
+    snapshot = stamped(PLAN_FORMAT, plan_json(outlook, with_state=False))
+    write_atomic(folder.plan, json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")))
     folder.plan_fingerprint.write_text(marker)
+
+
+def _stamped_here(folder: JobFolder) -> bool:
+    """plan.json opens with this version's stamp (one another version wrote is rewritten,
+    whatever the fingerprint says)."""
+    head = json.dumps(stamped(PLAN_FORMAT, {}), separators=(",", ":"))[:-1].encode()
+    with open(folder.plan, "rb") as fh:
+        return fh.read(len(head)) == head
 
 
 def models_json(f: Forecast) -> list[dict[str, Any]]:
@@ -325,7 +338,7 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
         f"estimated cost: {text.money(fig['to_go_usd'])} for {todo}{of_all} cells to run"
         + ("" if many else f" (price: {f.price.source})"),
         f"estimated duration: {text.span(fig['eta_s'])} at concurrency "
-        f"{_concurrency(m.run, f.concurrency, f.folder)}"
+        f"{_concurrency(m.run, f.concurrency, f.folder, f.service)}"
         + (f", after a canary of {_cells(f.tally.canary)} run alone first"
            if f.tally.canary and todo else "")
         + (f" (about {per_cell_s:g} s per cell: {fig['duration_source']})"

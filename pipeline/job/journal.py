@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import StateError
+from ..errors import FormatError, StateError
 from .folder import JobFolder
 from .lines import JournalLines
 from .records import Attempt, CellRecord, FileRecord
@@ -213,7 +213,7 @@ class JobState:
         if kind == "run":
             written = ev.get("format", 1)
             if written not in READABLE:
-                raise StateError(f"this journal is in format {written!r}, written by another "
+                raise FormatError(f"this journal is in format {written!r}, written by another "
                                  f"version of pipeline; this one reads format {FORMAT} (upgrade "
                                  "pipeline, or use a new output folder with --out)")
             self.runs.append(ev)
@@ -290,8 +290,8 @@ def read_state(folder: JobFolder | Path, lean: bool = False) -> JobState:
             except (KeyError, TypeError) as exc:
                 raise StateError(f"{lines.path}:{lineno}: malformed {event.get('e')!r} event "
                                  f"({exc})") from None
-            except StateError as exc:
-                raise StateError(f"{lines.path}:{lineno}: {exc}") from None
+            except StateError as exc:  # a FormatError stays one
+                raise type(exc)(f"{lines.path}:{lineno}: {exc}") from None
     except FileNotFoundError:
         return state
     except OSError as exc:

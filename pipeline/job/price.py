@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import text
 from ..durable import write_atomic
+from ..jsonio import check_format, stamped
 from ..models import cost
 from ..models.catalogue import Model
 from ..prepare.manifest import Manifest
@@ -34,6 +35,8 @@ from .folder import JobFolder
 log = logging.getLogger("pipeline.price")
 SIM_ORIGIN = "the built-in simulator"
 BILLED_TOLERANCE = 0.05  # a canary billed more than 5% off its estimate re-prices the job
+CATALOG_FORMAT = 1  # catalog.json: {"format", "pipeline", "entries": [catalog_entry, ...]}
+CATALOG_READABLE = frozenset({1})  # 1 also: no "format", one entry or {"entries": [...]}
 
 
 @dataclass(frozen=True)
@@ -150,13 +153,17 @@ def catalog_entry(model_id: str, price_usd: float | None, price_unit: str | None
 
 
 def _cached(folder: JobFolder) -> dict[str, dict[str, Any]]:
-    """Every entry in catalog.json by model: one entry (a one-model job), or `entries`."""
+    """Every entry in catalog.json by model: `entries`, or (written before catalog.json had a
+    format, by a one-model job) the one entry. One of a format this version does not read is
+    refused (FormatError)."""
     try:
         data = json.loads(folder.catalog.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict):  # not ours: as unreadable as invalid JSON
         return {}
+    check_format(data, folder.catalog, CATALOG_READABLE, "delete it (it only caches the "
+                 "catalog's prices: the next run asks the catalog again), or upgrade pipeline")
     listed = data.get("entries")
     entries = listed if isinstance(listed, list) else [data]
     return {e["model"]: e for e in entries if isinstance(e, dict) and isinstance(
@@ -167,7 +174,7 @@ def cache_entry(folder: JobFolder, *entries: dict[str, Any]) -> None:
     """Keep the catalog entries just fetched in catalog.json (other models' entries stay)."""
     kept = {**_cached(folder), **{e["model"]: e for e in entries}}
     folder.path.mkdir(parents=True, exist_ok=True)
-    data: Any = next(iter(kept.values())) if len(kept) == 1 else {"entries": list(kept.values())}
+    data = stamped(CATALOG_FORMAT, {"entries": list(kept.values())})
     write_atomic(folder.catalog, json.dumps(data, indent=2) + "\n")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from .. import text
 from ..models import cost
 from .folder import JobFolder
-from .found_capacity import capacity_figures, kept
+from .found_capacity import capacity_figures, kept, service
 from .journal import JobState, read_state
 from .records import FAILED, PENDING, advice_for
 from .select import Only, describe_only, select_cells
@@ -188,7 +188,7 @@ def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
     auto = header.get("auto")
     capacity = None
     if auto and folder is not None:  # the ETA assumes the capacity the run has found, if any
-        found = kept(folder, header.get("base_url"))
+        found = kept(folder, service(header.get("backend"), header.get("base_url")))
         capacity = capacity_figures(found["capacity"] if found else None,
                                     auto.get("queue_ahead", 2), None)
         concurrency = found["capacity"] if found else concurrency

@@ -25,14 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import wire
-from ..errors import ModelNotFound
+from ..errors import FormatError, ModelNotFound
+from ..jsonio import check_format
 
 PROJECT_MODELS = "models"  # the project's models folder, under its project root
 SCHEMA = "input.schema.json"
 OUTPUT_SCHEMA = "output.schema.json"
 PRICE = "price.json"
 META = "model.json"
-META_FORMAT = 1  # model.json: {"format": 1, "source", "fetched_at", "kind", "fps", ...}
+META_FORMAT = 1  # model.json: {"format": 1, "pipeline", "source", "fetched_at", "kind", ...}
+META_READABLE = frozenset({1})  # 1 also: no "format" (the bundled models, hand-written ones)
 MODEL_ID = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 BUNDLED = "bundled"
 PROJECT = "project"
@@ -174,15 +176,25 @@ _CACHE: dict[tuple, Model] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _changed(path: Path) -> tuple[int, int] | None:
+    """What tells a file's new version from its old: its mtime and size (None: no file)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def read_model(folder: Path, model_id: str, source: str) -> Model:
-    """The model in `folder` (re-read when its schema file changes). A file that is not JSON is
-    ModelNotFound naming it."""
+    """The model in `folder` (re-read when one of its files changes). A file that is not JSON,
+    or a model.json of a format this version does not read, is ModelNotFound naming it."""
     schema_file = Path(folder) / SCHEMA
     try:
         st = schema_file.stat()
     except OSError as exc:
         raise ModelNotFound(f"cannot read {schema_file}: {exc.strerror or exc}") from None
-    key = (str(schema_file), st.st_mtime_ns, st.st_size, model_id, source)
+    key = (str(schema_file), st.st_mtime_ns, st.st_size, model_id, source,
+           *(_changed(Path(folder) / name) for name in (PRICE, META, OUTPUT_SCHEMA)))
     with _CACHE_LOCK:
         found = _CACHE.get(key)
     if found is not None:
@@ -193,15 +205,15 @@ def read_model(folder: Path, model_id: str, source: str) -> Model:
         if not isinstance(schema, dict):
             raise ValueError("not a JSON object")
         extra = {name: _json_file(Path(folder) / name) for name in (PRICE, META, OUTPUT_SCHEMA)}
-        meta_format = (extra[META] or {}).get("format", META_FORMAT)
-        if meta_format != META_FORMAT:
-            raise ValueError(f"{META} is in format {meta_format!r}, written by another version "
-                             f"of pipeline (this one reads format {META_FORMAT}); upgrade "
-                             f"pipeline, or add the model again with `pipeline models add "
-                             f"{model_id}`")
     except (OSError, ValueError) as exc:
         raise ModelNotFound(f"the schema of model {model_id!r} in {folder} cannot be read: "
                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        check_format(extra[META] or {}, Path(folder) / META, META_READABLE,
+                     f"upgrade pipeline, or add the model again with `pipeline models add "
+                     f"{model_id}`")
+    except FormatError as exc:
+        raise ModelNotFound(f"model {model_id!r}: {exc}") from None
     model = Model(id=model_id, input_schema=schema,
                   price=extra[PRICE] or {"unit": "unknown"},
                   schema_sha256=hashlib.sha256(raw).hexdigest(), meta=extra[META] or {},

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..errors import StateError
-from ..job.folder import JobFolder
+from ..job.folder import JobFolder, check_plan
 from ..job.journal import JobState
 from ..job.lines import JournalLines
 from ..job.records import CellRecord
@@ -32,13 +32,15 @@ SIZE_MASK = (1 << SIZE_BITS) - 1
 
 class PlanStream:
     """plan.json read as a stream: `header` is every key before its `cells`; `cells()`
-    yields the cells one at a time (and may be called again)."""
+    yields the cells one at a time (and may be called again). A plan.json of a format this
+    version does not read is refused (pipeline.job.folder.check_plan)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.header: dict[str, Any] = {}
         for _ in self._walk(header_only=True):
             pass
+        check_plan(self.header, path)
 
     def cells(self) -> Iterator[dict]:
         yield from self._walk(header_only=False)
@@ -154,8 +156,8 @@ class JournalIndex:
                 if kind == "run":
                     try:
                         JobState(folder.path).apply(event)  # refuses a format it cannot read
-                    except StateError as exc:
-                        raise StateError(f"{self.path}:{lineno}: {exc}") from None
+                    except StateError as exc:  # a FormatError stays one
+                        raise type(exc)(f"{self.path}:{lineno}: {exc}") from None
                     self.runs.append(event)
                     self.last_t.append(event.get("t"))
                     continue

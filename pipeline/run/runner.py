@@ -17,7 +17,6 @@ import os
 import signal
 from typing import Any
 
-from ..durable import write_atomic
 from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
 from ..job.forecast import Forecast, plan_head
@@ -263,7 +262,7 @@ class Runner:
         head = plan_head(Forecast(run.plan, run.price, run.state, run.tally, control.slots))
         summary = view_of(run.folder, run.state, head, run.tally, running=False).summary()
         summary["inputs"] = run.plan.inputs
-        write_atomic(run.folder.summary, _json(summary))
+        run.folder.write_summary(summary)
         return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
                           interrupted=control.interrupted, cancelled=cancelled,
                           cell_events=run.state.cell_events)
@@ -287,9 +286,3 @@ def _marker(act: Action, rec: CellRecord) -> dict:
     if act.mark == "resubmit_unknown":
         return ev.resubmit_unknown(rec.id, rec.last.n)
     return ev.result(rec.id, rec.last.n, LOST, error=act.why)
-
-
-def _json(data: dict) -> str:
-    import json
-
-    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -26,7 +26,7 @@ from ..errors import BudgetError, LedgerUnavailable, StateError
 from ..job import journal as ev
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
-from ..job.found_capacity import keep, kept, planning_concurrency
+from ..job.found_capacity import keep, kept, planning_concurrency, service
 from ..job.journal import JobState, read_state
 from ..job.journal_writer import Journal
 from ..job.price import SIM_ORIGIN, Prices
@@ -80,7 +80,8 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
     state = read_state(folder, lean=True)
     _check_schema(state, plan, options)
     auto = options.auto or (m.run.auto and options.concurrency is None)
-    concurrency = options.concurrency or planning_concurrency(m.run, folder)
+    at = service(backend)  # what it learns of the service and starts from is kept per service
+    concurrency = options.concurrency or planning_concurrency(m.run, folder, at)
     sim = None
     if backend == "sim":
         import dataclasses
@@ -113,7 +114,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             {c.id: c.model for c in cells})
         canary = sum(needs.values())
         outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
-                           resume=resume, canary=canary)
+                           resume=resume, canary=canary, at=at)
         price = outlook.price  # as the job's canary, if any, corrected it
         write_snapshot(folder, outlook)
         journal = Journal(folder, state)
@@ -135,10 +136,9 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
         control = Control(concurrency, FailureLimits(m.run.fail_fast, m.run.max_failures),
                           canary=canary,
                           refusals=RefusalBreaker(m.run.stop_after_refusals),
-                          auto=_auto(auto, folder, m.run.queue_ahead, client.base_url))
+                          auto=_auto(auto, folder, m.run.queue_ahead, at))
         if control.auto is not None:  # what it finds is kept for the next run
-            control.on_capacity = lambda found: keep(folder, found, m.run.queue_ahead,
-                                                     client.base_url)
+            control.on_capacity = lambda found: keep(folder, at, found, m.run.queue_ahead)
         run = RunContext(
             plan=plan, cells=cells, folder=folder, client=client, journal=journal,
             tally=outlook.tally, control=control,
@@ -160,12 +160,11 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             sim.stop()
 
 
-def _auto(on: bool, folder: JobFolder, queue_ahead: int,
-          base_url: str) -> AutoConcurrency | None:
-    """`concurrency: auto`, starting from what the last run found on this server, if any."""
+def _auto(on: bool, folder: JobFolder, queue_ahead: int, at: str) -> AutoConcurrency | None:
+    """`concurrency: auto`, starting from what the last run found on this service, if any."""
     if not on:
         return None
-    found = kept(folder, base_url)
+    found = kept(folder, at)
     return AutoConcurrency.resume(found["capacity"] if found else None, queue_ahead)
 
 

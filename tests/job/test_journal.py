@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import StateError
+from pipeline.errors import FormatError, StateError
 from pipeline.job import journal as ev
 from pipeline.job.folder import JobFolder
 from pipeline.job.journal import FORMAT, read_state
@@ -104,8 +104,8 @@ def test_a_journal_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
     """A journal written in a format this version does not know is refused, with the line
     and what to do, rather than replayed by the wrong rules."""
     raw(tmp_path, header(format=FORMAT + 1))
-    with pytest.raises(StateError, match=rf"state\.jsonl:1: this journal is in format "
-                                         rf"{FORMAT + 1}.*reads format {FORMAT}.*--out"):
+    with pytest.raises(FormatError, match=rf"state\.jsonl:1: this journal is in format "
+                                          rf"{FORMAT + 1}.*reads format {FORMAT}.*--out"):
         read_state(tmp_path)
 
 

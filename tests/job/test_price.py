@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from pipeline.job.price import Price, catalog_entry, corrected, resolve_price
+from pipeline import __version__
+from pipeline.errors import FormatError
+from pipeline.job.folder import JobFolder
+from pipeline.job.price import (
+    CATALOG_FORMAT,
+    Price,
+    cache_entry,
+    cached_entry,
+    catalog_entry,
+    corrected,
+    resolve_price,
+)
 
 STATED = {"unit": "second", "by": "resolution", "usd": {"720P": 0.04, "1080P": 0.08}}
 
@@ -140,3 +153,46 @@ def test_each_models_canary_corrects_its_own_price() -> None:
     assert fixed.of("m/b").sheet["usd"] == pytest.approx(0.06)
     assert Prices({"m/a": CATALOG}).corrected({None: canary(0.30)}).sheet["usd"] == \
         pytest.approx(0.06)
+
+
+# --- catalog.json: the job folder's cache of catalog entries --------------------------------
+def test_catalog_json_keeps_each_models_entry_in_its_format(tmp_path: Path) -> None:
+    """catalog.json opens with its format and the writing version and keeps every model's
+    entry (the newest for each)."""
+    folder = JobFolder(tmp_path)
+    first = catalog_entry("m/x", 0.05, "second", None, "api")
+    cache_entry(folder, first)
+    cache_entry(folder, catalog_entry("m/y", 0.02, "output", None, "api"))
+    newer = catalog_entry("m/x", 0.06, "second", None, "api")
+    cache_entry(folder, newer)
+    data = json.loads(folder.catalog.read_text())
+    assert data["format"] == CATALOG_FORMAT and data["pipeline"] == __version__
+    assert [e["model"] for e in data["entries"]] == ["m/x", "m/y"]
+    assert cached_entry(folder, "m/x") == newer and cached_entry(folder, "m/z") is None
+
+
+@pytest.mark.parametrize("legacy", ["one", "entries"])
+def test_catalog_json_written_before_formats_still_reads(tmp_path: Path, legacy: str) -> None:
+    """A catalog.json with no "format" (format 1: one entry for a one-model job, else
+    `entries`) reads, and is rewritten stamped when the next entry is kept."""
+    folder = JobFolder(tmp_path)
+    entry = catalog_entry("m/x", 0.05, "second", None, "api")
+    folder.catalog.write_text(json.dumps(entry if legacy == "one" else {"entries": [entry]}))
+    assert cached_entry(folder, "m/x") == entry
+    cache_entry(folder, catalog_entry("m/y", 0.02, "output", None, "api"))
+    assert cached_entry(folder, "m/x") == entry
+    assert json.loads(folder.catalog.read_text())["format"] == CATALOG_FORMAT
+
+
+def test_catalog_json_of_an_unknown_format_is_refused_by_name(tmp_path: Path) -> None:
+    """A catalog.json in a format this version does not read is refused with its name and
+    what to do; it is not overwritten."""
+    folder = JobFolder(tmp_path)
+    content = {"format": CATALOG_FORMAT + 1, "pipeline": "9.0.0", "models": {}}
+    folder.catalog.write_text(json.dumps(content))
+    wanted = r"catalog\.json is in format 2, written by pipeline 9\.0\.0; .*: delete it"
+    with pytest.raises(FormatError, match=wanted):
+        cached_entry(folder, "m/x")
+    with pytest.raises(FormatError, match=wanted):
+        cache_entry(folder, catalog_entry("m/x", 0.05, "second", None, "api"))
+    assert json.loads(folder.catalog.read_text()) == content

@@ -12,10 +12,12 @@ from pipeline.api import RunOptions, job_status, run_plan
 from pipeline.cli import main
 from pipeline.job.folder import JobFolder
 from pipeline.job.forecast import forecast
+from pipeline.job.found_capacity import keep, kept, service
 from pipeline.job.records import FAILED, STATE_INFO, UNKNOWN
 from pipeline.job.status import status_text, view_job
 from pipeline.prepare.plan import build_plan
 from pipeline.run.prices import price_now
+from pipeline.sim import SimConfig
 
 
 @pytest.fixture
@@ -97,3 +99,56 @@ def test_the_advice_for_failed_and_unknown_cells_is_the_state_table_s(
     assert status["counts"][state] >= 1 and len(status[state]) == status["counts"][state]
     advice = [x for x in status_text(status).splitlines() if x.startswith("  ")]
     assert advice == [f"  {state}: {STATE_INFO[state].advice}"]
+
+
+@pytest.mark.parametrize("backend", ["runcomfy", "sim"])
+def test_plan_and_status_assume_the_capacity_the_run_found(tmp_path: Path, api_env,
+                                                           backend: str) -> None:
+    """A `concurrency: auto` job after a run: plan, status (from status.json, and from the
+    journal) and the next run all assume the capacity that run found on its service (the
+    server's URL, or the built-in simulator whatever its port), and none of them what was
+    found on another service."""
+    sim = api_env(capacity=2, gen_time=(0.2, 0.3))
+    manifest = sweep(tmp_path, seeds=16, backend=backend, run="  canary: 0")
+    manifest.write_text(manifest.read_text().replace("concurrency: 8", "concurrency: auto"))
+    out = tmp_path / "out"
+    folder = JobFolder(out)
+    options = RunOptions(out=out, progress="none",
+                         sim=SimConfig(capacity=2, gen_time=(0.2, 0.3), seed=5))
+    assert run_plan(build_plan(manifest), options).exit_code == 0
+    at = service(backend, sim.base_url)
+    found = kept(folder, at)
+    assert found is not None and at == ("sim" if backend == "sim" else sim.base_url)
+    keep(folder, "https://elsewhere.example", 50, 2)  # another service's: not this job's
+    capacity = found["capacity"]
+    plan = build_plan(manifest)
+    planned = forecast(plan, price_now(plan.manifest, folder), folder)
+    status = job_status(manifest, out)
+    assert folder.settled_summary() is not None  # that status came from status.json
+    replayed = view_job(folder).summary()
+    assert planned.concurrency == status["concurrency"] == replayed["concurrency"] == capacity
+    assert status["capacity"]["found"] == replayed["capacity"]["found"] == capacity
+    assert "format" not in status and "pipeline" not in status
+
+
+def test_a_job_last_run_by_another_version_is_read_anew(tmp_path: Path, api_env) -> None:
+    """After a run by another version of pipeline (its stamp on plan.json and status.json),
+    status and the report refuse its plan.json by name (exit 2) and never serve its
+    status.json; a run of this version rewrites both, and they read again."""
+    api_env(capacity=2, gen_time=(0.02, 0.05))
+    manifest = sweep(tmp_path, seeds=2, run="  canary: 0")
+    out = tmp_path / "out"
+    folder = JobFolder(out)
+    options = RunOptions(out=out, progress="none")
+    assert run_plan(build_plan(manifest), options).exit_code == 0
+    for stored in (folder.plan, folder.summary):
+        data = json.loads(stored.read_text())
+        stored.write_text(json.dumps({**data, "format": data["format"] + 1,
+                                      "pipeline": "99.0.0"}))
+    assert folder.settled_summary() is None
+    assert main(["status", str(manifest), "--out", str(out)]) == 2
+    assert main(["report", str(manifest), "--out", str(out)]) == 2
+    assert run_plan(build_plan(manifest), options).exit_code == 0  # nothing to do but rewrite
+    assert json.loads(folder.plan.read_text())["pipeline"] != "99.0.0"
+    assert folder.settled_summary() is not None
+    assert job_status(manifest, out)["counts"]["done"] == 2

@@ -43,8 +43,10 @@ def test_auto_finds_the_capacity_and_keeps_two_waiting(tmp_path: Path, sim_facto
     with LiveSampler(sim) as live:
         first = run(manifest, out, env)
     assert first.returncode == 0, first.stdout + first.stderr
-    kept = json.loads((out / "capacity.json").read_text())
-    assert kept["capacity"] == 6 and kept["queue_ahead"] == 2
+    kept = json.loads((out / "capacity.json").read_text())  # per service: the server's URL
+    assert kept["format"] == 2 and kept["services"].keys() == {sim.base_url.rstrip("/")}
+    assert kept["services"][sim.base_url.rstrip("/")].items() >= {"capacity": 6,
+                                                                  "queue_ahead": 2}.items()
     settled = [n for t, n in live.samples if t > 2.5]
     assert settled and max(settled) <= 8
     assert max(n for _, n in live.samples) >= 6  # it did use the whole account
@@ -80,6 +82,7 @@ def test_auto_on_the_command_line(tmp_path: Path, sim_factory: Any) -> None:
     env = env_for(sim.base_url)
     done = run(path, out, env, "--concurrency", "auto")
     assert done.returncode == 0, done.stderr
-    assert json.loads((out / "capacity.json").read_text())["capacity"] == 3
+    found = json.loads((out / "capacity.json").read_text())["services"]
+    assert found[sim.base_url.rstrip("/")]["capacity"] == 3
     bad = run(path, out, env, "--concurrency", "lots")
     assert bad.returncode == 2 and "'lots' is not a whole number" in bad.stderr
