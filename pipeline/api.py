@@ -275,6 +275,7 @@ def job_status(manifest: PathLike, out: PathLike | None = None, *, allow_outside
 
 
 def _as_status(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str, Any]:
+    summary.pop("inputs", None)  # status.json's own key (what the plan was made from)
     summary["running"] = running
     # reports older than the journal (a run killed, a cancel of an older version): say so
     summary["report_stale"] = None if running else _report_stale(job.folder)

@@ -40,6 +40,8 @@ def test_status_from_python_is_what_status_json_prints(tmp_path) -> None:
                               str(out), "--json"], capture_output=True, text=True, check=True)
     assert json.loads(printed.stdout) == status
     assert result.figures == status
+    (out / "status.json").unlink()  # the same status replayed from the journal
+    assert api.status(demo, out=out) == status
 
 
 def test_every_refused_submit_shows_one_status_calls_figure(tmp_path, api_env) -> None:
