@@ -107,6 +107,8 @@ class RunContext:
     previews: Any = None  # a pipeline.media.strips.Previews: frame strips and posters
     # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
+    unknown_words: set[str] = field(default_factory=set)  # status words shown as unknown
+    wallet: Any = None  # a pipeline.run.wallet.WalletCheck (the balance read before submits)
 
     @property
     def state(self) -> JobState:
