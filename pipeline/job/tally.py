@@ -256,6 +256,20 @@ class Tally:
         found = self._cells.get(cid)
         return found[0] if found else (PENDING if cid in self.planned else ORPHANED)
 
+    def to_go_of(self, ids: Iterable[str]) -> tuple[float, int]:
+        """What the cells `ids` that a run would submit are estimated at (USD), and how many
+        of them have no known price (O(ids): for a run's own cells under --only)."""
+        total = unpriced = 0
+        for cid in ids:
+            planned = self.planned.get(cid)
+            if planned is None or not self._cells.get(cid, _UNSEEN)[1]:
+                continue
+            if planned.estimate is None:
+                unpriced += 1
+            else:
+                total += micros(planned.estimate)
+        return total / MICRO, unpriced
+
     def status_calls_per_cell(self) -> float | None:
         """Status calls per cell the server accepted a request of (None before any was): the
         one rule for status, the run's summary, the progress line and report.json."""

@@ -60,6 +60,7 @@ class RunOptions:
     no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
     ledger: str | None = None  # a team ledger's postgresql:// URL (else PIPELINE_LEDGER)
+    ignore_balance: bool = False  # --ignore-balance: a short wallet does not stop the run
 
 
 @dataclass
