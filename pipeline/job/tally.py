@@ -332,7 +332,9 @@ class Tally:
             "spent_orphaned_usd": round(ledger.spent_orphaned, 4),
             "spent_estimated": ledger.estimated_cells > 0,
             "committed_usd": round(ledger.committed, 4),
-            "unpriced_cells": ledger.unpriced_cells,
+            "unpriced_cells": ledger.unpriced_cells,  # billed at no known price (in spent)
+            # live or being submitted at no known price (in committed; nothing billed yet)
+            "committed_unpriced_cells": ledger.held_unpriced_cells,
             "to_go_usd": None if self.to_go_unpriced else round(self.to_go / MICRO, 4),
             "estimated_usd": self.estimated_usd(),
             "to_do": left,
@@ -352,9 +354,12 @@ def figures_line(f: Mapping[str, Any]) -> str:
         spent += " (partly estimated)"
     if f.get("unpriced_cells"):
         spent += f" (+{f['unpriced_cells']} cells at an unknown price)"
+    committed = usd(f["committed_usd"])
+    if f.get("committed_unpriced_cells"):
+        committed += f" (+{f['committed_unpriced_cells']} cells at an unknown price)"
     text = (f"{counts[DONE]}/{f['total']} done" + "".join(
         f", {k} {v}" for k, v in counts.items() if v and k != DONE)
-        + f"; spent {spent}, committed {usd(f['committed_usd'])}")
+        + f"; spent {spent}, committed {committed}")
     if f.get("spent_orphaned_usd"):
         text += f" ({usd(f['spent_orphaned_usd'])} on orphaned cells)"
     if f["to_do"] or f["counts"].get("queued") or f["counts"].get("running"):
