@@ -163,6 +163,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out.flush()
     else:
         print(plan_table(planned.forecast, wide=args.wide, selection=planned.selection))
+        line, _ = planned.balance_lines()
+        if line is not None:
+            print(line)
     for warning in planned.warnings:
         print(warning, file=sys.stderr)
     return 0

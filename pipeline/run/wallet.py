@@ -120,3 +120,37 @@ def wallet_check(client: Any, tally: Any, control: Any, cells: Iterable[Any], *,
                  ignore: bool = False) -> WalletCheck:
     """The wallet check of a run over `cells` (pipeline.prepare.expand.Cell)."""
     return WalletCheck(client, tally, control, (c.id for c in cells), ignore=ignore)
+
+
+def balance_now(backend: str, *, offline: bool = False) -> float | None:
+    """The account's wallet for `plan` (None: offline, the built-in simulator, no token, or
+    it cannot be read: `plan` then says nothing of it)."""
+    if offline or backend == "sim":
+        return None
+    from ..client import RunComfyClient
+    from ..errors import MissingToken
+
+    try:
+        client = RunComfyClient.from_env(retry_attempts=2, retry_timeout=10.0, timeout=10.0)
+    except MissingToken:
+        return None
+
+    async def ask() -> float | None:
+        async with client:
+            try:
+                return float(await client.balance())
+            except ClientError as exc:
+                log.info("the account's balance cannot be read (%s)", exc)
+                return None
+    return asyncio.run(ask())
+
+
+def balance_lines(balance: float | None, to_go: float | None, unpriced: int = 0
+                  ) -> tuple[str | None, str | None]:
+    """What `plan` says of the wallet: a line for the table, and a warning when the balance
+    cannot pay what a run would send (both None when the balance was not read)."""
+    if balance is None:
+        return None, None
+    warning = BalanceRule.short(balance, to_go or 0.0, unpriced) if to_go is not None or \
+        unpriced else None
+    return f"balance: {money(balance)} (the account's wallet)", warning

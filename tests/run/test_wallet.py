@@ -167,3 +167,28 @@ def test_an_unreadable_balance_is_warned_once(caplog) -> None:
         assert asyncio.run(go()) == [True, True]
     assert wallet.reads == 2 and control.stopped is None
     assert len([r for r in caplog.records if "cannot be read" in r.getMessage()]) == 1
+
+
+def test_plan_shows_the_balance_and_warns_when_it_is_short(tmp_path: Path, api_env,
+                                                           capsys) -> None:
+    """`plan` reads the wallet as it asks the catalog, and says when it cannot pay the run;
+    `plan --offline` asks nothing."""
+    import json
+
+    from pipeline.cli import main
+
+    sim = api_env(balance=1.0)
+    manifest = sweep(tmp_path, seeds=10)
+    out = str(tmp_path / "out")
+    assert main(["plan", str(manifest), "--out", out]) == 0
+    said = capsys.readouterr()
+    assert "balance: $1.00 (the account's wallet)" in said.out
+    assert ("balance $1.00 < $2.50 still to run: top up, or lower the sweep with --only"
+            in said.err)
+    assert main(["plan", str(manifest), "--out", out, "--only", "seed=1"]) == 0
+    assert "still to run" not in capsys.readouterr().err
+    assert main(["plan", str(manifest), "--out", out, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["balance_usd"] == 1.0
+    calls = sim.stats()["calls"]["balance"]
+    assert main(["plan", str(manifest), "--out", out, "--offline"]) == 0
+    assert "balance" not in capsys.readouterr().out and sim.stats()["calls"]["balance"] == calls
