@@ -83,12 +83,26 @@ class Planned:
     forecast: Forecast
     warnings: list[str]  # the plan's and the prices'
     selection: str = ""  # `--only` as given, when cells were selected
+    balance: float | None = None  # the account's wallet, when it was read (not offline)
 
     def as_json(self) -> dict[str, Any]:
-        """What `pipeline plan --json` prints."""
+        """What `pipeline plan --json` prints (with `balance_usd` when it was read)."""
         from .job.forecast import plan_json
 
-        return plan_json(self.forecast)
+        data = plan_json(self.forecast)
+        if self.balance is not None:
+            data["balance_usd"] = self.balance
+        return data
+
+    def balance_lines(self) -> tuple[str | None, str | None]:
+        """The wallet's line for the table, and a warning when it cannot pay the run."""
+        if self.balance is None:
+            return None, None
+        from .run.wallet import balance_lines
+
+        tally = self.forecast.tally
+        to_go, unpriced = tally.to_go_of(tally.planned)
+        return balance_lines(self.balance, to_go, unpriced)
 
 
 def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str] | Only = (),
@@ -107,8 +121,17 @@ def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str]
     cells = select_cells(built.cells, selected) if selected else None
     price = price_now(job.manifest, job.folder, offline=offline)
     outlook = forecast(built, price, job.folder, cells=cells)
-    return Planned(outlook, [*map(str, built.warnings), *price.warnings],
-                   describe_only(selected))
+    balance = None
+    if not offline and job.manifest.backend != "sim":  # the wallet: asked as the catalog is
+        from .run.wallet import balance_now
+
+        balance = balance_now(job.manifest.backend)
+    planned = Planned(outlook, [*map(str, built.warnings), *price.warnings],
+                      describe_only(selected), balance=balance)
+    _, short = planned.balance_lines()
+    if short is not None:
+        planned.warnings.append(short)
+    return planned
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -205,11 +228,11 @@ def _stamp(folder: JobFolder) -> str:
 def _reports(folder: JobFolder) -> list[Path]:
     """Write the reports (they stream over the journal: any job size) unless they already
     show the whole journal; a report problem never hides how the run ended."""
-    from .report import NAMES, write_reports
+    from .report import write_reports
 
     try:
         stamp = _stamp(folder)
-        paths = [folder / name for name in NAMES]
+        paths = folder.reports
         if all(p.exists() for p in paths) and _written_from(folder) == stamp:
             return paths  # a run that changed nothing leaves the report as it was
         paths = write_reports(folder.path, running=False)
@@ -230,9 +253,7 @@ def _written_from(folder: JobFolder) -> str | None:
 def _report_stale(folder: JobFolder) -> bool | None:
     """Whether the job's reports are older than its journal (a run killed before writing
     them, say); None when there are none."""
-    from .report import NAMES
-
-    if not (folder / NAMES[-1]).exists():
+    if not folder.reports[-1].exists():
         return None
     return _written_from(folder) != _stamp(folder)
 

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", metavar="URL",
                    help="share the account with every runner naming this team ledger "
                    "(postgresql://...; default: $PIPELINE_LEDGER)")
+    p.add_argument("--ignore-balance", action="store_true",
+                   help="go on when the account's balance is below what the run still has to "
+                        "send (it is read before the first submit and at each tenth spent)")
 
     p = job_parser(sub, "status", "counts, spend, ETA and failures of a job", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -160,6 +163,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out.flush()
     else:
         print(plan_table(planned.forecast, wide=args.wide, selection=planned.selection))
+        line, _ = planned.balance_lines()
+        if line is not None:
+            print(line)
     for warning in planned.warnings:
         print(warning, file=sys.stderr)
     return 0
@@ -199,7 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cancel_on_interrupt=args.cancel_on_interrupt, out=args.out,
         allow_schema_change=args.allow_schema_change,
         allow_unknown_price=args.allow_unknown_price, no_canary=args.no_canary,
-        progress=args.progress or (False if args.no_progress else None), ledger=args.ledger)
+        progress=args.progress or (False if args.no_progress else None), ledger=args.ledger,
+        ignore_balance=args.ignore_balance)
     summary = run(args.manifest, options, allow_outside=args.allow_outside_paths,
                   warn=lambda line: print(line, file=sys.stderr))
     for path in summary.reports:

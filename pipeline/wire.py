@@ -130,3 +130,30 @@ IMAGE_OUTPUT_KEYS = (OUTPUT_IMAGES, OUTPUT_IMAGE)
 # Status words other clients tolerate [CODE-RC]: `canceled` (one l) and `error` for a failure.
 CANCELED = "canceled"
 ERROR_WORD = "error"
+
+# --- Added for the wallet and transport (issue 20); additive only. ---
+# One wallet funds every RunComfy product; it lives on the core API, not the Model API's host
+# [CODE-RC: runcomfy-cli src/cmd/balance.rs, src/api.rs]: GET with the bearer token answers
+# {"balance_usd": <number>, "currency": ...}.
+DEFAULT_ACCOUNT_URL = "https://api.runcomfy.net"  # [CODE-RC]
+ACCOUNT_URL_ENV_VAR = "RUNCOMFY_ACCOUNT_URL"  # ours: where the wallet is read (tests, a proxy)
+BALANCE_PATH = "/prod/v2/balance"  # [CODE-RC]
+BALANCE_USD = "balance_usd"  # [CODE-RC]
+BALANCE_CURRENCY = "currency"  # [CODE-RC]
+# Insufficient balance on a submit: error_code 400002 [DOC] (ERROR_CODE_NO_BALANCE above); the
+# partner nodes read HTTP 402 as the same [CODE-RC]. The simulator answers with the HTTP status
+# the code's first digits name (400) [INF: as 400001, 403001, 404001 do].
+NO_BALANCE_STATUS = 400
+# /status words RunComfy's partner nodes count as still running besides the documented two
+# [CODE-RC: runcomfy/execution.py]; any other unknown word is polled on too [CODE-RC: the MCP
+# client loops on any word it does not know].
+PENDING = "pending"
+WAITING = "waiting"
+STARTING = "starting"
+PROCESSING = "processing"
+MORE_LIVE_STATUSES = frozenset({PENDING, WAITING, STARTING, PROCESSING})
+ALL_LIVE_STATUSES = LIVE_STATUSES | MORE_LIVE_STATUSES
+# Downloads: RunComfy's CLI gives its download client no overall deadline, 10 s to connect and
+# a 120 s read-inactivity timeout [CODE-RC: src/download.rs, src/api.rs].
+DOWNLOAD_CONNECT_TIMEOUT = 10.0
+DOWNLOAD_READ_TIMEOUT = 120.0  # seconds without a byte before a download attempt is given up

@@ -104,6 +104,7 @@ def api_env(sim_factory: Callable[..., Simulator],
         sim = sim_factory(**{**RUN_SIM, **config})
         monkeypatch.setenv("RUNCOMFY_BASE_URL", sim.base_url)
         monkeypatch.setenv("RUNCOMFY_API_TOKEN", TOKEN)
+        monkeypatch.delenv("RUNCOMFY_ACCOUNT_URL", raising=False)  # the wallet: the sim's too
         return sim
 
     return start

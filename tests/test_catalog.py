@@ -168,6 +168,7 @@ def test_models_check_reports_drift_and_a_refused_token(served, sim_factory) -> 
     assert f"token: accepted by {sim.base_url}" in ok.stdout
     assert f"{VIDEO}: price: $0.08 per second (catalog)" in ok.stdout
     assert f"{VIDEO}: schema: matches" in ok.stdout
+    assert f"balance: $1,000,000.00 (the account's wallet, {sim.base_url})" in ok.stdout
 
     schema_file = catalog / VIDEO / "input.schema.json"
     schema = json.loads(schema_file.read_text())

@@ -201,9 +201,11 @@ def test_scrubbing_formatter_masks_message_and_traceback(monkeypatch: pytest.Mon
     assert "RuntimeError: inner ***" in text and TOKEN not in text
 
 
-def test_client_masks_a_token_echoed_in_answer_bodies() -> None:
-    """An API that echoes the token in a /result error or a /status body does not put it in the
-    values the client returns (which the runner journals)."""
+def test_client_masks_a_token_echoed_in_a_stored_error_not_in_the_data() -> None:
+    """An API that echoes the token in a /result error gets it masked there (the reason is
+    shown and journalled), while the data the runner acts on (output URLs, raw bodies) stays
+    as it came: masking it would break the data (issue 20: a short token turned every
+    `https` into `ht***s`)."""
     rid = "5b0c7f2e-1d3a-4c55-9a7e-0f6b2d8c9e11"
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -219,7 +221,32 @@ def test_client_masks_a_token_echoed_in_answer_bodies() -> None:
 
     result, status = asyncio.run(go())
     assert result.status == "failed" and result.error == "token *** bad"
-    assert TOKEN not in json.dumps(result.raw) + json.dumps(status.raw)
+    assert status.raw["note"] == TOKEN  # data: as sent
+
+
+@pytest.mark.parametrize("token", ["tp", "http", "https", "ttps:"])
+def test_a_token_inside_https_leaves_output_urls_whole(token: str) -> None:
+    """A token that is a substring of `https` (RUNCOMFY_API_TOKEN=tp) never mangles the URLs
+    of a result: the video URL and every output are the server's own."""
+    rid = "5b0c7f2e-1d3a-4c55-9a7e-0f6b2d8c9e11"
+    video = "https://cdn.test/out/https-take.mp4"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/result"):
+            return httpx.Response(200, json={"status": "succeeded", "cost": 0.25,
+                                             "output": {"video": video}})
+        return httpx.Response(200, json={"status": "completed",
+                                         "result_url": "https://api.test/x"})
+
+    async def go():
+        async with RunComfyClient("https://api.test", token,
+                                  transport=httpx.MockTransport(answer)) as client:
+            return await client.result(rid), await client.status(rid)
+
+    result, status = asyncio.run(go())
+    assert result.video_url == video and result.outputs == (video,)
+    assert result.raw["output"]["video"] == video
+    assert status.raw["result_url"] == "https://api.test/x"
 
 
 # -- every command, as subprocesses ------------------------------------------------------------

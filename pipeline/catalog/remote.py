@@ -202,7 +202,19 @@ async def check_models(client: Any, ids: list[str], root: Path) -> Outcome:
             token_said = True
         _price_fact(outcome, model, entry)
         _schema_fact(outcome, model, entry)
+    await _balance_fact(outcome, client)
     return outcome
+
+
+async def _balance_fact(outcome: Outcome, client: Any) -> None:
+    """The account's wallet, when it can be read (never a failure of the check)."""
+    try:
+        usd = await client.balance()
+    except ClientError as exc:
+        outcome.say(None, "balance", True, f"cannot be read at {client.account_url} ({exc})")
+        return
+    outcome.say(None, "balance", True, f"{text.money(usd)} (the account's wallet, "
+                                       f"{client.account_url})")
 
 
 def _price_fact(outcome: Outcome, model: Model, entry: Any) -> None:

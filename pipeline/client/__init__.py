@@ -9,10 +9,13 @@ Errors are the ClientError branch of pipeline.errors. A failed submit raises Sub
 `kind` is NOT_ACCEPTED or OUTCOME_UNKNOWN (table: `SUBMIT_TABLE`, `submit_table_markdown()`).
 """
 
-from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_base_url
+from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_account_url, env_base_url
 from ._inline import inline_local_images, sniff, to_data_uri
 from ._parse import (
                      find_video_url,
+                     finished_result,
+                     known_live,
+                     parse_balance,
                      parse_cancel,
                      parse_error_body,
                      parse_model_entry,
@@ -40,7 +43,8 @@ from ._types import (
 __all__ = [
     "MISSING_TOKEN_MESSAGE", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "SUBMIT_TABLE", "CancelInfo",
     "DownloadInfo", "ModelEntry", "ResultInfo", "RunComfyClient", "StatusInfo", "Submission",
-    "classify_exception", "classify_status", "env_base_url", "find_video_url",
+    "classify_exception", "classify_status", "env_account_url", "env_base_url",
+    "find_video_url", "finished_result", "known_live", "parse_balance",
     "inline_local_images", "parse_cancel", "parse_error_body", "parse_model_entry",
     "parse_model_list", "parse_result", "parse_status", "parse_submit", "pick_outputs",
     "retry_after_seconds", "sniff", "submit_table_markdown", "to_data_uri", "walk_urls",

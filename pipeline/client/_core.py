@@ -10,6 +10,7 @@ and not in httpx's connection pool. Foreign exceptions become ClientErrors at on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from ._download import download_once, refuse_bad_redirect, safe_url
 from ._inline import inline_local_images
 from ._parse import (
     BodyError,
+    parse_balance,
     parse_cancel,
     parse_error_body,
     parse_model_entry,
@@ -72,6 +74,7 @@ NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
 MAX_DOWNLOAD_BYTES = 512 * 1024**2  # a larger output file is refused (a 10 s clip is a few MB)
 DOWNLOAD_DEADLINE = 600.0  # seconds one download attempt may take, however the bytes trickle in
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to the API (an API answers at once)
+BALANCE_TIMEOUT = 10.0  # seconds a wallet read may take (it is advice: never worth a long wait)
 
 MISSING_TOKEN_MESSAGE = (
     "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
@@ -84,6 +87,26 @@ def env_base_url() -> str:
     return os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
 
 
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL (its path dropped)."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
+
+
+def env_account_url(base_url: str | None = None) -> str:
+    """Where the wallet is read: RUNCOMFY_ACCOUNT_URL; else, when the API's address was
+    changed (RUNCOMFY_BASE_URL, or `base_url` given), the same host as the API; else
+    RunComfy's core API (wire.DEFAULT_ACCOUNT_URL)."""
+    given = os.environ.get(wire.ACCOUNT_URL_ENV_VAR, "").strip()
+    if given:
+        return given.rstrip("/")
+    api = base_url or os.environ.get(wire.BASE_URL_ENV_VAR, "").strip()
+    if api and api.rstrip("/") != wire.DEFAULT_BASE_URL:
+        return origin(api)
+    return wire.DEFAULT_ACCOUNT_URL
+
+
 class RunComfyClient:
     """Async client of the RunComfy Model API queue; use `async with` or `await aclose()`."""
 
@@ -93,17 +116,22 @@ class RunComfyClient:
                  retry_wait_max: float = 10.0, not_found_wait: float = 0.5,
                  max_download_bytes: int = MAX_DOWNLOAD_BYTES,
                  download_deadline: float = DOWNLOAD_DEADLINE,
+                 download_read_timeout: float = wire.DOWNLOAD_READ_TIMEOUT,
+                 account_url: str | None = None,
                  transport: httpx.AsyncBaseTransport | None = None,
                  download_transport: httpx.AsyncBaseTransport | None = None):
         if not token or not token.strip():
             raise MissingToken(MISSING_TOKEN_MESSAGE)
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        if max_download_bytes < 1 or not download_deadline > 0:
-            raise ValueError("max_download_bytes and download_deadline must be positive")
+        if max_download_bytes < 1 or not download_deadline > 0 or not download_read_timeout > 0:
+            raise ValueError("max_download_bytes, download_deadline and download_read_timeout "
+                             "must be positive")
         self.max_download_bytes = max_download_bytes
         self.download_deadline = float(download_deadline)
         self.base_url = base_url.rstrip("/")
+        # the wallet's host (RunComfy's core API); default: as `env_account_url` says
+        self.account_url = (account_url or env_account_url(self.base_url)).rstrip("/")
         self.data_uris = data_uris
         self._not_found_wait = not_found_wait
         self._token = token.strip()
@@ -120,8 +148,12 @@ class RunComfyClient:
             headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                      "User-Agent": USER_AGENT})
         # Output files: never the token, identity encoding so Content-Length counts raw bytes.
+        # No byte for `download_read_timeout` seconds gives the attempt up (RunComfy's CLI:
+        # 120 s); the whole attempt is bounded by `download_deadline` (see `download`).
         self._dl = httpx.AsyncClient(
-            timeout=timeout, limits=limits, transport=download_transport or transport,
+            timeout=httpx.Timeout(timeout, read=download_read_timeout,
+                                  connect=min(timeout, wire.DOWNLOAD_CONNECT_TIMEOUT)),
+            limits=limits, transport=download_transport or transport,
             follow_redirects=False, event_hooks={"response": [refuse_bad_redirect]},
             headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT})
         self._sem = asyncio.Semaphore(max_in_flight)
@@ -198,12 +230,37 @@ class RunComfyClient:
         """GET /result?include_cost=true (retried), normalised."""
         body = await self._call("result", "GET", self._path(wire.RESULT_PATH, request_id),
                                 params=wire.INCLUDE_COST_PARAM)
-        return self._parsed("result", parse_result, body)
+        info = self._parsed("result", parse_result, body)
+        if info.error:  # a reason is shown to people and stored: masked (its data is not)
+            info = dataclasses.replace(info, error=self._scrub(info.error))
+        return info
 
     async def cancel(self, request_id: str) -> CancelInfo:
         """POST /cancel (retried: cancelling twice is harmless)."""
         body = await self._call("cancel", "POST", self._path(wire.CANCEL_PATH, request_id))
         return self._parsed("cancel", parse_cancel, body)
+
+    async def balance(self) -> float:
+        """The account's wallet in USD (GET {account_url}/prod/v2/balance): one read, retried
+        briefly on what is transient; a ClientError when it cannot be read. Failing to reach
+        the account host says nothing of the API's (no outage is counted)."""
+        url = self.account_url + wire.BALANCE_PATH
+        policy = RetryPolicy(min(3, self._policy.attempts), BALANCE_TIMEOUT,
+                             self._policy.wait_initial, self._policy.wait_max)
+        try:
+            async for attempt in stamina.retry_context(
+                    on=policy.hook(api_transient), attempts=policy.attempts,
+                    timeout=policy.timeout):
+                with attempt:
+                    async with self._sem:
+                        self.calls["balance"] += 1
+                        response = await self._http.get(url, timeout=BALANCE_TIMEOUT)
+                    body = self._read("balance", response, outage=False)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            detail = self._scrub(str(exc)) or "no detail"
+            raise TransportError(f"balance: {type(exc).__name__} talking to "
+                                 f"{self.account_url}: {detail}") from exc
+        return self._parsed("balance", parse_balance, body)
 
     def backoff(self, tries: int, hint: float | None = None) -> float:
         """Seconds to wait before retry number `tries` of anything (the client's one policy);
@@ -281,17 +338,6 @@ class RunComfyClient:
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._token])
 
-    def _scrub_values(self, value: Any) -> Any:
-        """`value` (parsed JSON) with the token masked in every string value (not in keys: a
-        schema's `maximum` stays `maximum` whatever the token is)."""
-        if isinstance(value, str):
-            return self._scrub(value)
-        if isinstance(value, list):
-            return [self._scrub_values(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self._scrub_values(v) for k, v in value.items()}
-        return value
-
     def _parsed(self, op: str, parse: Callable[[Any], T], body: Any) -> T:
         try:
             return parse(body)
@@ -326,14 +372,17 @@ class RunComfyClient:
         detail = self._scrub(str(exc)) or "no detail"
         return TransportError(f"{op}: {type(exc).__name__} talking to {self.base_url}: {detail}")
 
-    def _read(self, op: str, response: httpx.Response) -> Any:
-        """The JSON body of a good answer; the matching _HttpAnswerError for an error answer."""
+    def _read(self, op: str, response: httpx.Response, *, outage: bool = True) -> Any:
+        """The JSON body of a good answer, as it came (the token is masked only in what is
+        shown to people: messages, logs, stored errors; never in the data the runner acts
+        on, where a short token would mangle every `https`); the matching _HttpAnswerError
+        for an error answer, its message masked."""
         log.debug("%s %s %s -> %s", op, response.request.method, response.request.url.path,
                   response.status_code)
-        self._outage.answered()
-        try:  # a server that echoes the token does not put it in our values (scrubbed after
-            # parsing: a short token scrubbed from the raw text could break the JSON itself)
-            body = self._scrub_values(json.loads(response.text)) if response.content else None
+        if outage:
+            self._outage.answered()
+        try:
+            body = json.loads(response.text) if response.content else None
         except ValueError:
             body = None
         ok = 200 <= response.status_code < 300

@@ -184,9 +184,10 @@ def _text(value: Any) -> str | None:
 
 
 def parse_result(body: Any) -> ResultInfo:
-    """A /result answer, normalised to succeeded | failed | cancelled | in_queue | in_progress.
-
-    Unknown status words raise BodyError (better an error than a poll loop that never ends).
+    """A /result answer, normalised to succeeded | failed | cancelled, or a word saying it is
+    not finished: in_queue, in_progress, another live word RunComfy's own code knows
+    (`pending`, `waiting`, `starting`, `processing`), or any other word as it came (lower-
+    cased): the caller polls on (its polling.timeout bounds the wait), never fails the cell.
     A success word with an `error` and no output counts as failed.
     """
     if not isinstance(body, dict):
@@ -202,10 +203,8 @@ def parse_result(body: Any) -> ResultInfo:
         error = error or "the API reported failure without a reason"
     elif word in wire.RESULT_CANCELLED:
         status = wire.CANCELLED
-    elif word in wire.LIVE_STATUSES:
+    else:  # live, or a word we do not know: not finished
         status = word
-    else:
-        raise BodyError(f"result answer has an unknown status {word!r}")
     video_url, video_from = locate_video(output) if status == wire.SUCCEEDED else (None, None)
     return ResultInfo(
         status=status,
@@ -218,6 +217,28 @@ def parse_result(body: Any) -> ResultInfo:
         finished_at=_text(body.get(wire.FINISHED_AT)),
         raw=body,
     )
+
+
+def finished_result(status: str) -> bool:
+    """Whether a normalised /result status is an end (else the request is still live, or its
+    word is unknown: poll on)."""
+    return status in (wire.SUCCEEDED, wire.FAILED, wire.CANCELLED)
+
+
+def known_live(word: str) -> bool:
+    """A status word that RunComfy's own code counts as still running."""
+    return word in wire.ALL_LIVE_STATUSES
+
+
+def parse_balance(body: Any) -> float:
+    """The wallet's `balance_usd` (a finite number); BodyError otherwise."""
+    if not isinstance(body, dict):
+        raise BodyError("balance answer is not a JSON object")
+    value = body.get(wire.BALANCE_USD)
+    usd = _number(value) if not isinstance(value, str) else None
+    if usd is None or usd != usd or usd in (float("inf"), float("-inf")):
+        raise BodyError(f"balance answer has no numeric {wire.BALANCE_USD!r}")
+    return usd
 
 
 def parse_cancel(body: Any) -> CancelInfo:

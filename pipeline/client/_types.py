@@ -43,7 +43,8 @@ class StatusInfo:
 class ResultInfo:
     """One /result answer, normalised.
 
-    `status` is one of succeeded, failed, cancelled, in_queue, in_progress; `outputs` holds every
+    `status` is one of succeeded, failed, cancelled, or a word of a request not finished
+    (in_queue, in_progress, pending, ..., or an unknown word as it came); `outputs` holds every
     http(s) URL found in `output` (walk order); `video_url` is the chosen video and `video_from`
     where it was found (e.g. `output.video`); `error` a readable string for a failed run; `cost`
     in USD when the API reported it.

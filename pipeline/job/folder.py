@@ -42,6 +42,9 @@ def check_plan(header: Any, path: Path) -> int:
                         "pipeline to rewrite it (or upgrade pipeline)")
 
 
+REPORTS = ("report.md", "report.html", "report.json")
+
+
 @dataclass(frozen=True)
 class JobFolder:
     """Every path of one job: journal, lock, plan snapshot, summary, videos, posters."""
@@ -83,6 +86,9 @@ class JobFolder:
     catalog = property(lambda self: self.path / "catalog.json")  # the model's catalog entry
     capacity = property(lambda self: self.path / "capacity.json")  # what concurrency auto found
     report_stamp = property(lambda self: self.path / ".report.stamp")
+    # the reports pipeline.report.write writes (named here, so that status can look at them
+    # without loading the report stage)
+    reports = property(lambda self: [self.path / n for n in REPORTS])
     videos = property(lambda self: self.path / "videos")
     posters = property(lambda self: self.path / "posters")
     strips = property(lambda self: self.path / "strips")  # frame strips (pipeline.media.strips)

@@ -51,7 +51,8 @@ class Ledger:
     _held: int = 0
     _orphaned: int = 0
     estimated_cells: int = 0  # cells whose spent includes an estimate
-    unpriced_cells: int = 0  # cells with an attempt billed or held at no known price
+    unpriced_cells: int = 0  # cells with an attempt billed at no known price (in spent)
+    held_unpriced_cells: int = 0  # cells holding a live attempt at no known price (committed)
     _cells: dict[str, Money] = field(default_factory=dict, repr=False)
     _orphans: set[str] = field(default_factory=set, repr=False)
 
@@ -85,6 +86,7 @@ class Ledger:
             (micros(old.spent) if was_orphaned else 0)
         self.estimated_cells += int(figures.estimated) - int(old.estimated)
         self.unpriced_cells += int(figures.unpriced) - int(old.unpriced)
+        self.held_unpriced_cells += int(figures.held_unpriced) - int(old.held_unpriced)
         if figures == NOTHING:
             self._cells.pop(cell, None)
         else:  # most cells cost the same: one Money object for them all (100,000 cells: ~7 MB)
@@ -106,5 +108,6 @@ class Ledger:
         if refusal is None and usd:
             figures = self._cells.get(cell, NOTHING)
             self.settle(cell, Money(figures.spent, figures.held + usd, figures.estimated,
-                                    figures.unpriced), cell in self._orphans)
+                                    figures.unpriced, figures.held_unpriced),
+                        cell in self._orphans)
         return refusal

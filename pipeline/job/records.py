@@ -188,7 +188,9 @@ class Money:
     spent: float = 0.0
     held: float = 0.0
     estimated: bool = False  # `spent` includes an estimate (a result that gave no cost)
-    unpriced: bool = False  # an attempt billed or held whose cost nothing can tell
+    unpriced: bool = False  # an attempt billed whose cost nothing can tell (part of spent)
+    held_unpriced: bool = False  # an attempt live (or maybe: a submit under way) at no known
+    #                              price (part of committed, not of spent: nothing was billed)
 
 
 NOTHING = Money()
@@ -296,7 +298,7 @@ def money(rec: CellRecord | None, fallback_estimate: float | None = None) -> Mon
     if rec.compacted:
         return rec.done_money
     spent = held = 0.0
-    estimated = unpriced = False
+    estimated = unpriced = held_unpriced = False
     for a in rec.attempts:
         guess = a.estimate if a.estimate is not None else fallback_estimate
         if a.billed:
@@ -308,8 +310,8 @@ def money(rec: CellRecord | None, fallback_estimate: float | None = None) -> Mon
                 unpriced = unpriced or guess is None
         elif a.live:
             held += guess or 0.0
-            unpriced = unpriced or guess is None
-    return Money(spent, held, estimated, unpriced)
+            held_unpriced = held_unpriced or guess is None
+    return Money(spent, held, estimated, unpriced, held_unpriced)
 
 
 def slot_seconds(rec: CellRecord) -> float | None:

@@ -260,6 +260,20 @@ class Tally:
         """Whether a run started now would submit the cell (its resume action)."""
         return self._cells.get(cid, _UNSEEN)[1] if cid in self.planned else False
 
+    def to_go_of(self, ids: Iterable[str]) -> tuple[float, int]:
+        """What the cells `ids` that a run would submit are estimated at (USD), and how many
+        of them have no known price (O(ids): for a run's own cells under --only)."""
+        total = unpriced = 0
+        for cid in ids:
+            planned = self.planned.get(cid)
+            if planned is None or not self._cells.get(cid, _UNSEEN)[1]:
+                continue
+            if planned.estimate is None:
+                unpriced += 1
+            else:
+                total += micros(planned.estimate)
+        return total / MICRO, unpriced
+
     def status_calls_per_cell(self) -> float | None:
         """Status calls per cell the server accepted a request of (None before any was): the
         one rule for status, the run's summary, the progress line and report.json."""
@@ -322,7 +336,9 @@ class Tally:
             "spent_orphaned_usd": round(ledger.spent_orphaned, 4),
             "spent_estimated": ledger.estimated_cells > 0,
             "committed_usd": round(ledger.committed, 4),
-            "unpriced_cells": ledger.unpriced_cells,
+            "unpriced_cells": ledger.unpriced_cells,  # billed at no known price (in spent)
+            # live or being submitted at no known price (in committed; nothing billed yet)
+            "committed_unpriced_cells": ledger.held_unpriced_cells,
             "to_go_usd": None if self.to_go_unpriced else round(self.to_go / MICRO, 4),
             "estimated_usd": self.estimated_usd(),
             "to_do": left,
@@ -342,9 +358,12 @@ def figures_line(f: Mapping[str, Any]) -> str:
         spent += " (partly estimated)"
     if f.get("unpriced_cells"):
         spent += f" (+{f['unpriced_cells']} cells at an unknown price)"
+    committed = usd(f["committed_usd"])
+    if f.get("committed_unpriced_cells"):
+        committed += f" (+{f['committed_unpriced_cells']} cells at an unknown price)"
     text = (f"{counts[DONE]}/{f['total']} done" + "".join(
         f", {k} {v}" for k, v in counts.items() if v and k != DONE)
-        + f"; spent {spent}, committed {usd(f['committed_usd'])}")
+        + f"; spent {spent}, committed {committed}")
     if f.get("spent_orphaned_usd"):
         text += f" ({usd(f['spent_orphaned_usd'])} on orphaned cells)"
     if f["to_do"] or any(f["counts"].get(k) for k in ON_SERVER):

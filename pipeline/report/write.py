@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from .. import jsonio, text
 from ..durable import atomic_writer, write_atomic
+from ..job.folder import REPORTS
 from ..job.records import STATE_INFO
 from ..media.strips import add_previews
 from . import page
@@ -30,7 +31,7 @@ from .grid import Occupancy, show
 from .scan import Scanned, scan
 
 TEMPLATES = Path(__file__).parent / "templates"
-NAMES = ("report.md", "report.html", "report.json")
+NAMES = REPORTS  # pipeline.job.folder names them
 MD_ROWS = 500  # cells listed in report.md's table; all of them are in the HTML and the JSON
 HTML_LIST = 1_000  # failures or unknown cells listed in report.html (report.md lists all)
 _CELLS = "\0cells\0"  # where the streamed cells go in a rendered head (no path holds a NUL)

@@ -60,6 +60,7 @@ class RunOptions:
     no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
     ledger: str | None = None  # a team ledger's postgresql:// URL (else PIPELINE_LEDGER)
+    ignore_balance: bool = False  # --ignore-balance: a short wallet does not stop the run
 
 
 @dataclass
@@ -107,6 +108,8 @@ class RunContext:
     previews: Any = None  # a pipeline.media.strips.Previews: frame strips and posters
     # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
+    unknown_words: set[str] = field(default_factory=set)  # status words shown as unknown
+    wallet: Any = None  # a pipeline.run.wallet.WalletCheck (the balance read before submits)
 
     @property
     def state(self) -> JobState:

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import wire
-from ..client import pick_outputs
+from ..client import finished_result, known_live, pick_outputs
 from ..errors import ApiUnreachable, AuthError, ClientError, NotFound
 from ..job import journal as ev
 from ..prepare.expand import Cell
@@ -204,6 +204,8 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
         now = time.time()
         control.seen(cell_id, info.status, info.queue_position, now)
         run.watch.status(cell_id, info.raw.get("status"))
+        if not info.finished:
+            unknown_word(run, info.status, "/status")
         if info.status != a.status or info.queue_position != a.queue_position:
             run.write(ev.status_seen(cell_id, a.n, info.status, info.queue_position, calls))
         if info.status == wire.IN_QUEUE:
@@ -228,7 +230,8 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
         except ClientError as exc:
             log.warning("cell %s: result failed (%s); will ask again", cell_id, exc)
             continue
-        if res.status in (wire.IN_QUEUE, wire.IN_PROGRESS):
+        if not finished_result(res.status):  # live (or a word we do not know): ask again
+            unknown_word(run, res.status, "/result")
             continue
         run.watch.result(cell_id, res.raw.get("status"), res.video_from, res.cost)
         if run.planner.observe_finish(p, now, last_running_seen,
@@ -248,6 +251,16 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
                                               "finished_at": res.finished_at}))
         await run.journal.durable()
         return run.state.cells[cell_id].last.result
+
+
+def unknown_word(run: RunContext, word: str, where: str) -> None:
+    """Show once per run a status word that neither the docs nor RunComfy's own code name: the
+    request is polled on as live (polling.timeout bounds it), never failed for it."""
+    if known_live(word) or word in run.unknown_words:
+        return
+    run.unknown_words.add(word)
+    log.warning("the API answered %s with the unknown status word %r: polling on as if the "
+                "request were still running (polling.timeout bounds the wait)", where, word)
 
 
 async def _give_up(run: RunContext, cell_id: str, n: int, request_id: str, calls: int) -> None:

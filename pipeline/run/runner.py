@@ -225,6 +225,8 @@ class Runner:
         keeps it until judged, and a failure is not retried (the canary stops the run)."""
         run, control = self.run_, self.run_.control
         while True:
+            if not resume and run.wallet is not None and not await run.wallet.allows():
+                return  # the balance is short (pipeline.run.wallet): nothing more is sent
             if not resume and not await submit(run, cell):
                 return
             resume = False

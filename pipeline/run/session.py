@@ -43,6 +43,7 @@ from .poll import PollPlanner
 from .prices import fetch_prices
 from .runner import Runner
 from .team import TeamSlots, open_team
+from .wallet import wallet_check
 from .watch import Watch
 
 __all__ = ["RunOptions", "RunSummary", "run_job", "run_locked"]
@@ -148,6 +149,8 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             timeout=m.run.polling.timeout, fps=m.model.fps,
             watch=Watch(active=canary > 0), team=team, canary_needs=needs,
             previews=previews)
+        run.wallet = wallet_check(client, outlook.tally, control, cells,
+                                  ignore=options.ignore_balance)
         return await Runner(run, options).run()
     finally:
         await asyncio.to_thread(previews.close)  # the report shows them: finish them

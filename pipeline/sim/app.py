@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -29,6 +30,8 @@ from .queue import QueueEngine, View
 from .stats import Counters
 from .video import VideoCache, image_spec
 
+# What the wallet route says with no balance configured (unlimited) [GUESS]: more than any run.
+UNLIMITED_USD = 1_000_000.0
 STATS_PATH = "/__sim__/stats"
 RESET_PATH = "/__sim__/reset"
 LIST_LIMIT = 20  # catalog entries per page unless `limit` says otherwise
@@ -51,6 +54,8 @@ class SimState:
         self.catalog = Catalog(config.models_dirs)
         self.bodies = BodyCheck(config.fetch_timeout)
         self.stopping = False  # set by Simulator.stop(): slow answers stop waiting
+        self.bills: dict[str, float] = {}  # request id -> what it was billed (the wallet's)
+        self._wallet_lock = threading.Lock()
 
     async def slow_down(self) -> None:
         """Wait `slow_delay` seconds, or less if the simulator is being stopped."""
@@ -63,10 +68,24 @@ class SimState:
         self.engine.reset()
         self.faults.reset()
         self.counters.reset()
+        with self._wallet_lock:
+            self.bills = {}
+
+    def balance(self) -> float | None:
+        """The wallet now: the configured balance less every bill so far (None: unlimited).
+        A request is billed when it succeeds, as /result reports its cost."""
+        if self.config.balance is None:
+            return None
+        with self._wallet_lock:
+            for view in self.engine.succeeded_since(set(self.bills)):
+                self.bills[view.request.id] = self.cost(view)
+            return round(self.config.balance - sum(self.bills.values()), 6)
 
     def stats(self) -> dict[str, Any]:
-        return self.counters.snapshot(self.engine.counts(), self.videos.encodes,
-                                      self.config.as_dict())
+        out = self.counters.snapshot(self.engine.counts(), self.videos.encodes,
+                                     self.config.as_dict())
+        out["balance_usd"] = self.balance()
+        return out
 
     def error(self, refusal: Refusal, headers: dict[str, str] | None = None) -> JSONResponse:
         """An error body; with the quirk switched on, sometimes or always sent as HTTP 200."""
@@ -143,6 +162,8 @@ async def submit(request: Request) -> Response:
                 problem = await asyncio.to_thread(sim.bodies.check, body, model)
             elif problem is None:
                 problem = sim.bodies.check(body, model)
+        if problem is None:
+            problem = _unaffordable(sim, model, body)
         if problem is not None:
             refusal = sim.error(problem)
     if refusal is not None:
@@ -158,6 +179,34 @@ async def submit(request: Request) -> Response:
     if view.request.error:
         sim.counters.fault("fail")
     return JSONResponse({wire.REQUEST_ID: view.request.id, **_urls(request, view.request.id)})
+
+
+def _unaffordable(sim: SimState, model: Any, body: Any) -> Refusal | None:
+    """The insufficient-balance refusal when the wallet cannot pay this request (spent, or
+    less left than it will be billed) [GUESS: RunComfy does not say how it decides]."""
+    left = sim.balance()
+    if left is None or not isinstance(body, dict):
+        return None
+    price = billed(model, body, sim.config)
+    if left > 0 and left >= price:
+        return None
+    sim.counters.add("submissions_refused_balance")
+    return Refusal(wire.NO_BALANCE_STATUS, wire.ERROR_CODE_NO_BALANCE,
+                   f"InsufficientResources: balance ${max(left, 0):.2f} cannot pay this "
+                   f"request (${price:.2f})")
+
+
+async def balance(request: Request) -> Response:
+    """The account's wallet (RunComfy's core API route; served on the simulator's host; no
+    faults: a run reads it once in a while, and the seeded fault streams stay as they were)."""
+    sim = _state(request)
+    sim.counters.call("balance")
+    refusal = _auth(request)
+    if refusal is not None:
+        return refusal
+    left = sim.balance()
+    return JSONResponse({wire.BALANCE_USD: UNLIMITED_USD if left is None else left,
+                         wire.BALANCE_CURRENCY: "USD"})
 
 
 async def model_entry(request: Request) -> Response:
@@ -286,6 +335,7 @@ def _route_name(method: str, path: str) -> str | None:
         return "submit" if method == "POST" else "model"
     if path == wire.MODELS_PATH:
         return "catalog"
+
     if path.startswith("/v1/requests/"):
         for name in ("status", "result", "cancel"):
             if path.endswith("/" + name):
@@ -305,6 +355,7 @@ class SimApp:
             Route(wire.STATUS_PATH, status, methods=["GET"]),
             Route(wire.RESULT_PATH, result, methods=["GET"]),
             Route(wire.CANCEL_PATH, cancel, methods=["POST"]),
+            Route(wire.BALANCE_PATH, balance, methods=["GET"]),
             Route(FILES_PATH, download, methods=["GET"]),
             Route(STATS_PATH, sim_stats, methods=["GET"]),
             Route(RESET_PATH, sim_reset, methods=["POST"]),

@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cost-factor", type=number(0, 1000), default=d.cost_factor, metavar="F",
                    help="bill each result F times the catalog price (default %(default)s: "
                         "as the catalog says)")
+    p.add_argument("--balance", type=number(0, 1e9), default=None, metavar="USD",
+                   help="the account's wallet: lowered by what is billed; submits it cannot "
+                        "pay are refused with insufficient balance (error_code 400002); served "
+                        f"at {wire.BALANCE_PATH} (default: unlimited)")
     g = p.add_argument_group("faults (probabilities from 0 to 1, reproducible under --seed)")
     for name, text in cfglib.FAULT_RATES.items():
         g.add_argument("--" + name.replace("_", "-"), type=probability, default=0.0,
@@ -110,7 +114,7 @@ def config_from_args(args: argparse.Namespace) -> cfglib.SimConfig:
         return cfglib.SimConfig(
             capacity=args.capacity, gen_time=args.gen_time, seed=args.seed,
             token=args.token or None, price_usd=args.price, price_unit=args.price_unit,
-            cost_factor=args.cost_factor,
+            cost_factor=args.cost_factor, balance=getattr(args, "balance", None),
             result_success_word=args.result_word, status_on_failure=args.failure_status_word,
             output_key=args.output_key, auth_failure_status=args.auth_failure_status,
             error_code_quirk=args.error_code_quirk, accept_data_uris=not args.refuse_data_uris,

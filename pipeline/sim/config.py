@@ -42,6 +42,9 @@ class SimConfig:
     price_unit: str = "second"  # "second" (of output video) or "output"
     cost_factor: float = 1.0  # /result bills the catalog price times this (a service that
     #                           charges more, or less, than its catalog says)
+    balance: float | None = None  # the account's wallet in USD (GET /prod/v2/balance): lowered
+    #                               by what is billed; a submit it cannot pay is refused
+    #                               (400002). None: unlimited (the route says UNLIMITED_USD)
 
     # Fault injection: probabilities in [0, 1].
     error_rate: float = 0.0
@@ -113,6 +116,8 @@ class SimConfig:
              f"one of {AUTH_FAILURE_STATUSES}"),
             ("token", self.token is None or (isinstance(self.token, str) and self.token != ""),
              "None or a non-empty string"),
+            ("balance", self.balance is None or (isinstance(self.balance, (int, float))
+                                                 and self.balance >= 0), "None or USD >= 0"),
             ("retry_after", self.retry_after >= 0, "seconds >= 0"),
             ("slow_delay", self.slow_delay >= 0, "seconds >= 0"),
             ("download_outage", self.download_outage >= 0, "seconds >= 0"),

@@ -188,6 +188,14 @@ class QueueEngine:
             bisect.insort(self._cancelled_qns, req.qn)
             return self._view(req, now), True
 
+    def succeeded_since(self, known: set[str]) -> list[View]:
+        """The requests succeeded by now whose ids are not in `known` (the wallet's bills)."""
+        with self._lock:
+            now = self.clock()
+            self._advance(now)
+            return [self._view(r, now) for r in self._requests.values()
+                    if r.id not in known and self._state(r, now) == wire.SUCCEEDED]
+
     def counts(self) -> dict[str, int]:
         """How many requests are in each state now."""
         with self._lock:

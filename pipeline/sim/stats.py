@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-ROUTES = ("submit", "status", "result", "cancel", "model", "download")
+ROUTES = ("submit", "status", "result", "cancel", "model", "download", "balance")
 FAULTS = ("error", "rate_limit", "drop_before", "drop_after", "slow", "fail",
           "download_404", "download_truncated", "error_code_quirk")
 
@@ -50,6 +50,8 @@ class Counters:
                 # accepted, but the client saw a 5xx or a dropped connection instead
                 "submissions_accepted_unacknowledged": c["submissions_accepted_unacknowledged"],
                 "submissions_refused": c["submissions_refused"],
+                # of those, for insufficient balance (SimConfig.balance spent)
+                "submissions_refused_balance": c["submissions_refused_balance"],
                 "duplicate_submissions": c["duplicate_submissions"],
                 "cancellations": c["cancellations"],
                 "calls": {route: self._calls[route] for route in ROUTES},

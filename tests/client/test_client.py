@@ -133,6 +133,8 @@ def go_err(exc_type: type[BaseException], server: Server, op: str, *args: Any, *
     ("canceled", None, "cancelled", True),
     ("COMPLETED", None, "completed", True),
     ("warming_up", None, "warming_up", False),
+    ("pending", None, "pending", False),
+    ("processing", None, "processing", False),
 ])
 def test_status_words(word: str, position: int | None, expected: str, finished: bool) -> None:
     """Every /status word maps to the normalised status, and only terminal words count as
@@ -192,11 +194,15 @@ def test_result_asks_for_cost_and_reads_it() -> None:
     assert info.cost == 0.25 and info.video_url == f"{CDN}/a.mp4"
 
 
-def test_result_unknown_word_is_an_error() -> None:
-    """An unknown /result status word raises ApiError instead of looping forever."""
-    server = Server().on("GET", RESULT, js(200, {"status": "exploded"}))
-    err = go_err(ApiError, server, "result", RID)
-    assert "exploded" in str(err)
+@pytest.mark.parametrize("word", ["pending", "waiting", "starting", "processing", "exploded"])
+def test_result_words_not_known_are_not_finished(word: str) -> None:
+    """The live words of RunComfy's newer code, and any unknown word, are passed through as a
+    request not finished (the poller asks again: polling.timeout bounds it), never an error."""
+    from pipeline.client import finished_result, known_live
+
+    info = go(Server().on("GET", RESULT, js(200, {"status": word.upper()})), "result", RID)
+    assert info.status == word and not finished_result(info.status) and info.error is None
+    assert known_live(word) == (word != "exploded")
 
 
 @pytest.mark.parametrize("output,expected", [
@@ -834,3 +840,60 @@ def test_catalog_entries_and_pages_are_read_with_their_schemas() -> None:
     assert [e.model_id for e in entries] == ["a/b"] and total == 7
     with pytest.raises(ValueError):
         parse_model_list({"items": []})
+
+
+# -- the wallet -------------------------------------------------------------------------------
+
+BALANCE = f"{wire.DEFAULT_ACCOUNT_URL}{wire.BALANCE_PATH}"
+
+
+def test_balance_is_read_from_the_account_host_with_the_token() -> None:
+    """GET {account host}/prod/v2/balance with the bearer token answers balance_usd."""
+    server = Server().on("GET", BALANCE, js(200, {"balance_usd": 12.4, "currency": "USD"}))
+    assert go(server, "balance", client_kw={"account_url": wire.DEFAULT_ACCOUNT_URL}) == 12.4
+    [request] = server.requests
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize("body", [{}, {"balance_usd": "12"}, {"balance_usd": None}, [1]])
+def test_a_balance_answer_without_a_number_is_an_error(body: Any) -> None:
+    server = Server().on("GET", BALANCE, js(200, body))
+    go_err(ApiError, server, "balance", client_kw={"account_url": wire.DEFAULT_ACCOUNT_URL})
+
+
+def test_an_unreachable_account_host_says_nothing_of_the_api() -> None:
+    """A wallet that cannot be read is a ClientError; the API's own outage clock is untouched."""
+    server = Server().on("GET", BALANCE, httpx.ConnectError)
+
+    async def main() -> Any:
+        async with make(server, account_url=wire.DEFAULT_ACCOUNT_URL) as client:
+            with pytest.raises(TransportError) as info:
+                await client.balance()
+            return client.unreachable, info.value
+    unreachable, err = asyncio.run(main())
+    assert not unreachable and wire.DEFAULT_ACCOUNT_URL in str(err)
+
+
+@pytest.mark.parametrize("env,base,expected", [
+    ({}, None, "https://api.runcomfy.net"),
+    ({"RUNCOMFY_BASE_URL": "https://model-api.runcomfy.net"}, None, "https://api.runcomfy.net"),
+    ({"RUNCOMFY_BASE_URL": "http://127.0.0.1:8123/"}, None, "http://127.0.0.1:8123"),
+    ({"RUNCOMFY_BASE_URL": "http://127.0.0.1:8123", "RUNCOMFY_ACCOUNT_URL": "https://acct.test/"},
+     None, "https://acct.test"),
+    ({}, "http://localhost:9000/api", "http://localhost:9000"),
+])
+def test_the_account_host(monkeypatch: pytest.MonkeyPatch, env: dict, base: str | None,
+                          expected: str) -> None:
+    """RUNCOMFY_ACCOUNT_URL; else the API's host when its address was changed; else RunComfy's
+    core API."""
+    from pipeline.client import env_account_url
+
+    for name in ("RUNCOMFY_BASE_URL", "RUNCOMFY_ACCOUNT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert env_account_url(base) == expected
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", TOKEN)
+    client = RunComfyClient.from_env(base)
+    assert client.account_url == expected
+    asyncio.run(client.aclose())

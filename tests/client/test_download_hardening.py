@@ -290,14 +290,41 @@ def test_redirect_loop_ends(tmp_path: Path) -> None:
 # -- silence, dripping, short bodies ----------------------------------------------------------
 
 def test_headers_then_silence_times_out(tmp_path: Path) -> None:
-    """A server that sends headers and never a body byte fails the download on the read timeout
-    (retried once) within seconds, leaving no file."""
+    """A server that sends headers and never a body byte fails the download on the
+    read-inactivity timeout (retried once) within seconds, leaving no file; the API calls'
+    own timeout has nothing to do with it."""
     started = time.monotonic()
     with Server() as srv:
-        err = refused(srv.url + "/silent-body", tmp_path / "v.mp4", client_kw={"timeout": 0.3})
+        err = refused(srv.url + "/silent-body", tmp_path / "v.mp4",
+                      client_kw={"timeout": 30, "download_read_timeout": 0.3})
         assert srv.hits("/silent-body") == 2
     assert "ReadTimeout" in str(err) and time.monotonic() - started < 3
     assert files(tmp_path) == []
+
+
+def test_downloads_wait_120_s_without_a_byte_by_default() -> None:
+    """The download client's read timeout is RunComfy's CLI's read-inactivity timeout (120 s,
+    pipeline.wire), 10 s to connect; the API client's timeouts stay its own."""
+    from pipeline import wire
+
+    async def timeouts() -> tuple[httpx.Timeout, httpx.Timeout]:
+        async with RunComfyClient("http://127.0.0.1:9", TOKEN, timeout=30) as client:
+            return client._dl.timeout, client._http.timeout
+    dl, api = asyncio.run(timeouts())
+    assert dl.read == wire.DOWNLOAD_READ_TIMEOUT == 120 and dl.connect == 10
+    assert api.read == 30
+
+
+def test_a_slow_download_that_keeps_sending_is_not_cut_by_the_read_timeout(tmp_path: Path
+                                                                          ) -> None:
+    """Bytes every 20 ms keep a download alive under a 0.3 s read-inactivity timeout: only
+    its deadline (0.8 s here) ends it, once."""
+    started = time.monotonic()
+    with Server() as srv:
+        err = refused(srv.url + "/drip", tmp_path / "v.mp4",
+                      client_kw={"download_read_timeout": 0.3}, deadline=0.8)
+        assert srv.hits("/drip") == 1
+    assert "0.8 s download deadline" in str(err) and time.monotonic() - started < 3
 
 
 def test_server_that_never_answers_times_out(tmp_path: Path) -> None:
@@ -307,7 +334,8 @@ def test_server_that_never_answers_times_out(tmp_path: Path) -> None:
         sock.listen(8)  # never accepted: the kernel completes the handshake, nobody answers
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/x.mp4"
         started = time.monotonic()
-        err = refused(url, tmp_path / "v.mp4", client_kw={"timeout": 0.3})
+        err = refused(url, tmp_path / "v.mp4",
+                      client_kw={"timeout": 0.3, "download_read_timeout": 0.3})
     assert "Timeout" in str(err) and time.monotonic() - started < 3
 
 

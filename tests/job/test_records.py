@@ -182,3 +182,27 @@ def test_the_state_table_answers_every_view() -> None:
     assert resume_hint("j.yaml", {DONE: 3, ORPHANED: 1, FAILED: 0}) == {
         "needed": False, "command": "pipeline run j.yaml", "hints": []}
     assert resume_hint("j.yaml", {DONE: 3, PENDING: 1})["needed"]
+
+
+def test_a_submit_under_way_at_no_price_is_held_not_spent() -> None:
+    """A cell whose submit is under way (or refused) at an unknown price has spent nothing:
+    it is held at an unknown price (committed), never `spent ... (+1 cells at an unknown
+    price)` (the API unreachable: nothing was accepted)."""
+    from pipeline.job.money import Ledger
+    from pipeline.job.tally import figures_line
+
+    under_way = replay(ev.intent("c", 1, None)).cells["c"]
+    figures = money(under_way)
+    assert figures.held_unpriced and not figures.unpriced and figures.spent == 0.0
+    ledger = Ledger()
+    ledger.settle("c", figures)
+    assert (ledger.unpriced_cells, ledger.held_unpriced_cells) == (0, 1)
+    refused = replay(ev.intent("c", 1, None),
+                     ev.submit_failed("c", 1, "not_accepted", "connection refused",
+                                      False)).cells["c"]
+    ledger.settle("c", money(refused))
+    assert (ledger.unpriced_cells, ledger.held_unpriced_cells) == (0, 0)
+    line = figures_line({"counts": {"done": 0, "submitting": 1}, "total": 1, "spent_usd": 0.0,
+                         "committed_usd": 0.0, "unpriced_cells": 0,
+                         "committed_unpriced_cells": 1, "to_do": 0})
+    assert "spent $0.00, committed $0.00 (+1 cells at an unknown price)" in line

@@ -77,3 +77,43 @@ def test_server_times_are_trusted_only_for_requests_that_never_queued() -> None:
 def test_server_seconds(created, finished, seconds) -> None:
     """The server's own timestamps give a generation time when both parse and are ordered."""
     assert server_seconds(created, finished) == seconds
+
+
+def test_live_and_unknown_words_are_polled_on_and_an_unknown_one_shown_once(
+        tmp_path, api_env, monkeypatch, caplog) -> None:
+    """A request answering `starting` on /status, then an unknown word on /result, is asked
+    again until it ends: every cell is done, none failed, and the unknown word is shown once
+    for the whole run (the live words RunComfy's own code knows are not shown)."""
+    import logging
+
+    from runjobs import sweep
+
+    from pipeline.api import RunOptions, run_plan
+    from pipeline.client import ResultInfo, RunComfyClient, StatusInfo
+    from pipeline.prepare.plan import build_plan
+
+    api_env(gen_time=(0.02, 0.05))
+    status, result = RunComfyClient.status, RunComfyClient.result
+    asked: dict[str, int] = {}
+
+    async def first_starting(self, request_id):
+        asked[request_id] = asked.get(request_id, 0) + 1
+        if asked[request_id] == 1:
+            return StatusInfo("starting", None, {"status": "starting"})
+        return await status(self, request_id)
+
+    async def first_unknown(self, request_id):
+        asked["r" + request_id] = asked.get("r" + request_id, 0) + 1
+        if asked["r" + request_id] == 1:
+            return ResultInfo(status="warming_up", raw={"status": "WARMING_UP"})
+        return await result(self, request_id)
+
+    monkeypatch.setattr(RunComfyClient, "status", first_starting)
+    monkeypatch.setattr(RunComfyClient, "result", first_unknown)
+    manifest = sweep(tmp_path, seeds=3)
+    with caplog.at_level(logging.WARNING, logger="pipeline.run"):
+        summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out",
+                                                           progress=False))
+    assert summary.exit_code == 0 and summary.counts["done"] == 3
+    said = [r.getMessage() for r in caplog.records if "unknown status word" in r.getMessage()]
+    assert len(said) == 1 and "'warming_up'" in said[0] and "/result" in said[0]

@@ -294,3 +294,42 @@ def test_stop_releases_port_and_threads() -> None:
     assert set(threading.enumerate()) <= before
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+# -- the wallet -------------------------------------------------------------------------------
+
+def test_the_wallet_is_billed_and_refuses_submits_once_spent(served) -> None:
+    """GET /prod/v2/balance says the balance; each succeeded clip lowers it by what /result
+    bills; a submit it cannot pay is refused with insufficient balance (400002), counted."""
+    sim, client = served(balance=0.6)
+    assert client.get(wire.BALANCE_PATH).json() == {wire.BALANCE_USD: 0.6,
+                                                    wire.BALANCE_CURRENCY: "USD"}
+    assert client.get(wire.BALANCE_PATH, headers={"Authorization": ""}).status_code == 401
+    billed = 0.0
+    for _ in range(2):
+        result = wait_result(client, submit(client), params=wire.INCLUDE_COST_PARAM)
+        billed += result[wire.COST]
+    assert billed == pytest.approx(0.5)
+    assert client.get(wire.BALANCE_PATH).json()[wire.BALANCE_USD] == pytest.approx(0.1)
+    refused = client.post(SUBMIT, json=body(prompt="one too many"))
+    assert refused.status_code == wire.NO_BALANCE_STATUS
+    assert refused.json()[wire.ERROR_CODE] == wire.ERROR_CODE_NO_BALANCE
+    stats = sim.stats()
+    assert stats["submissions_accepted"] == 2 and stats["submissions_refused_balance"] == 1
+    assert stats["balance_usd"] == pytest.approx(0.1) and stats["calls"]["balance"] == 3
+    sim.reset()  # a reset forgets the bills: the wallet is full again
+    assert client.get(wire.BALANCE_PATH).json()[wire.BALANCE_USD] == 0.6
+
+
+def test_without_a_balance_the_wallet_is_unlimited(served) -> None:
+    from pipeline.sim.app import UNLIMITED_USD
+
+    sim, client = served()
+    assert client.get(wire.BALANCE_PATH).json()[wire.BALANCE_USD] == UNLIMITED_USD
+    submit(client)
+    assert sim.stats()["balance_usd"] is None
+
+
+def test_a_negative_balance_is_refused() -> None:
+    with pytest.raises(ValueError, match="balance"):
+        SimConfig(balance=-1)

@@ -48,7 +48,8 @@ def test_cli_prints_url_first_serves_and_exits_cleanly(sig: signal.Signals, code
 
 @pytest.mark.parametrize("option", [["--drop-rate", "1.5"], ["--gen-time", "3:1"],
                                     ["--capacity", "0"], ["--output-key", "clip"],
-                                    ["--error-rate", "lots"], ["--cost-factor", "-1"]])
+                                    ["--error-rate", "lots"], ["--cost-factor", "-1"],
+                                    ["--balance", "-5"]])
 def test_cli_bad_option_values_exit_2(option: list[str]) -> None:
     """A bad option value is an argparse error naming the option, exit status 2."""
     proc = subprocess.run([sys.executable, "-m", "pipeline", "sim", *option],
@@ -100,3 +101,17 @@ def test_cli_serves_models_folders_and_the_status_word_variants(tmp_path) -> Non
     bad = subprocess.run([sys.executable, "-m", "pipeline", "sim", "--models",
                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "--models" in bad.stderr and "nope" in bad.stderr
+
+
+def test_cli_balance_reaches_the_wallet() -> None:
+    """`pipeline sim --balance USD` serves that wallet at /prod/v2/balance."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", "--balance", "12.4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        answer = httpx.get(url + wire.BALANCE_PATH, headers={"Authorization": "Bearer t"})
+        assert answer.json()[wire.BALANCE_USD] == 12.4
+        assert httpx.get(url + "/__sim__/stats").json()["config"]["balance"] == 12.4
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
