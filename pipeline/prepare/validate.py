@@ -24,7 +24,7 @@ import jsonschema
 from jsonschema import FormatChecker, ValidationError
 
 from .. import wire
-from ..models.catalogue import Model
+from ..models.catalogue import Model, media_kind
 from .images import ImageInspector, ImageProblem, kind_of
 from .wording import failing_value, node_schema, rule_value
 from .yamlsrc import Path_
@@ -127,7 +127,7 @@ class RequestValidator:
     def _validations(self, validator: Any, rules: list[str], instance: Any,
                      schema: dict[str, Any]) -> Iterator[ValidationError]:
         items = schema.get("items")
-        kind = _media_kind(schema) or (_media_kind(items) if isinstance(items, dict) else None)
+        kind = media_kind(schema) or (media_kind(items) if isinstance(items, dict) else None)
         if kind not in ("image", None) or not isinstance(rules, list):
             return  # only images are measured here (a video is not fetched to be judged)
         items = instance if isinstance(instance, list) else [instance]
@@ -231,12 +231,6 @@ class RequestValidator:
         if v == "required":
             return f"{field}: {e.message}"
         return f"{field}: {e.message}"
-
-
-def _media_kind(node: dict[str, Any]) -> str | None:
-    """"image", "video" or "audio" for a node whose `format` is one of the media formats."""
-    fmt = node.get("format")
-    return wire.MEDIA_FORMATS.get(fmt) if isinstance(fmt, str) else None
 
 
 def _field(name: str | None, path: Any) -> str:
