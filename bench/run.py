@@ -34,12 +34,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from imagefiles import MODEL, write_image, write_manifest  # noqa: E402
-from runjobs import LiveSampler  # noqa: E402
+from imagefiles import MODEL, write_image, write_manifest
+from runjobs import LiveSampler
 
-from pipeline.api import RunOptions, run_plan  # noqa: E402
-from pipeline.prepare.plan import build_plan  # noqa: E402
-from pipeline.sim import SimConfig, Simulator  # noqa: E402
+from pipeline.api import RunOptions, run_plan
+from pipeline.prepare.plan import build_plan
+from pipeline.sim import SimConfig, Simulator
 
 
 def manifest(folder: Path, cells: int, concurrency: int) -> Path:
