@@ -20,10 +20,10 @@ from pathlib import Path
 import jsonschema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from imagefiles import write_image, write_manifest  # noqa: E402
+from imagefiles import write_image, write_manifest
 
 from pipeline.models.catalogue import load_model
-from pipeline.prepare.plan import build_plan  # noqa: E402
+from pipeline.prepare.plan import build_plan
 
 
 def main() -> None:

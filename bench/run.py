@@ -34,14 +34,14 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from imagefiles import MODEL, write_image, write_manifest  # noqa: E402
-from runjobs import LiveSampler  # noqa: E402
+from imagefiles import MODEL, write_image, write_manifest
+from runjobs import LiveSampler
 
-from pipeline.api import RunOptions, run_plan  # noqa: E402
-from pipeline.job.folder import JobFolder  # noqa: E402
-from pipeline.job.found_capacity import kept, service  # noqa: E402
-from pipeline.prepare.plan import build_plan  # noqa: E402
-from pipeline.sim import SimConfig, Simulator  # noqa: E402
+from pipeline.api import RunOptions, run_plan
+from pipeline.job.folder import JobFolder
+from pipeline.job.found_capacity import kept, service
+from pipeline.prepare.plan import build_plan
+from pipeline.sim import SimConfig, Simulator
 
 
 def manifest(folder: Path, cells: int, concurrency: int) -> Path:

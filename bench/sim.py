@@ -184,7 +184,7 @@ def main() -> int:
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", *sim_options],
                             stdout=subprocess.PIPE, text=True)
     try:
-        base_url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        base_url = proc.stdout.readline().strip()  # type: ignore[union-attr]  # stdout=PIPE: set
         if not base_url.startswith("http"):
             print("bench: the simulator did not start", file=sys.stderr)
             return 1

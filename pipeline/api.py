@@ -60,10 +60,12 @@ PathLike = str | os.PathLike[str]
 def _only(only: Iterable[str] | Only) -> Only:
     """A selection given as `--only` strings or as pairs."""
     items = tuple(only)
-    if all(isinstance(x, tuple) for x in items):
-        return items  # type: ignore[return-value]  # pairs, as parse_only makes them
-    if all(isinstance(x, str) for x in items):
-        return parse_only(items)  # type: ignore[arg-type]
+    pairs = tuple(x for x in items if isinstance(x, tuple))
+    if len(pairs) == len(items):  # pairs, as parse_only makes them
+        return pairs
+    strings = [x for x in items if isinstance(x, str)]
+    if len(strings) == len(items):
+        return parse_only(strings)
     raise TypeError("only: give KEY=VALUE strings or (key, value) pairs")
 
 

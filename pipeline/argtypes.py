@@ -6,8 +6,15 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Literal, overload
 
 
+@overload
+def number(low: float | None = None, high: float | None = None, *, whole: Literal[True],
+           unit: str = "") -> Callable[[str], int]: ...
+@overload
+def number(low: float | None = None, high: float | None = None, *, whole: Literal[False] = False,
+           unit: str = "") -> Callable[[str], float]: ...
 def number(low: float | None = None, high: float | None = None, *, whole: bool = False,
            unit: str = "") -> Callable[[str], float]:
     """A parser of a number (an integer when `whole`) from `low` to `high`, both included."""

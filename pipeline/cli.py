@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .argtypes import positive_int
 from .errors import PipelineError
@@ -175,7 +175,8 @@ class _Gathered:
     """A text stream for many tiny writes: they are joined into few large ones."""
 
     def __init__(self, stream: Any, size: int = 1 << 16):
-        self.stream, self.size, self.parts, self.length = stream, size, [], 0
+        self.stream, self.size, self.length = stream, size, 0
+        self.parts: list[str] = []
 
     def write(self, text: str) -> None:
         self.parts.append(text)
@@ -355,12 +356,12 @@ class _OwnDebug(logging.Filter):
 class _Stderr(logging.StreamHandler):
     """A handler writing to whatever sys.stderr is when a line is logged."""
 
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value: Any) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 

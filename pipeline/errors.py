@@ -115,6 +115,10 @@ class MissingToken(ClientError):
 class _HttpAnswerError(ClientError):
     """Shared shape of an error answer: HTTP status, the API's error_code and its message."""
 
+    # The status the answer means when its error_code says more than its HTTP status; set by
+    # the client on the answers it reads (unset: read with getattr and a default).
+    effective_status: int
+
     def __init__(self, message: str, *, status_code: int | None = None,
                  error_code: int | str | None = None, operation: str = "",
                  retry_after: float | None = None):

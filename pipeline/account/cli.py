@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any
 
 from ..argtypes import positive_int
 from ..errors import UsageError
@@ -34,7 +33,7 @@ def _budget(text: str) -> float | None:
     return value
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("account", help="the team ledger: an account's slots and budget shared "
                        "by every runner (PostgreSQL)")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")

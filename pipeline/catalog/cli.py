@@ -19,7 +19,7 @@ OFFLINE_HINT = ("to add models from the offline simulator, start `pipeline sim -
                 "and point RUNCOMFY_BASE_URL at the address it prints (any token works)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `pipeline models` and its actions to the main parser."""
     p = sub.add_parser("models", help="the models a project can use: list them, add them from "
                                       "RunComfy's catalog, check them for drift",

@@ -414,7 +414,7 @@ class RunComfyClient:
             cls = ApiError
         err = cls(message, status_code=status, error_code=code, operation=op,
                   retry_after=retry_after)
-        err.effective_status = effective  # type: ignore[attr-defined]
+        err.effective_status = effective
         return err
 
 

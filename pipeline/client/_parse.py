@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from .. import wire
 from ._types import CancelInfo, ModelEntry, ResultInfo, StatusInfo, Submission
@@ -21,7 +21,7 @@ class BodyError(ValueError):
     """A 2xx body that cannot be read as the answer it should be (internal; callers translate)."""
 
 
-def valid_request_id(request_id: object) -> bool:
+def valid_request_id(request_id: object) -> TypeGuard[str]:
     """True for an id safe to put in a URL path ([A-Za-z0-9_.-], 1 to 128 characters)."""
     return isinstance(request_id, str) and bool(_REQUEST_ID_RE.fullmatch(request_id))
 

@@ -9,6 +9,7 @@ import asyncio
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ class Journal:
         self.synced = 0
         self._lock: asyncio.Lock | None = None
         self.failed: BaseException | None = None
-        self.listener = None  # called with each event after it is applied
+        # called with each event after it is applied
+        self.listener: Callable[[dict[str, Any]], None] | None = None
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append one event (durable only after `durable()`/`sync()`), and apply it."""

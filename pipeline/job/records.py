@@ -238,7 +238,7 @@ class CellRecord:
         self.done_calls = self.status_calls()
         self.done_slot_s = slot_seconds(self)
         # Immutable empties: a compacted record takes no more events (a bug would fail loudly).
-        self.attempts, self.files, self.download_errors = (), EMPTY, ()  # type: ignore
+        self.attempts, self.files, self.download_errors = (), EMPTY, ()  # type: ignore[assignment]  # immutable on purpose
         self.compacted = True
 
     def status_calls(self) -> int:

@@ -78,14 +78,14 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                         picked.append(frame.to_image(width=size[0], height=size[1]))
             else:  # one keyframe (the simulator's clips): decode once, front to back
                 wanted = iter(targets)
-                at = next(wanted, None)
+                due = next(wanted, None)
                 for frame in container.decode(stream):
                     if first is None:
                         first = frame.to_image(width=size[0], height=size[1])
-                    while at is not None and (frame.time is None or frame.time >= at):
+                    while due is not None and (frame.time is None or frame.time >= due):
                         picked.append(frame.to_image(width=size[0], height=size[1]))
-                        at = next(wanted, None)
-                    if at is None:
+                        due = next(wanted, None)
+                    if due is None:
                         break
     except Exception as exc:
         log.info("no frame strip for %s: %s", video, exc)

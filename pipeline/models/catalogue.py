@@ -64,6 +64,12 @@ def valid_model_id(model_id: object) -> bool:
         ".." not in model_id.split("/")
 
 
+def media_kind(node: dict[str, Any]) -> str | None:
+    """"image", "video" or "audio" for a schema node whose `format` is a media format."""
+    fmt = node.get("format")
+    return wire.MEDIA_FORMATS.get(fmt) if isinstance(fmt, str) else None
+
+
 @dataclass(frozen=True)
 class Model:
     """A model id with its input schema, price sheet, the schema's hash and where it was found."""
@@ -98,9 +104,8 @@ class Model:
         for name, prop in self.properties.items():
             if not isinstance(prop, dict):
                 continue
-            items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
-            kind = wire.MEDIA_FORMATS.get(prop.get("format")) or \
-                wire.MEDIA_FORMATS.get(items.get("format"))
+            items = prop.get("items")
+            kind = media_kind(prop) or (media_kind(items) if isinstance(items, dict) else None)
             if kind:
                 out[name] = kind
         return out

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import ModelNotFound, ProblemList
+from ..errors import Location, ModelNotFound, ProblemList
 from ..models.catalogue import Model, known_models, load_model
 from .wording import did_you_mean, show
 from .yamlsrc import Path_, Source
@@ -151,13 +151,19 @@ def read_models(data: dict[str, Any], source: Source, root: Path, problems: Prob
     return ModelSet(models, default, per_model)
 
 
-def _locator(source: Source):  # type: ignore[no-untyped-def]
-    def loc(path: Any, key: bool = False):  # type: ignore[no-untyped-def]
+class _Locate(Protocol):
+    """Where a path of the manifest is (a location given as such is kept)."""
+
+    def __call__(self, path: Path_ | Location, key: bool = False) -> Location: ...
+
+
+def _locator(source: Source) -> _Locate:
+    def loc(path: Path_ | Location, key: bool = False) -> Location:
         return path if not isinstance(path, tuple) else source.loc(path, key=key)
     return loc
 
 
-def _model_inputs(data: dict[str, Any], sweep: ModelSet, loc: Any, problems: ProblemList,
+def _model_inputs(data: dict[str, Any], sweep: ModelSet, loc: _Locate, problems: ProblemList,
                   sendable: set[str]) -> dict[str, ModelInputs]:
     """The `model_inputs` entries, checked: each names a model of the sweep, its inputs are
     that model's, and what it drops is something the manifest would send."""

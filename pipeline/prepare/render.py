@@ -18,7 +18,7 @@ import difflib
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from jinja2 import meta, nodes
@@ -49,6 +49,7 @@ REMOVED_FILTERS = ("random", "pprint", "xmlattr", "urlize", "wordwrap", "indent"
                    "batch", "slice", "tojson", "filesizeformat")
 _UNSAFE_STR_METHODS = frozenset({"translate", "maketrans", "expandtabs"})
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
+_N = TypeVar("_N", bound=nodes.Node)
 
 class TemplateProblem(Exception):
     """A template could not be compiled or rendered; the message names what to fix, and
@@ -222,9 +223,9 @@ class _Bound(NodeTransformer):
                             [], [], None, None, lineno=node.lineno)
 
 
-def _own(body: list[nodes.Node], kind: type[nodes.Node]) -> list[nodes.Node]:
+def _own(body: list[nodes.Node], kind: type[_N]) -> list[_N]:
     """Nodes of `kind` in `body`, not counting those inside nested loops."""
-    found: list[nodes.Node] = []
+    found: list[_N] = []
     for child in body:
         if isinstance(child, nodes.For):
             continue
@@ -263,7 +264,7 @@ class Template:
     source: str
     compiled: jinja2.Template
     variables: tuple[str, ...]
-    cache: dict[str, Any]
+    cache: dict[tuple[object, ...], str]  # rendered text by the values read (see render)
 
 
 _templates: dict[str, Template] = {}

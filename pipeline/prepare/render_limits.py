@@ -87,7 +87,11 @@ def replaced_size(s: Any, old: Any, new: Any, count: Any = -1) -> int:
     if not (isinstance(s, (str, bytes)) and isinstance(old, type(s))
             and isinstance(new, type(s))):
         return weight(s)
-    hits = len(s) + 1 if not old else s.count(old)
+    hits = len(s) + 1
+    if isinstance(s, str) and isinstance(old, str) and old:
+        hits = s.count(old)
+    elif isinstance(s, bytes) and isinstance(old, bytes) and old:
+        hits = s.count(old)
     if isinstance(count, int) and count >= 0:
         hits = min(hits, count)
     return len(s) + hits * max(0, len(new) - len(old))

@@ -24,8 +24,9 @@ import jsonschema
 from jsonschema import FormatChecker, ValidationError
 
 from .. import wire
-from ..models.catalogue import Model
+from ..models.catalogue import Model, media_kind
 from .images import ImageInspector, ImageProblem, kind_of
+from .wording import failing_value, node_schema, rule_value
 from .yamlsrc import Path_
 
 MISSING = "missing required input"
@@ -78,8 +79,8 @@ class RequestValidator:
         base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
         types = base.TYPE_CHECKER.redefine(wire.FLOAT_TYPE,
                                            lambda checker, x: checker.is_type(x, "number"))
-        cls = jsonschema.validators.extend(base, {"validations": self._validations},
-                                           type_checker=types)
+        cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # unannotated in types-jsonschema
+            base, {"validations": self._validations}, type_checker=types)
         checker = FormatChecker()
         for fmt, kind in wire.MEDIA_FORMATS.items():
             check = self._image_uri if kind == "image" else self._media_uri
@@ -125,9 +126,8 @@ class RequestValidator:
 
     def _validations(self, validator: Any, rules: list[str], instance: Any,
                      schema: dict[str, Any]) -> Iterator[ValidationError]:
-        items_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        kind = wire.MEDIA_FORMATS.get(schema.get("format")) or \
-            wire.MEDIA_FORMATS.get(items_schema.get("format"))
+        items = schema.get("items")
+        kind = media_kind(schema) or (media_kind(items) if isinstance(items, dict) else None)
         if kind not in ("image", None) or not isinstance(rules, list):
             return  # only images are measured here (a video is not fetched to be judged)
         items = instance if isinstance(instance, list) else [instance]
@@ -175,8 +175,8 @@ class RequestValidator:
     def errors(self, request: dict[str, Any]) -> list[tuple[Path_, str]]:
         """(path inside the request, message) for every problem of one body."""
         if self.per_property is None:
-            found = [(tuple(e.absolute_path), self._message(e))
-                     for e in self.whole.iter_errors(request)]
+            found: list[tuple[Path_, str]] = [(tuple(e.absolute_path), self._message(e))
+                                              for e in self.whole.iter_errors(request)]
             for name, value in request.items():
                 found.extend(self._too_long(name, value))
             return found
@@ -191,14 +191,14 @@ class RequestValidator:
                     out.append(((name,), f"{name!r} is not an input of {self.model.id}"))
                 continue
             key = (name, _key(value))
-            found = self._memo.get(key)
-            if found is None:
-                found = [((name, *e.absolute_path), self._message(e, name))
+            known = self._memo.get(key)
+            if known is None:
+                known = [((name, *e.absolute_path), self._message(e, name))
                          for e in sub.iter_errors(value)]
-                found.extend(self._too_long(name, value))
+                known.extend(self._too_long(name, value))
                 if len(self._memo) < 1_000_000:
-                    self._memo[key] = found
-            out.extend(found)
+                    self._memo[key] = known
+            out.extend(known)
         return out
 
     def _too_long(self, name: str, value: Any) -> list[tuple[Path_, str]]:
@@ -210,7 +210,7 @@ class RequestValidator:
 
     def _message(self, e: ValidationError, name: str | None = None) -> str:
         field = _field(name, e.absolute_path)
-        v, value, inst = e.validator, e.validator_value, e.instance
+        v, value, inst = e.validator, rule_value(e), failing_value(e)
         if v == "validations":
             return f"{field} {_brief(inst)}: {e.message}"
         if v == "format":
@@ -220,7 +220,8 @@ class RequestValidator:
             return f"{field}: {_brief(inst)} is not one of {', '.join(map(str, value))}"
         if v == "type":
             return f"{field}: expected {value}, got {type(inst).__name__} {_brief(inst)}"
-        if v in ("minItems", "maxItems") and e.schema.get("minItems") == e.schema.get("maxItems"):
+        node = node_schema(e)
+        if v in ("minItems", "maxItems") and node.get("minItems") == node.get("maxItems"):
             return (f"{field}: takes exactly {value} item{'s' if value != 1 else ''} "
                     f"(got {len(inst)})")
         if v == "minItems":

@@ -7,21 +7,45 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonschema
+from jsonschema._utils import Unset  # the stubs' type of an error field left unset (no public name)
 
 from ..models.catalogue import schemas_dir
 from .yamlsrc import Path_
 
 
 @functools.lru_cache(maxsize=1)
+def manifest_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((schemas_dir() / "manifest.schema.json").read_text())
+    return schema
+
+
+@functools.lru_cache(maxsize=1)
 def manifest_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads((schemas_dir() / "manifest.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(manifest_schema())
 
 
-def did_you_mean(word: str, options) -> str:
+def node_schema(error: jsonschema.ValidationError) -> Mapping[str, Any]:
+    """The failing node's schema ({} for a boolean schema)."""
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
+def rule_value(error: jsonschema.ValidationError) -> Any:
+    """The failing keyword's value in the schema (a JSON value; None if the error has none)."""
+    value = error.validator_value
+    return None if isinstance(value, Unset) else value
+
+
+def failing_value(error: jsonschema.ValidationError) -> Any:
+    """The value that failed (a JSON value; None if the error has none)."""
+    value = error.instance
+    return None if isinstance(value, Unset) else value
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -30,9 +54,9 @@ def describe_errors(error: jsonschema.ValidationError) -> list[tuple[Path_, str,
     """(path, message, point-at-key) per problem of one schema error: one per unknown key of a
     mapping (so that all of them are reported at once), else one."""
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = error.schema.get("properties", {})
+        allowed = node_schema(error).get("properties", {})
         extra = [k for k in error.instance if k not in allowed]
-        if extra and isinstance(error.schema.get("additionalProperties"), bool):
+        if extra and isinstance(node_schema(error).get("additionalProperties"), bool):
             path = tuple(error.absolute_path)
             return [(path + (key,), unknown_key(key, path, allowed), True) for key in extra]
     path, message, at_key = describe_error(error)
@@ -57,8 +81,7 @@ def unknown_key(key: str, path: Path_, allowed: Any) -> str:
 
 def _home_of(key: str, path: Path_) -> str | None:
     """The section of the manifest (matrix, run, run.polling) whose keys include `key`."""
-    schema = manifest_validator().schema
-    defs = schema["$defs"]
+    defs = manifest_schema()["$defs"]
     sections = {"matrix": defs["matrix"], "run": defs["run"],
                 "run.polling": defs["run"]["properties"].get("polling", {})}
     here = ".".join(str(p) for p in path)
@@ -72,7 +95,7 @@ def describe_error(error: jsonschema.ValidationError) -> tuple[Path_, str, bool]
     """(path, message, point-at-key) for one schema error, built from the failing node."""
     path = tuple(error.absolute_path)
     where = ".".join(str(p) for p in path) or "manifest"
-    v, value = error.validator, error.validator_value
+    v, value = error.validator, rule_value(error)
     if v in ("oneOf", "anyOf") and isinstance(error.instance, dict) and error.context:
         # a mapping none of the forms takes: name a key no form knows, with the nearest one
         allowed: dict[str, Any] = {}
@@ -96,11 +119,11 @@ def describe_error(error: jsonschema.ValidationError) -> tuple[Path_, str, bool]
         return path, f"{where}: {show(error.instance)} is not valid here" + (
             f" (expected {' or '.join(kinds)})" if kinds else ""), False
     if v == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = error.schema.get("properties", {})
+        allowed = node_schema(error).get("properties", {})
         extra = sorted(set(error.instance) - set(allowed))
         if extra:
             return path + (extra[0],), unknown_key(extra[0], path, allowed), True
-    if v == "required":
+    if v == "required" and isinstance(error.instance, dict):  # (`required` checks mappings only)
         missing = [k for k in value if k not in error.instance]
         return path, f"{where}: missing required key {missing[0]!r}", False
     if v == "enum":
@@ -113,7 +136,7 @@ def describe_error(error: jsonschema.ValidationError) -> tuple[Path_, str, bool]
     if v == "pattern" and path and path[-1] == "name":
         return path, (f"name: {show(error.instance)} must be letters, digits, '.', '_' or '-' "
                       "(it names the output folder)"), False
-    if v == "pattern" and error.schema.get("pattern", "").startswith("^[A-Za-z_]"):
+    if v == "pattern" and node_schema(error).get("pattern", "").startswith("^[A-Za-z_]"):
         return path, f"{where}: {show(error.instance)} is not a valid variable name", True
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",

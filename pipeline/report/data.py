@@ -165,7 +165,7 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
         next((x for x in reversed(attempts) if x["request_id"]), None)
     spent = money(rec, estimate)
     billed = rec is not None and any(a.billed for a in rec.attempts)
-    files = []
+    files: list[dict[str, Any]] = []
     if rec is not None and won is not None:
         for url in won.outputs:
             f = rec.files.get(url)

@@ -73,8 +73,9 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
                 return
             for cid in index.ids:  # no plan.json (older versions): the journal's cells
                 rec = index.record(cid)
-                yield {"id": cid, "label": rec.label, "values": rec.values,
-                       "request": rec.request}
+                if rec is not None:  # (None only for an id no cell event named)
+                    yield {"id": cid, "label": rec.label, "values": rec.values,
+                           "request": rec.request}
 
         chosen: set[str] | None = None
         if only:  # a selection needs every cell at once (prefixes, values that exist)
@@ -117,8 +118,10 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
                 if state_name is None:  # a planned cell
                     state_name = tally.state_of(cid)
                     estimate = tally.planned[cid].estimate
-                    model = tally.planned[cid].model
+                    model: str | None = tally.planned[cid].model
                 else:
+                    if rec is None:  # (an orphan is a cell of the journal: it has a record)
+                        return
                     estimate = None
                     entry = {"id": cid, "label": rec.label, "values": rec.values,
                              "request": rec.request, "from_cell": rec.from_cell}

@@ -33,7 +33,7 @@ one whose answer says the most (every other request of ours is before it).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 QUEUED, RUNNING = "in_queue", "in_progress"
@@ -136,7 +136,8 @@ class AutoConcurrency:
         self._resolve(request, live_then=lambda at: finished_at is not None and
                       finished_at > at, unknown=finished_at is None)
 
-    def _resolve(self, request: str, live_then, unknown: bool = False) -> None:  # noqa: ANN001
+    def _resolve(self, request: str, live_then: Callable[[float], bool],
+                 unknown: bool = False) -> None:
         done = []
         for f in self._pending:
             if request in f.unresolved:

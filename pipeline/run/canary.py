@@ -122,7 +122,7 @@ def _findings(seen: Seen, estimate: float | None, billed: float | None) -> list[
     if billed is None:
         if estimate is not None and seen.result:
             out.append(f"no cost reported (estimate {text.money(estimate)})")
-    elif ratio is None:
+    elif ratio is None or estimate is None:  # (a ratio needs an estimate)
         out.append(f"billed {text.money(billed)} (no estimate to compare)")
     else:
         out.append(f"billed {text.money_exact(billed)} against an estimate of "

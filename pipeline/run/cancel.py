@@ -49,6 +49,8 @@ async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
         if rec is None or rec.state(max_attempts) not in ON_SERVER:
             continue
         a = rec.last
+        if a is None or a.request_id is None:  # (never: a request on the server has both)
+            continue
         outcome.asked += 1
         try:
             answer = (await client.cancel(a.request_id)).outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import PipelineError
@@ -68,7 +69,8 @@ class Control:
         self.concurrency = concurrency
         self.auto = auto  # `concurrency: auto`: the limit is learnt (pipeline.run.auto)
         self.order: dict[str, None] = {}  # cells with a request live, in the order sent
-        self.on_capacity = None  # called with the capacity whenever `auto` finds a new one
+        # called with the capacity whenever `auto` finds a new one
+        self.on_capacity: Callable[[int], None] | None = None
         self._asked: set[str] = set()  # cells of `order` whose request has answered a status
         self.waited_until: dict[str, float] = {}  # when a live request was last seen waiting
         self.limits = limits

@@ -250,7 +250,8 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
                                 server_times={"created_at": res.created_at,
                                               "finished_at": res.finished_at}))
         await run.journal.durable()
-        return run.state.cells[cell_id].last.result
+        last = run.state.cells[cell_id].last  # (the result just written)
+        return last.result if last is not None else None
 
 
 def unknown_word(run: RunContext, word: str, where: str) -> None:
@@ -321,11 +322,13 @@ async def watch_queue(run: RunContext) -> None:
     waiting: int | None = None  # how many waited up to the newest request, as last seen
     while not control.stop.is_set() and not control.eager.is_set():  # (eager: all sent)
         auto = control.auto
+        if auto is None:  # (never: only concurrency: auto watches the queue)
+            return
         if await control.sleep(run.planner.watch_interval(waiting, auto.capacity is None)):
             return
         newest = next(reversed(control.order), None) if control.order else None
         a = run.state.cells[newest].last if newest is not None else None
-        if a is None or a.request_id is None:
+        if newest is None or a is None or a.request_id is None:
             continue
         try:
             info = await run.client.status(a.request_id)

@@ -94,8 +94,8 @@ class Runner:
         try:
             to_submit = self._resume()
             self.progress = Progress(run.plan.job, self.figures,
-                                     mode=mode if isinstance(mode, str) else
-                                     {False: "plain", True: "bar"}.get(mode))
+                                     mode=mode if isinstance(mode, str) or mode is None
+                                     else "bar" if mode else "plain")
             await self._schedule(to_submit)
         finally:
             for sig in installed:
@@ -159,8 +159,9 @@ class Runner:
 
     def _task_done(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.run_.control.fail(task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            self.run_.control.fail(exc)
 
     def _resume(self) -> list[Cell]:
         """Start polling and downloading what earlier runs left; the cells to submit."""
@@ -172,17 +173,19 @@ class Runner:
             rec = run.state.cells.get(cell.id)
             st = rec.state(run.max_attempts, run.tally.live_since) if rec else PENDING
             act = resume_action(rec, st, run.max_attempts, run.tally.resume)
-            if act.mark:
+            if act.mark and rec is not None:  # (a mark is about attempts of the journal)
                 run.write(_marker(act, rec))
             if act.does == SUBMIT:
                 to_submit.append(cell)
             elif act.does == POLL:
                 control.hold_slot()
-                resumed.append((rec.last.submitted_at or 0.0, cell.id))
+                last = rec.last if rec is not None else None  # (a cell to poll has one)
+                resumed.append(((last.submitted_at if last else None) or 0.0, cell.id))
                 self._spawn(self._drive(cell, resume=True))
             elif act.does == DOWNLOAD:
                 self._spawn(collect(run, cell))
-            elif st == DONE and not rec.compacted and (run.team is None or run.team.reconciled):
+            elif st == DONE and rec is not None and not rec.compacted and \
+                    (run.team is None or run.team.reconciled):
                 rec.compact(run.estimate(cell.id))  # (the team ledger may still need it all)
         for _, cell_id in sorted(resumed):  # live on the server in the order they were sent
             control.sent(cell_id)
@@ -286,5 +289,5 @@ def _marker(act: Action, rec: CellRecord) -> dict:
     if act.mark == "retry_failed":
         return ev.retry_failed(rec.id)
     if act.mark == "resubmit_unknown":
-        return ev.resubmit_unknown(rec.id, rec.last.n)
-    return ev.result(rec.id, rec.last.n, LOST, error=act.why)
+        return ev.resubmit_unknown(rec.id, rec.attempts[-1].n)
+    return ev.result(rec.id, rec.attempts[-1].n, LOST, error=act.why)

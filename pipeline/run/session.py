@@ -182,6 +182,8 @@ async def _open_team(options: RunOptions, backend: str, state: JobState, job: st
         log.warning("the team ledger is not used with the built-in simulator (backend sim)")
         return None
     team = open_team(url, state, job=job, job_uid=state.uid or "", base_url=base_url)
+    if team is None:  # (never: a ledger is named)
+        return None
     try:
         await team.reconcile()
     except LedgerUnavailable as exc:

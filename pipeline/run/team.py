@@ -68,6 +68,7 @@ class TeamSlots:
         if rec is not None and rec.compacted:
             return None
         a = next((x for x in reversed(rec.attempts) if x.n == n), None) if rec else None
+        usd: float | None
         if reserving is not None:
             state, usd = LIVE, reserving
         else:
@@ -90,7 +91,9 @@ class TeamSlots:
         wait = DOWN_WAIT[0]
         while not control.submitting_stopped:
             try:
-                answer = await self.ledger.acquire(self.hold(cell, n, reserving=estimate or 0.0))
+                hold = self.hold(cell, n, reserving=estimate or 0.0)
+                assert hold is not None  # (a cell being submitted is not compacted)
+                answer = await self.ledger.acquire(hold)
             except LedgerUnavailable as exc:
                 self._down(exc)
                 self.waiting = "the team ledger is unreachable"

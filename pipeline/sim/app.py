@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .. import wire
 from . import faults as faultlib
@@ -47,7 +48,7 @@ class SimState:
 
     def __init__(self, config: SimConfig):
         self.config = config
-        self.engine = QueueEngine(config.capacity, config.gen_time, config.fail_rate, config.seed)
+        self.engine = QueueEngine(config.capacity, config.gen_span, config.fail_rate, config.seed)
         self.faults = FaultPlan(config)
         self.counters = Counters()
         self.videos = VideoCache(config.video_long_side, config.fetch_timeout)
@@ -128,7 +129,8 @@ def _urls(request: Request, request_id: str) -> dict[str, str]:
 
 
 def _state(request: Request) -> SimState:
-    return request.app.state.sim  # type: ignore[no-any-return]
+    state: SimState = request.app.state.sim
+    return state
 
 
 def _auth(request: Request) -> JSONResponse | None:
@@ -151,6 +153,7 @@ async def submit(request: Request) -> Response:
             raw = await request.body()
         except ClientDisconnect:  # the client went away mid-body (killed): nothing to answer
             return Response(status_code=499)
+        problem: Refusal | None
         try:
             body: Any = json.loads(raw)
         except ValueError as exc:
@@ -169,6 +172,7 @@ async def submit(request: Request) -> Response:
     if refusal is not None:
         sim.counters.add("submissions_refused")
         return refusal
+    assert model is not None  # (no refusal: the model was found)
     view, duplicate = sim.engine.submit(model_id, body)
     view.request.extra["image"] = image_spec(body, model.image_fields())
     view.request.extra.update(planned_outputs(model, body, sim.config))
@@ -362,7 +366,7 @@ class SimApp:
         ])
         self.router.state.sim = state
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = _route_name(scope.get("method", ""), scope.get("path", "")) \
             if scope["type"] == "http" else None
         if route is None:

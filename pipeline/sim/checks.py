@@ -90,10 +90,11 @@ class BodyCheck:
     def check(self, body: Any, model: Model) -> Refusal | None:
         """None for a body the model takes, else a 422 naming each refused field."""
         if not isinstance(body, dict):
-            detail = [{"loc": ["body"], "msg": "the body must be a JSON object of model inputs",
-                       "type": "type"}]
             return Refusal(422, wire.ERROR_CODE_VALIDATION,
-                           "Validation Error: body: not an object", detail)
+                           "Validation Error: body: not an object",
+                           [{"loc": ["body"],
+                             "msg": "the body must be a JSON object of model inputs",
+                             "type": "type"}])
         detail: list[dict[str, Any]] = []
         texts = []
         for path, message in sorted(self._validator(model).errors(body), key=lambda e: str(e)):

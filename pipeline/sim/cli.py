@@ -29,7 +29,7 @@ def _gen_time(text: str) -> tuple[float, float]:
     return (low, high)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `pipeline sim` and its options to the main parser."""
     p = sub.add_parser(
         "sim", help="run the offline simulator of the RunComfy queue API",

@@ -133,6 +133,12 @@ class SimConfig:
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
 
+    @property
+    def gen_span(self) -> tuple[float, float]:
+        """gen_time as (min, max) seconds (__post_init__ makes it so)."""
+        gen = self.gen_time
+        return gen if isinstance(gen, tuple) else (gen, gen)
+
     def as_dict(self) -> dict[str, object]:
         """The settings as plain JSON-able values (shown by /__sim__/stats)."""
         out: dict[str, object] = {}

@@ -17,8 +17,12 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import SimConfig
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Send
 
 SUBMIT_ERROR_STATUSES = (500, 502, 503, 504)
 ACCEPTABLE_ERROR_STATUSES = (500, 502, 504)  # 503 says "not taken"; the others are ambiguous
@@ -86,13 +90,14 @@ class FaultPlan:
         return "truncate"
 
 
-def _transport(receive):  # type: ignore[no-untyped-def]
+def _transport(receive: Receive) -> asyncio.BaseTransport | None:
     """uvicorn's transport behind an ASGI `receive`, when the server exposes it (h11 does)."""
     owner = getattr(receive, "__self__", None)
-    return getattr(owner, "transport", None)
+    transport: asyncio.BaseTransport | None = getattr(owner, "transport", None)
+    return transport
 
 
-async def close_connection(receive, send) -> None:  # type: ignore[no-untyped-def]
+async def close_connection(receive: Receive, send: Send) -> None:
     """Close the client's connection without (the rest of) an answer.
 
     With uvicorn the socket is closed directly, then we yield so the server notices the loss
@@ -106,7 +111,7 @@ async def close_connection(receive, send) -> None:  # type: ignore[no-untyped-de
             await asyncio.sleep(0)
 
 
-async def drop(receive, send) -> None:  # type: ignore[no-untyped-def]
+async def drop(receive: Receive, send: Send) -> None:
     """Answer nothing: the client sees the connection closed without a response."""
     if _transport(receive) is None:  # no socket to close: a cut-short answer drops it too
         await send({"type": "http.response.start", "status": 200,
@@ -115,8 +120,8 @@ async def drop(receive, send) -> None:  # type: ignore[no-untyped-def]
     await close_connection(receive, send)
 
 
-async def send_truncated(receive, send, status: int, headers: list[tuple[bytes, bytes]],
-                         body: bytes, keep: int) -> int:
+async def send_truncated(receive: Receive, send: Send, status: int,
+                         headers: list[tuple[bytes, bytes]], body: bytes, keep: int) -> int:
     """Announce `len(body)` bytes, send only the first `keep`, then close; returns `keep`."""
     headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
     headers.append((b"content-length", str(len(body)).encode()))

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from .. import wire
 from ..models import cost
@@ -74,7 +75,7 @@ class TruncatedResponse(Response):
         super().__init__(media_type=media)
         self.data, self.counters, self.media = data, counters, media
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = await faultlib.send_truncated(receive, send, 200, [
             (b"content-type", self.media.encode())], self.data, len(self.data) // 2)
         self.counters.add("bytes_served", sent)

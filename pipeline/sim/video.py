@@ -70,7 +70,7 @@ def fetch_image(spec: str | None, timeout: float) -> Image.Image | None:
     if raw is None:
         return None
     try:
-        img = Image.open(io.BytesIO(raw))
+        img: Image.Image = Image.open(io.BytesIO(raw))
         img = ImageOps.exif_transpose(img)
         return img.convert("RGB")
     except Exception as exc:  # any undecodable picture falls back to the test card
