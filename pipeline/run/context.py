@@ -23,6 +23,7 @@ from ..models.catalogue import Model
 from ..prepare.expand import Cell
 from ..prepare.plan import Plan
 from .control import Control
+from .policy import Retries
 from .watch import Watch
 
 # Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
@@ -60,6 +61,7 @@ class RunOptions:
     no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
     ledger: str | None = None  # a team ledger's postgresql:// URL (else PIPELINE_LEDGER)
+    retries: Retries = Retries()  # how often the run tries again (pipeline.run.policy)
 
 
 @dataclass
@@ -107,6 +109,7 @@ class RunContext:
     previews: Any = None  # a pipeline.media.strips.Previews: frame strips and posters
     # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
+    retries: Retries = Retries()  # submits, download rounds, ledger outages (RunOptions')
 
     @property
     def state(self) -> JobState:

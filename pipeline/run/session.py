@@ -38,10 +38,11 @@ from ..prepare.manifest import Manifest
 from ..prepare.plan import Plan
 from .auto import AutoConcurrency
 from .context import RunContext, RunOptions, RunSummary
-from .control import Control, FailureLimits, RefusalBreaker
+from .control import Control
 from .poll import PollPlanner
 from .prices import fetch_prices
 from .runner import Runner
+from .stopping import FailureLimits, RefusalBreaker
 from .team import TeamSlots, open_team
 from .watch import Watch
 
@@ -138,7 +139,8 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
                           refusals=RefusalBreaker(m.run.stop_after_refusals),
                           auto=_auto(auto, folder, m.run.queue_ahead, at))
         if control.auto is not None:  # what it finds is kept for the next run
-            control.on_capacity = lambda found: keep(folder, at, found, m.run.queue_ahead)
+            control.requests.on_capacity = lambda found: keep(folder, at, found,
+                                                              m.run.queue_ahead)
         run = RunContext(
             plan=plan, cells=cells, folder=folder, client=client, journal=journal,
             tally=outlook.tally, control=control,
@@ -147,7 +149,7 @@ async def _run(plan: Plan, options: RunOptions, folder: JobFolder) -> RunSummary
             price=price, backend=backend, max_attempts=m.run.max_attempts,
             timeout=m.run.polling.timeout, fps=m.model.fps,
             watch=Watch(active=canary > 0), team=team, canary_needs=needs,
-            previews=previews)
+            previews=previews, retries=options.retries)
         return await Runner(run, options).run()
     finally:
         await asyncio.to_thread(previews.close)  # the report shows them: finish them
@@ -178,7 +180,8 @@ async def _open_team(options: RunOptions, backend: str, state: JobState, job: st
     if backend == "sim":  # the built-in simulator is this run's own server, not the account
         log.warning("the team ledger is not used with the built-in simulator (backend sim)")
         return None
-    team = open_team(url, state, job=job, job_uid=state.uid or "", base_url=base_url)
+    team = open_team(url, state, job=job, job_uid=state.uid or "", base_url=base_url,
+                     down=options.retries.ledger_down)
     try:
         await team.reconcile()
     except LedgerUnavailable as exc:
