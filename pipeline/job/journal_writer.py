@@ -60,7 +60,7 @@ class Journal:
         self.synced = 0
         self._lock: asyncio.Lock | None = None
         self.failed: BaseException | None = None
-        self.listener = None  # called with each event after it is applied
+        self.listener: Callable[[dict[str, Any]], None] | None = None  # each event, applied
         self.on_full: Callable[[], None] | None = None  # called once the ballast is spent
         self._told_full = False
 

@@ -306,7 +306,7 @@ async def watch_queue(run: RunContext) -> None:
             return
         newest = next(reversed(requests.order), None) if requests.order else None
         a = run.state.cells[newest].last if newest is not None else None
-        if a is None or a.request_id is None:
+        if newest is None or a is None or a.request_id is None:
             continue
         try:
             info = await run.client.status(a.request_id)

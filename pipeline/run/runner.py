@@ -109,10 +109,10 @@ class Runner:
             cancelled = await cancel_live(run.state, run.client, run.journal,
                                           {c.id for c in run.cells}, run.max_attempts)
         self.progress.close()
-        if stopping.ends_recorded and stopping.crash is None:
+        if (fatal := stopping.finish_with) is not None and stopping.crash is None:
             # the job's end is recorded as for any stop (the cells not sent are pending, with
             # the connection's failure as their reason), then the error is the run's answer
-            self._finish(cancelled, exit_code=stopping.fatal.exit_code)
+            self._finish(cancelled, exit_code=fatal.exit_code)
         stopping.raise_if_failed()
         return self._finish(cancelled)
 
@@ -155,8 +155,8 @@ class Runner:
 
     def _task_done(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.run_.control.stopping.fail(task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.run_.control.stopping.fail(exc)
 
     def _resume(self) -> list[Cell]:
         """Start polling and downloading what earlier runs left; the cells to submit."""
@@ -201,7 +201,7 @@ class Runner:
         control.eager.set()
         while self.tasks:
             await asyncio.wait(set(self.tasks))
-        if not control.stopping.ends_recorded:
+        if control.stopping.finish_with is None:
             control.stopping.raise_if_failed()
 
     async def _drive(self, cell: Cell, resume: bool = False) -> None:

@@ -109,10 +109,11 @@ class Stopping:
         return True
 
     @property
-    def ends_recorded(self) -> bool:
-        """The run's fatal error is one after which the job's end is still recorded."""
+    def finish_with(self) -> PipelineError | None:
+        """The run's fatal error when it is one after which the job's end is still recorded
+        (policy.Fatal.finish), else None."""
         rule = policy.fatal_of(self.fatal, self.rules)
-        return rule is not None and rule.finish
+        return self.fatal if rule is not None and rule.finish else None
 
     def disk_full(self, where: object) -> None:
         """The journal writer spent its ballast: stop before a paid request could be lost."""

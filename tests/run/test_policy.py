@@ -46,7 +46,7 @@ def test_fail_on_stops_everything_with_the_rule_s_reason() -> None:
         exc = ApiUnreachable("cannot connect")
         assert stopping.fail_on(exc)
         return stopping.stopped, stopping.everything.is_set(), stopping.fatal is exc, \
-            stopping.ends_recorded
+            stopping.finish_with is exc
 
     assert asyncio.run(scenario()) == ("the API cannot be reached", True, True, True)
 
@@ -56,9 +56,9 @@ def test_a_refused_token_raises_without_recording_the_end() -> None:
     async def scenario() -> bool:
         stopping = Control(4).stopping
         stopping.fail_on(AuthError("no", status_code=401))
-        return stopping.ends_recorded
+        return stopping.finish_with is None
 
-    assert asyncio.run(scenario()) is False
+    assert asyncio.run(scenario()) is True
 
 
 def test_the_retry_budgets_keep_their_numbers() -> None:
