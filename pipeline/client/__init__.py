@@ -26,7 +26,7 @@ from ._parse import (
                      pick_outputs,
                      walk_urls,
 )
-from ._retry import retry_after_seconds
+from ._retry import RetryPolicy, retry_after_seconds
 from ._submit import SUBMIT_TABLE, classify_exception, classify_status
 from ._submit import table_markdown as submit_table_markdown
 from ._types import (
@@ -42,8 +42,8 @@ from ._types import (
 
 __all__ = [
     "MISSING_TOKEN_MESSAGE", "NOT_ACCEPTED", "OUTCOME_UNKNOWN", "SUBMIT_TABLE", "CancelInfo",
-    "DownloadInfo", "ModelEntry", "ResultInfo", "RunComfyClient", "StatusInfo", "Submission",
-    "classify_exception", "classify_status", "env_account_url", "env_base_url",
+    "DownloadInfo", "ModelEntry", "ResultInfo", "RetryPolicy", "RunComfyClient", "StatusInfo",
+    "Submission", "classify_exception", "classify_status", "env_account_url", "env_base_url",
     "find_video_url", "finished_result", "known_live", "parse_balance",
     "inline_local_images", "parse_cancel", "parse_error_body", "parse_model_entry",
     "parse_model_list", "parse_result", "parse_status", "parse_submit", "pick_outputs",

@@ -27,9 +27,10 @@ class Journal:
 
     A ballast file of BALLAST_BYTES is kept beside it while the run lives. When the disk fills,
     the ballast is given up so that the events already owed (above all the request ids of
-    submits the API has just accepted) still reach the journal; `low_space` then tells the
-    runner to stop. Without this, a full disk right after a POST would leave a paid request
-    that the next run can only hold as unknown."""
+    submits the API has just accepted) still reach the journal; `low_space` is set, and
+    `on_full` (the run's stop rule: pipeline.run.stopping.Stopping.disk_full) is called once,
+    after the event that spent it. Without this, a full disk right after a POST would leave a
+    paid request that the next run can only hold as unknown."""
 
     def __init__(self, folder: JobFolder | Path, state: JobState, ballast: int = BALLAST_BYTES):
         folder = JobFolder.at(folder)
@@ -59,8 +60,9 @@ class Journal:
         self.synced = 0
         self._lock: asyncio.Lock | None = None
         self.failed: BaseException | None = None
-        # called with each event after it is applied
-        self.listener: Callable[[dict[str, Any]], None] | None = None
+        self.listener: Callable[[dict[str, Any]], None] | None = None  # each event, applied
+        self.on_full: Callable[[], None] | None = None  # called once the ballast is spent
+        self._told_full = False
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append one event (durable only after `durable()`/`sync()`), and apply it."""
@@ -88,6 +90,9 @@ class Journal:
         self.state.apply(event)
         if self.listener is not None:
             self.listener(event)
+        if self.low_space and not self._told_full and self.on_full is not None:
+            self._told_full = True
+            self.on_full()
         return event
 
     def sync(self) -> None:

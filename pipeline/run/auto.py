@@ -27,7 +27,8 @@ a 429) and reads `limit`, the number of requests it may have live now. The facts
 The limit settles at capacity + `queue_ahead`: a couple of requests wait on the server, so no
 slot idles while the runner notices a finish, and the queue stays short (cheap to cancel).
 The runner keeps asking its newest live request (pipeline.run.poll.watch_queue): that is the
-one whose answer says the most (every other request of ours is before it).
+one whose answer says the most (every other request of ours is before it). `LiveRequests` keeps
+the run's live requests in the order sent and tells `AutoConcurrency` what each answer means.
 """
 
 from __future__ import annotations
@@ -172,3 +173,67 @@ class AutoConcurrency:
         if self.capacity is None:
             return f"auto: learning (limit {self.limit})"
         return f"auto: capacity {self.capacity} + {self.queue_ahead} waiting"
+
+
+class LiveRequests:
+    """The run's requests live on the server, in the order sent, and what `auto` learns from
+    them: the bookkeeping between the runner's events and AutoConcurrency (which stays pure).
+    Also read by the pollers (which requests are the oldest; when one was last seen waiting).
+    `wake` is called when the limit grows (waiters for a slot look again); `on_capacity` with
+    each new capacity `auto` finds."""
+
+    def __init__(self, auto: AutoConcurrency | None = None, *,
+                 wake: Callable[[], None] = lambda: None):
+        self.auto = auto
+        self.wake = wake
+        self.on_capacity: Callable[[int], object] | None = None
+        self.order: dict[str, None] = {}  # cells with a request live, in the order sent
+        self._asked: set[str] = set()  # cells of `order` whose request has answered a status
+        self.waited_until: dict[str, float] = {}  # when a live request was last seen waiting
+
+    def sent(self, cell: str) -> None:
+        """A request of `cell` is live on the server (accepted now, or found by a resume)."""
+        self.order[cell] = None
+
+    def seen(self, cell: str, status: str, queue_position: int | None, now: float) -> None:
+        """A status answer for `cell`'s live request (from its poller or the queue watch)."""
+        if self.auto is None or cell not in self.order:
+            return
+        first = cell not in self._asked
+        self._asked.add(cell)
+        before = self.auto.limit, self.auto.capacity
+        ahead = []
+        for other in self.order:
+            if other == cell:
+                break
+            ahead.append(other)
+        if status == QUEUED and queue_position:  # first in, first out: those just before it
+            for other in [*ahead[len(ahead) - queue_position + 1:], cell]:  # wait too
+                self.waited_until[other] = now
+        self.auto.seen(cell, status, queue_position, ahead=ahead, live=len(self.order),
+                       first=first, now=now)
+        self._learnt(before)
+
+    def ended(self, cell: str, finished_at: float | None) -> None:
+        """`cell`'s request ended (`finished_at`: when, on our clock, if the server said)."""
+        self._asked.discard(cell)
+        self.waited_until.pop(cell, None)
+        if self.order.pop(cell, 0) is None and self.auto is not None:
+            before = self.auto.limit, self.auto.capacity
+            self.auto.ended(cell, finished_at)
+            self._learnt(before)
+
+    def rate_limited(self, now: float) -> None:
+        """A submit was answered 429: with `auto`, ask for fewer."""
+        if self.auto is not None:
+            before = self.auto.limit, self.auto.capacity
+            self.auto.rate_limited(len(self.order), now)
+            self._learnt(before)
+
+    def _learnt(self, before: tuple[int, int | None]) -> None:
+        assert self.auto is not None
+        if self.auto.capacity != before[1] and self.auto.capacity is not None and \
+                self.on_capacity is not None:
+            self.on_capacity(self.auto.capacity)
+        if self.auto.limit > before[0]:
+            self.wake()

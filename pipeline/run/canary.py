@@ -73,14 +73,15 @@ async def judge(run: RunContext, cell: Cell) -> None:
     if findings:
         log.info("canary %s %s: %s", cell.id, _label(cell), "; ".join(findings))
     if ok:
-        await control.canary_proven()
-        run.tally.canary = control.canary  # the ETA no longer waits for this cell
-        if not control.canary:
+        await control.pool.canary_proven()
+        run.tally.canary = control.pool.canary  # the ETA no longer waits for this cell
+        if not control.pool.canary:
             run.watch.active = False
             run.watch.cells.clear()
-            log.info("canary proven: submitting the rest at concurrency %d", control.limit())
+            log.info("canary proven: submitting the rest at concurrency %d",
+                     control.pool.limit())
         return
-    control.halt(f"the canary cell {cell.id} {_label(cell)} "
+    control.stopping.halt(f"the canary cell {cell.id} {_label(cell)} "
                  + _failure(run, rec, st, seen, problems)
                  + "; nothing else was submitted")
 

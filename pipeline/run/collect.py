@@ -19,7 +19,6 @@ from ..media import probe as media
 from ..prepare.expand import Cell
 from .context import RunContext, crash_point
 
-DOWNLOAD_TRIES = 4  # download rounds per file and run, on top of the client's own retries
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -47,8 +46,8 @@ async def collect(run: RunContext, cell: Cell) -> None:
         if url in rec.files:
             continue
         name = cell.id + (f"-{i}" if i else "") + suffix(url)
-        for round_ in range(1, DOWNLOAD_TRIES + 1):
-            if run.control.stop.is_set():
+        for round_ in range(1, run.retries.download_rounds + 1):
+            if run.control.stopping.everything.is_set():
                 return
             try:
                 async with run.downloads:
@@ -59,7 +58,7 @@ async def collect(run: RunContext, cell: Cell) -> None:
                                  "not lost: its URL is in the journal)") from None
             except DownloadError as exc:
                 run.write(ev.download_failed(cell.id, url, str(exc)))
-                if await run.control.sleep(run.client.backoff(round_, exc.retry_after)):
+                if await run.control.stopping.sleep(run.client.backoff(round_, exc.retry_after)):
                     return
                 continue
             crash_point("after_download")

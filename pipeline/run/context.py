@@ -23,6 +23,7 @@ from ..models.catalogue import Model
 from ..prepare.expand import Cell
 from ..prepare.plan import Plan
 from .control import Control
+from .policy import Retries
 from .watch import Watch
 
 # Test hook (RocksDB-style kill points): PIPELINE_CRASH_AT=point[:n] SIGKILLs this process the
@@ -60,6 +61,7 @@ class RunOptions:
     no_canary: bool = False  # --no-canary: this run proves no cell first (see run.canary)
     sim: Any = None  # a pipeline.sim.SimConfig for --backend sim
     ledger: str | None = None  # a team ledger's postgresql:// URL (else PIPELINE_LEDGER)
+    retries: Retries = Retries()  # how often the run tries again (pipeline.run.policy)
     ignore_balance: bool = False  # --ignore-balance: a short wallet does not stop the run
 
 
@@ -108,6 +110,7 @@ class RunContext:
     previews: Any = None  # a pipeline.media.strips.Previews: frame strips and posters
     # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
+    retries: Retries = Retries()  # submits, download rounds, ledger outages (RunOptions')
     unknown_words: set[str] = field(default_factory=set)  # status words shown as unknown
     wallet: Any = None  # a pipeline.run.wallet.WalletCheck (the balance read before submits)
 

@@ -21,13 +21,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from .. import wire
 from ..client import finished_result, known_live, pick_outputs
-from ..errors import ApiUnreachable, AuthError, ClientError, NotFound
+from ..errors import ClientError, NotFound
 from ..job import journal as ev
 from ..prepare.expand import Cell
+from .auto import LiveRequests
 from .context import RunContext
 
 log = logging.getLogger("pipeline.run")
@@ -188,13 +188,9 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
                                 error="the API no longer knows this request (404)"))
             await run.journal.durable()
             return "failed"
-        except AuthError as exc:
-            control.fail(exc, "the API refused the token")
-            return None
-        except ApiUnreachable as exc:  # the request stays live; the next run polls it
-            control.fail(exc, "the API cannot be reached")
-            return None
         except ClientError as exc:
+            if control.stopping.fail_on(exc):  # the request stays live; the next run polls it
+                return None
             log.warning("cell %s: status failed after retries (%s); will ask again",
                         cell_id, exc)
             p.polls += 1
@@ -202,7 +198,7 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
         calls += 1
         p.polls += 1
         now = time.time()
-        control.seen(cell_id, info.status, info.queue_position, now)
+        control.requests.seen(cell_id, info.status, info.queue_position, now)
         run.watch.status(cell_id, info.raw.get("status"))
         if not info.finished:
             unknown_word(run, info.status, "/status")
@@ -214,7 +210,7 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
         elif info.status == wire.IN_PROGRESS:
             if p.started_at is None:  # (the queue watch may have seen it waiting since)
                 p.started_at = max(p.last_not_running or p.submitted_at,
-                                   control.waited_until.get(cell_id, 0.0))
+                                   control.requests.waited_until.get(cell_id, 0.0))
             last_running_seen = now
         if not info.finished:
             if now >= deadline:  # judged after asking: a resumed run first looks
@@ -223,11 +219,9 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
             continue
         try:
             res = await run.client.result(a.request_id)
-        except (AuthError, ApiUnreachable) as exc:
-            control.fail(exc, "the API refused the token" if isinstance(exc, AuthError)
-                         else "the API cannot be reached")
-            return None
         except ClientError as exc:
+            if control.stopping.fail_on(exc):
+                return None
             log.warning("cell %s: result failed (%s); will ask again", cell_id, exc)
             continue
         if not finished_result(res.status):  # live (or a word we do not know): ask again
@@ -277,11 +271,11 @@ async def _give_up(run: RunContext, cell_id: str, n: int, request_id: str, calls
     await run.journal.durable()
 
 
-def _scout(control: Any, cell_id: str, scouts: int = 2) -> bool:
+def _scout(requests: LiveRequests, cell_id: str, scouts: int = 2) -> bool:
     """Whether `cell_id` is among the `scouts` oldest live requests (or order is unknown)."""
-    if cell_id not in control.order:
+    if cell_id not in requests.order:
         return True
-    return cell_id in itertools.islice(control.order, scouts)
+    return cell_id in itertools.islice(requests.order, scouts)
 
 
 async def _sleep_until_due(run: RunContext, cell_id: str, p: Poll, status: str | None,
@@ -292,25 +286,25 @@ async def _sleep_until_due(run: RunContext, cell_id: str, p: Poll, status: str |
     replan = [e for e in (control.learned, control.eager) if not e.is_set()]
     if not run.planner.lazy and control.eager in replan:
         replan.remove(control.eager)
-    p.scout = _scout(control, cell_id)
-    p.waited_until = max(p.waited_until, control.waited_until.get(cell_id, 0.0))
+    p.scout = _scout(control.requests, cell_id)
+    p.waited_until = max(p.waited_until, control.requests.waited_until.get(cell_id, 0.0))
     delay = run.planner.next_delay(p, time.time(), status, queue_position)
     wake = min(time.time() + delay, deadline)
     if replan:
-        waiters = {asyncio.create_task(e.wait()) for e in (*replan, control.stop)}
+        waiters = {asyncio.create_task(e.wait()) for e in (*replan, control.stopping.everything)}
         try:
             await asyncio.wait(waiters, timeout=max(0.0, wake - time.time()),
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
-        if control.stop.is_set():
+        if control.stopping.everything.is_set():
             return True
         if not any(e.is_set() for e in replan):
             return False
         delay = run.planner.next_delay(p, time.time(), status, queue_position)
         wake = min(time.time() + delay, deadline)
-    return await control.sleep(wake - time.time())
+    return await control.stopping.sleep(wake - time.time())
 
 
 # --- the queue watch (concurrency: auto) -----------------------------------------------------
@@ -318,15 +312,15 @@ async def watch_queue(run: RunContext) -> None:
     """Keep asking the newest live request how it stands: every other request of ours is
     before it, so its answer (waiting at a position, or running) says how many slots of the
     account are free (pipeline.run.auto) while each cell's own poller may look late."""
-    control = run.control
+    control, stopping, requests = run.control, run.control.stopping, run.control.requests
     waiting: int | None = None  # how many waited up to the newest request, as last seen
-    while not control.stop.is_set() and not control.eager.is_set():  # (eager: all sent)
+    while not stopping.everything.is_set() and not control.eager.is_set():  # (eager: all sent)
         auto = control.auto
         if auto is None:  # (never: only concurrency: auto watches the queue)
             return
-        if await control.sleep(run.planner.watch_interval(waiting, auto.capacity is None)):
+        if await stopping.sleep(run.planner.watch_interval(waiting, auto.capacity is None)):
             return
-        newest = next(reversed(control.order), None) if control.order else None
+        newest = next(reversed(requests.order), None) if requests.order else None
         a = run.state.cells[newest].last if newest is not None else None
         if newest is None or a is None or a.request_id is None:
             continue
@@ -334,5 +328,5 @@ async def watch_queue(run: RunContext) -> None:
             info = await run.client.status(a.request_id)
         except ClientError:
             continue
-        control.seen(newest, info.status, info.queue_position, time.time())
+        requests.seen(newest, info.status, info.queue_position, time.time())
         waiting = info.queue_position if info.status == wire.IN_QUEUE else 0

@@ -17,7 +17,6 @@ import os
 import signal
 from typing import Any
 
-from ..errors import ApiUnreachable, StateError
 from ..job import journal as ev
 from ..job.forecast import Forecast, plan_head
 from ..job.found_capacity import capacity_figures
@@ -61,6 +60,7 @@ class Runner:
         self.progress: Progress | None = None
         self.waiting = 0  # cells this run will submit that have no slot yet
         run.journal.listener = self._on_event
+        run.journal.on_full = lambda: run.control.stopping.disk_full(run.folder)
 
     def figures(self) -> dict[str, Any]:
         """The job's figures now, with the size of the journal they reflect (and, while a
@@ -69,13 +69,13 @@ class Runner:
         figures = {**run.tally.figures(control.slots), "concurrency": control.slots,
                    "journal_bytes": run.journal.size,
                    "retrying": run.client.retrying}
-        if control.canary and not control.submitting_stopped:
-            free = max(0, control.limit() - control.live)
-            figures["canary"] = {"waiting_for": control.canary,
+        if control.pool.canary and not control.stopping.submitting_stopped:
+            free = max(0, control.pool.limit() - control.pool.live)
+            figures["canary"] = {"waiting_for": control.pool.canary,
                                  "holding_back": max(0, self.waiting - free)}
         if control.auto is not None:
-            figures["capacity"] = capacity_figures(control.auto.capacity,
-                                                   control.auto.queue_ahead, control.limit())
+            figures["capacity"] = capacity_figures(
+                control.auto.capacity, control.auto.queue_ahead, control.pool.limit())
         return figures
 
     async def run(self) -> RunSummary:
@@ -104,27 +104,28 @@ class Runner:
                 if task is not None:
                     task.cancel()
         cancelled = None
-        if control.interrupted and self.options.cancel_on_interrupt:
+        stopping = control.stopping
+        if stopping.interrupted and self.options.cancel_on_interrupt:
             cancelled = await cancel_live(run.state, run.client, run.journal,
                                           {c.id for c in run.cells}, run.max_attempts)
         self.progress.close()
-        if isinstance(control.fatal, ApiUnreachable) and control.crash is None:
+        if (fatal := stopping.finish_with) is not None and stopping.crash is None:
             # the job's end is recorded as for any stop (the cells not sent are pending, with
             # the connection's failure as their reason), then the error is the run's answer
-            self._finish(cancelled, exit_code=control.fatal.exit_code)
-        control.raise_if_failed()
+            self._finish(cancelled, exit_code=fatal.exit_code)
+        stopping.raise_if_failed()
         return self._finish(cancelled)
 
     def _interrupt(self) -> None:
-        control = self.run_.control
-        if control.interrupted:  # second Ctrl-C: leave now; every event is already in the file
+        stopping = self.run_.control.stopping
+        if stopping.interrupted:  # second Ctrl-C: leave now; every event is already in the file
             try:
                 self.run_.journal.sync()
             finally:
                 os._exit(130)
-        control.interrupted = True
-        control.halt("interrupted")
-        control.stop.set()
+        stopping.interrupted = True
+        stopping.halt("interrupted")
+        stopping.everything.set()
         if self.options.cancel_on_interrupt:
             log.warning("interrupted: not submitting more; cancelling the live requests "
                         "(Ctrl-C again to leave at once)")
@@ -139,16 +140,11 @@ class Runner:
             rec = run.state.cells[cell]
             run.tally.update(cell, rec)
             if event["e"] == "submitted":
-                run.control.sent(cell)
+                run.control.requests.sent(cell)
             elif event["e"] == "result":
-                run.control.ended(cell, _ended_at(rec, event))
+                run.control.requests.ended(cell, _ended_at(rec, event))
             if run.team is not None and event["e"] != "cell":
                 run.team.changed(cell, event.get("n"))
-        if run.journal.low_space and run.control.fatal is None:
-            run.control.fail(StateError(
-                f"the disk holding {run.folder} is full: stopped before it could lose track "
-                "of a paid request; free some space and run again to resume"),
-                "the disk is full")
         if self.progress is not None:
             self.progress.changed()
 
@@ -159,9 +155,8 @@ class Runner:
 
     def _task_done(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)
-        exc = None if task.cancelled() else task.exception()
-        if exc is not None:
-            self.run_.control.fail(exc)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.run_.control.stopping.fail(exc)
 
     def _resume(self) -> list[Cell]:
         """Start polling and downloading what earlier runs left; the cells to submit."""
@@ -178,7 +173,7 @@ class Runner:
             if act.does == SUBMIT:
                 to_submit.append(cell)
             elif act.does == POLL:
-                control.hold_slot()
+                control.pool.hold()
                 last = rec.last if rec is not None else None  # (a cell to poll has one)
                 resumed.append(((last.submitted_at if last else None) or 0.0, cell.id))
                 self._spawn(self._drive(cell, resume=True))
@@ -188,8 +183,8 @@ class Runner:
                     (run.team is None or run.team.reconciled):
                 rec.compact(run.estimate(cell.id))  # (the team ledger may still need it all)
         for _, cell_id in sorted(resumed):  # live on the server in the order they were sent
-            control.sent(cell_id)
-        if control.canary:  # each model's own canary cells first (pipeline.run.canary)
+            control.requests.sent(cell_id)
+        if control.pool.canary:  # each model's own canary cells first (pipeline.run.canary)
             to_submit = canary.first(to_submit, run.canary_needs)
         self.waiting = len(to_submit)
         return to_submit
@@ -198,7 +193,7 @@ class Runner:
         """Give each cell to submit a slot as one frees; wait for every cell to end."""
         control = self.run_.control
         for cell in to_submit:
-            if not await control.take_slot():
+            if not await control.pool.take():
                 break
             self.waiting -= 1
             self._spawn(self._drive(cell))
@@ -208,16 +203,16 @@ class Runner:
         control.eager.set()
         while self.tasks:
             await asyncio.wait(set(self.tasks))
-        if not isinstance(control.fatal, ApiUnreachable):
-            control.raise_if_failed()
+        if control.stopping.finish_with is None:
+            control.stopping.raise_if_failed()
 
     async def _drive(self, cell: Cell, resume: bool = False) -> None:
         """Drive a cell whose slot the caller has taken; judge it if it is a canary's."""
         run, control = self.run_, self.run_.control
-        slot = Slot(control)
+        slot = Slot(control.pool)
         try:
             await self._attempts(cell, slot, resume)
-            if control.canary and not control.submitting_stopped:
+            if control.pool.canary and not control.stopping.submitting_stopped:
                 await canary.judge(run, cell)
         finally:
             await slot.give()
@@ -236,7 +231,7 @@ class Runner:
             verdict = await poll(run, cell)
             if verdict is None:  # stopping: the request stays live on the server
                 return
-            proving = bool(control.canary)
+            proving = bool(control.pool.canary)
             if not proving:
                 await slot.give()
             if verdict == SUCCEEDED:
@@ -244,8 +239,8 @@ class Runner:
                 return
             state = run.state.cells[cell.id].state(run.max_attempts)
             if state == FAILED:
-                control.cell_failed()
-            if proving or state != RETRY or control.submitting_stopped:
+                control.stopping.cell_failed()
+            if proving or state != RETRY or control.stopping.submitting_stopped:
                 return
             if not await slot.take():
                 return
@@ -255,8 +250,9 @@ class Runner:
         done = sum(1 for c in run.cells if (rec := run.state.cells.get(c.id)) is not None
                    and rec.state(run.max_attempts) == DONE)
         if exit_code is None:
-            exit_code = 130 if control.interrupted else (0 if done == len(run.cells) else 1)
-        stopped = scrub(control.stopped) if control.stopped else None
+            exit_code = 130 if control.stopping.interrupted else (
+                0 if done == len(run.cells) else 1)
+        stopped = scrub(control.stopping.stopped) if control.stopping.stopped else None
         run.write(ev.ended(exit_code, stopped, run.tally.counts))
         run.journal.sync()
         # The job as `status` will see it from now on: no run going, the plain resume choices
@@ -268,8 +264,8 @@ class Runner:
         summary = view_of(run.folder, run.state, head, run.tally, running=False).summary()
         summary["inputs"] = run.plan.inputs
         run.folder.write_summary(summary)
-        return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopped,
-                          interrupted=control.interrupted, cancelled=cancelled,
+        return RunSummary(run.folder.path, summary, exit_code, stopped=control.stopping.stopped,
+                          interrupted=control.stopping.interrupted, cancelled=cancelled,
                           cell_events=run.state.cell_events)
 
 

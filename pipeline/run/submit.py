@@ -3,10 +3,12 @@
 The intent is durable before the POST and the request id right after the answer, so a crash
 at any instant leaves either nothing sent, a request id to poll, or an `unknown` cell held for
 the user (the API has no idempotency key). A not-accepted submit (429, connection refused) is
-sent again after the client's backoff; a refusal for good fails the cell at once, and is told
-to the refusal breaker (pipeline.run.control), which stops submitting when the same refusal
-answers several submits in a row. Insufficient balance stops submitting at once and leaves the
-cell pending (it is not the cell's fault); a refused token stops the run.
+sent again after the client's backoff, up to `Retries.submit` times (pipeline.run.policy); a
+refusal for good fails the cell at once, and is told to the refusal breaker
+(pipeline.run.stopping), which stops submitting when the same refusal answers several submits
+in a row. Insufficient balance stops submitting at once and leaves the cell pending (it is not
+the cell's fault); a refused token, or an API that cannot be reached, stops the run
+(policy.FATAL).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import time
 
 from ..client import NOT_ACCEPTED
-from ..errors import ApiUnreachable, AuthError, ClientError, SubmitError
+from ..errors import ClientError, SubmitError
 from ..job import journal as ev
 from ..prepare.expand import Cell
 from .advice import for_refusal, is_balance
@@ -23,30 +25,26 @@ from .context import RunContext, crash_point
 
 log = logging.getLogger("pipeline.run")
 
-SUBMIT_TRIES = 8  # not-accepted submits (429, ...) tried per cell and run; refused connections
-# are not counted: the client gives up on an unreachable host itself (ApiUnreachable)
-
-
 async def submit(run: RunContext, cell: Cell) -> bool:
     """One attempt at a cell; True when the API accepted it (its request id is journalled)."""
-    control = run.control
+    control, stopping = run.control, run.control.stopping
     rec = run.state.cell(cell.id)
     if not rec.described:
         run.write(ev.described(cell.id, cell.label, cell.values, cell.request,
                                cell.from_cell))
     estimate = run.estimate(cell.id)
     tries = counted = 0
-    while counted < SUBMIT_TRIES:
+    while counted < run.retries.submit:
         tries += 1
         counted += 1
-        if control.submitting_stopped:
+        if stopping.submitting_stopped:
             return False
         n = len(rec.attempts) + 1
-        if run.team is not None and not await run.team.acquire(cell.id, n, estimate, control):
+        if run.team is not None and not await run.team.acquire(cell.id, n, estimate, stopping):
             return False
         refusal = run.tally.ledger.reserve(cell.id, estimate)
         if refusal is not None:
-            control.halt(refusal)
+            stopping.halt(refusal)
             if run.team is not None:  # the slot taken for it goes back
                 run.team.changed(cell.id, n)
             return False
@@ -63,14 +61,10 @@ async def submit(run: RunContext, cell: Cell) -> bool:
             permanent = exc.kind == NOT_ACCEPTED and bool(exc.permanent) and not balance
             run.write(ev.submit_failed(cell.id, n, exc.kind, exc.message, permanent))
             await run.journal.durable()
-            if isinstance(exc.error, AuthError):
-                control.fail(exc.error, "the API refused the token")
-                return False
-            if isinstance(exc.error, ApiUnreachable):
-                control.fail(exc.error, "the API cannot be reached")
+            if stopping.fail_on(exc.error):  # (policy.FATAL: the token, the API's host)
                 return False
             if exc.kind != NOT_ACCEPTED:
-                control.refusals.answered()
+                stopping.refusals.answered()
                 log.warning("cell %s: submit outcome unknown (%s); held as unknown",
                             cell.id, exc.message)
                 return False
@@ -80,24 +74,24 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 todo = for_refusal(exc.status_code, exc.error_code, said,
                                    data_uri=sends_data_uri(run, cell))
                 run.watch.refused(cell.id, todo)
-                control.refused(exc.status_code, exc.error_code, said, todo)
+                stopping.refused(exc.status_code, exc.error_code, said, todo)
                 if permanent:
-                    control.cell_failed()
+                    stopping.cell_failed()
                 return False
             if exc.status_code == 429:
-                control.rate_limited(time.time())
+                control.requests.rate_limited(time.time())
             if run.client.unreachable:  # the client's own patience bounds these (ApiUnreachable)
                 counted -= 1
-            if await control.sleep(run.client.backoff(tries, exc.retry_after)):
+            if await stopping.sleep(run.client.backoff(tries, exc.retry_after)):
                 return False
             continue
         except ClientError as exc:  # e.g. a local image that cannot be sent
             run.write(ev.submit_failed(cell.id, n, NOT_ACCEPTED, str(exc), True))
             await run.journal.durable()
-            control.cell_failed()
+            stopping.cell_failed()
             return False
         crash_point("after_submit")
-        control.refusals.answered()
+        stopping.refusals.answered()
         run.write(ev.submitted(cell.id, n, sub.request_id))
         await run.journal.durable()
         return True

@@ -19,16 +19,17 @@ import os
 import socket
 
 from ..account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger, safe_url
+from ..client import RetryPolicy
 from ..errors import LedgerError, LedgerUnavailable
 from ..job.journal import JobState
 from ..job.money import micros
 from ..job.records import Attempt
-from .control import Control
+from .policy import Retries
+from .stopping import Stopping
 
 log = logging.getLogger("pipeline.run")
 
 FULL_WAIT = 2.0  # seconds between asks while the account is full (a NOTIFY wakes us sooner)
-DOWN_WAIT = (0.5, 5.0)  # first and longest pause between asks while the ledger is down
 
 
 def hold_state(a: Attempt | None) -> str:
@@ -44,8 +45,9 @@ class TeamSlots:
     """The team ledger as one run of one job uses it."""
 
     def __init__(self, ledger: TeamLedger, state: JobState, *, job: str, job_uid: str,
-                 base_url: str):
+                 base_url: str, down: RetryPolicy | None = None):
         self.ledger = ledger
+        self.down = down or Retries().ledger_down  # the pauses between asks while it is down
         self.state = state
         self.job, self.job_uid, self.base_url = job, job_uid, base_url
         self.host, self.pid = socket.gethostname(), os.getpid()
@@ -85,11 +87,12 @@ class TeamSlots:
         return self._reconciled
 
     # --- before a submit ---------------------------------------------------------------------
-    async def acquire(self, cell: str, n: int, estimate: float | None, control: Control) -> bool:
+    async def acquire(self, cell: str, n: int, estimate: float | None,
+                      stopping: Stopping) -> bool:
         """Wait for a slot and the money for attempt n; False when submitting stops (the team
         budget has no room: the run is halted, saying why)."""
-        wait = DOWN_WAIT[0]
-        while not control.submitting_stopped:
+        tries = 0
+        while not stopping.submitting_stopped:
             try:
                 hold = self.hold(cell, n, reserving=estimate or 0.0)
                 assert hold is not None  # (a cell being submitted is not compacted)
@@ -97,32 +100,32 @@ class TeamSlots:
             except LedgerUnavailable as exc:
                 self._down(exc)
                 self.waiting = "the team ledger is unreachable"
-                if await control.sleep(wait):
+                tries += 1
+                if await stopping.sleep(self.down.backoff(tries)):
                     return False
-                wait = min(wait * 2, DOWN_WAIT[1])
                 continue
             except LedgerError as exc:
-                control.fail(exc, "the team ledger cannot be used")
+                stopping.fail(exc, "the team ledger cannot be used")
                 return False
             self._up()
             if answer is None:
                 self.waiting = None
                 return True
             if isinstance(answer, OverBudget):
-                control.halt(answer.reason)
+                stopping.halt(answer.reason)
                 return False
             assert isinstance(answer, Full)
             self.waiting = f"the account is full ({answer.live} of {answer.concurrency} live)"
-            await self._wait_for_slot(control)
+            await self._wait_for_slot(stopping)
         return False
 
-    async def _wait_for_slot(self, control: Control) -> None:
+    async def _wait_for_slot(self, stopping: Stopping) -> None:
         waiter = asyncio.ensure_future(self.ledger.wait_for_slot(FULL_WAIT))
-        stopping = asyncio.ensure_future(control.stop.wait())
+        stop = asyncio.ensure_future(stopping.everything.wait())
         try:
-            await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (waiter, stopping):
+            for task in (waiter, stop):
                 task.cancel()
 
     def _down(self, exc: Exception) -> None:
@@ -174,21 +177,21 @@ class TeamSlots:
 
     async def keep_in_line(self) -> None:
         """The background task: flush on every change, ride out outages, until `close`."""
-        wait = DOWN_WAIT[0]
+        tries = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
                 self._up()
-                wait = DOWN_WAIT[0]
+                tries = 0
             except LedgerUnavailable as exc:
                 self._down(exc)
                 self._wake.set()
                 if self._closing:
                     return
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, DOWN_WAIT[1])
+                tries += 1
+                await asyncio.sleep(self.down.backoff(tries))
             if self._closing and not self._dirty:
                 return
 
@@ -205,23 +208,25 @@ class TeamSlots:
             await self.ledger.close()
 
     async def _final_flush(self) -> None:
-        wait = DOWN_WAIT[0]
+        tries = 0
         while True:
             try:
                 await self.flush()
                 return
             except LedgerUnavailable:
                 self._reconciled = False
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, DOWN_WAIT[1])
+                tries += 1
+                await asyncio.sleep(self.down.backoff(tries))
 
 
 def open_team(url: str | None, state: JobState, *, job: str, job_uid: str,
-              base_url: str) -> TeamSlots | None:
-    """The run's TeamSlots when a ledger is named (PIPELINE_LEDGER or --ledger), else None."""
+              base_url: str, down: RetryPolicy | None = None) -> TeamSlots | None:
+    """The run's TeamSlots when a ledger is named (PIPELINE_LEDGER or --ledger), else None
+    (`down`: the pauses between asks while it is down, pipeline.run.policy.Retries)."""
     if not url:
         return None
-    return TeamSlots(TeamLedger(url), state, job=job, job_uid=job_uid, base_url=base_url)
+    return TeamSlots(TeamLedger(url), state, job=job, job_uid=job_uid, base_url=base_url,
+                     down=down)
 
 
 __all__ = ["TeamSlots", "hold_state", "open_team"]

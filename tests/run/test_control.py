@@ -8,22 +8,23 @@ import asyncio
 import pytest
 
 from pipeline.run import advice
-from pipeline.run.control import Control, RefusalBreaker
+from pipeline.run.control import Control
+from pipeline.run.stopping import RefusalBreaker
 
 
 def test_the_canary_narrows_the_slots_until_proven() -> None:
     """While a canary is unproven only its cells may be live; once proven, a waiting cell
     gets its slot at once and the limit is the concurrency."""
     async def scenario() -> list[str]:
-        control = Control(4, canary=1)
-        seen = [f"limit {control.limit()}"]
-        assert await control.take_slot()  # the canary's cell
-        waiter = asyncio.create_task(control.take_slot())
+        slots = Control(4, canary=1).pool
+        seen = [f"limit {slots.limit()}"]
+        assert await slots.take()  # the canary's cell
+        waiter = asyncio.create_task(slots.take())
         await asyncio.sleep(0.05)
         seen.append(f"second waits: {not waiter.done()}")
-        await control.canary_proven()
+        await slots.canary_proven()
         assert await asyncio.wait_for(waiter, 1.0)
-        seen.append(f"limit {control.limit()}, live {control.live}")
+        seen.append(f"limit {slots.limit()}, live {slots.live}")
         return seen
 
     assert asyncio.run(scenario()) == ["limit 1", "second waits: True", "limit 4, live 2"]
@@ -31,9 +32,9 @@ def test_the_canary_narrows_the_slots_until_proven() -> None:
 
 def test_a_canary_of_several_cells_lets_that_many_be_live() -> None:
     """run.canary 3: three cells live at once, never more than the concurrency."""
-    assert Control(8, canary=3).limit() == 3
-    assert Control(2, canary=3).limit() == 2
-    assert Control(8).limit() == 8
+    assert Control(8, canary=3).pool.limit() == 3
+    assert Control(2, canary=3).pool.limit() == 2
+    assert Control(8).pool.limit() == 8
 
 
 @pytest.mark.parametrize("answers,stops_at", [
@@ -63,10 +64,10 @@ def test_a_breaker_of_zero_never_trips() -> None:
 
 def refusals(status: int, code: object, n: int, limit: int = 3) -> str | None:
     async def scenario() -> str | None:
-        control = Control(4, refusals=RefusalBreaker(limit))
+        stopping = Control(4, refusals=RefusalBreaker(limit)).stopping
         for _ in range(n):
-            control.refused(status, code, "InvalidInput: no", "do this")
-        return control.stopped
+            stopping.refused(status, code, "InvalidInput: no", "do this")
+        return stopping.stopped
     return asyncio.run(scenario())
 
 
