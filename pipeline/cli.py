@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
     p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let manifests name files outside their own folder")
+                   help="let manifests name files outside their project")
     p.set_defaults(func=cmd_validate)
 
     p = job_parser(sub, "plan", "show the cells a manifest expands to, with cost and duration",
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-out", type=Path, metavar="DIR",
                    help="the job's output folder, when it is not the manifest's default")
     p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
+                   help="let the manifest name files outside its project")
     p.set_defaults(func=cmd_picks)
 
     from .account import cli as account_cli  # the team ledger registers its own verbs
@@ -128,7 +128,7 @@ def job_parser(sub: Any, name: str, help_text: str, func: Any, *,
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--out", type=Path, metavar="DIR", help=out_help)
     p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
+                   help="let the manifest name files outside its project")
     p.set_defaults(func=func)
     return p
 

@@ -90,6 +90,7 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     finally:
         forget_renderings()
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
+                               root=m.root,
                                timeout=fetch_timeout if fetch_timeout else FETCH_TIMEOUT)
     fields = {k: x.image_fields() for k, x in m.sweep.models.items()}
     images: set[str] = set()
