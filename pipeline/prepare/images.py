@@ -232,7 +232,7 @@ class ImageInspector:
         if not is_inside(resolved, base) and not self.allow_outside:
             where = outside_words(self.base_dir, self.root)
             if path.is_absolute():
-                raise ImageProblem(f"absolute paths outside {where} are refused; use a path "
+                raise ImageProblem(f"absolute paths are refused outside {where}; use a path "
                                    "relative to the manifest (or pass --allow-outside-paths)")
             raise ImageProblem(f"the path leads outside {where}; move the image into it (or "
                                "pass --allow-outside-paths)")
