@@ -14,14 +14,57 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .argtypes import positive_int
 from .errors import PipelineError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: `pipeline run: error: ... (see pipeline run
+    --help)`, exit 2 (its subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}{_choice_hint(message)} "
+                     f"(see {self.prog} --help)\n")
+
+
+def _choice_hint(message: str) -> str:
+    """The did-you-mean of argparse's `invalid choice: 'X' (choose from 'a', 'b')`."""
+    import re
+
+    found = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not found:
+        return ""
+    return _near(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
+
+
+def _near(word: str, options: Sequence[str], cutoff: float = 0.6) -> str:
+    """` (did you mean X?)` for the nearest option, as manifest keys get it; else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 extras: list[str]) -> NoReturn:
+    """Refuse arguments no option takes, from the parser of the command (and verb) given,
+    with the did-you-mean of a mistyped flag among that command's option strings."""
+    while True:  # down to the innermost command given: `account status`, `models check`
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subs[0].dest, None) if subs and subs[0].dest else None
+        if not subs or chosen not in subs[0].choices:
+            break
+        parser = subs[0].choices[chosen]
+    flags = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
+    hint = _near(flags[0], [o for o in parser._option_string_actions if o.startswith("--")],
+                 cutoff=0.75) if flags else ""  # `--` is common to all: a closer match
+    parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pipeline",
         description="Declarative, resumable batch runs against queue-style generative-media APIs.",
     )
@@ -278,9 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .secrets import ScrubbingFormatter, scrub  # the token never reaches our output
 
     parser = build_parser()
-    args = parser.parse_args(hoist_global_options(
+    args, extras = parser.parse_known_args(hoist_global_options(
         list(sys.argv[1:] if argv is None else argv), parser.get_default("commands"),
         parser.get_default("verbs")))
+    if extras:
+        unrecognized(parser, args, extras)
     _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("pipeline.canary").setLevel(logging.DEBUG if args.verbose else
                                                   logging.INFO)  # what the canary found
