@@ -177,7 +177,7 @@ def test_models_check_reports_drift_and_a_refused_token(served, sim_factory) -> 
     schema_file.write_text(json.dumps(schema, indent=2))
     drift = cli("models", "check", cwd=root, env=env)  # every model: the drift is found
     assert drift.returncode == 1
-    [line] = [ln for ln in drift.stdout.splitlines() if "DRIFT" in ln]
+    [line] = [ln for ln in drift.stdout.splitlines() if "schema: DRIFT" in ln]
     assert line.startswith(f"{VIDEO}: schema: DRIFT") and "inputs added: motion" in line
     assert "duration (enum)" in line and f"pipeline models add {VIDEO}" in line
     assert f"{DREAMINA}: schema: matches (bundled" in drift.stdout
@@ -188,6 +188,27 @@ def test_models_check_reports_drift_and_a_refused_token(served, sim_factory) -> 
     [line] = refused.stdout.strip().splitlines()  # one line, and no traceback
     assert line.startswith(f"token: refused by {locked.base_url}") and "401" in line
     assert "wrong-1234" not in refused.stdout + refused.stderr
+
+
+def test_models_check_reports_a_price_that_differs_from_the_stored_one(served) -> None:
+    """A catalog price that differs from the stored price.json is drift (exit 1), as a
+    schema is: the bundled Dreamina's stored price is unknown while the simulator states one,
+    and a project model whose stored price was edited differs from its catalog entry."""
+    sim, root, _ = served
+    env = env_for(sim.base_url)
+    bundled = cli("models", "check", DREAMINA, cwd=root, env=env)
+    assert bundled.returncode == 1, bundled.stdout + bundled.stderr
+    [line] = [ln for ln in bundled.stdout.splitlines() if ln.startswith(f"{DREAMINA}: price:")]
+    assert "DRIFT" in line and "per second (catalog)" in line and "says unknown" in line, line
+    assert f"pipeline models add {DREAMINA}" in line
+    assert cli("models", "add", VIDEO, cwd=root, env=env).returncode == 0
+    assert cli("models", "check", VIDEO, cwd=root, env=env).returncode == 0
+    stored = root / "models" / VIDEO / "price.json"
+    stored.write_text(json.dumps({"unit": "second", "usd": 0.05}))
+    edited = cli("models", "check", VIDEO, cwd=root, env=env)
+    assert edited.returncode == 1
+    assert f"{VIDEO}: price: DRIFT: $0.08 per second (catalog), but the stored price.json" \
+        in edited.stdout and "says $0.05 per second" in edited.stdout
 
 
 def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
