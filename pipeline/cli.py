@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("validate", help="check manifests and every request they expand to")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "validate", help="check manifests and every request they expand to")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
