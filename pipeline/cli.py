@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from .argtypes import positive_int
 from .errors import PipelineError
@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # its parsers are _Parsers (one-line errors); the commands' modules take plain ones
+    sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]",
+               parser.add_subparsers(dest="command", metavar="COMMAND"))
     sub.required = True
 
     p: argparse.ArgumentParser = sub.add_parser(
