@@ -14,14 +14,57 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from .argtypes import positive_int
 from .errors import PipelineError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: `pipeline run: error: ... (see pipeline run
+    --help)`, exit 2 (its subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}{_choice_hint(message)} "
+                     f"(see {self.prog} --help)\n")
+
+
+def _choice_hint(message: str) -> str:
+    """The did-you-mean of argparse's `invalid choice: 'X' (choose from 'a', 'b')`."""
+    import re
+
+    found = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not found:
+        return ""
+    return _near(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
+
+
+def _near(word: str, options: Sequence[str], cutoff: float = 0.6) -> str:
+    """` (did you mean X?)` for the nearest option, as manifest keys get it; else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 extras: list[str]) -> NoReturn:
+    """Refuse arguments no option takes, from the parser of the command (and verb) given,
+    with the did-you-mean of a mistyped flag among that command's option strings."""
+    while True:  # down to the innermost command given: `account status`, `models check`
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subs[0].dest, None) if subs and subs[0].dest else None
+        if not subs or chosen not in subs[0].choices:
+            break
+        parser = subs[0].choices[chosen]
+    flags = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
+    hint = _near(flags[0], [o for o in parser._option_string_actions if o.startswith("--")],
+                 cutoff=0.75) if flags else ""  # `--` is common to all: a closer match
+    parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pipeline",
         description="Declarative, resumable batch runs against queue-style generative-media APIs.",
     )
@@ -30,15 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # its parsers are _Parsers (one-line errors); the commands' modules take plain ones
+    sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]",
+               parser.add_subparsers(dest="command", metavar="COMMAND"))
     sub.required = True
 
-    p = sub.add_parser("validate", help="check manifests and every request they expand to")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "validate", help="check manifests and every request they expand to")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument("--offline", action="store_true",
                    help="do not fetch remote images (their checks are skipped with a warning)")
     p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let manifests name files outside their own folder")
+                   help="let manifests name files outside their project")
     p.set_defaults(func=cmd_validate)
 
     p = job_parser(sub, "plan", "show the cells a manifest expands to, with cost and duration",
@@ -100,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-out", type=Path, metavar="DIR",
                    help="the job's output folder, when it is not the manifest's default")
     p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
+                   help="let the manifest name files outside its project")
     p.set_defaults(func=cmd_picks)
 
     from .account import cli as account_cli  # the team ledger registers its own verbs
@@ -128,7 +174,7 @@ def job_parser(sub: Any, name: str, help_text: str, func: Any, *,
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--out", type=Path, metavar="DIR", help=out_help)
     p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let the manifest name files outside its own folder")
+                   help="let the manifest name files outside its project")
     p.set_defaults(func=func)
     return p
 
@@ -278,9 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .secrets import ScrubbingFormatter, scrub  # the token never reaches our output
 
     parser = build_parser()
-    args = parser.parse_args(hoist_global_options(
+    args, extras = parser.parse_known_args(hoist_global_options(
         list(sys.argv[1:] if argv is None else argv), parser.get_default("commands"),
         parser.get_default("verbs")))
+    if extras:
+        unrecognized(parser, args, extras)
     _log_to_stderr(args.verbose, ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("pipeline.canary").setLevel(logging.DEBUG if args.verbose else
                                                   logging.INFO)  # what the canary found

@@ -2,7 +2,7 @@
 catalog, a three-model sweep validated per model, run on the simulator and reported with
 `model` on an axis, and `pipeline models check` seeing a schema drift and a refused token.
 
-The two test models (tests/fixtures/models, see tests/testmodels.py) are served by a real
+The two example models (the repository's models/, see tests/testmodels.py) are served by a real
 simulator on an ephemeral port (`models_dirs`); the commands run as subprocesses.
 """
 
@@ -177,7 +177,7 @@ def test_models_check_reports_drift_and_a_refused_token(served, sim_factory) -> 
     schema_file.write_text(json.dumps(schema, indent=2))
     drift = cli("models", "check", cwd=root, env=env)  # every model: the drift is found
     assert drift.returncode == 1
-    [line] = [ln for ln in drift.stdout.splitlines() if "DRIFT" in ln]
+    [line] = [ln for ln in drift.stdout.splitlines() if "schema: DRIFT" in ln]
     assert line.startswith(f"{VIDEO}: schema: DRIFT") and "inputs added: motion" in line
     assert "duration (enum)" in line and f"pipeline models add {VIDEO}" in line
     assert f"{DREAMINA}: schema: matches (bundled" in drift.stdout
@@ -188,6 +188,27 @@ def test_models_check_reports_drift_and_a_refused_token(served, sim_factory) -> 
     [line] = refused.stdout.strip().splitlines()  # one line, and no traceback
     assert line.startswith(f"token: refused by {locked.base_url}") and "401" in line
     assert "wrong-1234" not in refused.stdout + refused.stderr
+
+
+def test_models_check_reports_a_price_that_differs_from_the_stored_one(served) -> None:
+    """A catalog price that differs from the stored price.json is drift (exit 1), as a
+    schema is: the bundled Dreamina's stored price is unknown while the simulator states one,
+    and a project model whose stored price was edited differs from its catalog entry."""
+    sim, root, _ = served
+    env = env_for(sim.base_url)
+    bundled = cli("models", "check", DREAMINA, cwd=root, env=env)
+    assert bundled.returncode == 1, bundled.stdout + bundled.stderr
+    [line] = [ln for ln in bundled.stdout.splitlines() if ln.startswith(f"{DREAMINA}: price:")]
+    assert "DRIFT" in line and "per second (catalog)" in line and "says unknown" in line, line
+    assert f"pipeline models add {DREAMINA}" in line
+    assert cli("models", "add", VIDEO, cwd=root, env=env).returncode == 0
+    assert cli("models", "check", VIDEO, cwd=root, env=env).returncode == 0
+    stored = root / "models" / VIDEO / "price.json"
+    stored.write_text(json.dumps({"unit": "second", "usd": 0.05}))
+    edited = cli("models", "check", VIDEO, cwd=root, env=env)
+    assert edited.returncode == 1
+    assert f"{VIDEO}: price: DRIFT: $0.08 per second (catalog), but the stored price.json" \
+        in edited.stdout and "says $0.05 per second" in edited.stdout
 
 
 def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
@@ -288,3 +309,33 @@ def test_each_model_of_a_sweep_has_its_own_canary(tmp_path: Path, sim_factory,
     snapshot = json.loads((root / "outputs" / "side-by-side" / "plan.json").read_text())
     sources = {m["id"]: m["price"]["source"] for m in snapshot["models"]}
     assert all("x1.2 as the canary cell was billed" in s for s in sources.values()), sources
+
+
+def test_the_readmes_three_model_example_plans_and_runs_as_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The README's "Several models side by side" example is jobs/three-ways.yaml, and it
+    plans and runs on the simulator as written, in a copy of this repository's layout (its
+    models/ with the two example models, jobs/ with its images)."""
+    import re
+
+    from pipeline.cli import main
+    from pipeline.sim import SimConfig
+
+    repo = FIXTURES.parent
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Several models side by side", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    shipped = (repo / "jobs" / "three-ways.yaml").read_text(encoding="utf-8")
+    assert "".join(ln for ln in shipped.splitlines(True) if not ln.startswith("#")) == block
+    root = project(tmp_path / "repo")
+    shutil.copytree(repo / "models", root / "models")
+    shutil.copytree(repo / "jobs" / "images", root / "jobs" / "images")
+    manifest = root / "jobs" / "three-ways.yaml"
+    manifest.write_text(block, encoding="utf-8")
+    assert main(["plan", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "6 cells of 3 models on backend sim" in out and "unknown" not in out
+    summary = run_plan(build_plan(manifest),
+                       RunOptions(progress=False, sim=SimConfig(gen_time=(0.05, 0.2), seed=3)))
+    assert summary.exit_code == 0 and summary.counts["done"] == 6
+    assert summary.spent == pytest.approx(0.50 + 0.40 + 0.80 + 0.04)

@@ -150,3 +150,25 @@ def test_verbose_shows_own_debug_lines_only(tmp_path: Path, capsys: pytest.Captu
     main(["validate", "--offline", str(REPO / "jobs" / "demo.yaml")])
     logging.getLogger("pipeline.test").debug("hidden")
     assert "hidden" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["run", "x.yaml", "--concurency", "4"],
+     "pipeline run: error: unrecognized arguments: --concurency 4 (did you mean --concurrency?)"),
+    (["account", "status", "--ledgr", "u"],
+     "pipeline account status: error: unrecognized arguments: --ledgr u (did you mean "
+     "--ledger?)"),
+    (["plna", "x.yaml"], "(did you mean plan?)"),
+    (["models", "chek"], "(did you mean check?)"),
+    (["run", "x.yaml", "--json"], "pipeline run: error: unrecognized arguments: --json (see "),
+])
+def test_a_mistyped_flag_or_command_gets_a_did_you_mean(argv: list[str], expected: str,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """A usage error is one line naming the command, with the nearest option or command as
+    manifest keys get it (none when nothing is near), and exit 2."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert expected in line and line.endswith("--help)") and not captured.out

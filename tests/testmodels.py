@@ -1,4 +1,5 @@
-"""The model schemas written for the tests (tests/fixtures/models), and a project using them.
+"""The example models shipped in the repository's models/ folder (not RunComfy models: the
+simulator serves them; the README's three-model example names them), and a project using them.
 
 - `VIDEO`: a video model whose image field is `image_url` (one string, with `validations`),
   whose length is `duration` (5 or 10 s) and which has a `"type": "float"` input; $0.08 per
@@ -12,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "models"
+FIXTURES = Path(__file__).resolve().parent.parent / "models"  # the repository's project models
 DREAMINA = "bytedance/dreamina-3-0/image-to-video"
 VIDEO = "acme/motion-2/image-to-video"
 IMAGE = "acme/still-1/text-to-image"

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=cmd_add)
 
     q = actions.add_parser("check", help="ask the live catalog whether the token works, which "
-                                         "price it states and whether each schema drifted")
+                                         "price it states and whether each price or schema drifted")
     q.add_argument("model_ids", nargs="*", metavar="MODEL_ID",
                    help="default: every model of the project and the bundled ones")
     _common(q, json_option=True)

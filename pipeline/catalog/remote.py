@@ -7,8 +7,8 @@
   schema unchanged (`input.schema.json`), the output schema when the entry has one, the price
   as a price sheet (`price.json`) and where it came from (`model.json`: source URL, fetch time).
 - `check_models(client, ids, root)`: ask the live catalog, free of charge, whether the token
-  works, which price it states and whether each schema still matches the one the project
-  has; one fact a line, and drift is a non-zero exit (a drifted schema found before a big
+  works, which price it states and whether each price and schema still match the ones the
+  project has; one fact a line, and drift is a non-zero exit (a drifted schema found before a big
   sweep, not after it).
 
 Library functions: they return lines and outcomes; the CLI prints them.
@@ -218,16 +218,20 @@ async def _balance_fact(outcome: Outcome, client: Any) -> None:
 
 
 def _price_fact(outcome: Outcome, model: Model, entry: Any) -> None:
+    """The catalog's price; a price that differs from the stored price.json (an unknown one
+    beside a stated one included) is drift, as a changed schema is."""
     live = _sheet(entry)
     text = f"{describe(live)} (catalog)"
-    if entry.note:
-        text += f"; note: {entry.note}"
+    note = f"; note: {entry.note}" if entry.note else ""
     stored = model.price
-    if stored.get("unit") in ("second", "output") and live.get("unit") in ("second", "output") \
-            and cost.normalized(stored) != cost.normalized(live):
-        text += f"; the stored price.json says {describe(stored)} (runs use the catalog's; " \
-                f"`pipeline models add {model.id}` refreshes it)"
-    outcome.say(model.id, "price", True, text)
+    if cost.normalized(stored) == cost.normalized(live):
+        outcome.say(model.id, "price", True, text + note)
+        return
+    where = "bundled" if model.source == BUNDLED else str(model.folder)
+    fix = "refreshes it" if model.source != BUNDLED else "puts it in the project"
+    outcome.say(model.id, "price", False,
+                f"DRIFT: {text}, but the stored price.json ({where}) says {describe(stored)} "
+                f"(runs use the catalog's; `pipeline models add {model.id}` {fix}){note}")
 
 
 def _schema_fact(outcome: Outcome, model: Model, entry: Any) -> None:

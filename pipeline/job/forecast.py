@@ -300,6 +300,9 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     short = model_labels(list(m.sweep.models))
     for i, c in enumerate(plan.cells[:limit]):
         shown = {**c.values, MODEL_AXIS: short[c.model]} if MODEL_AXIS in c.values else c.values
+        dropped = m.sweep.inputs_of(c.model).drop if c.model else ()
+        if dropped:  # what this cell's model is not sent: not its value
+            shown = {k: NOT_SENT if k in dropped else v for k, v in shown.items()}
         rows.append([str(c.index + 1), c.id]
                     + [_cell_text(shown.get(k, ""), wide, 40 if k == MODEL_AXIS else 24)
                        for k in keys]
@@ -373,8 +376,6 @@ def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
     return "\n".join(table + [""] + lines)
 
 
-
-
 def budget_line(f: Forecast, todo: int) -> str:
     """The budget, and what it lets a run do: `plan` never promises submits the run's budget
     check will refuse."""
@@ -393,6 +394,7 @@ def budget_line(f: Forecast, todo: int) -> str:
 
 
 MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
+NOT_SENT = "—"  # a value of the cell's matrix its model drops (model_inputs.ID.drop)
 
 
 def _cells(n: int) -> str:

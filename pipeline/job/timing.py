@@ -5,7 +5,8 @@ and generation both, which is what decides how fast a job goes at a given concur
 a job has done cells, their measured durations are used: per duration key (model, resolution,
 frame count or duration) where the job has cells of that key, else over the cells of the same
 model; for a model with none measured yet, its typical time (`model.json`, a guess), else
-over all of the job's cells. The ETA places the cells still to do on `concurrency` slots after
+over all of the job's cells, else (nothing measured) the sweep's guess: the median of its
+models' typical times. The ETA places the cells still to do on `concurrency` slots after
 the live ones, each slot taking the next cell as it frees; under a canary, only after the
 canary's cells have ended.
 """
@@ -87,13 +88,16 @@ class Timings:
         typical = self.typical_of(model)
         if typical is not None:
             return typical
-        return self._median("") if self.count else None
+        # a model with no guess of its own: what the job has measured, else the sweep's guess
+        return self._median("") if self.count else self.typical_of()
 
     def source(self) -> str:
         if self.count:
             return f"measured on {self.count} cell{'s' if self.count != 1 else ''}"
         if self.typical_of() is not None:
-            return "the model's typical time, a guess until a run measures it"
+            whose = "the models' typical times" if isinstance(self.typical, Mapping) and \
+                len(self.typical) > 1 else "the model's typical time"
+            return f"{whose}, a guess until a run measures it"
         return "unknown"
 
 

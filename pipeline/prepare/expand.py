@@ -244,7 +244,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             request = dict(base.request)
             cell_origin = {**base.origin, **origin}
             context = {**m.vars, **values}
-            if m.repeat > 1:
+            if m.repeat > 1 and "replicate" not in values:  # a pick's take is its own
                 context["replicate"] = replicate
             blocked = list(base.blocked)
             for key, value in values.items():
@@ -271,7 +271,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                     request[key] = coerce(props[key], request[key])
             request = {k: request[k] for k in order if k in request} | request
             shown = dict(values)
-            if m.repeat > 1:
+            if m.repeat > 1 and "replicate" not in values:
                 shown["replicate"] = replicate
             try:  # read-only from here on, so cells may share one (100,000 cells: ~12 MB)
                 cell_origin = origins.setdefault(tuple(cell_origin.items()), cell_origin)

@@ -1,7 +1,9 @@
 """Files a manifest names: resolved inside its folder, and rows files read as located rows.
 
-Relative paths resolve against the manifest's folder and may not leave it (no absolute paths,
-no `..` out of it, no symlinks out of it) unless the user passes --allow-outside-paths. A rows
+Relative paths resolve against the manifest's folder and may not leave the project root (the
+folder holding `.git`, pipeline.project; the manifest's folder when there is none): `../images/`
+beside `jobs/` is fine, `..`, an absolute path or a symlink out of the root is refused unless the
+user passes --allow-outside-paths. A rows
 file is CSV (a header row naming the columns) or JSONL (one JSON object a line); each row keeps
 the file and line it came from, so a problem in it is reported there.
 
@@ -24,27 +26,43 @@ from ..errors import Location, ProblemList
 MAX_ROWS = 1_000_000
 
 
+def is_inside(resolved: Path, base: Path) -> bool:
+    """Whether a resolved path is `base` or lies under it (both resolved)."""
+    return resolved == base or base in resolved.parents
+
+
+def outside_words(folder: Path, root: Path | None) -> str:
+    """What a refused path leaves, as a refusal names it: the project (when the manifest's
+    folder lies inside a larger project) or the manifest's folder."""
+    if root is not None and root.resolve() != folder.resolve():
+        return f"the project {root}"
+    return f"the manifest's folder {str(folder) or '.'}"
+
+
 def resolve_inside(folder: Path, name: str, where: Location, problems: ProblemList,
-                   *, must_exist: bool = True, allow_outside: bool = False) -> Path | None:
-    """`name` resolved against `folder`; refused when it leaves the folder (symlinks included)
-    unless `allow_outside` (the user's `--allow-outside-paths`)."""
+                   *, must_exist: bool = True, allow_outside: bool = False,
+                   root: Path | None = None) -> Path | None:
+    """`name` resolved against `folder`; refused when it leaves `root` (the project root; the
+    folder itself when None), symlinks included, unless `allow_outside` (the user's
+    `--allow-outside-paths`)."""
     candidate = Path(name)
     if "\0" in name:
         problems.add(where, f"{name!r} contains a NUL character; it cannot be a file name")
         return None
-    if candidate.is_absolute() and not allow_outside:
-        problems.add(where, f"{name!r} is an absolute path; use a path relative to the "
-                            "manifest's folder (or pass --allow-outside-paths)")
-        return None
     try:
         resolved = (folder / candidate).resolve()
-        base = folder.resolve()
+        base = (root if root is not None else folder).resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
         problems.add(where, f"cannot resolve {name!r}: {getattr(exc, 'strerror', None) or exc}")
         return None
-    if not allow_outside and resolved != base and base not in resolved.parents:
-        problems.add(where, f"{name!r} points outside the manifest's folder {str(folder) or '.'}; "
-                            "move the file next to the manifest (or pass --allow-outside-paths)")
+    if not allow_outside and not is_inside(resolved, base):
+        if candidate.is_absolute():
+            problems.add(where, f"{name!r} is an absolute path outside "
+                                f"{outside_words(folder, root)}; use a path relative to the "
+                                "manifest's folder (or pass --allow-outside-paths)")
+        else:
+            problems.add(where, f"{name!r} points outside {outside_words(folder, root)}; move "
+                                "the file into it (or pass --allow-outside-paths)")
         return None
     if must_exist and not _is_file(resolved):
         problems.add(where, f"file {name!r} not found next to the manifest (looked for {resolved})")

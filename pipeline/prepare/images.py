@@ -26,6 +26,8 @@ from pathlib import Path
 from struct import error as struct_error
 from typing import TYPE_CHECKING
 
+from .files import is_inside, outside_words
+
 if TYPE_CHECKING:  # both are imported where used: a plan without images needs neither
     import httpx
 
@@ -132,16 +134,18 @@ class ImageInspector:
     """Looks at each distinct image once and remembers the answer (or the problem).
 
     `timeout` bounds each connect and read of a fetch, `deadline` the whole fetch (default:
-    FETCH_DEADLINE, or `timeout` when that is shorter); `allow_outside` lets local paths leave
-    `base_dir` (the user's `--allow-outside-paths`); `files=False` refuses local paths (what
-    a server sees: it cannot read the client's files).
+    FETCH_DEADLINE, or `timeout` when that is shorter); local paths resolve against `base_dir`
+    (the manifest's folder) and may not leave `root` (the project root; `base_dir` when None)
+    unless `allow_outside` (the user's `--allow-outside-paths`); `files=False` refuses local
+    paths (what a server sees: it cannot read the client's files).
     """
 
     def __init__(self, base_dir: Path, *, fetch_remote: bool = True,
                  max_fetch_bytes: int = MAX_FETCH_BYTES, timeout: float = FETCH_TIMEOUT,
                  deadline: float | None = None, allow_outside: bool = False,
-                 files: bool = True):
+                 files: bool = True, root: Path | None = None):
         self.base_dir = base_dir
+        self.root = root if root is not None else base_dir
         self.files = files  # False: a value that is neither a URL nor a data: URI is refused
         self.fetch_remote = fetch_remote
         self.max_fetch_bytes = max_fetch_bytes
@@ -217,20 +221,21 @@ class ImageInspector:
         if not value.strip():
             raise ImageProblem("is empty; give a file path, an https URL or a data: URI")
         path = Path(value)
-        if path.is_absolute() and not self.allow_outside:
-            raise ImageProblem("absolute paths are refused; use a path relative to the manifest "
-                               "(or pass --allow-outside-paths)")
         try:
             resolved = self.path_of(value)
-            base = self.base_dir.resolve()
+            base = self.root.resolve()
         except (OSError, RuntimeError) as exc:
             raise ImageProblem(f"cannot resolve the path: {getattr(exc, 'strerror', None) or exc}"
                                ) from None
-        if resolved == base:
+        if resolved == base or resolved == self.base_dir.resolve():
             raise ImageProblem("is a folder, not an image file")
-        if base not in resolved.parents and not self.allow_outside:
-            raise ImageProblem("the path leads outside the manifest's folder; move the image "
-                               "next to the manifest (or pass --allow-outside-paths)")
+        if not is_inside(resolved, base) and not self.allow_outside:
+            where = outside_words(self.base_dir, self.root)
+            if path.is_absolute():
+                raise ImageProblem(f"absolute paths are refused outside {where}; use a path "
+                                   "relative to the manifest (or pass --allow-outside-paths)")
+            raise ImageProblem(f"the path leads outside {where}; move the image into it (or "
+                               "pass --allow-outside-paths)")
         try:
             size = resolved.stat().st_size
             if size > self.max_fetch_bytes:

@@ -189,7 +189,8 @@ def _interpret(path: Path, source: Source, data: dict[str, Any], problems: Probl
     matrix = dict(data.get("matrix") or {})
     rows_axis = None
     if "rows" in matrix:  # read first: rows may name models
-        rows_axis = _rows_axis(matrix["rows"], folder, source, problems, digest, allow_outside)
+        rows_axis = _rows_axis(matrix["rows"], folder, source, problems, digest, allow_outside,
+                               root)
         if rows_axis is None:  # reported; expanding without its columns would only add noise
             problems.raise_if_any()
     sweep = read_models(data, source, root, problems,
@@ -217,7 +218,7 @@ def _interpret(path: Path, source: Source, data: dict[str, Any], problems: Probl
                          "prompt is set both at the top level and in inputs; keep one")
         if isinstance(raw_prompt, dict):
             file = resolve_inside(folder, raw_prompt["file"], source.loc(("prompt", "file")),
-                                  problems, allow_outside=allow_outside)
+                                  problems, allow_outside=allow_outside, root=root)
             if file is not None:
                 try:
                     if file.stat().st_size > MAX_PROMPT_FILE:
@@ -326,7 +327,8 @@ def _axis(name: str, spec: Any, is_input: bool, source: Source,
 
 
 def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
-               digest: Any, allow_outside: bool = False) -> Axis | None:
+               digest: Any, allow_outside: bool = False, root: Path | None = None
+               ) -> Axis | None:
     if isinstance(spec, list):
         paths = [("matrix", "rows", i) for i in range(len(spec))]
         if any(is_pick(row) for row in spec):  # picks pasted from a report's "Copy as YAML"
@@ -336,7 +338,7 @@ def _rows_axis(spec: Any, folder: Path, source: Source, problems: ProblemList,
         return Axis("rows", tuple(spec), tuple(paths), False, is_rows=True)
     name = spec["file"] if isinstance(spec, dict) else spec
     where = source.loc(("matrix", "rows", "file") if isinstance(spec, dict) else ("matrix", "rows"))
-    file = resolve_inside(folder, name, where, problems, allow_outside=allow_outside)
+    file = resolve_inside(folder, name, where, problems, allow_outside=allow_outside, root=root)
     if file is None:
         return None
     try:

@@ -113,6 +113,7 @@ def referenced(data: dict[str, Any], rows: Iterable[tuple[Any, Any]]) -> list[tu
 def read_models(data: dict[str, Any], source: Source, root: Path, problems: ProblemList,
                 rows: Iterable[tuple[Any, Any]] = ()) -> ModelSet | None:
     """The models a manifest names, loaded; None (with problems) when none can be used."""
+    rows = list(rows)  # read twice: for the models rows name, then for the keys they send
     loc = _locator(source)
     matrix = data.get("matrix") or {}
     top, axis = data.get("model"), matrix.get(AXIS)

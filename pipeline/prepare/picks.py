@@ -1,7 +1,8 @@
 """The picks format: the clips a person chose in a report, one JSON object a line.
 
     {"cell": ID, "job": "preview", "out": "outputs/preview", "label": ...,
-     "values": {every matrix value and row field of the cell, its pinned seed included},
+     "values": {every value the cell's request and prompt were made from: its matrix values
+                and row fields, its replicate (of a job with `repeat`) and its pinned seed},
      "prompt": ..., "model": ...}
 
 `pick()` builds a line (the report page's "Download picks" writes the lines the report made
@@ -10,6 +11,10 @@ manifest's `matrix.rows` (a picks.jsonl file, or the same mappings pasted inline
 page's "Copy as YAML"): a pick's `values` become the row, and where it came from is kept
 apart as its `from_cell` (the preview job, its folder and the cell id), never part of a
 request or a cell id.
+
+A pick's `replicate` (the take it was picked from) is a template variable of the final like any
+row field: its prompt renders as the preview's did (pipeline.prepare.expand lets a row's
+`replicate` win over the final's own replicate index in templates).
 """
 
 from __future__ import annotations
@@ -18,14 +23,12 @@ from typing import Any
 
 from ..errors import ProblemList
 
-NOT_CARRIED = ("replicate",)  # a preview's replicate index means nothing to another job
-
 
 def pick(*, cell: str, job: str | None, out: str | None, label: str, values: dict[str, Any],
          request: dict[str, Any], model: str | None) -> dict[str, Any]:
     """One line of picks.jsonl for a cell of a job (`out`: the job's folder as the page and
     the rows reader name it, relative to the project root when inside it)."""
-    carried = {k: v for k, v in values.items() if k not in NOT_CARRIED}
+    carried = dict(values)
     seed = request.get("seed")
     if "seed" not in carried and isinstance(seed, int) and seed >= 0:
         carried["seed"] = seed  # pinned outside the matrix: still the clip's seed

@@ -90,6 +90,7 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     finally:
         forget_renderings()
     inspector = ImageInspector(m.folder, fetch_remote=fetch_remote, allow_outside=allow_outside,
+                               root=m.root,
                                timeout=fetch_timeout if fetch_timeout else FETCH_TIMEOUT)
     fields = {k: x.image_fields() for k, x in m.sweep.models.items()}
     images: set[str] = set()
@@ -164,8 +165,32 @@ def locate(m: Manifest, cell: Cell, path: Path_) -> Location:
         return m.loc(named) if named is not None else m.source.loc(("model",))
     if isinstance(where, Location):
         return where
+    source = _value_source(cell, path)
+    if source is not None:  # a template's output that is one matrix value: where it is given
+        return source if isinstance(source, Location) else m.loc(source)
     deeper = tuple(where) + tuple(path[1:])
     return m.source.loc(deeper if deeper in m.source.marks else tuple(where))
+
+
+def _value_source(cell: Cell, path: Path_) -> Any:
+    """When the value at `path` of a cell's request is exactly one of the cell's matrix values
+    (`image_urls: ["{{ image }}"]` with the image from a CSV row), where that value was given
+    (the row's file:line, or its manifest path); else None."""
+    value: Any = cell.request
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    for key, given in cell.values.items():
+        if key != path[0] and not isinstance(given, (dict, list, bool)) and \
+                str(given) == str(value):
+            found = cell.origin.get(key)
+            if found is not None and found != ("model",):
+                return found
+    return None
 
 
 def build_plan(path: str | Path, *, fetch_remote: bool = True, allow_outside: bool = False,

@@ -26,7 +26,7 @@ from jsonschema import FormatChecker, ValidationError
 from .. import wire
 from ..models.catalogue import Model, media_kind
 from .images import ImageInspector, ImageProblem, kind_of
-from .wording import failing_value, node_schema, rule_value
+from .wording import enum_near, failing_value, node_schema, rule_value
 from .yamlsrc import Path_
 
 MISSING = "missing required input"
@@ -217,7 +217,8 @@ class RequestValidator:
             cause = e.cause or e.message
             return f"{field} {_brief(inst)}: {cause}"
         if v == "enum":
-            return f"{field}: {_brief(inst)} is not one of {', '.join(map(str, value))}"
+            return (f"{field}: {_brief(inst)} is not one of {', '.join(map(str, value))}"
+                    + enum_near(inst, value))
         if v == "type":
             return f"{field}: expected {value}, got {type(inst).__name__} {_brief(inst)}"
         node = node_schema(e)

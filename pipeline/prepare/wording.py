@@ -45,9 +45,25 @@ def failing_value(error: jsonschema.ValidationError) -> Any:
     return None if isinstance(value, Unset) else value
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def did_you_mean(word: str, options: Iterable[Any], cutoff: float = 0.6) -> str:
+    """` (did you mean 'X'?)` for the option nearest to `word`, compared case-insensitively
+    (`720p` finds `720P`), or "" when none is near."""
+    folded: dict[str, str] = {}
+    for option in map(str, options):
+        folded.setdefault(option.casefold(), option)
+    same = folded.get(str(word).casefold())
+    if same is not None and same != word:
+        return f" (did you mean {same!r}?)"
+    close = difflib.get_close_matches(str(word).casefold(), list(folded), n=1,
+                                      cutoff=cutoff)
+    return f" (did you mean {folded[close[0]]!r}?)" if close and folded[close[0]] != word else ""
+
+
+def enum_near(given: Any, allowed: Any) -> str:
+    """The did-you-mean of a word that is not one of an enum's words (none for other values):
+    only a near one (`720p`: 720P, `1008P`: 1080P; never 480P for 1080P)."""
+    words = [w for w in allowed if isinstance(w, str)] if isinstance(allowed, list) else []
+    return did_you_mean(given, words, cutoff=0.8) if isinstance(given, str) and words else ""
 
 
 def describe_errors(error: jsonschema.ValidationError) -> list[tuple[Path_, str, bool]]:
@@ -128,7 +144,7 @@ def describe_error(error: jsonschema.ValidationError) -> tuple[Path_, str, bool]
         return path, f"{where}: missing required key {missing[0]!r}", False
     if v == "enum":
         return path, (f"{where}: {show(error.instance)} is not one of "
-                      f"{', '.join(map(str, value))}"), False
+                      f"{', '.join(map(str, value))}" + enum_near(error.instance, value)), False
     if v == "type":
         kinds = value if isinstance(value, list) else [value]
         return path, (f"{where}: expected {' or '.join(kinds)}, got "

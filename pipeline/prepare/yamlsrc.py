@@ -9,6 +9,7 @@ capped so that an alias bomb fails fast instead of eating memory.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,16 +140,33 @@ def _expanded_size(node: yaml.Node, builder: _Builder, sizes: dict[int, int]) ->
     return size
 
 
+def _unclosed(exc: yaml.MarkedYAMLError) -> bool:
+    """Whether a YAML error is a quote, bracket or block scalar that ran into the end of the
+    text: its context mark (where it started) is then the place to show, not the end."""
+    problem, context = exc.problem or "", exc.context or ""
+    return ("end of stream" in problem or "<stream end>" in problem) and \
+        context.startswith(("while scanning", "while parsing a flow"))
+
+
 def parse_yaml(text: str, file: str) -> Source:
     """Parse one YAML document into a Source; syntax errors become a located ManifestError."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or "invalid YAML"
         if exc.context:
             what = f"{what} ({exc.context})"
+            if exc.context_mark and exc.problem_mark and \
+                    exc.context_mark.line != exc.problem_mark.line:
+                what = f"{what[:-1]} that starts at line {exc.context_mark.line + 1})"
+        if exc.context_mark and exc.problem_mark and exc.context and _unclosed(exc):
+            # an unclosed quote or bracket runs to the end: say where it started
+            thing = re.sub(r"^while (scanning|parsing) ", "", exc.context)
+            what = (f"{thing} starts here and is never closed ({exc.problem} at line "
+                    f"{exc.problem_mark.line + 1})")
+            mark = exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ManifestError([Problem(Location(file, line, col), f"YAML syntax: {what}")]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
         pos = exc.position

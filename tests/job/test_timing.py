@@ -69,10 +69,14 @@ def test_eta_is_unknown_without_any_duration() -> None:
 
 def test_each_model_is_timed_by_its_own_cells_then_its_own_guess() -> None:
     """In a sweep of several models, a model's cells take its own measured median, else its
-    own typical time; another model's measurements stand in only when it has no guess."""
+    own typical time; a model with no guess takes what the job has measured, else the sweep's
+    guess (the median of the others'), so that the sweep's ETA is never unknown while the
+    plan shows a time per cell."""
     fast, slow, unknown = (duration_key(m, {"resolution": "720P"}) for m in ("img", "vid", "new"))
     t = Timings(typical={"img": 8.0, "vid": 90.0, "new": None})
-    assert (t.per_cell(fast), t.per_cell(slow), t.per_cell(unknown)) == (8.0, 90.0, None)
+    assert (t.per_cell(fast), t.per_cell(slow)) == (8.0, 90.0)
+    assert t.per_cell(unknown) == pytest.approx(49.0)
+    assert eta({fast: 1, slow: 1, unknown: 1}, [], 3, t, now=0.0) == 90.0
     assert t.per_cell("") == pytest.approx(49.0)  # the job as a whole: the guesses' median
     t.add(duration_key("vid", {"resolution": "1080P"}), 60.0)
     assert t.per_cell(slow) == 60.0  # the same model at another resolution

@@ -1,10 +1,10 @@
 """A manifest may come from someone else: its templates, paths, names and sizes are bounded.
 
 Templates cannot reach Python internals, allocate without bound or run without end (each
-rendering has a step, time and size budget); files named by a manifest stay inside its folder
-unless the user passes `--allow-outside-paths`; job names cannot leave the output folder; a
-matrix too large to run is refused before anything is expanded. Every refusal is one located
-line.
+rendering has a step, time and size budget); files named by a manifest stay inside its project
+(the folder holding .git; its own folder without one) unless the user passes
+`--allow-outside-paths`; job names cannot leave the output folder; a matrix too large to run is
+refused before anything is expanded. Every refusal is one located line.
 """
 
 from __future__ import annotations
@@ -198,6 +198,54 @@ def test_cli_flag_allows_outside_paths(outside: dict[str, Path]) -> None:
         assert "absolute path" in err.getvalue()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             assert main([argv[0], "--allow-outside-paths", *argv[1:]]) == 0
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, Path]:
+    """A project (a folder holding .git) with jobs/, and beside it images/, prompts/ and
+    data/ holding an image, a prompt file and a rows file; outside the project, another image."""
+    root = tmp_path / "project"
+    (root / ".git").mkdir(parents=True)
+    (root / "jobs").mkdir()
+    files = {"image": write_image(root / "images" / "a.png"),
+             "prompt": root / "prompts" / "boat.j2", "rows": root / "data" / "rows.csv"}
+    files["prompt"].parent.mkdir()
+    files["prompt"].write_text("a boat {{ 'at dawn' }}")
+    files["rows"].parent.mkdir()
+    files["rows"].write_text("caption\na boat\n")
+    write_image(root / "jobs" / "img.png")
+    write_image(tmp_path / "secret.png")
+    return {"root": root, "job": root / "jobs", **files}
+
+
+@pytest.mark.parametrize("kind,name", [("image", "../images/a.png"),
+                                       ("prompt", "../prompts/boat.j2"),
+                                       ("rows", "../data/rows.csv")])
+def test_files_anywhere_in_the_project_are_allowed(project: dict[str, Path], kind: str,
+                                                   name: str) -> None:
+    """An image, prompt file or rows file in the project root's folders (images/ beside jobs/)
+    is read without --allow-outside-paths; so is an absolute path into the project."""
+    assert problems(path_job(project["job"], kind, name)) == \
+        [f"{project['job'] / 'job.yaml'}: ok, 1 cell"]
+    assert problems(path_job(project["job"], kind, str(project[kind]))) == \
+        [f"{project['job'] / 'job.yaml'}: ok, 1 cell"]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_paths_cannot_leave_the_project(project: dict[str, Path], kind: str) -> None:
+    """A path that leads out of the project root is refused, naming the project, at the line
+    naming it; `--allow-outside-paths` still lets it in."""
+    ext, where, _ = KINDS[kind]
+    outside = project["root"].parent / f"secret{ext}"
+    if kind != "image":
+        outside.write_text("caption\na boat\n" if kind == "rows" else "a secret")
+    for name in (f"../../secret{ext}", str(outside)):
+        path = path_job(project["job"], kind, name)
+        [line] = problems(path)
+        assert line.startswith(f"{path}:{where}: ") and \
+            f"outside the project {project['root']}" in line, line
+        assert "--allow-outside-paths" in line
+        assert problems(path, allow_outside=True) == [f"{path}: ok, 1 cell"]
 
 
 # --- names and sizes ---------------------------------------------------------------------------

@@ -201,3 +201,42 @@ def test_an_axis_read_only_by_a_model_inputs_template_is_used(proj: Path) -> Non
     plan = build_plan(path)
     assert [(c.model, c.request.get("duration")) for c in plan.cells] == [
         (DREAMINA, None), (VIDEO, 5), (VIDEO, 10)]
+
+
+def test_plan_of_a_sweep_hides_dropped_inputs_and_times_every_model(proj: Path) -> None:
+    """`plan` on a sweep: a value a model drops shows as not sent (—) in that model's rows,
+    and a model with no typical time of its own (one `pipeline models add` wrote) is timed
+    with the sweep's guess, so the ETA is known whenever a time per cell is shown."""
+    from pipeline.job.folder import JobFolder
+    from pipeline.job.forecast import forecast, plan_table
+    from pipeline.run.prices import price_now
+
+    (proj / "models" / VIDEO / "model.json").unlink()  # no generation_seconds.typical
+    path = write_manifest(proj, f"""
+        name: dropped-shown
+        model: [{DREAMINA}, {VIDEO}, {IMAGE}]
+        prompt: "{{{{ caption }}}}"
+        inputs:
+          image_urls: [img.png]
+          seed: 4
+        model_inputs:
+          {VIDEO}: {{image_url: img.png, drop: [image_urls]}}
+          {IMAGE}: {{drop: [image_urls, resolution]}}
+        matrix:
+          rows:
+            - {{caption: boats, resolution: 720P}}
+            - {{caption: gulls, resolution: 480P}}
+          exclude:
+            - {{model: {DREAMINA}, resolution: 480P}}
+        """)
+    plan = build_plan(path)
+    folder = JobFolder(proj / "outputs" / "dropped-shown")
+    table = plan_table(forecast(plan, price_now(plan.manifest, folder, offline=True), folder),
+                       width=200)
+    rows = {(line.split()[2], line.split()[3]): line.split()[4] for line in table.splitlines()
+            if line[:1].isdigit()}
+    assert rows[("bytedance/dreamina-3-0/image-to-video", "boats")] == "720P"
+    assert rows[("acme/motion-2/image-to-video", "gulls")] == "480P"
+    assert rows[("acme/still-1/text-to-image", "boats")] == "—"
+    duration = next(line for line in table.splitlines() if "estimated duration" in line)
+    assert "unknown" not in duration and "s per cell" in duration, duration

@@ -131,3 +131,55 @@ def test_the_final_records_and_links_its_origin(project: Path, tmp_path: Path,
         (project / "outputs" / "preview" / "report.html").resolve()
     assert f"]({href})" in (out / "report.md").read_text()
     assert cell["seed"] == cells[1]["seed"] and cell["prompt"] == cells[1]["prompt"]
+
+
+TAKES = f"""
+name: takes
+model: {MODEL}
+backend: sim
+prompt: "{{{{ caption }}}}, take {{{{ replicate | default(0) }}}}"
+inputs:
+  image_urls: ["{{{{ image }}}}"]
+matrix:
+  rows:
+    - {{image: a.png, caption: boats}}
+repeat: 2
+run:
+  polling: {{initial: 0.1, max: 0.5}}
+"""
+
+TAKES_FINAL = f"""
+name: takes-final
+model: {MODEL}
+backend: sim
+prompt: "{{{{ caption }}}}, take {{{{ replicate }}}}"
+inputs:
+  image_urls: ["{{{{ image }}}}"]
+  resolution: 1080P
+matrix:
+  rows: {{file: takes-picks.jsonl}}
+"""
+
+
+def test_a_pick_keeps_its_replicate_and_the_final_renders_the_same_prompt(
+        project: Path, capsys: pytest.CaptureFixture) -> None:
+    """A pick of take 1 carries `replicate: 1` (the page's line and the terminal's alike), and a
+    final over the picks renders the prompt the preview cell was made from ("take 1", never a
+    silent "take 0"), even with `{{ replicate }}` and no default."""
+    manifest = write_manifest(project / "jobs", TAKES, "takes.yaml")
+    assert run_plan(build_plan(manifest), RunOptions(progress=False, sim=FAST)).exit_code == 0
+    cells = report_of(project / "outputs" / "takes")["cells"]
+    [take1] = [c for c in cells if c["prompt"].endswith("take 1")]
+    picks = project / "jobs" / "takes-picks.jsonl"
+    assert main(["picks", str(manifest), "--only", f"cell={take1['id']}",
+                 "--out", str(picks)]) == 0
+    capsys.readouterr()
+    [row] = [json.loads(line) for line in picks.read_text().splitlines()]
+    assert row["values"]["replicate"] == 1
+    html = (project / "outputs" / "takes" / "report.html").read_text(encoding="utf-8")
+    data = json.loads(html.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    assert {t["id"]: t["pick"] for t in data["cells"]}[take1["id"]] == row
+    final = write_manifest(project / "jobs", TAKES_FINAL, "takes-final.yaml")
+    [cell] = build_plan(final).cells
+    assert cell.request["prompt"] == "boats, take 1" == take1["prompt"]
+    assert cell.values["replicate"] == 1
