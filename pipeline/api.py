@@ -325,17 +325,72 @@ class CancelResult:
                 f"{self.outcome.text()}")
 
 
-def cancel(manifest: PathLike, *, out: PathLike | None = None,
-           allow_outside: bool = False) -> CancelResult:
-    """Cancel the job's queued requests (running ones go on, billed); each answer journalled."""
+def cancel(manifest: PathLike, *, out: PathLike | None = None, allow_outside: bool = False,
+           say: Callable[[str], None] | None = None, wait_s: float | None = None
+           ) -> CancelResult:
+    """Cancel the job's queued requests (running ones go on, billed); each answer journalled,
+    then the reports written again. While a run is going, that run is asked to stop (through
+    the job folder: pipeline.job.folder.JobFolder.cancel_request): it stops submitting,
+    cancels its queued requests, collects the running ones, writes its reports and exits;
+    `cancel` waits for it (`say` is told what it waits for; `wait_s`: at most that long, then
+    JobLocked), and answers with the job's state after it."""
+    from .errors import JobLocked
     from .run.cancel import cancel_requests
 
     job = open_job(manifest, out, allow_outside=allow_outside)
-    with job.locked():
-        live, outcome, note = cancel_requests(job.manifest, job.folder)
-        # the journal has the server's answers now: the reports say what `status` says
-        reports = _reports(job.folder) if _report_stale(job.folder) is not False else []
-    return CancelResult(job.name, live, outcome, note, reports)
+    try:
+        with job.locked():
+            live, outcome, note = cancel_requests(job.manifest, job.folder)
+            # the journal has the server's answers now: the reports say what `status` says
+            reports = _reports(job.folder) if _report_stale(job.folder) is not False else []
+        return CancelResult(job.name, live, outcome, note, reports)
+    except JobLocked:
+        pass
+    _ask_to_stop(job.folder)
+    (say or log.warning)(f"{job.name}: a run is going; asked it to stop (it cancels its queued "
+                         "requests and collects the running ones, then writes its reports)")
+    _wait_for_the_run(job, say or log.warning, wait_s)
+    after = status(manifest, out=out, allow_outside=allow_outside)
+    counts = {k: n for k, n in after["counts"].items() if n}
+    return CancelResult(job.name, 0, None, "the run stopped: " + ", ".join(
+        f"{k} {n}" for k, n in counts.items()), job.folder.reports)
+
+
+CANCEL_WAIT_TELL_S = 10.0  # how often `cancel` says it still waits for the run
+
+
+def _ask_to_stop(folder: JobFolder) -> None:
+    from .durable import write_atomic
+    from .jsonio import compact, stamped
+    from .text import iso_now
+
+    write_atomic(folder.cancel_request, compact(stamped(1, {
+        "at": iso_now(), "by": f"pid {os.getpid()}"})) + "\n")
+
+
+def _wait_for_the_run(job: Job, say: Callable[[str], None], wait_s: float | None) -> None:
+    """Wait until the run going releases the job's lock (it has written its reports then)."""
+    import time
+
+    from .errors import JobLocked
+
+    start = told = time.monotonic()
+    while True:
+        try:
+            with job.locked():
+                job.folder.cancel_request.unlink(missing_ok=True)  # (taken, or left unread)
+                return
+        except JobLocked:
+            now = time.monotonic()
+            if wait_s is not None and now - start > wait_s:
+                raise
+            if now - told >= CANCEL_WAIT_TELL_S:
+                told = now
+                live = status(job.manifest.path, out=job.folder.path, allow_outside=True)
+                c = live["counts"]
+                say(f"{job.name}: waiting for the run to stop: {c.get('running', 0)} running "
+                    f"(collected when they end), {c.get('queued', 0)} queued")
+            time.sleep(0.25)
 
 
 # --- report and picks ---------------------------------------------------------------------

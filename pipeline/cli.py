@@ -316,7 +316,9 @@ def cmd_picks(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from .api import cancel
 
-    print(cancel(args.manifest, out=args.out, allow_outside=args.allow_outside_paths).text())
+    done = cancel(args.manifest, out=args.out, allow_outside=args.allow_outside_paths,
+                  say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(done.text())
     return 0
 
 

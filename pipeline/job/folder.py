@@ -86,6 +86,9 @@ class JobFolder:
     catalog = property(lambda self: self.path / "catalog.json")  # the model's catalog entry
     capacity = property(lambda self: self.path / "capacity.json")  # what concurrency auto found
     report_stamp = property(lambda self: self.path / ".report.stamp")
+    # `pipeline cancel` asks the run going to stop by leaving this file (pipeline.api.cancel
+    # writes it, the runner reads it: pipeline.run.runner); never a signal to a PID
+    cancel_request = property(lambda self: self.path / "cancel.request")
     # the reports pipeline.report.write writes (named here, so that status can look at them
     # without loading the report stage)
     reports = property(lambda self: [self.path / n for n in REPORTS])

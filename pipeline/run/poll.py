@@ -181,6 +181,8 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
     while True:
         if await _sleep_until_due(run, cell_id, p, a.status, a.queue_position, deadline):
             return None
+        if a.result is not None:  # ended meanwhile by another part of the run (a cancel)
+            return a.result
         try:
             info = await run.client.status(a.request_id)
         except NotFound:

@@ -27,6 +27,7 @@ from ..job.records import (
     LOST,
     PENDING,
     POLL,
+    QUEUED,
     RETRY,
     SUBMIT,
     SUCCEEDED,
@@ -49,6 +50,9 @@ from .submit import submit
 
 log = logging.getLogger("pipeline.run")
 
+CANCEL_CHECK_S = 0.5  # how often a run looks for `pipeline cancel`'s request
+CANCELLED_ON_REQUEST = "cancelled by `pipeline cancel`"
+
 
 class Runner:
     """Schedules the cells of one run and drives each to its end."""
@@ -59,6 +63,7 @@ class Runner:
         self.tasks: set[asyncio.Task] = set()
         self.progress: Progress | None = None
         self.waiting = 0  # cells this run will submit that have no slot yet
+        self.cancelled: Any = None  # what cancelling live requests answered, if it was asked
         run.journal.listener = self._on_event
         run.journal.on_full = lambda: run.control.stopping.disk_full(run.folder)
 
@@ -91,6 +96,9 @@ class Runner:
         mode = self.options.progress
         keeper = asyncio.create_task(run.team.keep_in_line()) if run.team else None
         watch = asyncio.create_task(watch_queue(run)) if control.auto else None
+        # the lock is ours: a cancel request found now was left for a run that has ended
+        run.folder.cancel_request.unlink(missing_ok=True)
+        asked = asyncio.create_task(self._watch_cancel())
         try:
             to_submit = self._resume()
             self.progress = Progress(run.plan.job, self.figures,
@@ -100,10 +108,11 @@ class Runner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            for task in (keeper, watch):
+            for task in (keeper, watch, asked):
                 if task is not None:
                     task.cancel()
-        cancelled = None
+        run.folder.cancel_request.unlink(missing_ok=True)
+        cancelled = self.cancelled
         stopping = control.stopping
         if stopping.interrupted and self.options.cancel_on_interrupt:
             cancelled = await cancel_live(run.state, run.client, run.journal,
@@ -115,6 +124,22 @@ class Runner:
             self._finish(cancelled, exit_code=fatal.exit_code)
         stopping.raise_if_failed()
         return self._finish(cancelled)
+
+    async def _watch_cancel(self) -> None:
+        """Wait for `pipeline cancel` from another terminal (a file in the job folder); then
+        stop submitting, cancel the queued requests and let the running ones finish and be
+        collected: the run then ends as any run does, its reports written above it."""
+        run, stopping = self.run_, self.run_.control.stopping
+        while not run.folder.cancel_request.exists():
+            if await stopping.sleep(CANCEL_CHECK_S):
+                return
+        stopping.halt(CANCELLED_ON_REQUEST)
+        log.warning("`pipeline cancel` asked this run to stop: not submitting more; cancelling "
+                    "the queued requests; the running ones are collected")
+        queued = {c.id for c in run.cells if (rec := run.state.cells.get(c.id)) is not None
+                  and rec.state(run.max_attempts) == QUEUED}
+        self.cancelled = await cancel_live(run.state, run.client, run.journal, queued,
+                                           run.max_attempts)
 
     def _interrupt(self) -> None:
         stopping = self.run_.control.stopping

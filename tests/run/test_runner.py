@@ -330,6 +330,36 @@ def test_cancel_command_cancels_what_an_interrupted_run_left_live(tmp_path: Path
     assert "cancelled | 2" in (out / "report.md").read_text()
 
 
+def test_cancel_from_another_terminal_stops_a_running_run(tmp_path: Path, api_env) -> None:
+    """`pipeline cancel` while a run is going asks that run to stop through the job folder:
+    it cancels its queued requests (not billed), collects the running one, writes its reports
+    and exits; cancel waits for it and prints the job's state after."""
+    import json
+    import subprocess
+    import sys
+
+    sim = api_env(capacity=1, gen_time=(3.0, 3.0))
+    manifest = sweep(tmp_path, seeds=4)
+    out = tmp_path / "out"
+    env = env_for(sim.base_url)
+    proc = start_run(manifest, out, env, "--no-canary")
+    wait_until(lambda: sim.stats()["submissions_accepted"] >= 4)
+    cancel = subprocess.run([sys.executable, "-m", "pipeline", "cancel", str(manifest), "--out",
+                             str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert cancel.returncode == 0, cancel.stderr
+    assert "a run is going; asked it to stop" in cancel.stderr
+    assert proc.wait(timeout=60) == 1
+    stdout = proc.stdout.read()
+    assert "stopped submitting: cancelled by `pipeline cancel`" in stdout, stdout
+    status = status_json(manifest, out, env)
+    assert status["counts"]["cancelled"] == 3 and status["counts"]["done"] == 1, status
+    assert "the run stopped: done 1, cancelled 3" in cancel.stdout, cancel.stdout
+    assert sim.stats()["cancellations"] == 3
+    report = json.loads((out / "report.json").read_text())
+    assert report["totals"]["by_state"] == status["counts"] and not status["report_stale"]
+    assert not (out / "cancel.request").exists()
+
+
 def test_reports_older_than_the_journal_are_noticed_after_a_kill(tmp_path: Path,
                                                                   api_env) -> None:
     """After a kill -9 the reports say less than the journal: `status` says so (text and
