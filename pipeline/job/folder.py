@@ -79,7 +79,7 @@ class JobFolder:
     journal = property(lambda self: self.path / JOURNAL)
     lock = property(lambda self: self.path / ".lock")
     lock_owner = property(lambda self: self.path / ".lock.owner")
-    ballast = property(lambda self: self.path / ".ballast")  # see Journal
+    ballast = property(lambda self: self.path / ".ballast")  # see JournalWriter
     plan = property(lambda self: self.path / "plan.json")  # every cell of the last run's plan
     plan_fingerprint = property(lambda self: self.path / ".plan.fingerprint")
     summary = property(lambda self: self.path / "status.json")  # the last run's status

@@ -32,7 +32,7 @@ from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
 from ..job.found_capacity import keep, kept, planning_concurrency, service
 from ..job.journal import JobState, read_state
-from ..job.journal_writer import Journal
+from ..job.journal_writer import JournalWriter
 from ..job.price import SIM_ORIGIN, Prices
 from ..job.select import select_cells
 from ..job.tally import canary_needs, resume_for
@@ -115,7 +115,7 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
     outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
                        resume=resume, canary=canary, at=at)
     write_snapshot(folder, outlook)
-    opened.journal = Journal(folder, state)
+    opened.journal = JournalWriter(folder, state)
     start = await _started(opened.journal, plan, outlook.price, backend=backend,
                            base_url=client.base_url, concurrency=concurrency,
                            cells=len(cells), canary=canary, auto=auto)
@@ -129,7 +129,7 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
                             max_interval=m.run.polling.max, lazy=control.auto is not None),
         price=outlook.price,  # as the job's canary, if any, corrected it
         backend=backend, max_attempts=m.run.max_attempts,
-        timeout=m.run.polling.timeout, fps=m.model.fps,
+        timeout=m.run.polling.timeout,
         watch=Watch(active=canary > 0), team=opened.team, canary_needs=needs,
         previews=opened.previews, retries=options.retries)
     # the balance is read before the first submit and as the run spends (pipeline.run.wallet)
@@ -146,7 +146,7 @@ class _Opened:
     sim: Simulator | None = None  # the in-process simulator, for backend `sim`
     client: RunComfyClient | None = None
     previews: Previews | None = None
-    journal: Journal | None = None
+    journal: JournalWriter | None = None
     team: TeamSlots | None = None
 
     def connect(self, m: Manifest, options: RunOptions, backend: str,
@@ -193,8 +193,9 @@ async def _prices(client: RunComfyClient, m: Manifest, folder: JobFolder, option
     return price
 
 
-async def _started(journal: Journal, plan: Plan, price: Prices, *, backend: str, base_url: str,
-                   concurrency: int, cells: int, canary: int, auto: bool) -> dict:
+async def _started(journal: JournalWriter, plan: Plan, price: Prices, *, backend: str,
+                   base_url: str, concurrency: int, cells: int, canary: int, auto: bool
+                   ) -> dict:
     """The run's first journal event, made durable: what it runs, where, at which price."""
     m, state = plan.manifest, journal.state
     many = m.sweep.many

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import unavailable
-from imagefiles import MODEL, write_image, write_manifest
+from imagefiles import MODEL, final_manifest, write_image, write_manifest
 from PIL import Image, ImageStat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,18 +151,7 @@ run:
   polling: {{initial: 0.1, max: 0.5}}
 """
 
-FINAL = f"""
-name: final
-model: {MODEL}
-backend: sim
-prompt: "{{{{ caption }}}}, slow push-in"
-inputs:
-  image_urls: ["{{{{ image }}}}"]
-matrix:
-  rows: {{file: picks.jsonl}}
-  resolution: [1080P]
-  number_of_frames: [241]
-"""
+FINAL = final_manifest("{{ caption }}, slow push-in", backend="sim")
 
 
 def run_beside(manifest: Path, out: Path, exit_code: int = 0, **sim) -> None:
