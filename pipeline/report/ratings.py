@@ -61,9 +61,10 @@ def tally(votes: Iterable[dict[str, Any]]) -> Tally:
     return t
 
 
-def fit(t: Tally, prior: float = PRIOR) -> dict[str, tuple[float, float]]:
+def fit(t: Tally, prior: float = PRIOR, tolerance: float = TOLERANCE
+        ) -> dict[str, tuple[float, float]]:
     """Per clip: (score ln p, its standard error), by MM iteration until the scores move less
-    than TOLERANCE. With prior 0 a clip that won or lost everything diverges (do not)."""
+    than `tolerance`. With prior 0 a clip that won or lost everything diverges (do not)."""
     ids = sorted(t.record)
     if not ids:
         return {}
@@ -81,7 +82,7 @@ def fit(t: Tally, prior: float = PRIOR) -> dict[str, tuple[float, float]]:
             new = max(wins, 1e-12) / denominator
             moved = max(moved, abs(math.log(new) - math.log(p[i])))
             p[i] = new
-        if moved < TOLERANCE:
+        if moved < tolerance:
             break
     out = {}
     for i in ids:
