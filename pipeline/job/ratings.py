@@ -6,7 +6,8 @@
 `a` and `b` are the two cells a rater saw (a on the left), `winner` which was better ("tie":
 no difference). The file lives in the job folder and is only ever appended to: each vote is one
 `write` of one whole line on a descriptor opened O_APPEND, then fsync (`append_vote`), so a
-process killed mid-vote loses that vote and nothing else. A reader (`read_votes`) skips a last
+process killed mid-vote loses that vote and nothing else (the torn line is cut off before the
+next vote is appended). A reader (`read_votes`) skips a last
 line without its newline (a vote torn by a kill) and refuses a line in a format it does not know
 (naming the file and line). pipeline.report.ratings fits scores to the votes.
 """
@@ -44,6 +45,7 @@ def append_vote(path: Path, line: dict[str, Any]) -> None:
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        _drop_torn_tail(fd)
         if os.write(fd, data) != len(data):
             raise StateError(f"cannot write {path}: a short write (disk full?)")
         os.fsync(fd)
@@ -52,6 +54,18 @@ def append_vote(path: Path, line: dict[str, Any]) -> None:
             from None
     finally:
         os.close(fd)
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """A vote torn by a kill (a last line without its newline) is cut off before the next
+    one is appended, so it never joins that one's line."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = max(0, size - 65536)
+    tail = os.pread(fd, size - start, start)
+    cut = tail.rfind(b"\n")
+    os.ftruncate(fd, start + cut + 1 if cut >= 0 else (0 if start == 0 else size))
 
 
 def read_votes(path: Path) -> list[dict[str, Any]]:

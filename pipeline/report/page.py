@@ -142,10 +142,15 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
     if source:
         t["from"] = {"text": f"{source.get('job') or '?'} · {str(source.get('cell'))[:8]}",
                      "href": source.get("href")}
-    t["pick"] = pick(cell=c["id"], job=ctx.job, out=ctx.out, label=c["label"],
-                     values=c["values"], request={"prompt": c["prompt"], "seed": c["seed"]},
-                     model=c.get("model") or ctx.model)  # a sweep of models: its own
+    t["pick"] = pick_of(c, ctx)
     return t
+
+
+def pick_of(c: dict, ctx: PageContext, by: str | None = None) -> dict[str, Any]:
+    """A report.json cell's picks.jsonl line (what the page's stars save)."""
+    return pick(cell=c["id"], job=ctx.job, out=ctx.out, label=c["label"], values=c["values"],
+                request={"prompt": c["prompt"], "seed": c["seed"]},
+                model=c.get("model") or ctx.model, by=by)  # a sweep of models: its own
 
 
 def check_text(f: dict) -> str:
