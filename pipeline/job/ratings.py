@@ -41,7 +41,7 @@ def append_vote(path: Path, line: dict[str, Any]) -> None:
     """Append one vote durably (one write of the whole line, then fsync)."""
     data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
