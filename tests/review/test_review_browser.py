@@ -14,6 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 from conftest import unavailable
 from reviewjobs import make_project, run_job
@@ -30,6 +31,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--autoplay-policy=no-user-gesture-required"]
 VOTES = 12
+REPO = Path(__file__).resolve().parents[2]
 
 try:
     import playwright.sync_api as playwright_api
@@ -125,6 +127,9 @@ def test_two_raters_rank_blind_at_once(server: ReviewServer, project: Path, brow
     rated = {c["id"]: c["rating"] for c in report["cells"] if "rating" in c}
     assert set(rated) == voted and all(isinstance(r["score"], float) for r in rated.values())
     assert "## Ratings" in (project / "outputs" / "preview" / "report.md").read_text()
+    schema = json.loads((REPO / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
+    assert [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(report)] == []
+    assert report["ratings"]["votes"] == 2 * VOTES and len(report["ratings"]["top"]) == 10
     capsys.readouterr()
     assert main(["picks", manifest, "--top", "3"]) == 0
     best = sorted(rated, key=lambda i: rated[i]["rank"])[:3]

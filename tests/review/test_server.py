@@ -181,3 +181,19 @@ def test_the_command_prints_its_url_first_and_stops_on_sigterm(project: Path) ->
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+def test_flagged_clips_are_left_out_unless_asked(server: ReviewServer) -> None:
+    """A cell whose report entry has qa.flags is not ranked, unless flagged=1 is asked."""
+    cells = server.review.cells()
+    first = next(iter(cells))
+    cells[first].flagged = True
+    try:
+        assert first not in server.review.pool(False) and first in server.review.pool(True)
+        key = server.review.key
+        for rater in ("r1", "r2", "r3", "r4", "r5", "r6"):
+            httpx.get(f"{server.base_url}/api/rank/next", params={"rater": rater, "key": key})
+        shown = {c for p in server.review.pairs.values() for c in (p.left, p.right)}
+        assert first not in shown and len(shown) >= 6
+    finally:
+        cells[first].flagged = False
