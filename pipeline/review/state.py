@@ -3,7 +3,8 @@ file, the votes, and the pairs on raters' screens. Thread-safe (one lock): Starl
 endpoints in worker threads.
 
 Reading is cheap when nothing changed: the job is scanned again (pipeline.report.scan) only
-when its journal, its plan or its votes changed since the last scan (their sizes and times),
+when its journal or its plan changed since the last scan (their sizes and times; the page
+also when the votes changed, for their scores),
 so a page polled every second costs a few stat calls, and new cells show as a running job
 finishes them. Writes go through here: a pick (the picks file, replaced atomically,
 pipeline.report.picking) and a vote (ratings.jsonl, appended and fsynced, pipeline.job.ratings).
@@ -84,10 +85,11 @@ class Review:
         self._page = ""
 
     # --- reading the job ------------------------------------------------------------------
-    def stamp(self) -> tuple:
-        """What the page was made from: the journal's, plan's and votes' sizes and times."""
+    def stamp(self, votes: bool = True) -> tuple:
+        """What the page was made from: the journal's, plan's (and votes') sizes and times."""
         out: list[int] = []
-        for path in (self.folder.journal, self.folder.plan, self.folder.ratings):
+        paths = [self.folder.journal, self.folder.plan] + ([self.folder.ratings] if votes else [])
+        for path in paths:
             try:
                 st = path.stat()
                 out += [st.st_size, st.st_mtime_ns]
@@ -95,9 +97,11 @@ class Review:
                 out += [-1, -1]
         return tuple(out)
 
-    def _fresh(self) -> None:
+    def _fresh(self, page: bool) -> None:
+        """Scan the job again when it changed (the cells: its journal or plan; the page also
+        shows the votes' scores)."""
         stamp = self.stamp()
-        if stamp == self._stamp:
+        if stamp == self._stamp or (not page and stamp[:4] == (self._stamp or ())[:4]):
             return
         cells: dict[str, Clip] = {}
         out = io.StringIO()
@@ -117,12 +121,12 @@ class Review:
 
     def page(self) -> str:
         with self.lock:
-            self._fresh()
+            self._fresh(page=True)
             return self._page
 
     def cells(self) -> dict[str, Clip]:
         with self.lock:
-            self._fresh()
+            self._fresh(page=False)
             return self._cells
 
     def state(self) -> dict[str, Any]:
