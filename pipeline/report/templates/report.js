@@ -23,9 +23,14 @@
 
   // --- picks: cell ids in localStorage, per job --------------------------------------------
   var picks = new Set();
-  try { (JSON.parse(localStorage.getItem(S.picks_key) || "[]") || []).forEach(function (id) { picks.add(id); }); } catch (e) { /* storage off: picks last this visit */ }
+  var remote = null;  // served by `pipeline review`: saves a star there (the block at the end)
+  if (!S.served) {
+    try { (JSON.parse(localStorage.getItem(S.picks_key) || "[]") || []).forEach(function (id) { picks.add(id); }); } catch (e) { /* storage off: picks last this visit */ }
+  }
   function savePicks() {
-    try { localStorage.setItem(S.picks_key, JSON.stringify(Array.from(picks))); } catch (e) { /* as above */ }
+    if (!S.served) {
+      try { localStorage.setItem(S.picks_key, JSON.stringify(Array.from(picks))); } catch (e) { /* as above */ }
+    }
     showPicks();
   }
   function picked() { return cells.filter(function (c) { return picks.has(c.id); }); }
@@ -37,6 +42,7 @@
   function toggleStar(id) {
     if (picks.has(id)) { picks.delete(id); } else { picks.add(id); }
     savePicks();
+    if (remote) { remote(id, picks.has(id)); }
     var tile = document.getElementById("cell-" + id);
     if (tile) { markStar(tile, picks.has(id)); }
     if (view.states === "picked") { render(); }
@@ -574,6 +580,49 @@
       tr.appendChild(td); body.appendChild(tr);
     }
   });
+
+  // --- served by `pipeline review` (pipeline/review/app.py) -------------------------------
+  // Only when the settings say so: stars are saved in the job's picks.jsonl through the API
+  // (the `key` of the page's URL; `rater` names who picked), and the page polls the API for
+  // everyone's picks and for a changed job (new cells finished, new votes).
+  if (S.served) {
+    var query = new URLSearchParams(location.search);
+    var apiKey = query.get("key") || "", who = query.get("rater") || "";
+    var inFlight = 0, told = false;
+    var applyPicks = function (list) {
+      picks.clear();
+      list.forEach(function (id) { picks.add(id); });
+      all(".grid .tile").forEach(function (t) { markStar(t, picks.has(t.dataset.id)); });
+      showPicks();
+    };
+    var poll = function () {
+      fetch(S.served.state, { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (d) {
+        if (!inFlight) { applyPicks(d.picks || []); }
+        if (d.stamp !== S.served.stamp && !told) {
+          told = true;
+          var note = div("served-note"), b = document.createElement("button");
+          note.textContent = "The job has changed (new cells, or votes). ";
+          b.type = "button"; b.textContent = "reload";
+          b.addEventListener("click", function () { location.reload(); });
+          note.appendChild(b);
+          note.style.cssText = "position:fixed;right:1em;bottom:1em;z-index:50;background:#ffd;color:#000;padding:.5em 1em;border:1px solid #aa8;border-radius:6px";
+          document.body.appendChild(note);
+        }
+      }, function () { /* the server has stopped: the page stays as it is */ });
+    };
+    remote = function (id, on) {
+      inFlight += 1;
+      fetch(S.served.picks + "?key=" + encodeURIComponent(apiKey), {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ cell: id, on: on, by: who || null })
+      }).then(function (r) {
+        return r.json().then(function (d) { if (!r.ok) { flash("the star was not saved: " + (d.error || r.status)); } });
+      }, function () { flash("the star was not saved: the server cannot be reached"); })
+        .then(function () { inFlight -= 1; poll(); });
+    };
+    poll();
+    setInterval(poll, 1000);
+  }
 
   $(".picks-hint").textContent = S.picks_hint;
   fillAxes();
