@@ -84,3 +84,26 @@ def test_the_site_states_the_version_the_command_prints(site: str) -> None:
     from pipeline import __version__
 
     assert f"version {__version__}" in " ".join(site.split())
+
+
+def test_the_readme_tour_shows_the_demo_manifest_as_shipped() -> None:
+    """The README's five-minute tour shows jobs/demo.yaml as it is (less its comment lines)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tour = readme.split("## A five-minute tour", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", tour, re.S)
+    assert block is not None
+    shipped = (REPO / "jobs" / "demo.yaml").read_text(encoding="utf-8")
+    assert block.group(1) == "".join(
+        line for line in shipped.splitlines(True) if not line.startswith("#"))
+
+
+def test_the_readme_fits_on_a_screen_and_opens_with_the_two_commands() -> None:
+    """At most 200 lines; the demo and the test command are its first two code blocks, and the
+    test command is the one .ci/run runs."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    demo, tests = re.findall(r"```bash\n(.*?)\n```", readme, re.S)[:2]
+    assert demo.endswith("pip install -e . && pipeline run jobs/demo.yaml")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    install, pytest_command = tests.split(" && pip install ", 1)[1].split(" && ")
+    assert f"pip install {install}" in ci and pytest_command in ci
