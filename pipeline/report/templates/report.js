@@ -621,14 +621,14 @@
       var cap = div("caption"), hear = document.createElement("button");
       hear.type = "button"; hear.className = "hear"; hear.dataset.hear = String(i);
       hear.title = "hear this clip, the others muted (" + (i + 1) + ")";
-      hear.textContent = "🔇";
+      hear.textContent = "♪ off";
       hear.disabled = !c.video;
       cap.appendChild(hear);
       var star = document.createElement("button");
       star.type = "button"; star.className = "cstar"; star.dataset.cstar = id;
       star.textContent = picks.has(id) ? "★" : "☆"; star.title = "pick this clip";
       cap.appendChild(star);
-      cap.appendChild(document.createTextNode(" " + (i + 1) + " · " + c.pick.label + " · " + id.slice(0, 8)));
+      cap.appendChild(span("text", (i + 1) + " · " + c.pick.label + " · " + id.slice(0, 8))).title = c.pick.label;
       pane.appendChild(cap);
       panes.appendChild(pane);
     });
@@ -685,7 +685,7 @@
     panes.forEach(function (pane, j) {
       var video = $("video", pane), b = $(".hear", pane);
       if (video) { video.muted = j !== on; }
-      b.textContent = j === on ? "🔊" : "🔇";
+      b.textContent = j === on ? "♪ on" : "♪ off";
       b.setAttribute("aria-pressed", j === on ? "true" : "false");
     });
   }
