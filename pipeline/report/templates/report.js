@@ -284,19 +284,27 @@
       var at = { large: 0, medium: Math.floor((options.length - 1) / 2), small: options.length - 1 }[view.size];
       options = [options[at]];
     }
-    function fewest(details) {  // the size that takes fewest screens (the largest of those)
-      var best = null;
-      options.forEach(function (size) {
-        applySize(grid, size, details);
-        var n = Math.ceil(document.documentElement.scrollHeight / screen);
-        if (!best || n < best.n) { best = { size: size, n: n, details: details }; }
-      });
-      return best;
+    // Screens a size takes, measured with the videos out of the layout (their boxes keep
+    // their size; laying out 200 players is what makes a measure slow). Smaller tiles take
+    // no more screens, so a binary search finds the largest size of the fewest screens.
+    grid.classList.add("measuring");
+    function screens(size, details) {
+      applySize(grid, size, details);
+      return Math.ceil(document.documentElement.scrollHeight / screen);
+    }
+    function fewest(details) {
+      var last = options.length - 1, n = screens(options[last], details), lo = 0, hi = last;
+      while (lo < hi) {
+        var mid = (lo + hi) >> 1;
+        if (screens(options[mid], details) <= n) { hi = mid; } else { lo = mid + 1; }
+      }
+      return { size: options[lo], n: n, details: details };
     }
     var choice = view.details === false ? null : fewest(true);
     if (view.details === null && choice && choice.n > FULL_SCREENS) { choice = null; }
     if (!choice) { choice = fewest(false); }
     applySize(grid, choice.size, choice.details);
+    grid.classList.remove("measuring");
     $("[data-details]").checked = choice.details;
   }
   var refit = null;
