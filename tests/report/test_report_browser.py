@@ -3,7 +3,10 @@ Python package), never a console error: the README's demo (every video decodes, 
 included; play controls; a narrow window); a rows x resolution x random-seeds preview (every
 cell in view on open, axes changed in the page, stars kept over a reload and downloaded as
 picks.jsonl that a final manifest plans, keyboard, compare, frame strips from the job folder
-only); a 40-cell sweep (a screenshot shows its 40 videos; pages, and a link to a tile)."""
+only); a 40-cell sweep (a screenshot shows its 40 videos; pages, and a link to a tile);
+sweeps of rows x random seeds that fit four 1400 x 900 screens with no sideways scroll;
+compare (covers the page, frame steps, loop, one clip heard, wipe); the flag and order
+controls that appear when cells carry qa or rating data."""
 
 from __future__ import annotations
 

@@ -252,7 +252,9 @@
       var colw = Math.floor((width - HEAD - 12 * ncols) / ncols);
       for (a = 1; a <= most; a++) {
         t = Math.floor((colw - (a - 1) * GAP) / a);
-        if (t >= MIN_TILE || a === 1) { out.push({ tile: Math.max(80, Math.min(MAX_TILE, t)), across: a }); }
+        // one tile a slot is the floor: narrower than MIN_TILE with many columns, never wider
+        // than the window
+        if (t >= MIN_TILE || a === 1) { out.push({ tile: Math.max(40, Math.min(MAX_TILE, t)), across: a }); }
       }
     } else {
       var most2 = Math.max(1, Math.floor((width + GROUP_GAP) / (MIN_TILE + GROUP_GAP)));
