@@ -118,6 +118,9 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["missing"] = f["path"]
     if f and f["check"]:
         t["check"] = {"ok": bool(f["check"].get("ok")), "text": check_text(f)}
+    fps = ((f or {}).get("probe") or {}).get("fps")
+    if fps:
+        t["fps"] = fps  # compare steps one frame of this clip
     for key, value in (("queue", c["queue_s"]), ("gen", c["generation_s"])):
         if value is not None:
             t[key] = value
@@ -135,9 +138,9 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["rid"] = c["request_ids"][-1]
     if len(c["files"]) > 1:
         t["more"] = [[x["path"], x["exists"]] for x in c["files"][1:]]
-    if c.get("rating"):  # votes in ratings.jsonl: the page can sort by score
-        r = c["rating"]
-        t["rating"] = {"score": r["score"], "rank": r["rank"], "votes": r["votes"]}
+    for key in ("qa", "rating"):  # triage flags and motion; blind-ranking score (when known)
+        if c.get(key):
+            t[key] = c[key]
     source = c.get("from_cell")
     if source:
         t["from"] = {"text": f"{source.get('job') or '?'} · {str(source.get('cell'))[:8]}",
