@@ -245,7 +245,8 @@ class Runner:
     async def _attempts(self, cell: Cell, slot: Slot, resume: bool) -> None:
         """Submit (unless resuming), poll to the end, retry failures, then download. The slot
         is given back as soon as the request ends, unless a canary is unproven: then the cell
-        keeps it until judged, and a failure is not retried (the canary stops the run)."""
+        keeps it until judged, and only a failure the service reported is retried (canary.fluke:
+else the canary stops the run)."""
         run, control = self.run_, self.run_.control
         while True:
             if not resume and run.wallet is not None and not await run.wallet.allows():
@@ -265,7 +266,11 @@ class Runner:
             state = run.state.cells[cell.id].state(run.max_attempts)
             if state == FAILED:
                 control.stopping.cell_failed()
-            if proving or state != RETRY or control.stopping.submitting_stopped:
+            if state != RETRY or control.stopping.submitting_stopped:
+                return
+            if proving:  # a canary the service failed goes again, alone, on the slot it holds
+                if canary.fluke(run, cell):
+                    continue
                 return
             if not await slot.take():
                 return
