@@ -71,7 +71,9 @@ class Runner:
         """The job's figures now, with the size of the journal they reflect (and, while a
         canary is unproven, the cells it waits for and the cells it holds back)."""
         run, control = self.run_, self.run_.control
-        figures = {**run.tally.figures(control.slots), "concurrency": control.slots,
+        figures = run.tally.figures(control.slots)
+        figures = {**figures, "counts": control.requests.confirmed(figures["counts"]),
+                   "concurrency": control.slots,
                    "journal_bytes": run.journal.size,
                    "retrying": run.client.retrying}
         if control.pool.canary and not control.stopping.submitting_stopped:
@@ -80,7 +82,7 @@ class Runner:
                                  "holding_back": max(0, self.waiting - free)}
         if control.auto is not None:
             figures["capacity"] = capacity_figures(
-                control.auto.capacity, control.auto.queue_ahead, control.pool.limit())
+                control.auto.capacity, control.auto.queue_ahead, control.pool.shown())
         return figures
 
     async def run(self) -> RunSummary:
