@@ -28,8 +28,8 @@ a 429) and reads `limit`, the number of requests it may have live now. The facts
   the capacity. A failed generation is a request that ended (its slot was free from then
   on); a 5xx or a dropped connection says nothing of the capacity, except that a submit
   whose outcome is unknown may have been accepted: such a request (`hidden`) may run ahead
-  of ours, so a figure counts it as ours (it can only err upwards, and the capacity is the
-  smallest of the last few figures). A 429 says the server wants
+  of ours, so a figure counts it as ours: an upper bound, which may cap the capacity but
+  never raise it. A 429 says the server wants
   fewer calls now: the limit drops below what is live for a pause and growth pauses, while
   the capacity found stays what it is.
 
@@ -60,6 +60,7 @@ class _Figure:
     waiting: int  # queue_position - 1, less the submits of unknown outcome before it
     unresolved: set[str]  # request ids
     live: int = 0  # of ours before it, known to have been live at `at`
+    hidden: int = 0  # submits of unknown outcome before it: the figure is only a bound
 
 
 @dataclass
@@ -77,6 +78,7 @@ class AutoConcurrency:
     _bound: int | None = None  # an upper bound of the capacity before the first exact figure
     _quiet: int = 0  # answers of the newest request running since one was seen waiting
     _exact: deque[int] = field(default_factory=lambda: deque(maxlen=EXACT))
+    _upper: deque[int] = field(default_factory=lambda: deque(maxlen=EXACT))  # bounds only
     _pending: list[_Figure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -166,7 +168,7 @@ class AutoConcurrency:
         else:
             self.unnoticed = max(0, figure - self.capacity)
         if len(self._pending) < PENDING:  # (those hidden count as ours: it errs upwards)
-            self._pending.append(_Figure(now, waiting - hidden, set(ahead)))
+            self._pending.append(_Figure(now, waiting - hidden, set(ahead), hidden=hidden))
 
     def ended(self, request: str, finished_at: float | None) -> None:
         """One of ours was seen ended (`finished_at`: when, by the server's clock brought to
@@ -188,8 +190,10 @@ class AutoConcurrency:
                 f.live += 1 if live_then(f.at) else 0
                 if not f.unresolved:
                     done.append(f)
-                    self._exact.append(max(1, f.live - f.waiting))
-                    self.capacity = min(self._exact)
+                    (self._upper if f.hidden else self._exact).append(max(1, f.live - f.waiting))
+                    self.capacity = min(self._exact or self._upper)
+                    if self._upper:  # a bound caps what exact figures say, never raises it
+                        self.capacity = min(self.capacity, min(self._upper))
                     self._bound = None
         if done:
             self._pending = [f for f in self._pending if f not in done]
