@@ -112,7 +112,8 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
     needs = {} if options.no_canary else canary_needs(
         state, m.run.canary, backend, client.base_url, {c.id: c.model for c in cells})
     canary = sum(needs.values())
-    outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
+    outlook = forecast(plan, price, folder, concurrency=concurrency, state=state, backend=backend,
+                       simulated_s=sum(opened.sim.config.gen_span) / 2 if opened.sim else None,
                        resume=resume, canary=canary, at=at)
     write_snapshot(folder, outlook)
     opened.journal = JournalWriter(folder, state)
@@ -158,8 +159,9 @@ class _Opened:
             self.client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT, data_uris=data_uris)
             return self.client
         from ..sim import SimConfig, Simulator
+        from ..sim.config import BUILTIN_GEN_TIME
 
-        config = options.sim or SimConfig(capacity=concurrency, gen_time=(1.0, 3.0))
+        config = options.sim or SimConfig(capacity=concurrency, gen_time=BUILTIN_GEN_TIME)
         if m.root is not None:  # it serves the project's models as well as the bundled
             config = dataclasses.replace(config, models_dirs=(
                 *config.models_dirs, str(project_models(m.root))))
