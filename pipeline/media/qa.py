@@ -1,0 +1,225 @@
+"""Triage of a downloaded clip: black or blank frames, frozen video, flicker, a motion score and
+a perceptual hash for near-duplicates, measured deterministically before anyone looks.
+
+`check_clip(path)` decodes the clip once with PyAV (one decoder thread, no deblocking filter;
+each frame scaled by libswscale to a small grey picture, THRESHOLDS.side px on its long side)
+and measures what follows on those pictures, in 0..255 grey levels:
+
+- blank share: frames whose grey levels hardly vary (standard deviation below `blank_std`):
+  black, white or one flat colour. `black` is flagged when `black_share` of the frames or more
+  are blank (a fade from black at the start is not).
+- motion: the mean absolute change of a pixel between frames `motion_gap_s` apart, averaged
+  over the clip (so it does not depend on the frame rate). `frozen` is flagged when it is below
+  `frozen_motion` *and* no frame differs from the first by more than `frozen_span`: a slow camera
+  move changes little between neighbours but much over the clip, and is not frozen.
+- flicker: consecutive frames whose mean brightness jumps by more than `flicker_jump`; flagged
+  when at least `flicker_min` jumps make `flicker_share` of the clip's frame pairs or more
+  (one hard cut is not flicker).
+- hash: a 64-bit difference hash (dHash: each of 8 rows of a 9 x 8 grey thumbnail, one bit per
+  pair of neighbours, "is the left one brighter") of `hash_frames` frames spread over the clip,
+  as hex. Two clips are near-duplicates (`near_duplicates`) when their hashes differ in at most
+  `duplicate_bits` bits in all. Compared across a job's cells when its status or report is made,
+  from the stored hashes. Our own dHash on Pillow rather than `imagehash`: the part we need is
+  ten lines, and imagehash brings numpy, scipy and PyWavelets (tens of MB) for it.
+- a clip that cannot be decoded (or has no frame) is flagged `undecodable`, never passed.
+
+A black clip is only `black` (its motion and hash say nothing); flags come in FLAGS order.
+The result is a small JSON-able dict, stored in the job's journal with its cell (pipeline.job)
+so that a resume or a report never measures a clip again: see `check_clip`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+VERSION = 1  # of the measures and thresholds below; stored with each result ("v")
+
+BLACK, FROZEN, FLICKER, DUPLICATE, UNDECODABLE = (
+    "black", "frozen", "flicker", "duplicate", "undecodable")
+FLAGS = (UNDECODABLE, BLACK, FROZEN, FLICKER, DUPLICATE)  # the order flags are shown in
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every value the triage judges with, in one place (grey levels are 0..255)."""
+
+    side: int = 64  # px of the longer side of the grey pictures measured
+    blank_std: float = 3.0  # a frame whose grey levels' standard deviation is below: blank
+    black_share: float = 0.5  # `black` when this share of the frames or more is blank
+    motion_gap_s: float = 0.5  # motion compares frames this far apart (seconds)
+    frozen_motion: float = 0.5  # `frozen` when motion is below this (grey levels per pixel) ...
+    frozen_span: float = 2.0  # ... and no frame differs from the first by more than this
+    flicker_jump: float = 12.0  # a jump: the mean grey of two consecutive frames differs by more
+    flicker_share: float = 0.1  # `flicker` when this share of consecutive pairs are jumps ...
+    flicker_min: int = 3  # ... and there are at least this many
+    hash_frames: int = 3  # frames hashed, at 1/4, 2/4, 3/4 of the clip
+    duplicate_bits: int = 10  # near-duplicates: hashes differ in at most this many bits in all
+    max_frames: int = 600  # frames measured at most (a longer clip: the first ones)
+
+
+THRESHOLDS = Thresholds()
+
+
+def thresholds_json(t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    return {"version": VERSION, **asdict(t)}
+
+
+def check_clip(path: Path, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """The triage of one video file: `{"v", "flags", "motion", "blank", "span", "flicker",
+    "frames", "hash"}` (and `"error"` when it is undecodable): the measures above, `span` the
+    most any frame differs from the first, `frames` how many were measured. Never raises for a
+    bad file."""
+    try:
+        frames, rate = _grey_frames(path, t)
+    except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds for a broken file
+        return undecodable(f"{type(exc).__name__}: {exc}")
+    if not frames:
+        return undecodable("no video frame")
+    return measure(frames, rate, t)
+
+
+def undecodable(why: str) -> dict[str, Any]:
+    return {"v": VERSION, "flags": [UNDECODABLE], "motion": None, "blank": None, "span": None,
+            "flicker": None, "frames": 0, "hash": [], "error": why[:300]}
+
+
+def _grey_frames(path: Path, t: Thresholds) -> tuple[list, float]:
+    """The clip's frames as small grey Pillow pictures, and its frame rate. An 8-bit YUV frame's
+    luma plane is its grey picture, shrunk by Pillow (a box filter); other formats go through
+    one libswscale context (a frame's own `reformat` builds one per frame: 5x the cost)."""
+    import av
+    from av.video.reformatter import VideoReformatter
+    from PIL import Image
+
+    out = []
+    reformatter = VideoReformatter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        ctx.options = {"skip_loop_filter": "all"}  # not seen at this size; half the decoding
+        ctx.thread_count = 1  # one worker thread already; frame threads only add CPU
+        rate = float(stream.average_rate or stream.guessed_rate or 24)
+        size: tuple[int, int] | None = None
+        for frame in container.decode(stream):
+            if size is None:
+                scale = t.side / max(frame.width, frame.height, 1)
+                size = max(9, round(frame.width * scale)), max(8, round(frame.height * scale))
+            if frame.format.name in LUMA_FIRST:
+                plane = frame.planes[0]
+                full = Image.frombuffer("L", (frame.width, frame.height), bytes(plane), "raw",
+                                        "L", plane.line_size, 1)
+                out.append(full.resize(size, Image.Resampling.BOX))
+            else:
+                grey = reformatter.reformat(frame, width=size[0], height=size[1], format="gray")
+                plane = grey.planes[0]
+                out.append(Image.frombuffer("L", size, bytes(plane), "raw", "L",
+                                            plane.line_size, 1))
+            if len(out) >= t.max_frames:
+                break
+    return out, rate or 24.0
+
+
+# 8-bit pixel formats whose first plane is the picture's luma, one byte a pixel
+LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                        "nv12", "nv21", "gray", "yuv410p", "yuv411p", "yuv440p"})
+
+
+def measure(frames: list, rate: float, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """The triage of a clip given as its frames (grey Pillow pictures, all one size)."""
+    from PIL import ImageChops, ImageStat
+
+    stats = [ImageStat.Stat(f) for f in frames]
+    means = [s.mean[0] for s in stats]
+    blank = sum(1 for s in stats if s.stddev[0] < t.blank_std) / len(frames)
+    gap = max(1, round(t.motion_gap_s * rate))
+    pairs = [(frames[i], frames[i + gap]) for i in range(0, len(frames) - gap, max(1, gap // 2))]
+    if not pairs and len(frames) > 1:
+        pairs = [(frames[0], frames[-1])]
+
+    def change(a: Any, b: Any) -> float:
+        return float(ImageStat.Stat(ImageChops.difference(a, b)).mean[0])
+
+    motion = sum(change(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0
+    step = max(1, len(frames) // 16)  # the spread over the clip: 16 frames against the first
+    span = max((change(frames[0], f) for f in frames[step::step]), default=0.0)
+    jumps = sum(1 for a, b in itertools.pairwise(means) if abs(b - a) > t.flicker_jump)
+    flicker = jumps / (len(frames) - 1) if len(frames) > 1 else 0.0
+    flags = []
+    if blank >= t.black_share:
+        flags.append(BLACK)
+    else:
+        if motion < t.frozen_motion and span <= t.frozen_span:
+            flags.append(FROZEN)
+        if jumps >= t.flicker_min and flicker >= t.flicker_share:
+            flags.append(FLICKER)
+    picks = [frames[min(len(frames) - 1, len(frames) * (k + 1) // (t.hash_frames + 1))]
+             for k in range(t.hash_frames)]
+    return {"v": VERSION, "flags": flags, "motion": round(motion, 3), "blank": round(blank, 3),
+            "span": round(span, 3), "flicker": round(flicker, 3), "frames": len(frames),
+            "hash": [] if BLACK in flags else [dhash(p) for p in picks]}
+
+
+def dhash(picture: Any) -> str:
+    """A 64-bit difference hash of a picture, as 16 hex digits."""
+    from PIL import Image
+
+    small = picture.convert("L").resize((9, 8), Image.Resampling.BOX)
+    px = small.tobytes()  # row by row, 9 a row
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            bits = bits << 1 | (px[row * 9 + col] > px[row * 9 + col + 1])
+    return f"{bits:016x}"
+
+
+def distance(a: Iterable[str], b: Iterable[str]) -> int | None:
+    """Bits differing between two clips' hashes in all (None when they cannot be compared)."""
+    a, b = list(a), list(b)
+    if not a or len(a) != len(b):
+        return None
+    return sum((int(x, 16) ^ int(y, 16)).bit_count() for x, y in zip(a, b, strict=True))
+
+
+def near_duplicates(hashes: Mapping[str, list[str]],
+                    t: Thresholds = THRESHOLDS) -> dict[str, list[str]]:
+    """Of clips given as key -> their hashes, each near-duplicate's key -> the keys of the
+    clips it nearly duplicates (sorted). Bucketed by 16-bit slices of the hashes: two clips
+    within `duplicate_bits` (< the slices' count) share a whole slice, so only clips sharing
+    one are compared (not every pair of a 100,000-cell job)."""
+    buckets: dict[tuple[int, str], list[str]] = {}
+    for key, h in hashes.items():
+        joined = "".join(h)
+        for i in range(0, len(joined), 4):
+            buckets.setdefault((i, joined[i:i + 4]), []).append(key)
+    found: dict[str, set[str]] = {}
+    seen: set[tuple[str, str]] = set()
+    for keys in buckets.values():
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                pair = (a, b) if a < b else (b, a)
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                d = distance(hashes[a], hashes[b])
+                if d is not None and d <= t.duplicate_bits:
+                    found.setdefault(a, set()).add(b)
+                    found.setdefault(b, set()).add(a)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def merged(results: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One cell's triage from its videos' (a cell with several outputs): the flags of all, the
+    least motion, the first's other measures; None when none was measured."""
+    got = [r for r in results if r]
+    if not got:
+        return None
+    if len(got) == 1:
+        return dict(got[0])
+    flags = {f for r in got for f in r.get("flags", [])}
+    motions = [r["motion"] for r in got if r.get("motion") is not None]
+    return {**got[0], "flags": [f for f in FLAGS if f in flags],
+            "motion": min(motions) if motions else None}
