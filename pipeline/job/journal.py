@@ -28,8 +28,10 @@ from .folder import JobFolder
 from .lines import JournalLines
 from .records import Attempt, CellRecord, FileRecord
 
-FORMAT = 2  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
-READABLE = frozenset({1, 2})  # 2 added the `canary` event
+FORMAT = 3  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
+# 2 added the `canary` event, 3 the `qa` event: a reader of format 2 takes an event it does not
+# know for corruption (StateError), so a new kind is a new format that it refuses by name
+READABLE = frozenset({1, 2, 3})
 
 
 # --- the events ------------------------------------------------------------------------------
@@ -112,6 +114,13 @@ def downloaded(cell: str, url: str, path: str, size: int, sha256: str, probe: di
             "sha256": sha256, "probe": probe, "check": check}
 
 
+def qa_checked(cell: str, path: str, qa: dict[str, Any]) -> dict[str, Any]:
+    """A downloaded video (`path`, relative to the job folder) was triaged: its flags, motion
+    and hashes (pipeline.media.qa.check_clip). Written off the download path, after it; one
+    lost to a crash is measured again by the report, not stored."""
+    return {"e": "qa", "cell": cell, "path": path, "qa": qa}
+
+
 def download_failed(cell: str, url: str, error: str) -> dict[str, Any]:
     return {"e": "download_error", "cell": cell, "url": url, "error": error}
 
@@ -149,6 +158,7 @@ def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict[s
 
 # --- the replay ------------------------------------------------------------------------------
 _WORDS: dict[str, str] = {}
+_NO_FLAGS: list[str] = []  # shared by the lean records of every clip without flags (not mutated)
 
 
 def _word(text: Any) -> Any:
@@ -232,6 +242,12 @@ class JobState:
             if not self.lean:
                 rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
                 rec.from_cell = ev.get("from_cell")
+            return
+        if kind == "qa":  # lean: what `status` counts (flags, and hashes for near-duplicates)
+            qa = ev["qa"]
+            rec.qa = {**rec.qa, ev["path"]: {"flags": qa.get("flags") or _NO_FLAGS,
+                                              "hash": qa.get("hash") or _NO_FLAGS}
+                      if self.lean else qa}
             return
         if kind == "intent":
             rec.attempts.append(Attempt(n=ev["n"], intent_at=t, estimate=ev.get("usd")))

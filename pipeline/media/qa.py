@@ -223,3 +223,61 @@ def merged(results: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
     motions = [r["motion"] for r in got if r.get("motion") is not None]
     return {**got[0], "flags": [f for f in FLAGS if f in flags],
             "motion": min(motions) if motions else None}
+
+
+class Triage:
+    """The triage of a job's cells, added one at a time (`add`), then counted (`figures`) with
+    near-duplicates found across all of them (`of` gives a cell's qa with them). Holds each
+    cell's flags and hashes only: what `status` and the report count."""
+
+    def __init__(self, t: Thresholds = THRESHOLDS) -> None:
+        self.t = t
+        self.flags: dict[str, tuple[str, ...]] = {}
+        self.hashes: dict[str, list[str]] = {}
+        self._dups: dict[str, list[str]] | None = None
+
+    def add(self, key: str, qa: Mapping[str, Any] | None) -> None:
+        if not qa:
+            return
+        self.flags[key] = tuple(qa.get("flags") or ())
+        if qa.get("hash") and BLACK not in self.flags[key]:
+            self.hashes[key] = list(qa["hash"])
+        self._dups = None
+
+    @property
+    def duplicates(self) -> dict[str, list[str]]:
+        if self._dups is None:
+            self._dups = near_duplicates(self.hashes, self.t)
+        return self._dups
+
+    def of(self, key: str, qa: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A cell's qa with its near-duplicates (`duplicate` flag, `duplicates`: their keys)."""
+        if qa is None:
+            return None
+        out = dict(qa)
+        twins = self.duplicates.get(key)
+        if twins:
+            out["flags"] = [f for f in FLAGS if f in {*qa.get("flags", ()), DUPLICATE}]
+            out["duplicates"] = twins
+        return out
+
+    def figures(self) -> dict[str, Any]:
+        """{"measured": clips triaged, "flagged": cells with a flag, "by_flag": flag -> cells
+        (FLAGS order, only those with cells)}."""
+        counts = dict.fromkeys(FLAGS, 0)
+        flagged = 0
+        for key, flags in self.flags.items():
+            every = {*flags, *((DUPLICATE,) if key in self.duplicates else ())}
+            flagged += bool(every)
+            for f in every:
+                counts[f] = counts.get(f, 0) + 1
+        return {"measured": len(self.flags), "flagged": flagged,
+                "by_flag": {f: n for f, n in counts.items() if n}}
+
+
+def flagged_line(figures: Mapping[str, Any]) -> str:
+    """`flagged 3: frozen 2, black 1` (what `status` and report.md say); "" with none."""
+    if not figures.get("flagged"):
+        return ""
+    return f"flagged {figures['flagged']}: " + ", ".join(
+        f"{flag} {n}" for flag, n in figures["by_flag"].items())

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import qa
 from .posters import MAX_POSTERS, MAX_SIDE, is_video, poster_name, save_jpeg
 
 log = logging.getLogger("pipeline.report")
@@ -144,34 +146,45 @@ def add_previews(folder: Path, cell: dict, index: int) -> None:
 
 
 class Previews:
-    """The previews of the videos a run downloads, made off the download path by one worker
-    thread, in the order they were downloaded: a decode takes from ~10 ms (the simulator's
-    clips) to most of a second (a 10 s 1080P clip with one keyframe), and a run's downloads,
-    journal and slots must not wait for it. `close()` lets the worker finish what is queued
-    (the run calls it before its report); previews lost to a crash are made by the report."""
+    """The previews and the triage (pipeline.media.qa) of the videos a run downloads, made off
+    the download path by one worker thread, in the order they were downloaded: a decode takes
+    from ~10 ms (the simulator's clips) to most of a second (a 10 s 1080P clip with one
+    keyframe), and a run's downloads, journal and slots must not wait for it. Each clip's triage
+    is handed to `on_qa(cell id, path in the job folder, result)` (the run journals it), every
+    cell's, also past MAX_PREVIEWS. `close()` lets the worker finish what is queued (the run
+    calls it before its end); previews lost to a crash are made by the report, and triage too
+    (there not stored)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path,
+                 on_qa: Callable[[str, str, dict[str, Any]], None] | None = None):
         self.folder = folder
+        self.on_qa = on_qa
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
     def add(self, cell_id: str, cell_index: int, output: int, video: Path) -> None:
-        """Queue the previews of a video just downloaded (cells past MAX_PREVIEWS get none)."""
-        if not wanted(cell_index):
+        """Queue the previews and triage of a video just downloaded (cells past MAX_PREVIEWS
+        get no previews)."""
+        previews = wanted(cell_index)
+        if not previews and self.on_qa is None:
             return
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="previews", daemon=True)
             self._worker.start()
-        self._queue.put((cell_id, output, video))
+        self._queue.put((cell_id, output, video, previews))
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            cell_id, output, video = item
+            cell_id, output, video, previews = item
             try:
-                make_previews(video, self.folder / strip_name(cell_id, output),
-                              self.folder / poster_name(cell_id, output))
+                if previews:
+                    make_previews(video, self.folder / strip_name(cell_id, output),
+                                  self.folder / poster_name(cell_id, output))
+                if self.on_qa is not None:
+                    self.on_qa(cell_id, video.relative_to(self.folder).as_posix(),
+                               qa.check_clip(video))
             except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
-                log.info("no previews for %s: %s", video, exc)
+                log.info("no previews or triage for %s: %s", video, exc)
 
     def close(self) -> None:
         """Wait until every queued preview is made, then stop the worker."""
