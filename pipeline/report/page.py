@@ -129,6 +129,11 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["held"] = c["held_since"]
     if c["request_ids"]:
         t["rid"] = c["request_ids"][-1]
+    triage = c.get("qa")
+    if triage:  # the clip's triage (pipeline.media.qa): flags, motion, near-duplicates
+        t["qa"] = {"flags": triage["flags"], "motion": triage.get("motion")}
+        if triage.get("duplicates"):
+            t["qa"]["dups"] = triage["duplicates"]
     if len(c["files"]) > 1:
         t["more"] = [[x["path"], x["exists"]] for x in c["files"][1:]]
     source = c.get("from_cell")
