@@ -57,7 +57,8 @@ class Thresholds:
     flicker_share: float = 0.1  # `flicker` when this share of consecutive pairs are jumps ...
     flicker_min: int = 3  # ... and there are at least this many
     hash_frames: int = 3  # frames hashed, at 1/4, 2/4, 3/4 of the clip
-    duplicate_bits: int = 10  # near-duplicates: hashes differ in at most this many bits in all
+    duplicate_bits: int = 6  # near-duplicates: their hashes differ in at most this many bits in
+    #                          all (of 192; clips on a flat picture differ in 11 and more)
     max_frames: int = 600  # frames measured at most (a longer clip: the first ones)
 
 

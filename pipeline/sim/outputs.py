@@ -113,7 +113,8 @@ async def download(request: Request) -> Response:
         data = await sim.videos.picture(req.extra.get("image"), parsed[2], req.extra["aspect"])
         media = "image/png"
     else:
-        data = await sim.videos.get(req.extra.get("image"), frames_of(req.body))
+        data = await sim.videos.get(req.extra.get("image"), frames_of(req.body),
+                                    req.extra.get("variant"), req.extra.get("defect"))
         media = "video/mp4"
     if fault == "truncate":
         sim.counters.fault("download_truncated")
