@@ -2,7 +2,7 @@
 a perceptual hash for near-duplicates, measured deterministically before anyone looks.
 
 `check_clip(path)` decodes the clip once with PyAV (one decoder thread, no deblocking filter;
-each frame scaled by libswscale to a small grey picture, THRESHOLDS.side px on its long side)
+each frame shrunk by libswscale to a small grey picture, THRESHOLDS.side px on its long side)
 and measures what follows on those pictures, in 0..255 grey levels:
 
 - blank share: frames whose grey levels hardly vary (standard deviation below `blank_std`):
@@ -89,11 +89,12 @@ def undecodable(why: str) -> dict[str, Any]:
 
 
 def _grey_frames(path: Path, t: Thresholds) -> tuple[list, float]:
-    """The clip's frames as small grey Pillow pictures, and its frame rate. An 8-bit YUV frame's
-    luma plane is its grey picture, shrunk by Pillow (a box filter); other formats go through
-    one libswscale context (a frame's own `reformat` builds one per frame: 5x the cost)."""
+    """The clip's frames as small grey Pillow pictures, and its frame rate. One libswscale
+    context shrinks every frame (area averaging, straight to grey): a frame's own `reformat`
+    builds a context per frame (5x the cost), and copying the full luma plane to Pillow costs
+    as much as decoding it at 1080P."""
     import av
-    from av.video.reformatter import VideoReformatter
+    from av.video.reformatter import Interpolation, VideoReformatter
     from PIL import Image
 
     out = []
@@ -109,24 +110,13 @@ def _grey_frames(path: Path, t: Thresholds) -> tuple[list, float]:
             if size is None:
                 scale = t.side / max(frame.width, frame.height, 1)
                 size = max(9, round(frame.width * scale)), max(8, round(frame.height * scale))
-            if frame.format.name in LUMA_FIRST:
-                plane = frame.planes[0]
-                full = Image.frombuffer("L", (frame.width, frame.height), bytes(plane), "raw",
-                                        "L", plane.line_size, 1)
-                out.append(full.resize(size, Image.Resampling.BOX))
-            else:
-                grey = reformatter.reformat(frame, width=size[0], height=size[1], format="gray")
-                plane = grey.planes[0]
-                out.append(Image.frombuffer("L", size, bytes(plane), "raw", "L",
-                                            plane.line_size, 1))
+            grey = reformatter.reformat(frame, width=size[0], height=size[1], format="gray",
+                                        interpolation=Interpolation.AREA)
+            plane = grey.planes[0]
+            out.append(Image.frombuffer("L", size, bytes(plane), "raw", "L", plane.line_size, 1))
             if len(out) >= t.max_frames:
                 break
     return out, rate or 24.0
-
-
-# 8-bit pixel formats whose first plane is the picture's luma, one byte a pixel
-LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
-                        "nv12", "nv21", "gray", "yuv410p", "yuv411p", "yuv440p"})
 
 
 def measure(frames: list, rate: float, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
