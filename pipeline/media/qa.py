@@ -254,7 +254,7 @@ class Triage:
 
     def figures(self) -> dict[str, Any]:
         """{"measured": clips triaged, "flagged": cells with a flag, "by_flag": flag -> cells
-        (FLAGS order, only those with cells)}."""
+        (most first, then in FLAGS order; only flags some cell has)}."""
         counts = dict.fromkeys(FLAGS, 0)
         flagged = 0
         for key, flags in self.flags.items():
@@ -263,7 +263,7 @@ class Triage:
             for f in every:
                 counts[f] = counts.get(f, 0) + 1
         return {"measured": len(self.flags), "flagged": flagged,
-                "by_flag": {f: n for f, n in counts.items() if n}}
+                "by_flag": {f: n for f, n in sorted(counts.items(), key=lambda x: -x[1]) if n}}
 
 
 def flagged_line(figures: Mapping[str, Any]) -> str:

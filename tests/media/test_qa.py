@@ -91,3 +91,26 @@ def test_merged():
     assert qa.merged([one]) == one
     assert qa.merged([one, two])["flags"] == ["black", "frozen"]
     assert qa.merged([one, two])["motion"] == 0.0
+
+
+def test_triage_counts_cells_and_finds_duplicates():
+    """The job's triage: cells flagged by flag (a cell once however many flags), near-
+    duplicates found across cells from their hashes (black clips' hashes are not compared),
+    and the line `status` and report.md print."""
+    same = ["0123456789abcdef"] * 3
+    triage = qa.Triage()
+    triage.add("a", {"flags": [], "hash": same})
+    triage.add("b", {"flags": ["frozen"], "hash": same})
+    triage.add("c", {"flags": ["black"], "hash": same})
+    triage.add("d", {"flags": ["black", "frozen"], "hash": []})
+    triage.add("e", {"flags": [], "hash": ["fedcba9876543210"] * 3})
+    triage.add("g", {"flags": ["undecodable"], "hash": []})
+    triage.add("f", None)  # not measured
+    assert triage.figures() == {"measured": 6, "flagged": 5, "by_flag": {
+        "black": 2, "frozen": 2, "duplicate": 2, "undecodable": 1}}  # most first
+    assert triage.of("a", {"flags": [], "hash": same})["duplicates"] == ["b"]
+    assert triage.of("b", {"flags": ["frozen"]})["flags"] == ["frozen", "duplicate"]
+    assert triage.of("e", {"flags": []}) == {"flags": []}
+    assert qa.flagged_line(triage.figures()) == \
+        "flagged 5: black 2, frozen 2, duplicate 2, undecodable 1"
+    assert qa.flagged_line(qa.Triage().figures()) == ""
