@@ -31,6 +31,7 @@ so that a resume or a report never measures a clip again: see `check_clip`.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,14 +74,24 @@ def check_clip(path: Path, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
     """The triage of one video file: `{"v", "flags", "motion", "blank", "span", "flicker",
     "frames", "hash"}` (and `"error"` when it is undecodable): the measures above, `span` the
     most any frame differs from the first, `frames` how many were measured. Never raises for a
-    bad file."""
+    bad file. (pipeline.media.strips measures in the decode that makes a clip's frame strip,
+    with a `Meter`, and calls this only when that decode did not see the whole clip.)"""
+    meter = Meter(t)
     try:
-        frames, rate = _grey_frames(path, t)
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            ctx.options = {"skip_loop_filter": "all"}  # not seen at this size: half the decoding
+            ctx.thread_count = 1  # one worker thread already; frame threads only add CPU
+            meter.rate = float(stream.average_rate or stream.guessed_rate or 24)
+            for frame in container.decode(stream):
+                if not meter.feed(frame):
+                    break
     except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds for a broken file
         return undecodable(f"{type(exc).__name__}: {exc}")
-    if not frames:
-        return undecodable("no video frame")
-    return measure(frames, rate, t)
+    return meter.result()
 
 
 def undecodable(why: str) -> dict[str, Any]:
@@ -88,51 +99,72 @@ def undecodable(why: str) -> dict[str, Any]:
             "flicker": None, "frames": 0, "hash": [], "error": why[:300]}
 
 
-def _grey_frames(path: Path, t: Thresholds) -> tuple[list, float]:
-    """The clip's frames as small grey Pillow pictures, and its frame rate. One libswscale
-    context shrinks every frame (area averaging, straight to grey): a frame's own `reformat`
-    builds a context per frame (5x the cost), and copying the full luma plane to Pillow costs
-    as much as decoding it at 1080P."""
-    import av
-    from av.video.reformatter import Interpolation, VideoReformatter
-    from PIL import Image
+class Meter:
+    """The frames of one clip, fed as they are decoded (`feed`), then measured (`result`).
+    One libswscale context shrinks every frame straight to grey (area averaging): a frame's
+    own `reformat` builds a context per frame (5x the cost), and copying the full luma plane
+    to Pillow costs as much as decoding it at 1080P."""
 
-    out = []
-    reformatter = VideoReformatter()
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        ctx.options = {"skip_loop_filter": "all"}  # not seen at this size; half the decoding
-        ctx.thread_count = 1  # one worker thread already; frame threads only add CPU
-        rate = float(stream.average_rate or stream.guessed_rate or 24)
-        size: tuple[int, int] | None = None
-        for frame in container.decode(stream):
-            if size is None:
-                scale = t.side / max(frame.width, frame.height, 1)
-                size = max(9, round(frame.width * scale)), max(8, round(frame.height * scale))
-            grey = reformatter.reformat(frame, width=size[0], height=size[1], format="gray",
-                                        interpolation=Interpolation.AREA)
-            plane = grey.planes[0]
-            out.append(Image.frombuffer("L", size, bytes(plane), "raw", "L", plane.line_size, 1))
-            if len(out) >= t.max_frames:
-                break
-    return out, rate or 24.0
+    def __init__(self, t: Thresholds = THRESHOLDS, rate: float = 24.0):
+        from av.video.reformatter import VideoReformatter
+
+        self.t, self.rate = t, rate
+        self.frames: list = []
+        self.complete = False  # set by a decode that fed it the whole clip (or max_frames)
+        self._reformatter = VideoReformatter()
+        self._size: tuple[int, int] | None = None
+
+    def feed(self, frame: Any) -> bool:
+        """Take one decoded frame (a PyAV VideoFrame); False once no more are wanted."""
+        from av.video.reformatter import Interpolation
+        from PIL import Image
+
+        if len(self.frames) >= self.t.max_frames:
+            return False
+        if self._size is None:
+            scale = self.t.side / max(frame.width, frame.height, 1)
+            self._size = (max(9, round(frame.width * scale)),
+                          max(8, round(frame.height * scale)))
+        grey = self._reformatter.reformat(frame, width=self._size[0], height=self._size[1],
+                                          format="gray", interpolation=Interpolation.AREA)
+        plane = grey.planes[0]
+        self.frames.append(Image.frombuffer("L", self._size, bytes(plane), "raw", "L",
+                                            plane.line_size, 1))
+        return len(self.frames) < self.t.max_frames
+
+    def result(self) -> dict[str, Any]:
+        if not self.frames:
+            return undecodable("no video frame")
+        return measure(self.frames, self.rate or 24.0, self.t)
+
+
+_LEVELS = range(256)
+_SQUARES = [v * v for v in _LEVELS]
+
+
+def _stats(picture: Any) -> tuple[float, float]:
+    """Mean and standard deviation of a grey picture's levels, from its histogram (C loops;
+    Pillow's ImageStat sums the histogram in Python: 5x slower here)."""
+    counts = picture.histogram()
+    n = picture.width * picture.height
+    mean = sum(map(operator.mul, counts, _LEVELS)) / n
+    return mean, max(0.0, sum(map(operator.mul, counts, _SQUARES)) / n - mean * mean) ** 0.5
 
 
 def measure(frames: list, rate: float, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
     """The triage of a clip given as its frames (grey Pillow pictures, all one size)."""
-    from PIL import ImageChops, ImageStat
+    from PIL import ImageChops
 
-    stats = [ImageStat.Stat(f) for f in frames]
-    means = [s.mean[0] for s in stats]
-    blank = sum(1 for s in stats if s.stddev[0] < t.blank_std) / len(frames)
+    stats = [_stats(f) for f in frames]
+    means = [m for m, _ in stats]
+    blank = sum(1 for _, sd in stats if sd < t.blank_std) / len(frames)
     gap = max(1, round(t.motion_gap_s * rate))
     pairs = [(frames[i], frames[i + gap]) for i in range(0, len(frames) - gap, max(1, gap // 2))]
     if not pairs and len(frames) > 1:
         pairs = [(frames[0], frames[-1])]
 
     def change(a: Any, b: Any) -> float:
-        return float(ImageStat.Stat(ImageChops.difference(a, b)).mean[0])
+        return _stats(ImageChops.difference(a, b))[0]
 
     motion = sum(change(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0
     step = max(1, len(frames) // 16)  # the spread over the clip: 16 frames against the first

@@ -49,11 +49,13 @@ def fresh(video: Path, made: Path) -> bool:
 
 
 def make_previews(video: Path, strip: Path, poster: Path | None = None,
-                  frames: int = FRAMES) -> bool:
+                  frames: int = FRAMES, meter: qa.Meter | None = None) -> bool:
     """Write the frame strip of `video` (and its poster, when a path is given) in one pass;
     True when the strip exists. A video that cannot be decoded gets neither (the media check
     says why). Frames are scaled by the decoder, and a clip with several keyframes is sought
-    to each frame instead of decoded whole (a 10 s 1080P clip is 241 frames)."""
+    to each frame instead of decoded whole (a 10 s 1080P clip is 241 frames). A clip decoded
+    front to back (one keyframe or two) is also fed whole to `meter`, the triage's
+    (pipeline.media.qa), which then says `complete`: one decode for both."""
     import av
 
     first = None
@@ -81,14 +83,21 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
             else:  # one keyframe (the simulator's clips): decode once, front to back
                 wanted = iter(targets)
                 due = next(wanted, None)
+                measuring = meter is not None
+                if meter is not None:
+                    meter.rate = float(stream.average_rate or stream.guessed_rate or 24)
                 for frame in container.decode(stream):
                     if first is None:
                         first = frame.to_image(width=size[0], height=size[1])
                     while due is not None and (frame.time is None or frame.time >= due):
                         picked.append(frame.to_image(width=size[0], height=size[1]))
                         due = next(wanted, None)
-                    if due is None:
+                    if measuring and meter is not None:
+                        measuring = meter.feed(frame)
+                    if due is None and not measuring:
                         break
+                if meter is not None:
+                    meter.complete = True
     except Exception as exc:
         log.info("no frame strip for %s: %s", video, exc)
         return False
@@ -177,12 +186,13 @@ class Previews:
         while (item := self._queue.get()) is not None:
             cell_id, output, video, previews = item
             try:
+                meter = qa.Meter() if self.on_qa is not None else None
                 if previews:
                     make_previews(video, self.folder / strip_name(cell_id, output),
-                                  self.folder / poster_name(cell_id, output))
-                if self.on_qa is not None:
-                    self.on_qa(cell_id, video.relative_to(self.folder).as_posix(),
-                               qa.check_clip(video))
+                                  self.folder / poster_name(cell_id, output), meter=meter)
+                if self.on_qa is not None and meter is not None:
+                    result = meter.result() if meter.complete else qa.check_clip(video)
+                    self.on_qa(cell_id, video.relative_to(self.folder).as_posix(), result)
             except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
                 log.info("no previews or triage for %s: %s", video, exc)
 

@@ -114,3 +114,23 @@ def test_triage_counts_cells_and_finds_duplicates():
     assert qa.flagged_line(triage.figures()) == \
         "flagged 5: black 2, frozen 2, duplicate 2, undecodable 1"
     assert qa.flagged_line(qa.Triage().figures()) == ""
+
+
+@pytest.mark.parametrize("clip", ["pan", "flicker", "black"])
+def test_measured_in_the_strips_decode(clips, clip, tmp_path):
+    """The decode that makes a clip's strip and poster measures it too, to the same result as
+    a decode of its own."""
+    from pipeline.media.strips import make_previews
+
+    meter = qa.Meter()
+    assert make_previews(clips[clip], tmp_path / "s.jpg", tmp_path / "p.jpg", meter=meter)
+    assert meter.complete and meter.result() == qa.check_clip(clips[clip])
+
+
+def test_a_broken_clip_is_not_measured_by_the_strip(clips, tmp_path):
+    """A decode that fails leaves the meter incomplete (the worker then asks check_clip)."""
+    from pipeline.media.strips import make_previews
+
+    meter = qa.Meter()
+    assert not make_previews(clips["corrupt"], tmp_path / "s.jpg", meter=meter)
+    assert not meter.complete
