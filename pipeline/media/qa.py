@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 VERSION = 1  # of the measures and thresholds below; stored with each result ("v")
+MAX_TWINS = 10  # near-duplicates named per clip (a job of one clip many times: not all)
 
 BLACK, FROZEN, FLICKER, DUPLICATE, UNDECODABLE = (
     "black", "frozen", "flicker", "duplicate", "undecodable")
@@ -207,31 +208,47 @@ def distance(a: Iterable[str], b: Iterable[str]) -> int | None:
     return sum((int(x, 16) ^ int(y, 16)).bit_count() for x, y in zip(a, b, strict=True))
 
 
-def near_duplicates(hashes: Mapping[str, list[str]],
-                    t: Thresholds = THRESHOLDS) -> dict[str, list[str]]:
-    """Of clips given as key -> their hashes, each near-duplicate's key -> the keys of the
-    clips it nearly duplicates (sorted). Bucketed by 16-bit slices of the hashes: two clips
-    within `duplicate_bits` (< the slices' count) share a whole slice, so only clips sharing
-    one are compared (not every pair of a 100,000-cell job)."""
-    buckets: dict[tuple[int, str], list[str]] = {}
+def near_duplicates(hashes: Mapping[str, list[str]], t: Thresholds = THRESHOLDS,
+                    limit: int = MAX_TWINS) -> dict[str, list[str]]:
+    """Of clips given as key -> their hashes, each near-duplicate's key -> the keys of (at most
+    `limit` of) the clips it nearly duplicates, in the order given. Clips with equal hashes are
+    one group; the distinct hashes are bucketed by 16-bit slices: two within `duplicate_bits`
+    (< the slices' count) share a whole slice, so only hashes sharing one are compared (not
+    every pair of a 100,000-cell job, nor 100,000 copies of one clip against each other)."""
+    groups: dict[str, list[str]] = {}  # the joined hashes -> the clips that have them
     for key, h in hashes.items():
-        joined = "".join(h)
+        if h:
+            groups.setdefault("".join(h), []).append(key)
+    buckets: dict[tuple[int, str], list[str]] = {}
+    for joined in groups:
         for i in range(0, len(joined), 4):
-            buckets.setdefault((i, joined[i:i + 4]), []).append(key)
-    found: dict[str, set[str]] = {}
+            buckets.setdefault((i, joined[i:i + 4]), []).append(joined)
+    near: dict[str, set[str]] = {}
     seen: set[tuple[str, str]] = set()
-    for keys in buckets.values():
-        for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
-                pair = (a, b) if a < b else (b, a)
-                if pair in seen:
+    for same_slice in buckets.values():
+        for i, a in enumerate(same_slice):
+            for b in same_slice[i + 1:]:
+                if (a, b) in seen:
                     continue
-                seen.add(pair)
-                d = distance(hashes[a], hashes[b])
-                if d is not None and d <= t.duplicate_bits:
-                    found.setdefault(a, set()).add(b)
-                    found.setdefault(b, set()).add(a)
-    return {k: sorted(v) for k, v in found.items()}
+                seen.add((a, b))
+                if len(a) == len(b) and sum((int(x, 16) ^ int(y, 16)).bit_count() for x, y in
+                                            zip(_words(a), _words(b), strict=True)) \
+                        <= t.duplicate_bits:
+                    near.setdefault(a, set()).add(b)
+                    near.setdefault(b, set()).add(a)
+    out: dict[str, list[str]] = {}
+    for joined, keys in groups.items():
+        others = [groups[n] for n in sorted(near.get(joined, ()))]
+        for key in keys:
+            twins = list(itertools.islice((k for k in itertools.chain(keys, *others)
+                                           if k != key), limit))
+            if twins:
+                out[key] = twins
+    return out
+
+
+def _words(joined: str) -> list[str]:
+    return [joined[i:i + 16] for i in range(0, len(joined), 16)]
 
 
 def merged(results: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -134,3 +134,15 @@ def test_a_broken_clip_is_not_measured_by_the_strip(clips, tmp_path):
     meter = qa.Meter()
     assert not make_previews(clips["corrupt"], tmp_path / "s.jpg", meter=meter)
     assert not meter.complete
+
+
+def test_many_copies_of_one_clip():
+    """10,000 copies of one clip (a model ignoring its seed) are found at once, each naming
+    MAX_TWINS of the others."""
+    import time
+
+    started = time.process_time()
+    found = qa.near_duplicates({f"c{i}": ["0123456789abcdef"] * 3 for i in range(10_000)})
+    assert time.process_time() - started < 2
+    assert len(found) == 10_000 and found["c0"] == [f"c{i}" for i in range(1, 11)]
+    assert found["c5"][:5] == ["c0", "c1", "c2", "c3", "c4"]
