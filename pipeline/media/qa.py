@@ -12,7 +12,8 @@ and measures what follows on those pictures, in 0..255 grey levels:
   over the clip (so it does not depend on the frame rate). `frozen` is flagged when it is below
   `frozen_motion` *and* no frame differs from the first by more than `frozen_span`: a slow camera
   move changes little between neighbours but much over the clip, and is not frozen.
-- flicker: consecutive frames whose mean brightness jumps by more than `flicker_jump`; flagged
+- flicker: consecutive frames measured (every `stride`-th frame of the clip is, and `frames`
+  says how many) whose mean brightness jumps by more than `flicker_jump`; flagged
   when at least `flicker_min` jumps make `flicker_share` of the clip's frame pairs or more
   (one hard cut is not flicker).
 - hash: a 64-bit difference hash (dHash: each of 8 rows of a 9 x 8 grey thumbnail, one bit per
@@ -62,6 +63,8 @@ class Thresholds:
     duplicate_bits: int = 6  # near-duplicates: their hashes differ in at most this many bits in
     #                          all (of 192; clips on a flat picture differ in 11 and more)
     max_frames: int = 600  # frames measured at most (a longer clip: the first ones)
+    stride: int = 2  # every stride-th frame is measured (at 24 fps: 12 a second, enough to see
+    #                  a frame that jumps; half the cost of all)
 
 
 THRESHOLDS = Thresholds()
@@ -114,6 +117,7 @@ class Meter:
         self.complete = False  # set by a decode that fed it the whole clip (or max_frames)
         self._reformatter = VideoReformatter()
         self._size: tuple[int, int] | None = None
+        self._seen = 0  # frames fed, measured or not
 
     def feed(self, frame: Any) -> bool:
         """Take one decoded frame (a PyAV VideoFrame); False once no more are wanted."""
@@ -122,6 +126,9 @@ class Meter:
 
         if len(self.frames) >= self.t.max_frames:
             return False
+        self._seen += 1
+        if (self._seen - 1) % self.t.stride:
+            return True
         if self._size is None:
             scale = self.t.side / max(frame.width, frame.height, 1)
             self._size = (max(9, round(frame.width * scale)),
@@ -136,7 +143,7 @@ class Meter:
     def result(self) -> dict[str, Any]:
         if not self.frames:
             return undecodable("no video frame")
-        return measure(self.frames, self.rate or 24.0, self.t)
+        return measure(self.frames, (self.rate or 24.0) / self.t.stride, self.t)
 
 
 BLANK_STRIDE = 3  # blank frames are counted on every third frame
@@ -154,7 +161,8 @@ def _stats(picture: Any) -> tuple[float, float]:
 
 
 def measure(frames: list, rate: float, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
-    """The triage of a clip given as its frames (grey Pillow pictures, all one size)."""
+    """The triage of a clip given as its frames (grey Pillow pictures, all one size), `rate`
+    of them a second."""
     from PIL import Image, ImageChops
 
     # brightness of every frame (a box filter down to one pixel: C alone); blank frames
