@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, StateError
+from ..media import qa as media_qa
 from .folder import JobFolder
 from .lines import JournalLines
 from .records import Attempt, CellRecord, FileRecord
@@ -158,7 +159,6 @@ def ended(exit_code: int, stopped: str | None, counts: dict[str, int]) -> dict[s
 
 # --- the replay ------------------------------------------------------------------------------
 _WORDS: dict[str, str] = {}
-_NO_FLAGS: list[str] = []  # shared by the lean records of every clip without flags (not mutated)
 
 
 def _word(text: Any) -> Any:
@@ -243,11 +243,10 @@ class JobState:
                 rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
                 rec.from_cell = ev.get("from_cell")
             return
-        if kind == "qa":  # lean: what `status` counts (flags, and hashes for near-duplicates)
-            qa = ev["qa"]
-            rec.qa = {**rec.qa, ev["path"]: {"flags": qa.get("flags") or _NO_FLAGS,
-                                              "hash": qa.get("hash") or _NO_FLAGS}
-                      if self.lean else qa}
+        if kind == "qa":  # lean: only what `status` counts (flags, hashes for near-duplicates)
+            rec.qa_brief = media_qa.brief(ev["qa"], rec.qa_brief)
+            if not self.lean:
+                rec.qa = {**rec.qa, ev["path"]: ev["qa"]}
             return
         if kind == "intent":
             rec.attempts.append(Attempt(n=ev["n"], intent_at=t, estimate=ev.get("usd")))

@@ -52,7 +52,7 @@ def summarize(tally: Tally, state: JobState, *, job: str | None, model: str | No
                 group["cells"] += 1
     triage = qa.Triage()
     for cid, rec in state.cells.items():
-        triage.add(cid, qa.merged(rec.qa.values()))
+        triage.add_brief(cid, rec.qa_brief)
     header = state.header
     by_model = {}
     if models and len(models) > 1:

@@ -276,6 +276,22 @@ def merged(results: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
             "motion": min(motions) if motions else None}
 
 
+Brief = tuple[tuple[str, ...], str]  # a cell's flags, and its hashes joined in one string
+_FLAG_SETS: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per combination of flags
+
+
+def brief(qa: Mapping[str, Any] | None, before: Brief | None = None) -> Brief | None:
+    """What `status` counts of a cell's triage, small enough to keep for 100,000 cells in a
+    run: its flags (with `before`'s: another video of the cell) and the first video's hashes,
+    joined."""
+    if not qa:
+        return before
+    every = {*(qa.get("flags") or ()), *(before[0] if before else ())}
+    flags = tuple(f for f in FLAGS if f in every)
+    flags = _FLAG_SETS.setdefault(flags, flags)
+    return flags, (before[1] if before and before[1] else "".join(qa.get("hash") or ()))
+
+
 class Triage:
     """The triage of a job's cells, added one at a time (`add`), then counted (`figures`) with
     near-duplicates found across all of them (`of` gives a cell's qa with them). Holds each
@@ -288,11 +304,14 @@ class Triage:
         self._dups: dict[str, list[str]] | None = None
 
     def add(self, key: str, qa: Mapping[str, Any] | None) -> None:
-        if not qa:
+        self.add_brief(key, brief(qa))
+
+    def add_brief(self, key: str, cell: Brief | None) -> None:
+        if cell is None:
             return
-        self.flags[key] = tuple(qa.get("flags") or ())
-        if qa.get("hash") and BLACK not in self.flags[key]:
-            self.hashes[key] = list(qa["hash"])
+        self.flags[key] = cell[0]
+        if cell[1] and BLACK not in cell[0]:
+            self.hashes[key] = [cell[1]]
         self._dups = None
 
     @property
