@@ -72,3 +72,23 @@ def test_defective_clips_are_flagged(sim_factory, tmp_path):
     again = run(manifest, out, env)
     assert again.returncode == 0, again.stderr
     assert sum(1 for e in journal_events(out) if e["e"] == "qa") == 30
+
+
+def test_a_job_without_stored_triage_is_measured_by_its_report(sim_factory, tmp_path):
+    """A job whose journal has no `qa` events (run by an older version, or the events lost to a
+    crash) gets its clips measured by `pipeline report`, which writes nothing in the journal."""
+    sim = sim_factory(defect_rate=0.5, seed=4, gen_time=(0.05, 0.1), capacity=8)
+    manifest = sweep(tmp_path, seeds=6)
+    out = tmp_path / "out"
+    env = env_for(sim.base_url)
+    assert run(manifest, out, env).returncode == 0
+    journal = out / "state.jsonl"
+    kept = [line for line in journal.read_text().splitlines() if '"e":"qa"' not in line]
+    journal.write_text("\n".join(kept) + "\n")
+    before = json.loads((out / "report.json").read_text())["cells"]
+    proc = subprocess.run(pipeline_cmd("report", str(manifest), "--out", str(out)), env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads((out / "report.json").read_text())["cells"]
+    assert [c["qa"]["flags"] for c in after] == [c["qa"]["flags"] for c in before]
+    assert journal.read_text().splitlines() == kept
