@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, StateError
+from ..media import qa as media_qa
 from .folder import JobFolder
 from .lines import JournalLines
 from .records import Attempt, CellRecord, FileRecord
 
-FORMAT = 2  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
-READABLE = frozenset({1, 2})  # 2 added the `canary` event
+FORMAT = 3  # bump (and teach `apply` the old one, or refuse it) on any change a reader notices
+# 2 added the `canary` event, 3 the `qa` event: a reader of format 2 takes an event it does not
+# know for corruption (StateError), so a new kind is a new format that it refuses by name
+READABLE = frozenset({1, 2, 3})
 
 
 # --- the events ------------------------------------------------------------------------------
@@ -110,6 +113,13 @@ def downloaded(cell: str, url: str, path: str, size: int, sha256: str, probe: di
                check: dict[str, Any]) -> dict[str, Any]:
     return {"e": "download", "cell": cell, "url": url, "path": path, "size": size,
             "sha256": sha256, "probe": probe, "check": check}
+
+
+def qa_checked(cell: str, path: str, qa: dict[str, Any]) -> dict[str, Any]:
+    """A downloaded video (`path`, relative to the job folder) was triaged: its flags, motion
+    and hashes (pipeline.media.qa.check_clip). Written off the download path, after it; one
+    lost to a crash is measured again by the report, not stored."""
+    return {"e": "qa", "cell": cell, "path": path, "qa": qa}
 
 
 def download_failed(cell: str, url: str, error: str) -> dict[str, Any]:
@@ -232,6 +242,11 @@ class JobState:
             if not self.lean:
                 rec.label, rec.values, rec.request = ev["label"], ev["values"], ev["request"]
                 rec.from_cell = ev.get("from_cell")
+            return
+        if kind == "qa":  # lean: only what `status` counts (flags, hashes for near-duplicates)
+            rec.qa_brief = media_qa.brief(ev["qa"], rec.qa_brief)
+            if not self.lean:
+                rec.qa = {**rec.qa, ev["path"]: ev["qa"]}
             return
         if kind == "intent":
             rec.attempts.append(Attempt(n=ev["n"], intent_at=t, estimate=ev.get("usd")))

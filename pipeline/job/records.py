@@ -212,6 +212,10 @@ class CellRecord:
     described: bool = False  # its `cell` event (label, values, request) is in the journal
     # the picked cell it renders again (its `cell` event says)
     from_cell: dict[str, Any] | None = None
+    # each downloaded video's triage (pipeline.media.qa), by its path; replaced, never mutated
+    qa: dict[str, dict[str, Any]] = field(default_factory=lambda: EMPTY)
+    # what `status` counts of it (pipeline.media.qa.brief): its flags, its hashes joined
+    qa_brief: tuple[tuple[str, ...], str] | None = None
     # A done cell the runner no longer needs in detail keeps only these (see compact()).
     compacted: bool = False
     done_money: Money = NOTHING

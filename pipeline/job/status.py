@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import text
+from ..media import qa
 from ..models import cost
 from .folder import JobFolder
 from .found_capacity import capacity_figures, kept, service
@@ -49,6 +50,9 @@ def summarize(tally: Tally, state: JobState, *, job: str | None, model: str | No
             if reason:
                 group = pending.setdefault(reason, {"reason": reason, "cells": 0, "example": cid})
                 group["cells"] += 1
+    triage = qa.Triage()
+    for cid, rec in state.cells.items():
+        triage.add_brief(cid, rec.qa_brief)
     header = state.header
     by_model = {}
     if models and len(models) > 1:
@@ -67,6 +71,8 @@ def summarize(tally: Tally, state: JobState, *, job: str | None, model: str | No
         "failed": failed,
         "unknown": unknown,
         "pending_reasons": sorted(pending.values(), key=lambda g: -g["cells"]),
+        # the clips' triage (pipeline.media.qa): clips measured, cells flagged, by flag
+        "qa": triage.figures(),
         "torn_tail": state.torn_tail,
         "journal_bytes": state.valid_bytes,
         "cell_events": state.cell_events,
@@ -98,6 +104,10 @@ def status_text(s: Mapping[str, Any]) -> str:
         details.append(f"{s['status_calls_per_cell']} status calls per cell")
     if details:
         lines.append("; ".join(details))
+    triage = s.get("qa") or {}
+    if triage.get("flagged"):
+        lines.append(f"{qa.flagged_line(triage)} (of {triage['measured']} clips triaged; "
+                     "report.md lists them)")
     for model_id, f in (s.get("models") or {}).items():
         counts = f["counts"]
         lines.append(f"  {model_id}: {counts['done']}/{f['cells']} done"

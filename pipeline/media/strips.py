@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import qa
 from .posters import MAX_POSTERS, MAX_SIDE, is_video, poster_name, save_jpeg
 
 log = logging.getLogger("pipeline.report")
@@ -47,11 +49,13 @@ def fresh(video: Path, made: Path) -> bool:
 
 
 def make_previews(video: Path, strip: Path, poster: Path | None = None,
-                  frames: int = FRAMES) -> bool:
+                  frames: int = FRAMES, meter: qa.Meter | None = None) -> bool:
     """Write the frame strip of `video` (and its poster, when a path is given) in one pass;
     True when the strip exists. A video that cannot be decoded gets neither (the media check
     says why). Frames are scaled by the decoder, and a clip with several keyframes is sought
-    to each frame instead of decoded whole (a 10 s 1080P clip is 241 frames)."""
+    to each frame instead of decoded whole (a 10 s 1080P clip is 241 frames). A clip decoded
+    front to back (one keyframe or two) is also fed whole to `meter`, the triage's
+    (pipeline.media.qa), which then says `complete`: one decode for both."""
     import av
 
     first = None
@@ -79,14 +83,22 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
             else:  # one keyframe (the simulator's clips): decode once, front to back
                 wanted = iter(targets)
                 due = next(wanted, None)
+                measuring = meter is not None
+                if meter is not None:
+                    meter.opened(container)
+                    meter.rate = float(stream.average_rate or stream.guessed_rate or 24)
                 for frame in container.decode(stream):
                     if first is None:
                         first = frame.to_image(width=size[0], height=size[1])
                     while due is not None and (frame.time is None or frame.time >= due):
                         picked.append(frame.to_image(width=size[0], height=size[1]))
                         due = next(wanted, None)
-                    if due is None:
+                    if measuring and meter is not None:
+                        measuring = meter.feed(frame)
+                    if due is None and not measuring:
                         break
+                if meter is not None:
+                    meter.complete = True
     except Exception as exc:
         log.info("no frame strip for %s: %s", video, exc)
         return False
@@ -144,34 +156,46 @@ def add_previews(folder: Path, cell: dict, index: int) -> None:
 
 
 class Previews:
-    """The previews of the videos a run downloads, made off the download path by one worker
-    thread, in the order they were downloaded: a decode takes from ~10 ms (the simulator's
-    clips) to most of a second (a 10 s 1080P clip with one keyframe), and a run's downloads,
-    journal and slots must not wait for it. `close()` lets the worker finish what is queued
-    (the run calls it before its report); previews lost to a crash are made by the report."""
+    """The previews and the triage (pipeline.media.qa) of the videos a run downloads, made off
+    the download path by one worker thread, in the order they were downloaded: a decode takes
+    from ~10 ms (the simulator's clips) to most of a second (a 10 s 1080P clip with one
+    keyframe), and a run's downloads, journal and slots must not wait for it. Each clip's triage
+    is handed to `on_qa(cell id, path in the job folder, result)` (the run journals it), every
+    cell's, also past MAX_PREVIEWS. `close()` lets the worker finish what is queued (the run
+    calls it before its end); previews lost to a crash are made by the report, and triage too
+    (there not stored)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path,
+                 on_qa: Callable[[str, str, dict[str, Any]], None] | None = None):
         self.folder = folder
+        self.on_qa = on_qa
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
     def add(self, cell_id: str, cell_index: int, output: int, video: Path) -> None:
-        """Queue the previews of a video just downloaded (cells past MAX_PREVIEWS get none)."""
-        if not wanted(cell_index):
+        """Queue the previews and triage of a video just downloaded (cells past MAX_PREVIEWS
+        get no previews)."""
+        previews = wanted(cell_index)
+        if not previews and self.on_qa is None:
             return
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="previews", daemon=True)
             self._worker.start()
-        self._queue.put((cell_id, output, video))
+        self._queue.put((cell_id, output, video, previews))
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            cell_id, output, video = item
+            cell_id, output, video, previews = item
             try:
-                make_previews(video, self.folder / strip_name(cell_id, output),
-                              self.folder / poster_name(cell_id, output))
+                meter = qa.Meter() if self.on_qa is not None else None
+                if previews:
+                    make_previews(video, self.folder / strip_name(cell_id, output),
+                                  self.folder / poster_name(cell_id, output), meter=meter)
+                if self.on_qa is not None and meter is not None:
+                    result = meter.result() if meter.complete else qa.check_clip(video)
+                    self.on_qa(cell_id, video.relative_to(self.folder).as_posix(), result)
             except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
-                log.info("no previews for %s: %s", video, exc)
+                log.info("no previews or triage for %s: %s", video, exc)
 
     def close(self) -> None:
         """Wait until every queued preview is made, then stop the worker."""

@@ -37,8 +37,9 @@ from ..job.records import (
     money,
     resume_hint,
 )
+from ..media import qa
 
-FORMAT = 2
+FORMAT = 3  # 3: cells[].qa and totals.qa (the triage), cells[].rating and ratings (ranking)
 
 
 def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
@@ -60,7 +61,8 @@ def head(header: dict, plan: dict, folder: Path, running: bool, figures: dict,
         "models": [],
         "runs": runs,
         "totals": {"cells": figures["total"], "by_state": figures["counts"], "attempts": 0,
-                   "files": 0, "missing_files": 0, "media_problems": 0},
+                   "files": 0, "missing_files": 0, "media_problems": 0,
+                   "qa": {"measured": 0, "flagged": 0, "by_flag": {}}},
         "cost": {
             "estimated_usd": figures["estimated_usd"],
             "unpriced_cells": figures["estimate_unpriced_cells"],
@@ -200,6 +202,9 @@ def cell_of(planned: dict, rec: CellRecord | None, folder: Path, state: str,
         "cost_usd": _round(spent.spent, 4) if billed else None,
         "cost_estimated": spent.estimated,
         "files": files,
+        # the triage of its videos (pipeline.media.qa), as the run stored it; near-duplicates
+        # are added by the scan, across the job (Scanned.cells)
+        "qa": qa.merged(rec.qa.get(f["path"]) for f in files if f["path"]) if rec else None,
         "download_errors": [{"at": text.iso(e["t"]), "error": e["error"]}
                             for e in (rec.download_errors if rec else [])],
         "held_since": held_since,

@@ -136,11 +136,15 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["held"] = c["held_since"]
     if c["request_ids"]:
         t["rid"] = c["request_ids"][-1]
+    triage = c.get("qa")
+    if triage:  # the clip's triage (pipeline.media.qa): flags, motion, near-duplicates
+        t["qa"] = {"flags": triage["flags"], "motion": triage.get("motion")}
+        if triage.get("duplicates"):
+            t["qa"]["dups"] = triage["duplicates"]
     if len(c["files"]) > 1:
         t["more"] = [[x["path"], x["exists"]] for x in c["files"][1:]]
-    for key in ("qa", "rating"):  # triage flags and motion; blind-ranking score (when known)
-        if c.get(key):
-            t[key] = c[key]
+    if c.get("rating"):  # the blind ranking's score (pipeline.report.ratings), when voted on
+        t["rating"] = c["rating"]
     source = c.get("from_cell")
     if source:
         t["from"] = {"text": f"{source.get('job') or '?'} · {str(source.get('cell'))[:8]}",

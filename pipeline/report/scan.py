@@ -23,6 +23,9 @@ from ..job.ratings import read_votes
 from ..job.records import ORPHANED
 from ..job.select import Only, describe_only, select_cells
 from ..job.status import new_tally, settings_of
+from ..media import qa
+from ..media.posters import is_video
+from ..media.strips import wanted
 from .data import Totals, _round, cell_of, head, models_of
 from .grid import Facets
 from .page import PageContext
@@ -31,16 +34,31 @@ from .stream import JournalIndex, PlanStream
 
 
 class Scanned:
-    """A scanned job: `report` (report.json without its cells), `facets`, and `cells()`."""
+    """A scanned job: `report` (report.json without its cells), `facets`, and `cells()`;
+    `triage` holds the cells' flags and hashes (near-duplicates are found across the job)."""
 
-    def __init__(self, report: dict, facets: Facets, spool: IO[bytes], count: int):
+    def __init__(self, report: dict, facets: Facets, spool: IO[bytes], count: int,
+                 triage: qa.Triage | None = None):
         self.report, self.facets, self._spool, self.count = report, facets, spool, count
+        self.triage = triage or qa.Triage()
 
     def cells(self) -> Iterator[dict]:
         """The report.json entry of every cell, in plan order, then the orphaned ones."""
         self._spool.seek(0)
         for line in self._spool:
-            yield jsonio.loads(line)
+            cell = jsonio.loads(line)
+            cell["qa"] = self.triage.of(cell["id"], cell["qa"])
+            yield cell
+
+    def flagged(self, limit: int) -> list[dict]:
+        """The first `limit` flagged cells, briefly (report.md lists them)."""
+        out = []
+        for cell in self.cells():
+            if cell["qa"] and cell["qa"]["flags"]:
+                out.append({"id": cell["id"], "label": cell["label"], **cell["qa"]})
+                if len(out) >= limit:
+                    break
+        return out
 
     def close(self) -> None:
         self._spool.close()
@@ -111,6 +129,7 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
         votes = read_votes(folder.ratings)
         rated = ratings_of(votes)  # cell id -> its `rating` (pipeline.report.ratings)
         best: list[dict] = []  # the TOP best-rated cells, for report.md
+        triage = qa.Triage()
         spool = _spool(folder.path)
         count = 0
         try:
@@ -132,6 +151,12 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
                              "request": rec.request, "from_cell": rec.from_cell}
                     model = (rec.values or {}).get("model") or default_model
                 cell = cell_of(entry, rec, folder.path, state_name, estimate, model)
+                if cell["qa"] is None and not running and wanted(count):
+                    # downloaded by an older version, or its event lost to a crash: measured
+                    # here (not stored: the report only reads the job)
+                    cell["qa"] = qa.merged(qa.check_clip(folder.path / f["path"])
+                                           for f in cell["files"] if is_video(f))
+                triage.add(cid, cell["qa"])
                 if cell.get("from_cell"):
                     cell["from_cell"]["href"] = links.href(cell["from_cell"])
                 rating = rated.get(cid)
@@ -159,6 +184,7 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
                "estimate_unpriced_cells": tally.unpriced}
     report = head(state.header, plan, folder.path, running, figures, _runs(index))
     totals.into(report)
+    report["totals"]["qa"] = triage.figures()
     report["models"] = models_of(plan, tally.per_model(), totals)
     if settings.capacity is not None:  # concurrency: auto: the capacity the runs found
         report["capacity"] = settings.capacity
@@ -167,7 +193,7 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
         report["selection"] = selection
     if votes:
         report["ratings"] = ratings_head(votes, rated, best)
-    return Scanned(report, facets, spool, count)
+    return Scanned(report, facets, spool, count, triage)
 
 
 def build_report(folder: JobFolder | Path, only: Only = (), *,

@@ -26,6 +26,7 @@ from .. import jsonio, text
 from ..durable import atomic_writer, write_atomic
 from ..job.folder import REPORTS
 from ..job.records import STATE_INFO
+from ..media import qa
 from ..media.strips import add_previews
 from . import page
 from .grid import Occupancy, show
@@ -46,7 +47,8 @@ def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = N
     with scan(folder, only, running=running) as scanned:
         report = scanned.report
         page.check_axes(scanned.facets, rows, cols)  # a bad --rows/--cols: before any write
-        md = render_markdown(report, list(islice(scanned.cells(), MD_ROWS)), scanned.count)
+        md = render_markdown(report, list(islice(scanned.cells(), MD_ROWS)), scanned.count,
+                             scanned.flagged(MD_ROWS))
         write_atomic(folder / "report.md", md)
         json_head, json_tail = _split(json.dumps({**report, "cells": _CELLS}, indent=2,
                                                  ensure_ascii=False) + "\n")
@@ -117,10 +119,13 @@ def _asset(name: str) -> Markup:
     return Markup((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def render_markdown(report: dict, cells: list[dict], count: int) -> str:
-    """report.md from the report's head and its first cells (`count`: all of them)."""
+def render_markdown(report: dict, cells: list[dict], count: int,
+                    flagged: list[dict] | None = None) -> str:
+    """report.md from the report's head and its first cells (`count`: all of them), and the
+    first flagged ones (the triage's)."""
     return _environment(False).get_template("report.md.j2").render(
-        r=report, cells=cells, count=count, limit=MD_ROWS)
+        r=report, cells=cells, count=count, limit=MD_ROWS, flagged=flagged or [],
+        flagged_line=qa.flagged_line(report["totals"].get("qa") or {}))
 
 
 def render_html(report: dict, scanned: Scanned) -> str:

@@ -67,8 +67,9 @@ async def collect(run: RunContext, cell: Cell) -> None:
             run.write(ev.downloaded(cell.id, url, f"videos/{name}", info.size, info.sha256,
                                     probe, check))
             await run.journal.durable()
-            if probe is not None and probe.get("frames") is not None and run.previews:
-                run.previews.add(cell.id, cell.index, i, folder / name)  # a video's strip
+            if run.previews and (probe is None or probe.get("frames") is not None):
+                # a video's strip and triage (one that cannot be decoded: flagged so)
+                run.previews.add(cell.id, cell.index, i, folder / name)
             break
     if rec.state(run.max_attempts) == DONE:
         rec.compact(run.estimate(cell.id))

@@ -120,6 +120,8 @@ class Runner:
             cancelled = await cancel_live(run.state, run.client, run.journal,
                                           {c.id for c in run.cells}, run.max_attempts)
         self.progress.close()
+        if run.previews is not None:  # the clips' triage goes in before the run's end event:
+            await asyncio.to_thread(run.previews.close)  # status.json then counts it
         if (fatal := stopping.finish_with) is not None and stopping.crash is None:
             # the job's end is recorded as for any stop (the cells not sent are pending, with
             # the connection's failure as their reason), then the error is the run's answer

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -117,6 +118,7 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
                        resume=resume, canary=canary, at=at)
     write_snapshot(folder, outlook)
     opened.journal = JournalWriter(folder, state)
+    opened.previews.on_qa = _journalled(opened.journal)
     start = await _started(opened.journal, plan, outlook.price, backend=backend,
                            base_url=client.base_url, concurrency=concurrency,
                            cells=len(cells), canary=canary, auto=auto)
@@ -181,6 +183,22 @@ class _Opened:
             await self.client.aclose()
         if self.sim is not None:
             self.sim.stop()
+
+
+def _journalled(journal: JournalWriter) -> Callable[[str, str, dict], None]:
+    """What the previews' worker thread calls with a clip's triage: its `qa` event, handed to
+    the run's event loop (the journal is written from there alone)."""
+    loop = asyncio.get_running_loop()
+
+    def write(event: dict) -> None:
+        try:
+            journal.write(event)
+        except StateError as exc:  # the journal failed: the run is stopping already
+            log.info("the triage of %s is not journalled: %s", event["path"], exc)
+
+    def triaged(cell_id: str, path: str, result: dict) -> None:
+        loop.call_soon_threadsafe(write, ev.qa_checked(cell_id, path, result))
+    return triaged
 
 
 async def _prices(client: RunComfyClient, m: Manifest, folder: JobFolder, options: RunOptions,

@@ -24,6 +24,7 @@ from .. import wire
 from . import faults as faultlib
 from .checks import BodyCheck, Refusal, check_data_uris, check_token
 from .config import SimConfig
+from .defects import Defects
 from .faults import FaultPlan
 from .listing import Catalog, billed
 from .outputs import FILES_PATH, download, output_of, planned_outputs
@@ -52,6 +53,7 @@ class SimState:
         self.faults = FaultPlan(config)
         self.counters = Counters()
         self.videos = VideoCache(config.video_long_side, config.fetch_timeout)
+        self.defects = Defects(config.seed, config.defect_rate)
         self.catalog = Catalog(config.models_dirs)
         self.bodies = BodyCheck(config.fetch_timeout)
         self.stopping = False  # set by Simulator.stop(): slow answers stop waiting
@@ -69,6 +71,7 @@ class SimState:
         self.engine.reset()
         self.faults.reset()
         self.counters.reset()
+        self.defects.reset()
         with self._wallet_lock:
             self.bills = {}
 
@@ -86,6 +89,7 @@ class SimState:
         out = self.counters.snapshot(self.engine.counts(), self.videos.encodes,
                                      self.config.as_dict())
         out["balance_usd"] = self.balance()
+        out["defects"] = self.defects.snapshot()  # request id -> black | frozen | flicker
         return out
 
     def error(self, refusal: Refusal, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -176,6 +180,9 @@ async def submit(request: Request) -> Response:
     view, duplicate = sim.engine.submit(model_id, body)
     view.request.extra["image"] = image_spec(body, model.image_fields())
     view.request.extra.update(planned_outputs(model, body, sim.config))
+    if view.request.extra["kind"] == "video":
+        view.request.extra["variant"], view.request.extra["defect"] = sim.defects.draw(
+            view.request.id, body)
     request.scope["sim"]["accepted"] = True
     sim.counters.add("submissions_accepted")
     if duplicate:

@@ -27,6 +27,9 @@ FAULT_RATES = {
     "slow_rate": "API answers delayed by slow_delay seconds",
     "fail_rate": "generations that end failed with an error string",
     "download_fault_rate": "output downloads that 404 for a while or are cut short",
+    "defect_rate": "generated videos that are defective: black, frozen or flickering (stats' "
+                   "`defects` says which request got which); with it, every request's clip "
+                   "is its own (a shape moving on its own path), as a model's are",
 }
 
 
@@ -57,6 +60,7 @@ class SimConfig:
     slow_rate: float = 0.0
     fail_rate: float = 0.0
     download_fault_rate: float = 0.0
+    defect_rate: float = 0.0  # see FAULT_RATES (pipeline.sim.defects)
 
     # Variant switches for what the docs leave open.
     result_success_word: str = wire.SUCCEEDED

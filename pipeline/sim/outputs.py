@@ -30,6 +30,13 @@ MAX_IMAGES = 4  # image outputs of one request (`num_images`)
 MAX_FRAMES = 60 * wire.OUTPUT_FPS + 1
 
 
+def image_variant(spec: str | None) -> int:
+    """The disc path of an image's shared placeholder clip (pipeline.sim.video._disc)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(str(spec).encode()).digest()[:8], "big")
+
+
 def planned_outputs(model: Model, body: dict[str, Any], config: SimConfig) -> dict[str, Any]:
     """What a request's result will carry: the output key, the kind and how many files."""
     keys = model.output_keys()
@@ -113,7 +120,11 @@ async def download(request: Request) -> Response:
         data = await sim.videos.picture(req.extra.get("image"), parsed[2], req.extra["aspect"])
         media = "image/png"
     else:
-        data = await sim.videos.get(req.extra.get("image"), frames_of(req.body))
+        variant = req.extra.get("variant")
+        if variant is None:  # one clip per image (cached): a disc moving on the image's own path,
+            variant = image_variant(req.extra.get("image"))  # so it is never blank or frozen
+        data = await sim.videos.get(req.extra.get("image"), frames_of(req.body), variant,
+                                    req.extra.get("defect"))
         media = "video/mp4"
     if fault == "truncate":
         sim.counters.fault("download_truncated")

@@ -101,14 +101,18 @@ def preview_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
 
 
-def encode_mp4(img: Image.Image, frames: int, long_side: int) -> bytes:
-    """An H.264/yuv420p MP4 of `frames` frames at 24 fps: a slow zoom into `img`."""
+def encode_mp4(img: Image.Image, frames: int, long_side: int, variant: int | None = None,
+               defect: str | None = None) -> bytes:
+    """An H.264/yuv420p MP4 of `frames` frames at 24 fps: a slow zoom into `img`; a `variant`
+    (pipeline.sim.defects) adds a disc moving on a path of its own; a `defect` makes it black,
+    frozen (its first frame throughout) or flickering (every third frame a third as bright)."""
     width, height = preview_size(img.width, img.height, long_side)
     # Work from a copy a bit larger than the output, labelled so nobody mistakes it.
     src = img.resize((int(width * (1 + ZOOM)) + 2, int(height * (1 + ZOOM)) + 2),
                      Image.Resampling.BILINEAR)
     ImageDraw.Draw(src).text((6, 4), "SIMULATED", fill=(255, 255, 255))
     buf = io.BytesIO()
+    first: Image.Image | None = None  # a frozen clip's one picture
     with av.open(buf, "w", format="mp4") as container:
         container.metadata["comment"] = wire.PLACEHOLDER_COMMENT
         stream = container.add_stream("libx264", rate=wire.OUTPUT_FPS)
@@ -120,6 +124,15 @@ def encode_mp4(img: Image.Image, frames: int, long_side: int) -> bytes:
             left, top = (src.width - cw) / 2, (src.height - ch) / 2
             frame_img = src.resize((width, height), Image.Resampling.BILINEAR,
                                    box=(left, top, left + cw, top + ch))
+            if variant is not None:
+                _disc(frame_img, variant, i / max(1, frames - 1))
+            if defect == "black":
+                frame_img = Image.new("RGB", (width, height))
+            elif defect == "frozen":
+                first = frame_img if first is None else first
+                frame_img = first
+            elif defect == "flicker" and i % 3 == 0:
+                frame_img = Image.eval(frame_img, lambda v: v // 3)
             frame = av.VideoFrame.from_image(frame_img)
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -128,12 +141,25 @@ def encode_mp4(img: Image.Image, frames: int, long_side: int) -> bytes:
     return buf.getvalue()
 
 
-def render(spec: str | None, frames: int, long_side: int, fetch_timeout: float) -> bytes:
+def _disc(img: Image.Image, variant: int, at: float) -> None:
+    """Draw the variant's disc where its path is at `at` (0..1): from one point of the picture
+    to another, a colour and a size of its own (the variant's bits pick them)."""
+    bits = [(variant >> (8 * k)) & 0xFF for k in range(8)]
+    w, h = img.size
+    x0, y0, x1, y1 = (0.15 + 0.7 * b / 255 for b in bits[:4])
+    x, y = w * (x0 + (x1 - x0) * at), h * (y0 + (y1 - y0) * at)
+    r = h * (0.12 + 0.1 * bits[4] / 255)
+    ImageDraw.Draw(img).ellipse([x - r, y - r, x + r, y + r], fill=tuple(bits[5:8]),
+                                outline=(255, 255, 255), width=2)
+
+
+def render(spec: str | None, frames: int, long_side: int, fetch_timeout: float,
+           variant: int | None = None, defect: str | None = None) -> bytes:
     """The video for one input image spec (blocking: run it in a worker thread)."""
     img = fetch_image(spec, fetch_timeout)
     if img is None:
         img = placeholder_picture(hashlib.sha256((spec or "").encode()).hexdigest())
-    return encode_mp4(img, frames, long_side)
+    return encode_mp4(img, frames, long_side, variant, defect)
 
 
 def aspect_of(text: object) -> tuple[int, int]:
@@ -176,10 +202,14 @@ class VideoCache:
         self._done: OrderedDict[tuple, bytes] = OrderedDict()
         self._pending: dict[tuple, asyncio.Future[bytes]] = {}
 
-    async def get(self, spec: str | None, frames: int) -> bytes:
-        """The MP4 bytes for this image spec and frame count, encoding them on first use."""
-        key = (hashlib.sha256((spec or "").encode()).hexdigest(), frames, self.long_side)
-        return await self._get(key, render, spec, frames, self.long_side, self.fetch_timeout)
+    async def get(self, spec: str | None, frames: int, variant: int | None = None,
+                  defect: str | None = None) -> bytes:
+        """The MP4 bytes for this image spec and frame count (and variant and defect, see
+        pipeline.sim.defects), encoding them on first use."""
+        key = (hashlib.sha256((spec or "").encode()).hexdigest(), frames, self.long_side,
+               *((variant, defect) if variant is not None or defect else ()))
+        return await self._get(key, render, spec, frames, self.long_side, self.fetch_timeout,
+                               variant, defect)
 
     async def picture(self, spec: str | None, index: int, aspect: tuple[int, int]) -> bytes:
         """The PNG bytes of image output `index` for this image spec (made on first use)."""

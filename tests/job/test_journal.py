@@ -122,3 +122,28 @@ def test_a_journal_can_be_read_from_a_job_folder_or_a_path(tmp_path: Path) -> No
     """read_state takes the JobFolder or its path alike."""
     write(tmp_path, header(), ev.intent("c", 1, 0.25))
     assert read_state(JobFolder(tmp_path)).cells.keys() == read_state(tmp_path).cells.keys()
+
+
+def test_a_clips_triage_is_kept_with_its_cell(tmp_path: Path) -> None:
+    """A `qa` event (pipeline.media.qa) is kept per video path; a second one for the same path
+    replaces the first; a lean replay keeps what `status` counts (flags, hashes joined)."""
+    measured = {"v": 1, "flags": ["frozen"], "motion": 0.1, "blank": 0.0, "span": 0.2,
+                "flicker": 0.0, "frames": 121, "hash": ["00ff00ff00ff00ff"] * 3}
+    write(tmp_path, header(), ev.described("c", "seed=1", {"seed": 1}, {"seed": 1}),
+          ev.intent("c", 1, 0.25), ev.submitted("c", 1, "r-1"),
+          ev.result("c", 1, "succeeded", cost=0.2, outputs=["https://x/a.mp4"]),
+          ev.downloaded("c", "https://x/a.mp4", "videos/c.mp4", 9, "ff", {"frames": 1},
+                        {"ok": True}),
+          ev.qa_checked("c", "videos/c.mp4", {"flags": [], "motion": 3.0, "hash": []}),
+          ev.qa_checked("c", "videos/c.mp4", measured))
+    assert read_state(tmp_path).cells["c"].qa == {"videos/c.mp4": measured}
+    lean = read_state(tmp_path, lean=True).cells["c"]
+    assert lean.qa == {} and lean.qa_brief == (("frozen",), "00ff00ff00ff00ff" * 3)
+    assert FORMAT == 3 and read_state(tmp_path).header["format"] == 3
+
+
+@pytest.mark.parametrize("written", [1, 2])
+def test_journals_of_older_formats_are_still_read(tmp_path: Path, written: int) -> None:
+    """Formats 1 and 2 (before `canary` and `qa` events) are replayed as they are."""
+    raw(tmp_path, header(format=written), ev.described("c", "l", {}, {}))
+    assert read_state(tmp_path).cells["c"].qa == {}
