@@ -13,6 +13,7 @@ import os
 import socket
 from typing import Any
 
+from .. import text
 from ..errors import LedgerError, UsageError
 from ..job.money import MICRO, micros
 from . import KEEP, PERIODS
@@ -21,6 +22,7 @@ from .store import (
     CONNECT_TIMEOUT,
     LIVE,
     RELEASED,
+    WAITER_STALE,
     Hold,
     TeamLedger,
     migrate,
@@ -98,6 +100,12 @@ def status(url: str) -> dict[str, Any]:
             "WHERE state = 'live' GROUP BY job, host ORDER BY job, host")
         holders = [{"job": j, "host": h, "live": n, "unknown": u}
                    for j, h, n, u in await cur.fetchall()]
+        await cur.execute(
+            "SELECT job, host, pid, extract(epoch FROM clock_timestamp() - since) FROM waiters "
+            "WHERE seen >= clock_timestamp() - make_interval(secs => %s) ORDER BY since, runner",
+            (WAITER_STALE,))
+        waiting = [{"job": j, "host": h, "pid": p, "waiting_s": round(float(s), 1)}
+                   for j, h, p, s in await cur.fetchall()]
         budget = acct["budget_micros"]
         return {
             "concurrency": acct["concurrency"],
@@ -109,6 +117,7 @@ def status(url: str) -> dict[str, Any]:
             "period_start": None if acct["period_start"] is None else
             acct["period_start"].isoformat(),
             "holders": holders,
+            "waiting": waiting,  # runners waiting for a slot, first in line first
         }
 
     return _run(url, body)
@@ -122,7 +131,18 @@ def status_text(st: dict[str, Any]) -> str:
     for h in st["holders"]:
         extra = f" ({h['unknown']} of unknown outcome)" if h["unknown"] else ""
         lines.append(f"  {h['job']} on {h['host']}: {h['live']} live{extra}")
+    held = ", ".join(f"{h['job']} ({h['live']})" for h in
+                     sorted(st["holders"], key=lambda h: (-h["live"], h["job"])))
+    for i, w in enumerate(st.get("waiting") or []):
+        place = "first in line" if i == 0 else f"{_ordinal(i + 1)} in line"
+        lines.append(f"  {w['job']} on {w['host']}: waiting for a team slot for "
+                     f"{text.span(w['waiting_s'])} ({place}): {st['live']}/"
+                     f"{st['concurrency']} held" + (f" by {held}" if held else ""))
     return "\n".join(lines)
+
+
+def _ordinal(n: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 def sweep(url: str, client: Any) -> list[str]:
