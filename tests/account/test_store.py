@@ -66,6 +66,54 @@ def test_slots_are_held_per_attempt_until_the_journal_says_it_ended(ledger_url: 
     assert st["holders"] == [{"job": "j1", "host": "h", "live": 1, "unknown": 1}]
 
 
+def test_slots_go_to_the_runners_that_wait_in_turn(ledger_url: str) -> None:
+    """First come, first served per slot: a runner that keeps asking never takes a freed slot
+    from one that waits before it; each runner that gets a slot leaves the line, and one that
+    still waits joins its end; `Full` says who holds the slots and who waits ahead."""
+    admin.init(ledger_url, concurrency=2)
+
+    def ask(job: str, n: int) -> Hold:
+        return hold(n, job=job)
+
+    async def go() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            assert await ledger.acquire(ask("ta", 1)) is None
+            assert await ledger.acquire(ask("ta", 2)) is None
+            full = await ledger.acquire(ask("ta", 3))  # ta waits first
+            assert isinstance(full, Full) and str(full) == "2/2 held by ta (2)"
+            assert isinstance(await ledger.acquire(ask("tb", 1)), Full)  # then tb
+            assert isinstance(await ledger.acquire(ask("tc", 1)), Full)  # then tc
+            await ledger.mirror([hold(1, RELEASED, job="ta")])  # one slot frees
+            tc = await ledger.acquire(ask("tc", 1))  # not tc's turn, however often it asks
+            assert isinstance(tc, Full) and tc.ahead == ("ta", "tb")
+            assert str(tc) == "1/2 held by ta (1); 2 runners ahead (ta, tb)"
+            assert await ledger.acquire(ask("ta", 3)) is None  # ta's turn, and it leaves
+            assert isinstance(await ledger.acquire(ask("ta", 4)), Full)  # ta: at the end
+            await ledger.mirror([hold(2, RELEASED, job="ta")])
+            assert isinstance(await ledger.acquire(ask("ta", 4)), Full)  # (tb, tc first)
+            assert await ledger.acquire(ask("tb", 1)) is None
+            await ledger.mirror([hold(3, RELEASED, job="ta")])
+            assert await ledger.acquire(ask("tc", 1)) is None
+        finally:
+            await ledger.close()
+
+    async def leave() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            await ledger.leave("ta:h:1")
+        finally:
+            await ledger.close()
+
+    run(go())
+    st = admin.status(ledger_url)
+    assert [w["job"] for w in st["waiting"]] == ["ta"]
+    assert "ta on h: waiting for a team slot for 0s (first in line): 2/2 held by tb (1), " \
+           "tc (1)" in admin.status_text(st)
+    run(leave())
+    assert admin.status(ledger_url)["waiting"] == []
+
+
 def test_the_team_budget_is_never_crossed_by_concurrent_runners(ledger_url: str) -> None:
     """Many runners reserving at once: committed never passes the budget, reaching it is fine."""
     admin.init(ledger_url, concurrency=50, budget=2.50)
