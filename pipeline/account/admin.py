@@ -23,6 +23,7 @@ from .store import (
     LIVE,
     RELEASED,
     WAITER_STALE,
+    Full,
     Hold,
     TeamLedger,
     migrate,
@@ -221,6 +222,42 @@ def release(url: str, job: str, cells: list[str] | None = None) -> list[str]:
     return asyncio.run(go())
 
 
+def job_news(url: str, folder: Any) -> dict[str, Any]:
+    """What the team ledger knows of one job that its journal does not say (for `pipeline
+    status`): the requests the journal counts as live that the ledger has seen end (`pipeline
+    account sweep` asked the API, or another runner saw them), and whether a run of this job is
+    waiting for a slot now. `{"error": ...}` when the ledger cannot be asked."""
+    from ..job.journal import read_state
+
+    state = read_state(folder, lean=True)
+    uid = state.uid or ""
+    live = {f"{uid}:{rec.id}:{a.n}" for rec in state.cells.values() for a in rec.attempts
+            if a.live}
+
+    async def body(cur: Any, acct: dict) -> dict[str, Any]:
+        await cur.execute("SELECT state, coalesce(cost_micros, estimate_micros) FROM holds "
+                          "WHERE key = ANY(%s) AND state <> 'live'", (sorted(live),))
+        ended = await cur.fetchall()
+        billed = [usd for st, usd in ended if st == BILLED]
+        news: dict[str, Any] = {"ended": len(ended), "billed": len(billed),
+                                "billed_usd": sum(billed) / MICRO, "waiting": None}
+        await cur.execute("SELECT 1 FROM waiters WHERE runner LIKE %s AND seen >= "
+                          "clock_timestamp() - make_interval(secs => %s)",
+                          (f"{uid}:%", WAITER_STALE))
+        if uid and await cur.fetchone() is not None:
+            await cur.execute("SELECT job, count(*) FROM holds WHERE state = 'live' GROUP BY "
+                              "job ORDER BY count(*) DESC, job")
+            full = Full(acct["live"], acct["concurrency"],
+                        tuple((j, n) for j, n in await cur.fetchall()))
+            news["waiting"] = f"waiting for a team slot: {full}"
+        return news
+
+    try:
+        return _run(url, body)
+    except LedgerError as exc:
+        return {"error": str(exc)}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -242,5 +279,5 @@ def _run(url: str, body: Any) -> Any:
     return asyncio.run(go())
 
 
-__all__ = ["LIVE", "LedgerError", "configure", "init", "release", "status", "status_text",
-           "sweep"]
+__all__ = ["LIVE", "LedgerError", "configure", "init", "job_news", "release",
+           "status", "status_text", "sweep"]

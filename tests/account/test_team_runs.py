@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
-from runjobs import LiveSampler, env_for, pipeline_cmd, run, start_run, status_json, wait_until
+from runjobs import (
+    LiveSampler,
+    env_for,
+    pipeline_cmd,
+    run,
+    start_run,
+    status_json,
+    wait_until,
+)
 
 from pipeline.account import admin
 from pipeline.account.store import TeamLedger
@@ -148,9 +156,20 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     assert swept.returncode == 0, swept.stderr
     assert f"freed {len(holds) - len(unsent)}" in swept.stdout
     assert admin.status(ledger_url)["live"] == len(unsent)
+    # the job's own status still counts them as running (its journal is its runs' to write),
+    # and says that the ledger knows more, and what brings it up to date
+    st = status_json(manifest, out, env)
+    assert st["team_ledger"]["ended"] == len(sent)
+    assert st["team_ledger"]["billed_usd"] == pytest.approx(len(sent) * PER_CELL)
+    said = subprocess.run(pipeline_cmd("status", str(manifest), "--out", str(out)), env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert f"the team ledger knows more: {len(sent)} requests counted here as live ended " \
+           f"({len(sent)} billed, ${len(sent) * PER_CELL:,.2f}" in said, said
+    assert "the next `pipeline run` of this job collects them" in said
 
     again = run(manifest, out, env)
     assert again.returncode == 0, again.stderr
+    assert status_json(manifest, out, env)["team_ledger"] is None  # nothing more to say
     stats = sim.stats()
     assert stats["duplicate_submissions"] == 0 and stats["submissions_accepted"] == 8
     st = admin.status(ledger_url)

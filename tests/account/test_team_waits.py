@@ -148,6 +148,12 @@ def test_ctrl_c_ends_a_wait_for_a_team_slot_at_once(
     st = admin.status(ledger_url)
     assert [w["job"] for w in st["waiting"]] == ["starved"]
     assert "starved on" in admin.status_text(st)
+    status = subprocess.run(pipeline_cmd("status", str(tmp_path / "j" / "job.yaml"), "--out",
+                                         str(tmp_path / "j" / "out")),
+                            env=env_for(sim.base_url, PIPELINE_LEDGER=ledger_url),
+                            capture_output=True, text=True, timeout=60)
+    assert "the run is waiting for a team slot: 2/2 held by other (2)" in status.stdout, \
+        status.stdout + status.stderr
     code, took = interrupt(proc)
     assert code == 130, err.text()
     assert took < STOP_LIMIT, err.text()
