@@ -19,13 +19,13 @@ from ..job.money import MICRO, micros
 from . import KEEP, PERIODS
 from .store import (
     BILLED,
-    CONNECT_TIMEOUT,
     LIVE,
     RELEASED,
     WAITER_STALE,
     Full,
     Hold,
     TeamLedger,
+    connect,
     migrate,
     recount,
     translate,
@@ -40,11 +40,10 @@ def init(url: str, concurrency: int | None = None, budget: Any = KEEP,
          period: str | None = None) -> dict[str, Any]:
     """Create the ledger's tables (or bring them up to date) and its account; its status."""
     async def go() -> None:
-        import psycopg
 
         TeamLedger(url)  # checks the URL's form
         try:
-            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
+            conn = await connect(url)
             async with conn, conn.transaction(), conn.cursor() as cur:
                 await migrate(cur, url)
                 await cur.execute(

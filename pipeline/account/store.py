@@ -170,11 +170,9 @@ class TeamLedger:
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
 
     async def _connection(self) -> Any:
-        import psycopg
 
         if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=CONNECT_TIMEOUT, application_name="pipeline")
+            conn = await connect(self.url, application_name="pipeline")
             try:
                 async with conn.transaction(), conn.cursor() as cur:
                     await _check_version(cur, self.url)
@@ -329,17 +327,24 @@ class TeamLedger:
 
     async def wait_for_slot(self, timeout: float) -> None:
         """Sleep until a slot may have been given back (a NOTIFY), at most `timeout` s."""
-        import psycopg
 
         try:
-            async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            async with await connect(self.url, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 async for _ in conn.notifies(timeout=timeout, stop_after=1):
                     break
         except Exception as exc:  # noqa: BLE001 - a wait that fails is a wait that ended
             log.debug("waiting for a ledger slot: %s", exc)
             await asyncio.sleep(min(timeout, 1.0))
+
+
+async def connect(url: str, **options: Any) -> Any:
+    """A new connection to the ledger, or an error within CONNECT_TIMEOUT s a try (psycopg
+    tries each address of the host in turn: all of them within twice that)."""
+    import psycopg
+
+    return await asyncio.wait_for(psycopg.AsyncConnection.connect(
+        url, connect_timeout=CONNECT_TIMEOUT, **options), 2 * CONNECT_TIMEOUT)
 
 
 def runner_of(hold: Hold) -> str:

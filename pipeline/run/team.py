@@ -177,6 +177,12 @@ class TeamSlots:
         if taken:
             self.changed(cell, n)
         self._say(None)
+        if self._in_line and not stopping.everything.is_set():  # others need not wait for it
+            try:  # (when everything stops, `close` leaves the line)
+                await self._unless_stopped(self.ledger.leave(self.runner), stopping)
+                self._in_line = stopping.everything.is_set()
+            except LedgerError:
+                pass  # (its place is passed over once it stops asking: WAITER_STALE)
         return False
 
     async def _unless_stopped(self, call: Awaitable[T], stopping: Stopping) -> T | None:

@@ -100,16 +100,19 @@ async def occupy(url: str, slots: int, job_name: str = "other") -> None:
         await ledger.close()
 
 
-@pytest.mark.parametrize("what", ["no-listener", "no-database", "no-user", "no-tables"])
+@pytest.mark.parametrize("what", ["no-listener", "no-host", "no-database", "no-user",
+                                  "no-tables"])
 def test_a_ledger_that_cannot_be_used_at_the_start_is_a_user_error(
         what: str, tmp_path: Path, sim_factory: Any, ledger_url: str, postgres: Any) -> None:
-    """A port nothing listens on, a database that does not exist, an unknown user, a database
-    without the tables: exit 2 within 15 s, one line naming what failed and what to do, and
-    nothing journalled or submitted."""
+    """A port nothing listens on, a host that does not exist, a database that does not exist,
+    an unknown user, a database without the tables: exit 2 within 15 s, one line naming what
+    failed and what to do, and nothing journalled or submitted."""
     base = ledger_url.rsplit("/", 1)[0]
     url, said = {
         "no-listener": (f"postgresql://postgres@127.0.0.1:{free_port()}/ledger",
                         "nothing listens on 127.0.0.1"),
+        "no-host": ("postgresql://postgres@no-such-host.invalid/ledger",
+                    "the host 'no-such-host.invalid' is not known"),
         "no-database": (f"{base}/nodb", 'the database "nodb" does not exist'),
         "no-user": (ledger_url.replace("postgres@", "nobody@"), 'no user "nobody"'),
         "no-tables": (ledger_url, "pipeline account init"),
