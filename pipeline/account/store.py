@@ -120,26 +120,26 @@ def diagnose(exc: BaseException, url: str) -> str:
     except ValueError:
         port = 5432
     at = f"{parts.hostname or 'localhost'}:{port}"
-    fix = "; fix --ledger or PIPELINE_LEDGER"
+    where = "in --ledger / PIPELINE_LEDGER"
     if m := re.search(r'database "([^"]*)" does not exist', said):
         return (f'the database "{m[1]}" does not exist on {at}: create it (createdb {m[1]}) '
-                f"and run `pipeline account init --concurrency N`{fix}")
+                f"and run `pipeline account init --concurrency N`, or fix the database {where}")
     if m := re.search(r'role "([^"]*)" does not exist', said):
-        return f'{at} has no user "{m[1]}"{fix} (its user)'
+        return f'{at} has no user "{m[1]}": fix the user {where}'
     if re.search(r"password authentication failed|no password supplied|authentication "
                  r"failed", said, re.I):
-        return (f"{at} refused the user {parts.username or '(default)'} and its password"
-                f"{fix} (its user and password)")
+        return (f"{at} refused the user {parts.username or '(default)'} and its password: fix "
+                f"the user and password {where}")
     if re.search(r"failed to resolve host|could not translate host name|Name or service not "
                  r"known|nodename nor servname", said, re.I):
-        return f"the host {parts.hostname!r} is not known{fix} (its host)"
+        return f"the host {parts.hostname!r} is not known: fix the host {where}"
     if re.search(r"connection refused", said, re.I):
-        return (f"nothing listens on {at} (connection refused): start PostgreSQL there{fix} "
-                "(its host and port)")
+        return (f"nothing listens on {at} (connection refused): start PostgreSQL there, or fix "
+                f"the host and port {where}")
     if isinstance(exc, asyncio.TimeoutError) or re.search(r"time(d)? ?out", said, re.I):
-        return (f"no answer from {at} within {CONNECT_TIMEOUT} s: check the host and port "
-                f"(and any firewall){fix}")
-    return f"{said}; check that PostgreSQL is up there{fix}"
+        return (f"no answer from {at} within {CONNECT_TIMEOUT} s: fix the host and port "
+                f"{where} (or a firewall between)")
+    return f"{said}: check that PostgreSQL is up there and the URL {where} is right"
 
 
 def safe_url(url: str) -> str:

@@ -125,8 +125,7 @@ class TeamSlots:
         try:
             await self.reconcile()
         except LedgerUnavailable as exc:
-            raise LedgerError(f"{exc} (a ledger that cannot be reached when a run starts is "
-                              "not waited for)") from None
+            raise LedgerError(str(exc)) from None  # (not LedgerUnavailable: not waited for)
 
     # --- before a submit ---------------------------------------------------------------------
     async def acquire(self, cell: str, n: int, estimate: float | None,

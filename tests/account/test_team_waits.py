@@ -129,7 +129,7 @@ def test_a_ledger_that_cannot_be_used_at_the_start_is_a_user_error(
     assert took < START_LIMIT
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and said in errors[0], proc.stderr
-    assert "fix --ledger or PIPELINE_LEDGER" in errors[0] or what == "no-tables"
+    assert "in --ledger / PIPELINE_LEDGER" in errors[0] or what == "no-tables"
     assert sim.stats()["submissions_accepted"] == 0
     journal = tmp_path / "j" / "out" / "state.jsonl"
     assert not journal.exists() or not any(e.get("e") == "run" for e in
