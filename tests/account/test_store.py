@@ -306,3 +306,46 @@ def test_the_sql_recount_equals_the_python_rule_of_each_hold(ledger_url: str) ->
     for figures in (incremental, recounted):
         assert (figures["live"], figures["committed_usd"], figures["spent_usd"]) == \
             pytest.approx(python), figures
+
+
+def test_a_ledger_of_format_1_is_brought_up_to_date_by_init(ledger_url: str) -> None:
+    """A ledger made before the line of waiters (format 1) is refused, saying to run `pipeline
+    account init`, which adds the new table and keeps the account and its holds."""
+    import psycopg
+
+    from pipeline.account.schema import META, MIGRATIONS
+
+    with psycopg.connect(ledger_url, autocommit=True) as conn:
+        conn.execute(META)
+        conn.execute(MIGRATIONS[0])
+        conn.execute("INSERT INTO pipeline_ledger_meta VALUES ('version', '1')")
+        conn.execute("INSERT INTO account (id, concurrency) VALUES (1, 3)")
+    with pytest.raises(LedgerError, match="has format 1: run `pipeline account init`"):
+        admin.status(ledger_url)
+    st = admin.init(ledger_url)
+    assert st["concurrency"] == 3 and st["waiting"] == []
+
+
+@pytest.mark.parametrize(("said", "expected"), [
+    ('connection failed: connection to server at "10.0.0.5", port 5433 failed: FATAL:  '
+     'database "nodb" does not exist', 'the database "nodb" does not exist on db.lan:5433: '
+     "create it (createdb nodb)"),
+    ('connection failed: ... FATAL:  role "bob" does not exist', 'db.lan:5433 has no user "bob"'),
+    ('connection failed: ... FATAL:  password authentication failed for user "bob"',
+     "db.lan:5433 refused the user bob and its password: fix the user and password"),
+    ("failed to resolve host 'db.lan': [Errno -2] Name or service not known",
+     "the host 'db.lan' is not known: fix the host"),
+    ('connection failed: connection to server at "10.0.0.5", port 5433 failed: Connection '
+     "refused", "nothing listens on db.lan:5433 (connection refused)"),
+    ("connection timeout expired", "no answer from db.lan:5433 within 3 s"),
+])
+def test_a_connection_failure_is_said_as_what_to_fix(said: str, expected: str) -> None:
+    """Each way a ledger cannot be reached is named, with what to fix, never the password."""
+    import psycopg
+
+    from pipeline.account.store import translate
+
+    err = translate(psycopg.OperationalError(said), "postgresql://bob:pw@db.lan:5433/nodb")
+    assert isinstance(err, LedgerUnavailable)
+    assert expected in str(err) and "pw" not in str(err).replace("password", "")
+    assert str(err).startswith("the team ledger at postgresql://bob:***@db.lan:5433/nodb ")
