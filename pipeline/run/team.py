@@ -51,7 +51,7 @@ T = TypeVar("T")
 
 FULL_WAIT = 2.0  # seconds between asks while the account is full (a NOTIFY wakes us sooner)
 CLOSE_PATIENCE = 15.0  # seconds a run that ends tries to bring the ledger up to date
-INTERRUPTED_PATIENCE = 1.0  # the same for a run stopped by Ctrl-C: it ends at once
+INTERRUPTED_PATIENCE = 0.5  # the same for a run stopped by Ctrl-C (none if the ledger is down)
 
 
 def hold_state(a: Attempt | None) -> str:
@@ -280,13 +280,15 @@ class TeamSlots:
                 return
 
     async def close(self, patience: float | None = None) -> None:
-        """A last flush (tried for `patience` s: CLOSE_PATIENCE, or INTERRUPTED_PATIENCE when
-        the run was interrupted), then the connection is closed. What could not be mirrored is
-        mended by the next run of this job (`reconcile`)."""
+        """A last flush (tried for `patience` s: CLOSE_PATIENCE; when the run was interrupted
+        INTERRUPTED_PATIENCE, and not at all while the ledger is down), then the connection is
+        closed. What could not be mirrored is mended by the next run of this job
+        (`reconcile`)."""
         self._closing = True
         if patience is None:
-            interrupted = self.stopping is not None and self.stopping.everything.is_set()
-            patience = INTERRUPTED_PATIENCE if interrupted else CLOSE_PATIENCE
+            patience = CLOSE_PATIENCE
+            if self.stopping is not None and self.stopping.everything.is_set():
+                patience = 0.0 if self.down_since is not None else INTERRUPTED_PATIENCE
         try:
             await asyncio.wait_for(self._final_flush(), patience)
         except (asyncio.TimeoutError, LedgerError) as exc:
