@@ -158,13 +158,17 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     assert admin.status(ledger_url)["live"] == len(unsent)
     # the job's own status still counts them as running (its journal is its runs' to write),
     # and says that the ledger knows more, and what brings it up to date
+    # (a request id journalled just before the kill may not have reached the ledger: sweep
+    # cannot ask about that one, so it is not among what the ledger knows)
+    freed = len(holds) - len(unsent)
     st = status_json(manifest, out, env)
-    assert st["team_ledger"]["ended"] == len(sent)
-    assert st["team_ledger"]["billed_usd"] == pytest.approx(len(sent) * PER_CELL)
+    assert st["team_ledger"]["ended"] == freed
+    assert st["team_ledger"]["billed_usd"] == pytest.approx(freed * PER_CELL)
     said = subprocess.run(pipeline_cmd("status", str(manifest), "--out", str(out)), env=env,
                           capture_output=True, text=True, timeout=60).stdout
-    assert f"the team ledger knows more: {len(sent)} requests counted here as live ended " \
-           f"({len(sent)} billed, ${len(sent) * PER_CELL:,.2f}" in said, said
+    assert freed >= 1
+    assert f"the team ledger knows more: {freed} request{'s' if freed != 1 else ''} counted " \
+           f"here as live ended ({freed} billed, ${freed * PER_CELL:,.2f}" in said, said
     assert "the next `pipeline run` of this job collects them" in said
 
     again = run(manifest, out, env)
