@@ -135,8 +135,9 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     # kill once the four slots' submits are answered and journalled: a kill between a submit's
     # intent and its answer leaves an `unknown` cell, which a run rightly refuses to guess about
     # (test_runner's crash tests cover that window)
-    wait_until(lambda: admin.status(ledger_url)["live"] == 4 and journalled_live(out) == 4,
-               timeout=30)
+    # (and once the ledger has their request ids, so that `sweep` can ask about them)
+    wait_until(lambda: admin.status(ledger_url)["live"] == 4 and journalled_live(out) == 4
+               and all(h.request_id for h in asyncio.run(live_holds(ledger_url))), timeout=30)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     sent = {(r.id, a.n) for r in read_state(out).cells.values() for a in r.attempts
@@ -158,8 +159,6 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     assert admin.status(ledger_url)["live"] == len(unsent)
     # the job's own status still counts them as running (its journal is its runs' to write),
     # and says that the ledger knows more, and what brings it up to date
-    # (a request id journalled just before the kill may not have reached the ledger: sweep
-    # cannot ask about that one, so it is not among what the ledger knows)
     freed = len(holds) - len(unsent)
     st = status_json(manifest, out, env)
     assert st["team_ledger"]["ended"] == freed
