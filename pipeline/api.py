@@ -306,7 +306,26 @@ def _as_status(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str,
     summary["report_stale"] = None if running else _report_stale(job.folder)
     summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
         summary["manifest_sha256"] != job.manifest.sha256
+    summary["team_ledger"] = _team_news(job, summary, running=running)
     return summary
+
+
+def _team_news(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str, Any] | None:
+    """What the team ledger (PIPELINE_LEDGER) knows of this job that its journal does not
+    (requests seen to end by `pipeline account sweep`; a run waiting for a slot): asked only
+    while a run is going or the journal counts requests as live (pipeline.account.admin)."""
+    import os
+
+    from .account import LEDGER_ENV_VAR
+
+    url = os.environ.get(LEDGER_ENV_VAR, "").strip()
+    counts = summary.get("counts") or {}
+    if not url or not (running or any(counts.get(k) for k in ("submitting", "queued",
+                                                               "running", "unknown"))):
+        return None
+    from .account.admin import job_news
+
+    return job_news(url, job.folder)
 
 
 # --- cancel -------------------------------------------------------------------------------

@@ -13,16 +13,19 @@ import os
 import socket
 from typing import Any
 
+from .. import text
 from ..errors import LedgerError, UsageError
 from ..job.money import MICRO, micros
 from . import KEEP, PERIODS
 from .store import (
     BILLED,
-    CONNECT_TIMEOUT,
     LIVE,
     RELEASED,
+    WAITER_STALE,
+    Full,
     Hold,
     TeamLedger,
+    connect,
     migrate,
     recount,
     translate,
@@ -37,11 +40,10 @@ def init(url: str, concurrency: int | None = None, budget: Any = KEEP,
          period: str | None = None) -> dict[str, Any]:
     """Create the ledger's tables (or bring them up to date) and its account; its status."""
     async def go() -> None:
-        import psycopg
 
         TeamLedger(url)  # checks the URL's form
         try:
-            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
+            conn = await connect(url)
             async with conn, conn.transaction(), conn.cursor() as cur:
                 await migrate(cur, url)
                 await cur.execute(
@@ -98,6 +100,12 @@ def status(url: str) -> dict[str, Any]:
             "WHERE state = 'live' GROUP BY job, host ORDER BY job, host")
         holders = [{"job": j, "host": h, "live": n, "unknown": u}
                    for j, h, n, u in await cur.fetchall()]
+        await cur.execute(
+            "SELECT job, host, pid, extract(epoch FROM clock_timestamp() - since) FROM waiters "
+            "WHERE seen >= clock_timestamp() - make_interval(secs => %s) ORDER BY since, runner",
+            (WAITER_STALE,))
+        waiting = [{"job": j, "host": h, "pid": p, "waiting_s": round(float(s), 1)}
+                   for j, h, p, s in await cur.fetchall()]
         budget = acct["budget_micros"]
         return {
             "concurrency": acct["concurrency"],
@@ -109,6 +117,7 @@ def status(url: str) -> dict[str, Any]:
             "period_start": None if acct["period_start"] is None else
             acct["period_start"].isoformat(),
             "holders": holders,
+            "waiting": waiting,  # runners waiting for a slot, first in line first
         }
 
     return _run(url, body)
@@ -122,7 +131,18 @@ def status_text(st: dict[str, Any]) -> str:
     for h in st["holders"]:
         extra = f" ({h['unknown']} of unknown outcome)" if h["unknown"] else ""
         lines.append(f"  {h['job']} on {h['host']}: {h['live']} live{extra}")
+    held = ", ".join(f"{h['job']} ({h['live']})" for h in
+                     sorted(st["holders"], key=lambda h: (-h["live"], h["job"])))
+    for i, w in enumerate(st.get("waiting") or []):
+        place = "first in line" if i == 0 else f"{_ordinal(i + 1)} in line"
+        lines.append(f"  {w['job']} on {w['host']}: waiting for a team slot for "
+                     f"{text.span(w['waiting_s'])} ({place}): {st['live']}/"
+                     f"{st['concurrency']} held" + (f" by {held}" if held else ""))
     return "\n".join(lines)
+
+
+def _ordinal(n: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 def sweep(url: str, client: Any) -> list[str]:
@@ -201,6 +221,42 @@ def release(url: str, job: str, cells: list[str] | None = None) -> list[str]:
     return asyncio.run(go())
 
 
+def job_news(url: str, folder: Any) -> dict[str, Any]:
+    """What the team ledger knows of one job that its journal does not say (for `pipeline
+    status`): the requests the journal counts as live that the ledger has seen end (`pipeline
+    account sweep` asked the API, or another runner saw them), and whether a run of this job is
+    waiting for a slot now. `{"error": ...}` when the ledger cannot be asked."""
+    from ..job.journal import read_state
+
+    state = read_state(folder, lean=True)
+    uid = state.uid or ""
+    live = {f"{uid}:{rec.id}:{a.n}" for rec in state.cells.values() for a in rec.attempts
+            if a.live}
+
+    async def body(cur: Any, acct: dict) -> dict[str, Any]:
+        await cur.execute("SELECT state, coalesce(cost_micros, estimate_micros) FROM holds "
+                          "WHERE key = ANY(%s) AND state <> 'live'", (sorted(live),))
+        ended = await cur.fetchall()
+        billed = [usd for st, usd in ended if st == BILLED]
+        news: dict[str, Any] = {"ended": len(ended), "billed": len(billed),
+                                "billed_usd": sum(billed) / MICRO, "waiting": None}
+        await cur.execute("SELECT 1 FROM waiters WHERE runner LIKE %s AND seen >= "
+                          "clock_timestamp() - make_interval(secs => %s)",
+                          (f"{uid}:%", WAITER_STALE))
+        if uid and await cur.fetchone() is not None:
+            await cur.execute("SELECT job, count(*) FROM holds WHERE state = 'live' GROUP BY "
+                              "job ORDER BY count(*) DESC, job")
+            full = Full(acct["live"], acct["concurrency"],
+                        tuple((j, n) for j, n in await cur.fetchall()))
+            news["waiting"] = f"waiting for a team slot: {full}"
+        return news
+
+    try:
+        return _run(url, body)
+    except LedgerError as exc:
+        return {"error": str(exc)}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -222,5 +278,5 @@ def _run(url: str, body: Any) -> Any:
     return asyncio.run(go())
 
 
-__all__ = ["LIVE", "LedgerError", "configure", "init", "release", "status", "status_text",
-           "sweep"]
+__all__ = ["LIVE", "LedgerError", "configure", "init", "job_news", "release",
+           "status", "status_text", "sweep"]

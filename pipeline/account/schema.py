@@ -9,6 +9,11 @@ version it records in `pipeline_ledger_meta`; a database newer than this code is
   `job uid:cell:attempt`: `live` (on the server, or maybe: it holds a slot and its estimate),
   `billed` (the server ran it: its cost, else its estimate, is spent) or `released` (never ran:
   not accepted, cancelled while queued, lost, or given up after an unknown submit).
+- `waiters` (2): the runners waiting for a slot, in the order they began to wait. A free slot
+  goes to the runner first in line (first come, first served per slot); a runner that gets one
+  leaves the line, and joins it again at its end if it still waits. A runner refreshes `seen`
+  every time it asks (at least every few seconds while it waits), so the row of one that died
+  is passed over and deleted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX holds_live ON holds (job_uid) WHERE state = 'live';
     CREATE INDEX holds_request ON holds (request_id) WHERE request_id IS NOT NULL;
+    """,
+    # 2: the runners waiting for a slot, first come first served
+    """
+    CREATE TABLE waiters (
+        runner text PRIMARY KEY,                  -- job uid:host:pid
+        job text NOT NULL,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        since timestamptz NOT NULL DEFAULT clock_timestamp(),  -- its place in the line
+        seen timestamptz NOT NULL DEFAULT clock_timestamp()    -- it last asked
+    );
     """,
 ]
 

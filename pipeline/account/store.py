@@ -8,6 +8,12 @@ one transaction that first locks the `account` row, so reserving is atomic: the 
 `UPDATE account SET live = live + 1, committed = committed + estimate WHERE live < concurrency
 AND committed + estimate <= budget` either takes a slot and the money or changes nothing.
 
+Slots go to the runners that wait for them first come, first served, one slot at a time
+(table `waiters`): a runner may take a free slot only when fewer runners wait ahead of it than
+there are free slots; one that cannot joins the end of the line, and leaves it when it gets a
+slot. So a runner that keeps many requests going never starves one that waits: every slot
+freed goes to the next runner in line, in turn.
+
 The job's journal stays the truth of its own attempts: the runner mirrors them here
 (`mirror`), so the ledger can always be brought back in line with the journals (at every run
 start, and after the database comes back). Nothing here knows the runner; it only stores.
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import LedgerError, LedgerUnavailable
 from ..job.money import MICRO, over_budget
@@ -28,7 +36,8 @@ log = logging.getLogger("pipeline.account")
 
 LIVE, BILLED, RELEASED = "live", "billed", "released"
 CHANNEL = "pipeline_ledger_slots"  # NOTIFY'd whenever a slot is given back
-CONNECT_TIMEOUT = 3  # seconds: a ledger that is down is noticed quickly
+CONNECT_TIMEOUT = 3  # seconds: a ledger that is down (or a wrong host) is noticed quickly
+WAITER_STALE = 10  # seconds: a waiter that has not asked for this long is passed over
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,23 @@ class Hold:
 
 @dataclass(frozen=True)
 class Full:
-    """No slot free: `live` requests are live on the account against `concurrency`."""
+    """No slot for this runner now: `live` requests are live on the account against
+    `concurrency` (`holders`: (job, live) of each job holding slots, most first), and `ahead`
+    runners (their jobs) wait before it for the free ones."""
 
     live: int
     concurrency: int
+    holders: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    ahead: tuple[str, ...] = field(default=(), compare=False)
+
+    def __str__(self) -> str:
+        """`4/4 held by ta (2), tc (2)`, and `; 1 runner ahead (tb)` when others wait first."""
+        held = ", ".join(f"{job} ({n})" for job, n in self.holders)
+        said = f"{self.live}/{self.concurrency} held" + (f" by {held}" if held else "")
+        if self.ahead:
+            n = len(self.ahead)
+            said += f"; {n} runner{'s' if n != 1 else ''} ahead ({', '.join(self.ahead)})"
+        return said
 
 
 @dataclass(frozen=True)
@@ -84,10 +106,40 @@ def translate(exc: BaseException, url: str) -> LedgerError:
                            "`pipeline account init --concurrency N` first")
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError,
                         asyncio.TimeoutError)):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return LedgerUnavailable(f"the team ledger at {where} cannot be reached ({first}); "
-                                 "check that PostgreSQL is up and PIPELINE_LEDGER is right")
+        return LedgerUnavailable(f"the team ledger at {where} cannot be reached: "
+                                 f"{diagnose(exc, url)}")
     return LedgerError(f"the team ledger at {where}: {exc}")
+
+
+def diagnose(exc: BaseException, url: str) -> str:
+    """What failed when connecting to the ledger, and what to do about it, in one line."""
+    said = " ".join(str(exc).split()) or type(exc).__name__
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = 5432
+    at = f"{parts.hostname or 'localhost'}:{port}"
+    where = "in --ledger / PIPELINE_LEDGER"
+    if m := re.search(r'database "([^"]*)" does not exist', said):
+        return (f'the database "{m[1]}" does not exist on {at}: create it (createdb {m[1]}) '
+                f"and run `pipeline account init --concurrency N`, or fix the database {where}")
+    if m := re.search(r'role "([^"]*)" does not exist', said):
+        return f'{at} has no user "{m[1]}": fix the user {where}'
+    if re.search(r"password authentication failed|no password supplied|authentication "
+                 r"failed", said, re.I):
+        return (f"{at} refused the user {parts.username or '(default)'} and its password: fix "
+                f"the user and password {where}")
+    if re.search(r"failed to resolve host|could not translate host name|Name or service not "
+                 r"known|nodename nor servname", said, re.I):
+        return f"the host {parts.hostname!r} is not known: fix the host {where}"
+    if re.search(r"connection refused", said, re.I):
+        return (f"nothing listens on {at} (connection refused): start PostgreSQL there, or fix "
+                f"the host and port {where}")
+    if isinstance(exc, asyncio.TimeoutError) or re.search(r"time(d)? ?out", said, re.I):
+        return (f"no answer from {at} within {CONNECT_TIMEOUT} s: fix the host and port "
+                f"{where} (or a firewall between)")
+    return f"{said}: check that PostgreSQL is up there and the URL {where} is right"
 
 
 def safe_url(url: str) -> str:
@@ -118,11 +170,9 @@ class TeamLedger:
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
 
     async def _connection(self) -> Any:
-        import psycopg
 
         if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=CONNECT_TIMEOUT, application_name="pipeline")
+            conn = await connect(self.url, application_name="pipeline")
             try:
                 async with conn.transaction(), conn.cursor() as cur:
                     await _check_version(cur, self.url)
@@ -158,7 +208,10 @@ class TeamLedger:
     # --- what a runner asks ------------------------------------------------------------------
     async def acquire(self, hold: Hold) -> Full | OverBudget | None:
         """Take a slot and reserve `hold.estimate_micros` for it, or say why not (None: taken).
-        Asking again for a hold already live is answered None and changes nothing."""
+        A slot is taken only when fewer runners wait before this one than slots are free;
+        otherwise this runner keeps (or takes) its place in the line (`waiters`). Asking again
+        for a hold already live is answered None and changes nothing."""
+        me = runner_of(hold)
 
         async def body(cur: Any, acct: dict) -> Full | OverBudget | None:
             await cur.execute("SELECT state FROM holds WHERE key = %s", (hold.key,))
@@ -167,23 +220,57 @@ class TeamLedger:
                 if found[0] == LIVE:
                     return None
                 raise RuntimeError(f"hold {hold.key} was already settled ({found[0]})")
+            await cur.execute("DELETE FROM waiters WHERE seen < clock_timestamp() - "
+                              "make_interval(secs => %s)", (WAITER_STALE,))
             await cur.execute(
-                "UPDATE account SET live = live + 1, committed_micros = committed_micros + %(e)s,"
-                " updated_at = now() WHERE id = 1 AND live < concurrency AND (budget_micros IS "
-                "NULL OR committed_micros + %(e)s <= budget_micros) RETURNING period_start",
-                {"e": hold.estimate_micros})
-            granted = await cur.fetchone()
+                "SELECT job FROM waiters w WHERE runner <> %(me)s AND NOT EXISTS (SELECT 1 "
+                "FROM waiters m WHERE m.runner = %(me)s AND (m.since, m.runner) < (w.since, "
+                "w.runner)) ORDER BY since, runner", {"me": me})
+            ahead = tuple(job for (job,) in await cur.fetchall())
+            free = acct["concurrency"] - acct["live"]
+            granted = None
+            if free > len(ahead):
+                await cur.execute(
+                    "UPDATE account SET live = live + 1, committed_micros = committed_micros + "
+                    "%(e)s, updated_at = now() WHERE id = 1 AND live < concurrency AND "
+                    "(budget_micros IS NULL OR committed_micros + %(e)s <= budget_micros) "
+                    "RETURNING period_start", {"e": hold.estimate_micros})
+                granted = await cur.fetchone()
             if granted is None:
-                if acct["live"] >= acct["concurrency"]:
-                    return Full(acct["live"], acct["concurrency"])
+                if free <= len(ahead):
+                    await cur.execute(
+                        "INSERT INTO waiters (runner, job, host, pid) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT (runner) DO UPDATE SET seen = clock_timestamp()",
+                        (me, hold.job, hold.host, hold.pid))
+                    await cur.execute(
+                        "SELECT job, count(*) FROM holds WHERE state = 'live' GROUP BY job "
+                        "ORDER BY count(*) DESC, job")
+                    holders = tuple((job, n) for job, n in await cur.fetchall())
+                    return Full(acct["live"], acct["concurrency"], holders, ahead)
+                await cur.execute("DELETE FROM waiters WHERE runner = %s", (me,))
                 budget = acct["budget_micros"]
                 reason = over_budget(acct["committed_micros"], hold.estimate_micros,
                                      None if budget is None else budget / MICRO, whose="team ")
                 return OverBudget(reason or "the team budget has no room")
             await _insert(cur, hold, acct["period_start"])
+            await cur.execute("DELETE FROM waiters WHERE runner = %s", (me,))
+            if free > 1 and ahead:  # the next in line may take one of the slots still free
+                await cur.execute(f"NOTIFY {CHANNEL}")
             return None
 
         return await self.transaction(body)
+
+    async def leave(self, runner: str) -> None:
+        """`runner` no longer waits for a slot (it got what it needed, or it stops)."""
+
+        async def body(cur: Any, acct: dict) -> None:
+            await cur.execute("DELETE FROM waiters WHERE runner = %s", (runner,))
+
+        await self.transaction(body)
+
+    async def check(self) -> None:
+        """Connect (and check the tables' format) now: raises what `translate` says."""
+        await self.transaction(_nothing)
 
     async def mirror(self, holds: list[Hold]) -> None:
         """Make the ledger say what the journal says of these attempts (idempotent)."""
@@ -240,17 +327,33 @@ class TeamLedger:
 
     async def wait_for_slot(self, timeout: float) -> None:
         """Sleep until a slot may have been given back (a NOTIFY), at most `timeout` s."""
-        import psycopg
 
         try:
-            async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            async with await connect(self.url, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 async for _ in conn.notifies(timeout=timeout, stop_after=1):
                     break
         except Exception as exc:  # noqa: BLE001 - a wait that fails is a wait that ended
             log.debug("waiting for a ledger slot: %s", exc)
             await asyncio.sleep(min(timeout, 1.0))
+
+
+async def connect(url: str, **options: Any) -> Any:
+    """A new connection to the ledger, or an error within CONNECT_TIMEOUT s a try (psycopg
+    tries each address of the host in turn: all of them within twice that)."""
+    import psycopg
+
+    return await asyncio.wait_for(psycopg.AsyncConnection.connect(
+        url, connect_timeout=CONNECT_TIMEOUT, **options), 2 * CONNECT_TIMEOUT)
+
+
+def runner_of(hold: Hold) -> str:
+    """The runner (one process running one job) that asks for `hold`: its place in the line."""
+    return f"{hold.job_uid}:{hold.host}:{hold.pid}"
+
+
+async def _nothing(cur: Any, acct: dict) -> None:
+    return None
 
 
 async def _locked_account(cur: Any, url: str) -> dict:

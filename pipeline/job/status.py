@@ -81,6 +81,26 @@ def summarize(tally: Tally, state: JobState, *, job: str | None, model: str | No
     }
 
 
+def team_ledger_lines(news: Mapping[str, Any] | None) -> list[str]:
+    """What the team ledger knows of the job that its journal does not (`team_ledger`, from
+    pipeline.account.admin.job_news), as `status` says it."""
+    if not news:
+        return []
+    if news.get("error"):
+        return [f"the team ledger could not be asked: {news['error']}"]
+    lines = []
+    if news.get("waiting"):
+        lines.append(f"the run is {news['waiting']}")
+    if news.get("ended"):
+        n = news["ended"]
+        lines.append(
+            f"the team ledger knows more: {n} request{'s' if n != 1 else ''} counted here as "
+            f"live ended ({news['billed']} billed, {text.money(news['billed_usd'])}; seen by "
+            "`pipeline account sweep` or another runner): the next `pipeline run` of this job "
+            "collects them and brings these figures up to date")
+    return lines
+
+
 def status_text(s: Mapping[str, Any]) -> str:
     lines = [f"job {s['job']} ({s['out']}){': a run is going' if s['running'] else ''}",
              figures_line(s)]
@@ -90,6 +110,7 @@ def status_text(s: Mapping[str, Any]) -> str:
     if s.get("report_stale"):
         lines.append("the reports are older than the journal (a run was killed before it "
                      "wrote them?): `pipeline report` writes them again")
+    lines += team_ledger_lines(s.get("team_ledger"))
     if s.get("manifest_changed"):
         lines.append("the manifest changed since the last run: these are the figures of the "
                      "last run's plan (`pipeline plan` shows what a run would do now)")

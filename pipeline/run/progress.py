@@ -7,7 +7,8 @@ at least one every LOG_EVERY seconds even when nothing changes, so that a run un
 `nohup` or `script` is never silent), `json` (one JSON object per change, with the journal's
 size it reflects, for scripts that follow a run), `none`. While the API cannot be reached, the
 line ends with `retrying (n)` (the figures' `retrying`: connections tried again). While a
-canary is unproven the line says so: `canary: waiting for 1 cell before submitting 499`.
+canary is unproven the line says so: `canary: waiting for 1 cell before submitting 499`; while
+submits wait for the team ledger, why (`waiting for a team slot: 4/4 held by ta (2), tc (2)`).
 """
 
 from __future__ import annotations
@@ -113,15 +114,15 @@ class Progress:
         retrying = f" retrying ({f['retrying']})" if f.get("retrying") else ""
         if self.bar is not None:
             self.bar.n = f["counts"]["done"]
-            self.bar.set_description_str(bar_text(f) + canary_text(f) + retrying,
+            self.bar.set_description_str(bar_text(f) + canary_text(f) + team_text(f) + retrying,
                                          refresh=False)
             self.bar.refresh()
             return
         key = (f["counts"], f["spent_usd"], f["committed_usd"], f.get("retrying"),
-               f.get("canary"))
+               f.get("canary"), f.get("team"))
         if force or key != self.shown:
             self.shown = key
-            _line(f"[{self.job}] {figures_line(f)}{canary_text(f)} "
+            _line(f"[{self.job}] {figures_line(f)}{canary_text(f)}{team_text(f)} "
                   f"({text.span(now - self.started)})" + (";" + retrying if retrying else ""))
 
     def close(self) -> None:
@@ -153,6 +154,12 @@ def canary_text(f: dict[str, Any]) -> str:
     n = canary["waiting_for"]
     return (f"; canary: waiting for {n} cell{'s' if n != 1 else ''} before submitting "
             f"{canary['holding_back']}")
+
+
+def team_text(f: dict[str, Any]) -> str:
+    """`; waiting for a team slot: 4/4 held by ta (2), tc (2)` while submits wait for the
+    team ledger (pipeline.run.team)."""
+    return f"; {f['team']}" if f.get("team") else ""
 
 
 def _line(text: str) -> None:

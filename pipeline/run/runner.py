@@ -80,6 +80,8 @@ class Runner:
             free = max(0, control.pool.limit() - control.pool.live)
             figures["canary"] = {"waiting_for": control.pool.canary,
                                  "holding_back": max(0, self.waiting - free)}
+        if run.team is not None and run.team.waiting:  # why submits wait for the team ledger
+            figures["team"] = run.team.waiting
         if control.auto is not None:
             figures["capacity"] = capacity_figures(
                 control.auto.capacity, control.auto.queue_ahead, control.pool.shown())
@@ -106,6 +108,8 @@ class Runner:
             self.progress = Progress(run.plan.job, self.figures,
                                      mode=mode if isinstance(mode, str) or mode is None
                                      else "bar" if mode else "plain")
+            if run.team is not None:  # a wait for the team ledger is shown as it begins
+                run.team.on_waiting = self.progress.changed
             await self._schedule(to_submit)
         finally:
             for sig in installed:

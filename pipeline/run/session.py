@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from .. import text
 from ..account import LEDGER_ENV_VAR
 from ..client import RunComfyClient
-from ..errors import BudgetError, LedgerUnavailable, StateError
+from ..errors import BudgetError, StateError
 from ..job import journal as ev
 from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
@@ -117,14 +117,17 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
                        simulated_s=sum(opened.sim.config.gen_span) / 2 if opened.sim else None,
                        resume=resume, canary=canary, at=at)
     write_snapshot(folder, outlook)
+    control = _control(m, folder, at, concurrency, canary=canary, auto=auto)
+    uid = state.uid or uuid.uuid4().hex  # the job's, from its first run on
+    # (before the run is journalled: a ledger that cannot be used is the user's to fix first)
+    opened.team = await _open_team(options, backend, state, m.name, client.base_url, uid,
+                                   control)
     opened.journal = JournalWriter(folder, state)
     opened.previews.on_qa = _journalled(opened.journal)
     start = await _started(opened.journal, plan, outlook.price, backend=backend,
                            base_url=client.base_url, concurrency=concurrency,
-                           cells=len(cells), canary=canary, auto=auto)
-    opened.team = await _open_team(options, backend, state, m.name, client.base_url)
+                           cells=len(cells), canary=canary, auto=auto, uid=uid)
     outlook.tally.live_since = start["t"]
-    control = _control(m, folder, at, concurrency, canary=canary, auto=auto)
     run = RunContext(
         plan=plan, cells=cells, folder=folder, client=client, journal=opened.journal,
         tally=outlook.tally, control=control,
@@ -214,10 +217,10 @@ async def _prices(client: RunComfyClient, m: Manifest, folder: JobFolder, option
 
 
 async def _started(journal: JournalWriter, plan: Plan, price: Prices, *, backend: str,
-                   base_url: str, concurrency: int, cells: int, canary: int, auto: bool
-                   ) -> dict:
+                   base_url: str, concurrency: int, cells: int, canary: int, auto: bool,
+                   uid: str) -> dict:
     """The run's first journal event, made durable: what it runs, where, at which price."""
-    m, state = plan.manifest, journal.state
+    m = plan.manifest
     many = m.sweep.many
     start = journal.write(ev.run_started(
         job=m.name, model=m.sweep.label,
@@ -228,7 +231,7 @@ async def _started(journal: JournalWriter, plan: Plan, price: Prices, *, backend
         price_source=price.source, budget=m.run.budget, canary=canary,
         models={k: {"schema_sha256": x.schema_sha256, "price": price.of(k).sheet}
                 for k, x in m.sweep.models.items()} if many else None,
-        uid=state.uid or uuid.uuid4().hex,
+        uid=uid,
         auto={"queue_ahead": m.run.queue_ahead} if auto else None))
     await journal.durable()
     return start
@@ -255,23 +258,23 @@ def _auto(on: bool, folder: JobFolder, queue_ahead: int, at: str) -> AutoConcurr
 
 
 async def _open_team(options: RunOptions, backend: str, state: JobState, job: str,
-                     base_url: str) -> TeamSlots | None:
-    """The team ledger this run shares, brought in line with the journal; None without one.
-    A ledger that is not set up stops the run here; one that is down only delays submits."""
+                     base_url: str, uid: str, control: Control) -> TeamSlots | None:
+    """The team ledger this run shares, reached and brought in line with the journal; None
+    without one. A ledger that cannot be used now (not reached: a wrong host, port, database,
+    user or password; not set up) stops the run here, as the user's to fix (LedgerError, exit
+    2); one that goes away later only delays submits."""
     url = options.ledger or os.environ.get(LEDGER_ENV_VAR, "").strip() or None
     if url is None:
         return None
     if backend == "sim":  # the built-in simulator is this run's own server, not the account
         log.warning("the team ledger is not used with the built-in simulator (backend sim)")
         return None
-    team = open_team(url, state, job=job, job_uid=state.uid or "", base_url=base_url,
-                     down=options.retries.ledger_down)
+    team = open_team(url, state, job=job, job_uid=uid, base_url=base_url,
+                     down=options.retries.ledger_down, stopping=control.stopping)
     if team is None:  # (never: a ledger is named)
         return None
     try:
-        await team.reconcile()
-    except LedgerUnavailable as exc:
-        log.warning("%s; submits wait for it", exc)
+        await team.start()
     except BaseException:
         await team.ledger.close()
         raise

@@ -66,6 +66,54 @@ def test_slots_are_held_per_attempt_until_the_journal_says_it_ended(ledger_url: 
     assert st["holders"] == [{"job": "j1", "host": "h", "live": 1, "unknown": 1}]
 
 
+def test_slots_go_to_the_runners_that_wait_in_turn(ledger_url: str) -> None:
+    """First come, first served per slot: a runner that keeps asking never takes a freed slot
+    from one that waits before it; each runner that gets a slot leaves the line, and one that
+    still waits joins its end; `Full` says who holds the slots and who waits ahead."""
+    admin.init(ledger_url, concurrency=2)
+
+    def ask(job: str, n: int) -> Hold:
+        return hold(n, job=job)
+
+    async def go() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            assert await ledger.acquire(ask("ta", 1)) is None
+            assert await ledger.acquire(ask("ta", 2)) is None
+            full = await ledger.acquire(ask("ta", 3))  # ta waits first
+            assert isinstance(full, Full) and str(full) == "2/2 held by ta (2)"
+            assert isinstance(await ledger.acquire(ask("tb", 1)), Full)  # then tb
+            assert isinstance(await ledger.acquire(ask("tc", 1)), Full)  # then tc
+            await ledger.mirror([hold(1, RELEASED, job="ta")])  # one slot frees
+            tc = await ledger.acquire(ask("tc", 1))  # not tc's turn, however often it asks
+            assert isinstance(tc, Full) and tc.ahead == ("ta", "tb")
+            assert str(tc) == "1/2 held by ta (1); 2 runners ahead (ta, tb)"
+            assert await ledger.acquire(ask("ta", 3)) is None  # ta's turn, and it leaves
+            assert isinstance(await ledger.acquire(ask("ta", 4)), Full)  # ta: at the end
+            await ledger.mirror([hold(2, RELEASED, job="ta")])
+            assert isinstance(await ledger.acquire(ask("ta", 4)), Full)  # (tb, tc first)
+            assert await ledger.acquire(ask("tb", 1)) is None
+            await ledger.mirror([hold(3, RELEASED, job="ta")])
+            assert await ledger.acquire(ask("tc", 1)) is None
+        finally:
+            await ledger.close()
+
+    async def leave() -> None:
+        ledger = TeamLedger(ledger_url)
+        try:
+            await ledger.leave("ta:h:1")
+        finally:
+            await ledger.close()
+
+    run(go())
+    st = admin.status(ledger_url)
+    assert [w["job"] for w in st["waiting"]] == ["ta"]
+    assert "ta on h: waiting for a team slot for 0s (first in line): 2/2 held by tb (1), " \
+           "tc (1)" in admin.status_text(st)
+    run(leave())
+    assert admin.status(ledger_url)["waiting"] == []
+
+
 def test_the_team_budget_is_never_crossed_by_concurrent_runners(ledger_url: str) -> None:
     """Many runners reserving at once: committed never passes the budget, reaching it is fine."""
     admin.init(ledger_url, concurrency=50, budget=2.50)
@@ -258,3 +306,46 @@ def test_the_sql_recount_equals_the_python_rule_of_each_hold(ledger_url: str) ->
     for figures in (incremental, recounted):
         assert (figures["live"], figures["committed_usd"], figures["spent_usd"]) == \
             pytest.approx(python), figures
+
+
+def test_a_ledger_of_format_1_is_brought_up_to_date_by_init(ledger_url: str) -> None:
+    """A ledger made before the line of waiters (format 1) is refused, saying to run `pipeline
+    account init`, which adds the new table and keeps the account and its holds."""
+    import psycopg
+
+    from pipeline.account.schema import META, MIGRATIONS
+
+    with psycopg.connect(ledger_url, autocommit=True) as conn:
+        conn.execute(META)
+        conn.execute(MIGRATIONS[0])
+        conn.execute("INSERT INTO pipeline_ledger_meta VALUES ('version', '1')")
+        conn.execute("INSERT INTO account (id, concurrency) VALUES (1, 3)")
+    with pytest.raises(LedgerError, match="has format 1: run `pipeline account init`"):
+        admin.status(ledger_url)
+    st = admin.init(ledger_url)
+    assert st["concurrency"] == 3 and st["waiting"] == []
+
+
+@pytest.mark.parametrize(("said", "expected"), [
+    ('connection failed: connection to server at "10.0.0.5", port 5433 failed: FATAL:  '
+     'database "nodb" does not exist', 'the database "nodb" does not exist on db.lan:5433: '
+     "create it (createdb nodb)"),
+    ('connection failed: ... FATAL:  role "bob" does not exist', 'db.lan:5433 has no user "bob"'),
+    ('connection failed: ... FATAL:  password authentication failed for user "bob"',
+     "db.lan:5433 refused the user bob and its password: fix the user and password"),
+    ("failed to resolve host 'db.lan': [Errno -2] Name or service not known",
+     "the host 'db.lan' is not known: fix the host"),
+    ('connection failed: connection to server at "10.0.0.5", port 5433 failed: Connection '
+     "refused", "nothing listens on db.lan:5433 (connection refused)"),
+    ("connection timeout expired", "no answer from db.lan:5433 within 3 s"),
+])
+def test_a_connection_failure_is_said_as_what_to_fix(said: str, expected: str) -> None:
+    """Each way a ledger cannot be reached is named, with what to fix, never the password."""
+    import psycopg
+
+    from pipeline.account.store import translate
+
+    err = translate(psycopg.OperationalError(said), "postgresql://bob:pw@db.lan:5433/nodb")
+    assert isinstance(err, LedgerUnavailable)
+    assert expected in str(err) and "pw" not in str(err).replace("password", "")
+    assert str(err).startswith("the team ledger at postgresql://bob:***@db.lan:5433/nodb ")

@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from imagefiles import MODEL, write_image, write_manifest
-from runjobs import LiveSampler, env_for, pipeline_cmd, run, start_run, status_json, wait_until
+from runjobs import (
+    LiveSampler,
+    env_for,
+    pipeline_cmd,
+    run,
+    start_run,
+    status_json,
+    wait_until,
+)
 
 from pipeline.account import admin
 from pipeline.account.store import TeamLedger
@@ -127,8 +135,9 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     # kill once the four slots' submits are answered and journalled: a kill between a submit's
     # intent and its answer leaves an `unknown` cell, which a run rightly refuses to guess about
     # (test_runner's crash tests cover that window)
-    wait_until(lambda: admin.status(ledger_url)["live"] == 4 and journalled_live(out) == 4,
-               timeout=30)
+    # (and once the ledger has their request ids, so that `sweep` can ask about them)
+    wait_until(lambda: admin.status(ledger_url)["live"] == 4 and journalled_live(out) == 4
+               and all(h.request_id for h in asyncio.run(live_holds(ledger_url))), timeout=30)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     sent = {(r.id, a.n) for r in read_state(out).cells.values() for a in r.attempts
@@ -148,9 +157,22 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     assert swept.returncode == 0, swept.stderr
     assert f"freed {len(holds) - len(unsent)}" in swept.stdout
     assert admin.status(ledger_url)["live"] == len(unsent)
+    # the job's own status still counts them as running (its journal is its runs' to write),
+    # and says that the ledger knows more, and what brings it up to date
+    freed = len(holds) - len(unsent)
+    st = status_json(manifest, out, env)
+    assert st["team_ledger"]["ended"] == freed
+    assert st["team_ledger"]["billed_usd"] == pytest.approx(freed * PER_CELL)
+    said = subprocess.run(pipeline_cmd("status", str(manifest), "--out", str(out)), env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert freed >= 1
+    assert f"the team ledger knows more: {freed} request{'s' if freed != 1 else ''} counted " \
+           f"here as live ended ({freed} billed, ${freed * PER_CELL:,.2f}" in said, said
+    assert "the next `pipeline run` of this job collects them" in said
 
     again = run(manifest, out, env)
     assert again.returncode == 0, again.stderr
+    assert status_json(manifest, out, env)["team_ledger"] is None  # nothing more to say
     stats = sim.stats()
     assert stats["duplicate_submissions"] == 0 and stats["submissions_accepted"] == 8
     st = admin.status(ledger_url)
