@@ -87,11 +87,12 @@ class Planned:
     selection: str = ""  # `--only` as given, when cells were selected
     balance: float | None = None  # the account's wallet, when it was read (not offline)
 
-    def as_json(self) -> dict[str, Any]:
-        """What `pipeline plan --json` prints (with `balance_usd` when it was read)."""
+    def as_json(self, *, streamed: bool = False) -> dict[str, Any]:
+        """What `pipeline plan --json` prints (with `balance_usd` when it was read); `streamed`:
+        its cells made one at a time as pipeline.jsonio.dump_indented writes them."""
         from .job.forecast import plan_json
 
-        data = plan_json(self.forecast)
+        data = plan_json(self.forecast, streamed=streamed)
         if self.balance is not None:
             data["balance_usd"] = self.balance
         return data

@@ -8,6 +8,8 @@ back to the json module, here and nowhere else.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -42,6 +44,61 @@ def indented(value: Any) -> str:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
     except TypeError:
         return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class Streamed:
+    """A JSON array whose items are made one at a time as `dump_indented` writes them (a
+    million-cell plan never holds a million item dicts at once); `items` makes them anew."""
+
+    def __init__(self, items: Callable[[], Iterable[Any]]):
+        self.items = items
+
+
+def dump_indented(data: dict[str, Any], write: Callable[[str], Any]) -> None:
+    """`json.dump(data, f, indent=2, ensure_ascii=False)`, the same text byte for byte, written
+    piece by piece; a top-level value that is a Streamed is written one item at a time, each
+    item through orjson (json's indented encoder is pure Python: ~5x slower)."""
+    if not data:
+        write("{}")
+        return
+    write("{")
+    first = True
+    for key, value in data.items():
+        write(("\n  " if first else ",\n  ") + json.dumps(key, ensure_ascii=False) + ": ")
+        first = False
+        if not isinstance(value, Streamed):
+            write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+            continue
+        opened = False
+        for item in value.items():
+            write(("[\n    " if not opened else ",\n    ") + _item(item))
+            opened = True
+        write("\n  ]" if opened else "[]")
+    write("\n}")
+
+
+def _item(value: Any) -> str:
+    """One item two levels deep, as json.dumps(indent=2) writes it there."""
+    if _orjson_writes_alike(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode().replace("\n",
+                                                                                 "\n    ")
+        except TypeError:  # an integer wider than 64 bits, a key that is no string, ...
+            pass
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+
+
+def _orjson_writes_alike(value: Any) -> bool:
+    """Whether orjson writes `value` as json does: it writes NaN and infinities as null and a
+    float under 1e-4 without an exponent (0.00001, where json writes 1e-05)."""
+    kind = type(value)
+    if kind is float:
+        return value == 0.0 or 1e-4 <= abs(value) < math.inf
+    if kind is dict:
+        return all(map(_orjson_writes_alike, value.values()))
+    if kind is list or kind is tuple:
+        return all(map(_orjson_writes_alike, value))
+    return True
 
 
 def loads(data: bytes | str) -> Any:
