@@ -17,7 +17,13 @@ import orjson
 
 def canonical(value: Any) -> str:
     """Canonical JSON: sorted keys, compact, UTF-8 kept; equal values give equal text (cell
-    ids and body keys are hashes of it: never change its output)."""
+    ids and body keys are hashes of it: never change its output). Written by orjson when it
+    writes the value as json does (see _plain: ~3x faster), else by json."""
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # an integer wider than 64 bits, a lone surrogate
+            pass
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=repr)
 
@@ -79,26 +85,30 @@ def dump_indented(data: dict[str, Any], write: Callable[[str], Any]) -> None:
 
 def _item(value: Any) -> str:
     """One item two levels deep, as json.dumps(indent=2) writes it there."""
-    if _orjson_writes_alike(value):
+    if _plain(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode().replace("\n",
                                                                                  "\n    ")
-        except TypeError:  # an integer wider than 64 bits, a key that is no string, ...
+        except TypeError:  # an integer wider than 64 bits, a lone surrogate
             pass
     return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
 
 
-def _orjson_writes_alike(value: Any) -> bool:
-    """Whether orjson writes `value` as json does: it writes NaN and infinities as null and a
-    float under 1e-4 without an exponent (0.00001, where json writes 1e-05)."""
+def _plain(value: Any) -> bool:
+    """Whether orjson writes `value` as json does: only dicts with string keys, lists, strings,
+    integers, booleans, None and floats, but no NaN or infinity (orjson writes null) nor a
+    float under 1e-4 (orjson writes 0.00001 where json writes 1e-05); no subclass or other
+    type (orjson writes dataclasses, dates, enums its own way)."""
     kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
     if kind is float:
         return value == 0.0 or 1e-4 <= abs(value) < math.inf
     if kind is dict:
-        return all(map(_orjson_writes_alike, value.values()))
+        return all(type(k) is str for k in value) and all(map(_plain, value.values()))
     if kind is list or kind is tuple:
-        return all(map(_orjson_writes_alike, value))
-    return True
+        return all(map(_plain, value))
+    return False
 
 
 def loads(data: bytes | str) -> Any:

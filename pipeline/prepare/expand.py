@@ -13,14 +13,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location, ProblemList
 from ..models.catalogue import Model
 from .manifest import Manifest
 from .modelset import AXIS as MODEL_AXIS
-from .render import TemplateProblem, render
+from .render import TemplateProblem, is_template, render
 from .wording import did_you_mean
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
@@ -176,6 +176,12 @@ class _Base:
     origin: dict[str, Any]
     # (name, where): shared inputs the model neither has nor drops
     blocked: tuple[tuple[str, Any], ...]
+    # the request's keys that hold a template (rendered per cell), and the request as every
+    # cell starts from it: the other values coerced once (the cells share them: read-only)
+    templates: tuple[str, ...] = ()
+    plain: dict[str, Any] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the model's inputs in schema order
+    roles: dict[str, str] = field(default_factory=dict)  # a matrix key's role: see _role
 
 
 def _base(m: Manifest, model: Model) -> _Base:
@@ -197,7 +203,37 @@ def _base(m: Manifest, model: Model) -> _Base:
             blocked.append(("prompt", m.prompt_where))
     for k, v in spec.inputs.items():  # model_inputs add to and override everything shared
         request[k], origin[k] = v, spec.path + (k,)
-    return _Base(request, origin, tuple(blocked))
+    templates = tuple(k for k, v in request.items() if _has_template(v))
+    plain = {k: coerce(props[k], v) if k in props and k not in templates else v
+             for k, v in request.items()}
+    return _Base(request, origin, tuple(blocked), templates, plain, list(props))
+
+
+def _has_template(value: Any) -> bool:
+    """Whether rendering could change `value` (a string holding template syntax, anywhere)."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, list):
+        return any(map(_has_template, value))
+    if isinstance(value, dict):
+        return any(map(_has_template, value.values()))
+    return False
+
+
+def _role(m: Manifest, spec: Any, model_id: str, key: str) -> str:
+    """What a matrix key is to a cell of one model: "model" (names the model), "model_inputs"
+    (the model's own inputs set it, and win), "input" (goes into the request), "blocked" (an
+    input of another model of the sweep that this one neither has nor drops: a problem) or
+    "variable" (for templates only)."""
+    if key == MODEL_AXIS:
+        return "model"
+    if key in spec.inputs:
+        return "model_inputs"
+    if m.is_input(key, model_id):
+        return "input"
+    if key not in spec.drop and m.is_input(key):
+        return "blocked"
+    return "variable"
 
 
 def unmapped(model: Model, name: str) -> str:
@@ -231,8 +267,8 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             base = bases[model.id] = _base(m, model)
         props = model.properties
         spec = sweep.inputs_of(model.id)
-        drop = spec.drop
-        order = list(props)
+        roles = base.roles
+        order = base.order
         for replicate in range(m.repeat):
             made += 1
             if time.monotonic() > until:
@@ -241,30 +277,39 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              f"expanding took more than {MAX_EXPAND_SECONDS:g} s (stopped after "
                              f"{made - 1:,} cells); simplify the templates or split the job")
                 return
-            request = dict(base.request)
+            request = dict(base.plain)
             cell_origin = {**base.origin, **origin}
             context = {**m.vars, **values}
             if m.repeat > 1 and "replicate" not in values:  # a pick's take is its own
                 context["replicate"] = replicate
             blocked = list(base.blocked)
+            given = []
             for key, value in values.items():
-                if key == MODEL_AXIS:  # names the model; never an input
-                    continue
-                if key in spec.inputs:
+                role = roles.get(key)
+                if role is None:
+                    role = roles[key] = _role(m, spec, model.id, key)
+                if role == "model_inputs":
                     cell_origin[key] = base.origin[key]  # model_inputs win (documented)
-                elif m.is_input(key, model.id):
+                elif role == "input":
                     request[key] = value
-                elif key not in drop and m.is_input(key):
+                    given.append(key)
+                elif role == "blocked":
                     blocked.append((key, origin.get(key)))
             for key, where in blocked:
                 problems.add(_locate(m, where), unmapped(model, key), cell=True,
                              example=describe(values))
             failed = []
-            for key in list(request):
+            # what needs rendering: the templates of the base, and the matrix's own inputs
+            # (a plain value of the base was rendered and coerced once, in _base)
+            for key in dict.fromkeys((*base.templates, *given)) if given else base.templates:
+                value = request[key]
+                if type(value) not in (str, list, dict):  # a number or boolean stays as is
+                    continue
                 try:
-                    request[key] = _render_value(request[key], context)
+                    request[key] = _render_value(value, context)
                 except TemplateProblem as exc:
                     _template_failed(m, problems, key, exc, cell_origin, values, context)
+                    request[key] = value
                     failed.append(key)
                     continue
                 if key in props:

@@ -202,7 +202,11 @@ class RequestValidator:
         free = self.free
         parts: list[Any] = []
         for name, value in request.items():
-            if type(value) is int and name in free:
+            kind = type(value)
+            if kind is str:  # the most common: as is (no str equals another type's value)
+                parts.append((name, value))
+                continue
+            if kind is int and name in free:
                 low, high = free[name]
                 if low <= value <= high:
                     parts.append(name)
