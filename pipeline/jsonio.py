@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -85,13 +86,27 @@ def dump_indented(data: dict[str, Any], write: Callable[[str], Any]) -> None:
 
 def _item(value: Any) -> str:
     """One item two levels deep, as json.dumps(indent=2) writes it there."""
-    if _plain(value):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode().replace("\n",
-                                                                                 "\n    ")
-        except TypeError:  # an integer wider than 64 bits, a lone surrogate
-            pass
-    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+    try:
+        text = orjson.dumps(value, default=_refuse, option=_AS_JSON | orjson.OPT_INDENT_2
+                            ).decode()
+    except TypeError:  # an integer wider than 64 bits, a lone surrogate, a date, ...
+        text = None
+    if text is None or _SUSPECT.search(text) and not _plain(value):
+        return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+    return text.replace("\n", "\n    ")
+
+
+# what orjson writes where json writes otherwise: NaN or an infinity as null, a float under 1e-4
+# without an exponent or with a one-digit one (0.00001, 2.5e-7: json 1e-05, 2.5e-07); text
+# that matches is looked at closely (_plain) before orjson's is taken
+_SUSPECT = re.compile(r'(?<!")null|\de-|0\.0000')
+# types orjson would write its own way, given to `default` (_refuse) instead
+_AS_JSON = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+            | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
 def _plain(value: Any) -> bool:
@@ -100,15 +115,23 @@ def _plain(value: Any) -> bool:
     float under 1e-4 (orjson writes 0.00001 where json writes 1e-05); no subclass or other
     type (orjson writes dataclasses, dates, enums its own way)."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            t = type(v)  # the leaves checked here: no call per string or integer
+            if not (t is str or t is int or t is bool or v is None or _plain(v)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for v in value:
+            t = type(v)
+            if not (t is str or t is int or t is bool or v is None or _plain(v)):
+                return False
         return True
     if kind is float:
         return value == 0.0 or 1e-4 <= abs(value) < math.inf
-    if kind is dict:
-        return all(type(k) is str for k in value) and all(map(_plain, value.values()))
-    if kind is list or kind is tuple:
-        return all(map(_plain, value))
-    return False
+    return kind is str or kind is int or kind is bool or value is None
 
 
 def loads(data: bytes | str) -> Any:

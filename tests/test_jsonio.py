@@ -75,3 +75,19 @@ def test_canonical_is_json_text() -> None:
                 canonical(value)
             continue
         assert canonical(value) == expected, value
+
+
+def test_dump_indented_is_json_text_for_random_items() -> None:
+    """dump_indented gives json's text for 3,000 random items, or raises as json does."""
+    rng = random.Random(7)
+    for _ in range(3_000):
+        data = {"cells": [_value(rng) for _ in range(3)]}
+        try:
+            expected = json.dumps(data, indent=2, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            with pytest.raises(type(exc)):
+                dump_indented({"cells": Streamed(lambda d=data: d["cells"])}, io.StringIO().write)
+            continue
+        out = io.StringIO()
+        dump_indented({"cells": Streamed(lambda d=data: d["cells"])}, out.write)
+        assert out.getvalue() == expected, data

@@ -198,6 +198,7 @@ def plan_head(f: Forecast) -> dict[str, Any]:
     plan, m, price = f.plan, f.plan.manifest, f.price
     many = m.sweep.many
     fps = m.model.fps
+    video = {k for k, x in m.sweep.models.items() if x.kind == "video"}
     sweep_usd = f.tally.estimated_usd()
     figures = f.figures()
     return {
@@ -221,8 +222,7 @@ def plan_head(f: Forecast) -> dict[str, Any]:
             "unpriced_cells": f.tally.unpriced,
             "price_source": price.source,
             "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
-                                          for c in plan.cells
-                                          if m.sweep.models[c.model].kind == "video"), 2),
+                                          for c in plan.cells if c.model in video), 2),
             "duration_s": figures["eta_s"],
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
