@@ -249,7 +249,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     sweep = m.sweep
     bases: dict[str, _Base] = {}
     # equal origins shared: most cells' are alike
-    origins: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    origins: dict[tuple[Any, ...], dict[str, Any]] = {}
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
     for values, origin in combinations(m):
@@ -278,23 +278,36 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              f"{made - 1:,} cells); simplify the templates or split the job")
                 return
             request = dict(base.plain)
-            cell_origin = {**base.origin, **origin}
             context = {**m.vars, **values}
             if m.repeat > 1 and "replicate" not in values:  # a pick's take is its own
                 context["replicate"] = replicate
             blocked = list(base.blocked)
             given = []
+            ruled = []  # keys model_inputs set, whose origin is there
             for key, value in values.items():
                 role = roles.get(key)
                 if role is None:
                     role = roles[key] = _role(m, spec, model.id, key)
-                if role == "model_inputs":
-                    cell_origin[key] = base.origin[key]  # model_inputs win (documented)
-                elif role == "input":
+                if role == "input":
                     request[key] = value
                     given.append(key)
+                elif role == "model_inputs":
+                    ruled.append(key)
                 elif role == "blocked":
                     blocked.append((key, origin.get(key)))
+            # read-only from here on, so cells whose combinations came from the same places
+            # share one (most do: a range's values share their origin)
+            try:
+                okey: Any = (model.id, *origin.items())
+                cell_origin = origins.get(okey)
+            except TypeError:  # an unhashable mark (a pick's from_cell): its own
+                okey, cell_origin = None, None
+            if cell_origin is None:
+                cell_origin = {**base.origin, **origin}
+                for key in ruled:
+                    cell_origin[key] = base.origin[key]  # model_inputs win (documented)
+                if okey is not None:
+                    origins[okey] = cell_origin
             for key, where in blocked:
                 problems.add(_locate(m, where), unmapped(model, key), cell=True,
                              example=describe(values))
@@ -315,13 +328,9 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                 if key in props:
                     request[key] = coerce(props[key], request[key])
             request = {k: request[k] for k in order if k in request} | request
-            shown = dict(values)
+            shown = values if m.repeat == 1 else dict(values)  # each replicate its own
             if m.repeat > 1 and "replicate" not in values:
                 shown["replicate"] = replicate
-            try:  # read-only from here on, so cells may share one (100,000 cells: ~12 MB)
-                cell_origin = origins.setdefault(tuple(cell_origin.items()), cell_origin)
-            except TypeError:  # an unhashable mark (a pick's from_cell): its own
-                pass
             yield Draft(shown, request, replicate, cell_origin, tuple(failed), model)
 
 
