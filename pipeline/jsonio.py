@@ -7,6 +7,7 @@ back to the json module, here and nowhere else.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -77,11 +78,25 @@ def dump_indented(data: dict[str, Any], write: Callable[[str], Any]) -> None:
             write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
             continue
         opened = False
-        for item in value.items():
-            write(("[\n    " if not opened else ",\n    ") + _item(item))
+        items = iter(value.items())
+        while chunk := list(itertools.islice(items, 512)):
+            write(("," if opened else "[") + _items(chunk))
             opened = True
         write("\n  ]" if opened else "[]")
     write("\n}")
+
+
+def _items(chunk: list[Any]) -> str:
+    """Items two levels deep, each on its own lines after a line break, joined by commas, as
+    json.dumps(indent=2) writes them there: orjson writes the whole chunk in one call."""
+    try:
+        text = orjson.dumps(chunk, default=_refuse, option=_AS_JSON | orjson.OPT_INDENT_2
+                            ).decode()
+    except TypeError:
+        text = None
+    if text is None or _SUSPECT.search(text):  # one item at a time, each looked at
+        return ",".join("\n    " + _item(item) for item in chunk)
+    return text[1:-2].replace("\n", "\n  ")  # "[\n  {...},\n  {...}\n]" two spaces deeper
 
 
 def _item(value: Any) -> str:

@@ -91,3 +91,14 @@ def test_dump_indented_is_json_text_for_random_items() -> None:
         out = io.StringIO()
         dump_indented({"cells": Streamed(lambda d=data: d["cells"])}, out.write)
         assert out.getvalue() == expected, data
+
+
+def test_many_items_in_chunks() -> None:
+    """Items are written by the chunk; a chunk with one item orjson writes otherwise (a NaN)
+    is written item by item, the others whole: the text is json's all the same."""
+    cells = [{"id": f"{i:04x}", "values": {"seed": i}, "request": {"p": "x", "l": ["a"]},
+              "estimated_cost": 0.25 if i != 700 else float("nan")} for i in range(1500)]
+    data = {"head": 1, "cells": cells, "tail": [2]}
+    out = io.StringIO()
+    dump_indented({**data, "cells": Streamed(lambda: iter(cells))}, out.write)
+    assert out.getvalue() == json.dumps(data, indent=2, ensure_ascii=False)
