@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -94,7 +93,7 @@ def _items(chunk: list[Any]) -> str:
                             ).decode()
     except TypeError:
         text = None
-    if text is None or _SUSPECT.search(text):  # one item at a time, each looked at
+    if text is None or _suspect(text):  # one item at a time, each looked at
         return ",".join("\n    " + _item(item) for item in chunk)
     return text[1:-2].replace("\n", "\n  ")  # "[\n  {...},\n  {...}\n]" two spaces deeper
 
@@ -106,15 +105,26 @@ def _item(value: Any) -> str:
                             ).decode()
     except TypeError:  # an integer wider than 64 bits, a lone surrogate, a date, ...
         text = None
-    if text is None or _SUSPECT.search(text) and not _plain(value):
+    if text is None or _suspect(text) and not _plain(value):
         return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
     return text.replace("\n", "\n    ")
 
 
-# what orjson writes where json writes otherwise: NaN or an infinity as null, a float under 1e-4
-# without an exponent or with a one-digit one (0.00001, 2.5e-7: json 1e-05, 2.5e-07); text
-# that matches is looked at closely (_plain) before orjson's is taken
-_SUSPECT = re.compile(r'(?<!")null|\de-|0\.0000')
+def _suspect(text: str) -> bool:
+    """Whether orjson's text may hold what json writes otherwise: NaN or an infinity (orjson
+    writes a bare null), a float under 1e-4 without an exponent or with a one-digit one
+    (0.00001, 2.5e-7: json 1e-05, 2.5e-07). Substring tests only (a regular expression over a
+    large text is slow); a string that looks alike only costs the close look."""
+    if "0.0000" in text or text.count("null") > text.count('"null"'):
+        return True
+    at = text.find("e-")
+    while at > 0:
+        if text[at - 1].isdigit():
+            return True
+        at = text.find("e-", at + 2)
+    return False
+
+
 # types orjson would write its own way, given to `default` (_refuse) instead
 _AS_JSON = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
             | orjson.OPT_PASSTHROUGH_SUBCLASS)
