@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bulk import paused
 from .errors import ProblemList, UsageError
 from .job.folder import JobFolder
 from .job.opening import Job, open_job
@@ -123,7 +124,8 @@ def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str]
                     allow_outside=allow_outside)
     cells = select_cells(built.cells, selected) if selected else None
     price = price_now(job.manifest, job.folder, offline=offline)
-    outlook = forecast(built, price, job.folder, cells=cells)
+    with paused():  # a cell each, many small objects (pipeline.bulk)
+        outlook = forecast(built, price, job.folder, cells=cells)
     balance = None
     if not offline and job.manifest.backend != "sim":  # the wallet: asked as the catalog is
         from .run.wallet import balance_now

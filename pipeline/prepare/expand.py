@@ -182,6 +182,8 @@ class _Base:
     plain: dict[str, Any] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # the model's inputs in schema order
     roles: dict[str, str] = field(default_factory=dict)  # a matrix key's role: see _role
+    # a request's keys -> the same in the order cells send them
+    orders: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _base(m: Manifest, model: Model) -> _Base:
@@ -327,7 +329,13 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                     continue
                 if key in props:
                     request[key] = coerce(props[key], request[key])
-            request = {k: request[k] for k in order if k in request} | request
+            keys = tuple(request)
+            ordered = base.orders.get(keys)
+            if ordered is None:  # the model's inputs in schema order, then any other
+                ordered = base.orders[keys] = tuple({k: None for k in order if k in request} |
+                                               dict.fromkeys(keys))
+            if ordered != keys:
+                request = {k: request[k] for k in ordered}
             shown = values if m.repeat == 1 else dict(values)  # each replicate its own
             if m.repeat > 1 and "replicate" not in values:
                 shown["replicate"] = replicate

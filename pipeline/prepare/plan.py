@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bulk import paused
 from ..errors import Location, ManifestError, Problem, ProblemList
 from .expand import Cell, describe, difference, drafts
 from .identity import finalize
@@ -226,9 +227,10 @@ def plan_of(m: Manifest, problems: ProblemList, *, fetch_remote: bool = True,
     """The plan of a manifest already read (`problems`: what its reading collected, raised
     together with the plan's own in one ManifestError)."""
     try:
-        cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
-                                           allow_outside=allow_outside,
-                                           fetch_timeout=fetch_timeout)
+        with paused():  # many small objects, no cycle among them
+            cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
+                                               allow_outside=allow_outside,
+                                               fetch_timeout=fetch_timeout)
         problems.raise_if_any()
     except ManifestError as exc:
         raise ManifestError(one_line(exc.problems)) from None
