@@ -115,7 +115,7 @@ def _suspect(text: str) -> bool:
     writes a bare null), a float under 1e-4 without an exponent or with a one-digit one
     (0.00001, 2.5e-7: json 1e-05, 2.5e-07). Substring tests only (a regular expression over a
     large text is slow); a string that looks alike only costs the close look."""
-    if "0.0000" in text or text.count("null") > text.count('"null"'):
+    if ".0000" in text or text.count("null") > text.count('"null"'):
         return True
     at = text.find("e-")
     while at > 0:

@@ -211,7 +211,10 @@ class RequestValidator:
                 if low <= value <= high:
                     parts.append(name)
                     continue
-            parts.append((name, _key(value)))
+            if kind is int or kind is float or kind is bool:  # 1, 1.0 and True kept apart
+                parts.append((name, kind, value))
+            else:
+                parts.append((name, _key(value)))
         return tuple(parts)
 
     def check(self, request: dict[str, Any]) -> list[tuple[Path_, str]]:
