@@ -208,6 +208,9 @@ def _base(m: Manifest, model: Model) -> _Base:
     templates = tuple(k for k, v in request.items() if _has_template(v))
     plain = {k: coerce(props[k], v) if k in props and k not in templates else v
              for k, v in request.items()}
+    # in the order cells send them (the model's inputs in schema order, then any other), so
+    # that a cell whose matrix sets only keys the base has needs no reordering
+    plain = {k: plain[k] for k in props if k in plain} | plain
     return _Base(request, origin, tuple(blocked), templates, plain, list(props))
 
 

@@ -120,20 +120,22 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
             return value
         return f"sha256:{info.sha256}" if info else value
 
-    cells = finalize(m, items, digest_of)
+    failed = [d.failed for d in items]  # keys whose template failed: all the loop needs of them
+    cells = finalize(m, items, digest_of, consume=True)  # a million drafts: ~100 MB let go
+    del items
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
-    for cell, draft in zip(cells, items, strict=True):
+    for cell, unrendered in zip(cells, failed, strict=True):
         image_fields = fields[cell.model]
         for path, message in validators[cell.model].errors(cell.request):
             if many:  # say whose schema refused it
                 message = f"{cell.model}: {message}"
-            if path and path[0] in draft.failed:
+            if path and path[0] in unrendered:
                 continue
             problems.add(locate(m, cell, path), message, cell=True, example=_example(cell))
         twin = seen.setdefault(cell.id, cell)
-        if twin is not cell and not draft.failed and not unused_axes:
+        if twin is not cell and not unrendered and not unused_axes:
             a, b = difference(twin.values, cell.values)
             problems.add(Location(str(m.path), 1, 1),
                          f"cells {a} and {b} (alike otherwise) send the same request (a value no "
