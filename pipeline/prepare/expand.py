@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,9 +66,10 @@ def same(a: Any, b: Any) -> bool:
 ADDED_BY = "(include)"  # origin key of a combination an include entry added: that entry's path
 
 
-def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def combinations(m: Manifest) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
     """(values, origin) per combination, in GitHub Actions' order and semantics; the origin of
-    a combination that an include entry added also holds the entry's path under ADDED_BY."""
+    a combination that an include entry added also holds the entry's path under ADDED_BY.
+    Without include or exclude, made one at a time (a million of them are never all held)."""
     original: set[str] = set()
     columns: list[list[tuple[dict[str, Any], dict[str, Any]]]] = []
     own = set_here(m)
@@ -89,15 +90,11 @@ def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
                 original.add(axis.name)
         columns.append(column)
 
+    if columns and not m.include and not m.exclude:
+        return _product(columns)
     combos: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if columns:
-        for parts in itertools.product(*columns):
-            values: dict[str, Any] = {}
-            origin: dict[str, Any] = {}
-            for v, o in parts:
-                values.update(v)
-                origin.update(o)
-            combos.append((values, origin))
+        combos.extend(_product(columns))
     elif not m.include:
         combos.append(({}, {}))
 
@@ -118,6 +115,18 @@ def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         if not hit:
             added.append((dict(entry), {**{k: where + (k,) for k in entry}, ADDED_BY: where}))
     return combos + added
+
+
+def _product(columns: list[list[tuple[dict[str, Any], dict[str, Any]]]]
+             ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The product of the axes, first axis outermost: (values, origin) each."""
+    for parts in itertools.product(*columns):
+        values: dict[str, Any] = {}
+        origin: dict[str, Any] = {}
+        for v, o in parts:
+            values.update(v)
+            origin.update(o)
+        yield values, origin
 
 
 def set_here(m: Manifest) -> set[str]:
