@@ -20,7 +20,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,12 +38,13 @@ from .job.select import Only, describe_only, parse_only
 if TYPE_CHECKING:
     from .job.forecast import Forecast
     from .prepare.plan import Plan, ValidationReport
+    from .review import ReviewServer
     from .run.cancel import CancelOutcome
     from .run.context import RunOptions, RunSummary
 
 __all__ = ["CancelResult", "Picked", "Planned", "RunOptions", "RunSummary", "cancel",
-           "cancel_job", "job_status", "list_picks_of", "picks", "plan", "report", "run",
-           "run_job", "run_plan", "status", "validate"]
+           "cancel_job", "job_status", "list_picks_of", "picks", "plan", "ratings", "report",
+           "review", "run", "run_job", "run_plan", "status", "validate"]
 
 log = logging.getLogger("pipeline")
 
@@ -423,18 +425,23 @@ class Picked:
     picks: list[tuple[dict[str, Any], str]]
 
 
-def picks(manifest: PathLike, only: Iterable[str] | Only, *, out: PathLike | None = None,
-          job_out: PathLike | None = None, allow_outside: bool = False) -> Picked:
-    """Write the cells `only` selects to the picks file (default: picks.jsonl beside the
-    manifest), for a final manifest to render again."""
-    from .report.picking import default_path, pick_cells, write_picks
+def picks(manifest: PathLike, only: Iterable[str] | Only = (), *,
+          out: PathLike | None = None, job_out: PathLike | None = None,
+          allow_outside: bool = False, top: int | None = None) -> Picked:
+    """Write the cells `only` selects, or the `top` best-rated ones (ratings.jsonl, best
+    first), to the picks file (default: picks.jsonl beside the manifest), for a final
+    manifest to render again."""
+    from .report.picking import default_path, pick_cells, top_cells, write_picks
 
     selected = _only(only)
-    if not selected:
+    if top is not None and selected:
+        raise UsageError("pipeline picks: give --top K or --only, not both")
+    if top is None and not selected:
         raise UsageError("pipeline picks: say which cells to pick with --only cell=ID (or "
-                         "KEY=VALUE); without --only it lists the cells already picked")
+                         "KEY=VALUE) or --top K (the best rated); without either it lists the "
+                         "cells already picked")
     job = open_job(manifest, job_out, allow_outside=allow_outside)
-    chosen = pick_cells(job, selected)
+    chosen = top_cells(job, top) if top is not None else pick_cells(job, selected)
     path = write_picks([row for row, _ in chosen],
                        Path(out) if out is not None else default_path(job.manifest.path))
     return Picked(path, chosen)
@@ -452,3 +459,49 @@ def list_picks_of(manifest: PathLike, *, out: PathLike | None = None,
     job = open_job(manifest, job_out, allow_outside=allow_outside)
     return list_picks(job, Path(out) if out is not None else None)
 
+
+
+# --- review -------------------------------------------------------------------------------
+@contextmanager
+def review(manifest: PathLike, *, out: PathLike | None = None, host: str = "127.0.0.1",
+           port: int = 0, allow_outside: bool = False, seed: int | None = None
+           ) -> Iterator[ReviewServer]:
+    """Serve the job's report page, media, picks and blind ranking (pipeline.review) while
+    the block runs: `with api.review(m) as server: print(server.url)`. Stars go to the picks
+    file beside the manifest (as `pipeline picks` writes it), votes to the job's
+    ratings.jsonl; when votes were cast, the reports are written again at the end (unless a
+    run is going: its own end writes them)."""
+    from .errors import StateError
+    from .report.picking import default_path
+    from .review import ReviewServer
+
+    job = open_job(manifest, out, allow_outside=allow_outside)
+    if not job.folder.plan.exists() and not job.folder.journal.exists():
+        raise StateError(f"nothing to review in {job.folder}: the job has not run yet; run it "
+                         f"first (pipeline run {job.manifest.path})")
+    server = ReviewServer(job.folder.path, default_path(job.manifest.path), host=host,
+                          port=port, seed=seed)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(f"pipeline review: cannot listen on {host}:{port}: "
+                         f"{exc.strerror or exc}; pick another --port") from exc
+    try:
+        yield server
+    finally:
+        server.stop()
+        if server.review.cast and not job.folder.is_running():
+            try:
+                report(manifest, out=out, allow_outside=allow_outside)
+            except Exception as exc:  # noqa: BLE001 - the votes are saved; say why not
+                log.warning("the report could not be written again: %s", exc)
+
+
+def ratings(manifest: PathLike, *, out: PathLike | None = None,
+            allow_outside: bool = False) -> list[dict[str, Any]]:
+    """The job's rated cells, best first: each report.json cell's id, label, state and
+    `rating` (empty when nobody has voted)."""
+    from .report.picking import rated_cells
+
+    job = open_job(manifest, out, allow_outside=allow_outside)
+    return rated_cells(job.folder)

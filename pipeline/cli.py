@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
 from .argtypes import positive_int
-from .errors import PipelineError
+from .errors import PipelineError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,7 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the job's output folder, when it is not the manifest's default")
     p.add_argument("--allow-outside-paths", action="store_true",
                    help="let the manifest name files outside its project")
+    p.add_argument("--top", type=positive_int, metavar="K",
+                   help="pick the K best-rated cells (votes of pipeline review's /rank)")
+    p.add_argument("--ratings", action="store_true",
+                   help="print the ranking of the rated cells (best first) and pick nothing")
     p.set_defaults(func=cmd_picks)
+
+    p = job_parser(sub, "review", "serve the job's report to a team: picks shared in "
+                                  "picks.jsonl, blind ranking at /rank", cmd_review)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
 
     from .account import cli as account_cli  # the team ledger registers its own verbs
     from .catalog import cli as catalog_cli
@@ -300,19 +311,66 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_picks(args: argparse.Namespace) -> int:
     from .api import list_picks_of, picks
 
-    if not args.only:
+    if args.ratings:
+        from .api import ratings
+
+        if args.only or args.top:
+            raise UsageError("pipeline picks --ratings prints the ranking; give it without "
+                             "--only or --top")
+        rows = ratings(args.manifest, out=args.job_out, allow_outside=args.allow_outside_paths)
+        if not rows:
+            print("no votes yet: rank the clips with pipeline review MANIFEST, then /rank")
+        for c in rows:
+            r = c["rating"]
+            print(f"{r['rank']:>4}  {r['score']:+.2f} ± {r['uncertainty']:.2f}  "
+                  f"{r['wins']}-{r['losses']}-{r['ties']} of {r['votes']}  {c['id']}  "
+                  f"{c['label']}")
+        return 0
+    if not args.only and args.top is None:
         for line in list_picks_of(args.manifest, out=args.out, job_out=args.job_out,
                                   allow_outside=args.allow_outside_paths):
             print(line)
         return 0
     picked = picks(args.manifest, args.only, out=args.out, job_out=args.job_out,
-                   allow_outside=args.allow_outside_paths)
+                   allow_outside=args.allow_outside_paths, top=args.top)
     n = len(picked.picks)
     print(f"{picked.path}: {n} pick{'s' if n != 1 else ''}")
     for row, state in picked.picks:
         unseen = "" if state == "done" else f" ({state}: no clip to look at yet)"
         print(f"  {row['cell']}  {row['label']}{unseen}")
     return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C (exit 130) or SIGTERM (exit 0); the URL with its key first."""
+    import signal
+    import threading
+    import webbrowser
+
+    from .api import review
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    code = 0
+    try:
+        with review(args.manifest, out=args.out, host=args.host, port=args.port,
+                    allow_outside=args.allow_outside_paths) as server:
+            print(server.url, flush=True)
+            key = server.review.key
+            print(f"pipeline review: serving {server.review.folder} on {server.base_url}; "
+                  f"give the URL above to whoever may star and vote; blind ranking: "
+                  f"{server.base_url}/rank?rater=NAME&key={key}; Ctrl-C to stop",
+                  file=sys.stderr, flush=True)
+            if args.open:
+                webbrowser.open(server.url)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return code
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

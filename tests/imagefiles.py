@@ -43,3 +43,12 @@ def write_manifest(folder: Path, text: str, name: str = "job.yaml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
+
+
+def final_manifest(prompt: str = "{{ caption }}, steady camera", *,
+                   backend: str | None = None, picks: str = "picks.jsonl") -> str:
+    """The final over a picks file, as the preview → final tests share it: each pick's image
+    and caption again, at 1080P and 241 frames (`backend`: sim, say, to run it offline)."""
+    return (f"name: final\nmodel: {MODEL}\n" + (f"backend: {backend}\n" if backend else "")
+            + f'prompt: "{prompt}"\ninputs:\n  image_urls: ["{{{{ image }}}}"]\nmatrix:\n'
+            + f"  rows: {{file: {picks}}}\n  resolution: [1080P]\n  number_of_frames: [241]\n")

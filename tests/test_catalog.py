@@ -311,19 +311,19 @@ def test_each_model_of_a_sweep_has_its_own_canary(tmp_path: Path, sim_factory,
     assert all("x1.2 as the canary cell was billed" in s for s in sources.values()), sources
 
 
-def test_the_readmes_three_model_example_plans_and_runs_as_written(
+def test_the_docs_three_model_example_plans_and_runs_as_written(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """The README's "Several models side by side" example is jobs/three-ways.yaml, and it
-    plans and runs on the simulator as written, in a copy of this repository's layout (its
-    models/ with the two example models, jobs/ with its images)."""
+    """The docs' "Several models side by side" example (docs/models.md) is
+    jobs/three-ways.yaml, and it plans and runs on the simulator as written, in a copy of this
+    repository's layout (its models/ with the two example models, jobs/ with its images)."""
     import re
 
     from pipeline.cli import main
     from pipeline.sim import SimConfig
 
     repo = FIXTURES.parent
-    readme = (repo / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Several models side by side", 1)[1]
+    page = (repo / "docs" / "models.md").read_text(encoding="utf-8")
+    section = page.split("## Several models side by side", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
     shipped = (repo / "jobs" / "three-ways.yaml").read_text(encoding="utf-8")
     assert "".join(ln for ln in shipped.splitlines(True) if not ln.startswith("#")) == block

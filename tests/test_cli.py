@@ -100,11 +100,18 @@ def test_user_errors_are_one_line_exit_2(args: list[str], expected: str) -> None
     assert expected in proc.stderr.splitlines()[0]
 
 
-def test_console_script_is_installed() -> None:
-    """The `pipeline` console script exists and answers --help."""
-    exe = Path(sys.executable).parent / "pipeline"
+@pytest.mark.parametrize("name", ["pipeline", "runcomfy-batch"])
+def test_console_script_is_installed(name: str) -> None:
+    """Both console scripts, `pipeline` and `runcomfy-batch` (the same command), exist and
+    answer --help and --version (the version of pipeline.__version__)."""
+    from pipeline import __version__
+
+    exe = Path(sys.executable).parent / name
+    assert exe.exists(), f"{exe}: not installed (pip install -e '.[test,docs]' again)"
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "validate" in proc.stdout and "plan" in proc.stdout
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == f"pipeline {__version__}"
 
 
 COMMANDS = frozenset({"validate", "plan", "run", "status", "cancel", "report", "sim", "account"})

@@ -79,7 +79,7 @@ class JobFolder:
     journal = property(lambda self: self.path / JOURNAL)
     lock = property(lambda self: self.path / ".lock")
     lock_owner = property(lambda self: self.path / ".lock.owner")
-    ballast = property(lambda self: self.path / ".ballast")  # see Journal
+    ballast = property(lambda self: self.path / ".ballast")  # see JournalWriter
     plan = property(lambda self: self.path / "plan.json")  # every cell of the last run's plan
     plan_fingerprint = property(lambda self: self.path / ".plan.fingerprint")
     summary = property(lambda self: self.path / "status.json")  # the last run's status
@@ -89,6 +89,8 @@ class JobFolder:
     # `pipeline cancel` asks the run going to stop by leaving this file (pipeline.api.cancel
     # writes it, the runner reads it: pipeline.run.runner); never a signal to a PID
     cancel_request = property(lambda self: self.path / "cancel.request")
+    # the votes of `pipeline review`'s blind ranking (pipeline.job.ratings owns the format)
+    ratings = property(lambda self: self.path / "ratings.jsonl")
     # the reports pipeline.report.write writes (named here, so that status can look at them
     # without loading the report stage)
     reports = property(lambda self: [self.path / n for n in REPORTS])

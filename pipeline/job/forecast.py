@@ -30,6 +30,7 @@ from ..prepare.identity import model_labels
 from ..prepare.manifest import Manifest, RunSettings
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from ..prepare.plan import Plan
+from ..sim.config import BUILTIN_GEN_TIME
 from .folder import PLAN_FORMAT, JobFolder
 from .found_capacity import kept, planning_concurrency, service
 from .journal import JobState, read_state
@@ -97,6 +98,9 @@ def _concurrency(settings: RunSettings, assumed: int, folder: JobFolder | None, 
     return f"auto (assumed {assumed} until a run finds the capacity)"
 
 
+SIM_GUESS = "the simulator's generation time"
+
+
 def typical_times(m: Manifest) -> float | dict[str, float | None] | None:
     """What the tally falls back on before a run measures anything: the model's typical
     time (`model.json`), one per model in a sweep of several."""
@@ -109,13 +113,21 @@ def typical_times(m: Manifest) -> float | dict[str, float | None] | None:
 def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
              concurrency: int | None = None, state: JobState | None = None,
              resume: ResumeOptions | None = None, cells: list[Cell] | None = None,
-             canary: int | None = None, at: str | None = None) -> Forecast:
+             canary: int | None = None, at: str | None = None, backend: str | None = None,
+             simulated_s: float | None = None) -> Forecast:
     """Tally `plan` at `price` (each cell at its own model's, as the job's canary corrected
     it) against the state in `folder` (none: a fresh job); `resume`, `canary` and `at` (the
     service it talks to, see pipeline.job.found_capacity.service): the run's choices (default:
     what a plain `pipeline run` would do now); `cells`: a selection of the plan's cells
-    (`--only`) to tally instead of all of them."""
+    (`--only`) to tally instead of all of them. On the simulator (`backend`, else the
+    manifest's), a cell takes the simulator's own time (`simulated_s`, else the built-in
+    one's mean), not the real model's."""
     m = plan.manifest
+    typical: Any = typical_times(m)
+    guess = None
+    if (backend or m.backend) == "sim":
+        typical = simulated_s if simulated_s is not None else sum(BUILTIN_GEN_TIME) / 2
+        guess = SIM_GUESS
     at = at if at is not None else service(m.backend)
     if state is None:  # a missing journal reads as an empty state
         state = read_state(folder) if folder is not None else JobState(m.folder)
@@ -136,7 +148,7 @@ def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
                             {c.id: c.model for c in plan.cells})
     tally = Tally.of(state, planned_at(m, plan.cells, price),
                      max_attempts=m.run.max_attempts, budget=m.run.budget, resume=resume,
-                     typical=typical_times(m))
+                     typical=typical, guess=guess)
     tally.canary = canary
     return Forecast(plan, price, state, tally,
                     concurrency or planning_concurrency(m.run, folder, at), of, folder, at)
@@ -212,6 +224,8 @@ def plan_head(f: Forecast) -> dict[str, Any]:
         "count": len(plan.cells),
         "fps": fps,
         "typical_s": f.tally.timings.typical_of(),
+        # set when typical_s is not the models' own: the simulator's time, say
+        "typical_guess": f.tally.guess,
         "run": {"concurrency": f.concurrency, "max_attempts": m.run.max_attempts,
                 "budget": m.run.budget},
         "price": price.as_json(),

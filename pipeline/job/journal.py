@@ -1,9 +1,9 @@
 """A job's crash-safe state: an append-only JSONL journal, its events, and their replay.
 
 One journal per job, `<job folder>/state.jsonl`. Every event is one line of JSON; a line is
-durable once `Journal.durable()` returns (pipeline.job.journal_writer writes it: one fsync covers
-every line written before it, so many cells share one fsync). The rules that make a kill -9 at
-any instant safe:
+durable once `JournalWriter.durable()` returns (pipeline.job.journal_writer writes it: one
+fsync covers every line written before it, so many cells share one fsync). The rules that
+make a kill -9 at any instant safe:
 
 - the intent to submit is durable *before* the POST, the request_id the moment it returns;
 - a torn last line (the process died mid-write) is ignored on replay and cut off before the

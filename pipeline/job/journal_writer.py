@@ -22,7 +22,7 @@ from .journal import JobState
 BALLAST_BYTES = 1 << 20  # room for ~1,000 events once the disk is full
 
 
-class Journal:
+class JournalWriter:
     """The append side of the journal; one per run, under the job's lock.
 
     A ballast file of BALLAST_BYTES is kept beside it while the run lives. When the disk fills,

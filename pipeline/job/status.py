@@ -175,6 +175,7 @@ class Settings:
     price_source: str | None
     typical: Any  # seconds a cell, or per model id
     capacity: dict[str, Any] | None  # with concurrency: auto, what the runs found
+    guess: str | None = None  # where `typical` comes from when not the models' own times
 
 
 def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
@@ -197,7 +198,8 @@ def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
     rates = {x["id"]: ((x.get("price") or {}).get("sheet"), x.get("fps") or fps)
              for x in models if isinstance(x, dict) and "id" in x}
     typical: Any = plan.get("typical_s")
-    if len(rates) > 1:
+    guess = plan.get("typical_guess")
+    if len(rates) > 1 and not guess:
         typical = {x["id"]: x.get("typical_s") for x in models}
     return Settings(
         model=plan.get("model") or header.get("model") or "",
@@ -208,7 +210,7 @@ def settings_of(plan: Mapping[str, Any], header: Mapping[str, Any],
         concurrency=concurrency,
         budget=settings.get("budget", header.get("budget")),
         price_source=price.get("source") if price else header.get("price_source"),
-        typical=typical, capacity=capacity)
+        typical=typical, capacity=capacity, guess=guess)
 
 
 def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool) -> Tally:
@@ -218,7 +220,7 @@ def new_tally(s: Settings, cells: Iterable[Any], state: JobState, running: bool)
     return Tally(planned_cells(cells, s.model, s.sheet, s.fps, models=s.rates),
                  max_attempts=s.max_attempts, budget=s.budget,
                  live_since=header.get("t") if running and header else None,
-                 resume=resume_for(state, running=running), typical=s.typical)
+                 resume=resume_for(state, running=running), typical=s.typical, guess=s.guess)
 
 
 def view_job(folder: JobFolder | Path, plan: dict[str, Any] | None = None,

@@ -149,8 +149,10 @@ class Tally:
 
     def __init__(self, planned: Iterable[PlannedCell], *, max_attempts: int,
                  budget: float | None = None, live_since: float | None = None,
-                 resume: ResumeOptions = ResumeOptions(), typical: Any = None):
+                 resume: ResumeOptions = ResumeOptions(), typical: Any = None,
+                 guess: str | None = None):
         self.planned = {c.id: c for c in planned}
+        self.guess = guess  # where `typical` comes from (pipeline.job.timing.Timings.guess)
         self.max_attempts = max_attempts
         self.ledger = Ledger(budget)
         self.canary = 0  # cells that must be done before the rest start (pipeline.run.canary)
@@ -162,7 +164,7 @@ class Tally:
         self.resume = resume
         self.counts = dict.fromkeys(STATES, 0)
         self.counts[PENDING] = len(self.planned)
-        self.timings = Timings(typical)
+        self.timings = Timings(typical, guess=self.guess)
         self.todo: Counter[str] = Counter()  # cells a run would submit, by duration key
         self.to_go = 0  # their estimates, in micro-dollars (as the Ledger counts)
         self.to_go_unpriced = 0

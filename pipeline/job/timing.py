@@ -42,6 +42,7 @@ class Timings:
     _medians: dict[str, float] = field(default_factory=dict, repr=False)
     count: int = 0
     _models: dict[str, int] = field(default_factory=dict, repr=False)  # samples per model
+    guess: str | None = None  # where `typical` comes from, when not the models' own times
 
     def add(self, key: str, seconds: float) -> None:
         self.samples.setdefault(key, []).append(seconds)
@@ -95,8 +96,8 @@ class Timings:
         if self.count:
             return f"measured on {self.count} cell{'s' if self.count != 1 else ''}"
         if self.typical_of() is not None:
-            whose = "the models' typical times" if isinstance(self.typical, Mapping) and \
-                len(self.typical) > 1 else "the model's typical time"
+            whose = self.guess or ("the models' typical times" if isinstance(
+                self.typical, Mapping) and len(self.typical) > 1 else "the model's typical time")
             return f"{whose}, a guess until a run measures it"
         return "unknown"
 

@@ -3,7 +3,10 @@
     {"cell": ID, "job": "preview", "out": "outputs/preview", "label": ...,
      "values": {every value the cell's request and prompt were made from: its matrix values
                 and row fields, its replicate (of a job with `repeat`) and its pinned seed},
-     "prompt": ..., "model": ...}
+     "prompt": ..., "model": ..., "by": "ana"}
+
+`by` (optional): who picked the clip, when it was starred in a page served by `pipeline review`
+(several people pick from their own browsers into one file); nothing reads it back but people.
 
 `pick()` builds a line (the report page's "Download picks" writes the lines the report made
 with it, `pipeline picks` writes them too); `split_rows()` reads lines back as rows of a
@@ -25,15 +28,18 @@ from ..errors import ProblemList
 
 
 def pick(*, cell: str, job: str | None, out: str | None, label: str, values: dict[str, Any],
-         request: dict[str, Any], model: str | None) -> dict[str, Any]:
+         request: dict[str, Any], model: str | None, by: str | None = None) -> dict[str, Any]:
     """One line of picks.jsonl for a cell of a job (`out`: the job's folder as the page and
     the rows reader name it, relative to the project root when inside it)."""
     carried = dict(values)
     seed = request.get("seed")
     if "seed" not in carried and isinstance(seed, int) and seed >= 0:
         carried["seed"] = seed  # pinned outside the matrix: still the clip's seed
-    return {"cell": cell, "job": job, "out": out, "label": label, "values": carried,
+    line = {"cell": cell, "job": job, "out": out, "label": label, "values": carried,
             "prompt": request.get("prompt"), "model": model}
+    if by:
+        line["by"] = by
+    return line
 
 
 def is_pick(row: Any) -> bool:

@@ -75,9 +75,12 @@ def shown_facets(facets: Facets, rows: str | None, cols: str | None) -> list[str
 
 
 def settings(report: dict, facets: Facets, ctx: PageContext, names: list[str],
-             rows: str | None, cols: str | None, occupancy: Occupancy) -> dict[str, Any]:
+             rows: str | None, cols: str | None, occupancy: Occupancy,
+             served: dict[str, Any] | None = None) -> dict[str, Any]:
     """The page's settings: its facets, default axes, where picks are kept, and the
-    cell-state table (what each state means, which are problems)."""
+    cell-state table (what each state means, which are problems). `served`: a page served by
+    `pipeline review` (pipeline.review): where its API is and what the page was made from;
+    the page then keeps its picks there instead of in the browser."""
     sizes = facets.sizes()
     row_axis, col_axis = choose_axes({n: sizes[n] for n in names}, rows, cols,
                                      names=facets.names(), occupancy=occupancy)
@@ -95,6 +98,7 @@ def settings(report: dict, facets: Facets, ctx: PageContext, names: list[str],
         "eager_videos": EAGER_VIDEOS,
         "max_filter_values": MAX_FILTER_VALUES,
         "states": states_json(),  # the cell-state table: the page has no state words of its own
+        **({"served": served} if served else {}),
     }
 
 
@@ -114,6 +118,9 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["missing"] = f["path"]
     if f and f["check"]:
         t["check"] = {"ok": bool(f["check"].get("ok")), "text": check_text(f)}
+    fps = ((f or {}).get("probe") or {}).get("fps")
+    if fps:
+        t["fps"] = fps  # compare steps one frame of this clip
     for key, value in (("queue", c["queue_s"]), ("gen", c["generation_s"])):
         if value is not None:
             t[key] = value
@@ -131,14 +138,22 @@ def tile(c: dict, numbers: list[int], ctx: PageContext) -> dict[str, Any]:
         t["rid"] = c["request_ids"][-1]
     if len(c["files"]) > 1:
         t["more"] = [[x["path"], x["exists"]] for x in c["files"][1:]]
+    for key in ("qa", "rating"):  # triage flags and motion; blind-ranking score (when known)
+        if c.get(key):
+            t[key] = c[key]
     source = c.get("from_cell")
     if source:
         t["from"] = {"text": f"{source.get('job') or '?'} · {str(source.get('cell'))[:8]}",
                      "href": source.get("href")}
-    t["pick"] = pick(cell=c["id"], job=ctx.job, out=ctx.out, label=c["label"],
-                     values=c["values"], request={"prompt": c["prompt"], "seed": c["seed"]},
-                     model=c.get("model") or ctx.model)  # a sweep of models: its own
+    t["pick"] = pick_of(c, ctx)
     return t
+
+
+def pick_of(c: dict, ctx: PageContext, by: str | None = None) -> dict[str, Any]:
+    """A report.json cell's picks.jsonl line (what the page's stars save)."""
+    return pick(cell=c["id"], job=ctx.job, out=ctx.out, label=c["label"], values=c["values"],
+                request={"prompt": c["prompt"], "seed": c["seed"]},
+                model=c.get("model") or ctx.model, by=by)  # a sweep of models: its own
 
 
 def check_text(f: dict) -> str:

@@ -9,18 +9,21 @@ The lines are the ones the page's "Download picks" saves (both are built by
 pipeline.prepare.picks.pick from the job's plan), so a final manifest reads either the same
 way. The cells come from the job's plan.json (what its runs planned; nothing is planned again)
 and are chosen with `--only` (pipeline.job.select: `cell=ID` by a unique prefix, or any
-KEY=VALUE). The file is `picks.jsonl` beside the manifest unless another is named.
+KEY=VALUE), or the best rated with `--top K` (the votes of `pipeline review`'s blind ranking,
+pipeline.report.ratings). The file is `picks.jsonl` beside the manifest unless another is named.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 from ..durable import write_atomic
-from ..errors import StateError
+from ..errors import StateError, UsageError
+from ..job.folder import JobFolder
 from ..job.opening import Job
 from ..job.select import Only, select_cells
 from ..prepare.picks import pick
@@ -40,6 +43,27 @@ def default_path(manifest: str | os.PathLike) -> Path:
 def pick_cells(opened: Job, only: Only) -> list[tuple[dict, str]]:
     """The picks.jsonl lines of the cells `only` selects, in plan order, each with the cell's
     state in the job (a pick of a clip nobody has seen is allowed, and said)."""
+    cells, lines = _cells(opened)
+    return [lines(c) for c in select_cells(cells, only)]
+
+
+def top_cells(opened: Job, k: int) -> list[tuple[dict, str]]:
+    """The picks.jsonl lines of the `k` best-rated cells (ratings.jsonl: the blind ranking of
+    `pipeline review`), best first, each with its state."""
+    if k < 1:
+        raise UsageError(f"pipeline picks --top {k}: give a number of cells, 1 or more")
+    cells, lines = _cells(opened)
+    rated = sorted((c for c in cells if c.rating), key=lambda c: c.rating["rank"])
+    if not rated:
+        raise StateError(f"no votes in {opened.folder.ratings}: rank the clips first (pipeline "
+                         f"review {opened.manifest.path}, then open /rank), or pick with --only")
+    return [lines(c) for c in rated[:k]]
+
+
+def _cells(opened: Job) -> tuple[list[SimpleNamespace], Callable[[SimpleNamespace],
+                                                                  tuple[dict, str]]]:
+    """The job's cells (from its plan and journal, as the report reads them) and the function
+    that makes a cell's picks.jsonl line."""
     m, job = opened.manifest, opened.folder
     if not job.plan.exists():
         raise StateError(f"no plan.json in {job}: the job has not run yet; run it (pipeline run "
@@ -47,14 +71,26 @@ def pick_cells(opened: Job, only: Only) -> list[tuple[dict, str]]:
     with scan(job) as scanned:
         cells = [SimpleNamespace(id=c["id"], label=c["label"], values=c["values"],
                                  request={"prompt": c["prompt"], "seed": c["seed"]},
-                                 state=c["state"], model=c.get("model"))
+                                 state=c["state"], model=c.get("model"),
+                                 rating=c.get("rating"))
                  for c in scanned.cells()]
         report = scanned.report
     out = folder_name(job.path, project_root(m.path))
-    return [(pick(cell=c.id, job=report.get("job") or m.name, out=out, label=c.label,
-                  values=c.values, request=c.request,
-                  model=c.model or report.get("model") or m.model.id),
-             c.state) for c in select_cells(cells, only)]
+
+    def line(c: SimpleNamespace) -> tuple[dict, str]:
+        return (pick(cell=c.id, job=report.get("job") or m.name, out=out, label=c.label,
+                     values=c.values, request=c.request,
+                     model=c.model or report.get("model") or m.model.id), c.state)
+
+    return cells, line
+
+
+def rated_cells(folder: JobFolder) -> list[dict]:
+    """Every rated cell of a job, best first: id, label, state and its `rating`."""
+    with scan(folder) as scanned:
+        rated = [{"id": c["id"], "label": c["label"], "state": c["state"],
+                  "rating": c["rating"]} for c in scanned.cells() if c.get("rating")]
+    return sorted(rated, key=lambda c: c["rating"]["rank"])
 
 
 def write_picks(rows: list[dict], path: Path) -> Path:

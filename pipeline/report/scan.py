@@ -19,12 +19,14 @@ from .. import jsonio, text
 from ..errors import StateError
 from ..job.folder import JobFolder
 from ..job.journal import JobState
+from ..job.ratings import read_votes
 from ..job.records import ORPHANED
 from ..job.select import Only, describe_only, select_cells
 from ..job.status import new_tally, settings_of
 from .data import Totals, _round, cell_of, head, models_of
 from .grid import Facets
 from .page import PageContext
+from .ratings import TOP, ratings_head, ratings_of
 from .stream import JournalIndex, PlanStream
 
 
@@ -106,6 +108,9 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
         links = PageContext(plan.get("job") or state.header.get("job"), None,
                             state.header.get("manifest") or plan.get("manifest"), folder.path)
         totals = Totals()
+        votes = read_votes(folder.ratings)
+        rated = ratings_of(votes)  # cell id -> its `rating` (pipeline.report.ratings)
+        best: list[dict] = []  # the TOP best-rated cells, for report.md
         spool = _spool(folder.path)
         count = 0
         try:
@@ -129,6 +134,13 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
                 cell = cell_of(entry, rec, folder.path, state_name, estimate, model)
                 if cell.get("from_cell"):
                     cell["from_cell"]["href"] = links.href(cell["from_cell"])
+                rating = rated.get(cid)
+                if rating is not None:
+                    cell["rating"] = rating
+                    if rating["rank"] <= TOP:
+                        best.append({"id": cid, "label": cell["label"], "score": rating["score"],
+                                     "uncertainty": rating["uncertainty"],
+                                     "rank": rating["rank"], "votes": rating["votes"]})
                 totals.add(cell)
                 facets.add(cell["values"])
                 spool.write(jsonio.line(cell))
@@ -153,6 +165,8 @@ def scan(folder: JobFolder | Path, only: Only = (), *, running: bool | None = No
     report["axes"] = facets.axes()
     if chosen is not None:
         report["selection"] = selection
+    if votes:
+        report["ratings"] = ratings_head(votes, rated, best)
     return Scanned(report, facets, spool, count)
 
 

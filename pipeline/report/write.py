@@ -12,10 +12,11 @@ are made here (pipeline.media.posters).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 import jinja2
@@ -43,34 +44,47 @@ def write_reports(folder: Path, *, rows: str | None = None, cols: str | None = N
     a selection of cells (`--only`), which the report then names; `running`: see `scan`."""
     folder = Path(folder)
     with scan(folder, only, running=running) as scanned:
-        report, facets = scanned.report, scanned.facets
-        ctx = page.PageContext.of(report, folder)
-        page.check_axes(facets, rows, cols)  # a bad --rows/--cols: before anything is written
-        names = page.shown_facets(facets, rows, cols)
-        sizes = facets.sizes()
-        occupancy = Occupancy({n: sizes[n] for n in names}, scanned.count)
+        report = scanned.report
+        page.check_axes(scanned.facets, rows, cols)  # a bad --rows/--cols: before any write
         md = render_markdown(report, list(islice(scanned.cells(), MD_ROWS)), scanned.count)
         write_atomic(folder / "report.md", md)
-        html_head, html_tail = _split(render_html(report, scanned))
         json_head, json_tail = _split(json.dumps({**report, "cells": _CELLS}, indent=2,
                                                  ensure_ascii=False) + "\n")
         with ExitStack() as files:
             html = files.enter_context(atomic_writer(folder / "report.html"))
             data = files.enter_context(atomic_writer(folder / "report.json"))
-            html.write(html_head)
             data.write(json_head)
-            for i, cell in enumerate(scanned.cells()):
-                add_previews(folder, cell, i)
-                numbers = facets.numbers(cell["values"], names)
-                occupancy.add(numbers)
-                html.write(("," if i else "") + "\n" + page.script_json(
-                    page.tile(cell, numbers, ctx)))
+
+            def each(i: int, cell: dict) -> None:
                 data.write(("," if i else "") + "\n" + _indented(cell))
-            # the page's settings follow its cells: the default grid depends on all of them
-            chosen = page.settings(report, facets, ctx, names, rows, cols, occupancy)
-            html.write('\n],"settings":' + page.script_json(chosen) + html_tail[1:])
+
+            stream_page(scanned, folder, html, rows=rows, cols=cols, each=each)
             data.write(("\n  " if scanned.count else "") + json_tail)
     return [folder / name for name in NAMES]
+
+
+def stream_page(scanned: Scanned, folder: Path, html: TextIO, *, rows: str | None = None,
+                cols: str | None = None, each: Callable[[int, dict], None] | None = None,
+                served: dict[str, Any] | None = None) -> None:
+    """report.html of a scan, written to `html` cell by cell (`each` is given every cell as
+    well); `served`: the settings of a page served by `pipeline review` (see page.settings)."""
+    report, facets = scanned.report, scanned.facets
+    ctx = page.PageContext.of(report, folder)
+    names = page.shown_facets(facets, rows, cols)
+    sizes = facets.sizes()
+    occupancy = Occupancy({n: sizes[n] for n in names}, scanned.count)
+    html_head, html_tail = _split(render_html(report, scanned))
+    html.write(html_head)
+    for i, cell in enumerate(scanned.cells()):
+        add_previews(folder, cell, i)
+        numbers = facets.numbers(cell["values"], names)
+        occupancy.add(numbers)
+        html.write(("," if i else "") + "\n" + page.script_json(page.tile(cell, numbers, ctx)))
+        if each is not None:
+            each(i, cell)
+    # the page's settings follow its cells: the default grid depends on all of them
+    chosen = page.settings(report, facets, ctx, names, rows, cols, occupancy, served=served)
+    html.write('\n],"settings":' + page.script_json(chosen) + html_tail[1:])
 
 
 def _split(text: str) -> tuple[str, str]:

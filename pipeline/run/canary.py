@@ -9,6 +9,13 @@ that hold the rest back are the ones every cell takes. In a sweep of several mod
 model is proven by cells of its own (`first` puts them ahead: its route, output key and bill
 are its own), and what each was billed re-prices its own model.
 
+A canary cell the service ran and reported failed (a generation failure, with its reason) is
+sent again, still alone, while it has attempts left (`run.max_attempts`): one fluke of a
+service that fails a generation in ten does not stop the night (`fluke` says when). A failure
+that says the wire or the request is wrong (a refusal, a result without output, a video that
+does not match the request, a status word nobody knows) stops the run at once, and so do
+failures that used every attempt; the line that stops the run says which.
+
 `judge(run, cell)` says what a canary cell found (the status words the service sent, where
 the video's URL was, the media check, what it was billed against its estimate), journals it
 (a `canary` event, from which pipeline.job.price corrects the job's price before anything
@@ -21,14 +28,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import text
+from .. import text, wire
 from ..job import journal as ev
 from ..job.forecast import Forecast, planned_at, write_snapshot
 from ..job.price import billed_ratio
-from ..job.records import DONE, DOWNLOADING, PENDING, STATE_INFO, UNKNOWN, CellRecord
+from ..job.records import (
+    DONE,
+    DOWNLOADING,
+    GEN_FAILED,
+    PENDING,
+    RETRY,
+    STATE_INFO,
+    UNKNOWN,
+    CellRecord,
+)
 from ..models import cost
 from ..prepare.expand import Cell
 from .context import RunContext
+from .poll import NO_OUTPUT
 from .watch import Seen
 
 log = logging.getLogger("pipeline.canary")
@@ -47,6 +64,31 @@ def first(cells: list[Cell], needs: dict[str, int]) -> list[Cell]:
         else:
             rest.append(cell)
     return ahead + rest
+
+
+def fluke(run: RunContext, cell: Cell) -> bool:
+    """Whether a canary cell's last attempt is one to send again (alone): the service ran it
+    and its result said failed (a generation failure), attempts are left, and nothing it showed
+    says the wire or the request is wrong (a status word nobody knows, a result without
+    output). Logs the retry."""
+    rec = run.state.cells.get(cell.id)
+    a = rec.last if rec is not None else None
+    if rec is None or a is None or rec.state(run.max_attempts) != RETRY:
+        return False
+    seen = run.watch.cells.get(cell.id, Seen())
+    if a.request_id is None or a.result != GEN_FAILED or a.error == NO_OUTPUT or \
+            seen.result not in wire.RESULT_FAILURE or _unknown(seen):
+        return False
+    log.warning("the canary cell %s %s failed on the service (%s), attempt %d of %d: sending "
+                "it again, still alone", cell.id, _label(cell), rec.reason() or "no reason given",
+                rec.failures(), run.max_attempts)
+    return True
+
+
+def _unknown(seen: Seen) -> list[str]:
+    """The status words a canary cell showed that neither the docs nor RunComfy's code name."""
+    known = wire.ALL_LIVE_STATUSES | wire.STATUS_FINISHED
+    return [w for w in seen.statuses if w not in known]
 
 
 async def judge(run: RunContext, cell: Cell) -> None:
@@ -154,11 +196,20 @@ def _failure(run: RunContext, rec: CellRecord | None, st: str, seen: Seen,
         last = errors[-1]["error"] if errors else "no answer"
         return (f"was generated but its video could not be downloaded ({last}): run again "
                 f"to {STATE_INFO[DOWNLOADING].next}")
-    if a is not None and a.error == "succeeded without any output URL":
+    if a is not None and a.error == NO_OUTPUT:
         return (f"succeeded but its result named no output URL (result {seen.result!r}): the "
                 "service's result format is not what pipeline.wire expects; report it, with "
                 "`pipeline run --verbose`")
+    if a is not None and a.result is not None and (unknown := _unknown(seen)):
+        return (f"failed ({reason or 'no reason given'}) after status words the API does not "
+                f"document ({', '.join(unknown)}): the service's status format is not what "
+                "pipeline.wire expects; report it, with `pipeline run --verbose`")
     if a is not None and a.result is not None:
-        return (f"failed on the service: {reason or 'no reason given'}; fix what it names, or "
-                "if it was a fluke run again (the canary goes first again)")
+        tries = rec.failures() if rec is not None else 0
+        used = ""
+        if tries >= run.max_attempts:
+            used = (f" in all {tries} attempts (max_attempts {run.max_attempts})" if tries > 1
+                    else " (max_attempts 1: not sent again)")
+        return (f"failed on the service{used}: {reason or 'no reason given'}; fix what it "
+                "names, or if it was a fluke run again (the canary goes first again)")
     return f"ended {st}: {reason or 'no reason given'}; fix the cause, then run again"

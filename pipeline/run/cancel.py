@@ -17,7 +17,7 @@ from ..errors import ClientError
 from ..job import journal as ev
 from ..job.folder import JobFolder
 from ..job.journal import JobState, read_state
-from ..job.journal_writer import Journal
+from ..job.journal_writer import JournalWriter
 from ..job.records import ON_SERVER, RESULT_CANCELLED
 from ..prepare.manifest import Manifest
 
@@ -40,7 +40,7 @@ class CancelOutcome:
         return ", ".join(parts)
 
 
-async def cancel_live(state: JobState, client: RunComfyClient, journal: Journal,
+async def cancel_live(state: JobState, client: RunComfyClient, journal: JournalWriter,
                       ids: set[str], max_attempts: int) -> CancelOutcome:
     """Ask the server to cancel every live request among `ids`; journal each answer."""
     outcome = CancelOutcome()
@@ -77,7 +77,7 @@ def cancel_requests(m: Manifest, folder: JobFolder) -> tuple[int, CancelOutcome 
         return len(live), None, (f"{len(live)} request(s) lived on the simulator of an earlier "
                                  "run, which has stopped; nothing to cancel (a rerun submits "
                                  "them again)")
-    journal = Journal(folder, state)
+    journal = JournalWriter(folder, state)
     try:
         outcome = asyncio.run(_cancel(state, journal, live, m.run.max_attempts))
     finally:
@@ -85,7 +85,7 @@ def cancel_requests(m: Manifest, folder: JobFolder) -> tuple[int, CancelOutcome 
     return len(live), outcome, ""
 
 
-async def _cancel(state: JobState, journal: Journal, ids: set[str],
+async def _cancel(state: JobState, journal: JournalWriter, ids: set[str],
                   max_attempts: int) -> CancelOutcome:
     async with RunComfyClient.from_env() as client:
         return await cancel_live(state, client, journal, ids, max_attempts)

@@ -16,7 +16,7 @@ from typing import Any
 from ..client import RunComfyClient
 from ..job.folder import JobFolder
 from ..job.journal import JobState
-from ..job.journal_writer import Journal
+from ..job.journal_writer import JournalWriter
 from ..job.price import Prices
 from ..job.tally import Tally
 from ..models.catalogue import Model
@@ -95,7 +95,7 @@ class RunContext:
     cells: list[Cell]  # the cells this run may work on (--only selects them)
     folder: JobFolder
     client: RunComfyClient
-    journal: Journal
+    journal: JournalWriter
     tally: Tally
     control: Control
     planner: Any  # a pipeline.run.poll.PollPlanner, shared by every cell's poller
@@ -103,7 +103,6 @@ class RunContext:
     backend: str
     max_attempts: int
     timeout: float  # seconds a request may stay live (polling.timeout)
-    fps: int  # of the first model (each cell's own is `model_of(cell).fps`)
     watch: Watch  # what the canary's cells showed (pipeline.run.canary)
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named

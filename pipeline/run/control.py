@@ -42,6 +42,12 @@ class Slots:
         base = self.auto.limit if self.auto is not None else self.concurrency
         return min(base, self.canary) if self.canary else base
 
+    def shown(self) -> int:
+        """The limit as a person is shown it: the slots `auto` lends out while the runner has
+        not noticed a request's end are left out (the server would not confirm them)."""
+        base = self.auto.target if self.auto is not None else self.concurrency
+        return min(base, self.canary) if self.canary else base
+
     async def canary_proven(self) -> None:
         """One canary cell is done: one fewer to wait for; at none, open every slot."""
         async with self._free:

@@ -32,6 +32,8 @@ from .context import RunContext
 
 log = logging.getLogger("pipeline.run")
 
+NO_OUTPUT = "succeeded without any output URL"  # a result's error: nothing to download
+
 
 @dataclass
 class Poll:
@@ -239,7 +241,7 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
                                cell.request)
         if res.status == "succeeded" and not outputs:
             run.write(ev.result(cell_id, a.n, "failed", cost=res.cost, calls=calls,
-                                error="succeeded without any output URL"))
+                                error=NO_OUTPUT))
         else:
             run.write(ev.result(cell_id, a.n, res.status, error=res.error, cost=res.cost,
                                 outputs=outputs, calls=calls,

@@ -46,11 +46,13 @@ class Progress:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            # tqdm's own rate and remaining time are left out: the ETA shown is the job's.
+            # tqdm's own rate and remaining time are left out: the ETA shown is the job's. The
+            # figures go in {desc}, placed last (tqdm's {postfix} opens with a comma).
+            name = job.replace("{", "{{").replace("}", "}}")
             self.bar = tqdm(total=figures()["total"], unit="cell", dynamic_ncols=True,
-                            file=sys.stderr, desc=job,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} "
-                                       "[{elapsed}] {postfix}")
+                            file=sys.stderr, desc="",
+                            bar_format=name + ": {percentage:3.0f}%|{bar}| {n}/{total} "
+                                       "[{elapsed}] {desc}")
         self.closed = False
         self.show(force=True)
         if self.mode == "plain":
@@ -111,8 +113,8 @@ class Progress:
         retrying = f" retrying ({f['retrying']})" if f.get("retrying") else ""
         if self.bar is not None:
             self.bar.n = f["counts"]["done"]
-            self.bar.set_postfix_str(figures_line(f).split("; ", 1)[-1] + canary_text(f)
-                                     + retrying, refresh=False)
+            self.bar.set_description_str(bar_text(f) + canary_text(f) + retrying,
+                                         refresh=False)
             self.bar.refresh()
             return
         key = (f["counts"], f["spent_usd"], f["committed_usd"], f.get("retrying"),
@@ -129,9 +131,18 @@ class Progress:
             self.timer = None
         if self.pending:
             self._emit()
-        self.show(force=True)
+        # the last figures, unless the line just shown already says them (plain: no repeat)
+        self.show(force=self.mode != "plain")
         if self.bar is not None:
             self.bar.close()
+
+
+def bar_text(f: dict[str, Any]) -> str:
+    """The figures beside the bar, which shows done/total itself: the other counts (queued,
+    running, ...) and the money and ETA."""
+    line = figures_line(f)
+    head = f"{f['counts']['done']}/{f['total']} done"
+    return line[len(head):].lstrip(",; ") if line.startswith(head) else line
 
 
 def canary_text(f: dict[str, Any]) -> str:

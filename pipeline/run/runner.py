@@ -71,7 +71,9 @@ class Runner:
         """The job's figures now, with the size of the journal they reflect (and, while a
         canary is unproven, the cells it waits for and the cells it holds back)."""
         run, control = self.run_, self.run_.control
-        figures = {**run.tally.figures(control.slots), "concurrency": control.slots,
+        figures = run.tally.figures(control.slots)
+        figures = {**figures, "counts": control.requests.confirmed(figures["counts"]),
+                   "concurrency": control.slots,
                    "journal_bytes": run.journal.size,
                    "retrying": run.client.retrying}
         if control.pool.canary and not control.stopping.submitting_stopped:
@@ -80,7 +82,7 @@ class Runner:
                                  "holding_back": max(0, self.waiting - free)}
         if control.auto is not None:
             figures["capacity"] = capacity_figures(
-                control.auto.capacity, control.auto.queue_ahead, control.pool.limit())
+                control.auto.capacity, control.auto.queue_ahead, control.pool.shown())
         return figures
 
     async def run(self) -> RunSummary:
@@ -245,7 +247,8 @@ class Runner:
     async def _attempts(self, cell: Cell, slot: Slot, resume: bool) -> None:
         """Submit (unless resuming), poll to the end, retry failures, then download. The slot
         is given back as soon as the request ends, unless a canary is unproven: then the cell
-        keeps it until judged, and a failure is not retried (the canary stops the run)."""
+        keeps it until judged, and only a failure the service reported is retried (canary.fluke:
+else the canary stops the run)."""
         run, control = self.run_, self.run_.control
         while True:
             if not resume and run.wallet is not None and not await run.wallet.allows():
@@ -265,7 +268,11 @@ class Runner:
             state = run.state.cells[cell.id].state(run.max_attempts)
             if state == FAILED:
                 control.stopping.cell_failed()
-            if proving or state != RETRY or control.stopping.submitting_stopped:
+            if state != RETRY or control.stopping.submitting_stopped:
+                return
+            if proving:  # a canary the service failed goes again, alone, on the slot it holds
+                if canary.fluke(run, cell):
+                    continue
                 return
             if not await slot.take():
                 return

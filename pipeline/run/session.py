@@ -32,7 +32,7 @@ from ..job.folder import JobFolder, JobLock
 from ..job.forecast import forecast, write_snapshot
 from ..job.found_capacity import keep, kept, planning_concurrency, service
 from ..job.journal import JobState, read_state
-from ..job.journal_writer import Journal
+from ..job.journal_writer import JournalWriter
 from ..job.price import SIM_ORIGIN, Prices
 from ..job.select import select_cells
 from ..job.tally import canary_needs, resume_for
@@ -112,10 +112,11 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
     needs = {} if options.no_canary else canary_needs(
         state, m.run.canary, backend, client.base_url, {c.id: c.model for c in cells})
     canary = sum(needs.values())
-    outlook = forecast(plan, price, folder, concurrency=concurrency, state=state,
+    outlook = forecast(plan, price, folder, concurrency=concurrency, state=state, backend=backend,
+                       simulated_s=sum(opened.sim.config.gen_span) / 2 if opened.sim else None,
                        resume=resume, canary=canary, at=at)
     write_snapshot(folder, outlook)
-    opened.journal = Journal(folder, state)
+    opened.journal = JournalWriter(folder, state)
     start = await _started(opened.journal, plan, outlook.price, backend=backend,
                            base_url=client.base_url, concurrency=concurrency,
                            cells=len(cells), canary=canary, auto=auto)
@@ -129,7 +130,7 @@ async def _open(plan: Plan, options: RunOptions, folder: JobFolder,
                             max_interval=m.run.polling.max, lazy=control.auto is not None),
         price=outlook.price,  # as the job's canary, if any, corrected it
         backend=backend, max_attempts=m.run.max_attempts,
-        timeout=m.run.polling.timeout, fps=m.model.fps,
+        timeout=m.run.polling.timeout,
         watch=Watch(active=canary > 0), team=opened.team, canary_needs=needs,
         previews=opened.previews, retries=options.retries)
     # the balance is read before the first submit and as the run spends (pipeline.run.wallet)
@@ -146,7 +147,7 @@ class _Opened:
     sim: Simulator | None = None  # the in-process simulator, for backend `sim`
     client: RunComfyClient | None = None
     previews: Previews | None = None
-    journal: Journal | None = None
+    journal: JournalWriter | None = None
     team: TeamSlots | None = None
 
     def connect(self, m: Manifest, options: RunOptions, backend: str,
@@ -158,8 +159,9 @@ class _Opened:
             self.client = RunComfyClient.from_env(max_in_flight=IN_FLIGHT, data_uris=data_uris)
             return self.client
         from ..sim import SimConfig, Simulator
+        from ..sim.config import BUILTIN_GEN_TIME
 
-        config = options.sim or SimConfig(capacity=concurrency, gen_time=(1.0, 3.0))
+        config = options.sim or SimConfig(capacity=concurrency, gen_time=BUILTIN_GEN_TIME)
         if m.root is not None:  # it serves the project's models as well as the bundled
             config = dataclasses.replace(config, models_dirs=(
                 *config.models_dirs, str(project_models(m.root))))
@@ -193,8 +195,9 @@ async def _prices(client: RunComfyClient, m: Manifest, folder: JobFolder, option
     return price
 
 
-async def _started(journal: Journal, plan: Plan, price: Prices, *, backend: str, base_url: str,
-                   concurrency: int, cells: int, canary: int, auto: bool) -> dict:
+async def _started(journal: JournalWriter, plan: Plan, price: Prices, *, backend: str,
+                   base_url: str, concurrency: int, cells: int, canary: int, auto: bool
+                   ) -> dict:
     """The run's first journal event, made durable: what it runs, where, at which price."""
     m, state = plan.manifest, journal.state
     many = m.sweep.many

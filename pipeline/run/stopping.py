@@ -78,6 +78,7 @@ class Stopping:
         self.crash: BaseException | None = None
         self.interrupted = False
         self.failed = 0  # cells failed in this run
+        self._refusals_said: str | None = None  # the reason the refusal breaker gave
 
     @property
     def submitting_stopped(self) -> bool:
@@ -130,9 +131,15 @@ class Stopping:
                       f"{todo}")
             return
         row = self.refusals.refused(status, code)
-        if row is not None:
-            self.halt(f"{row} submits in a row were refused with {what} ({row} cells failed): "
-                      f"{message}; {todo}")
+        if row is None:
+            return
+        reason = (f"{row} submits in a row were refused with {what} ({row} cells failed): "
+                  f"{message}; {todo}")
+        if self.stopped is None:
+            self.halt(reason)
+        elif self.stopped == self._refusals_said:  # submits already under way when it stopped:
+            self.stopped = reason  # the reason counts every cell the row failed
+        self._refusals_said = reason
 
     def cell_failed(self) -> None:
         """A cell failed for good in this run: apply the failure limits."""

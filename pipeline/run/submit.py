@@ -65,6 +65,8 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 return False
             if exc.kind != NOT_ACCEPTED:
                 stopping.refusals.answered()
+                # it may run unseen (pipeline.run.auto), from when it was sent
+                control.requests.outcome_unknown(rec.last.intent_at if rec.last else None)
                 log.warning("cell %s: submit outcome unknown (%s); held as unknown",
                             cell.id, exc.message)
                 return False

@@ -30,6 +30,10 @@ FAULT_RATES = {
 }
 
 
+# The built-in simulator's generation time (`pipeline run --backend sim`): seconds, uniform.
+BUILTIN_GEN_TIME = (1.0, 3.0)
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """How one simulator behaves; defaults are a fast, fault-free, documented-reading service."""

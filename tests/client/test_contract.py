@@ -134,12 +134,17 @@ def test_download_opens_with_pyav(tmp_path: Path, simulator) -> None:
 
 def test_queue_positions_fall(tmp_path: Path, simulator) -> None:
     """With capacity 1, later requests are in_queue with a true, decreasing queue_position."""
-    sim = simulator(capacity=1, gen_time=0.5)
+    # Generations long enough that each look below falls inside one of them whatever the
+    # machine's load (no fixed sleep races the simulator's clock).
+    sim = simulator(capacity=1, gen_time=2.0)
 
     async def scenario(client: RunComfyClient) -> Any:
         subs = [await client.submit(MODEL, body()) for _ in range(3)]
         first = [await client.status(s.request_id) for s in subs]
-        await asyncio.sleep(0.6)  # the first is done, the second runs, the third moved up
+        for _ in range(100):  # until the first is done: the second runs, the third moved up
+            if (await client.status(subs[0].request_id)).status != "in_progress":
+                break
+            await asyncio.sleep(0.05)
         later = await client.status(subs[2].request_id)
         return first, later
     first, later = run(sim, scenario)

@@ -13,7 +13,7 @@ from pipeline.errors import FormatError, StateError
 from pipeline.job import journal as ev
 from pipeline.job.folder import JobFolder
 from pipeline.job.journal import FORMAT, read_state
-from pipeline.job.journal_writer import Journal
+from pipeline.job.journal_writer import JournalWriter
 
 
 def header(**extra) -> dict:
@@ -23,8 +23,8 @@ def header(**extra) -> dict:
                              price_source="unknown", budget=None, uid="u1"), **extra}
 
 
-def write(folder: Path, *events: dict) -> Journal:
-    journal = Journal(folder, read_state(folder))
+def write(folder: Path, *events: dict) -> JournalWriter:
+    journal = JournalWriter(folder, read_state(folder))
     for e in events:
         journal.write(e)
     asyncio.run(journal.durable())
@@ -57,12 +57,12 @@ def test_events_written_are_replayed_into_records(tmp_path: Path) -> None:
 def test_journal_size_tracks_the_file(tmp_path: Path) -> None:
     """The writer's size is the file's size after every append (progress and status.json
     name the journal bytes they reflect)."""
-    journal = Journal(tmp_path, read_state(tmp_path))
+    journal = JournalWriter(tmp_path, read_state(tmp_path))
     for e in (header(), ev.intent("c", 1, None)):
         journal.write(e)
         assert journal.size == (tmp_path / "state.jsonl").stat().st_size
     journal.close()
-    again = Journal(tmp_path, read_state(tmp_path))
+    again = JournalWriter(tmp_path, read_state(tmp_path))
     assert again.size == (tmp_path / "state.jsonl").stat().st_size
     again.close()
 

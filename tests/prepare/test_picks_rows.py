@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from imagefiles import MODEL, write_image, write_manifest
+from imagefiles import MODEL, final_manifest, write_image, write_manifest
 
 from pipeline.errors import ManifestError
 from pipeline.job.folder import JobFolder
@@ -16,17 +16,7 @@ from pipeline.prepare.picks import pick
 from pipeline.prepare.plan import build_plan
 from pipeline.run.prices import price_now
 
-FINAL = f"""
-name: final
-model: {MODEL}
-prompt: "{{{{ caption }}}}, steady camera"
-inputs:
-  image_urls: ["{{{{ image }}}}"]
-matrix:
-  rows: {{file: picks.jsonl}}
-  resolution: [1080P]
-  number_of_frames: [241]
-"""
+FINAL = final_manifest()
 
 
 def picks_file(folder: Path, *rows: dict) -> Path:

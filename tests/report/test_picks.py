@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from imagefiles import MODEL, write_image, write_manifest
+from imagefiles import MODEL, final_manifest, write_image, write_manifest
 
 from pipeline.api import RunOptions, run_plan
 from pipeline.cli import main
@@ -34,20 +34,7 @@ run:
   polling: {{initial: 0.1, max: 0.5}}
 """
 
-FINAL = f"""
-name: final
-model: {MODEL}
-backend: sim
-prompt: "{{{{ caption }}}}, steady camera"
-inputs:
-  image_urls: ["{{{{ image }}}}"]
-matrix:
-  rows: {{file: picks.jsonl}}
-  resolution: [1080P]
-  number_of_frames: [241]
-run:
-  polling: {{initial: 0.1, max: 0.5}}
-"""
+FINAL = final_manifest(backend="sim") + "run:\n  polling: {initial: 0.1, max: 0.5}\n"
 
 
 @pytest.fixture(scope="module")

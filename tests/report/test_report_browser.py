@@ -3,7 +3,10 @@ Python package), never a console error: the README's demo (every video decodes, 
 included; play controls; a narrow window); a rows x resolution x random-seeds preview (every
 cell in view on open, axes changed in the page, stars kept over a reload and downloaded as
 picks.jsonl that a final manifest plans, keyboard, compare, frame strips from the job folder
-only); a 40-cell sweep (a screenshot shows its 40 videos; pages, and a link to a tile)."""
+only); a 40-cell sweep (a screenshot shows its 40 videos; pages, and a link to a tile);
+sweeps of rows x random seeds that fit four 1400 x 900 screens with no sideways scroll;
+compare (covers the page, frame steps, loop, one clip heard, wipe); the flag and order
+controls that appear when cells carry qa or rating data."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import unavailable
-from imagefiles import MODEL, write_image, write_manifest
+from imagefiles import MODEL, final_manifest, write_image, write_manifest
 from PIL import Image, ImageStat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,18 +154,7 @@ run:
   polling: {{initial: 0.1, max: 0.5}}
 """
 
-FINAL = f"""
-name: final
-model: {MODEL}
-backend: sim
-prompt: "{{{{ caption }}}}, slow push-in"
-inputs:
-  image_urls: ["{{{{ image }}}}"]
-matrix:
-  rows: {{file: picks.jsonl}}
-  resolution: [1080P]
-  number_of_frames: [241]
-"""
+FINAL = final_manifest("{{ caption }}, slow push-in", backend="sim")
 
 
 def run_beside(manifest: Path, out: Path, exit_code: int = 0, **sim) -> None:
@@ -403,6 +395,7 @@ def test_frame_strips_come_from_the_job_folder(preview: Path, browser) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.on("request", lambda r: urls.append(r.url))
     page.goto((out / "report.html").as_uri())
+    page.check("[data-details]")  # strips are among a tile's details
     page.wait_for_function("() => Array.from(document.querySelectorAll('img.strip'))"
                            ".every(i => i.complete && i.naturalWidth > 0)", timeout=20_000)
     loaded = page.eval_on_selector_all("img.strip", "i => i.map(x => x.src)")
@@ -518,3 +511,208 @@ def test_a_large_sweep_pages_instead_of_hiding(forty: Path, browser, monkeypatch
     finally:
         monkeypatch.undo()
         write_reports(forty)
+
+
+# --- sweeps of rows x random seeds fit a 1400 x 900 screen a few times over -------------------
+def seeds_sweep(rows: int, seeds: int, repeat: int = 1, include: str = "") -> str:
+    captions = "\n".join(f"    - {{caption: caption number {i} of a longer prompt}}"
+                         for i in range(rows))
+    return (f"name: sweep\nmodel: {MODEL}\nbackend: sim\nprompt: \"{{{{ caption }}}}\"\n"
+            + (f"repeat: {repeat}\n" if repeat > 1 else "")
+            + "inputs:\n  image_urls: [a.png]\n  number_of_frames: 121\n"
+            + f"matrix:\n  rows:\n{captions}\n  seed: {{random: {seeds}}}\n{include}"
+            + "run:\n  concurrency: 8\n  polling: {initial: 0.1, max: 0.5}\n")
+
+
+SWEEPS = {  # name: (rows, random seeds, repeat, include)
+    "12 rows x 4 seeds": (12, 4, 1, ""),
+    "24 rows x 2 seeds": (24, 2, 1, ""),
+    "6 rows x 8 seeds": (6, 8, 1, ""),
+    "3 rows x 10 seeds": (3, 10, 1, ""),
+    "12 rows x 2 seeds x repeat 2, one include": (12, 2, 2, "  include:\n    - {caption: an "
+                                                  "extra one, seed: 7}\n"),
+}
+
+
+@pytest.fixture(scope="module", params=list(SWEEPS))
+def sweep(request, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows, seeds, repeat, include = SWEEPS[request.param]
+    base = tmp_path_factory.mktemp("sweep")
+    (base / ".git").mkdir()
+    write_image(base / "a.png", 1280, 720)
+    run_beside(write_manifest(base, seeds_sweep(rows, seeds, repeat, include)), base / "out",
+               gen_time=(0.01, 0.03))
+    return base / "out"
+
+
+def test_a_sweep_of_rows_and_seeds_fits_four_screens(sweep: Path, browser) -> None:
+    """At 1400 x 900, a sweep of rows x random seeds (48 or 50 cells; 3 rows of 10 seeds) opens
+    no taller than four screens and no wider than the window: every tile inside it, none
+    narrower than 190 px, a row's seeds side by side (wrapping, never stacked one a line)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto((sweep / "report.html").as_uri())
+    cells = len(json.loads((sweep / "report.json").read_text())["cells"])
+    assert page.inner_text(".controls .count") == f"{cells} of {cells} cells shown"
+    height, width = page.evaluate("[document.documentElement.scrollHeight, "
+                                  "document.documentElement.scrollWidth]")
+    assert height <= 4 * 900, height
+    assert width <= 1400, width
+    boxes = page.eval_on_selector_all(".grid .tile", "ts => ts.map(t => { const r = "
+                                      "t.getBoundingClientRect(); return [r.left, r.right, "
+                                      "r.width, r.top]; })")
+    assert len(boxes) == cells
+    assert all(left >= 0 and right <= 1400 and w >= 190 for left, right, w, _ in boxes), boxes
+    # a row's tiles: at most ceil(n / 2) lines when it has more than one, never one a line
+    for slot in page.query_selector_all(".slot"):
+        tops = slot.eval_on_selector_all(".tile", "ts => ts.map(t => Math.round("
+                                                 "t.getBoundingClientRect().top))")
+        if len(tops) > 1:
+            assert len(set(tops)) <= (len(tops) + 1) // 2, tops
+    assert problems == []
+    page.close()
+
+
+# --- compare: covers the page; wipe, frame steps, loop, which clip is heard -------------------
+def test_compare_covers_the_page_wipes_steps_and_hears_one(preview: Path, browser) -> None:
+    """Compare hides the whole page (every point of the window hits the overlay, the page
+    does not scroll behind it); `,` and `.` step every clip one frame, together; 1 and 2 make
+    that clip the one heard, m mutes all; l toggles loop; w lays the second clip over the
+    first, cut where the wipe slider says."""
+    page, problems = open_report(browser, preview / "out", width=1400)
+    page.wait_for_function(EVERY_VIDEO_READY, timeout=30_000)
+    first, second = page.eval_on_selector_all(".grid .tile", "t => t.map(x => x.dataset.id)")[:2]
+    page.check(f"#cell-{first} .cmp")
+    page.check(f"#cell-{second} .cmp")
+    page.click("[data-compare]")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.compare-panes video'))"
+                           ".every(x => !x.paused && x.currentTime > 0.2)", timeout=10_000)
+    covered = page.evaluate("""() => { const out = [];
+        for (let x = 2; x < innerWidth; x += 97) for (let y = 2; y < innerHeight; y += 61) {
+          const e = document.elementFromPoint(x, y);
+          out.push(Boolean(e && e.closest('.compare-view'))); }
+        return out; }""")
+    assert covered and all(covered)
+    assert page.evaluate("getComputedStyle(document.body).overflow") == "hidden"
+    videos = ".compare-panes video"
+    fps = json.loads(page.inner_text("#report-data"))["cells"][0]["fps"]
+    assert fps == 24
+    page.keyboard.press(",")
+    assert page.eval_on_selector_all(videos, "v => v.every(x => x.paused)")
+    frame = page.evaluate(f"Math.floor(document.querySelector('{videos}').currentTime * {fps}"
+                          " + 1e-3)")
+    for key, step in ((".", 1), (".", 2), (",", 1)):
+        page.keyboard.press(key)
+        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('{videos}'))
+            .every(v => !v.seeking && Math.floor(v.currentTime * {fps} + 1e-3) ===
+                   {frame + step})""", timeout=5_000)
+    assert page.inner_text(".cmp-time").startswith(f"frame {frame + 1} ")
+    muted = f"Array.from(document.querySelectorAll('{videos}')).map(v => v.muted)"
+    assert page.evaluate(muted) == [True, True]
+    page.keyboard.press("2")
+    assert page.evaluate(muted) == [True, False]
+    page.keyboard.press("1")
+    assert page.evaluate(muted) == [False, True]
+    page.keyboard.press("m")
+    assert page.evaluate(muted) == [True, True]
+    loops = f"Array.from(document.querySelectorAll('{videos}')).map(v => v.loop)"
+    assert page.evaluate(loops) == [True, True]
+    page.keyboard.press("l")
+    assert page.evaluate(loops) == [False, False]
+    page.click("[data-compare-loop]")
+    assert page.evaluate(loops) == [True, True]
+    # wipe: the two clips in one place, the second cut at the slider
+    page.click('[data-compare-mode="wipe"]')
+    rects = page.eval_on_selector_all(".compare-panes .screen", "s => s.map(x => { const r = "
+                                      "x.getBoundingClientRect(); return [r.left, r.top, "
+                                      "r.width, r.height].map(Math.round); })")
+    assert rects[0] == rects[1] and rects[0][2] > 1000
+    page.fill("[data-compare-wipe]", "300")
+    page.dispatch_event("[data-compare-wipe]", "input")
+    clip = page.eval_on_selector(".compare-panes .pane:nth-child(2) .screen",
+                                 "s => getComputedStyle(s).clipPath")
+    assert clip == "inset(0px 0px 0px 30%)", clip
+    page.keyboard.press("w")
+    assert not page.evaluate("document.querySelector('.compare-panes').classList.contains('wipe')")
+    page.keyboard.press("Escape")
+    assert not page.is_visible(".compare-view")
+    assert page.evaluate("getComputedStyle(document.body).overflow") != "hidden"
+    assert problems == []
+    page.close()
+
+
+# --- what other parts of the report add to cells: qa flags and motion, a rating ---------------
+def with_cells(folder: Path, name: str, change) -> str:
+    """A copy of the folder's report.html whose page data has each cell changed by
+    `change(cell, index)` (as report.json's cells[].qa and .rating would reach it)."""
+    from pipeline.report.page import script_json
+
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    start = html.index('<script type="application/json" id="report-data">') + len(
+        '<script type="application/json" id="report-data">')
+    end = html.index("</script>", start)
+    data = json.loads(html[start:end])
+    for i, cell in enumerate(data["cells"]):
+        change(cell, i)
+    (folder / name).write_text(html[:start] + script_json(data) + html[end:], encoding="utf-8")
+    return name
+
+
+def test_flag_and_order_controls_appear_with_their_data(preview: Path, browser) -> None:
+    """Without qa or rating data the page shows no flag or order control; with them a flagged
+    tile has a badge naming its flags, "hide flagged" hides exactly those, and the order
+    follows motion (either way) or the rating score (best first, the rank on the tile)."""
+    out = preview / "out"
+    page, problems = open_report(browser, out)
+    assert not page.is_visible(".controls .hideflagged")
+    assert not page.is_visible(".controls .sortby")
+    assert page.query_selector_all(".tile .flags:not([hidden]), .tile .score:not([hidden])") == []
+    page.close()
+
+    flagged = {1: ["frozen"], 4: ["black", "flicker"], 9: ["duplicate"]}
+
+    def change(cell: dict, i: int) -> None:
+        cell["qa"] = {"flags": flagged.get(i, []), "motion": round(0.05 * ((i * 7) % 12), 2)}
+        cell["rating"] = {"score": round(1.0 - 0.13 * ((i * 5) % 12), 2), "votes": 4,
+                          "wins": 2, "losses": 1, "ties": 1}
+
+    data = json.loads((out / "report.json").read_text())
+    ids = [c["id"] for c in data["cells"]]
+    name = with_cells(out, "report-qa.html", change)
+    page, problems = open_report(browser, out, name=name)
+    cells = json.loads(page.inner_text("#report-data"))["cells"]
+    assert [c["id"] for c in cells] == ids
+    assert page.is_visible(".controls .hideflagged")
+    assert page.inner_text(".controls .hideflagged .n") == "(3)"
+    assert page.inner_text(f"#cell-{ids[4]} .flags") == "⚠ black, flicker"
+    assert not page.is_visible(f"#cell-{ids[0]} .flags")
+    page.check("[data-hide-flagged]")
+    assert sorted(visible_tiles(page)) == sorted(x for i, x in enumerate(ids) if i not in flagged)
+    assert page.inner_text(".controls .count") == "9 of 12 cells shown"
+    page.uncheck("[data-hide-flagged]")
+    assert len(visible_tiles(page)) == 12
+    # orders: one list (no axes), then within the default grid
+    options = page.eval_on_selector_all("select[data-sort] option", "o => o.map(x => x.value)")
+    assert options == ["", "score", "motion-", "motion+"]
+    page.select_option('select[data-axis="rows"]', "")
+    page.select_option('select[data-axis="cols"]', "")
+    motion = {c["id"]: c["qa"]["motion"] for c in cells}
+    score = {c["id"]: c["rating"]["score"] for c in cells}
+    page.select_option("select[data-sort]", "motion-")
+    assert [motion[i] for i in visible_tiles(page)] == sorted(motion.values(), reverse=True)
+    page.select_option("select[data-sort]", "motion+")
+    assert [motion[i] for i in visible_tiles(page)] == sorted(motion.values())
+    page.select_option("select[data-sort]", "score")
+    assert [score[i] for i in visible_tiles(page)] == sorted(score.values(), reverse=True)
+    best = max(score, key=lambda i: score[i])
+    assert page.inner_text(f"#cell-{best} .score") == f"{score[best]:.2f}"
+    # in the grid: each slot best first, the row holding the best cell first
+    page.select_option('select[data-axis="rows"]', "rows")
+    page.select_option('select[data-axis="cols"]', "resolution")
+    assert visible_tiles(page)[0] == best
+    for slot in page.query_selector_all(".slot"):
+        shown = slot.eval_on_selector_all(".tile", "t => t.map(x => x.dataset.id)")
+        assert [score[i] for i in shown] == sorted((score[i] for i in shown), reverse=True)
+    assert problems == []
+    page.close()

@@ -91,14 +91,49 @@ def test_a_canary_billed_more_re_estimates_the_rest(tmp_path: Path, api_env) -> 
 
 def test_a_failed_canary_stops_the_run_with_the_service_reason(tmp_path: Path,
                                                                api_env) -> None:
-    """A canary whose generation fails stops the run after that one attempt, with the
-    service's reason; the other cells stay pending."""
+    """A canary whose generation fails every time is sent alone up to max_attempts (3), then
+    stops the run with the service's reason and the attempts it used; the other cells stay
+    pending."""
     sim = api_env(capacity=4, gen_time=(0.05, 0.1), fail_rate=1.0)
     manifest = sweep(tmp_path, seeds=6)
     summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    assert summary.exit_code == 1 and sim.stats()["calls"]["submit"] == 3
+    assert "failed on the service in all 3 attempts (max_attempts 3): simulated failure" in \
+        (summary.stopped or "")
+    assert summary.counts["pending"] == 5 and summary.counts["failed"] == 1
+    assert live_at_most(journal_events(tmp_path / "out")) == 1
+
+
+def test_a_canary_failed_once_by_the_service_is_sent_again_alone(tmp_path: Path,
+                                                                 api_env) -> None:
+    """A service failing a generation in ten fails the canary's first attempt (seed 17): the
+    canary is sent again, still alone, is proven, and the run finishes (exit 0)."""
+    sim = api_env(capacity=4, gen_time=(0.05, 0.1), fail_rate=0.1, seed=17)
+    manifest = sweep(tmp_path, seeds=6)
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
+    assert summary.exit_code == 0 and summary.stopped is None
+    assert sim.stats()["submissions_accepted"] == 7
+    events = journal_events(tmp_path / "out")
+    [canary] = [e for e in events if e["e"] == "canary"]
+    judged = events.index(canary)
+    first = [e for e in events[:judged] if e["e"] == "result"]
+    assert [e["result"] for e in first] == ["failed", "succeeded"]
+    assert {e["cell"] for e in first} == {canary["cell"]} and canary["ok"]
+    assert live_at_most(events[:judged]) == 1
+
+
+def test_a_canary_without_output_is_not_sent_again(tmp_path: Path, api_env,
+                                                    monkeypatch) -> None:
+    """A canary whose result names no output says the wire is not what we read: the run stops
+    after that one attempt, max_attempts notwithstanding, and says so."""
+    import pipeline.run.poll
+
+    sim = api_env(capacity=4, gen_time=(0.05, 0.1))
+    monkeypatch.setattr(pipeline.run.poll, "pick_outputs", lambda *a: [])
+    manifest = sweep(tmp_path, seeds=6)
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False))
     assert summary.exit_code == 1 and sim.stats()["calls"]["submit"] == 1
-    assert "failed on the service: simulated failure" in (summary.stopped or "")
-    assert summary.counts["pending"] == 5 and summary.counts["retry"] == 1
+    assert "its result named no output URL" in (summary.stopped or "")
 
 
 def test_repeated_refusals_stop_submitting_naming_the_code(tmp_path: Path, api_env) -> None:
@@ -113,6 +148,18 @@ def test_repeated_refusals_stop_submitting_naming_the_code(tmp_path: Path, api_e
     assert summary.stopped.startswith("3 submits in a row were refused with HTTP 400, "
                                       "error_code 400000 (3 cells failed)")
     assert summary.counts["failed"] == 3 and summary.counts["pending"] == 7
+
+
+def test_refusals_under_way_are_all_counted(tmp_path: Path, api_env) -> None:
+    """At concurrency 8 more submits are refused than the three that trip the breaker: the
+    line that stops the run counts every one of them."""
+    sim = api_env(capacity=8, accept_data_uris=False)
+    manifest = sweep(tmp_path, seeds=10)
+    summary = run_plan(build_plan(manifest), RunOptions(out=tmp_path / "out", progress=False,
+                                                       no_canary=True))
+    failed = summary.counts["failed"]
+    assert summary.exit_code == 1 and sim.stats()["calls"]["submit"] == failed >= 3
+    assert f"({failed} cells failed)" in (summary.stopped or ""), summary.stopped
 
 
 def test_plan_counts_the_canary_in_its_time_estimate(tmp_path: Path, api_env, capsys) -> None:

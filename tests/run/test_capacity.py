@@ -134,9 +134,9 @@ def test_a_429_asks_for_fewer_and_pauses_growth() -> None:
     until the pause is over."""
     auto = AutoConcurrency(queue_ahead=2, start=2)
     ids = [str(n) for n in range(12)]
-    for n in range(10):  # ten fresh requests run at once: try twice as many
+    for n in range(10):  # fresh requests run at once: twice as many per round (2, 4, 8, 16)
         auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=auto.limit, first=True, now=0.0)
-    assert auto.limit == 20
+    assert auto.limit == 16
     auto.rate_limited(live=10, now=1.0)
     assert auto.limit == 9
     auto.seen(ids[10], RUNNING, None, ahead=ids[:8], live=9, first=True, now=2.0)
@@ -161,3 +161,51 @@ def test_unnoticed_finishes_lend_their_slots_once() -> None:
     for n in range(3, 7):
         auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=5, first=False, now=12.0)
     assert auto._exact[-1] == 5 - 1  # 5 of the 7 were live then, 1 of them waiting
+
+
+def test_growth_needs_a_whole_round_running() -> None:
+    """Capacity 6 with 8 live while learning: the 6th request seen running is not a whole
+    round of the 8 (two of them may wait), so the limit stays 8."""
+    auto = AutoConcurrency(queue_ahead=2, start=2)
+    ids = [str(n) for n in range(12)]
+    for n in range(6):
+        auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=auto.limit, first=True, now=0.0)
+    assert auto.limit == 8
+
+
+def test_a_429_leaves_the_capacity_found() -> None:
+    """A 429 holds the limit one below what is live for the pause (however many 429s come in
+    it), and then the limit is capacity + 2 again: the capacity found is untouched."""
+    auto = AutoConcurrency.resume(kept=5, queue_ahead=2)
+    ids = [str(n) for n in range(8)]
+    auto.rate_limited(live=3, now=0.0)
+    auto.rate_limited(live=2, now=1.0)
+    assert (auto.capacity, auto.limit) == (5, 2)
+    auto.seen(ids[2], RUNNING, None, ahead=ids[:2], live=3, first=True, now=40.0)
+    assert (auto.capacity, auto.limit) == (5, 7)
+
+
+def test_requests_of_unknown_outcome_do_not_lower_the_capacity() -> None:
+    """Two submits answered by a 5xx may run ahead of ours: a request seen waiting behind 3 of
+    ours at position 1 then says 3 + 2 run, not 3."""
+    auto = AutoConcurrency.resume(kept=5, queue_ahead=2)
+    ids = [str(n) for n in range(4)]
+    auto.seen("3", QUEUED, 1, ahead=ids[:3], live=4, first=True, now=1.0, hidden=2)
+    for n in range(3):
+        auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=4, first=False, now=2.0)
+    assert auto._exact[-1] == 5 and auto.capacity == 5
+
+
+def test_answers_about_older_requests_do_not_probe() -> None:
+    """With capacity 4 found and 6 live, rounds of older requests first seen running (they
+    waited unseen) do not raise the capacity; the newest seen running, round after round, does."""
+    auto = AutoConcurrency.resume(kept=4, queue_ahead=2)
+    ids = [str(n) for n in range(40)]
+    for n in range(30):  # each the 4th of 6 live: two of ours wait behind it
+        auto.seen(ids[n], RUNNING, None, ahead=ids[max(0, n - 3):n], live=6, first=True,
+                  now=float(n))
+    assert auto.capacity == 4
+    for n in range(10):  # the newest runs: the queue is empty although 6 are live
+        auto.seen(ids[30 + n], RUNNING, None, ahead=ids[25 + n:30 + n], live=6, first=True,
+                  now=40.0 + n)
+    assert auto.capacity == 5

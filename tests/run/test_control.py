@@ -78,6 +78,10 @@ def test_repeated_refusals_stop_submitting_naming_the_code_and_the_cells() -> No
     assert refusals(400, 400000, 3) == ("3 submits in a row were refused with HTTP 400, "
                                         "error_code 400000 (3 cells failed): InvalidInput: no; "
                                         "do this")
+    # submits already under way when it stopped: the line counts every cell the row failed
+    assert refusals(400, 400000, 6) == ("6 submits in a row were refused with HTTP 400, "
+                                        "error_code 400000 (6 cells failed): InvalidInput: no; "
+                                        "do this")
 
 
 @pytest.mark.parametrize("status,code", [(400, 400002), (402, None), (200, "400002")])

@@ -14,7 +14,7 @@ from pipeline.errors import ApiError, ApiUnreachable, AuthError, ClientError, St
 from pipeline.job import journal as ev
 from pipeline.job import journal_writer
 from pipeline.job.journal import read_state
-from pipeline.job.journal_writer import Journal
+from pipeline.job.journal_writer import JournalWriter
 from pipeline.run import policy
 from pipeline.run.context import RunOptions
 from pipeline.run.control import Control
@@ -88,7 +88,7 @@ def test_a_full_disk_spends_the_ballast_then_stops_the_run_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When a journal write meets ENOSPC, the ballast goes, the event still lands, and the
     writer tells the run once; the run stops with the disk-full line."""
-    journal = Journal(tmp_path, read_state(tmp_path))
+    journal = JournalWriter(tmp_path, read_state(tmp_path))
     real_write, failed = os.write, []
 
     def write(fd: int, data: bytes) -> int:

@@ -42,7 +42,7 @@ def test_a_silent_run_still_prints_a_line_every_log_every_seconds(monkeypatch) -
         await asyncio.sleep(1.3)
 
     lines = run_progress(script, monkeypatch)
-    assert len(lines) >= 1 + 3 + 1, lines  # first, heartbeats, the closing line
+    assert len(lines) >= 1 + 3, lines  # first, heartbeats (closing repeats no line)
     assert all(line.startswith("[job] 0/3 done, pending 3") for line in lines)
 
 
@@ -62,5 +62,30 @@ def test_each_change_of_the_counts_is_shown_but_bursts_are_throttled(monkeypatch
     lines = run_progress(script, monkeypatch)
     shown = [line.split(" done")[0] for line in lines]
     assert shown[:3] == ["[job] 0/3", "[job] 1/3", "[job] 2/3"], lines
-    assert sum(1 for line in lines if "3/3 done" in line) == 2, lines  # the change and close
+    # the change, once: closing does not print the line just shown again
+    assert sum(1 for line in lines if "3/3 done" in line) == 1, lines
     assert lines[-1].endswith("; retrying (1)"), lines
+
+
+def test_the_bar_shows_every_count_beside_done_and_no_stray_comma() -> None:
+    """Beside the bar (which shows done/total itself): the other counts, then money and ETA."""
+    from pipeline.run.progress import bar_text
+
+    f = figures(1)
+    f["counts"] = {**f["counts"], "queued": 1, "running": 1, "pending": 0}
+    text = bar_text(f)
+    assert text.startswith("queued 1, running 1; spent $"), text
+    assert not text.startswith(",")
+
+
+def test_a_simulated_job_is_timed_by_the_simulator_not_the_real_model() -> None:
+    """The demo (backend sim) plans at the built-in simulator's generation time, not the
+    real model's 90 s: its ETA is seconds, and it says where the time comes from."""
+    from runjobs import REPO
+
+    from pipeline import api
+    from pipeline.sim.config import BUILTIN_GEN_TIME
+
+    figures_ = api.plan(REPO / "jobs" / "demo.yaml", offline=True).as_json()["figures"]
+    assert figures_["per_cell_s"] == sum(BUILTIN_GEN_TIME) / 2
+    assert figures_["duration_source"].startswith("the simulator's generation time")

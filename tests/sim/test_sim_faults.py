@@ -68,9 +68,11 @@ def test_rate_limit_is_429_with_retry_after(served) -> None:
 
 
 def test_drop_before_processing_is_a_transport_error_and_not_accepted(served) -> None:
-    """A drop before processing reaches httpx as RemoteProtocolError and nothing is queued."""
+    """A drop before processing reaches httpx as a transport error and nothing is queued.
+    Which one depends on when the close meets the client's write: a closed connection without
+    an answer (RemoteProtocolError), or a reset (ReadError) when the client was still sending."""
     sim, client = served(drop_rate=1.0, drop_after_fraction=0.0)
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         client.post(SUBMIT, json=body())
     stats = sim.stats()
     assert stats["faults"]["drop_before"] == 1 and stats["submissions_accepted"] == 0
@@ -132,9 +134,10 @@ def test_outage_ends_and_the_file_downloads_whole(served) -> None:
     rid = client.post(SUBMIT, json=body()).json()[wire.REQUEST_ID]
     url = wait_result(client, rid)[wire.OUTPUT]["video"]
     req = sim.app.state.engine._requests[rid]
-    req.outage_until, req.outage_used = time.monotonic() + 0.3, True
+    # an outage far longer than the look at it takes, ended by hand (no sleep races it)
+    req.outage_until, req.outage_used = time.monotonic() + 60, True
     assert httpx.get(url).status_code == 404
-    time.sleep(0.35)
+    req.outage_until = time.monotonic()
     answer = httpx.get(url)
     assert answer.status_code == 200 and len(answer.content) == int(
         answer.headers["content-length"])
