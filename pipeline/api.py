@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bulk import paused
 from .errors import ProblemList, UsageError
 from .job.folder import JobFolder
 from .job.opening import Job, open_job
@@ -89,11 +90,12 @@ class Planned:
     selection: str = ""  # `--only` as given, when cells were selected
     balance: float | None = None  # the account's wallet, when it was read (not offline)
 
-    def as_json(self) -> dict[str, Any]:
-        """What `pipeline plan --json` prints (with `balance_usd` when it was read)."""
+    def as_json(self, *, streamed: bool = False) -> dict[str, Any]:
+        """What `pipeline plan --json` prints (with `balance_usd` when it was read); `streamed`:
+        its cells made one at a time as pipeline.jsonio.dump_indented writes them."""
         from .job.forecast import plan_json
 
-        data = plan_json(self.forecast)
+        data = plan_json(self.forecast, streamed=streamed)
         if self.balance is not None:
             data["balance_usd"] = self.balance
         return data
@@ -124,7 +126,8 @@ def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str]
                     allow_outside=allow_outside)
     cells = select_cells(built.cells, selected) if selected else None
     price = price_now(job.manifest, job.folder, offline=offline)
-    outlook = forecast(built, price, job.folder, cells=cells)
+    with paused():  # a cell each, many small objects (pipeline.bulk)
+        outlook = forecast(built, price, job.folder, cells=cells)
     balance = None
     if not offline and job.manifest.backend != "sim":  # the wallet: asked as the catalog is
         from .run.wallet import balance_now

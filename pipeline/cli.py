@@ -210,12 +210,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     planned = plan(args.manifest, out=args.out, only=args.only, offline=args.offline,
                    allow_outside=args.allow_outside_paths)
     if args.json:
-        import json
+        from .bulk import paused
+        from .jsonio import dump_indented
 
-        # json.dump writes piece by piece, so a 100,000-cell plan never becomes one huge
-        # string; the pieces (a million of them) are gathered into writes of ~64 KB.
+        # written cell by cell (each cell's dict made as it is written), so a million-cell
+        # plan never becomes one huge string or list; the pieces are gathered into ~64 KB writes.
         out = _Gathered(sys.stdout)
-        json.dump(planned.as_json(), out, indent=2, ensure_ascii=False)
+        with paused():
+            dump_indented(planned.as_json(streamed=True), out.write)
         out.write("\n")
         out.flush()
     else:

@@ -11,17 +11,19 @@ run writes as plan.json (`write_snapshot`), which `status` and the report read.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__, text
 from ..durable import write_atomic
-from ..jsonio import stamped
+from ..jsonio import Streamed, stamped
 from ..models import cost
 from ..prepare.expand import Cell
 from ..prepare.identity import model_labels
@@ -208,6 +210,7 @@ def plan_head(f: Forecast) -> dict[str, Any]:
     plan, m, price = f.plan, f.plan.manifest, f.price
     many = m.sweep.many
     fps = m.model.fps
+    video = {k for k, x in m.sweep.models.items() if x.kind == "video"}
     sweep_usd = f.tally.estimated_usd()
     figures = f.figures()
     return {
@@ -233,8 +236,7 @@ def plan_head(f: Forecast) -> dict[str, Any]:
             "unpriced_cells": f.tally.unpriced,
             "price_source": price.source,
             "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
-                                          for c in plan.cells
-                                          if m.sweep.models[c.model].kind == "video"), 2),
+                                          for c in plan.cells if c.model in video), 2),
             "duration_s": figures["eta_s"],
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
@@ -248,25 +250,35 @@ def plan_head(f: Forecast) -> dict[str, Any]:
     }
 
 
-def plan_json(f: Forecast, *, with_state: bool = True) -> dict[str, Any]:
-    """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run."""
-    plan, many = f.plan, f.plan.manifest.sweep.many
+def plan_json(f: Forecast, *, with_state: bool = True, streamed: bool = False
+              ) -> dict[str, Any]:
+    """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run. `streamed`:
+    its cells a jsonio.Streamed, each cell's dict made as it is written (pipeline.jsonio.
+    dump_indented), never a list of them all."""
     data = plan_head(f)
-    data["cells"] = [
-        {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-         "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
-         **({"from_cell": c.from_cell} if c.from_cell else {})}
-        for c, p in zip(plan.cells, f.tally.planned.values(), strict=True)
-    ]
+    state = with_state and bool(f.state.cells)
+    data["cells"] = Streamed(lambda: _cells_json(f, state)) if streamed else \
+        list(_cells_json(f, state))
     if with_state:
         data["figures"] = f.figures()
-    if with_state and f.state.cells:
-        for item, (st, act) in zip(data["cells"], f.actions(), strict=True):
-            item["state"], item["action"] = st, act
+    if state:
         data["orphaned"] = [{"id": cid, "label": f.state.cells[cid].label,
                              "action": "orphaned: no longer in the manifest (kept on disk)"}
                             for cid in f.orphaned()]
     return data
+
+
+def _cells_json(f: Forecast, with_state: bool) -> Iterator[dict[str, Any]]:
+    """Each cell of the plan as plan.json holds it (`with_state`: its state and action too)."""
+    many = f.plan.manifest.sweep.many
+    actions = f.actions() if with_state else itertools.repeat(None)
+    for c, p, act in zip(f.plan.cells, f.tally.planned.values(), actions, strict=False):
+        item = {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
+                "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
+                **({"from_cell": c.from_cell} if c.from_cell else {})}
+        if act is not None:
+            item["state"], item["action"] = act
+        yield item
 
 
 def matrix_json(m: Any) -> list[dict[str, Any]]:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location, ProblemList
 from ..models.catalogue import Model
 from .manifest import Manifest
 from .modelset import AXIS as MODEL_AXIS
-from .render import TemplateProblem, render
+from .render import TemplateProblem, is_template, render
 from .wording import did_you_mean
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
@@ -66,9 +66,10 @@ def same(a: Any, b: Any) -> bool:
 ADDED_BY = "(include)"  # origin key of a combination an include entry added: that entry's path
 
 
-def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def combinations(m: Manifest) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
     """(values, origin) per combination, in GitHub Actions' order and semantics; the origin of
-    a combination that an include entry added also holds the entry's path under ADDED_BY."""
+    a combination that an include entry added also holds the entry's path under ADDED_BY.
+    Without include or exclude, made one at a time (a million of them are never all held)."""
     original: set[str] = set()
     columns: list[list[tuple[dict[str, Any], dict[str, Any]]]] = []
     own = set_here(m)
@@ -89,15 +90,11 @@ def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
                 original.add(axis.name)
         columns.append(column)
 
+    if columns and not m.include and not m.exclude:
+        return _product(columns)
     combos: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if columns:
-        for parts in itertools.product(*columns):
-            values: dict[str, Any] = {}
-            origin: dict[str, Any] = {}
-            for v, o in parts:
-                values.update(v)
-                origin.update(o)
-            combos.append((values, origin))
+        combos.extend(_product(columns))
     elif not m.include:
         combos.append(({}, {}))
 
@@ -118,6 +115,18 @@ def combinations(m: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         if not hit:
             added.append((dict(entry), {**{k: where + (k,) for k in entry}, ADDED_BY: where}))
     return combos + added
+
+
+def _product(columns: list[list[tuple[dict[str, Any], dict[str, Any]]]]
+             ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The product of the axes, first axis outermost: (values, origin) each."""
+    for parts in itertools.product(*columns):
+        values: dict[str, Any] = {}
+        origin: dict[str, Any] = {}
+        for v, o in parts:
+            values.update(v)
+            origin.update(o)
+        yield values, origin
 
 
 def set_here(m: Manifest) -> set[str]:
@@ -176,6 +185,14 @@ class _Base:
     origin: dict[str, Any]
     # (name, where): shared inputs the model neither has nor drops
     blocked: tuple[tuple[str, Any], ...]
+    # the request's keys that hold a template (rendered per cell), and the request as every
+    # cell starts from it: the other values coerced once (the cells share them: read-only)
+    templates: tuple[str, ...] = ()
+    plain: dict[str, Any] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the model's inputs in schema order
+    roles: dict[str, str] = field(default_factory=dict)  # a matrix key's role: see _role
+    # a request's keys -> the same in the order cells send them
+    orders: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _base(m: Manifest, model: Model) -> _Base:
@@ -197,7 +214,40 @@ def _base(m: Manifest, model: Model) -> _Base:
             blocked.append(("prompt", m.prompt_where))
     for k, v in spec.inputs.items():  # model_inputs add to and override everything shared
         request[k], origin[k] = v, spec.path + (k,)
-    return _Base(request, origin, tuple(blocked))
+    templates = tuple(k for k, v in request.items() if _has_template(v))
+    plain = {k: coerce(props[k], v) if k in props and k not in templates else v
+             for k, v in request.items()}
+    # in the order cells send them (the model's inputs in schema order, then any other), so
+    # that a cell whose matrix sets only keys the base has needs no reordering
+    plain = {k: plain[k] for k in props if k in plain} | plain
+    return _Base(request, origin, tuple(blocked), templates, plain, list(props))
+
+
+def _has_template(value: Any) -> bool:
+    """Whether rendering could change `value` (a string holding template syntax, anywhere)."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, list):
+        return any(map(_has_template, value))
+    if isinstance(value, dict):
+        return any(map(_has_template, value.values()))
+    return False
+
+
+def _role(m: Manifest, spec: Any, model_id: str, key: str) -> str:
+    """What a matrix key is to a cell of one model: "model" (names the model), "model_inputs"
+    (the model's own inputs set it, and win), "input" (goes into the request), "blocked" (an
+    input of another model of the sweep that this one neither has nor drops: a problem) or
+    "variable" (for templates only)."""
+    if key == MODEL_AXIS:
+        return "model"
+    if key in spec.inputs:
+        return "model_inputs"
+    if m.is_input(key, model_id):
+        return "input"
+    if key not in spec.drop and m.is_input(key):
+        return "blocked"
+    return "variable"
 
 
 def unmapped(model: Model, name: str) -> str:
@@ -213,7 +263,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     sweep = m.sweep
     bases: dict[str, _Base] = {}
     # equal origins shared: most cells' are alike
-    origins: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    origins: dict[tuple[Any, ...], dict[str, Any]] = {}
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
     for values, origin in combinations(m):
@@ -231,8 +281,8 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             base = bases[model.id] = _base(m, model)
         props = model.properties
         spec = sweep.inputs_of(model.id)
-        drop = spec.drop
-        order = list(props)
+        roles = base.roles
+        order = base.order
         for replicate in range(m.repeat):
             made += 1
             if time.monotonic() > until:
@@ -241,42 +291,66 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              f"expanding took more than {MAX_EXPAND_SECONDS:g} s (stopped after "
                              f"{made - 1:,} cells); simplify the templates or split the job")
                 return
-            request = dict(base.request)
-            cell_origin = {**base.origin, **origin}
+            request = dict(base.plain)
             context = {**m.vars, **values}
             if m.repeat > 1 and "replicate" not in values:  # a pick's take is its own
                 context["replicate"] = replicate
             blocked = list(base.blocked)
+            given = []
+            ruled = []  # keys model_inputs set, whose origin is there
             for key, value in values.items():
-                if key == MODEL_AXIS:  # names the model; never an input
-                    continue
-                if key in spec.inputs:
-                    cell_origin[key] = base.origin[key]  # model_inputs win (documented)
-                elif m.is_input(key, model.id):
+                role = roles.get(key)
+                if role is None:
+                    role = roles[key] = _role(m, spec, model.id, key)
+                if role == "input":
                     request[key] = value
-                elif key not in drop and m.is_input(key):
+                    given.append(key)
+                elif role == "model_inputs":
+                    ruled.append(key)
+                elif role == "blocked":
                     blocked.append((key, origin.get(key)))
+            # read-only from here on, so cells whose combinations came from the same places
+            # share one (most do: a range's values share their origin)
+            try:
+                okey: Any = (model.id, *origin.items())
+                cell_origin = origins.get(okey)
+            except TypeError:  # an unhashable mark (a pick's from_cell): its own
+                okey, cell_origin = None, None
+            if cell_origin is None:
+                cell_origin = {**base.origin, **origin}
+                for key in ruled:
+                    cell_origin[key] = base.origin[key]  # model_inputs win (documented)
+                if okey is not None:
+                    origins[okey] = cell_origin
             for key, where in blocked:
                 problems.add(_locate(m, where), unmapped(model, key), cell=True,
                              example=describe(values))
             failed = []
-            for key in list(request):
+            # what needs rendering: the templates of the base, and the matrix's own inputs
+            # (a plain value of the base was rendered and coerced once, in _base)
+            for key in dict.fromkeys((*base.templates, *given)) if given else base.templates:
+                value = request[key]
+                if type(value) not in (str, list, dict):  # a number or boolean stays as is
+                    continue
                 try:
-                    request[key] = _render_value(request[key], context)
+                    request[key] = _render_value(value, context)
                 except TemplateProblem as exc:
                     _template_failed(m, problems, key, exc, cell_origin, values, context)
+                    request[key] = value
                     failed.append(key)
                     continue
                 if key in props:
                     request[key] = coerce(props[key], request[key])
-            request = {k: request[k] for k in order if k in request} | request
-            shown = dict(values)
+            keys = tuple(request)
+            ordered = base.orders.get(keys)
+            if ordered is None:  # the model's inputs in schema order, then any other
+                ordered = base.orders[keys] = tuple({k: None for k in order if k in request} |
+                                               dict.fromkeys(keys))
+            if ordered != keys:
+                request = {k: request[k] for k in ordered}
+            shown = values if m.repeat == 1 else dict(values)  # each replicate its own
             if m.repeat > 1 and "replicate" not in values:
                 shown["replicate"] = replicate
-            try:  # read-only from here on, so cells may share one (100,000 cells: ~12 MB)
-                cell_origin = origins.setdefault(tuple(cell_origin.items()), cell_origin)
-            except TypeError:  # an unhashable mark (a pick's from_cell): its own
-                pass
             yield Draft(shown, request, replicate, cell_origin, tuple(failed), model)
 
 

@@ -21,8 +21,11 @@ ID_VERSION = "cell/v1"
 SEED_MAX = 2**31 - 1
 
 
-def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -> list[Cell]:
-    """Draw pinned random seeds, give each cell its content id and a readable label."""
+def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str], *,
+             consume: bool = False) -> list[Cell]:
+    """Draw pinned random seeds, give each cell its content id and a readable label.
+    `consume`: each draft is let go of (its place in `items` set to None) once its cell is
+    made, so that a million drafts and a million cells are never all held at once."""
     image_fields = {k: v.image_fields() for k, v in m.sweep.models.items()}
     short = model_labels(list(m.sweep.models))
     varying = _varying_keys(items)
@@ -46,6 +49,8 @@ def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str]) -
             index=index, values=d.values, request=d.request, replicate=d.replicate,
             origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
         ))
+        if consume:
+            items[index] = None  # type: ignore[call-overload]
     return cells
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bulk import paused
 from ..errors import Location, ManifestError, Problem, ProblemList
 from .expand import Cell, describe, difference, drafts
 from .identity import finalize
@@ -102,7 +103,15 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                     images.add(v)
     inspector.prefetch(images)
 
+    digests: dict[str, str] = {}  # each image once, not once per cell
+
     def digest_of(value: str) -> str:
+        found = digests.get(value)
+        if found is None:
+            found = digests[value] = _digest(value)
+        return found
+
+    def _digest(value: str) -> str:
         if kind_of(value) == "url":
             return value
         try:
@@ -111,31 +120,32 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
             return value
         return f"sha256:{info.sha256}" if info else value
 
-    cells = finalize(m, items, digest_of)
+    failed = [d.failed for d in items]  # keys whose template failed: all the loop needs of them
+    cells = finalize(m, items, digest_of, consume=True)  # a million drafts: ~100 MB let go
+    del items
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
-    for cell, draft in zip(cells, items, strict=True):
-        example = f"cell {cell.id}" + (f" {describe(cell.values)}" if cell.values else "")
+    for cell, unrendered in zip(cells, failed, strict=True):
         image_fields = fields[cell.model]
         for path, message in validators[cell.model].errors(cell.request):
             if many:  # say whose schema refused it
                 message = f"{cell.model}: {message}"
-            if path and path[0] in draft.failed:
+            if path and path[0] in unrendered:
                 continue
-            problems.add(locate(m, cell, path), message, cell=True, example=example)
+            problems.add(locate(m, cell, path), message, cell=True, example=_example(cell))
         twin = seen.setdefault(cell.id, cell)
-        if twin is not cell and not draft.failed and not unused_axes:
+        if twin is not cell and not unrendered and not unused_axes:
             a, b = difference(twin.values, cell.values)
             problems.add(Location(str(m.path), 1, 1),
                          f"cells {a} and {b} (alike otherwise) send the same request (a value no "
                          "template uses, or two values that render alike?); use `repeat: N` "
-                         "for replicates", cell=True, example=example)
+                         "for replicates", cell=True, example=_example(cell))
         if cell.request.get("seed") == -1:
             problems.add(locate(m, cell, ("seed",)),
                          "seed -1 lets the service pick the seed: these cells are not "
                          "reproducible (give seeds, or seed: {random: N})", cell=True,
-                         example=example, severity="warning")
+                         example=_example(cell), severity="warning")
         if m.run.local_images == "refuse":
             for key in image_fields:
                 value = cell.request.get(key)
@@ -144,13 +154,18 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                         problems.add(locate(m, cell, (key, i)),
                                      f"{key}[{i}] {v!r} is a local file but run.local_images is "
                                      "'refuse'; give a public https URL", cell=True,
-                                     example=example)
+                                     example=_example(cell))
     unchecked = set().union(*(v.unchecked for v in validators.values()))
     for url in sorted(unchecked):
         problems.add(Location(str(m.path)), f"remote image {url} not fetched (offline): its size "
                                             "and resolution were not checked",
                      severity="warning")
     return cells, problems, inspector
+
+
+def _example(cell: Cell) -> str:
+    """A cell as a problem names it: `cell <id> {values}` (made only for a cell with one)."""
+    return f"cell {cell.id}" + (f" {describe(cell.values)}" if cell.values else "")
 
 
 def locate(m: Manifest, cell: Cell, path: Path_) -> Location:
@@ -214,9 +229,10 @@ def plan_of(m: Manifest, problems: ProblemList, *, fetch_remote: bool = True,
     """The plan of a manifest already read (`problems`: what its reading collected, raised
     together with the plan's own in one ManifestError)."""
     try:
-        cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
-                                           allow_outside=allow_outside,
-                                           fetch_timeout=fetch_timeout)
+        with paused():  # many small objects, no cycle among them
+            cells, problems, inspector = check(m, fetch_remote=fetch_remote, problems=problems,
+                                               allow_outside=allow_outside,
+                                               fetch_timeout=fetch_timeout)
         problems.raise_if_any()
     except ManifestError as exc:
         raise ManifestError(one_line(exc.problems)) from None

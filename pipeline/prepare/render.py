@@ -309,7 +309,9 @@ def render(source: str, context: dict[str, Any]) -> str:
         return source
     tpl = compile_template(source)
     try:
-        key = tuple(_hashable(context[v]) if v in context else _UNSET for v in tpl.variables)
+        key: tuple[object, ...] | None = tuple([
+            (type(x).__name__, x) if type(x) in _SCALARS else _hashable(x)
+            for x in [context.get(v, _UNSET) for v in tpl.variables]])
     except TypeError:
         key = None
     if key is not None:
@@ -326,7 +328,8 @@ def render(source: str, context: dict[str, Any]) -> str:
     return out
 
 
-_UNSET = ("__unset__",)
+_UNSET = ("__unset__",)  # a variable the context lacks (as _hashable keys it: itself)
+_SCALARS = {str, int, float, bool, type(None)}  # keyed as _hashable keys them, without a call
 
 
 def _generate(tpl: Template, context: dict[str, Any]) -> str:
@@ -383,6 +386,8 @@ def _undefined_message(names: tuple[str, ...], context: dict[str, Any],
 
 
 def _hashable(value: Any) -> Any:
+    if value is _UNSET:
+        return _UNSET
     if isinstance(value, list):
         return ("__list__",) + tuple(_hashable(v) for v in value)
     if isinstance(value, dict):

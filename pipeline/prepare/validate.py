@@ -8,13 +8,19 @@ schema's own error texts) and the type `"float"` (a JSON number). Limits written
 field's description ("less than 800 characters") are enforced too. The simulator refuses
 bodies with this same validator (pipeline.sim.checks), as the real service would.
 
-Speed: when the schema's top level only has properties and `required` (no cross-field keywords),
-each property value is checked once per distinct value and the answer reused, so a 100,000-cell
-sweep costs about one check per distinct seed, prompt and image rather than one per cell.
+Speed: a body is checked once per distinct shape. Its shape is the body with every "free"
+integer (a property the schema gives only `type: integer` with a minimum and a maximum, named
+by nothing else in the schema: see free_integers) that is within its bounds left out; a body
+whose shape a valid body had is valid too, so a sweep over seeds is checked once per distinct
+everything-but-the-seed. An invalid body is always checked whole (its messages are the same as
+ever). And when the schema's top level only has properties and `required` (no cross-field
+keywords), each property value is checked once per distinct value and the answer reused.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import operator
 import re
 from collections.abc import Iterator
@@ -32,6 +38,12 @@ from .yamlsrc import Path_
 MISSING = "missing required input"
 _SIMPLE_TOP = {"type", "title", "description", "required", "properties", "$schema", "$id",
                "default", "examples", "additionalProperties"}
+# what a property may say and still be free (pipeline.prepare.validate.free_integers)
+_FREE_KEYS = {"type", "minimum", "maximum", "title", "description", "default", "examples"}
+# keywords that judge an object's property values without naming the property: where one
+# applies to the body itself, no property is free
+_WHOLE = {"patternProperties", "propertyNames", "unevaluatedProperties", "enum", "const",
+          "dependencies", "dependentSchemas", "dependentRequired", "$ref", "$dynamicRef"}
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq, "=": operator.eq}
 _RULE = re.compile(r"^\s*([a-z_/]+?)\s*(<=|>=|==|<|>|=)\s*$")
@@ -100,6 +112,8 @@ class RequestValidator:
                 if found and sub.get("type") == "string" and "maxLength" not in sub:
                     self.max_length[name] = (int(found.group(1)) + adjust, found.group(0))
         self._memo: dict[tuple[str, str], list[tuple[Path_, str]]] = {}
+        self.free = free_integers(schema)  # name -> (minimum, maximum)
+        self._valid: set[tuple[Any, ...]] = set()  # shapes of valid bodies (see _shape)
 
     # --- the extensions -------------------------------------------------------------------
     def _image_uri(self, value: object) -> bool:
@@ -169,11 +183,42 @@ class RequestValidator:
     def remembered(self) -> int:
         """How many values and images this validator keeps answers for (a long-lived user,
         such as the simulator, starts a fresh one past a bound)."""
-        return len(self._memo) + len(self.inspector)
+        return len(self._memo) + len(self._valid) + len(self.inspector)
 
     # --- checking -------------------------------------------------------------------------
     def errors(self, request: dict[str, Any]) -> list[tuple[Path_, str]]:
         """(path inside the request, message) for every problem of one body."""
+        shape = self._shape(request)
+        if shape in self._valid:
+            return []
+        found = self.check(request)
+        if not found and len(self._valid) < 1_000_000:
+            self._valid.add(shape)
+        return found
+
+    def _shape(self, request: dict[str, Any]) -> tuple[Any, ...]:
+        """The body with each free integer within its bounds left out (its key kept): bodies of
+        one shape are all valid or all invalid."""
+        free = self.free
+        parts: list[Any] = []
+        for name, value in request.items():
+            kind = type(value)
+            if kind is str:  # the most common: as is (no str equals another type's value)
+                parts.append((name, value))
+                continue
+            if kind is int and name in free:
+                low, high = free[name]
+                if low <= value <= high:
+                    parts.append(name)
+                    continue
+            if kind is int or kind is float or kind is bool:  # 1, 1.0 and True kept apart
+                parts.append((name, kind, value))
+            else:
+                parts.append((name, _key(value)))
+        return tuple(parts)
+
+    def check(self, request: dict[str, Any]) -> list[tuple[Path_, str]]:
+        """`errors` without the shortcut: the body checked against the schema."""
         if self.per_property is None:
             found: list[tuple[Path_, str]] = [(tuple(e.absolute_path), self._message(e))
                                               for e in self.whole.iter_errors(request)]
@@ -232,6 +277,46 @@ class RequestValidator:
         if v == "required":
             return f"{field}: {e.message}"
         return f"{field}: {e.message}"
+
+
+def free_integers(schema: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The top-level properties whose value cannot change whether a body is valid while it is an
+    integer within [minimum, maximum] (a seed, say): each is `{"type": "integer", "minimum": A,
+    "maximum": B}` (either bound may be left out; a title, description, default or examples
+    aside), and nothing else in the
+    schema names it (no if/then, dependencies, enum, required elsewhere than at the top...),
+    nor judges the body's values wholesale (patternProperties, an additionalProperties schema,
+    a const or enum of the whole body, a $ref) where it applies to the body itself."""
+    props = schema.get("properties")
+    if not isinstance(props, dict) or _judges_whole(schema):
+        return {}
+    out: dict[str, tuple[float, float]] = {}
+    for name, sub in props.items():
+        if not isinstance(sub, dict) or not set(sub) <= _FREE_KEYS or \
+                sub.get("type") != "integer":
+            continue
+        low, high = sub.get("minimum", -math.inf), sub.get("maximum", math.inf)
+        if not all(type(x) is int or x in (-math.inf, math.inf) for x in (low, high)):
+            continue
+        rest = {**schema, "properties": {k: v for k, v in props.items() if k != name},
+                "required": [r for r in schema.get("required", []) if r != name]}
+        if name not in json.dumps(rest, default=str):  # named nowhere else, even in a text
+            out[name] = (low, high)
+    return out
+
+
+def _judges_whole(node: Any) -> bool:
+    """Whether a schema node applying to the body itself (the top, and what its allOf, anyOf,
+    oneOf, not, if, then and else apply) has a keyword that judges property values without
+    naming the property."""
+    if not isinstance(node, dict):
+        return not isinstance(node, bool)
+    if _WHOLE & set(node) or isinstance(node.get("additionalProperties"), dict):
+        return True
+    parts: list[Any] = [node.get(k) for k in ("not", "if", "then", "else") if k in node]
+    for k in ("allOf", "anyOf", "oneOf"):
+        parts.extend(node.get(k) or [])
+    return any(_judges_whole(p) for p in parts)
 
 
 def _field(name: str | None, path: Any) -> str:
