@@ -222,6 +222,7 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
     from pipeline.job.forecast import forecast, plan_json
     from pipeline.run.prices import price_now
     from pipeline.sim import SimConfig
+    from pipeline.sim.config import BUILTIN_GEN_TIME
 
     root = project(tmp_path, with_models=True)
     write_image(root / "img.png", 640, 480)
@@ -244,7 +245,9 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
     ahead = plan_json(forecast(plan, price_now(plan.manifest, JobFolder.of(plan.manifest))))
     per_model = {m["id"]: (m["estimated_usd"], m["per_cell_s"], m["source"])
                  for m in ahead["models"]}
-    assert per_model == {DREAMINA: (0.5, 90.0, "bundled"), VIDEO: (0.8, 60.0, "project")}
+    # priced at each model's own price; timed by the built-in simulator, which makes them
+    sim_s = sum(BUILTIN_GEN_TIME) / 2
+    assert per_model == {DREAMINA: (0.5, sim_s, "bundled"), VIDEO: (0.8, sim_s, "project")}
     summary = run_plan(plan, RunOptions(progress=False,
                                        sim=SimConfig(capacity=1, gen_time=(0.05, 0.1))))
     assert summary.counts["done"] == 2 and summary.counts["pending"] == 2
