@@ -12,6 +12,7 @@ disk; the bare loop: over its wall time), the ideal C / mean(T), the ratios runn
 bare/ideal and runner/bare (target >= 0.9), and the CPU seconds per cell of the runner, the
 bare loop and the simulator in each phase (the simulator's own CPU is what keeps both from
 C/T on a small machine). Default sizes: 4 waves of cells (N = 4 C), a few minutes here.
+`--no-previews`: the runner makes no frame strips or posters (how much of its CPU they take).
 """
 
 from __future__ import annotations
@@ -69,12 +70,18 @@ def start_sim(capacity: int, gen: str) -> tuple[subprocess.Popen, str]:
     return sim, url
 
 
-def runner(job: Path, out: Path, url: str) -> tuple[float, float, int]:
+# `pipeline` with previews off (bench/scale.py says the same): no frame strip or poster made
+NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
+               "from pipeline.cli import main; sys.exit(main())")
+
+
+def runner(job: Path, out: Path, url: str, previews: bool = True) -> tuple[float, float, int]:
     """(cells/s over first submit to last video, CPU s of the process, exit code)."""
     env = {**os.environ, "RUNCOMFY_API_TOKEN": "bench", "RUNCOMFY_BASE_URL": url,
            "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(job), "--out",
+        cmd = [sys.executable] + (["-m", "pipeline"] if previews else ["-c", NO_PREVIEWS])
+        proc = subprocess.Popen(cmd + ["run", str(job), "--out",
                                  str(out), "--no-progress"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -89,14 +96,14 @@ def runner(job: Path, out: Path, url: str) -> tuple[float, float, int]:
     return done / (last - first), usage.ru_utime + usage.ru_stime, code
 
 
-def one_capacity(capacity: int, cells: int, gen: str, tmp: Path) -> None:
+def one_capacity(capacity: int, cells: int, gen: str, tmp: Path, previews: bool) -> None:
     lo, hi = (float(x) for x in gen.split(":"))
     ideal = capacity / ((lo + hi) / 2)
     sim, url = start_sim(capacity, gen)
     try:
         job = write_job(tmp, cells, capacity)
         sim_before = cpu_of(sim.pid)
-        rate, cpu, code = runner(job, tmp / f"out-{capacity}", url)
+        rate, cpu, code = runner(job, tmp / f"out-{capacity}", url, previews)
         sim_runner = cpu_of(sim.pid) - sim_before
         out = tmp / "bare"
         out.mkdir(exist_ok=True)
@@ -115,7 +122,8 @@ def one_capacity(capacity: int, cells: int, gen: str, tmp: Path) -> None:
         sim.wait(timeout=30)
     print(f"capacity {capacity}, {cells:,} cells, generation {lo:g}-{hi:g} s: ideal C/T "
           f"{ideal:.1f} cells/s")
-    print(f"  pipeline run: {rate:.1f} cells/s = {rate / ideal:.3f} of ideal; CPU "
+    label = "pipeline run" + ("" if previews else ", no previews")
+    print(f"  {label}: {rate:.1f} cells/s = {rate / ideal:.3f} of ideal; CPU "
           f"{cpu / cells * 1000:.1f} ms/cell (simulator {sim_runner / cells * 1000:.1f} ms/cell)"
           + ("" if code == 0 else f"; exit {code}"))
     print(f"  bare httpx loop: {bare_rate:.1f} cells/s = {bare_rate / ideal:.3f} of ideal; CPU "
@@ -132,13 +140,15 @@ def main() -> None:
     parser.add_argument("--cells", type=int, action="append",
                         help="cells per capacity, in the same order (default 4 waves: 4 C)")
     parser.add_argument("--gen", default="5:10", help="generation time MIN:MAX seconds")
+    parser.add_argument("--no-previews", action="store_true",
+                        help="the runner makes no frame strips or posters (nor its report)")
     args = parser.parse_args()
     capacities = args.capacity or [100, 1000]
     sizes = args.cells or [4 * c for c in capacities]
     tmp = Path(tempfile.mkdtemp(prefix="pipeline-throughput-"))
     try:
         for capacity, cells in zip(capacities, sizes, strict=True):
-            one_capacity(capacity, cells, args.gen, tmp)
+            one_capacity(capacity, cells, args.gen, tmp, not args.no_previews)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
