@@ -2,6 +2,7 @@
 resume.
 
     python bench/scale.py [--cells 100000] [--ratio-cells 5000] [--concurrency 100]
+                          [--only-ratio]
 
 Each step runs as its own `pipeline` subprocess against a simulator in another process, and is
 measured for wall time and peak RSS (the child's ru_maxrss). `run` includes the report it
@@ -10,14 +11,18 @@ made). Targets: `status` < 1 s, a no-op resume < 3 s, peak memory < 300 MB; the 
 version before the one-truth redesign (commit 44035fb, measured on this machine class) are
 printed beside them. Then the runner's own overhead: CPU seconds per cell of
 `pipeline run` on --ratio-cells cells, against a bare httpx loop doing the same four calls per
-cell (submit, status, result, download) with no state, no journal, no checks, printed as a ratio.
+cell (submit, status, result, download) with no state, no journal, no checks (bench/bare.py:
+as a quick script holds its connections, and with the runner's own admission of 16 calls in
+flight), printed as ratios;
+twice: as the run is (each video's frame strip and poster made as it is downloaded), and with
+previews off (the bench sets pipeline.media.strips.MAX_PREVIEWS to 0 in the child, so neither
+the run nor its report makes any). `--only-ratio` leaves out the 100,000-cell steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import resource
@@ -29,16 +34,21 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
+from bare import MODEL, bare_loop
 from PIL import Image
 
-MODEL = "bytedance/dreamina-3-0/image-to-video"
 # wall s and peak RSS MB per step at commit 44035fb (before the one-truth redesign), 100,000
 # cells, on a 2-core machine of this class: `python bench/scale.py` then.
 # The run did not write its report past 20,000 cells then; `report` before the streamed report
 # (commit 9995410) on a synthetic 100,000-cell job folder of the same shape: 86 s, 1,730 MB.
 BEFORE = {"plan": (8.29, 231), "run": (1066.05, 294), "report": (86.2, 1730),
           "status": (0.53, 60), "resume (nothing to do)": (4.93, 228)}
+
+
+IN_FLIGHT = 16  # HTTP calls the runner's client lets into httpx at once (run/session.py)
+# `pipeline` with previews off (no frame strip or poster made, by the run or its report)
+NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
+               "from pipeline.cli import main; sys.exit(main())")
 
 
 def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
@@ -89,28 +99,45 @@ def start_sim(capacity: int) -> tuple[subprocess.Popen, str]:
     return sim, url
 
 
-async def bare_loop(url: str, cells: int, concurrency: int, image: bytes, out: Path) -> None:
-    """The same four calls per cell as the runner, with nothing else."""
-    data_uri = "data:image/png;base64," + base64.b64encode(image).decode()
-    sem = asyncio.Semaphore(concurrency)
-    headers = {"Authorization": "Bearer bench"}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
-                                 timeout=60) as api, \
-            httpx.AsyncClient(limits=limits, timeout=60) as dl:
-        async def one(i: int) -> None:
-            async with sem:
-                body = {"image_urls": [data_uri], "prompt": f"bare {i}", "seed": i,
-                        "number_of_frames": 121, "resolution": "720P"}
-                rid = (await api.post(f"/v1/models/{MODEL}", json=body)).json()["request_id"]
-                while (await api.get(f"/v1/requests/{rid}/status")).json()["status"] not in (
-                        "completed", "failed", "cancelled"):
-                    await asyncio.sleep(0.05)
-                result = (await api.get(f"/v1/requests/{rid}/result")).json()
-                video = result["output"].get("video") or result["output"]["videos"][0]
-                (out / f"{i}.mp4").write_bytes((await dl.get(video)).content)
-
-        await asyncio.gather(*(one(i) for i in range(cells)))
+def big_steps(tmp: Path, args: argparse.Namespace, env: dict[str, str],
+              pipeline: list[str]) -> None:
+    """plan, run, report, status and a no-op resume of --cells cells, each timed."""
+    big = write_job(tmp, args.cells, args.concurrency, "scale")
+    out = tmp / "out"
+    print(f"{args.cells:,} cells, simulator capacity {args.concurrency}, generation time 0")
+    print(f"{'step':<28}{'wall':>9}{'CPU':>9}{'peak RSS':>11}  exit"
+          f"{'before: wall':>16}{'peak RSS':>11}")
+    steps = [
+        ("plan", pipeline + ["plan", str(big), "--json"]),
+        ("run", pipeline + ["run", str(big), "--out", str(out), "--no-progress"]),
+        ("report", pipeline + ["report", str(big), "--out", str(out)]),
+        ("status", pipeline + ["status", str(big), "--out", str(out), "--json"]),
+        ("resume (nothing to do)", pipeline + ["run", str(big), "--out", str(out),
+                                               "--no-progress"]),
+    ]
+    results = {}
+    for name, cmd in steps:
+        wall, cpu, rss, code, err = timed(cmd, env)
+        results[name] = (wall, cpu, rss)
+        was_wall, was_rss = BEFORE[name]
+        print(f"{name:<28}{wall:>8.2f}s{cpu:>8.1f}s{rss:>8.0f} MB  {code:>4}"
+              f"{was_wall:>15.2f}s{was_rss:>8.0f} MB")
+        if code not in (0, 1):
+            print(err)
+    print(f"targets: status < 1 s (got {results['status'][0]:.2f}), no-op resume < 3 s "
+          f"(got {results['resume (nothing to do)'][0]:.2f}), peak memory < 300 MB "
+          f"(got {max(r[2] for r in results.values()):.0f}; the run with its report "
+          f"{results['run'][2]:.0f})")
+    print(f"report: {results['report'][0]:.1f} s, peak {results['report'][2]:.0f} MB; "
+          + ", ".join(f"{n} {(out / n).stat().st_size / 2**20:.0f} MB"
+                      for n in ("report.json", "report.html", "report.md")
+                      if (out / n).exists()))
+    try:  # how the run ended, cell by state (a non-zero exit is explained here)
+        counts = json.loads((out / "status.json").read_text())["counts"]
+        print("run ended with:", {k: v for k, v in counts.items() if v})
+    except (OSError, ValueError, KeyError):
+        pass
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> None:
@@ -118,6 +145,8 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=100_000)
     parser.add_argument("--ratio-cells", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--only-ratio", action="store_true",
+                        help="only the runner's overhead against the bare loop")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pipeline-scale-"))
     env = {**os.environ, "RUNCOMFY_API_TOKEN": "bench", "PYTHONUNBUFFERED": "1"}
@@ -125,65 +154,41 @@ def main() -> None:
     sim, url = start_sim(args.concurrency)
     env["RUNCOMFY_BASE_URL"] = url
     try:
-        big = write_job(tmp, args.cells, args.concurrency, "scale")
-        out = tmp / "out"
-        print(f"{args.cells:,} cells, simulator capacity {args.concurrency}, generation time 0")
-        print(f"{'step':<28}{'wall':>9}{'CPU':>9}{'peak RSS':>11}  exit"
-              f"{'before: wall':>16}{'peak RSS':>11}")
-        steps = [
-            ("plan", pipeline + ["plan", str(big), "--json"]),
-            ("run", pipeline + ["run", str(big), "--out", str(out), "--no-progress"]),
-            ("report", pipeline + ["report", str(big), "--out", str(out)]),
-            ("status", pipeline + ["status", str(big), "--out", str(out), "--json"]),
-            ("resume (nothing to do)", pipeline + ["run", str(big), "--out", str(out),
-                                                   "--no-progress"]),
-        ]
-        results = {}
-        for name, cmd in steps:
-            wall, cpu, rss, code, err = timed(cmd, env)
-            results[name] = (wall, cpu, rss)
-            was_wall, was_rss = BEFORE[name]
-            print(f"{name:<28}{wall:>8.2f}s{cpu:>8.1f}s{rss:>8.0f} MB  {code:>4}"
-                  f"{was_wall:>15.2f}s{was_rss:>8.0f} MB")
-            if code not in (0, 1):
-                print(err)
-        print(f"targets: status < 1 s (got {results['status'][0]:.2f}), no-op resume < 3 s "
-              f"(got {results['resume (nothing to do)'][0]:.2f}), peak memory < 300 MB "
-              f"(got {max(r[2] for r in results.values()):.0f}; the run with its report "
-              f"{results['run'][2]:.0f})")
-        print(f"report: {results['report'][0]:.1f} s, peak {results['report'][2]:.0f} MB; "
-              + ", ".join(f"{n} {(out / n).stat().st_size / 2**20:.0f} MB"
-                          for n in ("report.json", "report.html", "report.md")
-                          if (out / n).exists()))
-        try:  # how the run ended, cell by state (a non-zero exit is explained here)
-            counts = json.loads((out / "status.json").read_text())["counts"]
-            print("run ended with:", {k: v for k, v in counts.items() if v})
-        except (OSError, ValueError, KeyError):
-            pass
-        shutil.rmtree(out, ignore_errors=True)
-
+        if not args.only_ratio:
+            big_steps(tmp, args, env, pipeline)
         # Overhead per cell: the runner vs a bare loop, same cells, same simulator.
         n = args.ratio_cells
         small = write_job(tmp, n, args.concurrency, "ratio")
-        wall, cpu_ours, _, code, err = timed(pipeline + ["run", str(small), "--out",
-                                                         str(tmp / "ratio-out"),
-                                                         "--no-progress"], env)
-        if code != 0:
-            print(err)
         image = (tmp / "img.png").read_bytes()
-        bare_out = tmp / "bare-out"
-        bare_out.mkdir()
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        start = time.perf_counter()
-        asyncio.run(bare_loop(url, n, args.concurrency, image, bare_out))
-        bare_wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_bare = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        print(f"\nrunner overhead on {n:,} cells (CPU s per cell, whole process incl. start-up, "
-              f"plan, journal, probes and report):")
-        print(f"  pipeline run: {cpu_ours / n * 1000:.2f} ms/cell ({wall:.1f} s wall)")
-        print(f"  bare httpx loop: {cpu_bare / n * 1000:.2f} ms/cell ({bare_wall:.1f} s wall)")
-        print(f"  ratio: {cpu_ours / cpu_bare:.2f}")
+        print(f"\nrunner overhead on {n:,} cells at concurrency {args.concurrency} (CPU s per "
+              "cell, whole process incl. start-up, plan, journal, probes and report):")
+        bare = {}
+        for label, in_flight in (("bare httpx loop", None),
+                                 (f"bare httpx loop, {IN_FLIGHT} calls in flight", IN_FLIGHT)):
+            bare_out = tmp / "bare-out"
+            bare_out.mkdir()
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            asyncio.run(bare_loop(url, n, args.concurrency, image, bare_out,
+                                  in_flight=in_flight))
+            bare_wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            bare[label] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            shutil.rmtree(bare_out, ignore_errors=True)
+            print(f"  {label}: {bare[label] / n * 1000:.2f} ms/cell ({bare_wall:.1f} s wall)")
+        cpu_bare, cpu_tuned = bare.values()
+        no_previews = [sys.executable, "-c", NO_PREVIEWS]
+        for label, cmd, target in (("pipeline run", pipeline, 2.0),
+                                   ("pipeline run, no previews", no_previews, 1.3)):
+            out_dir = tmp / "ratio-out"
+            wall, cpu_ours, _, code, err = timed(cmd + ["run", str(small), "--out",
+                                                        str(out_dir), "--no-progress"], env)
+            if code != 0:
+                print(err)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            print(f"  {label}: {cpu_ours / n * 1000:.2f} ms/cell ({wall:.1f} s wall), "
+                  f"ratio {cpu_ours / cpu_bare:.2f} (target <= {target}); against the "
+                  f"loop with {IN_FLIGHT} in flight {cpu_ours / cpu_tuned:.2f}")
     finally:
         sim.terminate()
         sim.wait(timeout=30)

@@ -54,6 +54,7 @@ from ._parse import (
     parse_submit,
     valid_request_id,
 )
+from ._pool import transport as pooled
 from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
 from ._reach import Outage, is_connect_failure
 from ._retry import RetryPolicy, api_transient, download_transient, retry_after_of, retryable_status
@@ -143,7 +144,7 @@ class RunComfyClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(timeout,
                                                           connect=min(timeout, CONNECT_TIMEOUT)),
-            limits=limits, transport=transport,
+            limits=limits, transport=transport or pooled(limits),
             follow_redirects=False,
             headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                      "User-Agent": USER_AGENT})
@@ -153,7 +154,7 @@ class RunComfyClient:
         self._dl = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, read=download_read_timeout,
                                   connect=min(timeout, wire.DOWNLOAD_CONNECT_TIMEOUT)),
-            limits=limits, transport=download_transport or transport,
+            limits=limits, transport=download_transport or transport or pooled(limits),
             follow_redirects=False, event_hooks={"response": [refuse_bad_redirect]},
             headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT})
         self._sem = asyncio.Semaphore(max_in_flight)

@@ -119,9 +119,8 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
             if not sniffed:
                 _check_magic(head, media, where)
             out.flush()
-            await asyncio.to_thread(os.fsync, out.fileno())
-        os.replace(tmp, dest)
-        await asyncio.to_thread(fsync_dir, dest.parent)
+            # one trip to a worker thread: the bytes on disk, then the name, then the folder
+            await asyncio.to_thread(_commit, out.fileno(), tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise DownloadError(f"cannot write {dest}: {exc.strerror or exc}", url=where) from exc
@@ -129,6 +128,13 @@ async def _save(response: httpx.Response, url: str, dest: Path, max_bytes: int) 
         tmp.unlink(missing_ok=True)
         raise
     return DownloadInfo(dest, size, sha.hexdigest(), media, url)
+
+
+def _commit(fd: int, tmp: Path, dest: Path) -> None:
+    """Make a finished download durable under its own name (blocking: a worker thread)."""
+    os.fsync(fd)
+    os.replace(tmp, dest)
+    fsync_dir(dest.parent)
 
 
 def _check_magic(head: bytes, media: str | None, where: str) -> None:

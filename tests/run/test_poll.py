@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pipeline.run.poll import Poll, PollPlanner, server_seconds
+from pipeline.run.poll import SCHEDULE, Poll, PollPlanner, server_seconds
 
 
 def planner(**kw) -> PollPlanner:
@@ -34,18 +34,66 @@ def test_the_first_finish_is_a_lesson_once() -> None:
     assert pl.typical() == 10.0
 
 
-def test_a_live_cell_is_asked_first_when_the_quickest_generations_end() -> None:
-    """After learning, a just-submitted cell sleeps until the 10th percentile of generation
-    times, then is asked at short steps that grow."""
+def test_a_live_cell_is_asked_at_points_of_the_measured_times_then_at_growing_steps() -> None:
+    """After learning, a just-submitted cell sleeps until the 25th percentile of generation
+    times, is asked at the schedule's points up to the slowest time seen (gaps shrinking), then
+    at short steps that grow."""
     pl = planner()
     for s in range(40, 60):
         pl.observe_finish(Poll(submitted_at=0.0), float(s), None, server_time=float(s))
     p = Poll(submitted_at=100.0)
-    first = pl.next_delay(p, 100.0, None, None)
-    assert first == pytest.approx(42.0)  # sorted samples 40..59: the 10th percentile is 42
-    steps = [pl.next_delay(p, 142.5, "in_progress", None) for _ in range(4)]
+    asked, now = [], 100.0
+    for _ in range(len(SCHEDULE)):
+        now += pl.next_delay(p, now, "in_progress", None)
+        asked.append(now - 100.0)
+        p.polls += 1
+    # samples 40..59: the quantiles, interpolated; the last point is the slowest, 59
+    assert asked == pytest.approx([40 + q * 19 for q in SCHEDULE])
+    gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
+    # the end grows likelier: asked sooner
+    assert all(b < a for a, b in zip(gaps, gaps[1:], strict=False))
+    steps = [pl.next_delay(p, now, "in_progress", None) for _ in range(4)]
     assert all(0.2 <= s <= 30.0 for s in steps)
     assert steps[-1] > steps[0]  # growing while the cell is late
+
+
+def test_schedule_is_about_three_calls_a_cell_for_a_tenth_of_the_spread() -> None:
+    """For generation times spread evenly, the schedule's status calls per cell (to the one
+    that sees it finished) and its mean lag, found by sampling."""
+    pl = planner()
+    for s in range(101):
+        pl.observe_finish(Poll(submitted_at=0.0), 4.0 + s / 50, None, server_time=4.0 + s / 50)
+    rng = random.Random(2)
+    calls, lags = [], []
+    for _ in range(2000):
+        took, p, now, n = rng.uniform(4.0, 6.0), Poll(submitted_at=0.0), 0.0, 0
+        while True:
+            now += pl.next_delay(p, now, "in_progress", None)
+            n += 1
+            if now >= took:
+                break
+        calls.append(n)
+        lags.append(now - took)
+    assert sum(calls) / len(calls) <= 3.0
+    assert sum(lags) / len(lags) <= 0.2  # a tenth of the 2 s spread
+
+
+def test_the_canary_is_asked_when_its_expected_time_says_it_ends() -> None:
+    """Knowing nothing of this run's generations, a cell whose time is known (measured on
+    the job, or stated by its model) is asked at that time, not at the backoff's next step
+    after it; the backoff's earlier steps stay (the time may be too long)."""
+    pl = planner()
+    p = Poll(submitted_at=0.0, expected=4.0)
+    first = pl.next_delay(p, 0.0, "in_progress", None)
+    assert 1.8 <= first <= 2.2  # the backoff's first step comes before the expected end
+    p.polls += 1
+    assert pl.next_delay(p, first, "in_progress", None) == pytest.approx(4.0 - first)
+    p.polls += 1  # past it: the backoff again (the time said was too short)
+    assert pl.next_delay(p, 4.0, "in_progress", None) >= 2.0 * 1.5 ** 2 * 0.9
+    quick = Poll(submitted_at=10.0, expected=1.0)
+    assert pl.next_delay(quick, 10.0, None, None) == pytest.approx(1.0)
+    slow = Poll(submitted_at=0.0, expected=90.0)  # never later than the backoff asks
+    assert 1.8 <= pl.next_delay(slow, 0.0, None, None) <= 2.2
 
 
 def test_a_queued_cell_is_asked_when_its_position_should_have_drained() -> None:

@@ -1,0 +1,105 @@
+"""The HTTP transport of the client: httpx's own, with a cheaper look at pooled connections.
+
+httpcore's pool asks every pooled connection, on every request it starts and every response it
+closes, whether the server has closed it ("is the idle socket readable?"). Under anyio each
+such question builds the stream's whole attribute table, `getpeername()` included, then
+allocates a `select.poll` object: at a few thousand calls a second that was the largest single
+cost of a run's process (a third of its CPU at generation time 0, measured by cProfile; see
+docs/benchmarks.md). `Backend` answers the same question from the socket it keeps and one
+poll object per connection: the same `poll(0)` system call, nothing else.
+
+httpx does not let a caller choose httpcore's network backend, so `transport()` builds httpx's
+transport and hands its pool this backend before any connection exists; should a later httpx
+lay its transport out otherwise, the transport is left as httpx made it (only slower).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """A network stream that answers `is_readable` from its own socket and poll object."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream):
+        self._inner = inner
+        self._sock: socket.socket | None = inner.get_extra_info("socket")
+        self._fd = -1
+        self._poll: Any = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._sock is not None and hasattr(select, "poll"):
+            return self._readable(self._sock)
+        return self._inner.get_extra_info(info)
+
+    def _readable(self, sock: socket.socket) -> bool:
+        """httpcore's is_socket_readable, with the poll object kept: a socket without a file
+        descriptor counts as readable (its next read returns the end)."""
+        fd = sock.fileno()
+        if fd < 0:
+            return True
+        if fd != self._fd:
+            self._poll = select.poll()
+            self._poll.register(fd, select.POLLIN)
+            self._fd = fd
+        return bool(self._poll.poll(0))
+
+
+class Backend(httpcore.AsyncNetworkBackend):
+    """httpcore's automatic backend, its streams wrapped in `_Stream`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None
+                          ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.connect_tcp(host, port, timeout=timeout,
+                                                     local_address=local_address,
+                                                     socket_options=socket_options))
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None
+                                  ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.connect_unix_socket(path, timeout=timeout,
+                                                             socket_options=socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with `limits`, its pool on `Backend` (when httpx's layout allows)."""
+    made = httpx.AsyncHTTPTransport(limits=limits)
+    pool = getattr(made, "_pool", None)
+    if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend") \
+            and not pool.connections:
+        pool._network_backend = Backend()
+    return made
+
+
+def uses_backend(client: httpx.AsyncClient) -> bool:
+    """Whether a client's own transport pools its connections on `Backend` (for tests)."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    return isinstance(getattr(pool, "_network_backend", None), Backend)

@@ -1,0 +1,53 @@
+"""The client's transport: httpx's pool on a backend that looks at pooled connections cheaply,
+and still notices a connection the server closed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from pipeline.client import RunComfyClient
+from pipeline.client._pool import transport, uses_backend
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_both_clients_pool_on_the_cheap_backend() -> None:
+    """The API's client and the downloads' client use it; a transport given is left alone."""
+    client = RunComfyClient("http://127.0.0.1:9", "token")
+    assert uses_backend(client._http) and uses_backend(client._dl)
+    mock = httpx.MockTransport(lambda request: httpx.Response(200))
+    given = RunComfyClient("http://127.0.0.1:9", "token", transport=mock)
+    assert not uses_backend(given._http) and not uses_backend(given._dl)
+    asyncio.run(client.aclose())
+    asyncio.run(given.aclose())
+
+
+def test_a_connection_the_server_closed_is_not_reused() -> None:
+    """A keep-alive connection the server closed while idle is seen as expired: the next
+    request opens a new connection instead of failing on the dead one."""
+
+    async def scenario() -> list[int]:
+        accepted: list[int] = []
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(len(accepted))
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(RESPONSE)  # keep-alive by default, then closed by the server
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(transport=transport(httpx.Limits(max_connections=2))) \
+                as client:
+            for _ in range(3):
+                response = await client.get(f"http://127.0.0.1:{port}/")
+                assert response.json() == {}
+                await asyncio.sleep(0.05)  # the server's close reaches us
+        server.close()
+        await server.wait_closed()
+        return accepted
+
+    assert len(asyncio.run(scenario())) == 3
