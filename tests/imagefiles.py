@@ -52,3 +52,27 @@ def final_manifest(prompt: str = "{{ caption }}, steady camera", *,
     return (f"name: final\nmodel: {MODEL}\n" + (f"backend: {backend}\n" if backend else "")
             + f'prompt: "{prompt}"\ninputs:\n  image_urls: ["{{{{ image }}}}"]\nmatrix:\n'
             + f"  rows: {{file: {picks}}}\n  resolution: [1080P]\n  number_of_frames: [241]\n")
+
+
+def preview_manifest(pier: str = "b.png") -> str:
+    """The preview sweep the report and review tests share: 3 rows (two images: `a.png` and
+    `pier`) x 2 resolutions x 2 random seeds = 12 cells, on the simulator."""
+    return f"""
+name: preview
+model: {MODEL}
+backend: sim
+prompt: "{{{{ caption }}}}, slow push-in"
+inputs:
+  image_urls: ["{{{{ image }}}}"]
+  number_of_frames: 121
+matrix:
+  rows:
+    - {{image: a.png, caption: boats at dawn}}
+    - {{image: {pier}, caption: a pier in rain}}
+    - {{image: a.png, caption: lanterns at night}}
+  resolution: [720P, 1080P]
+  seed: {{random: 2}}
+run:
+  concurrency: 6
+  polling: {{initial: 0.1, max: 0.5}}
+"""

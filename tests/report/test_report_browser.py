@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import unavailable
-from imagefiles import MODEL, final_manifest, write_image, write_manifest
+from imagefiles import MODEL, final_manifest, preview_manifest, write_image, write_manifest
 from PIL import Image, ImageStat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,25 +134,7 @@ def test_narrow_window(demo: Path, browser, tmp_path: Path) -> None:
 
 
 # --- a preview sweep: rows x resolution x random seeds ----------------------------------------
-PREVIEW = f"""
-name: preview
-model: {MODEL}
-backend: sim
-prompt: "{{{{ caption }}}}, slow push-in"
-inputs:
-  image_urls: ["{{{{ image }}}}"]
-  number_of_frames: 121
-matrix:
-  rows:
-    - {{image: a.png, caption: boats at dawn}}
-    - {{image: b.png, caption: a pier in rain}}
-    - {{image: a.png, caption: lanterns at night}}
-  resolution: [720P, 1080P]
-  seed: {{random: 2}}
-run:
-  concurrency: 6
-  polling: {{initial: 0.1, max: 0.5}}
-"""
+PREVIEW = preview_manifest()
 
 FINAL = final_manifest("{{ caption }}, slow push-in", backend="sim")
 

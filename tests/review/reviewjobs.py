@@ -7,27 +7,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from imagefiles import MODEL, write_image, write_manifest
+from imagefiles import preview_manifest, write_image, write_manifest
 
-PREVIEW = f"""
-name: preview
-model: {MODEL}
-backend: sim
-prompt: "{{{{ caption }}}}, slow push-in"
-inputs:
-  image_urls: ["{{{{ image }}}}"]
-  number_of_frames: 121
-matrix:
-  rows:
-    - {{image: a.png, caption: boats at dawn}}
-    - {{image: a.png, caption: a pier in rain}}
-    - {{image: a.png, caption: lanterns at night}}
-  resolution: [720P, 1080P]
-  seed: {{random: 2}}
-run:
-  concurrency: 6
-  polling: {{initial: 0.1, max: 0.5}}
-"""
+PREVIEW = preview_manifest(pier="a.png")
 
 
 def make_project(root: Path) -> Path:
