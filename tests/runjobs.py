@@ -121,3 +121,22 @@ class LiveSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def team_job(folder: Path, name: str, cells: int) -> Path:
+    """A manifest of `cells` cells named `name` over one local image, polling fast: one of the
+    jobs the team-ledger tests run side by side."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_image(folder / "img.png", 640, 480)
+    return write_manifest(folder, f"""
+        name: {name}
+        model: {MODEL}
+        prompt: "{name}, take {{{{ seed }}}}"
+        inputs:
+          image_urls: [img.png]
+        matrix:
+          seed: {{from: 1, to: {cells}}}
+        run:
+          concurrency: 8
+          polling: {{initial: 0.1, max: 0.3, timeout: 120}}
+        """)

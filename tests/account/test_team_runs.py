@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagefiles import MODEL, write_image, write_manifest
 from runjobs import (
     LiveSampler,
     env_for,
@@ -21,6 +20,7 @@ from runjobs import (
     run,
     start_run,
     status_json,
+    team_job,
     wait_until,
 )
 
@@ -31,22 +31,6 @@ from pipeline.job.journal import read_state
 PER_CELL = 0.25  # the simulator's $0.05 a second, on a 121-frame ("5 s") clip
 
 
-def job(folder: Path, name: str, cells: int) -> Path:
-    """A manifest of `cells` cells over one local image, polling fast."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_image(folder / "img.png", 640, 480)
-    return write_manifest(folder, f"""
-        name: {name}
-        model: {MODEL}
-        prompt: "{name}, take {{{{ seed }}}}"
-        inputs:
-          image_urls: [img.png]
-        matrix:
-          seed: {{from: 1, to: {cells}}}
-        run:
-          concurrency: 8
-          polling: {{initial: 0.1, max: 0.3, timeout: 120}}
-        """)
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 180) -> list[tuple[int, str]]:
@@ -86,7 +70,7 @@ def test_three_runners_never_hold_more_than_the_account_allows(
     admin.init(ledger_url, concurrency=4)
     sim = sim_factory(capacity=8, gen_time=(0.2, 0.5), seed=3)
     env = ledger_env(sim, ledger_url)
-    jobs = [job(tmp_path / f"j{i}", f"team-{i}", 10) for i in range(3)]
+    jobs = [team_job(tmp_path / f"j{i}", f"team-{i}", 10) for i in range(3)]
     with LiveSampler(sim, every=0.1) as sampler:
         procs = [start_run(m, m.parent / "out", env) for m in jobs]
         ended = finish(procs)
@@ -108,7 +92,7 @@ def test_a_team_budget_just_below_the_total_stops_every_runner(
     admin.init(ledger_url, concurrency=6, budget=budget)
     sim = sim_factory(capacity=8, gen_time=(0.2, 0.4), seed=5)
     env = ledger_env(sim, ledger_url)
-    jobs = [job(tmp_path / f"j{i}", f"budget-{i}", 4) for i in range(3)]
+    jobs = [team_job(tmp_path / f"j{i}", f"budget-{i}", 4) for i in range(3)]
     ended = finish([start_run(m, m.parent / "out", env) for m in jobs])
     stopped = [text for code, text in ended if code == 1]
     assert stopped, ended  # 10 of 12 cells fit: at least one runner could not finish
@@ -129,7 +113,7 @@ def test_a_killed_runner_keeps_its_slots_until_its_requests_end(
     admin.init(ledger_url, concurrency=4)
     sim = sim_factory(capacity=8, gen_time=(2.0, 2.5), seed=9)
     env = ledger_env(sim, ledger_url)
-    manifest = job(tmp_path / "k", "killed", 8)
+    manifest = team_job(tmp_path / "k", "killed", 8)
     out = manifest.parent / "out"
     proc = start_run(manifest, out, env)
     # kill once the four slots' submits are answered and journalled: a kill between a submit's
@@ -188,7 +172,7 @@ def test_a_database_outage_pauses_submits_and_the_runs_go_on(
     admin.init(ledger_url, concurrency=3)
     sim = sim_factory(capacity=8, gen_time=(0.3, 0.6), seed=13)
     env = ledger_env(sim, ledger_url)
-    jobs = [job(tmp_path / f"j{i}", f"outage-{i}", 10) for i in range(2)]
+    jobs = [team_job(tmp_path / f"j{i}", f"outage-{i}", 10) for i in range(2)]
     with LiveSampler(sim, every=0.1) as sampler:
         procs = [start_run(m, m.parent / "out", env) for m in jobs]
         wait_until(lambda: sim.stats()["submissions_accepted"] >= 4, timeout=30)

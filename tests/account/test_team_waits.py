@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagefiles import MODEL, write_image, write_manifest
 from pgcluster import free_port
-from runjobs import env_for, journal_events, pipeline_cmd, wait_until
+from runjobs import env_for, journal_events, pipeline_cmd, team_job, wait_until
 
 from pipeline.account import admin
 from pipeline.account.store import LIVE, Hold, TeamLedger
@@ -24,22 +23,6 @@ START_LIMIT = 15.0  # seconds: a ledger that cannot be used is said within this
 STOP_LIMIT = 2.0  # seconds: Ctrl-C ends a run within this, whatever it waits for
 
 
-def job(folder: Path, name: str, cells: int) -> Path:
-    """A manifest of `cells` cells over one local image, polling fast."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_image(folder / "img.png", 640, 480)
-    return write_manifest(folder, f"""
-        name: {name}
-        model: {MODEL}
-        prompt: "{name}, take {{{{ seed }}}}"
-        inputs:
-          image_urls: [img.png]
-        matrix:
-          seed: {{from: 1, to: {cells}}}
-        run:
-          concurrency: 8
-          polling: {{initial: 0.1, max: 0.3, timeout: 120}}
-        """)
 
 
 def plain_run(manifest: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:
@@ -118,7 +101,7 @@ def test_a_ledger_that_cannot_be_used_at_the_start_is_a_user_error(
         "no-tables": (ledger_url, "pipeline account init"),
     }[what]
     sim = sim_factory(capacity=4, gen_time=(0.2, 0.3))
-    manifest = job(tmp_path / "j", "wrong-url", 2)
+    manifest = team_job(tmp_path / "j", "wrong-url", 2)
     began = time.monotonic()
     proc = subprocess.run(pipeline_cmd("run", str(manifest), "--out", str(tmp_path / "j" / "out"),
                                        "--no-progress", "--ledger", url),
@@ -143,7 +126,7 @@ def test_ctrl_c_ends_a_wait_for_a_team_slot_at_once(
     admin.init(ledger_url, concurrency=2)
     asyncio.run(occupy(ledger_url, 2))
     sim = sim_factory(capacity=4, gen_time=(0.2, 0.3))
-    proc = plain_run(job(tmp_path / "j", "starved", 3), env_for(sim.base_url),
+    proc = plain_run(team_job(tmp_path / "j", "starved", 3), env_for(sim.base_url),
                      "--ledger", ledger_url)
     err = Lines(proc)
     wait_until(lambda: err.has("waiting for a team slot"), timeout=30)
@@ -170,7 +153,7 @@ def test_ctrl_c_ends_a_wait_for_a_ledger_that_went_away(
     2 s (exit 130), without waiting for the database to come back."""
     admin.init(ledger_url, concurrency=2)
     sim = sim_factory(capacity=8, gen_time=(1.5, 2.0))
-    proc = plain_run(job(tmp_path / "j", "outage", 8), env_for(sim.base_url),
+    proc = plain_run(team_job(tmp_path / "j", "outage", 8), env_for(sim.base_url),
                      "--ledger", ledger_url)
     err = Lines(proc)
     try:
@@ -202,7 +185,7 @@ def test_three_runners_on_four_slots_take_turns(
     gen = (2.0, 2.5)
     sim = sim_factory(capacity=8, gen_time=gen, seed=21)
     env = env_for(sim.base_url, PIPELINE_LEDGER=ledger_url)
-    jobs = [job(tmp_path / f"t{c}", f"t{c}", 12) for c in "abc"]
+    jobs = [team_job(tmp_path / f"t{c}", f"t{c}", 12) for c in "abc"]
     procs = [plain_run(m, env) for m in jobs]
     errs = [Lines(p) for p in procs]
     said: list[str] = []
