@@ -44,14 +44,13 @@ def test_cli_option():
         parser.parse_args(["sim", "--defect-rate", "1.5"])
 
 
-def test_defective_clips_served_and_listed(sim_factory):
-    """Every request's clip is its own; the defective ones are what the stats say, and the
-    triage finds each."""
-    sim = sim_factory(defect_rate=0.5, seed=3, gen_time=0.05)
+def served_clips(sim, n: int, duration: int) -> dict[str, bytes]:
+    """Submit `n` requests (one image, prompts apart) and download each one's clip."""
     with httpx.Client(base_url=sim.base_url, headers=AUTH, timeout=10) as client:
         ids = [client.post(wire.SUBMIT_PATH.format(model_id=MODEL),
                            json={"prompt": f"take {i}", "image_urls": ["https://x.invalid/a.png"],
-                                 "duration": 2}).json()[wire.REQUEST_ID] for i in range(8)]
+                                 "duration": duration}).json()[wire.REQUEST_ID]
+               for i in range(n)]
         time.sleep(0.5)
         clips = {}
         for rid in ids:
@@ -61,6 +60,15 @@ def test_defective_clips_served_and_listed(sim_factory):
                     break
                 time.sleep(0.1)
             clips[rid] = answer.content
+    return clips
+
+
+def test_defective_clips_served_and_listed(sim_factory):
+    """Every request's clip is its own; the defective ones are what the stats say, and the
+    triage finds each."""
+    sim = sim_factory(defect_rate=0.5, seed=3, gen_time=0.05)
+    clips = served_clips(sim, 8, duration=2)
+    ids = list(clips)
     drawn = sim.stats()["defects"]
     assert drawn and set(drawn) <= set(ids)
     assert len({hashlib.sha256(c).hexdigest() for c in clips.values()}) == len(ids)
@@ -79,19 +87,9 @@ def clip_file(tmp_path):
 def test_triage_of_served_clips(sim_factory, clip_file):
     """The triage flags each served defect with its kind, and no good clip."""
     sim = sim_factory(defect_rate=0.5, seed=5, gen_time=0.05)
-    with httpx.Client(base_url=sim.base_url, headers=AUTH, timeout=10) as client:
-        ids = [client.post(wire.SUBMIT_PATH.format(model_id=MODEL),
-                           json={"prompt": f"take {i}", "image_urls": ["https://x.invalid/a.png"],
-                                 "duration": 3}).json()[wire.REQUEST_ID] for i in range(10)]
-        time.sleep(0.5)
-        results = {}
-        for rid in ids:
-            for _ in range(50):
-                answer = client.get(f"/files/{rid}.mp4")
-                if answer.status_code == 200:
-                    break
-                time.sleep(0.1)
-            results[rid] = qa.check_clip(clip_file(answer.content, f"{rid}.mp4"))["flags"]
+    clips = served_clips(sim, 10, duration=3)
+    results = {rid: qa.check_clip(clip_file(data, f"{rid}.mp4"))["flags"]
+               for rid, data in clips.items()}
     drawn = sim.stats()["defects"]
     assert drawn
     for rid, flags in results.items():
