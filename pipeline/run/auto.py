@@ -5,33 +5,40 @@ a 429) and reads `limit`, the number of requests it may have live now. The facts
 
 - The server runs requests first in, first out. A request of ours seen waiting at
   `queue_position` p (1-based) has p - 1 requests waiting in front of it; every other request
-  of ours submitted before it has started: it runs, or has ended. So at that instant the
-  account ran (ours live before it) - (p - 1) of ours: the capacity, when the queue is not
-  empty. We only know which of them were still live once each has been seen again, or has
-  ended (with the server's own finish time): the observation is kept until then and becomes
-  an exact figure (`_Figure`). The capacity is the smallest of the last few exact figures
-  (an end is dated on our clock a little late, by the submit's answer time, so a figure can
-  only err upwards).
+  submitted before it has started: it runs, or has ended. So at the instant the server
+  answered, the account ran (those live before it) - (p - 1): the capacity, when the queue is
+  not empty. We only know which of ours were still live then once each has been seen again,
+  or has ended (with the server's own run time): the observation is kept until then and
+  becomes a figure (`_Figure`): the range of capacities it allows.
+- Every figure is a true bound: it counts only facts the server would confirm. We never know
+  the server's instant to the millisecond, only windows on our clock: the answer was made
+  between our sending the status call and reading its answer; a request was created between
+  our sending its submit and reading the answer; it ended its run time after that. Where two
+  windows overlap (a request that ended while the answer was on its way, two submits in
+  flight together) or a submit's outcome is unknown (`hidden`: a 5xx, a dropped connection;
+  it may run ahead of ours), the fact is undecided, and widens the figure's range rather
+  than count one way. (Counted as ended, one such request made a figure one too low, and a
+  loaded machine settled one below the account's capacity.) The capacity is the most that
+  the latest figures allow where they agree (AutoConcurrency._settle says why the most).
 - With the capacity known, the same observation says how many slots are free on the server
-  already, ours having ended unnoticed: (ours live before it) - (p - 1) - capacity; a request
-  seen running says at least (ours live before it) + 1 - capacity. `limit` lends those out at
-  once, and takes the loan back as the runner notices the ends (`ended`), so a slot never
-  idles while a poll catches up.
+  already, ours having ended unnoticed: (ours surely before it and believed live) - (p - 1) -
+  capacity; a request seen running says at least (ours surely before it) + 1 - capacity.
+  `limit` lends those out at once, and takes the loan back as the runner notices the ends
+  (`ended`), so a slot never idles while a poll catches up.
 - Until a request of ours has waited, the limit doubles each time a whole round of it is
   seen running (the request at the limit's edge first seen running while every slot of ours
   is used: like TCP's slow start), from `start`, or from the capacity a previous run kept.
-  With the capacity known, a whole round of answers saying that our newest request runs (the
-  server's queue empty although we keep `queue_ahead` waiting), none of them waiting, says
-  that the account runs more now: the capacity is probed one higher (exact figures take it
-  down again if not). An answer about an older request says nothing of the queue behind it.
+  With the capacity known, our newest request seen running says that every request of ours
+  before it had started: those of them surely live then (decided as above, an undecided one
+  not counted) and it are a lower bound of what the account runs. One above the capacity
+  found says that the account runs more now: the capacity becomes that figure, and waiting
+  requests judge it again. (A guess one higher on a run of such answers alone, as this once
+  did, let a loaded runner that noticed ends late keep one more live than the account ran.)
 - Only a request seen waiting says the server is full, so only such an observation lowers
   the capacity. A failed generation is a request that ended (its slot was free from then
-  on); a 5xx or a dropped connection says nothing of the capacity, except that a submit
-  whose outcome is unknown may have been accepted: such a request (`hidden`) may run ahead
-  of ours, so a figure counts it as ours: an upper bound, which may cap the capacity but
-  never raise it. A 429 says the server wants
-  fewer calls now: the limit drops below what is live for a pause and growth pauses, while
-  the capacity found stays what it is.
+  on); a 5xx or a dropped connection says nothing of the capacity (but for the `hidden`
+  request it may have left). A 429 says the server wants fewer calls now: the limit drops
+  below what is live for a pause and growth pauses, while the capacity found stays.
 
 The limit settles at capacity + `queue_ahead`: a couple of requests wait on the server, so no
 slot idles while the runner notices a finish, and the queue stays short (cheap to cancel).
@@ -42,25 +49,39 @@ the run's live requests in the order sent and tells `AutoConcurrency` what each 
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 QUEUED, RUNNING = "in_queue", "in_progress"
-EXACT = 3  # exact figures whose smallest is the capacity
-PENDING = 8  # observations waiting to become exact figures, at most
+HISTORY = 20  # the last figures that, where they agree, say the capacity
+PENDING = 8  # observations waiting to become figures, at most
 
 
 @dataclass
 class _Figure:
-    """One queue observation, waiting until we know which requests before it were live."""
+    """One observation, waiting until we know which requests before it were live then."""
 
-    at: float
-    waiting: int  # queue_position - 1, less the submits of unknown outcome before it
+    asked: float  # when the status call was sent: the server answered at or after this
+    at: float  # when its answer was read: the server answered at or before this
+    waiting: int  # queue_position - 1 (0 for a request seen running)
     unresolved: set[str]  # request ids
-    live: int = 0  # of ours before it, known to have been live at `at`
-    hidden: int = 0  # submits of unknown outcome before it: the figure is only a bound
+    doubtful: set[str] = field(default_factory=set)  # of those, maybe created after it
+    live: int = 0  # of ours before it, surely live when the server answered
+    maybe: int = 0  # of ours, maybe before it and live then
+    hidden: int = 0  # submits of unknown outcome before it: maybe live on the server
+    low: bool = False  # a request seen running: only a lower bound
+
+    def bounds(self) -> tuple[int, int | None]:
+        """What the observation says of the capacity: at least, at most (None: no limit).
+        Waiting at position p behind k of ours and h others live, the account ran
+        k + h - (p - 1); running, with k of ours before it live, at least k + 1."""
+        if self.low:
+            return self.live + 1, None
+        return (max(1, self.live - self.waiting),
+                max(1, self.live + self.maybe + self.hidden - self.waiting))
 
 
 @dataclass
@@ -75,10 +96,9 @@ class AutoConcurrency:
     growing: int = 0  # the limit while the capacity is unknown
     paused_until: float = 0.0  # no growth before this time (after a 429)
     held_to: int | None = None  # after a 429, at most this many live until paused_until
-    _bound: int | None = None  # an upper bound of the capacity before the first exact figure
-    _quiet: int = 0  # answers of the newest request running since one was seen waiting
-    _exact: deque[int] = field(default_factory=lambda: deque(maxlen=EXACT))
-    _upper: deque[int] = field(default_factory=lambda: deque(maxlen=EXACT))  # bounds only
+    _bound: int | None = None  # an upper bound of the capacity before the first figure
+    _figures: deque[tuple[int, int | None]] = field(
+        default_factory=lambda: deque(maxlen=HISTORY))  # (at least, at most), oldest first
     _pending: list[_Figure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -90,7 +110,7 @@ class AutoConcurrency:
         auto = cls(queue_ahead=queue_ahead)
         if kept:
             auto.capacity = kept
-            auto._exact.append(kept)
+            auto._figures.append((kept, kept))
         return auto
 
     @property
@@ -124,21 +144,35 @@ class AutoConcurrency:
     # --- what the runner saw -----------------------------------------------------------------
     def seen(self, request: str, status: str, queue_position: int | None, *,
              ahead: Sequence[str], live: int, first: bool, now: float,
-             hidden: int = 0) -> None:
-        """A status answer: `ahead` are ours submitted before `request` and believed live,
-        `live` is how many of ours are believed live; `first`: its first status answer;
-        `hidden`: submits before it whose outcome is unknown, which may be live on the server."""
+             hidden: int = 0, asked: float | None = None, surely: Sequence[str] | None = None,
+             ended_live: int = 0, ended_maybe: int = 0) -> None:
+        """A status answer read at `now`, asked at `asked` (default `now`): `ahead` are ours
+        maybe submitted before `request` and believed live, `surely` those of them surely
+        submitted before it (default: all); `live` is how many of ours are believed live;
+        `first`: its first status answer; `hidden`: submits before it whose outcome is
+        unknown, which may be live on the server; `ended_live`, `ended_maybe`: ours before it
+        noticed ended since `asked`, surely and maybe live when the server answered."""
         if status not in (QUEUED, RUNNING):
             return
+        asked = now if asked is None else asked
+        surely = ahead if surely is None else surely
         if self.held_to is not None and now >= self.paused_until:
             self.held_to = None  # the pause after a 429 is over
-        self._resolve(request, live_then=lambda _: True)
+        self._seen_live(request, asked)
         if status == QUEUED and queue_position:
-            self._queued(len(ahead), queue_position - 1, ahead, now, hidden)
+            waiting = queue_position - 1
+            self._queued(_Figure(asked, now, waiting, set(ahead), set(ahead) - set(surely),
+                                 live=ended_live, maybe=ended_maybe, hidden=hidden),
+                         len(ahead), len(surely))
             return
         if self.capacity is not None:
             # it runs, so at most capacity - 1 of those before it do: the rest ended unnoticed
-            self.unnoticed = max(0, len(ahead) + 1 - self.capacity)
+            self.unnoticed = max(0, len(surely) + 1 - self.capacity)
+            if len(surely) + 1 > self.capacity and sum(f.low for f in self._pending) < 2:
+                # it runs: so did every request before it. Those still live then say how
+                # many the account ran at least: once each is decided, a figure
+                self._pending.append(_Figure(asked, now, 0, set(surely), live=ended_live,
+                                             low=True))
         newest = len(ahead) + 1 >= live  # every request of ours is before it, or it
         if now < self.paused_until or not (first or newest):
             return
@@ -148,55 +182,85 @@ class AutoConcurrency:
                 # a whole round runs (it and all before it started): try twice as many
                 self.growing = min(self.ceiling, 2 * (len(ahead) + 1))
             return
-        if not newest:
-            return
-        self._quiet += 1
-        if saturated and self.capacity is not None and \
-                self._quiet > self.capacity + self.queue_ahead:
-            self.capacity = min(self.ceiling, self.capacity + 1)  # probe: exact figures judge
-            self._quiet = 0
 
-    def _queued(self, before: int, waiting: int, ahead: Sequence[str], now: float,
-                hidden: int = 0) -> None:
-        self._quiet = 0
-        figure = before - waiting  # the capacity plus ours that ended unnoticed
-        if figure + hidden < 1:
+    def _queued(self, f: _Figure, before: int, surely: int) -> None:
+        most = before + f.live + f.maybe + f.hidden - f.waiting  # at most, however decided
+        if most < 1:
             return
-        if self.capacity is None:  # (a hidden request may hold a slot: it counts as ours)
-            bound = figure + hidden
-            self._bound = bound if self._bound is None else min(self._bound, bound)
-        else:
-            self.unnoticed = max(0, figure - self.capacity)
-        if len(self._pending) < PENDING:  # (those hidden count as ours: it errs upwards)
-            self._pending.append(_Figure(now, waiting - hidden, set(ahead), hidden=hidden))
+        if self.capacity is None:
+            self._bound = most if self._bound is None else min(self._bound, most)
+        else:  # (lent on those surely before it only: lending errs low)
+            self.unnoticed = max(0, surely - f.waiting - self.capacity)
+        if not f.unresolved:
+            self._settle(f)
+        elif sum(1 for p in self._pending if not p.low) < PENDING:
+            self._pending.append(f)
 
-    def ended(self, request: str, finished_at: float | None) -> None:
-        """One of ours was seen ended (`finished_at`: when, by the server's clock brought to
-        ours; None when unknown). Takes back a lent slot."""
+    def ended(self, request: str, window: tuple[float, float] | None) -> None:
+        """One of ours was seen ended: `window` is when, on our clock (it ended at or after
+        window[0] and at or before window[1]); None when unknown. Takes back a lent slot."""
         if self.unnoticed:
             self.unnoticed -= 1
-        self._resolve(request, live_then=lambda at: finished_at is not None and
-                      finished_at > at, unknown=finished_at is None)
-
-    def _resolve(self, request: str, live_then: Callable[[float], bool],
-                 unknown: bool = False) -> None:
         done = []
         for f in self._pending:
-            if request in f.unresolved:
-                if unknown:  # cannot tell: the observation cannot become exact
-                    done.append(f)
-                    continue
+            if request not in f.unresolved:
+                continue
+            f.unresolved.discard(request)
+            if window is not None and window[0] > f.at:  # ended after the answer: live then
+                self._count(f, request, sure=True)
+            elif window is None or window[1] > f.asked:  # may have ended while it was asked
+                self._count(f, request, sure=False)
+            if not f.unresolved:
+                done.append(f)
+        self._settle_all(done)
+
+    def _seen_live(self, request: str, asked: float) -> None:
+        """`request` answered a status call sent at `asked`: live then, so live at every
+        observation answered before it was asked."""
+        done = []
+        for f in self._pending:
+            if request in f.unresolved and f.at <= asked:
                 f.unresolved.discard(request)
-                f.live += 1 if live_then(f.at) else 0
+                self._count(f, request, sure=True)
                 if not f.unresolved:
                     done.append(f)
-                    (self._upper if f.hidden else self._exact).append(max(1, f.live - f.waiting))
-                    self.capacity = min(self._exact or self._upper)
-                    if self._upper:  # a bound caps what exact figures say, never raises it
-                        self.capacity = min(self.capacity, min(self._upper))
-                    self._bound = None
+        self._settle_all(done)
+
+    @staticmethod
+    def _count(f: _Figure, request: str, sure: bool) -> None:
+        if sure and request not in f.doubtful:
+            f.live += 1
+        elif not f.low:  # (a lower bound counts only what is sure)
+            f.maybe += 1
+
+    def _settle_all(self, done: list[_Figure]) -> None:
         if done:
             self._pending = [f for f in self._pending if f not in done]
+            for f in done:
+                self._settle(f)
+
+    def _settle(self, f: _Figure) -> None:
+        """An observation whose every request is decided: a figure, the range it allows. The
+        capacity is the most that the latest figures allow where they agree (newest first: a
+        figure that disagrees with newer ones is from before the account changed). The most,
+        as every figure is a true bound, and the undecided counted in it (a submit of unknown
+        outcome, a request that may have ended while the answer was on its way) make its
+        range wide: the least it allows is often far too low (slots would idle), while the
+        most of one figure or another is exact, and one too high only keeps a request more
+        waiting. (A figure once counted an undecided request as ended: one too low.)"""
+        low, high = f.bounds()
+        if f.low and (self.capacity is None or low <= self.capacity):
+            return  # (says nothing new)
+        self._figures.append((min(low, self.ceiling), high))
+        least, most = 1, None
+        for lo, hi in reversed(self._figures):
+            new_least = max(least, lo)
+            new_most = hi if most is None else most if hi is None else min(most, hi)
+            if new_most is not None and new_least > new_most:
+                break
+            least, most = new_least, new_most
+        self.capacity = min(self.ceiling, least if most is None else most)
+        self._bound = None
 
     def rate_limited(self, live: int, now: float, pause: float = 30.0) -> None:
         """A 429: ask for fewer than are live now, and do not grow, for `pause` seconds. The
@@ -223,8 +287,19 @@ class LiveRequests:
     `wake` is called when the limit grows (waiters for a slot look again); `on_capacity` with
     each new capacity `auto` finds. A submit whose outcome is unknown (a 5xx, a dropped
     connection) may have left a request running ahead of ours: it is counted `hidden` in what
-    later requests are seen to wait behind, until as long has passed as any request of ours
-    took from its submit to its end (until one has ended, for good)."""
+    later requests are seen to wait behind, until it has surely ended: a request of ours sent
+    after that answer came back was seen running (first in, first out: the hidden one had
+    started by then), and since then as long has passed as any request of ours took on the
+    server. (Counting it from its submit instead, one that waited long in the queue was
+    forgotten while it still held a slot, and a figure came out one low.)
+
+    Each request's creation on the server is known as a window on our clock: from our sending
+    its submit (`posting`) to our reading the answer (`sent`). A status answer is read a while
+    after the server made it, and requests of ours may have ended in between and been noticed
+    first: the ends noticed lately are kept (`_ends`) so that an answer counts those live when
+    it was asked (see AutoConcurrency on windows that overlap)."""
+
+    KEEP_ENDS = 60.0  # seconds an end is kept for the status answers in flight when noticed
 
     def __init__(self, auto: AutoConcurrency | None = None, *,
                  wake: Callable[[], None] = lambda: None):
@@ -232,59 +307,151 @@ class LiveRequests:
         self.wake = wake
         self.on_capacity: Callable[[int], object] | None = None
         self.order: dict[str, float] = {}  # cells with a request live, in the order sent:
-        #                                    when (time.time()) it was sent
-        self.unknown: list[float] = []  # when submits of unknown outcome were sent
+        #                                    when (time.time()) its submit was answered
+        self.since: dict[str, float] = {}  # when its submit was sent (absent: as `order`)
+        # submits of unknown outcome: [sent, answered, when one sent after it was seen running]
+        self.unknown: list[list[float]] = []
         self.longest = 0.0  # the longest a request of ours took from its submit to its end
         self._asked: set[str] = set()  # cells of `order` whose request has answered a status
         self.waited_until: dict[str, float] = {}  # when a live request was last seen waiting
+        self._posting: dict[str, float] = {}  # submits on their way: when sent
+        self._widest = 0.0  # the widest creation window so far
+        # ends noticed lately: (noticed, sent window, end window or None), in noticed order
+        self._ends: deque[tuple[float, float, float, tuple[float, float] | None]] = deque()
+        self._ends_since = 0.0  # ends noticed before this are forgotten
+
+    def posting(self, cell: str, at: float | None = None) -> None:
+        """A submit for `cell` is being sent now (the earliest its request can exist)."""
+        if self.auto is not None:
+            self._posting[cell] = time.time() if at is None else at
+
+    def unsent(self, cell: str) -> None:
+        """The submit for `cell` sent last failed (its outcome, if unknown: `outcome_unknown`)."""
+        self._posting.pop(cell, None)
 
     def sent(self, cell: str, at: float | None = None) -> None:
         """A request of `cell` is live on the server (accepted now, or found by a resume)."""
-        self.order[cell] = time.time() if at is None else at
+        answered = time.time() if at is None else at
+        self.order[cell] = answered
+        posted = self._posting.pop(cell, None)
+        if posted is not None and posted < answered:
+            self.since[cell] = posted
+            self._widest = max(self._widest, answered - posted)
 
-    def outcome_unknown(self, at: float | None = None) -> None:
-        """A submit sent `at` (time.time()) was answered by a 5xx or a dropped connection: it
-        may be live unseen, ahead of ours sent after it. What ours were seen waiting behind
-        since is no exact figure."""
-        self.unknown.append(time.time() if at is None else at)
+    def outcome_unknown(self, at: float | None = None, answered: float | None = None) -> None:
+        """A submit sent `at` (time.time()) was answered by a 5xx or a dropped connection at
+        `answered` (default now): it may be live unseen, ahead of ours sent after it. What
+        ours were seen waiting behind since is no exact figure."""
+        answered = time.time() if answered is None else answered
+        self.unknown.append([answered if at is None else at, answered, math.inf])
 
     def hidden(self, before: float, now: float) -> int:
         """Submits of unknown outcome sent before `before` that may still be live at `now`."""
         if self.longest:
-            self.unknown = [t for t in self.unknown if now - t < self.longest]
-        return sum(1 for t in self.unknown if t < before)
+            self.unknown = [u for u in self.unknown if now - u[2] < self.longest]
+        return sum(1 for u in self.unknown if u[0] < before)
 
-    def seen(self, cell: str, status: str, queue_position: int | None, now: float) -> None:
-        """A status answer for `cell`'s live request (from its poller or the queue watch)."""
+    def _started(self, cell: str, now: float) -> None:
+        """`cell`'s request ran by `now`: so had every hidden one created before it."""
+        posted = self.since.get(cell, self.order.get(cell))
+        for u in self.unknown:
+            if posted is not None and posted >= u[1] and now < u[2]:
+                u[2] = now
+
+    def seen(self, cell: str, status: str, queue_position: int | None, now: float,
+             asked: float | None = None) -> None:
+        """A status answer for `cell`'s live request (from its poller or the queue watch),
+        read at `now` for a call sent at `asked` (default: `now`)."""
         if self.auto is None or cell not in self.order:
             return
+        asked = now if asked is None else asked
         first = cell not in self._asked
         self._asked.add(cell)
         before = self.auto.limit, self.auto.capacity
-        ahead = []
-        for other in self.order:
-            if other == cell:
-                break
-            ahead.append(other)
-        if status == QUEUED and queue_position:  # first in, first out: those just before it
-            for other in [*ahead[len(ahead) - queue_position + 1:], cell]:  # wait too
+        if status == RUNNING and self.unknown:
+            self._started(cell, now)
+        queued = status == QUEUED and queue_position
+        ahead, surely = self._ahead(cell, bool(queued))
+        ended_live = ended_maybe = 0
+        if queued:  # first in, first out: those just before it (answered before it) wait too
+            earlier = [o for o in ahead if self.order[o] <= self.order[cell]]
+            for other in [*earlier[len(earlier) - queued + 1:], cell]:
                 self.waited_until[other] = now
+            if asked < self._ends_since:  # ends it should count are forgotten: no figure
+                return
+            ended_live, ended_maybe = self._ended_while_asked(cell, asked, now)
         self.auto.seen(cell, status, queue_position, ahead=ahead, live=len(self.order),
-                       first=first, now=now, hidden=self.hidden(self.order[cell], now)
-                       if self.unknown else 0)
+                       first=first, now=now, asked=asked, surely=surely,
+                       ended_live=ended_live, ended_maybe=ended_maybe,
+                       hidden=self.hidden(self.order[cell], now) if self.unknown else 0)
         self._learnt(before)
 
-    def ended(self, cell: str, finished_at: float | None) -> None:
-        """`cell`'s request ended (`finished_at`: when, on our clock, if the server said)."""
+    def _ahead(self, cell: str, queued: bool) -> tuple[list[str], list[str]]:
+        """Ours live that may have been created before `cell`'s request, and those of them
+        surely created before it (answered before it was sent). For a request seen running
+        (`queued` False) only those answered before it."""
+        lo, hi = self.since.get(cell, self.order[cell]), self.order[cell]
+        ahead: list[str] = []
+        surely: list[str] = []
+        passed = False
+        for other, answered in self.order.items():
+            if other == cell:
+                passed = True
+                continue
+            if not passed:  # answered before it: before it unless sent while it was
+                ahead.append(other)
+                if answered <= lo:
+                    surely.append(other)
+            elif not queued or answered - self._widest > hi:
+                break  # (answered later still: sent after it was answered)
+            elif self.since.get(other, answered) < hi:  # sent while it was: maybe before it
+                ahead.append(other)
+        return ahead, surely
+
+    def _ended_while_asked(self, cell: str, asked: float, now: float) -> tuple[int, int]:
+        """Ours that may have been created before `cell`'s request and live when the server
+        answered, yet not among those live now: noticed ended since `asked`, or still on their
+        way (their submit not answered yet). (How many surely, how many maybe.)"""
+        lo, hi = self.since.get(cell, self.order[cell]), self.order[cell]
+        maybe = sum(1 for other, at in self._posting.items() if at < hi and other != cell)
+        surely = 0
+        for noticed, sent_lo, sent_hi, window in reversed(self._ends):
+            if noticed <= asked:
+                break
+            if sent_lo >= hi:  # sent after it was answered: behind it
+                continue
+            if window is not None and window[1] <= asked:
+                continue  # ended before the call was sent
+            if sent_hi <= lo and window is not None and window[0] > now:
+                surely += 1  # before it, and ended after the server answered
+            else:
+                maybe += 1  # (it may have ended, or been behind, as the server saw)
+        return surely, maybe
+
+    def ended(self, cell: str, took: float | None, noticed: float | None = None) -> None:
+        """`cell`'s request ended, noticed at `noticed` (default now); `took`: the server's
+        own time from its creation to its end, when it said."""
         self._asked.discard(cell)
         self.waited_until.pop(cell, None)
-        sent = self.order.pop(cell, None)
-        if sent is not None and finished_at is not None:
-            self.longest = max(self.longest, finished_at - sent)
-        if sent is not None and self.auto is not None:
-            before = self.auto.limit, self.auto.capacity
-            self.auto.ended(cell, finished_at)
-            self._learnt(before)
+        self._posting.pop(cell, None)
+        if self.unknown:
+            self._started(cell, time.time() if noticed is None else noticed)
+        answered = self.order.pop(cell, None)
+        posted = self.since.pop(cell, answered)
+        if answered is None or posted is None:
+            return
+        if took is not None:
+            self.longest = max(self.longest, took)
+        if self.auto is None:
+            return
+        noticed = time.time() if noticed is None else noticed
+        window = (posted + took, answered + took) if took is not None else None
+        self._ends.append((noticed, posted, answered, window))
+        while self._ends and self._ends[0][0] < noticed - self.KEEP_ENDS:
+            self._ends_since = self._ends.popleft()[0]
+        before = self.auto.limit, self.auto.capacity
+        self.auto.ended(cell, window)
+        self._learnt(before)
 
     def rate_limited(self, now: float) -> None:
         """A submit was answered 429: with `auto`, ask for fewer."""

@@ -220,6 +220,7 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
             return None
         if a.result is not None:  # ended meanwhile by another part of the run (a cancel)
             return a.result
+        asked = time.time()
         try:
             info = await run.client.status(a.request_id)
         except NotFound:
@@ -237,7 +238,7 @@ async def poll(run: RunContext, cell: Cell) -> str | None:
         calls += 1
         p.polls += 1
         now = time.time()
-        control.requests.seen(cell_id, info.status, info.queue_position, now)
+        control.requests.seen(cell_id, info.status, info.queue_position, now, asked)
         run.watch.status(cell_id, info.raw.get("status"))
         if not info.finished:
             unknown_word(run, info.status, "/status")
@@ -370,9 +371,10 @@ async def watch_queue(run: RunContext) -> None:
         a = run.state.cells[newest].last if newest is not None else None
         if newest is None or a is None or a.request_id is None:
             continue
+        asked = time.time()
         try:
             info = await run.client.status(a.request_id)
         except ClientError:
             continue
-        requests.seen(newest, info.status, info.queue_position, time.time())
+        requests.seen(newest, info.status, info.queue_position, time.time(), asked)
         waiting = info.queue_position if info.status == wire.IN_QUEUE else 0

@@ -175,7 +175,7 @@ class Runner:
             if event["e"] == "submitted":
                 run.control.requests.sent(cell)
             elif event["e"] == "result":
-                run.control.requests.ended(cell, _ended_at(rec, event))
+                run.control.requests.ended(cell, _took(event))
             if run.team is not None and event["e"] != "cell":
                 run.team.changed(cell, event.get("n"))
         if self.progress is not None:
@@ -307,15 +307,11 @@ else the canary stops the run)."""
                           cell_events=run.state.cell_events)
 
 
-def _ended_at(rec: CellRecord, event: dict) -> float | None:
-    """When a request ended, on our clock: its submit time plus the server's own
-    created_at-to-finished_at (so the two clocks need not agree); None when unknown."""
+def _took(event: dict) -> float | None:
+    """How long a request took on the server, from its creation to its end, by the server's
+    own created_at and finished_at (so the two clocks need not agree); None when unknown."""
     times = event.get("server_times") or {}
-    took = server_seconds(times.get("created_at"), times.get("finished_at"))
-    a = rec.last
-    if took is None or a is None or a.submitted_at is None:
-        return None
-    return a.submitted_at + took
+    return server_seconds(times.get("created_at"), times.get("finished_at"))
 
 
 def _marker(act: Action, rec: CellRecord) -> dict:

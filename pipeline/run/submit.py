@@ -53,10 +53,12 @@ async def submit(run: RunContext, cell: Cell) -> bool:
         crash_point("after_intent")
         try:
             model = run.model_of(cell)
+            control.requests.posting(cell.id)  # (its request can exist from now on)
             sub = await run.client.submit(model.id, cell.request,
                                           base_dir=run.plan.manifest.folder,
                                           image_fields=model.image_fields())
         except SubmitError as exc:
+            control.requests.unsent(cell.id)
             balance = is_balance(exc.status_code, exc.error_code)
             permanent = exc.kind == NOT_ACCEPTED and bool(exc.permanent) and not balance
             run.write(ev.submit_failed(cell.id, n, exc.kind, exc.message, permanent))
@@ -88,6 +90,7 @@ async def submit(run: RunContext, cell: Cell) -> bool:
                 return False
             continue
         except ClientError as exc:  # e.g. a local image that cannot be sent
+            control.requests.unsent(cell.id)
             run.write(ev.submit_failed(cell.id, n, NOT_ACCEPTED, str(exc), True))
             await run.journal.durable()
             stopping.cell_failed()

@@ -118,6 +118,7 @@ def test_auto_settles_at_the_capacity_under_faults(tmp_path: Path, sim_factory: 
     env = env_for(sim.base_url)
     first = run(manifest, out, env, "--progress", "json")
     key = sim.base_url.rstrip("/")
+    assert (out / "capacity.json").exists(), first.stdout + first.stderr
     found = json.loads((out / "capacity.json").read_text())["services"][key]
     assert found["capacity"] == 5, first.stdout + first.stderr
     lines = [json.loads(x) for x in first.stderr.splitlines() if x.startswith("{")]

@@ -85,7 +85,7 @@ def drive(auto: AutoConcurrency, server: Server, ticks: int, *, lag: float = 0.5
             status, position = server.status(rid)
             if status == "completed":
                 believed.remove(rid)
-                auto.ended(str(rid), server.done[rid])
+                auto.ended(str(rid), (server.done[rid], server.done[rid]))
                 continue
             ahead = [str(r) for r in believed[:believed.index(rid)]]
             auto.seen(str(rid), status, position, ahead=ahead, live=len(believed),
@@ -153,14 +153,14 @@ def test_unnoticed_finishes_lend_their_slots_once() -> None:
     # 7 ahead, 1 of them waits: 6 run or ended; the capacity is 4, so 2 ended unnoticed
     auto.seen("7", QUEUED, 2, ahead=ids[:7], live=8, first=True, now=10.0)
     assert (auto.capacity, auto.unnoticed, auto.limit) == (4, 2, 8)
-    auto.ended("0", finished_at=9.0)
+    auto.ended("0", (9.0, 9.0))
     assert auto.limit == 7
-    auto.ended("1", finished_at=9.5)
-    auto.ended("2", finished_at=11.0)  # ended after the observation: it was live then
+    auto.ended("1", (9.5, 9.5))
+    auto.ended("2", (11.0, 11.0))  # ended after the observation: it was live then
     assert auto.limit == 6
     for n in range(3, 7):
         auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=5, first=False, now=12.0)
-    assert auto._exact[-1] == 5 - 1  # 5 of the 7 were live then, 1 of them waiting
+    assert auto._figures[-1] == (4, 4)  # 5 of the 7 were live then, 1 of them waiting
 
 
 def test_growth_needs_a_whole_round_running() -> None:
@@ -193,19 +193,23 @@ def test_requests_of_unknown_outcome_do_not_lower_the_capacity() -> None:
     auto.seen("3", QUEUED, 1, ahead=ids[:3], live=4, first=True, now=1.0, hidden=2)
     for n in range(3):
         auto.seen(ids[n], RUNNING, None, ahead=ids[:n], live=4, first=False, now=2.0)
-    assert auto._exact[-1] == 5 and auto.capacity == 5
+    assert auto._figures[-1] == (3, 5) and auto.capacity == 5  # (3 of ours, 2 maybe)
 
 
-def test_answers_about_older_requests_do_not_probe() -> None:
+def test_the_newest_running_raises_the_capacity_once_those_before_it_are_decided() -> None:
     """With capacity 4 found and 6 live, rounds of older requests first seen running (they
-    waited unseen) do not raise the capacity; the newest seen running, round after round, does."""
+    waited unseen) do not raise the capacity. The newest seen running, with the 5 before it
+    seen live afterwards, says the account ran 6: the capacity becomes 6."""
     auto = AutoConcurrency.resume(kept=4, queue_ahead=2)
     ids = [str(n) for n in range(40)]
     for n in range(30):  # each the 4th of 6 live: two of ours wait behind it
         auto.seen(ids[n], RUNNING, None, ahead=ids[max(0, n - 3):n], live=6, first=True,
                   now=float(n))
     assert auto.capacity == 4
-    for n in range(10):  # the newest runs: the queue is empty although 6 are live
-        auto.seen(ids[30 + n], RUNNING, None, ahead=ids[25 + n:30 + n], live=6, first=True,
-                  now=40.0 + n)
-    assert auto.capacity == 5
+    auto.seen(ids[35], RUNNING, None, ahead=ids[30:35], live=6, first=True, now=40.0)
+    assert auto.capacity == 4  # (those before it may have ended before the server answered)
+    for n in range(30, 34):
+        auto.seen(ids[n], RUNNING, None, ahead=ids[30:n], live=6, first=False, now=41.0)
+    assert auto.capacity == 4
+    auto.ended(ids[34], (41.5, 42.0))  # the last one before it: it ended after the answer
+    assert auto.capacity == 6 and auto.limit == 8
