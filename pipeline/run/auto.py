@@ -145,17 +145,21 @@ class AutoConcurrency:
     def seen(self, request: str, status: str, queue_position: int | None, *,
              ahead: Sequence[str], live: int, first: bool, now: float,
              hidden: int = 0, asked: float | None = None, surely: Sequence[str] | None = None,
-             ended_live: int = 0, ended_maybe: int = 0) -> None:
+             ended_live: int = 0, ended_maybe: int = 0,
+             ran: Sequence[str] | None = None) -> None:
         """A status answer read at `now`, asked at `asked` (default `now`): `ahead` are ours
         maybe submitted before `request` and believed live, `surely` those of them surely
         submitted before it (default: all); `live` is how many of ours are believed live;
         `first`: its first status answer; `hidden`: submits before it whose outcome is
         unknown, which may be live on the server; `ended_live`, `ended_maybe`: ours before it
-        noticed ended since `asked`, surely and maybe live when the server answered."""
+        noticed ended since `asked`, surely and maybe live when the server answered; `ran`
+        (for a request seen running): ours seen running in answers read before `asked`, and
+        believed live (default: `surely`)."""
         if status not in (QUEUED, RUNNING):
             return
         asked = now if asked is None else asked
         surely = ahead if surely is None else surely
+        ran = surely if ran is None else ran
         if self.held_to is not None and now >= self.paused_until:
             self.held_to = None  # the pause after a 429 is over
         self._seen_live(request, asked)
@@ -168,20 +172,19 @@ class AutoConcurrency:
         if self.capacity is not None:
             # it runs, so at most capacity - 1 of those before it do: the rest ended unnoticed
             self.unnoticed = max(0, len(surely) + 1 - self.capacity)
-            if len(surely) + 1 > self.capacity and sum(f.low for f in self._pending) < 2:
-                # it runs: so did every request before it. Those still live then say how
-                # many the account ran at least: once each is decided, a figure
-                self._pending.append(_Figure(asked, now, 0, set(surely), live=ended_live,
-                                             low=True))
+            if len(ran) + 1 > self.capacity and sum(f.low for f in self._pending) < 2:
+                # it runs, and so did those seen running before: those of them still live
+                # then say how many the account ran at least. Once each is decided, a figure
+                self._pending.append(_Figure(asked, now, 0, set(ran), low=True))
         newest = len(ahead) + 1 >= live  # every request of ours is before it, or it
         if now < self.paused_until or not (first or newest):
             return
         saturated = live >= self.target  # the limit is what holds us back
         if self.capacity is None and self._bound is None:
             if first and saturated and len(ahead) + 1 >= self.growing:
-                # a whole round runs (it and all before it started): try twice as many
+                # a whole round runs (it and all before it started): try twice as many (a
+                # guess while learning: the first request seen waiting bounds it)
                 self.growing = min(self.ceiling, 2 * (len(ahead) + 1))
-            return
 
     def _queued(self, f: _Figure, before: int, surely: int) -> None:
         most = before + f.live + f.maybe + f.hidden - f.waiting  # at most, however decided
@@ -314,16 +317,31 @@ class LiveRequests:
         self.longest = 0.0  # the longest a request of ours took from its submit to its end
         self._asked: set[str] = set()  # cells of `order` whose request has answered a status
         self.waited_until: dict[str, float] = {}  # when a live request was last seen waiting
+        self._running: dict[str, float] = {}  # when a live request was first seen running
         self._posting: dict[str, float] = {}  # submits on their way: when sent
         self._widest = 0.0  # the widest creation window so far
         # ends noticed lately: (noticed, sent window, end window or None), in noticed order
         self._ends: deque[tuple[float, float, float, tuple[float, float] | None]] = deque()
         self._ends_since = 0.0  # ends noticed before this are forgotten
+        self._offset: tuple[float, float] | None = None  # the server's clock minus ours
 
     def posting(self, cell: str, at: float | None = None) -> None:
         """A submit for `cell` is being sent now (the earliest its request can exist)."""
         if self.auto is not None:
             self._posting[cell] = time.time() if at is None else at
+
+    def _on_our_clock(self, created: float, finished: float, posted: float,
+                      answered: float) -> tuple[float, float]:
+        """When a request ended, as a window on our clock. It was created between our sending
+        its submit and reading the answer, which bounds the server's clock against ours (the
+        bounds of every request so far, where they agree, narrow it: as NTP does); its end is
+        as far from its creation as the server says."""
+        lo, hi = created - answered, created - posted  # the server's clock minus ours
+        if self._offset is not None and max(lo, self._offset[0]) <= min(hi, self._offset[1]):
+            lo, hi = max(lo, self._offset[0]), min(hi, self._offset[1])
+        self._offset = lo, hi  # (bounds that disagree: the clock moved, start again)
+        took = finished - created
+        return max(posted + took, finished - hi), min(answered + took, finished - lo)
 
     def unsent(self, cell: str) -> None:
         """The submit for `cell` sent last failed (its outcome, if unknown: `outcome_unknown`)."""
@@ -368,8 +386,12 @@ class LiveRequests:
         first = cell not in self._asked
         self._asked.add(cell)
         before = self.auto.limit, self.auto.capacity
-        if status == RUNNING and self.unknown:
-            self._started(cell, now)
+        ran: list[str] | None = None
+        if status == RUNNING:
+            if self.unknown:
+                self._started(cell, now)
+            ran = [c for c, t in self._running.items() if t <= asked and c != cell]
+            self._running.setdefault(cell, now)
         queued = status == QUEUED and queue_position
         ahead, surely = self._ahead(cell, bool(queued))
         ended_live = ended_maybe = 0
@@ -382,7 +404,7 @@ class LiveRequests:
             ended_live, ended_maybe = self._ended_while_asked(cell, asked, now)
         self.auto.seen(cell, status, queue_position, ahead=ahead, live=len(self.order),
                        first=first, now=now, asked=asked, surely=surely,
-                       ended_live=ended_live, ended_maybe=ended_maybe,
+                       ended_live=ended_live, ended_maybe=ended_maybe, ran=ran,
                        hidden=self.hidden(self.order[cell], now) if self.unknown else 0)
         self._learnt(before)
 
@@ -428,11 +450,13 @@ class LiveRequests:
                 maybe += 1  # (it may have ended, or been behind, as the server saw)
         return surely, maybe
 
-    def ended(self, cell: str, took: float | None, noticed: float | None = None) -> None:
-        """`cell`'s request ended, noticed at `noticed` (default now); `took`: the server's
-        own time from its creation to its end, when it said."""
+    def ended(self, cell: str, span: tuple[float, float] | None,
+              noticed: float | None = None) -> None:
+        """`cell`'s request ended, noticed at `noticed` (default now); `span`: its creation
+        and its end on the server's clock (POSIX seconds), when the server said."""
         self._asked.discard(cell)
         self.waited_until.pop(cell, None)
+        self._running.pop(cell, None)
         self._posting.pop(cell, None)
         if self.unknown:
             self._started(cell, time.time() if noticed is None else noticed)
@@ -440,12 +464,14 @@ class LiveRequests:
         posted = self.since.pop(cell, answered)
         if answered is None or posted is None:
             return
-        if took is not None:
-            self.longest = max(self.longest, took)
+        window = None
+        if span is not None:
+            created, finished = span
+            self.longest = max(self.longest, finished - created)
+            window = self._on_our_clock(created, finished, posted, answered)
         if self.auto is None:
             return
         noticed = time.time() if noticed is None else noticed
-        window = (posted + took, answered + took) if took is not None else None
         self._ends.append((noticed, posted, answered, window))
         while self._ends and self._ends[0][0] < noticed - self.KEEP_ENDS:
             self._ends_since = self._ends.popleft()[0]

@@ -25,7 +25,7 @@ import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .. import wire
 from ..client import finished_result, known_live, pick_outputs
@@ -62,13 +62,24 @@ class Poll:
 
 def server_seconds(created_at: str | None, finished_at: str | None) -> float | None:
     """finished_at - created_at from the server's ISO-8601 timestamps, when both parse."""
+    span = server_span(created_at, finished_at)
+    return span[1] - span[0] if span is not None else None
+
+
+def server_span(created_at: str | None, finished_at: str | None) -> tuple[float, float] | None:
+    """(created_at, finished_at) as POSIX seconds on the server's clock, when both parse (a
+    time without a zone is taken as UTC) and the end is not before the start."""
     try:
         start = datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
         end = datetime.fromisoformat(str(finished_at).replace("Z", "+00:00"))
     except (TypeError, ValueError):
         return None
-    seconds = (end - start).total_seconds()
-    return seconds if seconds >= 0 else None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=timezone.utc)
+    span = start.timestamp(), end.timestamp()
+    return span if span[1] >= span[0] else None
 
 
 @dataclass

@@ -44,7 +44,7 @@ from .cancel import cancel_live
 from .collect import clean_partial_downloads, collect
 from .context import RunContext, RunOptions, RunSummary
 from .control import Slot
-from .poll import poll, server_seconds, watch_queue
+from .poll import poll, server_span, watch_queue
 from .progress import Progress
 from .submit import submit
 
@@ -175,7 +175,7 @@ class Runner:
             if event["e"] == "submitted":
                 run.control.requests.sent(cell)
             elif event["e"] == "result":
-                run.control.requests.ended(cell, _took(event))
+                run.control.requests.ended(cell, _span(event))
             if run.team is not None and event["e"] != "cell":
                 run.team.changed(cell, event.get("n"))
         if self.progress is not None:
@@ -307,11 +307,11 @@ else the canary stops the run)."""
                           cell_events=run.state.cell_events)
 
 
-def _took(event: dict) -> float | None:
-    """How long a request took on the server, from its creation to its end, by the server's
-    own created_at and finished_at (so the two clocks need not agree); None when unknown."""
+def _span(event: dict) -> tuple[float, float] | None:
+    """A request's creation and end on the server's clock, by its own created_at and
+    finished_at (the two clocks need not agree: pipeline.run.auto bounds the difference)."""
     times = event.get("server_times") or {}
-    return server_seconds(times.get("created_at"), times.get("finished_at"))
+    return server_span(times.get("created_at"), times.get("finished_at"))
 
 
 def _marker(act: Action, rec: CellRecord) -> dict:

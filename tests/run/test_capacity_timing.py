@@ -103,7 +103,7 @@ class Night:
             if watch or cell not in self.requests.order:
                 return
             req = view.request
-            self.requests.ended(cell, req.finished - req.submitted, self.now)
+            self.requests.ended(cell, (req.submitted, req.finished), self.now)
             self.busy -= 1
             self.fill()
 
