@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,26 @@ def sniff(head: bytes) -> str | None:
 
 
 def to_data_uri(path: str | Path) -> str:
-    """`data:image/jpeg|png;base64,...` for a local JPEG or PNG, typed by content not by name."""
+    """`data:image/jpeg|png;base64,...` for a local JPEG or PNG, typed by content not by name.
+    A sweep sends one image with many seeds: the URI of a file whose size and modification
+    time have not changed is reused (the last few files), not read and encoded again."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > wire.DATA_URI_MAX_BYTES:
-            raise LocalImageError(
-                f"{path}: {size} bytes is too large to send inline (limit "
-                f"{wire.DATA_URI_MAX_BYTES} bytes); host it at a public HTTPS URL instead")
-        data = path.read_bytes()
+        st = path.stat()
+    except OSError as exc:
+        raise LocalImageError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
+    if st.st_size > wire.DATA_URI_MAX_BYTES:
+        raise LocalImageError(
+            f"{path}: {st.st_size} bytes is too large to send inline (limit "
+            f"{wire.DATA_URI_MAX_BYTES} bytes); host it at a public HTTPS URL instead")
+    return _encoded(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _encoded(path: str, mtime_ns: int, size: int) -> str:
+    """The data URI of a file as it is at (mtime_ns, size): the cache's key."""
+    try:
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise LocalImageError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
     media_type = sniff(data[:16])

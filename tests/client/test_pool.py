@@ -1,5 +1,6 @@
 """The client's transport: httpx's pool on a backend that looks at pooled connections cheaply,
-and still notices a connection the server closed."""
+and still notices a connection the server closed; and what a submit sends over and over (one
+image with many seeds) is encoded once."""
 
 from __future__ import annotations
 
@@ -51,3 +52,22 @@ def test_a_connection_the_server_closed_is_not_reused() -> None:
         return accepted
 
     assert len(asyncio.run(scenario())) == 3
+
+
+def test_an_image_sent_with_many_seeds_is_encoded_once_until_it_changes(tmp_path) -> None:
+    """The data URI of an unchanged file is reused; a file rewritten is read again."""
+    import os
+
+    from PIL import Image
+
+    from pipeline.client import _inline
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    _inline._encoded.cache_clear()
+    first = [_inline.to_data_uri(image) for _ in range(5)]
+    assert len(set(first)) == 1 and _inline._encoded.cache_info().misses == 1
+    Image.new("RGB", (8, 8), (200, 20, 30)).save(image)
+    os.utime(image, ns=(1, 1))  # a different modification time, whatever the clock's grain
+    assert _inline.to_data_uri(image) != first[0]
+    assert _inline._encoded.cache_info().misses == 2
