@@ -108,9 +108,9 @@ FAULTS = {"fail_rate": 0.1, "error_rate": 0.05, "rate_limit_rate": 0.05, "drop_r
 
 def test_auto_settles_at_the_capacity_under_faults(tmp_path: Path, sim_factory: Any) -> None:
     """Capacity 5 with every fault on: failed generations, 5xx, dropped connections and 429s
-    are no evidence of fewer slots, so a 48-cell run finds 5, and the progress line never shows
-    a limit or a queue beyond what the server would confirm; a 3-cell run afterwards (it never
-    fills the server) leaves capacity.json as it was."""
+    are no evidence of fewer slots, so a 48-cell run finds 5 (or 6, see below), and the
+    progress line never shows a limit or a queue beyond what the server would confirm; a
+    3-cell run afterwards (it never fills the server) leaves capacity.json as it was."""
     sim = sim_factory(capacity=5, gen_time=(0.6, 1.2), seed=3, retry_after=0.2,
                       slow_delay=0.5, download_outage=0.5, **FAULTS)
     manifest = job(tmp_path, 48, "  max_attempts: 3")
@@ -120,11 +120,16 @@ def test_auto_settles_at_the_capacity_under_faults(tmp_path: Path, sim_factory: 
     key = sim.base_url.rstrip("/")
     assert (out / "capacity.json").exists(), first.stdout + first.stderr
     found = json.loads((out / "capacity.json").read_text())["services"][key]
-    assert found["capacity"] == 5, first.stdout + first.stderr
+    # Never below: no fault is taken for fewer slots. One above at most: while a submit of
+    # unknown outcome may be running unseen ahead of ours, the server's answers cannot tell 5
+    # from 6, and the runner takes the most its figures allow (one more waiting, no slot idle).
+    assert found["capacity"] in (5, 6), first.stdout + first.stderr
+    if found["capacity"] == 6:
+        assert "submit outcome unknown" in first.stderr, first.stderr
     lines = [json.loads(x) for x in first.stderr.splitlines() if x.startswith("{")]
-    assert lines and all(x["capacity"]["limit"] <= 7 for x in lines
-                         if x["capacity"]["found"] == 5)
-    assert all(x["counts"]["queued"] <= 2 for x in lines if x["capacity"]["found"] == 5)
+    assert lines and all(x["capacity"]["limit"] <= x["capacity"]["found"] + 2 for x in lines
+                         if x["capacity"]["found"] is not None)
+    assert all(x["counts"]["queued"] <= 2 for x in lines if x["capacity"]["found"] is not None)
     small = job(tmp_path, 3, "  max_attempts: 3")  # three new cells of the same job
     small.write_text(small.read_text().replace("take", "small take"))
     small_run = run(small, out, env)
