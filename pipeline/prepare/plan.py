@@ -16,7 +16,7 @@ from typing import Any
 
 from ..bulk import paused
 from ..errors import Location, ManifestError, Problem, ProblemList
-from .expand import Cell, describe, difference, drafts
+from .expand import Cell, Shape, describe, difference, drafts
 from .identity import finalize
 from .images import FETCH_TIMEOUT, ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
@@ -121,14 +121,22 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
         return f"sha256:{info.sha256}" if info else value
 
     failed = [d.failed for d in items]  # keys whose template failed: all the loop needs of them
+    shapes = [d.shape for d in items]
     cells = finalize(m, items, digest_of, consume=True)  # a million drafts: ~100 MB let go
     del items
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
-    for cell, unrendered in zip(cells, failed, strict=True):
+    for cell, unrendered, shape in zip(cells, failed, shapes, strict=True):
         image_fields = fields[cell.model]
-        for path, message in validators[cell.model].errors(cell.request):
+        validator = validators[cell.model]
+        if shape is None or not _valid_as_shape(validator, shape, cell.request):
+            found = validator.errors(cell.request)
+            if shape is not None and not found:
+                shape.memo["valid"] = True
+        else:
+            found = []
+        for path, message in found:
             if many:  # say whose schema refused it
                 message = f"{cell.model}: {message}"
             if path and path[0] in unrendered:
@@ -161,6 +169,27 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                                             "and resolution were not checked",
                      severity="warning")
     return cells, problems, inspector
+
+
+def _valid_as_shape(validator: RequestValidator, shape: Shape, request: dict[str, Any]
+                    ) -> bool:
+    """Whether a body is known valid from its shape: a body of the shape was, and the shape's
+    holes are free integers of the schema (pipeline.prepare.validate.free_integers) that
+    this body holds within their bounds."""
+    if not shape.memo.get("valid"):
+        return False
+    bounds = shape.memo.get("bounds")
+    if bounds is None:
+        free = validator.free
+        bounds = shape.memo["bounds"] = tuple((k, *free[k]) for k in shape.holes) \
+            if all(k in free for k in shape.holes) else ()
+        shape.memo["free"] = bool(bounds) or not shape.holes
+    if not shape.memo["free"]:
+        return False
+    for key, low, high in bounds:
+        if not low <= request[key] <= high:
+            return False
+    return True
 
 
 def _example(cell: Cell) -> str:
