@@ -44,6 +44,8 @@ class Cell:
     # The picked cell this one renders again ({job, cell, out}: a preview -> final workflow);
     # not part of the request or the id.
     from_cell: dict[str, Any] | None = None
+    # what its request shares with other cells' (see Shape), for work done once per shape
+    shape: Shape | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -64,11 +66,20 @@ class Draft:
 class Shape:
     """What the drafts of one model whose requests differ only in a few integer inputs (a seed,
     say: `holes`, set straight from the matrix and read by no template) have in common: one
-    request of theirs, and what later stages work out once for all of them (`memo`)."""
+    request of theirs, and what later stages work out once for all of them."""
 
     request: dict[str, Any]
     holes: tuple[str, ...]
-    memo: dict[str, Any] = field(default_factory=dict)
+    # the text of the cells' ids and labels, cut at the holes (pipeline.prepare.identity)
+    id_text: tuple[Any, ...] | None = None
+    label_text: tuple[Any, ...] | None = None
+    # a body of the shape was valid; the holes' bounds when all are free integers of the
+    # schema, else None (pipeline.prepare.plan.check)
+    valid: bool = False
+    bounds: tuple[tuple[str, float, float], ...] | None = None
+    # the origin of the last cell made of it, and that cell's combination's (drafts)
+    origin: dict[str, Any] | None = None
+    combination: dict[str, Any] | None = None
 
 
 def same(a: Any, b: Any) -> bool:
@@ -296,14 +307,15 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     """Build each cell's request body (templates rendered), for the cell's own model; problems
     are collected, not raised."""
     sweep = m.sweep
-    bases: dict[str, _Base] = {}
     # equal origins shared: most cells' are alike
     origins: dict[tuple[Any, ...], dict[str, Any]] = {}
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
-    # per model: the matrix keys that may be a shape's holes (see Shape), and the shapes
-    holes_of: dict[str, frozenset[str]] = {}
+    # per model: its base, its model_inputs and the matrix keys that may be a shape's holes
+    # (see Shape); and the shapes
+    of_model: dict[str, tuple[_Base, Any, frozenset[str]]] = {}
     shapes: dict[tuple[Any, ...], Shape | None] = {}
+    repeat = m.repeat
     for values, origin in combinations(m):
         model = sweep.of(values)
         if model is None:
@@ -314,17 +326,13 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              "this combination names no model: give it `model: ID` (one of "
                              f"{', '.join(sweep.models)})", cell=True, example=describe(values))
             continue  # a model that could not be loaded is reported where it is named
-        base = bases.get(model.id)
-        if base is None:
-            base = bases[model.id] = _base(m, model)
-        props = model.properties
-        spec = sweep.inputs_of(model.id)
-        roles = base.roles
-        order = base.order
-        holes = holes_of.get(model.id)
-        if holes is None:
-            holes = holes_of[model.id] = _hole_keys(m, spec, model, base)
-        for replicate in range(m.repeat):
+        known = of_model.get(model.id)
+        if known is None:
+            base = _base(m, model)
+            spec = sweep.inputs_of(model.id)
+            known = of_model[model.id] = (base, spec, _hole_keys(m, spec, model, base))
+        base, spec, holes = known
+        for replicate in range(repeat):
             made += 1
             if time.monotonic() > until:
                 # each rendering is bounded (pipeline.prepare.render); this bounds them all together
@@ -350,13 +358,22 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                     request = shape.request.copy()
                     for key in shape.holes:
                         request[key] = values[key]
-                    shown = values if m.repeat == 1 else dict(values)
-                    if m.repeat > 1 and "replicate" not in values:
-                        shown["replicate"] = replicate
-                    yield Draft(shown, request, replicate,
-                                _cell_origin(origins, model.id, base, origin, ()), (), model,
-                                shape)
+                    shown = values
+                    if repeat > 1:
+                        shown = dict(values)
+                        if "replicate" not in values:
+                            shown["replicate"] = replicate
+                    cell_origin = shape.origin
+                    if cell_origin is None or origin != shape.combination or \
+                            FROM_CELL in origin:  # (a range's cells' are alike)
+                        shape.combination = origin
+                        cell_origin = shape.origin = _cell_origin(origins, model.id, base,
+                                                                  origin, ())
+                    yield Draft(shown, request, replicate, cell_origin, (), model, shape)
                     continue
+            props = model.properties
+            roles = base.roles
+            order = base.order
             request = dict(base.plain)
             context = {**m.vars, **values}
             if m.repeat > 1 and "replicate" not in values:  # a pick's take is its own

@@ -33,17 +33,24 @@ def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str], *
     sha256 = hashlib.sha256
     for index, d in enumerate(items):
         model = d.model or m.model
-        request, shape = d.request, d.shape
+        request, shape, values = d.request, d.shape, d.values
         seed = request.get("seed")
-        parts = None
         if shape is not None and not isinstance(seed, RandomSeed):
-            parts = shape.memo.get("id")
+            parts = shape.id_text
             if parts is None:
-                parts = shape.memo["id"] = _id_parts(model.id, shape, d.replicate,
-                                                     image_fields[model.id], digest_of)
-        if parts:  # the shape's canonical text around its holes: the same text cell_id makes
-            keys, text, *rest = parts
-            for key, after in zip(keys, rest, strict=True):
+                parts = shape.id_text = _id_parts(model.id, shape, d.replicate,
+                                                  image_fields[model.id], digest_of)
+            label = shape.label_text
+            if label is None:
+                label = shape.label_text = _label_parts(values, shape.holes, varying, short)
+        else:
+            parts = label = ()
+        if len(parts) == 3:  # the shape's canonical text around its hole: the text cell_id makes
+            key, head, tail = parts
+            cid = sha256((head + str(request[key]) + tail).encode()).hexdigest()[:16]
+        elif parts:  # around its holes
+            text = parts[1]
+            for key, after in zip(parts[0], parts[2:], strict=True):
                 text += str(request[key]) + after
             cid = sha256(text.encode()).hexdigest()[:16]
         else:
@@ -53,25 +60,23 @@ def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str], *
                                       "replicate": d.replicate, "k": seed.k})
                 drawn = int(sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
                 request["seed"] = identity["seed"] = drawn
-                if "seed" in d.values:
-                    d.values["seed"] = drawn
+                if "seed" in values:
+                    values["seed"] = drawn
             cid = cell_id(model.id, identity, d.replicate)
-        values = d.values
-        shown = []
-        for k in varying:
-            if k in values:
-                v = values[k]
-                if type(v) is int and -10**19 < v < 10**19:  # shorter than 21 characters
-                    shown.append(f"{k}={v}")
-                elif k == MODEL_AXIS and v in short:
-                    shown.append(f"{k}={short[v]}")
-                else:
-                    shown.append(f"{k}={shorten(v, 20)}")
-        cells.append(Cell(
-            id=cid, label=" ".join(shown) or "default",
-            index=index, values=values, request=request, replicate=d.replicate,
-            origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
-        ))
+        if len(label) == 3:  # the same, of the label
+            key, head, tail = label
+            v = values[key]
+            text = head + (str(v) if -10**19 < v < 10**19 else shorten(v, 20)) + tail
+        elif label:
+            text = label[1]
+            for key, after in zip(label[0], label[2:], strict=True):
+                v = values[key]
+                text += (str(v) if -10**19 < v < 10**19 else shorten(v, 20)) + after
+        else:
+            text = _label(values, varying, short)
+        origin = d.origin
+        cells.append(Cell(cid, text, index, values, request, d.replicate, origin, model.id,
+                          origin.get(FROM_CELL), shape))
         if consume:
             items[index] = None  # type: ignore[call-overload]
     return cells
@@ -103,12 +108,36 @@ def cell_id(model_id: str, identity_request: dict[str, Any], replicate: int) -> 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _label(values: dict[str, Any], varying: list[str], short: dict[str, str]) -> str:
+    """A cell's label: its values of the keys that vary across the job (`default`: none)."""
+    shown = []
+    for k in varying:
+        if k in values:
+            v = values[k]
+            if type(v) is int and -10**19 < v < 10**19:  # shorter than 21 characters
+                shown.append(f"{k}={v}")
+            elif k == MODEL_AXIS and v in short:
+                shown.append(f"{k}={short[v]}")
+            else:
+                shown.append(f"{k}={shorten(v, 20)}")
+    return " ".join(shown) or "default"
+
+
+def _label_parts(values: dict[str, Any], holes: tuple[str, ...], varying: list[str],
+                 short: dict[str, str]) -> tuple[Any, ...]:
+    """The label of the cells of one shape (whose values are alike but for the integers of
+    its holes), cut at the holes it shows as _cut cuts (`((), label)` when it shows none)."""
+    keys = tuple(k for k in varying if k in values and k in holes)
+    marks = {k: f"\x00{i}\x00" for i, k in enumerate(keys)}
+    text = _label({**values, **marks}, varying, short)
+    return _cut(text, marks) if keys else ((), text)
+
+
 def _id_parts(model_id: str, shape: Shape, replicate: int, image_fields: list[str],
               digest_of: Callable[[str], str]) -> tuple[Any, ...]:
-    """The text cell_id hashes for the cells of one shape, cut at its holes: (the holes in the
-    order the text has them, the text before the first, after it, ...); a cell's text is the
-    pieces joined by its own integers (canonical JSON writes an integer as `str` does). Empty
-    when that cannot be relied on."""
+    """The text cell_id hashes for the cells of one shape, cut at its holes (see _cut): a
+    cell's text is the pieces joined by its own integers (canonical JSON writes an integer as
+    `str` does)."""
     identity = _identity(shape.request, image_fields, digest_of)
     marks = {}
     for i, key in enumerate(shape.holes):
@@ -117,7 +146,13 @@ def _id_parts(model_id: str, shape: Shape, replicate: int, image_fields: list[st
     body: dict[str, Any] = {"model": model_id, "request": identity}
     if replicate:
         body["replicate"] = replicate
-    text = ID_VERSION + "\n" + canonical(body)
+    return _cut(ID_VERSION + "\n" + canonical(body), marks)
+
+
+def _cut(text: str, marks: dict[str, str]) -> tuple[Any, ...]:
+    """`text` cut at each key's mark (each found once): (key, before, after) for one key, else
+    (the keys in the order the text has them, the text before the first, after it, ...); empty
+    when a mark is not found exactly once."""
     if any(text.count(mark) != 1 for mark in marks.values()):
         return ()
     keys = sorted(marks, key=lambda k: text.index(marks[k]))
@@ -125,6 +160,8 @@ def _id_parts(model_id: str, shape: Shape, replicate: int, image_fields: list[st
     for key in keys:
         head, text = text.split(marks[key])
         parts.append(head)
+    if len(keys) == 1:
+        return (keys[0], parts[0], text)
     return (tuple(keys), *parts, text)
 
 

@@ -130,10 +130,10 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     for cell, unrendered, shape in zip(cells, failed, shapes, strict=True):
         image_fields = fields[cell.model]
         validator = validators[cell.model]
-        if shape is None or not _valid_as_shape(validator, shape, cell.request):
+        if shape is None or not shape.valid or not _within(validator, shape, cell.request):
             found = validator.errors(cell.request)
             if shape is not None and not found:
-                shape.memo["valid"] = True
+                shape.valid = True
         else:
             found = []
         for path, message in found:
@@ -171,20 +171,15 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     return cells, problems, inspector
 
 
-def _valid_as_shape(validator: RequestValidator, shape: Shape, request: dict[str, Any]
-                    ) -> bool:
-    """Whether a body is known valid from its shape: a body of the shape was, and the shape's
-    holes are free integers of the schema (pipeline.prepare.validate.free_integers) that
-    this body holds within their bounds."""
-    if not shape.memo.get("valid"):
-        return False
-    bounds = shape.memo.get("bounds")
+def _within(validator: RequestValidator, shape: Shape, request: dict[str, Any]) -> bool:
+    """Whether a body of a shape known valid is valid too: the shape's holes are free integers
+    of the schema (pipeline.prepare.validate.free_integers), and this body holds them within
+    their bounds."""
+    bounds = shape.bounds
     if bounds is None:
         free = validator.free
-        bounds = shape.memo["bounds"] = tuple((k, *free[k]) for k in shape.holes) \
-            if all(k in free for k in shape.holes) else ()
-        shape.memo["free"] = bool(bounds) or not shape.holes
-    if not shape.memo["free"]:
+        bounds = shape.bounds = tuple((k, *free[k]) for k in shape.holes if k in free)
+    if len(bounds) != len(shape.holes):  # a hole the schema does not leave free
         return False
     for key, low, high in bounds:
         if not low <= request[key] <= high:
