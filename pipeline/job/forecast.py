@@ -264,13 +264,28 @@ def _seconds_of_video(cells: list[Cell], video: set[str], fps: int) -> float:
     """The seconds of video the cells of `video` models make, summed in plan order (with sum:
     its float arithmetic), each cell's worked out once per distinct length it asks for."""
     seconds: dict[Any, float] = {}
+    by_shape: dict[int, float | None] = {}  # a cell's shape -> the same, when its holes are
+    # not the length (else None)
 
-    def of(request: dict[str, Any]) -> float:
+    def of(c: Cell) -> float:
+        shape = c.shape
+        if shape is not None:
+            found = by_shape.get(id(shape))
+            if found is None:
+                found = of_request(c.request)
+                if id(shape) not in by_shape:
+                    by_shape[id(shape)] = None if {"number_of_frames", "duration"} & \
+                        set(shape.holes) else found
+            return found
+        return of_request(c.request)
+
+    def of_request(request: dict[str, Any]) -> float:
+        key: Any = (request.get("number_of_frames"), request.get("duration"))
         try:
-            key: Any = (typed_key(request.get("number_of_frames")),
-                        typed_key(request.get("duration")))
+            key = (*key, *map(type, key)) if float not in map(type, key) else \
+                tuple(map(typed_key, key))
             found = seconds.get(key)
-        except TypeError:
+        except TypeError:  # a list, say: worked out for itself
             key = found = None
         if found is None:
             found = cost.video_seconds(request, fps)
@@ -278,7 +293,7 @@ def _seconds_of_video(cells: list[Cell], video: set[str], fps: int) -> float:
                 seconds[key] = found
         return found
 
-    return sum(of(c.request) for c in cells if c.model in video)
+    return sum(of(c) for c in cells if c.model in video)
 
 
 def plan_json(f: Forecast, *, with_state: bool = True, streamed: bool = False
@@ -305,8 +320,11 @@ def _cells_json(f: Forecast, with_state: bool) -> Iterator[dict[str, Any]]:
     actions = f.actions() if with_state else itertools.repeat(None)
     for c, p, act in zip(f.plan.cells, f.tally.planned.values(), actions, strict=False):
         item = {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-                "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
-                **({"from_cell": c.from_cell} if c.from_cell else {})}
+                "estimated_cost": p.estimate}
+        if many:
+            item["model"] = c.model
+        if c.from_cell:
+            item["from_cell"] = c.from_cell
         if act is not None:
             item["state"], item["action"] = act
         yield item

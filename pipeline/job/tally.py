@@ -10,6 +10,7 @@ the same thing.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import sys
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import cost
+from ..prepare.expand import Cell
 from ..text import money as usd
 from ..text import span
 from .journal import JobState
@@ -131,9 +133,22 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None
     # what a cell's estimate and duration key read of its request, per model; and by that
     # (model, plan.json's estimate, the values read) -> (estimate, duration key)
     reads: dict[str, tuple[str, ...]] = {}
-    known: dict[Any, tuple[float | None, str]] = {}
+    known: dict[Any, tuple[float | None, str, str]] = {}
+    # a Cell's shape (pipeline.prepare.expand.Shape) -> the same, when its holes are none of
+    # what is read (else False)
+    by_shape: dict[int, Any] = {}
     for c in cells:
-        if isinstance(c, Mapping):
+        shape = None
+        if type(c) is Cell:
+            cid, label, request, shape = c.id, c.label, c.request, c.shape
+            own = c.model or model
+            given = False
+            if shape is not None:
+                found = by_shape.get(id(shape))
+                if found:
+                    out.append(PlannedCell(cid, label, found[0], found[1], found[2]))
+                    continue
+        elif isinstance(c, Mapping):
             cid, label, request = c["id"], c.get("label", ""), c.get("request") or {}
             own = c.get("model") or model
             given = "estimated_cost" in c  # plan.json's, as the run priced it
@@ -144,19 +159,23 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None
         read = reads.get(own)
         if read is None:
             read = reads[own] = _reads(models.get(own, (sheet, fps))[0])
+        key: Any = tuple(map(request.get, read, _ABSENTS))
         try:
-            key: Any = (own, typed_key(c["estimated_cost"]) if given else None,
-                        *[typed_key(request.get(k, _ABSENT)) for k in read])
+            kinds = tuple(map(type, key))  # 1, 1.0 and True apart (0.0 and -0.0: typed_key)
+            key = (own, typed_key(c["estimated_cost"]) if given else None,
+                   *(key + kinds if float not in kinds else map(typed_key, key)))
             found = known.get(key)
         except TypeError:  # an unhashable value (a list, say): worked out for itself
             key = found = None
         if found is None:
             own_sheet, own_fps = models.get(own, (sheet, fps))
             usd = c["estimated_cost"] if given else cost.cell_cost(own_sheet, request, own_fps)
-            found = (shared.setdefault(usd, usd), duration_key(own, request))
+            found = (shared.setdefault(usd, usd), duration_key(own, request), sys.intern(own))
             if key is not None:
                 known[key] = found
-        out.append(PlannedCell(cid, label, found[0], found[1], sys.intern(own)))
+        if shape is not None and id(shape) not in by_shape:
+            by_shape[id(shape)] = found if not set(shape.holes) & set(read) else False
+        out.append(PlannedCell(cid, label, *found))
     return out
 
 
@@ -168,6 +187,7 @@ def _reads(sheet: Any) -> tuple[str, ...]:
 
 
 _ABSENT = object()  # a key the request does not have (not the same as a None there)
+_ABSENTS = itertools.repeat(_ABSENT)
 
 
 def typed_key(value: Any) -> Any:
