@@ -121,21 +121,22 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
         return f"sha256:{info.sha256}" if info else value
 
     failed = [d.failed for d in items]  # keys whose template failed: all the loop needs of them
-    shapes = [d.shape for d in items]
     cells = finalize(m, items, digest_of, consume=True)  # a million drafts: ~100 MB let go
     del items
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
-    for cell, unrendered, shape in zip(cells, failed, shapes, strict=True):
-        image_fields = fields[cell.model]
+    refuse = m.run.local_images == "refuse"
+    valid: list[tuple[Path_, str]] = []  # what a body known valid has to say (never added to)
+    for cell, unrendered in zip(cells, failed, strict=True):
         validator = validators[cell.model]
+        shape = cell.shape
         if shape is None or not shape.valid or not _within(validator, shape, cell.request):
             found = validator.errors(cell.request)
             if shape is not None and not found:
                 shape.valid = True
         else:
-            found = []
+            found = valid
         for path, message in found:
             if many:  # say whose schema refused it
                 message = f"{cell.model}: {message}"
@@ -154,8 +155,8 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                          "seed -1 lets the service pick the seed: these cells are not "
                          "reproducible (give seeds, or seed: {random: N})", cell=True,
                          example=_example(cell), severity="warning")
-        if m.run.local_images == "refuse":
-            for key in image_fields:
+        if refuse:
+            for key in fields[cell.model]:
                 value = cell.request.get(key)
                 for i, v in enumerate(value if isinstance(value, list) else [value]):
                     if isinstance(v, str) and kind_of(v) == "file":
