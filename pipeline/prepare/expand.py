@@ -24,6 +24,9 @@ from .render import TemplateProblem, compile_template, is_template, render
 from .wording import did_you_mean
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
+# shapes a plan keeps (see Shape; each holds a request): past this, a new shape's cells are
+# worked out one by one (a sweep whose every cell has a shape of its own gains nothing)
+MAX_SHAPES = 50_000
 # A combination's origin also holds, under this key (never an identifier), the cell its row was
 # picked from (pipeline.prepare.picks); it becomes the cell's `from_cell`.
 FROM_CELL = "@from_cell"
@@ -423,7 +426,8 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             if m.repeat > 1 and "replicate" not in values:
                 shown["replicate"] = replicate
             shape = None
-            if skey is not None and skey not in shapes:  # the first of its shape
+            if skey is not None and skey not in shapes and len(shapes) < MAX_SHAPES:
+                # the first of its shape
                 # (a matrix value holding a template may read a hole: such cells share nothing)
                 shared = not (failed or blocked or ruled or
                               any(_has_template(values[k]) for k in given))

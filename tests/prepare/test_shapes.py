@@ -107,3 +107,26 @@ def test_a_sweep_over_seeds_shares_one_shape(tmp_path: Path) -> None:
     shapes = {id(d.shape): d.shape for d in drafts}
     assert len(shapes) == 2
     assert all(s is not None and s.holes == ("seed",) for s in shapes.values())
+
+
+def test_past_the_shapes_kept_cells_are_worked_out_alone(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for 2 shapes, the cells of the third and later are made one by one, and the
+    plan is the same."""
+    write_image(tmp_path / "img.png", 640, 480)
+    path = write_manifest(tmp_path, f"""
+        name: t
+        model: {MODEL}
+        prompt: "boats, take {{{{ take }}}}"
+        inputs:
+          image_urls: [img.png]
+        matrix:
+          take: [1, 2, 3, 4]
+          seed: {{from: 1, to: 3}}
+        """)
+    alone = build_plan(path, fetch_remote=False).cells
+    monkeypatch.setattr(expand, "MAX_SHAPES", 2)
+    capped = build_plan(path, fetch_remote=False).cells
+    assert [(c.id, c.label, c.request) for c in capped] == \
+        [(c.id, c.label, c.request) for c in alone]
+    assert sum(c.shape is not None for c in capped) == 6
