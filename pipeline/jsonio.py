@@ -88,14 +88,17 @@ def dump_indented(data: dict[str, Any], write: Callable[[str], Any]) -> None:
 def _items(chunk: list[Any]) -> str:
     """Items two levels deep, each on its own lines after a line break, joined by commas, as
     json.dumps(indent=2) writes them there: orjson writes the whole chunk in one call."""
-    try:
-        text = orjson.dumps(chunk, default=_refuse, option=_AS_JSON | orjson.OPT_INDENT_2
+    try:  # inside an object, the items are two levels deep: no indenting them again
+        text = orjson.dumps({"": chunk}, default=_refuse, option=_AS_JSON | orjson.OPT_INDENT_2
                             ).decode()
     except TypeError:
         text = None
     if text is None or _suspect(text):  # one item at a time, each looked at
         return ",".join("\n    " + _item(item) for item in chunk)
-    return text[1:-2].replace("\n", "\n  ")  # "[\n  {...},\n  {...}\n]" two spaces deeper
+    return text[_HEAD:-_TAIL]  # '{\n  "": [' and '\n  ]\n}' around "\n    {...},\n    {...}"
+
+
+_HEAD, _TAIL = len('{\n  "": ['), len("\n  ]\n}")
 
 
 def _item(value: Any) -> str:
@@ -115,7 +118,7 @@ def _suspect(text: str) -> bool:
     writes a bare null), a float under 1e-4 without an exponent or with a one-digit one
     (0.00001, 2.5e-7: json 1e-05, 2.5e-07). Substring tests only (a regular expression over a
     large text is slow); a string that looks alike only costs the close look."""
-    if ".0000" in text or text.count("null") > text.count('"null"'):
+    if ".0000" in text or "null" in text and text.count("null") > text.count('"null"'):
         return True
     at = text.find("e-")
     while at > 0:

@@ -37,7 +37,16 @@ from .journal import JobState, read_state
 from .money import micros, over_budget
 from .price import Prices, describe
 from .records import ResumeOptions, resume_action
-from .tally import PlannedCell, Tally, canary_for, figures_line, planned_cells, resume_for
+from .tally import (
+    PlannedCell,
+    Tally,
+    canary_for,
+    canary_size,
+    figures_line,
+    planned_cells,
+    resume_for,
+    typed_key,
+)
 
 
 @dataclass
@@ -138,6 +147,8 @@ def forecast(plan: Plan, price: Prices, folder: JobFolder | None = None, *,
         state = state.only({c.id for c in cells})
     resume = resume or resume_for(state)
     price = price.corrected(state.billed_canaries)
+    if canary is None and canary_size(m.run.canary, m.backend) <= 0:
+        canary = 0  # no canary: the cells' models are not needed (a million-cell mapping)
     if canary is None:
         base_url = None
         if m.backend != "sim":  # the client's package (httpx) only for a job on the service
@@ -235,8 +246,7 @@ def plan_head(f: Forecast) -> dict[str, Any]:
             "usd": sweep_usd,
             "unpriced_cells": f.tally.unpriced,
             "price_source": price.source,
-            "seconds_of_video": round(sum(cost.video_seconds(c.request, fps)
-                                          for c in plan.cells if c.model in video), 2),
+            "seconds_of_video": round(_seconds_of_video(plan.cells, video, fps), 2),
             "duration_s": figures["eta_s"],
             "per_cell_s": figures["per_cell_s"],
             "duration_source": figures["duration_source"],
@@ -248,6 +258,42 @@ def plan_head(f: Forecast) -> dict[str, Any]:
         "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
         "matrix": matrix_json(m),
     }
+
+
+def _seconds_of_video(cells: list[Cell], video: set[str], fps: int) -> float:
+    """The seconds of video the cells of `video` models make, summed in plan order (with sum:
+    its float arithmetic), each cell's worked out once per distinct length it asks for."""
+    seconds: dict[Any, float] = {}
+    by_shape: dict[int, float | None] = {}  # a cell's shape -> the same, when its holes are
+    # not the length (else None)
+
+    def of(c: Cell) -> float:
+        shape = c.shape
+        if shape is not None:
+            found = by_shape.get(id(shape))
+            if found is None:
+                found = of_request(c.request)
+                if id(shape) not in by_shape:
+                    by_shape[id(shape)] = None if {"number_of_frames", "duration"} & \
+                        set(shape.holes) else found
+            return found
+        return of_request(c.request)
+
+    def of_request(request: dict[str, Any]) -> float:
+        key: Any = (request.get("number_of_frames"), request.get("duration"))
+        try:
+            key = (*key, *map(type, key)) if float not in map(type, key) else \
+                tuple(map(typed_key, key))
+            found = seconds.get(key)
+        except TypeError:  # a list, say: worked out for itself
+            key = found = None
+        if found is None:
+            found = cost.video_seconds(request, fps)
+            if key is not None:
+                seconds[key] = found
+        return found
+
+    return sum(of(c) for c in cells if c.model in video)
 
 
 def plan_json(f: Forecast, *, with_state: bool = True, streamed: bool = False
@@ -274,8 +320,11 @@ def _cells_json(f: Forecast, with_state: bool) -> Iterator[dict[str, Any]]:
     actions = f.actions() if with_state else itertools.repeat(None)
     for c, p, act in zip(f.plan.cells, f.tally.planned.values(), actions, strict=False):
         item = {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-                "estimated_cost": p.estimate, **({"model": c.model} if many else {}),
-                **({"from_cell": c.from_cell} if c.from_cell else {})}
+                "estimated_cost": p.estimate}
+        if many:
+            item["model"] = c.model
+        if c.from_cell:
+            item["from_cell"] = c.from_cell
         if act is not None:
             item["state"], item["action"] = act
         yield item

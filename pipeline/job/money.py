@@ -76,6 +76,10 @@ class Ledger:
         """One cell's figures as last settled."""
         return self._cells.get(cell, NOTHING)
 
+    def cells(self) -> list[str]:
+        """The cells holding figures (any other's are NOTHING)."""
+        return list(self._cells)
+
     def settle(self, cell: str, figures: Money, orphaned: bool = False) -> None:
         """Set one cell's figures (replacing what it held before, reservations included)."""
         old = self._cells.get(cell, NOTHING)

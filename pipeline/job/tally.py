@@ -10,6 +10,8 @@ the same thing.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
 import time
 from collections import Counter
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import cost
+from ..prepare.expand import Cell
 from ..text import money as usd
 from ..text import span
 from .journal import JobState
@@ -60,6 +63,12 @@ def canary_for(state: JobState, setting: int | None, backend: str,
     return sum(canary_needs(state, setting, backend, base_url, cells).values())
 
 
+def canary_size(setting: int | None, backend: str) -> int:
+    """`run.canary`, or its default: 1 on the runcomfy backend, 0 on the built-in simulator
+    (0 or less: no canary, whatever the job's state)."""
+    return setting if setting is not None else (0 if backend == "sim" else 1)
+
+
 def canary_needs(state: JobState, setting: int | None, backend: str, base_url: str | None,
                  cells: Mapping[str, str] | None = None) -> dict[str, int]:
     """Per model, how many of its cells a run started now must see done before it submits
@@ -68,7 +77,7 @@ def canary_needs(state: JobState, setting: int | None, backend: str, base_url: s
     another base URL, a simulator say, proves nothing about this one), and never more than its
     cells not done yet. Each model is proven on its own: its own route, output key and bill.
     `cells`: the plan's cell id -> model id (None: one model, keyed "")."""
-    size = setting if setting is not None else (0 if backend == "sim" else 1)
+    size = canary_size(setting, backend)
     models = list(dict.fromkeys(cells.values())) if cells else [""]
     if size <= 0:
         return dict.fromkeys(models, 0)
@@ -121,23 +130,76 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None
     out = []
     shared: dict[Any, Any] = {}  # one float object per distinct estimate, not one per cell
     models = models or {}
+    # what a cell's estimate and duration key read of its request, per model; and by that
+    # (model, plan.json's estimate, the values read) -> (estimate, duration key)
+    reads: dict[str, tuple[str, ...]] = {}
+    known: dict[Any, tuple[float | None, str, str]] = {}
+    # a Cell's shape (pipeline.prepare.expand.Shape) -> the same, when its holes are none of
+    # what is read (else False)
+    by_shape: dict[int, Any] = {}
     for c in cells:
-        if isinstance(c, Mapping):
+        shape = None
+        if type(c) is Cell:
+            cid, label, request, shape = c.id, c.label, c.request, c.shape
+            own = c.model or model
+            given = False
+            if shape is not None:
+                found = by_shape.get(id(shape))
+                if found:
+                    out.append(PlannedCell(cid, label, found[0], found[1], found[2]))
+                    continue
+        elif isinstance(c, Mapping):
             cid, label, request = c["id"], c.get("label", ""), c.get("request") or {}
             own = c.get("model") or model
+            given = "estimated_cost" in c  # plan.json's, as the run priced it
         else:
             cid, label, request = c.id, c.label, c.request
             own = getattr(c, "model", "") or model
-        own_sheet, own_fps = models.get(own, (sheet, fps))
-        if isinstance(c, Mapping) and "estimated_cost" in c:  # plan.json's, as the run priced it
-            usd = c["estimated_cost"]
-        else:
-            usd = cost.cell_cost(own_sheet, request, own_fps)
-        out.append(PlannedCell(cid, label, shared.setdefault(usd, usd),
-                               duration_key(own, request), sys.intern(own)))
+            given = False
+        read = reads.get(own)
+        if read is None:
+            read = reads[own] = _reads(models.get(own, (sheet, fps))[0])
+        key: Any = tuple(map(request.get, read, _ABSENTS))
+        try:
+            kinds = tuple(map(type, key))  # 1, 1.0 and True apart (0.0 and -0.0: typed_key)
+            key = (own, typed_key(c["estimated_cost"]) if given else None,
+                   *(key + kinds if float not in kinds else map(typed_key, key)))
+            found = known.get(key)
+        except TypeError:  # an unhashable value (a list, say): worked out for itself
+            key = found = None
+        if found is None:
+            own_sheet, own_fps = models.get(own, (sheet, fps))
+            usd = c["estimated_cost"] if given else cost.cell_cost(own_sheet, request, own_fps)
+            found = (shared.setdefault(usd, usd), duration_key(own, request), sys.intern(own))
+            if key is not None:
+                known[key] = found
+        if shape is not None and id(shape) not in by_shape:
+            by_shape[id(shape)] = found if not set(shape.holes) & set(read) else False
+        out.append(PlannedCell(cid, label, *found))
     return out
 
 
+def _reads(sheet: Any) -> tuple[str, ...]:
+    """The inputs a cell's estimate at `sheet` (pipeline.models.cost.cell_cost: its `by`, its
+    length) and its duration key (pipeline.job.timing.duration_key) depend on."""
+    by = sheet.get("by", "resolution") if isinstance(sheet, dict) else "resolution"
+    return tuple(dict.fromkeys(("resolution", "number_of_frames", "duration", str(by))))
+
+
+_ABSENT = object()  # a key the request does not have (not the same as a None there)
+_ABSENTS = itertools.repeat(_ABSENT)
+
+
+def typed_key(value: Any) -> Any:
+    """A value as a key that keeps apart what compares equal but is read otherwise (1, 1.0 and
+    True; 0.0 and -0.0)."""
+    kind = type(value)
+    return (kind, repr(value) if kind is float else value)
+
+
+_KEY = operator.attrgetter("key")
+_ESTIMATE = operator.attrgetter("estimate")
+_MODEL_ESTIMATE = operator.attrgetter("model", "estimate")
 _Entry = tuple[str, bool, bool, bool, int]  # state, to do, measured, sent, calls
 _ENTRIES: dict[_Entry, _Entry] = {}
 _UNSEEN: _Entry = (PENDING, True, False, False, 0)  # a planned cell the journal names not yet
@@ -176,12 +238,14 @@ class Tally:
         self.sent = 0  # those cells
         self.estimate = 0  # the whole sweep at its price, in micro-dollars
         self.unpriced = 0  # cells of it at an unknown price
-        for c in self.planned.values():
-            self._add_todo(c, 1)
-            if c.estimate is None:
-                self.unpriced += 1
+        # every planned cell to do, as _add_todo counts it: summed by key and by estimate
+        self.todo.update(map(_KEY, self.planned.values()))
+        for each, n in Counter(map(_ESTIMATE, self.planned.values())).items():
+            if each is None:
+                self.unpriced += n
             else:
-                self.estimate += micros(c.estimate)
+                self.estimate += micros(each) * n
+        self.to_go, self.to_go_unpriced = self.estimate, self.unpriced
 
     def recount(self, state: JobState, *, live_since: float | None,
                 resume: ResumeOptions) -> None:
@@ -297,26 +361,41 @@ class Tally:
         estimate at its price, and how long one of its cells takes (O(cells): for plan,
         status and the report, not for the progress line)."""
         out: dict[str, dict[str, Any]] = {}
-        for c in self.planned.values():
-            f = out.get(c.model)
+        # every cell first as one never counted (pending, to do, nothing spent), summed by
+        # model and estimate; then the cells counted or with money, one by one
+        for (model, each), n in Counter(map(_MODEL_ESTIMATE, self.planned.values())).items():
+            f = out.get(model)
             if f is None:
-                f = out[c.model] = {"cells": 0, "counts": dict.fromkeys(STATES, 0),
-                                    "spent": 0, "estimate": 0, "unpriced": 0, "to_do": 0,
-                                    "to_go": 0, "to_go_unpriced": 0}
-            st, todo = self._cells.get(c.id, _UNSEEN)[:2]
-            f["cells"] += 1
-            f["counts"][st] += 1
-            f["spent"] += micros(self.ledger.money_of(c.id).spent)
-            if c.estimate is None:
-                f["unpriced"] += 1
+                f = out[model] = {"cells": 0, "counts": dict.fromkeys(STATES, 0),
+                                  "spent": 0, "estimate": 0, "unpriced": 0, "to_do": 0,
+                                  "to_go": 0, "to_go_unpriced": 0}
+            f["cells"] += n
+            f["counts"][PENDING] += n
+            f["to_do"] += n
+            if each is None:
+                f["unpriced"] += n
+                f["to_go_unpriced"] += n
             else:
-                f["estimate"] += micros(c.estimate)
-            if todo:
-                f["to_do"] += 1
+                f["estimate"] += micros(each) * n
+                f["to_go"] += micros(each) * n
+        for cid, entry in self._cells.items():
+            c = self.planned.get(cid)
+            if c is None:
+                continue
+            st, todo = entry[:2]
+            f = out[c.model]
+            f["counts"][PENDING] -= 1
+            f["counts"][st] += 1
+            if not todo:
+                f["to_do"] -= 1
                 if c.estimate is None:
-                    f["to_go_unpriced"] += 1
+                    f["to_go_unpriced"] -= 1
                 else:
-                    f["to_go"] += micros(c.estimate)
+                    f["to_go"] -= micros(c.estimate)
+        for cid in self.ledger.cells():
+            c = self.planned.get(cid)
+            if c is not None:
+                out[c.model]["spent"] += micros(self.ledger.money_of(cid).spent)
         return {model: {
             "cells": f["cells"],
             "counts": f["counts"],

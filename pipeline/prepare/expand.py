@@ -20,10 +20,13 @@ from ..errors import Location, ProblemList
 from ..models.catalogue import Model
 from .manifest import Manifest
 from .modelset import AXIS as MODEL_AXIS
-from .render import TemplateProblem, is_template, render
+from .render import TemplateProblem, compile_template, is_template, render
 from .wording import did_you_mean
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
+# shapes a plan keeps (see Shape; each holds a request): past this, a new shape's cells are
+# worked out one by one (a sweep whose every cell has a shape of its own gains nothing)
+MAX_SHAPES = 50_000
 # A combination's origin also holds, under this key (never an identifier), the cell its row was
 # picked from (pipeline.prepare.picks); it becomes the cell's `from_cell`.
 FROM_CELL = "@from_cell"
@@ -44,6 +47,8 @@ class Cell:
     # The picked cell this one renders again ({job, cell, out}: a preview -> final workflow);
     # not part of the request or the id.
     from_cell: dict[str, Any] | None = None
+    # what its request shares with other cells' (see Shape), for work done once per shape
+    shape: Shape | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -56,6 +61,28 @@ class Draft:
     origin: dict[str, Any]
     failed: tuple[str, ...] = ()  # keys whose template failed (left as written; already reported)
     model: Model | None = None
+    # shared by the drafts whose requests differ only in the integers of `Shape.holes`
+    shape: Shape | None = None
+
+
+@dataclass(slots=True)
+class Shape:
+    """What the drafts of one model whose requests differ only in a few integer inputs (a seed,
+    say: `holes`, set straight from the matrix and read by no template) have in common: one
+    request of theirs, and what later stages work out once for all of them."""
+
+    request: dict[str, Any]
+    holes: tuple[str, ...]
+    # the text of the cells' ids and labels, cut at the holes (pipeline.prepare.identity)
+    id_text: tuple[Any, ...] | None = None
+    label_text: tuple[Any, ...] | None = None
+    # a body of the shape was valid; the holes' bounds when all are free integers of the
+    # schema, else None (pipeline.prepare.plan.check)
+    valid: bool = False
+    bounds: tuple[tuple[str, float, float], ...] | None = None
+    # the origin of the last cell made of it, and that cell's combination's (drafts)
+    origin: dict[str, Any] | None = None
+    combination: dict[str, Any] | None = None
 
 
 def same(a: Any, b: Any) -> bool:
@@ -193,6 +220,8 @@ class _Base:
     roles: dict[str, str] = field(default_factory=dict)  # a matrix key's role: see _role
     # a request's keys -> the same in the order cells send them
     orders: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    # the variables its templates read (None: a template does not compile)
+    reads: frozenset[str] | None = frozenset()
 
 
 def _base(m: Manifest, model: Model) -> _Base:
@@ -220,7 +249,27 @@ def _base(m: Manifest, model: Model) -> _Base:
     # in the order cells send them (the model's inputs in schema order, then any other), so
     # that a cell whose matrix sets only keys the base has needs no reordering
     plain = {k: plain[k] for k in props if k in plain} | plain
-    return _Base(request, origin, tuple(blocked), templates, plain, list(props))
+    return _Base(request, origin, tuple(blocked), templates, plain, list(props),
+                 reads=_reads([request[k] for k in templates]))
+
+
+def _reads(values: list[Any]) -> frozenset[str] | None:
+    """The variables the templates in `values` read (None when one does not compile: its
+    problem is reported cell by cell)."""
+    found: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            if is_template(value):
+                try:
+                    found.update(compile_template(value).variables)
+                except TemplateProblem:
+                    return None
+        elif isinstance(value, (list, dict)):
+            inner = _reads(list(value.values() if isinstance(value, dict) else value))
+            if inner is None:
+                return None
+            found |= inner
+    return frozenset(found)
 
 
 def _has_template(value: Any) -> bool:
@@ -261,11 +310,15 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     """Build each cell's request body (templates rendered), for the cell's own model; problems
     are collected, not raised."""
     sweep = m.sweep
-    bases: dict[str, _Base] = {}
     # equal origins shared: most cells' are alike
     origins: dict[tuple[Any, ...], dict[str, Any]] = {}
     until = time.monotonic() + MAX_EXPAND_SECONDS
     made = 0
+    # per model: its base, its model_inputs and the matrix keys that may be a shape's holes
+    # (see Shape); and the shapes
+    of_model: dict[str, tuple[_Base, Any, frozenset[str]]] = {}
+    shapes: dict[tuple[Any, ...], Shape | None] = {}
+    repeat = m.repeat
     for values, origin in combinations(m):
         model = sweep.of(values)
         if model is None:
@@ -276,14 +329,13 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              "this combination names no model: give it `model: ID` (one of "
                              f"{', '.join(sweep.models)})", cell=True, example=describe(values))
             continue  # a model that could not be loaded is reported where it is named
-        base = bases.get(model.id)
-        if base is None:
-            base = bases[model.id] = _base(m, model)
-        props = model.properties
-        spec = sweep.inputs_of(model.id)
-        roles = base.roles
-        order = base.order
-        for replicate in range(m.repeat):
+        known = of_model.get(model.id)
+        if known is None:
+            base = _base(m, model)
+            spec = sweep.inputs_of(model.id)
+            known = of_model[model.id] = (base, spec, _hole_keys(m, spec, model, base))
+        base, spec, holes = known
+        for replicate in range(repeat):
             made += 1
             if time.monotonic() > until:
                 # each rendering is bounded (pipeline.prepare.render); this bounds them all together
@@ -291,6 +343,40 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              f"expanding took more than {MAX_EXPAND_SECONDS:g} s (stopped after "
                              f"{made - 1:,} cells); simplify the templates or split the job")
                 return
+            skey: Any = None
+            if holes:  # the cell's shape: its values but the integers of the holes
+                skey = [model.id, replicate]
+                for key, value in values.items():
+                    kind = type(value)
+                    if kind is int and key in holes:
+                        skey.append(key)
+                    else:  # 1, 1.0 and True apart; 0.0 and -0.0 too
+                        skey.append((key, kind, repr(value) if kind is float else value))
+                try:
+                    skey = tuple(skey)
+                    shape = shapes.get(skey)
+                except TypeError:  # an unhashable value (a list, a row): its own
+                    skey, shape = None, None
+                if shape is not None:  # as the first cell of its shape, but for its holes
+                    request = shape.request.copy()
+                    for key in shape.holes:
+                        request[key] = values[key]
+                    shown = values
+                    if repeat > 1:
+                        shown = dict(values)
+                        if "replicate" not in values:
+                            shown["replicate"] = replicate
+                    cell_origin = shape.origin
+                    if cell_origin is None or origin != shape.combination or \
+                            FROM_CELL in origin:  # (a range's cells' are alike)
+                        shape.combination = origin
+                        cell_origin = shape.origin = _cell_origin(origins, model.id, base,
+                                                                  origin, ())
+                    yield Draft(shown, request, replicate, cell_origin, (), model, shape)
+                    continue
+            props = model.properties
+            roles = base.roles
+            order = base.order
             request = dict(base.plain)
             context = {**m.vars, **values}
             if m.repeat > 1 and "replicate" not in values:  # a pick's take is its own
@@ -309,19 +395,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                     ruled.append(key)
                 elif role == "blocked":
                     blocked.append((key, origin.get(key)))
-            # read-only from here on, so cells whose combinations came from the same places
-            # share one (most do: a range's values share their origin)
-            try:
-                okey: Any = (model.id, *origin.items())
-                cell_origin = origins.get(okey)
-            except TypeError:  # an unhashable mark (a pick's from_cell): its own
-                okey, cell_origin = None, None
-            if cell_origin is None:
-                cell_origin = {**base.origin, **origin}
-                for key in ruled:
-                    cell_origin[key] = base.origin[key]  # model_inputs win (documented)
-                if okey is not None:
-                    origins[okey] = cell_origin
+            cell_origin = _cell_origin(origins, model.id, base, origin, ruled)
             for key, where in blocked:
                 problems.add(_locate(m, where), unmapped(model, key), cell=True,
                              example=describe(values))
@@ -351,7 +425,50 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             shown = values if m.repeat == 1 else dict(values)  # each replicate its own
             if m.repeat > 1 and "replicate" not in values:
                 shown["replicate"] = replicate
-            yield Draft(shown, request, replicate, cell_origin, tuple(failed), model)
+            shape = None
+            if skey is not None and skey not in shapes and len(shapes) < MAX_SHAPES:
+                # the first of its shape
+                # (a matrix value holding a template may read a hole: such cells share nothing)
+                shared = not (failed or blocked or ruled or
+                              any(_has_template(values[k]) for k in given))
+                shape = shapes[skey] = Shape(dict(request), tuple(
+                    k for k in values if k in holes and type(values[k]) is int)) \
+                    if shared else None
+            yield Draft(shown, request, replicate, cell_origin, tuple(failed), model, shape)
+
+
+def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: _Base,
+                 origin: dict[str, Any], ruled: Iterable[str]) -> dict[str, Any]:
+    """A cell's origin: its model's, its combination's, and for keys its model_inputs set
+    (`ruled`), the model's again (model_inputs win: documented). Read-only, so that cells
+    whose combinations came from the same places share one (most do: a range's values share
+    their origin)."""
+    try:
+        okey: Any = (model_id, *origin.items())
+        found = origins.get(okey)
+    except TypeError:  # an unhashable mark (a pick's from_cell): its own
+        okey, found = None, None
+    if found is None:
+        found = {**base.origin, **origin}
+        for key in ruled:
+            found[key] = base.origin[key]
+        if okey is not None:
+            origins[okey] = found
+    return found
+
+
+def _hole_keys(m: Manifest, spec: Any, model: Model, base: _Base) -> frozenset[str]:
+    """The matrix keys that, set to an integer, can be a shape's holes for cells of `model`:
+    inputs of the model that its own model_inputs do not set and no template reads."""
+    if base.reads is None or base.blocked:
+        return frozenset()
+    keys: set[str] = set()
+    for axis in m.axes:
+        keys.update(row_keys(m) if axis.is_rows else [axis.name])
+    for entry in m.include:
+        keys.update(entry)
+    return frozenset(k for k in keys if k not in base.reads and k != "replicate" and
+                     _role(m, spec, model.id, k) == "input")
 
 
 def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,

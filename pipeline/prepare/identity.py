@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jsonio import canonical
-from .expand import FROM_CELL, Cell, Draft, shorten
+from .expand import FROM_CELL, Cell, Draft, Shape, shorten
 from .manifest import Manifest, RandomSeed
 from .modelset import AXIS as MODEL_AXIS
 
@@ -30,25 +30,53 @@ def finalize(m: Manifest, items: list[Draft], digest_of: Callable[[str], str], *
     short = model_labels(list(m.sweep.models))
     varying = _varying_keys(items)
     cells = []
+    sha256 = hashlib.sha256
     for index, d in enumerate(items):
         model = d.model or m.model
-        identity = _identity(d.request, image_fields[model.id], digest_of)
-        seed = d.request.get("seed")
-        if isinstance(seed, RandomSeed):
-            material = canonical({"model": model.id, "request": {**identity, "seed": None},
-                                  "replicate": d.replicate, "k": seed.k})
-            drawn = int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
-            d.request["seed"] = identity["seed"] = drawn
-            if "seed" in d.values:
-                d.values["seed"] = drawn
-        cells.append(Cell(
-            id=cell_id(model.id, identity, d.replicate),
-            label=" ".join(f"{k}={short[d.values[k]]}" if k == MODEL_AXIS and
-                           d.values[k] in short else f"{k}={shorten(d.values[k], 20)}"
-                           for k in varying if k in d.values) or "default",
-            index=index, values=d.values, request=d.request, replicate=d.replicate,
-            origin=d.origin, model=model.id, from_cell=d.origin.get(FROM_CELL),
-        ))
+        request, shape, values = d.request, d.shape, d.values
+        seed = request.get("seed")
+        if shape is not None and not isinstance(seed, RandomSeed):
+            parts = shape.id_text
+            if parts is None:
+                parts = shape.id_text = _id_parts(model.id, shape, d.replicate,
+                                                  image_fields[model.id], digest_of)
+            label = shape.label_text
+            if label is None:
+                label = shape.label_text = _label_parts(values, shape.holes, varying, short)
+        else:
+            parts = label = ()
+        if len(parts) == 3:  # the shape's canonical text around its hole: the text cell_id makes
+            key, head, tail = parts
+            cid = sha256((head + str(request[key]) + tail).encode()).hexdigest()[:16]
+        elif parts:  # around its holes
+            text = parts[1]
+            for key, after in zip(parts[0], parts[2:], strict=True):
+                text += str(request[key]) + after
+            cid = sha256(text.encode()).hexdigest()[:16]
+        else:
+            identity = _identity(request, image_fields[model.id], digest_of)
+            if isinstance(seed, RandomSeed):
+                material = canonical({"model": model.id, "request": {**identity, "seed": None},
+                                      "replicate": d.replicate, "k": seed.k})
+                drawn = int(sha256(material.encode()).hexdigest()[:8], 16) % SEED_MAX
+                request["seed"] = identity["seed"] = drawn
+                if "seed" in values:
+                    values["seed"] = drawn
+            cid = cell_id(model.id, identity, d.replicate)
+        if len(label) == 3:  # the same, of the label
+            key, head, tail = label
+            v = values[key]
+            text = head + (str(v) if -10**19 < v < 10**19 else shorten(v, 20)) + tail
+        elif label:
+            text = label[1]
+            for key, after in zip(label[0], label[2:], strict=True):
+                v = values[key]
+                text += (str(v) if -10**19 < v < 10**19 else shorten(v, 20)) + after
+        else:
+            text = _label(values, varying, short)
+        origin = d.origin
+        cells.append(Cell(cid, text, index, values, request, d.replicate, origin, model.id,
+                          origin.get(FROM_CELL), shape))
         if consume:
             items[index] = None  # type: ignore[call-overload]
     return cells
@@ -80,6 +108,63 @@ def cell_id(model_id: str, identity_request: dict[str, Any], replicate: int) -> 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _label(values: dict[str, Any], varying: list[str], short: dict[str, str]) -> str:
+    """A cell's label: its values of the keys that vary across the job (`default`: none)."""
+    shown = []
+    for k in varying:
+        if k in values:
+            v = values[k]
+            if type(v) is int and -10**19 < v < 10**19:  # shorter than 21 characters
+                shown.append(f"{k}={v}")
+            elif k == MODEL_AXIS and v in short:
+                shown.append(f"{k}={short[v]}")
+            else:
+                shown.append(f"{k}={shorten(v, 20)}")
+    return " ".join(shown) or "default"
+
+
+def _label_parts(values: dict[str, Any], holes: tuple[str, ...], varying: list[str],
+                 short: dict[str, str]) -> tuple[Any, ...]:
+    """The label of the cells of one shape (whose values are alike but for the integers of
+    its holes), cut at the holes it shows as _cut cuts (`((), label)` when it shows none)."""
+    keys = tuple(k for k in varying if k in values and k in holes)
+    marks = {k: f"\x00{i}\x00" for i, k in enumerate(keys)}
+    text = _label({**values, **marks}, varying, short)
+    return _cut(text, marks) if keys else ((), text)
+
+
+def _id_parts(model_id: str, shape: Shape, replicate: int, image_fields: list[str],
+              digest_of: Callable[[str], str]) -> tuple[Any, ...]:
+    """The text cell_id hashes for the cells of one shape, cut at its holes (see _cut): a
+    cell's text is the pieces joined by its own integers (canonical JSON writes an integer as
+    `str` does)."""
+    identity = _identity(shape.request, image_fields, digest_of)
+    marks = {}
+    for i, key in enumerate(shape.holes):
+        identity[key] = mark = f"\x00hole{i}\x00"
+        marks[key] = canonical(mark)
+    body: dict[str, Any] = {"model": model_id, "request": identity}
+    if replicate:
+        body["replicate"] = replicate
+    return _cut(ID_VERSION + "\n" + canonical(body), marks)
+
+
+def _cut(text: str, marks: dict[str, str]) -> tuple[Any, ...]:
+    """`text` cut at each key's mark (each found once): (key, before, after) for one key, else
+    (the keys in the order the text has them, the text before the first, after it, ...); empty
+    when a mark is not found exactly once."""
+    if any(text.count(mark) != 1 for mark in marks.values()):
+        return ()
+    keys = sorted(marks, key=lambda k: text.index(marks[k]))
+    parts = []
+    for key in keys:
+        head, text = text.split(marks[key])
+        parts.append(head)
+    if len(keys) == 1:
+        return (keys[0], parts[0], text)
+    return (tuple(keys), *parts, text)
+
+
 def _identity(request: dict[str, Any], image_fields: list[str],
               digest_of: Callable[[str], str]) -> dict[str, Any]:
     """The request with each local file or data: image replaced by the hash of its bytes."""
@@ -96,12 +181,17 @@ def _identity(request: dict[str, Any], image_fields: list[str],
 def _varying_keys(items: list[Draft]) -> list[str]:
     seen: dict[str, set[str]] = {}
     order: list[str] = []
+    settled: set[str] = set()  # keys seen with two values: nothing more to learn of them
     for d in items:
+        if d.values.keys() <= settled:
+            continue
         for k, v in d.values.items():
             if k not in seen:
                 seen[k] = set()
                 order.append(k)
             if len(seen[k]) < 2:
                 seen[k].add(canonical(v) if isinstance(v, (dict, list)) else repr(v))
+                if len(seen[k]) > 1:
+                    settled.add(k)
     keys = [k for k in order if len(seen[k]) > 1]
     return keys or order[:3]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..bulk import paused
 from ..errors import Location, ManifestError, Problem, ProblemList
-from .expand import Cell, describe, difference, drafts
+from .expand import Cell, Shape, describe, difference, drafts
 from .identity import finalize
 from .images import FETCH_TIMEOUT, ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
@@ -126,9 +126,18 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
     validators = {k: RequestValidator(x, inspector) for k, x in m.sweep.models.items()}
     many = m.sweep.many
     seen: dict[str, Cell] = {}
+    refuse = m.run.local_images == "refuse"
+    valid: list[tuple[Path_, str]] = []  # what a body known valid has to say (never added to)
     for cell, unrendered in zip(cells, failed, strict=True):
-        image_fields = fields[cell.model]
-        for path, message in validators[cell.model].errors(cell.request):
+        validator = validators[cell.model]
+        shape = cell.shape
+        if shape is None or not shape.valid or not _within(validator, shape, cell.request):
+            found = validator.errors(cell.request)
+            if shape is not None and not found:
+                shape.valid = True
+        else:
+            found = valid
+        for path, message in found:
             if many:  # say whose schema refused it
                 message = f"{cell.model}: {message}"
             if path and path[0] in unrendered:
@@ -146,8 +155,8 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                          "seed -1 lets the service pick the seed: these cells are not "
                          "reproducible (give seeds, or seed: {random: N})", cell=True,
                          example=_example(cell), severity="warning")
-        if m.run.local_images == "refuse":
-            for key in image_fields:
+        if refuse:
+            for key in fields[cell.model]:
                 value = cell.request.get(key)
                 for i, v in enumerate(value if isinstance(value, list) else [value]):
                     if isinstance(v, str) and kind_of(v) == "file":
@@ -161,6 +170,22 @@ def check(m: Manifest, *, fetch_remote: bool = True, problems: ProblemList | Non
                                             "and resolution were not checked",
                      severity="warning")
     return cells, problems, inspector
+
+
+def _within(validator: RequestValidator, shape: Shape, request: dict[str, Any]) -> bool:
+    """Whether a body of a shape known valid is valid too: the shape's holes are free integers
+    of the schema (pipeline.prepare.validate.free_integers), and this body holds them within
+    their bounds."""
+    bounds = shape.bounds
+    if bounds is None:
+        free = validator.free
+        bounds = shape.bounds = tuple((k, *free[k]) for k in shape.holes if k in free)
+    if len(bounds) != len(shape.holes):  # a hole the schema does not leave free
+        return False
+    for key, low, high in bounds:
+        if not low <= request[key] <= high:
+            return False
+    return True
 
 
 def _example(cell: Cell) -> str:
