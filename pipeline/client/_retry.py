@@ -110,13 +110,18 @@ class RetryPolicy:
         return random.uniform(0.0, min(self.wait_max, self.wait_initial * 2 ** (tries - 1)))
 
     def hook(self, judge: Callable[[Exception], tuple[bool, float | None]],
-             cap: Callable[[float], float] | None = None) -> Callable[[Exception], bool | float]:
+             cap: Callable[[float], float] | None = None
+             ) -> Callable[[BaseException], bool | float]:
         """A fresh stamina backoff hook for one call (it counts that call's retries); `cap`
-        may shorten each wait (the client's Outage does, so as not to delay giving up)."""
+        may shorten each wait (the client's Outage does, so as not to delay giving up).
+        (It takes any BaseException, as stamina 26.2 types its `on`; only an Exception may
+        be retried.)"""
         tries = 0
 
-        def backoff(exc: Exception) -> bool | float:
+        def backoff(exc: BaseException) -> bool | float:
             nonlocal tries
+            if not isinstance(exc, Exception):
+                return False
             retry, hint = judge(exc)
             if not retry:
                 return False
