@@ -4,6 +4,7 @@ and still notices a connection the server closed."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 
@@ -51,3 +52,28 @@ def test_a_connection_the_server_closed_is_not_reused() -> None:
         return accepted
 
     assert len(asyncio.run(scenario())) == 3
+
+
+def test_readiness_is_polled_once_a_turn() -> None:
+    """The pool's sockets are polled together once per turn of the event loop: a socket quiet
+    at that poll is not readable for the rest of the turn, one found readable is asked on its
+    own, and the next turn polls again."""
+    from pipeline.client._pool import _Readiness
+
+    async def scenario() -> None:
+        readiness = _Readiness()
+        quiet, talking = socket.socketpair(), socket.socketpair()
+        talking[1].send(b"x")
+        readiness.add(quiet[0].fileno(), object())  # type: ignore[arg-type]
+        readiness.add(talking[0].fileno(), object())  # type: ignore[arg-type]
+        assert not readiness.maybe_readable(quiet[0].fileno())
+        assert readiness.maybe_readable(talking[0].fileno())
+        quiet[1].close()  # the peer closes within the turn: seen on the next one
+        assert not readiness.maybe_readable(quiet[0].fileno())
+        await asyncio.sleep(0)
+        assert readiness.maybe_readable(quiet[0].fileno())
+        for pair in (quiet, talking):
+            pair[0].close()
+            pair[1].close()
+
+    asyncio.run(scenario())
