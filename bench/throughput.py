@@ -12,7 +12,8 @@ disk; the bare loop: over its wall time), the ideal C / mean(T), the ratios runn
 bare/ideal and runner/bare (target >= 0.9), the CPU seconds per cell of the runner (its
 process and its children: the previews' worker process), the bare loop and the simulator in
 each phase (the simulator's own CPU is what keeps both from C/T on a small machine), and how
-long the runner went on after its last video (previews and triage catching up, the reports). Default sizes: 4 waves of cells (N = 4 C), a few minutes here.
+long the runner went on after its last video (previews and triage catching up, the reports).
+Default sizes: 4 waves of cells (N = 4 C), a few minutes here.
 `--no-previews`: the runner makes no frame strips or posters (how much of its CPU they take).
 """
 
