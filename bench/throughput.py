@@ -9,9 +9,11 @@ progress), then in this process the bare loop (bench/bare.py: the same four call
 16 HTTP calls in flight, each cell's first status call when the quickest generation ends,
 then every 0.25 s). Printed per capacity: cells/s of each (N over first submit to last video on
 disk; the bare loop: over its wall time), the ideal C / mean(T), the ratios runner/ideal,
-bare/ideal and runner/bare (target >= 0.9), and the CPU seconds per cell of the runner, the
-bare loop and the simulator in each phase (the simulator's own CPU is what keeps both from
-C/T on a small machine). Default sizes: 4 waves of cells (N = 4 C), a few minutes here.
+bare/ideal and runner/bare (target >= 0.9), the CPU seconds per cell of the runner (its
+process and its children: the previews' worker process), the bare loop and the simulator in
+each phase (the simulator's own CPU is what keeps both from C/T on a small machine), and how
+long the runner went on after its last video (previews and triage catching up, the reports).
+Default sizes: 4 waves of cells (N = 4 C), a few minutes here.
 `--no-previews`: the runner makes no frame strips or posters (how much of its CPU they take).
 """
 
@@ -75,8 +77,11 @@ NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
                "from pipeline.cli import main; sys.exit(main())")
 
 
-def runner(job: Path, out: Path, url: str, previews: bool = True) -> tuple[float, float, int]:
-    """(cells/s over first submit to last video, CPU s of the process, exit code)."""
+def runner(job: Path, out: Path, url: str, previews: bool = True
+           ) -> tuple[float, float, int, float]:
+    """(cells/s over first submit to last video, CPU s of the process and its children, exit
+    code, seconds from the last video to the process's end: previews and triage catching up,
+    the reports)."""
     env = {**os.environ, "RUNCOMFY_API_TOKEN": "bench", "RUNCOMFY_BASE_URL": url,
            "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryFile() as err:
@@ -85,6 +90,7 @@ def runner(job: Path, out: Path, url: str, previews: bool = True) -> tuple[float
                                  str(out), "--no-progress"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
+        ended = time.time()
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
@@ -93,7 +99,7 @@ def runner(job: Path, out: Path, url: str, previews: bool = True) -> tuple[float
     first = min(e["t"] for e in events if e["e"] == "intent")
     last = max(e["t"] for e in events if e["e"] == "download")
     done = sum(1 for e in events if e["e"] == "download")
-    return done / (last - first), usage.ru_utime + usage.ru_stime, code
+    return done / (last - first), usage.ru_utime + usage.ru_stime, code, ended - last
 
 
 def one_capacity(capacity: int, cells: int, gen: str, tmp: Path, previews: bool) -> None:
@@ -103,7 +109,7 @@ def one_capacity(capacity: int, cells: int, gen: str, tmp: Path, previews: bool)
     try:
         job = write_job(tmp, cells, capacity)
         sim_before = cpu_of(sim.pid)
-        rate, cpu, code = runner(job, tmp / f"out-{capacity}", url, previews)
+        rate, cpu, code, tail = runner(job, tmp / f"out-{capacity}", url, previews)
         sim_runner = cpu_of(sim.pid) - sim_before
         out = tmp / "bare"
         out.mkdir(exist_ok=True)
@@ -124,7 +130,8 @@ def one_capacity(capacity: int, cells: int, gen: str, tmp: Path, previews: bool)
           f"{ideal:.1f} cells/s")
     label = "pipeline run" + ("" if previews else ", no previews")
     print(f"  {label}: {rate:.1f} cells/s = {rate / ideal:.3f} of ideal; CPU "
-          f"{cpu / cells * 1000:.1f} ms/cell (simulator {sim_runner / cells * 1000:.1f} ms/cell)"
+          f"{cpu / cells * 1000:.1f} ms/cell (simulator {sim_runner / cells * 1000:.1f} ms/cell); "
+          f"ended {tail:.1f} s after its last video"
           + ("" if code == 0 else f"; exit {code}"))
     print(f"  bare httpx loop: {bare_rate:.1f} cells/s = {bare_rate / ideal:.3f} of ideal; CPU "
           f"{bare_cpu / cells * 1000:.1f} ms/cell (simulator {sim_bare / cells * 1000:.1f} "

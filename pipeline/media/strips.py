@@ -21,6 +21,7 @@ from typing import Any
 
 from . import qa
 from .posters import MAX_POSTERS, MAX_SIDE, is_video, poster_name, save_jpeg
+from .worker import Unavailable, WorkerProcess
 
 log = logging.getLogger("pipeline.report")
 
@@ -66,20 +67,21 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
             # thumbnails do not need the deblocking filter: half the decoding time
             stream.codec_context.options = {"skip_loop_filter": "all"}
             size = _scaled(stream.codec_context.width, stream.codec_context.height)
+            picture = _Pictures(size)
             keys = sum(1 for packet in container.demux(stream) if packet.is_keyframe)
             length = _seconds(container, stream)
             targets = [(k + 0.5) * length / frames for k in range(frames)] if length else []
             container.seek(0, stream=stream)
             if keys > 2:  # a keyframe every few frames: seek to each one
                 for frame in container.decode(stream):
-                    first = frame.to_image(width=size[0], height=size[1])
+                    first = picture(frame)
                     break
                 for at in targets:
                     container.seek(int(at / stream.time_base), stream=stream, backward=True)
                     frame = next((f for f in container.decode(stream)
                                   if f.time is None or f.time >= at), None)
                     if frame is not None:
-                        picked.append(frame.to_image(width=size[0], height=size[1]))
+                        picked.append(picture(frame))
             else:  # one keyframe (the simulator's clips): decode once, front to back
                 wanted = iter(targets)
                 due = next(wanted, None)
@@ -89,9 +91,9 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                     meter.rate = float(stream.average_rate or stream.guessed_rate or 24)
                 for frame in container.decode(stream):
                     if first is None:
-                        first = frame.to_image(width=size[0], height=size[1])
+                        first = picture(frame)
                     while due is not None and (frame.time is None or frame.time >= due):
-                        picked.append(frame.to_image(width=size[0], height=size[1]))
+                        picked.append(picture(frame))
                         due = next(wanted, None)
                     if measuring and meter is not None:
                         measuring = meter.feed(frame)
@@ -107,6 +109,28 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
     if not picked:
         return False
     return save_jpeg(_sheet(picked), strip)
+
+
+class _Pictures:
+    """Frames to RGB Pillow pictures of one size through one libswscale context: what a frame's
+    own `to_image` gives, without the context it builds (and frees) for every frame, a third of
+    a small clip's decode."""
+
+    def __init__(self, size: tuple[int, int]):
+        from av.video.reformatter import VideoReformatter
+
+        self.size = size
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: Any) -> Any:
+        from PIL import Image
+
+        plane = self._reformatter.reformat(frame, width=self.size[0], height=self.size[1],
+                                           format="rgb24").planes[0]
+        if plane.line_size < 0:  # a bottom-up frame: PyAV's own copy knows how to flip it
+            return frame.to_image(width=self.size[0], height=self.size[1])
+        return Image.frombuffer("RGB", (plane.width, plane.height), bytes(plane), "raw", "RGB",
+                                plane.line_size, 1)
 
 
 def _scaled(width: int, height: int) -> tuple[int, int]:
@@ -155,22 +179,45 @@ def add_previews(folder: Path, cell: dict, index: int) -> None:
         f["strip"] = strip if (folder / strip).is_file() else None
 
 
+IN_THREAD = 8  # a run's first videos are decoded in its own worker thread: a child process
+#                costs ~0.2 s to start, more than a few small clips take
+
+
+def previews_and_triage(folder: Path, cell_id: str, output: int, video: Path, previews: bool,
+                        triage: bool) -> dict[str, Any] | None:
+    """One downloaded video's strip and poster (when `previews`) and its triage (when `triage`,
+    returned): the work a `Previews` queue item stands for, in whichever process does it."""
+    meter = qa.Meter() if triage else None
+    if previews:
+        make_previews(video, folder / strip_name(cell_id, output),
+                      folder / poster_name(cell_id, output), meter=meter)
+    if meter is None:
+        return None
+    return meter.result() if meter.complete else qa.check_clip(video)
+
+
 class Previews:
     """The previews and the triage (pipeline.media.qa) of the videos a run downloads, made off
-    the download path by one worker thread, in the order they were downloaded: a decode takes
-    from ~10 ms (the simulator's clips) to most of a second (a 10 s 1080P clip with one
-    keyframe), and a run's downloads, journal and slots must not wait for it. Each clip's triage
-    is handed to `on_qa(cell id, path in the job folder, result)` (the run journals it), every
-    cell's, also past MAX_PREVIEWS. `close()` lets the worker finish what is queued (the run
-    calls it before its end); previews lost to a crash are made by the report, and triage too
-    (there not stored)."""
+    the download path, in the order they were downloaded: a decode takes from ~10 ms (the
+    simulator's clips) to most of a second (a 10 s 1080P clip with one keyframe), and a run's
+    downloads, journal and slots must not wait for it. One worker thread takes the queue; past
+    the run's first IN_THREAD videos it hands each decode to a child process
+    (pipeline.media.worker), so that the decoding does not hold the GIL the run's event loop
+    needs (should that process not start or die, the thread decodes the rest itself). Files
+    are written the same either way (each JPEG to a temporary name, then renamed). Each clip's
+    triage is handed to `on_qa(cell id, path in the job folder, result)` (the run journals it),
+    every cell's, also past MAX_PREVIEWS. `close()` lets the worker finish what is queued (the
+    run calls it before its end); previews lost to a crash are made by the report, and triage
+    too (there not stored)."""
 
     def __init__(self, folder: Path,
                  on_qa: Callable[[str, str, dict[str, Any]], None] | None = None):
         self.folder = folder
         self.on_qa = on_qa
+        self.in_thread = IN_THREAD  # videos decoded in the thread before the process is used
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
+        self._process = WorkerProcess()
 
     def add(self, cell_id: str, cell_index: int, output: int, video: Path) -> None:
         """Queue the previews and triage of a video just downloaded (cells past MAX_PREVIEWS
@@ -184,22 +231,29 @@ class Previews:
         self._queue.put((cell_id, output, video, previews))
 
     def _work(self) -> None:
+        done = 0
         while (item := self._queue.get()) is not None:
             cell_id, output, video, previews = item
+            args = (self.folder, cell_id, output, video, previews, self.on_qa is not None)
             try:
-                meter = qa.Meter() if self.on_qa is not None else None
-                if previews:
-                    make_previews(video, self.folder / strip_name(cell_id, output),
-                                  self.folder / poster_name(cell_id, output), meter=meter)
-                if self.on_qa is not None and meter is not None:
-                    result = meter.result() if meter.complete else qa.check_clip(video)
+                result = None
+                if done >= self.in_thread and not self._process.broken:
+                    try:
+                        result = self._process.call(previews_and_triage, *args)
+                    except Unavailable:
+                        result = previews_and_triage(*args)
+                else:
+                    result = previews_and_triage(*args)
+                done += 1
+                if self.on_qa is not None and result is not None:
                     self.on_qa(cell_id, video.relative_to(self.folder).as_posix(), result)
             except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
                 log.info("no previews or triage for %s: %s", video, exc)
 
     def close(self) -> None:
-        """Wait until every queued preview is made, then stop the worker."""
+        """Wait until every queued preview is made, then stop the worker (and its process)."""
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join()
             self._worker = None
+        self._process.close()

@@ -5,6 +5,7 @@ image with many seeds) is encoded once."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 
@@ -71,3 +72,28 @@ def test_an_image_sent_with_many_seeds_is_encoded_once_until_it_changes(tmp_path
     os.utime(image, ns=(1, 1))  # a different modification time, whatever the clock's grain
     assert _inline.to_data_uri(image) != first[0]
     assert _inline._encoded.cache_info().misses == 2
+
+
+def test_readiness_is_polled_once_a_turn() -> None:
+    """The pool's sockets are polled together once per turn of the event loop: a socket quiet
+    at that poll is not readable for the rest of the turn, one found readable is asked on its
+    own, and the next turn polls again."""
+    from pipeline.client._pool import _Readiness
+
+    async def scenario() -> None:
+        readiness = _Readiness()
+        quiet, talking = socket.socketpair(), socket.socketpair()
+        talking[1].send(b"x")
+        readiness.add(quiet[0].fileno(), object())  # type: ignore[arg-type]
+        readiness.add(talking[0].fileno(), object())  # type: ignore[arg-type]
+        assert not readiness.maybe_readable(quiet[0].fileno())
+        assert readiness.maybe_readable(talking[0].fileno())
+        quiet[1].close()  # the peer closes within the turn: seen on the next one
+        assert not readiness.maybe_readable(quiet[0].fileno())
+        await asyncio.sleep(0)
+        assert readiness.maybe_readable(quiet[0].fileno())
+        for pair in (quiet, talking):
+            pair[0].close()
+            pair[1].close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,68 @@
+"""A run's previews worker (pipeline.media.strips.Previews): the same strips, posters and triage
+whether a clip is decoded in the run's own thread or in the child process
+(pipeline.media.worker), and the thread taking over when that process cannot be had."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from clips import encode, flicker, pan
+
+from pipeline.media import qa, strips, worker
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    return [encode(pan(40), folder / "a.mp4"), encode(flicker(), folder / "b.mp4")]
+
+
+def _made(job, videos, in_thread: int) -> tuple[dict, list]:
+    """Run the clips through one Previews: (cell id -> triage, the files it wrote)."""
+    (job / "videos").mkdir(parents=True)
+    got: dict = {}
+    previews = strips.Previews(job, on_qa=lambda cell, path, result: got.update({cell: result}))
+    previews.in_thread = in_thread
+    for i, video in enumerate(videos):
+        shutil.copy(video, job / "videos" / video.name)
+        previews.add(f"c{i}", i, 0, job / "videos" / video.name)
+    previews.close()
+    return got, sorted(p.relative_to(job).as_posix() for p in job.rglob("*.jpg"))
+
+
+def test_the_process_makes_what_the_thread_makes(videos, tmp_path):
+    """Decoded in the child process, each clip gets the strip, poster and triage the thread
+    gives it, and no temporary file is left."""
+    in_thread, files = _made(tmp_path / "thread", videos, in_thread=100)
+    in_process, same_files = _made(tmp_path / "process", videos, in_thread=0)
+    assert in_process == in_thread == {f"c{i}": qa.check_clip(v) for i, v in enumerate(videos)}
+    assert same_files == files == ["posters/c0.jpg", "posters/c1.jpg",
+                                   "strips/c0.jpg", "strips/c1.jpg"]
+    assert not list((tmp_path / "process").rglob(".*.tmp"))
+
+
+def test_the_thread_takes_over_when_no_process_starts(videos, tmp_path, monkeypatch):
+    """A process that cannot be started costs nothing but time: the thread decodes instead."""
+    def refused(self):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(worker.WorkerProcess, "_start", refused)
+    got, files = _made(tmp_path, videos, in_thread=0)
+    assert set(got) == {"c0", "c1"} and len(files) == 4
+
+
+def test_a_dead_worker_is_replaced_by_the_thread(tmp_path):
+    """A child that dies mid-call (a crash in the decoder) makes the call Unavailable, and no
+    new child is tried."""
+    process = worker.WorkerProcess()
+    assert process.call(pow, 2, 10) == 1024
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):  # an error is not a death
+        process.call(divmod, 1, 0)
+    process._proc.kill()
+    with pytest.raises(worker.Unavailable):
+        process.call(pow, 2, 3)
+    assert process.broken
+    with pytest.raises(worker.Unavailable):
+        process.call(pow, 2, 3)
+    process.close()
