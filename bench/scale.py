@@ -14,9 +14,11 @@ printed beside them. Then the runner's own overhead: CPU seconds per cell of
 cell (submit, status, result, download) with no state, no journal, no checks (bench/bare.py:
 as a quick script holds its connections, and with the runner's own admission of 16 calls in
 flight), printed as ratios;
-twice: as the run is (each video's frame strip and poster made as it is downloaded), and with
-previews off (the bench sets pipeline.media.strips.MAX_PREVIEWS to 0 in the child, so neither
-the run nor its report makes any). `--only-ratio` leaves out the 100,000-cell steps.
+three times: as the run is (each video's frame strip and poster made, and its triage, as it is
+downloaded), with previews off (the bench sets pipeline.media.strips.MAX_PREVIEWS to 0 in the
+child, so neither the run nor its report makes any; each clip is still decoded whole by its
+triage), and with no decoding at all (no previews, no triage: the runner's own work).
+`--only-ratio` leaves out the 100,000-cell steps.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ BEFORE = {"plan": (8.29, 231), "run": (1066.05, 294), "report": (86.2, 1730),
 IN_FLIGHT = 16  # HTTP calls the runner's client lets into httpx at once (run/session.py)
 # `pipeline` with previews off (no frame strip or poster made, by the run or its report)
 NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
+               "from pipeline.cli import main; sys.exit(main())")
+# `pipeline` that decodes no clip at all: no previews, and no triage (pipeline.media.qa, a whole
+# decode of each clip, added after issue 21's targets were set): the runner's own work alone
+NO_DECODING = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
+               "s.Previews.add = lambda *a, **k: None; "
                "from pipeline.cli import main; sys.exit(main())")
 
 
@@ -178,16 +185,20 @@ def main() -> None:
             print(f"  {label}: {bare[label] / n * 1000:.2f} ms/cell ({bare_wall:.1f} s wall)")
         cpu_bare, cpu_tuned = bare.values()
         no_previews = [sys.executable, "-c", NO_PREVIEWS]
+        no_decoding = [sys.executable, "-c", NO_DECODING]
         for label, cmd, target in (("pipeline run", pipeline, 2.0),
-                                   ("pipeline run, no previews", no_previews, 1.3)):
+                                   ("pipeline run, no previews (triage on)", no_previews, None),
+                                   ("pipeline run, no decoding (no previews, no triage)",
+                                    no_decoding, 1.3)):
             out_dir = tmp / "ratio-out"
             wall, cpu_ours, _, code, err = timed(cmd + ["run", str(small), "--out",
                                                         str(out_dir), "--no-progress"], env)
             if code != 0:
                 print(err)
             shutil.rmtree(out_dir, ignore_errors=True)
+            aim = f" (target <= {target})" if target is not None else ""
             print(f"  {label}: {cpu_ours / n * 1000:.2f} ms/cell ({wall:.1f} s wall), "
-                  f"ratio {cpu_ours / cpu_bare:.2f} (target <= {target}); against the "
+                  f"ratio {cpu_ours / cpu_bare:.2f}{aim}; against the "
                   f"loop with {IN_FLIGHT} in flight {cpu_ours / cpu_tuned:.2f}")
     finally:
         sim.terminate()
