@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import cost
-from ..prepare.expand import Cell
 from ..text import money as usd
 from ..text import span
 from .journal import JobState
@@ -127,6 +126,8 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None
     (`estimated_cost`); any other is priced with its own model's sheet and fps
     (`models`: model id -> (sheet, fps)); `model`, `sheet` and `fps` stand for cells that do
     not name a model."""
+    from ..prepare.expand import Cell  # (here: `status` of a job that ran reads no templates)
+
     out = []
     shared: dict[Any, Any] = {}  # one float object per distinct estimate, not one per cell
     models = models or {}
