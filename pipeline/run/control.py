@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from .auto import AutoConcurrency, LiveRequests
+from .auto import AutoConcurrency
+from .live import LiveRequests
 from .policy import FATAL, Fatal
 from .stopping import FailureLimits, RefusalBreaker, Stopping
 

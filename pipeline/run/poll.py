@@ -32,8 +32,8 @@ from ..client import finished_result, known_live, pick_outputs
 from ..errors import ClientError, NotFound
 from ..job import journal as ev
 from ..prepare.expand import Cell
-from .auto import LiveRequests
 from .context import RunContext
+from .live import LiveRequests
 
 log = logging.getLogger("pipeline.run")
 

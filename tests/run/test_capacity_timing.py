@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline import wire
-from pipeline.run.auto import AutoConcurrency, LiveRequests
+from pipeline.run.auto import AutoConcurrency
+from pipeline.run.live import LiveRequests
 from pipeline.sim.queue import QueueEngine
 
 
