@@ -1,4 +1,5 @@
-"""The bare httpx loop the runner is measured against (bench/scale.py, bench/throughput.py).
+"""The bare httpx loop the runner is measured against (bench/scale.py, bench/throughput.py),
+and what both benches start it and the runner with (`start_sim`, `NO_PREVIEWS`).
 
 The same four calls per cell as the runner (submit, status until it ends, result, download),
 with no state, no journal, no checks, no previews. Two ways to hold the connections:
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,22 @@ import httpx
 
 MODEL = "bytedance/dreamina-3-0/image-to-video"
 ENDED = ("completed", "succeeded", "failed", "cancelled")
+# `pipeline` with previews off: no frame strip or poster made, by the run or its report
+NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
+               "from pipeline.cli import main; sys.exit(main())")
+
+
+def start_sim(capacity: int, gen: str = "0") -> tuple[subprocess.Popen, str]:
+    """`pipeline sim` in its own process on any free port, and its URL."""
+    sim = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", "--capacity", str(capacity),
+                            "--gen-time", gen, "--port", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    assert sim.stdout is not None
+    url = sim.stdout.readline().strip()
+    if not url.startswith("http"):
+        sim.kill()
+        raise SystemExit(f"the simulator did not start: {url!r}")
+    return sim, url
 
 
 async def bare_loop(url: str, cells: int, concurrency: int, image: bytes, out: Path, *,

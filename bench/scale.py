@@ -36,7 +36,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bare import MODEL, bare_loop
+from bare import MODEL, NO_PREVIEWS, bare_loop, start_sim
 from PIL import Image
 
 # wall s and peak RSS MB per step at commit 44035fb (before the one-truth redesign), 100,000
@@ -48,15 +48,11 @@ BEFORE = {"plan": (8.29, 231), "run": (1066.05, 294), "report": (86.2, 1730),
 
 
 IN_FLIGHT = 16  # HTTP calls the runner's client lets into httpx at once (run/session.py)
-# `pipeline` with previews off (no frame strip or poster made, by the run or its report)
-NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
-               "from pipeline.cli import main; sys.exit(main())")
 # `pipeline` that decodes no clip at all: no previews, and no triage (pipeline.media.qa, a whole
 # decode of each clip, added after issue 21's targets were set): the runner's own work alone
 NO_DECODING = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
                "s.Previews.add = lambda *a, **k: None; "
                "from pipeline.cli import main; sys.exit(main())")
-
 
 def write_job(folder: Path, cells: int, concurrency: int, name: str) -> Path:
     # A flat 320x320 PNG: a valid input of ~1 kB, so the simulator keeps 100k bodies cheaply.
@@ -93,17 +89,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int
         tail = err.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, tail
-
-
-def start_sim(capacity: int) -> tuple[subprocess.Popen, str]:
-    sim = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", "--capacity", str(capacity),
-                            "--gen-time", "0", "--port", "0"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-    url = sim.stdout.readline().strip()
-    if not url.startswith("http"):
-        sim.kill()
-        raise SystemExit(f"the simulator did not start: {url!r}")
-    return sim, url
 
 
 def big_steps(tmp: Path, args: argparse.Namespace, env: dict[str, str],

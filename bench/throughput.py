@@ -32,7 +32,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bare import MODEL, bare_loop
+from bare import MODEL, NO_PREVIEWS, bare_loop, start_sim
 from PIL import Image
 
 
@@ -59,22 +59,6 @@ def write_job(folder: Path, cells: int, concurrency: int) -> Path:
           canary: 0
         """))
     return path
-
-
-def start_sim(capacity: int, gen: str) -> tuple[subprocess.Popen, str]:
-    sim = subprocess.Popen([sys.executable, "-m", "pipeline", "sim", "--capacity", str(capacity),
-                            "--gen-time", gen, "--port", "0"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-    url = sim.stdout.readline().strip()
-    if not url.startswith("http"):
-        sim.kill()
-        raise SystemExit(f"the simulator did not start: {url!r}")
-    return sim, url
-
-
-# `pipeline` with previews off (bench/scale.py says the same): no frame strip or poster made
-NO_PREVIEWS = ("import sys, pipeline.media.strips as s; s.MAX_PREVIEWS = 0; "
-               "from pipeline.cli import main; sys.exit(main())")
 
 
 def runner(job: Path, out: Path, url: str, previews: bool = True
