@@ -87,19 +87,24 @@ def test_shared_shapes_change_nothing(tmp_path: Path, body: str,
         [(c.id, c.label, c.values, c.request, c.origin) for c in alone]
 
 
-def test_a_sweep_over_seeds_shares_one_shape(tmp_path: Path) -> None:
-    """take x seed: one shape per take, the seeds its holes."""
-    write_image(tmp_path / "img.png", 640, 480)
-    path = write_manifest(tmp_path, f"""
+def takes_by_seeds(folder: Path, takes: int, seeds: int) -> Path:
+    """A manifest of `takes` takes (read by the prompt) x `seeds` seeds (read by nothing)."""
+    write_image(folder / "img.png", 640, 480)
+    return write_manifest(folder, f"""
         name: t
         model: {MODEL}
         prompt: "boats, take {{{{ take }}}}"
         inputs:
           image_urls: [img.png]
         matrix:
-          take: [1, 2]
-          seed: {{from: 1, to: 4}}
+          take: {{from: 1, to: {takes}}}
+          seed: {{from: 1, to: {seeds}}}
         """)
+
+
+def test_a_sweep_over_seeds_shares_one_shape(tmp_path: Path) -> None:
+    """take x seed: one shape per take, the seeds its holes."""
+    path = takes_by_seeds(tmp_path, takes=2, seeds=4)
     from pipeline.errors import ProblemList
     from pipeline.prepare.manifest import load_manifest
 
@@ -113,17 +118,7 @@ def test_past_the_shapes_kept_cells_are_worked_out_alone(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """With room for 2 shapes, the cells of the third and later are made one by one, and the
     plan is the same."""
-    write_image(tmp_path / "img.png", 640, 480)
-    path = write_manifest(tmp_path, f"""
-        name: t
-        model: {MODEL}
-        prompt: "boats, take {{{{ take }}}}"
-        inputs:
-          image_urls: [img.png]
-        matrix:
-          take: [1, 2, 3, 4]
-          seed: {{from: 1, to: 3}}
-        """)
+    path = takes_by_seeds(tmp_path, takes=4, seeds=3)
     alone = build_plan(path, fetch_remote=False).cells
     monkeypatch.setattr(expand, "MAX_SHAPES", 2)
     capped = build_plan(path, fetch_remote=False).cells
