@@ -11,41 +11,25 @@ controls that appear when cells carry qa or rating data."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import browsers
 import pytest
 import yaml
-from conftest import unavailable
 from imagefiles import MODEL, final_manifest, preview_manifest, write_image, write_manifest
 from PIL import Image, ImageStat
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = next((p for p in (os.environ.get("PIPELINE_CHROMIUM"), "/usr/bin/chromium",
-                             shutil.which("chromium"), shutil.which("chromium-browser")) if p
-                 and Path(p).is_file()), None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-try:
-    import playwright.sync_api as playwright_api
-except ImportError:
-    playwright_api = None
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _browser() -> None:
     """Chromium and Playwright are there (else skipped here, failed in CI)."""
-    if playwright_api is None:
-        unavailable("Playwright's Python package is not installed (pip install playwright; "
-                    "no `playwright install` needed, Debian's chromium is used)")
-    if CHROMIUM is None:
-        unavailable("Chromium not found at /usr/bin/chromium or on PATH (apt-get install "
-                    "chromium); the browser test needs it")
+    browsers.require()
 
 EVERY_VIDEO_READY = ("() => { const v = Array.from(document.querySelectorAll('video'));"
                      " return v.length > 0 && v.every(x => x.readyState >= 2); }")
@@ -65,10 +49,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    yield from browsers.chromium()
 
 
 def open_report(browser, folder: Path, width: int = 1280, name: str = "report.html"):

@@ -8,15 +8,13 @@ refused."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 
+import browsers
 import jsonschema
 import pytest
-from conftest import unavailable
 from reviewjobs import make_project, run_job
 
 from pipeline.cli import main
@@ -24,28 +22,14 @@ from pipeline.job.ratings import read_votes
 from pipeline.review import ReviewServer
 from pipeline.review.pairs import pair_key
 
-CHROMIUM = next((p for p in (os.environ.get("PIPELINE_CHROMIUM"), "/usr/bin/chromium",
-                             shutil.which("chromium"), shutil.which("chromium-browser")) if p
-                 and Path(p).is_file()), None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required"]
 VOTES = 12
 REPO = Path(__file__).resolve().parents[2]
-
-try:
-    import playwright.sync_api as playwright_api
-except ImportError:
-    playwright_api = None
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _browser() -> None:
-    if playwright_api is None:
-        unavailable("Playwright's Python package is not installed (pip install playwright)")
-    if CHROMIUM is None:
-        unavailable("Chromium not found at /usr/bin/chromium or on PATH (apt-get install "
-                    "chromium); the browser test needs it")
+    """Chromium and Playwright are there (else skipped here, failed in CI)."""
+    browsers.require()
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +48,7 @@ def server(project: Path):
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    yield from browsers.chromium("--autoplay-policy=no-user-gesture-required")
 
 
 def watched(page) -> list[str]:
