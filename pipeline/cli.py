@@ -343,34 +343,23 @@ def cmd_picks(args: argparse.Namespace) -> int:
 
 def cmd_review(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (exit 130) or SIGTERM (exit 0); the URL with its key first."""
-    import signal
-    import threading
     import webbrowser
 
     from .api import review
+    from .serving import until_stopped
 
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    code = 0
-    try:
-        with review(args.manifest, out=args.out, host=args.host, port=args.port,
-                    allow_outside=args.allow_outside_paths) as server:
-            print(server.url, flush=True)
-            key = server.review.key
-            print(f"pipeline review: serving {server.review.folder} on {server.base_url}; "
-                  f"give the URL above to whoever may star and vote; blind ranking: "
-                  f"{server.base_url}/rank?rater=NAME&key={key}; Ctrl-C to stop",
-                  file=sys.stderr, flush=True)
-            if args.open:
-                webbrowser.open(server.url)
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                code = 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return code
+    with until_stopped() as wait, \
+            review(args.manifest, out=args.out, host=args.host, port=args.port,
+                   allow_outside=args.allow_outside_paths) as server:
+        print(server.url, flush=True)
+        key = server.review.key
+        print(f"pipeline review: serving {server.review.folder} on {server.base_url}; "
+              f"give the URL above to whoever may star and vote; blind ranking: "
+              f"{server.base_url}/rank?rater=NAME&key={key}; Ctrl-C to stop",
+              file=sys.stderr, flush=True)
+        if args.open:
+            webbrowser.open(server.url)
+        return wait()
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -4,15 +4,18 @@ The listening socket is bound here before uvicorn starts, so the port (any free 
 known at once and `start()` only waits for uvicorn to say it is serving. `stop()` asks uvicorn
 to exit, joins the thread (the loop's worker threads are shut down by `asyncio.run`) and closes
 the socket, so nothing is left behind. The simulator (pipeline.sim.server) and `pipeline
-review` (pipeline.review.server) are served so.
+review` (pipeline.review.server) are served so, and their commands serve `until_stopped`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -21,6 +24,28 @@ if TYPE_CHECKING:
 START_TIMEOUT = 10.0
 
 S = TypeVar("S", bound="BackgroundServer")
+
+
+@contextlib.contextmanager
+def until_stopped() -> Iterator[Callable[[], int]]:
+    """For the block, SIGTERM asks to stop (the handler before is put back after); the
+    callable it gives waits until then (exit code 0) or Ctrl-C (130): how a serving command
+    ends."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def wait() -> int:
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
+    try:
+        yield wait
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class BackgroundServer:

@@ -7,9 +7,7 @@ read where it listens. Option names for faults are a contract with scripts outsi
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> cfglib.SimConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT (exit 130) or SIGTERM (exit 0)."""
+    from ..serving import until_stopped
     from .server import Simulator
 
     config = config_from_args(args)
@@ -137,20 +136,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"pipeline sim: cannot listen on {args.host}:{args.port}: "
                          f"{exc.strerror or exc}; pick another --port") from exc
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    code = 0
-    try:
-        print(sim.base_url, flush=True)
-        models = len(sim.app.state.catalog.ids())
-        print(f"pipeline sim: serving RunComfy's queue API on {sim.base_url} "
-              f"(capacity {config.capacity}, seed {config.seed}, {models} models); Ctrl-C to "
-              "stop", file=sys.stderr, flush=True)
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sim.stop()
-    return code
+    with until_stopped() as wait:
+        try:
+            print(sim.base_url, flush=True)
+            models = len(sim.app.state.catalog.ids())
+            print(f"pipeline sim: serving RunComfy's queue API on {sim.base_url} "
+                  f"(capacity {config.capacity}, seed {config.seed}, {models} models); Ctrl-C "
+                  "to stop", file=sys.stderr, flush=True)
+            return wait()
+        finally:
+            sim.stop()
