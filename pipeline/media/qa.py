@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -108,13 +109,16 @@ class Meter:
     """The frames of one clip, fed as they are decoded (`feed`), then measured (`result`).
     One libswscale context shrinks every frame straight to grey (area averaging): a frame's
     own `reformat` builds a context per frame (5x the cost), and copying the full luma plane
-    to Pillow costs as much as decoding it at 1080P."""
+    to Pillow costs as much as decoding it at 1080P. The scaler runs on this thread
+    (`threads=1`): PyAV's default starts a slice thread per core for every call, ten times
+    the CPU of a small frame's scaling itself. Each grey picture is kept as its bytes, and
+    measured with the others in one picture (`measure`)."""
 
     def __init__(self, t: Thresholds = THRESHOLDS, rate: float = 24.0):
         from av.video.reformatter import VideoReformatter
 
         self.t, self.rate = t, rate
-        self.frames: list = []
+        self.frames: list[bytes] = []  # each measured frame's grey levels, row after row
         self.complete = False  # set by a decode that fed it the whole clip (or max_frames)
         self._reformatter = VideoReformatter()
         self._size: tuple[int, int] | None = None
@@ -132,7 +136,6 @@ class Meter:
     def feed(self, frame: Any) -> bool:
         """Take one decoded frame (a PyAV VideoFrame); False once no more are wanted."""
         from av.video.reformatter import Interpolation
-        from PIL import Image
 
         if len(self.frames) >= self.t.max_frames:
             return False
@@ -143,17 +146,21 @@ class Meter:
             scale = self.t.side / max(frame.width, frame.height, 1)
             self._size = (max(9, round(frame.width * scale)),
                           max(8, round(frame.height * scale)))
-        grey = self._reformatter.reformat(frame, width=self._size[0], height=self._size[1],
-                                          format="gray", interpolation=Interpolation.AREA)
-        plane = grey.planes[0]
-        self.frames.append(Image.frombuffer("L", self._size, bytes(plane), "raw", "L",
-                                            plane.line_size, 1))
+        width, height = self._size
+        plane = self._reformatter.reformat(frame, width=width, height=height, format="gray",
+                                           interpolation=Interpolation.AREA,
+                                           threads=1).planes[0]
+        pixels = bytes(plane)
+        if plane.line_size != width:  # rows padded for alignment: keep the pixels only
+            pixels = b"".join(pixels[row * plane.line_size:row * plane.line_size + width]
+                              for row in range(height))
+        self.frames.append(pixels)
         return len(self.frames) < self.t.max_frames
 
     def result(self) -> dict[str, Any]:
-        if not self.frames:
+        if not self.frames or self._size is None:
             return undecodable("no video frame")
-        found = measure(self.frames, (self.rate or 24.0) / self.t.stride, self.t)
+        found = measure(self.frames, self._size, (self.rate or 24.0) / self.t.stride, self.t)
         if self.placeholder:
             found["hash"] = []  # not compared for near-duplicates (see `placeholder`)
         return found
@@ -161,41 +168,52 @@ class Meter:
 
 BLANK_STRIDE = 3  # blank frames are counted on every third frame
 _LEVELS = range(256)
-_SQUARES = [v * v for v in _LEVELS]
 
 
-def _stats(picture: Any) -> tuple[float, float]:
-    """Mean and standard deviation of a grey picture's levels, from its histogram (C loops;
-    Pillow's ImageStat sums the histogram in Python: 5x slower here)."""
+def _mean(picture: Any) -> float:
+    """Mean of a grey picture's levels, exact, from its histogram (C loops)."""
     counts = picture.histogram()
-    n = picture.width * picture.height
-    mean = sum(map(operator.mul, counts, _LEVELS)) / n
-    return mean, max(0.0, sum(map(operator.mul, counts, _SQUARES)) / n - mean * mean) ** 0.5
+    return sum(map(operator.mul, counts, _LEVELS)) / (picture.width * picture.height)
 
 
-def measure(frames: list, rate: float, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
-    """The triage of a clip given as its frames (grey Pillow pictures, all one size), `rate`
-    of them a second."""
-    from PIL import Image, ImageChops
+def measure(frames: Sequence[bytes], size: tuple[int, int], rate: float,
+            t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """The triage of a clip given as its frames (grey pictures of `size`, each as its bytes,
+    one a pixel, row after row), `rate` of them a second. The frames are measured stacked in
+    one tall picture, a frame's mean (and mean square) read off a reduction of it by the
+    frame's size: a handful of C calls for the clip, not several a frame."""
+    from PIL import Image, ImageChops, ImageMath
 
-    # brightness of every frame (a box filter down to one pixel: C alone); blank frames
-    # counted on every BLANK_STRIDE-th (a share needs no more)
-    means = [f.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0)) for f in frames]
-    sampled = frames[::BLANK_STRIDE]
-    blank = sum(1 for f in sampled if _stats(f)[1] < t.blank_std) / len(sampled)
+    width, height = size
+    n = len(frames)
+
+    def stack(picked: Sequence[bytes]) -> Any:
+        return Image.frombytes("L", (width, height * len(picked)), b"".join(picked))
+
+    def each(picture: Any) -> array:
+        """The mean of each frame of a stacked picture ("F": to 1e-5 of the exact mean)."""
+        return array("f", picture.reduce((width, height)).tobytes())
+
+    levels = stack(frames).convert("F")
+    means = each(levels)
+    squares = each(ImageMath.lambda_eval(lambda a: a["x"] * a["x"], x=levels))
+    # blank frames counted on every BLANK_STRIDE-th (a share needs no more)
+    sampled = range(0, n, BLANK_STRIDE)
+    blank = sum(1 for i in sampled
+                if max(0.0, squares[i] - means[i] * means[i]) ** 0.5 < t.blank_std) / len(sampled)
     gap = max(1, round(t.motion_gap_s * rate))
-    pairs = [(frames[i], frames[i + gap]) for i in range(0, len(frames) - gap, max(1, gap // 2))]
-    if not pairs and len(frames) > 1:
-        pairs = [(frames[0], frames[-1])]
-
-    def change(a: Any, b: Any) -> float:
-        return _stats(ImageChops.difference(a, b))[0]
-
-    motion = sum(change(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0
-    step = max(1, len(frames) // 16)  # the spread over the clip: 16 frames against the first
-    span = max((change(frames[0], f) for f in frames[step::step]), default=0.0)
+    pairs = [(i, i + gap) for i in range(0, n - gap, max(1, gap // 2))]
+    if not pairs and n > 1:
+        pairs = [(0, n - 1)]
+    # every pair has as many pixels: the clip's motion is the mean of all their differences
+    motion = _mean(ImageChops.difference(stack([frames[a] for a, _ in pairs]),
+                                         stack([frames[b] for _, b in pairs]))) if pairs else 0.0
+    step = max(1, n // 16)  # the spread over the clip: 16 frames against the first
+    spread = frames[step::step]
+    span = max(each(ImageChops.difference(stack([frames[0]] * len(spread)),
+                                          stack(spread)).convert("F")), default=0.0)
     jumps = sum(1 for a, b in itertools.pairwise(means) if abs(b - a) > t.flicker_jump)
-    flicker = jumps / (len(frames) - 1) if len(frames) > 1 else 0.0
+    flicker = jumps / (n - 1) if n > 1 else 0.0
     flags = []
     if blank >= t.black_share:
         flags.append(BLACK)
@@ -204,11 +222,11 @@ def measure(frames: list, rate: float, t: Thresholds = THRESHOLDS) -> dict[str, 
             flags.append(FROZEN)
         if jumps >= t.flicker_min and flicker >= t.flicker_share:
             flags.append(FLICKER)
-    picks = [frames[min(len(frames) - 1, len(frames) * (k + 1) // (t.hash_frames + 1))]
-             for k in range(t.hash_frames)]
+    picks = [frames[min(n - 1, n * (k + 1) // (t.hash_frames + 1))] for k in range(t.hash_frames)]
     return {"v": VERSION, "flags": flags, "motion": round(motion, 3), "blank": round(blank, 3),
-            "span": round(span, 3), "flicker": round(flicker, 3), "frames": len(frames),
-            "hash": [] if BLACK in flags else [dhash(p) for p in picks]}
+            "span": round(span, 3), "flicker": round(flicker, 3), "frames": n,
+            "hash": [] if BLACK in flags else [dhash(Image.frombytes("L", size, p))
+                                               for p in picks]}
 
 
 def dhash(picture: Any) -> str:

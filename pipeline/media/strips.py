@@ -53,10 +53,11 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                   frames: int = FRAMES, meter: qa.Meter | None = None) -> bool:
     """Write the frame strip of `video` (and its poster, when a path is given) in one pass;
     True when the strip exists. A video that cannot be decoded gets neither (the media check
-    says why). Frames are scaled by the decoder, and a clip with several keyframes is sought
-    to each frame instead of decoded whole (a 10 s 1080P clip is 241 frames). A clip decoded
-    front to back (one keyframe or two) is also fed whole to `meter`, the triage's
-    (pipeline.media.qa), which then says `complete`: one decode for both."""
+    says why). Frames are scaled by the decoder. With a `meter` (the triage's,
+    pipeline.media.qa) the clip is decoded once, front to back, and every frame fed to it too,
+    which then says `complete`: one decode for both. Without one, a clip with several
+    keyframes is sought to each frame instead of decoded whole (a 10 s 1080P clip is 241
+    frames)."""
     import av
 
     first = None
@@ -64,15 +65,18 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
     try:
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
+            ctx = stream.codec_context
             # thumbnails do not need the deblocking filter: half the decoding time
-            stream.codec_context.options = {"skip_loop_filter": "all"}
-            size = _scaled(stream.codec_context.width, stream.codec_context.height)
-            picture = _Pictures(size)
-            keys = sum(1 for packet in container.demux(stream) if packet.is_keyframe)
+            ctx.options = {"skip_loop_filter": "all"}
+            # one decoder thread: this runs in a worker thread (or process) already, and
+            # FFmpeg's default of a slice thread per core doubles a small clip's CPU
+            ctx.thread_count = 1
+            picture = _Pictures(_scaled(ctx.width, ctx.height))  # the poster
+            tile = _Pictures(_tile(ctx.width, ctx.height))  # a frame of the strip
             length = _seconds(container, stream)
             targets = [(k + 0.5) * length / frames for k in range(frames)] if length else []
-            container.seek(0, stream=stream)
-            if keys > 2:  # a keyframe every few frames: seek to each one
+            if meter is None and _keyframes(container, stream) > 2:
+                # a keyframe every few frames, and nobody needs the rest: seek to each one
                 for frame in container.decode(stream):
                     first = picture(frame)
                     break
@@ -81,8 +85,8 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                     frame = next((f for f in container.decode(stream)
                                   if f.time is None or f.time >= at), None)
                     if frame is not None:
-                        picked.append(picture(frame))
-            else:  # one keyframe (the simulator's clips): decode once, front to back
+                        picked.append(tile(frame))
+            else:  # decode once, front to back (the triage's, or one keyframe or two)
                 wanted = iter(targets)
                 due = next(wanted, None)
                 measuring = meter is not None
@@ -93,7 +97,7 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                     if first is None:
                         first = picture(frame)
                     while due is not None and (frame.time is None or frame.time >= due):
-                        picked.append(picture(frame))
+                        picked.append(tile(frame))
                         due = next(wanted, None)
                     if measuring and meter is not None:
                         measuring = meter.feed(frame)
@@ -114,7 +118,9 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
 class _Pictures:
     """Frames to RGB Pillow pictures of one size through one libswscale context: what a frame's
     own `to_image` gives, without the context it builds (and frees) for every frame, a third of
-    a small clip's decode."""
+    a small clip's decode. The scaler shrinks a strip's frames straight to their tile (area
+    averaging, on this thread): Pillow's resize of a full frame afterwards cost more than the
+    rest of the strip."""
 
     def __init__(self, size: tuple[int, int]):
         from av.video.reformatter import VideoReformatter
@@ -123,20 +129,34 @@ class _Pictures:
         self._reformatter = VideoReformatter()
 
     def __call__(self, frame: Any) -> Any:
+        from av.video.reformatter import Interpolation
         from PIL import Image
 
         plane = self._reformatter.reformat(frame, width=self.size[0], height=self.size[1],
-                                           format="rgb24").planes[0]
+                                           format="rgb24", threads=1,
+                                           interpolation=Interpolation.AREA).planes[0]
         if plane.line_size < 0:  # a bottom-up frame: PyAV's own copy knows how to flip it
             return frame.to_image(width=self.size[0], height=self.size[1])
         return Image.frombuffer("RGB", (plane.width, plane.height), bytes(plane), "raw", "RGB",
                                 plane.line_size, 1)
 
 
+def _keyframes(container: Any, stream: Any) -> int:
+    """How many keyframes the clip has (read from its packets, then back to its start)."""
+    keys = sum(1 for packet in container.demux(stream) if packet.is_keyframe)
+    container.seek(0, stream=stream)
+    return keys
+
+
 def _scaled(width: int, height: int) -> tuple[int, int]:
     """Frame size for the poster (longest side at most MAX_SIDE), even numbers."""
     scale = min(1.0, MAX_SIDE / max(width, height, 1))
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _tile(width: int, height: int) -> tuple[int, int]:
+    """Size of one frame in the strip: FRAME_HEIGHT high, the clip's aspect."""
+    return max(2, round(width * FRAME_HEIGHT / max(height, 1))), FRAME_HEIGHT
 
 
 def _seconds(container, stream) -> float:
@@ -151,16 +171,15 @@ def _seconds(container, stream) -> float:
 
 
 def _sheet(picked: list) -> Any:
-    """The frames three across and two down, each FRAME_HEIGHT high."""
+    """The frames (each FRAME_HEIGHT high, `_tile`) three across and two down."""
     from PIL import Image
 
-    width = max(2, round(picked[0].width * FRAME_HEIGHT / picked[0].height))
+    width = picked[0].width
     across = min(ACROSS, len(picked))
     down = -(-len(picked) // across)
     sheet = Image.new("RGB", (width * across, FRAME_HEIGHT * down))
     for i, img in enumerate(picked):
-        sheet.paste(img.resize((width, FRAME_HEIGHT), Image.Resampling.BILINEAR),
-                    ((i % across) * width, (i // across) * FRAME_HEIGHT))
+        sheet.paste(img, ((i % across) * width, (i // across) * FRAME_HEIGHT))
     return sheet
 
 
