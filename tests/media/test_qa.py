@@ -147,3 +147,46 @@ def test_many_copies_of_one_clip():
     assert time.process_time() - started < 2
     assert len(found) == 10_000 and found["c0"] == [f"c{i}" for i in range(1, 11)]
     assert found["c5"][:5] == ["c0", "c1", "c2", "c3", "c4"]
+
+
+def _oracle(frames: list[bytes], size: tuple[int, int], rate: float) -> dict:
+    """The measures frame by frame, straight from their definitions (qa's docstring), with
+    exact means from each picture's histogram: what the stacked measure must equal."""
+    from PIL import Image, ImageChops
+
+    t = qa.THRESHOLDS
+    pictures = [Image.frombytes("L", size, f) for f in frames]
+
+    def stats(p):
+        h, n = p.histogram(), p.width * p.height
+        mean = sum(i * c for i, c in enumerate(h)) / n
+        return mean, max(0.0, sum(i * i * c for i, c in enumerate(h)) / n - mean * mean) ** .5
+
+    means = [stats(p)[0] for p in pictures]
+    sampled = pictures[::qa.BLANK_STRIDE]
+    blank = sum(stats(p)[1] < t.blank_std for p in sampled) / len(sampled)
+    gap = max(1, round(t.motion_gap_s * rate))
+    pairs = [(i, i + gap) for i in range(0, len(frames) - gap, max(1, gap // 2))]
+    motion = sum(stats(ImageChops.difference(pictures[a], pictures[b]))[0]
+                 for a, b in pairs) / len(pairs)
+    step = max(1, len(frames) // 16)
+    span = max(stats(ImageChops.difference(pictures[0], p))[0] for p in pictures[step::step])
+    jumps = sum(abs(b - a) > t.flicker_jump for a, b in zip(means, means[1:], strict=False))
+    return {"motion": round(motion, 3), "blank": round(blank, 3), "span": round(span, 3),
+            "flicker": round(jumps / (len(frames) - 1), 3)}
+
+
+@pytest.mark.parametrize("clip", ["pan", "flicker", "black", "slow_pan"])
+def test_stacked_measures_equal_a_frame_by_frame_oracle(clips, clip):
+    """The triage measures a clip's frames stacked in one picture; each measure equals the
+    one taken frame by frame (pairs, spread and samples picked as the docstring says)."""
+    import av
+
+    meter = qa.Meter()
+    with av.open(str(clips[clip])) as container:
+        meter.rate = float(container.streams.video[0].average_rate)
+        for frame in container.decode(video=0):
+            meter.feed(frame)
+    got = meter.result()
+    want = _oracle(meter.frames, meter._size, meter.rate / qa.THRESHOLDS.stride)
+    assert {k: got[k] for k in want} == want
