@@ -56,3 +56,17 @@ def flicker(every: int = 3) -> list[Image.Image]:
     """A pan whose every `every`-th frame is a third as bright."""
     return [Image.eval(f, lambda v: v // 3) if i % every == 0 else f
             for i, f in enumerate(pan(40))]
+
+
+def page_faults_of(paths: list[Path]) -> int:
+    """Minor page faults while the triage decodes `paths` (in the process that calls it: the
+    media worker's child, in tests/media/test_previews.py), after a first decode."""
+    import resource
+
+    from pipeline.media import qa
+
+    qa.check_clip(paths[0])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for path in paths:
+        qa.check_clip(path)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
