@@ -2,7 +2,7 @@
 resume.
 
     python bench/scale.py [--cells 100000] [--ratio-cells 5000] [--concurrency 100]
-                          [--only-ratio]
+                          [--rounds 3] [--only-ratio]
 
 Each step runs as its own `pipeline` subprocess against a simulator in another process, and is
 measured for wall time and peak RSS (the child's ru_maxrss). `run` includes the report it
@@ -17,8 +17,9 @@ flight), printed as ratios;
 three times: as the run is (each video's frame strip and poster made, and its triage, as it is
 downloaded), with previews off (the bench sets pipeline.media.strips.MAX_PREVIEWS to 0 in the
 child, so neither the run nor its report makes any; each clip is still decoded whole by its
-triage), and with no decoding at all (no previews, no triage: the runner's own work).
-`--only-ratio` leaves out the 100,000-cell steps.
+triage), and with no decoding at all (no previews, no triage: the runner's own work). The
+loops and the runs take turns, --rounds times; each round's ratios are against its own bare
+loop, and their medians are printed last. `--only-ratio` leaves out the 100,000-cell steps.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,11 +134,74 @@ def big_steps(tmp: Path, args: argparse.Namespace, env: dict[str, str],
     shutil.rmtree(out, ignore_errors=True)
 
 
+RUNS = (  # (label, how `pipeline` is started, target ratio against the bare loop)
+    ("pipeline run", None, 2.0),
+    ("pipeline run, no previews (triage on)", NO_PREVIEWS, None),
+    ("pipeline run, no decoding (no previews, no triage)", NO_DECODING, 1.3),
+)
+
+
+def ratio_rounds(tmp: Path, args: argparse.Namespace, env: dict[str, str],
+                 pipeline: list[str], url: str) -> None:
+    """CPU per cell of the bare loops and of each kind of `pipeline run`, in turn, --rounds
+    times: each round's ratios are against that round's bare loop, and the medians are
+    printed last (the machine's load moves a single figure by 10-30 %)."""
+    n = args.ratio_cells
+    small = write_job(tmp, n, args.concurrency, "ratio")
+    image = (tmp / "img.png").read_bytes()
+    print(f"\nrunner overhead on {n:,} cells at concurrency {args.concurrency} (CPU ms per "
+          "cell, whole process incl. start-up, plan, journal, probes and report; its decoding "
+          "child process included), by round:")
+    loops = (("bare httpx loop", None), (f"bare httpx loop, {IN_FLIGHT} calls in flight",
+                                        IN_FLIGHT))
+    rows: dict[str, list[float]] = {label: [] for label, _ in loops}
+    rows.update({label: [] for label, _, _ in RUNS})
+    for k in range(args.rounds):
+        figures = []
+        for label, in_flight in loops:
+            bare_out = tmp / "bare-out"
+            bare_out.mkdir()
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            asyncio.run(bare_loop(url, n, args.concurrency, image, bare_out,
+                                  in_flight=in_flight))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            rows[label].append(cpu / n * 1000)
+            figures.append(f"{rows[label][-1]:.2f}")
+            shutil.rmtree(bare_out, ignore_errors=True)
+        for label, code, _ in RUNS:
+            cmd = pipeline if code is None else [sys.executable, "-c", code]
+            out_dir = tmp / "ratio-out"
+            _, cpu, _, exit_code, err = timed(cmd + ["run", str(small), "--out", str(out_dir),
+                                                     "--no-progress"], env)
+            if exit_code != 0:
+                print(err)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            ms = cpu / n * 1000
+            rows[label].append(ms)
+            figures.append(f"{ms:.2f} ({ms / rows[loops[0][0]][-1]:.2f}x)")
+        print(f"  round {k + 1}: bare {figures[0]}, {IN_FLIGHT} in flight {figures[1]}; "
+              f"run {figures[2]}, no previews {figures[3]}, nothing decoded {figures[4]}")
+    bare, tuned = (rows[label] for label, _ in loops)
+    print(f"median of {args.rounds} round(s):")
+    for label, _ in loops:
+        print(f"  {label}: {statistics.median(rows[label]):.2f} ms/cell")
+    for label, _, target in RUNS:
+        ratios = [ours / b for ours, b in zip(rows[label], bare, strict=True)]
+        tuned_ratios = [ours / b for ours, b in zip(rows[label], tuned, strict=True)]
+        aim = f" (target <= {target})" if target is not None else ""
+        print(f"  {label}: {statistics.median(rows[label]):.2f} ms/cell, ratio "
+              f"{statistics.median(ratios):.2f}{aim}; against the loop with {IN_FLIGHT} in "
+              f"flight {statistics.median(tuned_ratios):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cells", type=int, default=100_000)
     parser.add_argument("--ratio-cells", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times the overhead figures are measured, in turn (medians)")
     parser.add_argument("--only-ratio", action="store_true",
                         help="only the runner's overhead against the bare loop")
     args = parser.parse_args()
@@ -149,42 +214,7 @@ def main() -> None:
         if not args.only_ratio:
             big_steps(tmp, args, env, pipeline)
         # Overhead per cell: the runner vs a bare loop, same cells, same simulator.
-        n = args.ratio_cells
-        small = write_job(tmp, n, args.concurrency, "ratio")
-        image = (tmp / "img.png").read_bytes()
-        print(f"\nrunner overhead on {n:,} cells at concurrency {args.concurrency} (CPU s per "
-              "cell, whole process incl. start-up, plan, journal, probes and report):")
-        bare = {}
-        for label, in_flight in (("bare httpx loop", None),
-                                 (f"bare httpx loop, {IN_FLIGHT} calls in flight", IN_FLIGHT)):
-            bare_out = tmp / "bare-out"
-            bare_out.mkdir()
-            before = resource.getrusage(resource.RUSAGE_SELF)
-            start = time.perf_counter()
-            asyncio.run(bare_loop(url, n, args.concurrency, image, bare_out,
-                                  in_flight=in_flight))
-            bare_wall = time.perf_counter() - start
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            bare[label] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            shutil.rmtree(bare_out, ignore_errors=True)
-            print(f"  {label}: {bare[label] / n * 1000:.2f} ms/cell ({bare_wall:.1f} s wall)")
-        cpu_bare, cpu_tuned = bare.values()
-        no_previews = [sys.executable, "-c", NO_PREVIEWS]
-        no_decoding = [sys.executable, "-c", NO_DECODING]
-        for label, cmd, target in (("pipeline run", pipeline, 2.0),
-                                   ("pipeline run, no previews (triage on)", no_previews, None),
-                                   ("pipeline run, no decoding (no previews, no triage)",
-                                    no_decoding, 1.3)):
-            out_dir = tmp / "ratio-out"
-            wall, cpu_ours, _, code, err = timed(cmd + ["run", str(small), "--out",
-                                                        str(out_dir), "--no-progress"], env)
-            if code != 0:
-                print(err)
-            shutil.rmtree(out_dir, ignore_errors=True)
-            aim = f" (target <= {target})" if target is not None else ""
-            print(f"  {label}: {cpu_ours / n * 1000:.2f} ms/cell ({wall:.1f} s wall), "
-                  f"ratio {cpu_ours / cpu_bare:.2f}{aim}; against the "
-                  f"loop with {IN_FLIGHT} in flight {cpu_ours / cpu_tuned:.2f}")
+        ratio_rounds(tmp, args, env, pipeline, url)
     finally:
         sim.terminate()
         sim.wait(timeout=30)
