@@ -12,8 +12,8 @@ from runjobs import REPO
 from testmodels import project, side_by_side
 
 from pipeline import api
+from pipeline.job.planned import planned_cells
 from pipeline.job.status import settings_of
-from pipeline.job.tally import planned_cells
 
 
 def planned(manifest: Path) -> tuple[api.Planned, dict]:
