@@ -35,10 +35,11 @@ from .folder import PLAN_FORMAT, JobFolder
 from .found_capacity import kept, planning_concurrency, service
 from .journal import JobState, read_state
 from .money import micros, over_budget
+from .next_run import canary_for, canary_size, resume_for
 from .planned import PlannedCell, planned_cells, typed_key
 from .price import Prices, describe
 from .records import ResumeOptions, resume_action
-from .tally import Tally, canary_for, canary_size, figures_line, resume_for
+from .tally import Tally, figures_line
 
 
 @dataclass
