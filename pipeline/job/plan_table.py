@@ -22,8 +22,9 @@ from ..prepare.identity import model_labels
 from ..prepare.manifest import RunSettings
 from ..prepare.modelset import AXIS as MODEL_AXIS
 from .folder import JobFolder
-from .forecast import Forecast, models_json
+from .forecast import Forecast
 from .found_capacity import kept
+from .plan_json import models_json
 from .price import describe
 from .tally import figures_line
 
