@@ -24,7 +24,7 @@ _EXPORTS = {
     "build_plan": "prepare.plan", "check": "prepare.plan", "validate_files": "prepare.plan",
     "Plan": "prepare.plan",
     "RequestValidator": "prepare.validate",
-    "forecast": "job.forecast", "plan_json": "job.forecast",
+    "forecast": "job.forecast", "plan_json": "job.plan_json",
     "JobFolder": "job.folder", "read_state": "job.journal", "Ledger": "job.money",
     "resolve_price": "job.price", "open_job": "job.opening", "Job": "job.opening",
     "job_status": "api", "run_job": "api", "RunOptions": "api", "RunSummary": "api",

@@ -93,7 +93,7 @@ class Planned:
     def as_json(self, *, streamed: bool = False) -> dict[str, Any]:
         """What `pipeline plan --json` prints (with `balance_usd` when it was read); `streamed`:
         its cells made one at a time as pipeline.jsonio.dump_indented writes them."""
-        from .job.forecast import plan_json
+        from .job.plan_json import plan_json
 
         data = plan_json(self.forecast, streamed=streamed)
         if self.balance is not None:
@@ -284,7 +284,8 @@ def status(manifest: PathLike, *, out: PathLike | None = None,
     if summary is None:
         snapshot = job.folder.read_plan()
         if snapshot is None:  # never run: plan it (offline; nothing is written)
-            from .job.forecast import forecast, plan_json
+            from .job.forecast import forecast
+            from .job.plan_json import plan_json
             from .prepare.plan import plan_of
             from .run.prices import price_now
 

@@ -205,7 +205,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from .api import plan
-    from .job.forecast import plan_table
+    from .job.plan_table import plan_table
 
     planned = plan(args.manifest, out=args.out, only=args.only, offline=args.offline,
                    allow_outside=args.allow_outside_paths)

@@ -219,7 +219,8 @@ def test_each_cell_reserves_its_own_models_price_on_the_built_in_simulator(
     from imagefiles import write_image, write_manifest
 
     from pipeline.job.folder import JobFolder
-    from pipeline.job.forecast import forecast, plan_json
+    from pipeline.job.forecast import forecast
+    from pipeline.job.plan_json import plan_json
     from pipeline.run.prices import price_now
     from pipeline.sim import SimConfig
     from pipeline.sim.config import BUILTIN_GEN_TIME

@@ -30,7 +30,7 @@ from ..jsonio import check_format, stamped, unstamped
 from ..project import project_root
 
 JOURNAL = "state.jsonl"
-PLAN_FORMAT = 1  # plan.json (pipeline.job.forecast.plan_json): bump on a change a reader notices
+PLAN_FORMAT = 1  # plan.json (pipeline.job.plan_json): bump on a change a reader notices
 PLAN_READABLE = frozenset({1})  # 1: also a plan.json with no "format" (written before it had one)
 SUMMARY_FORMAT = 1  # status.json (pipeline.job.status.JobView.summary), read by this version only
 

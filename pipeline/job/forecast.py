@@ -4,49 +4,29 @@
 with the same table (`resume_action`), the same money and the same ETA as `run` and `status`:
 `plan` counts only the cells still to do, at the price the run will use (corrected by what
 the job's canary was billed, see pipeline.job.price), timed by the job's own measured cells
-once it has some, after the canary a run would wait for. `plan_json` is also the snapshot a
-run writes as plan.json (`write_snapshot`), which `status` and the report read.
+once it has some, after the canary a run would wait for. Shown as a table by `plan`
+(pipeline.job.plan_table) and as JSON by `plan --json`, which is also the plan.json snapshot a
+run writes and `status` and the report read (pipeline.job.plan_json).
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
-import os
-import shutil
-import sys
-import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import __version__, text
-from ..durable import write_atomic
-from ..jsonio import Streamed, stamped
-from ..models import cost
 from ..prepare.expand import Cell
-from ..prepare.identity import model_labels
-from ..prepare.manifest import Manifest, RunSettings
-from ..prepare.modelset import AXIS as MODEL_AXIS
+from ..prepare.manifest import Manifest
 from ..prepare.plan import Plan
 from ..sim.config import BUILTIN_GEN_TIME
-from .folder import PLAN_FORMAT, JobFolder
-from .found_capacity import kept, planning_concurrency, service
+from .folder import JobFolder
+from .found_capacity import planning_concurrency, service
 from .journal import JobState, read_state
 from .money import micros, over_budget
-from .price import Prices, describe
+from .next_run import canary_for, canary_size, resume_for
+from .planned import PlannedCell, planned_cells
+from .price import Prices
 from .records import ResumeOptions, resume_action
-from .tally import (
-    PlannedCell,
-    Tally,
-    canary_for,
-    canary_size,
-    figures_line,
-    planned_cells,
-    resume_for,
-    typed_key,
-)
+from .tally import Tally
 
 
 @dataclass
@@ -96,15 +76,6 @@ class Forecast:
                 break
             committed, fits = committed + more, fits + 1
         return fits
-
-
-def _concurrency(settings: RunSettings, assumed: int, folder: JobFolder | None, at: str) -> str:
-    """How the plan names the concurrency its estimate assumed."""
-    if not settings.auto:
-        return str(assumed)
-    if folder is not None and kept(folder, at) is not None:
-        return f"auto (capacity {assumed}, as the last run found it)"
-    return f"auto (assumed {assumed} until a run finds the capacity)"
 
 
 SIM_GUESS = "the simulator's generation time"
@@ -169,313 +140,3 @@ def planned_at(m: Manifest, cells: list[Cell], price: Prices) -> list[PlannedCel
     """The cells as the tally counts them, each priced and timed as its own model is."""
     rates = {k: (price.of(k).sheet, x.fps) for k, x in m.sweep.models.items()}
     return planned_cells(cells, m.model.id, *rates[m.model.id], models=rates)
-
-
-def write_snapshot(folder: JobFolder, outlook: Forecast) -> None:
-    """plan.json beside the journal, so `status` and the report know every cell of the job and
-    the prices the run uses. Rewritten only when what the plan was made from (its inputs key),
-    its prices, the concurrency or the writing version changed. It opens with its format
-    (pipeline.job.folder.PLAN_FORMAT) and this pipeline's version."""
-    folder.path.mkdir(parents=True, exist_ok=True)
-    key = outlook.plan.inputs["key"] + json.dumps(outlook.price.as_json(), sort_keys=True) + \
-        str(outlook.concurrency) + f" {PLAN_FORMAT} {__version__}"
-    marker = hashlib.sha256(key.encode()).hexdigest()
-    try:
-        if folder.plan_fingerprint.read_text() == marker and _stamped_here(folder):
-            return
-    except OSError:
-        pass
-    snapshot = stamped(PLAN_FORMAT, plan_json(outlook, with_state=False))
-    write_atomic(folder.plan, json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")))
-    folder.plan_fingerprint.write_text(marker)
-
-
-def _stamped_here(folder: JobFolder) -> bool:
-    """plan.json opens with this version's stamp (one another version wrote is rewritten,
-    whatever the fingerprint says)."""
-    head = json.dumps(stamped(PLAN_FORMAT, {}), separators=(",", ":"))[:-1].encode()
-    with open(folder.plan, "rb") as fh:
-        return fh.read(len(head)) == head
-
-
-def models_json(f: Forecast) -> list[dict[str, Any]]:
-    """Per model of the sweep: where its schema is from, its price, and its share of the plan
-    (cells, cost and time), as `plan --json` and plan.json carry it."""
-    m, figures = f.plan.manifest, f.tally.per_model()
-    out = []
-    for model_id, model in m.sweep.models.items():
-        mine = figures.get(model_id) or {"cells": 0, "to_do": 0, "estimated_usd": None,
-                                         "to_go_usd": None, "per_cell_s": None}
-        out.append({"id": model_id, "source": model.source, "kind": model.kind,
-                    "schema_sha256": model.schema_sha256, "fps": model.fps,
-                    "typical_s": model.typical_s, "price": f.price.of(model_id).as_json(),
-                    "cells": mine["cells"], "to_do": mine["to_do"],
-                    "estimated_usd": mine["estimated_usd"], "to_go_usd": mine["to_go_usd"],
-                    "per_cell_s": mine["per_cell_s"]})
-    return out
-
-
-def plan_head(f: Forecast) -> dict[str, Any]:
-    """plan.json without its cells: what `status`, the report and the run's own summary read
-    of the plan (pipeline.job.status.settings_of), as `plan_json` writes it."""
-    plan, m, price = f.plan, f.plan.manifest, f.price
-    many = m.sweep.many
-    fps = m.model.fps
-    video = {k for k, x in m.sweep.models.items() if x.kind == "video"}
-    sweep_usd = f.tally.estimated_usd()
-    figures = f.figures()
-    return {
-        "job": m.name,
-        "model": m.sweep.label,
-        "models": models_json(f),
-        "backend": m.backend,
-        "manifest": str(m.path.resolve()),
-        "manifest_sha256": m.sha256,
-        "schema_sha256": None if many else m.model.schema_sha256,
-        "count": len(plan.cells),
-        "fps": fps,
-        "typical_s": f.tally.timings.typical_of(),
-        # set when typical_s is not the models' own: the simulator's time, say
-        "typical_guess": f.tally.guess,
-        "run": {"concurrency": f.concurrency, "max_attempts": m.run.max_attempts,
-                "budget": m.run.budget},
-        "price": price.as_json(),
-        # the whole sweep at the run's price; what is left to pay is figures.to_go_usd
-        "estimated_usd": sweep_usd,
-        "estimate": {
-            "usd": sweep_usd,
-            "unpriced_cells": f.tally.unpriced,
-            "price_source": price.source,
-            "seconds_of_video": round(_seconds_of_video(plan.cells, video, fps), 2),
-            "duration_s": figures["eta_s"],
-            "per_cell_s": figures["per_cell_s"],
-            "duration_source": figures["duration_source"],
-            "concurrency": f.concurrency,
-            "canary": f.tally.canary,
-            # of the cells to do, how many the budget lets a run submit (null: no budget)
-            "budget_fits": f.budget_fits(),
-        },
-        "warnings": [str(w) for w in plan.warnings] + list(price.warnings),
-        "matrix": matrix_json(m),
-    }
-
-
-def _seconds_of_video(cells: list[Cell], video: set[str], fps: int) -> float:
-    """The seconds of video the cells of `video` models make, summed in plan order (with sum:
-    its float arithmetic), each cell's worked out once per distinct length it asks for."""
-    seconds: dict[Any, float] = {}
-    by_shape: dict[int, float | None] = {}  # a cell's shape -> the same, when its holes are
-    # not the length (else None)
-
-    def of(c: Cell) -> float:
-        shape = c.shape
-        if shape is not None:
-            found = by_shape.get(id(shape))
-            if found is None:
-                found = of_request(c.request)
-                if id(shape) not in by_shape:
-                    by_shape[id(shape)] = None if {"number_of_frames", "duration"} & \
-                        set(shape.holes) else found
-            return found
-        return of_request(c.request)
-
-    def of_request(request: dict[str, Any]) -> float:
-        key: Any = (request.get("number_of_frames"), request.get("duration"))
-        try:
-            key = (*key, *map(type, key)) if float not in map(type, key) else \
-                tuple(map(typed_key, key))
-            found = seconds.get(key)
-        except TypeError:  # a list, say: worked out for itself
-            key = found = None
-        if found is None:
-            found = cost.video_seconds(request, fps)
-            if key is not None:
-                seconds[key] = found
-        return found
-
-    return sum(of(c) for c in cells if c.model in video)
-
-
-def plan_json(f: Forecast, *, with_state: bool = True, streamed: bool = False
-              ) -> dict[str, Any]:
-    """The plan as JSON (`plan --json`), and as the plan.json snapshot of a run. `streamed`:
-    its cells a jsonio.Streamed, each cell's dict made as it is written (pipeline.jsonio.
-    dump_indented), never a list of them all."""
-    data = plan_head(f)
-    state = with_state and bool(f.state.cells)
-    data["cells"] = Streamed(lambda: _cells_json(f, state)) if streamed else \
-        list(_cells_json(f, state))
-    if with_state:
-        data["figures"] = f.figures()
-    if state:
-        data["orphaned"] = [{"id": cid, "label": f.state.cells[cid].label,
-                             "action": "orphaned: no longer in the manifest (kept on disk)"}
-                            for cid in f.orphaned()]
-    return data
-
-
-def _cells_json(f: Forecast, with_state: bool) -> Iterator[dict[str, Any]]:
-    """Each cell of the plan as plan.json holds it (`with_state`: its state and action too)."""
-    many = f.plan.manifest.sweep.many
-    actions = f.actions() if with_state else itertools.repeat(None)
-    for c, p, act in zip(f.plan.cells, f.tally.planned.values(), actions, strict=False):
-        item = {"id": c.id, "label": c.label, "values": c.values, "request": c.request,
-                "estimated_cost": p.estimate}
-        if many:
-            item["model"] = c.model
-        if c.from_cell:
-            item["from_cell"] = c.from_cell
-        if act is not None:
-            item["state"], item["action"] = act
-        yield item
-
-
-def matrix_json(m: Any) -> list[dict[str, Any]]:
-    """The matrix's axes in manifest order; `rows` with the keys its rows zip together (the
-    report's grid shows them as one facet, never as independent filters)."""
-    from ..prepare.expand import row_keys
-
-    return [{"axis": a.name, "keys": row_keys(m)} if a.is_rows else {"axis": a.name}
-            for a in m.axes]
-
-
-def picked_from(c: Cell) -> str:
-    """Where a cell was picked from, as `plan` shows it: `preview:3fa9c1d2`."""
-    src = c.from_cell
-    return f"{src.get('job') or '?'}:{str(src.get('cell'))[:8]}" if src else ""
-
-
-def _terminal_width() -> int:
-    """The width to wrap to: $COLUMNS, else the terminal's; a pipe or a file is not wrapped
-    (scripts read whole lines, as from git or ls)."""
-    if os.environ.get("COLUMNS", "").strip().isdigit():
-        return int(os.environ["COLUMNS"])
-    if sys.stdout.isatty():
-        return shutil.get_terminal_size((120, 24)).columns
-    return 1 << 16
-
-
-def plan_table(f: Forecast, width: int | None = None, limit: int = 200, *,
-               wide: bool = False, selection: str = "") -> str:
-    """A readable table of the cells with the count, cost and duration underneath. Prompts are
-    wrapped to the terminal's width (`wide`: one line per cell, nothing shortened)."""
-    width = width or _terminal_width()
-    plan, m = f.plan, f.plan.manifest
-    keys: list[str] = []
-    for c in plan.cells:
-        for k in c.values:
-            if k not in keys:
-                keys.append(k)
-    with_state = bool(f.state.cells)
-    per_cell = f.actions() if with_state else []
-    picked = any(c.from_cell for c in plan.cells)
-    header = ["#", "cell"] + keys + (["from"] if picked else []) + \
-        (["action"] if with_state else [])
-    rows = []
-    short = model_labels(list(m.sweep.models))
-    for i, c in enumerate(plan.cells[:limit]):
-        shown = {**c.values, MODEL_AXIS: short[c.model]} if MODEL_AXIS in c.values else c.values
-        dropped = m.sweep.inputs_of(c.model).drop if c.model else ()
-        if dropped:  # what this cell's model is not sent: not its value
-            shown = {k: NOT_SENT if k in dropped else v for k, v in shown.items()}
-        rows.append([str(c.index + 1), c.id]
-                    + [_cell_text(shown.get(k, ""), wide, 40 if k == MODEL_AXIS else 24)
-                       for k in keys]
-                    + ([picked_from(c)] if picked else [])
-                    + ([per_cell[i][1].split(" (")[0]] if with_state else []))
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    used = sum(widths) + 2 * len(widths)
-    beside = wide or width - used >= MIN_PROMPT_WIDTH  # else each prompt goes under its row
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-             + ("  prompt" if beside else "")]
-    for c, r in zip(plan.cells, rows, strict=False):  # rows: the first `limit` cells only
-        row = "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
-        prompt = " ".join(str(c.request.get("prompt", "")).split())
-        if wide:
-            lines.append(row + "  " + prompt)
-        elif beside:
-            wrapped = textwrap.wrap(prompt, max(1, width - used - 1)) or [""]
-            lines.append(row + "  " + wrapped[0])
-            lines += [" " * used + more for more in wrapped[1:]]
-        else:
-            lines.append(row.rstrip())
-            lines += ["    " + part for part in textwrap.wrap(prompt, max(20, width - 5))]
-    if len(plan.cells) > limit:
-        lines.append(f"... and {len(plan.cells) - limit} more cells (use --json for all)")
-    fig = f.figures()
-    todo = fig["to_do"]
-    of_all = f" of {len(plan.cells)}" if todo != len(plan.cells) else ""
-    per_cell_s = fig["per_cell_s"]
-    count = (f"{len(plan.cells)} of its {f.of} cells selected ({selection})"
-             if f.of is not None else f"{len(plan.cells)} cells")
-    table, lines = lines, []
-    many = m.sweep.many
-    what = f"{len(m.sweep.models)} models" if many else m.model.id
-    lines += [
-        f"job {m.name}: {count} of {what} on backend {m.backend}",
-        f"estimated cost: {text.money(fig['to_go_usd'])} for {todo}{of_all} cells to run"
-        + ("" if many else f" (price: {f.price.source})"),
-        f"estimated duration: {text.span(fig['eta_s'])} at concurrency "
-        f"{_concurrency(m.run, f.concurrency, f.folder, f.service)}"
-        + (f", after a canary of {_cells(f.tally.canary)} run alone first"
-           if f.tally.canary and todo else "")
-        + (f" (about {per_cell_s:g} s per cell: {fig['duration_source']})"
-           if per_cell_s is not None else ""),
-    ]
-    if many:
-        for item in models_json(f):
-            per = f", about {item['per_cell_s']:g} s per cell" \
-                if item["per_cell_s"] is not None else ""
-            lines.append(f"  {item['id']}: {item['to_do']} of {item['cells']} cells to run, "
-                         f"{text.money(item['to_go_usd'])} ({describe(item['price']['sheet'])}, "
-                         f"price from {item['price']['source']}){per}")
-    if m.run.budget is not None:
-        lines.append(budget_line(f, todo))
-    if with_state:
-        lines.append("so far: " + figures_line(fig))
-        tally: dict[str, int] = {}
-        for _, act in per_cell:
-            tally[act] = tally.get(act, 0) + 1
-        fits = f.budget_fits()
-        lines.append("a run would: " + "; ".join(f"{n} {act}" for act, n in tally.items())
-                     + (f"; but the budget stops it after {fits} submit{'s' if fits != 1 else ''}"
-                        if fits is not None and fits < todo else ""))
-        orphaned = f.orphaned()
-        if orphaned:
-            more = f" and {len(orphaned) - 10} more" if len(orphaned) > 10 else ""
-            lines.append(f"{len(orphaned)} orphaned cell(s) in the state are no longer in the "
-                         "manifest (kept on disk): " + ", ".join(orphaned[:10]) + more)
-    if not wide:
-        lines = [part for line in lines
-                 for part in textwrap.wrap(line, width - 1, subsequent_indent="  ")]
-    return "\n".join(table + [""] + lines)
-
-
-def budget_line(f: Forecast, todo: int) -> str:
-    """The budget, and what it lets a run do: `plan` never promises submits the run's budget
-    check will refuse."""
-    budget, committed = f.tally.ledger.budget, f.tally.ledger.committed
-    line = f"budget: {text.money(budget)}"
-    if committed:
-        line += f", {text.money(committed)} of it committed"
-    fits = f.budget_fits()
-    if fits is None or fits >= todo:
-        return line
-    if fits == 0:
-        return (line + f": spent; a run would submit none of the {_cells(todo)} to run "
-                "(raise run.budget to go on)")
-    return (line + f": room for {fits} of the {_cells(todo)} to run; a run stops submitting "
-            "after them (raise run.budget for the rest)")
-
-
-MIN_PROMPT_WIDTH = 30  # narrower than this beside the row, a prompt goes under it
-NOT_SENT = "—"  # a value of the cell's matrix its model drops (model_inputs.ID.drop)
-
-
-def _cells(n: int) -> str:
-    return f"{n} cell{'s' if n != 1 else ''}"
-
-
-def _cell_text(value: Any, wide: bool = False, width: int = 24) -> str:
-    text = str(value)
-    return text if wide or len(text) <= width else text[:width - 1] + "…"

@@ -18,9 +18,11 @@ from ..models import cost
 from .folder import JobFolder
 from .found_capacity import capacity_figures, kept, service
 from .journal import JobState, read_state
+from .next_run import resume_for
+from .planned import planned_cells
 from .records import FAILED, PENDING, advice_for
 from .select import Only, describe_only, select_cells
-from .tally import Tally, figures_line, planned_cells, resume_for
+from .tally import Tally, figures_line
 
 
 def summarize(tally: Tally, state: JobState, *, job: str | None, model: str | None,

@@ -10,20 +10,17 @@ the same thing.
 
 from __future__ import annotations
 
-import itertools
 import operator
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ..models import cost
 from ..text import money as usd
 from ..text import span
 from .journal import JobState
 from .money import MICRO, Ledger, micros
+from .planned import PlannedCell
 from .records import (
     DONE,
     LIVE,
@@ -39,164 +36,7 @@ from .records import (
     resume_action,
     slot_seconds,
 )
-from .timing import Timings, duration_key, eta
-
-
-def resume_for(state: JobState, *, running: bool = False, retry_failed: bool = False,
-               resubmit_unknown: bool = False, new_simulator: bool = False) -> ResumeOptions:
-    """What a run started now would do with the job's cells. Requests of the built-in
-    simulator die with the run that started it: every attempt made before now is lost once no
-    run is going (or when a run starts a new simulator)."""
-    lost = None
-    if new_simulator:
-        lost = time.time()
-    elif state.header.get("backend") == "sim" and not running:
-        lost = float("inf")
-    return ResumeOptions(retry_failed, resubmit_unknown, lost)
-
-
-def canary_for(state: JobState, setting: int | None, backend: str,
-               base_url: str | None, cells: Mapping[str, str] | None = None) -> int:
-    """How many cells a run started now must see done before it submits more (its canary):
-    the sum of `canary_needs`."""
-    return sum(canary_needs(state, setting, backend, base_url, cells).values())
-
-
-def canary_size(setting: int | None, backend: str) -> int:
-    """`run.canary`, or its default: 1 on the runcomfy backend, 0 on the built-in simulator
-    (0 or less: no canary, whatever the job's state)."""
-    return setting if setting is not None else (0 if backend == "sim" else 1)
-
-
-def canary_needs(state: JobState, setting: int | None, backend: str, base_url: str | None,
-                 cells: Mapping[str, str] | None = None) -> dict[str, int]:
-    """Per model, how many of its cells a run started now must see done before it submits
-    more: `run.canary` (None: 1 on the runcomfy backend, 0 on the built-in simulator) less the
-    model's cells already done on the same service at `base_url` (a cell made by a run against
-    another base URL, a simulator say, proves nothing about this one), and never more than its
-    cells not done yet. Each model is proven on its own: its own route, output key and bill.
-    `cells`: the plan's cell id -> model id (None: one model, keyed "")."""
-    size = canary_size(setting, backend)
-    models = list(dict.fromkeys(cells.values())) if cells else [""]
-    if size <= 0:
-        return dict.fromkeys(models, 0)
-    proven = dict.fromkeys(models, 0)
-    if base_url is not None:
-        starts = [(run.get("t", 0.0), str(run.get("base_url", "")).rstrip("/"))
-                  for run in state.runs]
-        here = base_url.rstrip("/")
-        for cid, rec in state.cells.items():
-            model = cells.get(cid) if cells else ""
-            if model is None or proven[model] >= size:
-                continue
-            won = None if rec.compacted else rec.succeeded()
-            if won is None or rec.state(1) != DONE:
-                continue
-            made_by = next((url for t, url in reversed(starts) if t <= won.intent_at), None)
-            if made_by == here:
-                proven[model] += 1
-    need = {k: size - proven[k] for k in models}
-    if cells:  # a model with fewer cells left than that proves what it has left
-        left = dict.fromkeys(models, 0)
-        for cid, model in cells.items():
-            found = state.cells.get(cid)
-            if found is None or found.state(1) != DONE:
-                left[model] += 1
-        need = {k: min(n, left[k]) for k, n in need.items()}
-    return need
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedCell:
-    """A cell of the job's plan as the tally needs it."""
-
-    id: str
-    label: str
-    estimate: float | None  # USD at its model's price; None when unknown
-    key: str  # its duration key (pipeline.job.timing)
-    model: str = ""
-
-
-def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None,
-                  fps: int = cost.DEFAULT_FPS, *,
-                  models: Mapping[str, tuple[dict[str, Any] | None, int]] | None = None
-                  ) -> list[PlannedCell]:
-    """PlannedCells from plan cells (objects or plan.json dicts with id, label, request and,
-    in a sweep of several models, model). A plan.json cell keeps the estimate the run wrote
-    (`estimated_cost`); any other is priced with its own model's sheet and fps
-    (`models`: model id -> (sheet, fps)); `model`, `sheet` and `fps` stand for cells that do
-    not name a model."""
-    from ..prepare.expand import Cell  # (here: `status` of a job that ran reads no templates)
-
-    out = []
-    shared: dict[Any, Any] = {}  # one float object per distinct estimate, not one per cell
-    models = models or {}
-    # what a cell's estimate and duration key read of its request, per model; and by that
-    # (model, plan.json's estimate, the values read) -> (estimate, duration key)
-    reads: dict[str, tuple[str, ...]] = {}
-    known: dict[Any, tuple[float | None, str, str]] = {}
-    # a Cell's shape (pipeline.prepare.expand.Shape) -> the same, when its holes are none of
-    # what is read (else False)
-    by_shape: dict[int, Any] = {}
-    for c in cells:
-        shape = None
-        if type(c) is Cell:
-            cid, label, request, shape = c.id, c.label, c.request, c.shape
-            own = c.model or model
-            given = False
-            if shape is not None:
-                found = by_shape.get(id(shape))
-                if found:
-                    out.append(PlannedCell(cid, label, found[0], found[1], found[2]))
-                    continue
-        elif isinstance(c, Mapping):
-            cid, label, request = c["id"], c.get("label", ""), c.get("request") or {}
-            own = c.get("model") or model
-            given = "estimated_cost" in c  # plan.json's, as the run priced it
-        else:
-            cid, label, request = c.id, c.label, c.request
-            own = getattr(c, "model", "") or model
-            given = False
-        read = reads.get(own)
-        if read is None:
-            read = reads[own] = _reads(models.get(own, (sheet, fps))[0])
-        key: Any = tuple(map(request.get, read, _ABSENTS))
-        try:
-            kinds = tuple(map(type, key))  # 1, 1.0 and True apart (0.0 and -0.0: typed_key)
-            key = (own, typed_key(c["estimated_cost"]) if given else None,
-                   *(key + kinds if float not in kinds else map(typed_key, key)))
-            found = known.get(key)
-        except TypeError:  # an unhashable value (a list, say): worked out for itself
-            key = found = None
-        if found is None:
-            own_sheet, own_fps = models.get(own, (sheet, fps))
-            usd = c["estimated_cost"] if given else cost.cell_cost(own_sheet, request, own_fps)
-            found = (shared.setdefault(usd, usd), duration_key(own, request), sys.intern(own))
-            if key is not None:
-                known[key] = found
-        if shape is not None and id(shape) not in by_shape:
-            by_shape[id(shape)] = found if not set(shape.holes) & set(read) else False
-        out.append(PlannedCell(cid, label, *found))
-    return out
-
-
-def _reads(sheet: Any) -> tuple[str, ...]:
-    """The inputs a cell's estimate at `sheet` (pipeline.models.cost.cell_cost: its `by`, its
-    length) and its duration key (pipeline.job.timing.duration_key) depend on."""
-    by = sheet.get("by", "resolution") if isinstance(sheet, dict) else "resolution"
-    return tuple(dict.fromkeys(("resolution", "number_of_frames", "duration", str(by))))
-
-
-_ABSENT = object()  # a key the request does not have (not the same as a None there)
-_ABSENTS = itertools.repeat(_ABSENT)
-
-
-def typed_key(value: Any) -> Any:
-    """A value as a key that keeps apart what compares equal but is read otherwise (1, 1.0 and
-    True; 0.0 and -0.0)."""
-    kind = type(value)
-    return (kind, repr(value) if kind is float else value)
-
+from .timing import Timings, eta
 
 _KEY = operator.attrgetter("key")
 _ESTIMATE = operator.attrgetter("estimate")

@@ -30,7 +30,8 @@ from typing import Any
 
 from .. import text, wire
 from ..job import journal as ev
-from ..job.forecast import Forecast, planned_at, write_snapshot
+from ..job.forecast import Forecast, planned_at
+from ..job.plan_json import write_snapshot
 from ..job.price import billed_ratio
 from ..job.records import (
     DONE,

@@ -107,7 +107,7 @@ class RunContext:
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     team: Any = None  # a pipeline.run.team.TeamSlots when a team ledger is named
     previews: Any = None  # a pipeline.media.strips.Previews: frame strips and posters
-    # per model, how many of its cells the canary proves first (pipeline.job.tally.canary_needs)
+    # per model, how many of its cells the canary proves first (pipeline.job.next_run.canary_needs)
     canary_needs: dict[str, int] = field(default_factory=dict)
     retries: Retries = Retries()  # submits, download rounds, ledger outages (RunOptions')
     unknown_words: set[str] = field(default_factory=set)  # status words shown as unknown

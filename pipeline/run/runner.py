@@ -18,8 +18,10 @@ import signal
 from typing import Any
 
 from ..job import journal as ev
-from ..job.forecast import Forecast, plan_head
+from ..job.forecast import Forecast
 from ..job.found_capacity import capacity_figures
+from ..job.next_run import resume_for
+from ..job.plan_json import plan_head
 from ..job.records import (
     DONE,
     DOWNLOAD,
@@ -36,7 +38,6 @@ from ..job.records import (
     resume_action,
 )
 from ..job.status import view_of
-from ..job.tally import resume_for
 from ..prepare.expand import Cell
 from ..secrets import scrub
 from . import canary

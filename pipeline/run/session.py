@@ -30,13 +30,14 @@ from ..client import RunComfyClient
 from ..errors import BudgetError, StateError
 from ..job import journal as ev
 from ..job.folder import JobFolder, JobLock
-from ..job.forecast import forecast, write_snapshot
+from ..job.forecast import forecast
 from ..job.found_capacity import keep, kept, planning_concurrency, service
 from ..job.journal import JobState, read_state
 from ..job.journal_writer import JournalWriter
+from ..job.next_run import canary_needs, resume_for
+from ..job.plan_json import write_snapshot
 from ..job.price import SIM_ORIGIN, Prices
 from ..job.select import select_cells
-from ..job.tally import canary_needs, resume_for
 from ..media.strips import Previews
 from ..models.catalogue import project_models
 from ..prepare.manifest import Manifest

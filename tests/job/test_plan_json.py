@@ -12,8 +12,8 @@ from runjobs import REPO
 from testmodels import project, side_by_side
 
 from pipeline import api
+from pipeline.job.planned import planned_cells
 from pipeline.job.status import settings_of
-from pipeline.job.tally import planned_cells
 
 
 def planned(manifest: Path) -> tuple[api.Planned, dict]:
@@ -62,7 +62,7 @@ def test_plan_says_when_the_budget_leaves_nothing_to_submit(tmp_path: Path, api_
     is spent and that a run would submit nothing, instead of promising the submits."""
     from runjobs import sweep
 
-    from pipeline.job.forecast import plan_table
+    from pipeline.job.plan_table import plan_table
 
     api_env()
     manifest = sweep(tmp_path, seeds=4, run="  canary: 0")

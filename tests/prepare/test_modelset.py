@@ -208,7 +208,8 @@ def test_plan_of_a_sweep_hides_dropped_inputs_and_times_every_model(proj: Path) 
     and a model with no typical time of its own (one `pipeline models add` wrote) is timed
     with the sweep's guess, so the ETA is known whenever a time per cell is shown."""
     from pipeline.job.folder import JobFolder
-    from pipeline.job.forecast import forecast, plan_table
+    from pipeline.job.forecast import forecast
+    from pipeline.job.plan_table import plan_table
     from pipeline.run.prices import price_now
 
     (proj / "models" / VIDEO / "model.json").unlink()  # no generation_seconds.typical

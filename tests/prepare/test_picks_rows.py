@@ -11,7 +11,9 @@ from imagefiles import MODEL, final_manifest, write_image, write_manifest
 
 from pipeline.errors import ManifestError
 from pipeline.job.folder import JobFolder
-from pipeline.job.forecast import forecast, plan_json, plan_table
+from pipeline.job.forecast import forecast
+from pipeline.job.plan_json import plan_json
+from pipeline.job.plan_table import plan_table
 from pipeline.prepare.picks import pick
 from pipeline.prepare.plan import build_plan
 from pipeline.run.prices import price_now

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.job import journal as ev
 from pipeline.job.journal import JobState
-from pipeline.job.tally import canary_for, canary_needs
+from pipeline.job.next_run import canary_for, canary_needs
 
 SERVICE = "https://model-api.runcomfy.net"
 
