@@ -5,7 +5,9 @@
     print(result.exit_code, api.status("jobs/demo.yaml")["counts"])
 
 Every function here composes the stages (prepare → job → run → report) for one command and
-returns plain data; the CLI (pipeline.cli) is argparse, one call here, and printing. Each
+returns plain data (its shapes: pipeline.results, and RunSummary); the CLI (pipeline.cli) is
+argparse, one call here, and printing. When the reports are written again is
+pipeline.report_stamp's to say, and a status as it stands now pipeline.status_now's. Each
 opens its job once (pipeline.job.opening: the manifest read once, the folder found once, its
 owner checked once); `run` holds the job's lock from before it decides anything until its
 reports are written, so two runs of one job started together never both go on: the second is
@@ -22,7 +24,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,14 +33,15 @@ from .job.folder import JobFolder
 from .job.opening import Job, open_job
 from .job.records import DONE, SETTLED
 from .job.select import Only, describe_only, parse_only
+from .report_stamp import refresh_reports, reports_stale, write_job_reports
+from .results import CancelResult, Picked, Planned
+from .status_now import as_status
 
 # Each command imports what it uses, in the function that uses it: `status` of a job that has
 # run needs no templates (Jinja2), no request validation, no HTTP client and no report writer.
 if TYPE_CHECKING:
-    from .job.forecast import Forecast
     from .prepare.plan import Plan, ValidationReport
     from .review import ReviewServer
-    from .run.cancel import CancelOutcome
     from .run.context import RunOptions, RunSummary
 
 __all__ = ["CancelResult", "Picked", "Planned", "RunOptions", "RunSummary", "cancel",
@@ -79,36 +81,6 @@ def validate(manifests: Iterable[PathLike], *, offline: bool = False,
     from .prepare.plan import validate_files
 
     return validate_files(manifests, fetch_remote=not offline, allow_outside=allow_outside)
-
-
-@dataclass
-class Planned:
-    """What a run of a manifest would do: the plan tallied against its job's state."""
-
-    forecast: Forecast
-    warnings: list[str]  # the plan's and the prices'
-    selection: str = ""  # `--only` as given, when cells were selected
-    balance: float | None = None  # the account's wallet, when it was read (not offline)
-
-    def as_json(self, *, streamed: bool = False) -> dict[str, Any]:
-        """What `pipeline plan --json` prints (with `balance_usd` when it was read); `streamed`:
-        its cells made one at a time as pipeline.jsonio.dump_indented writes them."""
-        from .job.plan_json import plan_json
-
-        data = plan_json(self.forecast, streamed=streamed)
-        if self.balance is not None:
-            data["balance_usd"] = self.balance
-        return data
-
-    def balance_lines(self) -> tuple[str | None, str | None]:
-        """The wallet's line for the table, and a warning when it cannot pay the run."""
-        if self.balance is None:
-            return None, None
-        from .run.wallet import balance_lines
-
-        tally = self.forecast.tally
-        to_go, unpriced = tally.to_go_of(tally.planned)
-        return balance_lines(self.balance, to_go, unpriced)
 
 
 def plan(manifest: PathLike, *, out: PathLike | None = None, only: Iterable[str] | Only = (),
@@ -214,55 +186,11 @@ def _after_run(job: Job, summary: RunSummary) -> RunSummary:
     # frees: free it before the report, so that the report reuses that memory instead of
     # adding to it (100,000 cells: the run's peak stays where the run itself put it).
     gc.collect()
-    summary.reports = _reports(job.folder)
+    summary.reports = refresh_reports(job.folder)
     settled = job.folder.settled_summary()
     if settled is not None:
-        summary.figures = _as_status(job, settled, running=False)
+        summary.figures = as_status(job, settled, running=False)
     return summary
-
-
-def _stamp(folder: JobFolder) -> str:
-    """What the reports of a whole job were written from: the journal's size and plan.json's
-    time (kept in .report.stamp; this module is its one writer and reader)."""
-    def stat(path: Path, field: str) -> int:
-        try:
-            return int(getattr(path.stat(), field))
-        except OSError:
-            return 0
-    return f"{stat(folder.journal, 'st_size')} {stat(folder.plan, 'st_mtime_ns')}"
-
-
-def _reports(folder: JobFolder) -> list[Path]:
-    """Write the reports (they stream over the journal: any job size) unless they already
-    show the whole journal; a report problem never hides how the run ended."""
-    from .report import write_reports
-
-    try:
-        stamp = _stamp(folder)
-        paths = folder.reports
-        if all(p.exists() for p in paths) and _written_from(folder) == stamp:
-            return paths  # a run that changed nothing leaves the report as it was
-        paths = write_reports(folder.path, running=False)
-        folder.report_stamp.write_text(stamp)
-        return paths
-    except Exception as exc:  # noqa: BLE001 - the run's own outcome is the answer
-        log.warning("the report could not be written: %s", exc)
-        return []
-
-
-def _written_from(folder: JobFolder) -> str | None:
-    try:
-        return folder.report_stamp.read_text()
-    except OSError:
-        return None
-
-
-def _report_stale(folder: JobFolder) -> bool | None:
-    """Whether the job's reports are older than its journal (a run killed before writing
-    them, say); None when there are none."""
-    if not folder.reports[-1].exists():
-        return None
-    return _written_from(folder) != _stamp(folder)
 
 
 # --- status -------------------------------------------------------------------------------
@@ -294,7 +222,7 @@ def status(manifest: PathLike, *, out: PathLike | None = None,
             snapshot = plan_json(forecast(built, price_now(job.manifest, job.folder)),
                                  with_state=False)
         summary = view_job(job.folder, snapshot, selected).summary()
-    return _as_status(job, summary, running=running)
+    return as_status(job, summary, running=running)
 
 
 def job_status(manifest: PathLike, out: PathLike | None = None, *, allow_outside: bool = False,
@@ -303,53 +231,7 @@ def job_status(manifest: PathLike, out: PathLike | None = None, *, allow_outside
     return status(manifest, out=out, only=only, allow_outside=allow_outside)
 
 
-def _as_status(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str, Any]:
-    summary.pop("inputs", None)  # status.json's own key (what the plan was made from)
-    summary["running"] = running
-    # reports older than the journal (a run killed, a cancel of an older version): say so
-    summary["report_stale"] = None if running else _report_stale(job.folder)
-    summary["manifest_changed"] = bool(summary.get("manifest_sha256")) and \
-        summary["manifest_sha256"] != job.manifest.sha256
-    summary["team_ledger"] = _team_news(job, summary, running=running)
-    return summary
-
-
-def _team_news(job: Job, summary: dict[str, Any], *, running: bool) -> dict[str, Any] | None:
-    """What the team ledger (PIPELINE_LEDGER) knows of this job that its journal does not
-    (requests seen to end by `pipeline account sweep`; a run waiting for a slot): asked only
-    while a run is going or the journal counts requests as live (pipeline.account.admin)."""
-    import os
-
-    from .account import LEDGER_ENV_VAR
-
-    url = os.environ.get(LEDGER_ENV_VAR, "").strip()
-    counts = summary.get("counts") or {}
-    if not url or not (running or any(counts.get(k) for k in ("submitting", "queued",
-                                                               "running", "unknown"))):
-        return None
-    from .account.admin import job_news
-
-    return job_news(url, job.folder)
-
-
 # --- cancel -------------------------------------------------------------------------------
-@dataclass
-class CancelResult:
-    """What `pipeline cancel` did: how many requests were live, and the server's answers."""
-
-    job: str
-    live: int
-    outcome: CancelOutcome | None
-    note: str = ""  # why nothing was asked, when nothing was
-    reports: list[Path] = field(default_factory=list)  # rewritten after the answers
-
-    def text(self) -> str:
-        if self.outcome is None:
-            return f"{self.job}: {self.note}"
-        return (f"{self.job}: asked to cancel {self.outcome.asked} live request(s): "
-                f"{self.outcome.text()}")
-
-
 def cancel(manifest: PathLike, *, out: PathLike | None = None, allow_outside: bool = False,
            say: Callable[[str], None] | None = None, wait_s: float | None = None
            ) -> CancelResult:
@@ -367,7 +249,7 @@ def cancel(manifest: PathLike, *, out: PathLike | None = None, allow_outside: bo
         with job.locked():
             live, outcome, note = cancel_requests(job.manifest, job.folder)
             # the journal has the server's answers now: the reports say what `status` says
-            reports = _reports(job.folder) if _report_stale(job.folder) is not False else []
+            reports = refresh_reports(job.folder) if reports_stale(job.folder) is not False else []
         return CancelResult(job.name, live, outcome, note, reports)
     except JobLocked:
         pass
@@ -423,26 +305,9 @@ def report(manifest: PathLike, *, out: PathLike | None = None, rows: str | None 
            cols: str | None = None, only: Iterable[str] | Only = (),
            allow_outside: bool = False) -> list[Path]:
     """Write report.md, report.html and report.json of a job from its folder alone."""
-    from .report import write_reports
-
     selected = _only(only)
     job = open_job(manifest, out, allow_outside=allow_outside)
-    stamp = _stamp(job.folder)
-    job.folder.report_stamp.unlink(missing_ok=True)
-    paths = write_reports(job.folder.path, rows=rows, cols=cols, only=selected)
-    # a report of some cells, or of a run going on, leaves no stamp: the next run writes the
-    # whole job's report again
-    if not selected and not job.folder.is_running() and stamp == _stamp(job.folder):
-        job.folder.report_stamp.write_text(stamp)
-    return paths
-
-
-@dataclass
-class Picked:
-    """The picks written: the file, and each pick with its cell's state in the job."""
-
-    path: Path
-    picks: list[tuple[dict[str, Any], str]]
+    return write_job_reports(job.folder, rows=rows, cols=cols, only=selected)
 
 
 def picks(manifest: PathLike, only: Iterable[str] | Only = (), *,

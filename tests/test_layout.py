@@ -3,8 +3,10 @@
 Every `import` of `pipeline/` counts, those inside functions and under TYPE_CHECKING too: a
 lazy import is still an arrow. Floors, lowest first: the ground floor (every module or package
 not named below: wire, errors, text, jsonio, durable, project, models/, media/, ...), client/,
-prepare/, job/ and sim/, run/ account/ and catalog/, report/, review/, api.py, cli.py. A module
-imports from its own floor or a lower one; `pipeline/__init__.py` may re-export anything.
+prepare/, job/ and sim/, run/ account/ and catalog/, report/, review/, api.py (and its helpers
+results.py, what it answers; report_stamp.py, when reports are written again; status_now.py, a
+status as it stands now), cli.py (with commands.py, the job commands). A module imports from
+its own floor or a lower one; `pipeline/__init__.py` may re-export anything.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 FLOORS = {"client": 1, "prepare": 2, "job": 3, "sim": 3, "run": 4, "account": 4, "catalog": 4,
-          "report": 5, "review": 6, "api": 7, "cli": 8, "__main__": 8}
+          "report": 5, "review": 6, "api": 7, "results": 7, "report_stamp": 7, "status_now": 7,
+          "cli": 8, "commands": 8, "__main__": 8}
 
 
 def modules() -> dict[str, Path]:
