@@ -21,6 +21,7 @@ from ..models.catalogue import Model
 from .manifest import Manifest
 from .modelset import AXIS as MODEL_AXIS
 from .render import TemplateProblem, compile_template, is_template, render
+from .values import describe, same
 from .wording import did_you_mean
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
@@ -83,11 +84,6 @@ class Shape:
     # the origin of the last cell made of it, and that cell's combination's (drafts)
     origin: dict[str, Any] | None = None
     combination: dict[str, Any] | None = None
-
-
-def same(a: Any, b: Any) -> bool:
-    """Matrix value equality: 1 and True differ, 1 and 1.0 do not."""
-    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 ADDED_BY = "(include)"  # origin key of a combination an include entry added: that entry's path
@@ -503,30 +499,3 @@ def _locate(m: Manifest, where: Any) -> Location:
     if where is None:
         return Location(str(m.path), 1, 1)
     return m.loc(where)
-
-
-def describe(values: dict[str, Any], limit: int = 80) -> str:
-    """`{k=v, k=v}` of a cell's values in about `limit` characters: long values are shortened,
-    and the pairs left out are counted (`and 2 more`)."""
-    pairs = [f"{k}={shorten(v)}" for k, v in values.items()]
-    shown: list[str] = []
-    for i, pair in enumerate(pairs):
-        if shown and len(", ".join(shown + [pair])) > limit - 12 and i < len(pairs) - 1 or \
-                shown and len(", ".join(shown + [pair])) > limit:
-            return "{" + ", ".join(shown) + f" and {len(pairs) - i} more" + "}"
-        shown.append(pair)
-    return "{" + ", ".join(shown) + "}"
-
-
-def difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
-    """Two cells' values as `describe` shows them, but only where they differ, so that what
-    tells them apart is never cut off."""
-    keys = [k for k in {**a, **b} if k not in a or k not in b or not same(a[k], b[k])]
-    return (describe({k: a.get(k, "(not set)") for k in keys}),
-            describe({k: b.get(k, "(not set)") for k in keys}))
-
-
-def shorten(value: Any, n: int = 24) -> str:
-    text = str(value)
-    return text if len(text) <= n else text[: n - 1] + "…"
-

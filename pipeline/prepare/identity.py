@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jsonio import canonical
-from .expand import FROM_CELL, Cell, Draft, Shape, shorten
+from .expand import FROM_CELL, Cell, Draft, Shape
 from .manifest import Manifest, RandomSeed
 from .modelset import AXIS as MODEL_AXIS
+from .values import shorten
 
 ID_VERSION = "cell/v1"
 SEED_MAX = 2**31 - 1
