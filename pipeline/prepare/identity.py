@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jsonio import canonical
-from .expand import FROM_CELL, Cell, Draft, Shape
+from .combinations import FROM_CELL
+from .expand import Cell, Draft, Shape
 from .manifest import Manifest, RandomSeed
 from .modelset import AXIS as MODEL_AXIS
 from .values import shorten
