@@ -18,10 +18,10 @@ from ..models.catalogue import Model
 from .combinations import ADDED_BY, FROM_CELL, coerce, combinations
 from .combinations import row_keys as row_keys  # re-exported: job.forecast imports it here
 from .manifest import Manifest
+from .model_base import ModelBase, has_template, key_role, model_base, unmapped
 from .modelset import AXIS as MODEL_AXIS
-from .render import TemplateProblem, compile_template, is_template, render
+from .render import TemplateProblem, render
 from .values import describe
-from .wording import did_you_mean
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
 # shapes a plan keeps (see Shape; each holds a request): past this, a new shape's cells are
@@ -82,109 +82,6 @@ class Shape:
     combination: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class _Base:
-    """What every cell of one model starts from: its defaults, the shared inputs it takes and
-    its model_inputs, with where each came from; and the shared inputs it can take nowhere."""
-
-    request: dict[str, Any]
-    origin: dict[str, Any]
-    # (name, where): shared inputs the model neither has nor drops
-    blocked: tuple[tuple[str, Any], ...]
-    # the request's keys that hold a template (rendered per cell), and the request as every
-    # cell starts from it: the other values coerced once (the cells share them: read-only)
-    templates: tuple[str, ...] = ()
-    plain: dict[str, Any] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)  # the model's inputs in schema order
-    roles: dict[str, str] = field(default_factory=dict)  # a matrix key's role: see _role
-    # a request's keys -> the same in the order cells send them
-    orders: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
-    # the variables its templates read (None: a template does not compile)
-    reads: frozenset[str] | None = frozenset()
-
-
-def _base(m: Manifest, model: Model) -> _Base:
-    props = model.properties
-    spec = m.sweep.inputs_of(model.id)
-    defaults = model.defaults()
-    request = dict(defaults)
-    origin: dict[str, Any] = dict.fromkeys(defaults, ("model",))
-    blocked: list[tuple[str, Any]] = []
-    for k, v in m.inputs.items():
-        if k in props:
-            request[k], origin[k] = v, ("inputs", k)
-        elif k not in spec.drop:
-            blocked.append((k, ("inputs", k)))
-    if m.prompt is not None:
-        if "prompt" in props:
-            request["prompt"], origin["prompt"] = m.prompt, m.prompt_where
-        elif "prompt" not in spec.drop:
-            blocked.append(("prompt", m.prompt_where))
-    for k, v in spec.inputs.items():  # model_inputs add to and override everything shared
-        request[k], origin[k] = v, spec.path + (k,)
-    templates = tuple(k for k, v in request.items() if _has_template(v))
-    plain = {k: coerce(props[k], v) if k in props and k not in templates else v
-             for k, v in request.items()}
-    # in the order cells send them (the model's inputs in schema order, then any other), so
-    # that a cell whose matrix sets only keys the base has needs no reordering
-    plain = {k: plain[k] for k in props if k in plain} | plain
-    return _Base(request, origin, tuple(blocked), templates, plain, list(props),
-                 reads=_reads([request[k] for k in templates]))
-
-
-def _reads(values: list[Any]) -> frozenset[str] | None:
-    """The variables the templates in `values` read (None when one does not compile: its
-    problem is reported cell by cell)."""
-    found: set[str] = set()
-    for value in values:
-        if isinstance(value, str):
-            if is_template(value):
-                try:
-                    found.update(compile_template(value).variables)
-                except TemplateProblem:
-                    return None
-        elif isinstance(value, (list, dict)):
-            inner = _reads(list(value.values() if isinstance(value, dict) else value))
-            if inner is None:
-                return None
-            found |= inner
-    return frozenset(found)
-
-
-def _has_template(value: Any) -> bool:
-    """Whether rendering could change `value` (a string holding template syntax, anywhere)."""
-    if isinstance(value, str):
-        return is_template(value)
-    if isinstance(value, list):
-        return any(map(_has_template, value))
-    if isinstance(value, dict):
-        return any(map(_has_template, value.values()))
-    return False
-
-
-def _role(m: Manifest, spec: Any, model_id: str, key: str) -> str:
-    """What a matrix key is to a cell of one model: "model" (names the model), "model_inputs"
-    (the model's own inputs set it, and win), "input" (goes into the request), "blocked" (an
-    input of another model of the sweep that this one neither has nor drops: a problem) or
-    "variable" (for templates only)."""
-    if key == MODEL_AXIS:
-        return "model"
-    if key in spec.inputs:
-        return "model_inputs"
-    if m.is_input(key, model_id):
-        return "input"
-    if key not in spec.drop and m.is_input(key):
-        return "blocked"
-    return "variable"
-
-
-def unmapped(model: Model, name: str) -> str:
-    """The problem of an input a model does not have and does not drop."""
-    return (f"{name!r} is not an input of {model.id}{did_you_mean(name, model.properties)}: "
-            f"map it in model_inputs.{model.id}, or list it under model_inputs.{model.id}.drop "
-            f"(its inputs are: {', '.join(model.properties)})")
-
-
 def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     """Build each cell's request body (templates rendered), for the cell's own model; problems
     are collected, not raised."""
@@ -195,7 +92,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     made = 0
     # per model: its base, its model_inputs and the matrix keys that may be a shape's holes
     # (see Shape); and the shapes
-    of_model: dict[str, tuple[_Base, Any, frozenset[str]]] = {}
+    of_model: dict[str, tuple[ModelBase, Any, frozenset[str]]] = {}
     shapes: dict[tuple[Any, ...], Shape | None] = {}
     repeat = m.repeat
     for values, origin in combinations(m):
@@ -210,7 +107,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             continue  # a model that could not be loaded is reported where it is named
         known = of_model.get(model.id)
         if known is None:
-            base = _base(m, model)
+            base = model_base(m, model)
             spec = sweep.inputs_of(model.id)
             known = of_model[model.id] = (base, spec, _hole_keys(m, spec, model, base))
         base, spec, holes = known
@@ -266,7 +163,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             for key, value in values.items():
                 role = roles.get(key)
                 if role is None:
-                    role = roles[key] = _role(m, spec, model.id, key)
+                    role = roles[key] = key_role(m, spec, model.id, key)
                 if role == "input":
                     request[key] = value
                     given.append(key)
@@ -280,7 +177,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              example=describe(values))
             failed = []
             # what needs rendering: the templates of the base, and the matrix's own inputs
-            # (a plain value of the base was rendered and coerced once, in _base)
+            # (a plain value of the base was rendered and coerced once, in model_base)
             for key in dict.fromkeys((*base.templates, *given)) if given else base.templates:
                 value = request[key]
                 if type(value) not in (str, list, dict):  # a number or boolean stays as is
@@ -309,14 +206,14 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                 # the first of its shape
                 # (a matrix value holding a template may read a hole: such cells share nothing)
                 shared = not (failed or blocked or ruled or
-                              any(_has_template(values[k]) for k in given))
+                              any(has_template(values[k]) for k in given))
                 shape = shapes[skey] = Shape(dict(request), tuple(
                     k for k in values if k in holes and type(values[k]) is int)) \
                     if shared else None
             yield Draft(shown, request, replicate, cell_origin, tuple(failed), model, shape)
 
 
-def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: _Base,
+def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: ModelBase,
                  origin: dict[str, Any], ruled: Iterable[str]) -> dict[str, Any]:
     """A cell's origin: its model's, its combination's, and for keys its model_inputs set
     (`ruled`), the model's again (model_inputs win: documented). Read-only, so that cells
@@ -336,7 +233,7 @@ def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: _Base,
     return found
 
 
-def _hole_keys(m: Manifest, spec: Any, model: Model, base: _Base) -> frozenset[str]:
+def _hole_keys(m: Manifest, spec: Any, model: Model, base: ModelBase) -> frozenset[str]:
     """The matrix keys that, set to an integer, can be a shape's holes for cells of `model`:
     inputs of the model that its own model_inputs do not set and no template reads."""
     if base.reads is None or base.blocked:
@@ -347,7 +244,7 @@ def _hole_keys(m: Manifest, spec: Any, model: Model, base: _Base) -> frozenset[s
     for entry in m.include:
         keys.update(entry)
     return frozenset(k for k in keys if k not in base.reads and k != "replicate" and
-                     _role(m, spec, model.id, k) == "input")
+                     key_role(m, spec, model.id, k) == "input")
 
 
 def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,
