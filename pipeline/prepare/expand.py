@@ -21,6 +21,7 @@ from .manifest import Manifest
 from .model_base import ModelBase, has_template, key_role, model_base, unmapped
 from .modelset import AXIS as MODEL_AXIS
 from .render import TemplateProblem, render
+from .shapes import Shape, hole_keys
 from .values import describe
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
@@ -62,26 +63,6 @@ class Draft:
     shape: Shape | None = None
 
 
-@dataclass(slots=True)
-class Shape:
-    """What the drafts of one model whose requests differ only in a few integer inputs (a seed,
-    say: `holes`, set straight from the matrix and read by no template) have in common: one
-    request of theirs, and what later stages work out once for all of them."""
-
-    request: dict[str, Any]
-    holes: tuple[str, ...]
-    # the text of the cells' ids and labels, cut at the holes (pipeline.prepare.identity)
-    id_text: tuple[Any, ...] | None = None
-    label_text: tuple[Any, ...] | None = None
-    # a body of the shape was valid; the holes' bounds when all are free integers of the
-    # schema, else None (pipeline.prepare.plan.check)
-    valid: bool = False
-    bounds: tuple[tuple[str, float, float], ...] | None = None
-    # the origin of the last cell made of it, and that cell's combination's (drafts)
-    origin: dict[str, Any] | None = None
-    combination: dict[str, Any] | None = None
-
-
 def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     """Build each cell's request body (templates rendered), for the cell's own model; problems
     are collected, not raised."""
@@ -109,7 +90,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
         if known is None:
             base = model_base(m, model)
             spec = sweep.inputs_of(model.id)
-            known = of_model[model.id] = (base, spec, _hole_keys(m, spec, model, base))
+            known = of_model[model.id] = (base, spec, hole_keys(m, spec, model, base))
         base, spec, holes = known
         for replicate in range(repeat):
             made += 1
@@ -231,20 +212,6 @@ def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: ModelB
         if okey is not None:
             origins[okey] = found
     return found
-
-
-def _hole_keys(m: Manifest, spec: Any, model: Model, base: ModelBase) -> frozenset[str]:
-    """The matrix keys that, set to an integer, can be a shape's holes for cells of `model`:
-    inputs of the model that its own model_inputs do not set and no template reads."""
-    if base.reads is None or base.blocked:
-        return frozenset()
-    keys: set[str] = set()
-    for axis in m.axes:
-        keys.update(row_keys(m) if axis.is_rows else [axis.name])
-    for entry in m.include:
-        keys.update(entry)
-    return frozenset(k for k in keys if k not in base.reads and k != "replicate" and
-                     key_role(m, spec, model.id, k) == "input")
 
 
 def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,

@@ -14,9 +14,10 @@ from typing import Any
 
 from ..jsonio import canonical
 from .combinations import FROM_CELL
-from .expand import Cell, Draft, Shape
+from .expand import Cell, Draft
 from .manifest import Manifest, RandomSeed
 from .modelset import AXIS as MODEL_AXIS
+from .shapes import Shape
 from .values import shorten
 
 ID_VERSION = "cell/v1"

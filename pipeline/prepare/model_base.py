@@ -5,8 +5,8 @@
 where it came from; which of them hold a template, and the variables those read), and
 `key_role` what a matrix key is to a cell of that model (`unmapped`: the problem of an input
 it neither has nor drops). pipeline.prepare.expand then sets each cell's own values on a copy
-of it, and reads it to tell which keys can be a shape's holes. A module of its own because it
-is the per-model half of expanding: nothing in it depends on a cell.
+of it; pipeline.prepare.shapes reads it to tell which keys can be a shape's holes. A module of
+its own because it is the per-model half of expanding: nothing in it depends on a cell.
 """
 
 from __future__ import annotations
