@@ -1,9 +1,12 @@
 """Prepare, expand: the matrix becomes a list of cells, each one request body (its
 content-derived id, pinned seed and label: pipeline.prepare.identity).
 
-Pure functions in a deterministic order. `drafts` makes each of the matrix's combinations
-(pipeline.prepare.combinations, in GitHub Actions' order and semantics) a request for its own
-model, templates rendered, problems collected cell by cell.
+`drafts` makes each of the matrix's combinations (pipeline.prepare.combinations, in GitHub
+Actions' order and semantics) a `Draft`: a request for the combination's own model, started
+from what every cell of that model starts from (pipeline.prepare.model_base), its values set
+and its templates rendered, problems collected cell by cell; the cells of one shape
+(pipeline.prepare.shapes) are copied from the first one's request. `Cell`, what a draft becomes,
+is the one type of a cell every later stage reads. Pure functions in a deterministic order.
 """
 
 from __future__ import annotations
