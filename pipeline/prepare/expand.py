@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import Location, ProblemList
 from ..models.catalogue import Model
 from .combinations import ADDED_BY, FROM_CELL, coerce, combinations
-from .combinations import row_keys as row_keys  # re-exported: job.forecast imports it here
+from .combinations import row_keys as row_keys  # re-exported: job.plan_json imports it here
 from .manifest import Manifest
 from .model_base import ModelBase, has_template, key_role, model_base, unmapped
 from .modelset import AXIS as MODEL_AXIS
