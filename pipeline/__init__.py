@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_manifest": "prepare.manifest", "Manifest": "prepare.manifest",
-    "combinations": "prepare.expand", "Cell": "prepare.expand",
+    "combinations": "prepare.combinations", "Cell": "prepare.expand",
     "build_plan": "prepare.plan", "check": "prepare.plan", "validate_files": "prepare.plan",
     "Plan": "prepare.plan",
     "RequestValidator": "prepare.validate",

@@ -49,7 +49,7 @@ def planned_cells(cells: Iterable[Any], model: str, sheet: dict[str, Any] | None
     # (model, plan.json's estimate, the values read) -> (estimate, duration key)
     reads: dict[str, tuple[str, ...]] = {}
     known: dict[Any, tuple[float | None, str, str]] = {}
-    # a Cell's shape (pipeline.prepare.expand.Shape) -> the same, when its holes are none of
+    # a Cell's shape (pipeline.prepare.shapes.Shape) -> the same, when its holes are none of
     # what is read (else False)
     by_shape: dict[int, Any] = {}
     for c in cells:

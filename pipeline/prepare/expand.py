@@ -1,16 +1,16 @@
 """Prepare, expand: the matrix becomes a list of cells, each one request body (its
 content-derived id, pinned seed and label: pipeline.prepare.identity).
 
-Pure functions in a deterministic order. The matrix follows GitHub Actions exactly: the product of
-the axes (first axis outermost), then `exclude` (an entry drops every combination having all of
-its key/values), then `include` (an entry extends every combination whose *original* values it
-does not overwrite; values added by an earlier include may be overwritten; an entry that extends
-none is added as a new combination). Zipped `rows` act as one axis whose values are whole rows.
+`drafts` makes each of the matrix's combinations (pipeline.prepare.combinations, in GitHub
+Actions' order and semantics) a `Draft`: a request for the combination's own model, started
+from what every cell of that model starts from (pipeline.prepare.model_base), its values set
+and its templates rendered, problems collected cell by cell; the cells of one shape
+(pipeline.prepare.shapes) are copied from the first one's request. `Cell`, what a draft becomes,
+is the one type of a cell every later stage reads. Pure functions in a deterministic order.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,18 +18,19 @@ from typing import Any
 
 from ..errors import Location, ProblemList
 from ..models.catalogue import Model
+from .combinations import ADDED_BY, FROM_CELL, coerce, combinations
+from .combinations import row_keys as row_keys  # re-exported: job.plan_json imports it here
 from .manifest import Manifest
+from .model_base import ModelBase, has_template, key_role, model_base, unmapped
 from .modelset import AXIS as MODEL_AXIS
-from .render import TemplateProblem, compile_template, is_template, render
-from .wording import did_you_mean
+from .render import TemplateProblem, render
+from .shapes import Shape, hole_keys
+from .values import describe
 
 MAX_EXPAND_SECONDS = 120.0  # expanding (templates included) stops past this, with a problem
 # shapes a plan keeps (see Shape; each holds a request): past this, a new shape's cells are
 # worked out one by one (a sweep whose every cell has a shape of its own gains nothing)
 MAX_SHAPES = 50_000
-# A combination's origin also holds, under this key (never an identifier), the cell its row was
-# picked from (pipeline.prepare.picks); it becomes the cell's `from_cell`.
-FROM_CELL = "@from_cell"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,247 +66,6 @@ class Draft:
     shape: Shape | None = None
 
 
-@dataclass(slots=True)
-class Shape:
-    """What the drafts of one model whose requests differ only in a few integer inputs (a seed,
-    say: `holes`, set straight from the matrix and read by no template) have in common: one
-    request of theirs, and what later stages work out once for all of them."""
-
-    request: dict[str, Any]
-    holes: tuple[str, ...]
-    # the text of the cells' ids and labels, cut at the holes (pipeline.prepare.identity)
-    id_text: tuple[Any, ...] | None = None
-    label_text: tuple[Any, ...] | None = None
-    # a body of the shape was valid; the holes' bounds when all are free integers of the
-    # schema, else None (pipeline.prepare.plan.check)
-    valid: bool = False
-    bounds: tuple[tuple[str, float, float], ...] | None = None
-    # the origin of the last cell made of it, and that cell's combination's (drafts)
-    origin: dict[str, Any] | None = None
-    combination: dict[str, Any] | None = None
-
-
-def same(a: Any, b: Any) -> bool:
-    """Matrix value equality: 1 and True differ, 1 and 1.0 do not."""
-    return a == b and isinstance(a, bool) == isinstance(b, bool)
-
-
-ADDED_BY = "(include)"  # origin key of a combination an include entry added: that entry's path
-
-
-def combinations(m: Manifest) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
-    """(values, origin) per combination, in GitHub Actions' order and semantics; the origin of
-    a combination that an include entry added also holds the entry's path under ADDED_BY.
-    Without include or exclude, made one at a time (a million of them are never all held)."""
-    original: set[str] = set()
-    columns: list[list[tuple[dict[str, Any], dict[str, Any]]]] = []
-    own = set_here(m)
-    for axis in m.axes:
-        column: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        for i, (value, where) in enumerate(zip(axis.values, axis.paths, strict=True)):
-            if axis.is_rows:
-                picked = axis.origins[i] if axis.origins else None
-                row = {k: _coerce_row_value(m, k, v) for k, v in value.items()
-                       if not (picked and k in own)}
-                row_origin: dict[str, Any] = dict.fromkeys(row, where)
-                if picked:
-                    row_origin[FROM_CELL] = picked
-                column.append((row, row_origin))
-                original.update(row)
-            else:
-                column.append(({axis.name: value}, {axis.name: where}))
-                original.add(axis.name)
-        columns.append(column)
-
-    if columns and not m.include and not m.exclude:
-        return _product(columns)
-    combos: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    if columns:
-        combos.extend(_product(columns))
-    elif not m.include:
-        combos.append(({}, {}))
-
-    if m.exclude:
-        combos = [c for c in combos if not any(_matches(c[0], ex) for ex in m.exclude)]
-
-    added: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for i, entry in enumerate(m.include):
-        where = ("matrix", "include", i)
-        fixed = {k: v for k, v in entry.items() if k in original}
-        extra = {k: v for k, v in entry.items() if k not in original}
-        hit = False
-        for values, origin in combos:
-            if all(k in values and same(values[k], v) for k, v in fixed.items()):
-                hit = True
-                values.update(extra)
-                origin.update((k, where + (k,)) for k in extra)
-        if not hit:
-            added.append((dict(entry), {**{k: where + (k,) for k in entry}, ADDED_BY: where}))
-    return combos + added
-
-
-def _product(columns: list[list[tuple[dict[str, Any], dict[str, Any]]]]
-             ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """The product of the axes, first axis outermost: (values, origin) each."""
-    for parts in itertools.product(*columns):
-        values: dict[str, Any] = {}
-        origin: dict[str, Any] = {}
-        for v, o in parts:
-            values.update(v)
-            origin.update(o)
-        yield values, origin
-
-
-def set_here(m: Manifest) -> set[str]:
-    """Keys the manifest sets itself (its own axes and inputs): a picked row keeps its values
-    except these (the final's resolution or frames win over the preview's)."""
-    return {a.name for a in m.axes if not a.is_rows} | set(m.inputs)
-
-
-def row_keys(m: Manifest) -> list[str]:
-    """The keys the `rows` axis zips together, in first-seen order, as the cells carry them."""
-    own = set_here(m)
-    keys: dict[str, None] = {}
-    for axis in m.axes:
-        if axis.is_rows:
-            for i, row in enumerate(axis.values):
-                picked = axis.origins[i] if axis.origins else None
-                keys.update((k, None) for k in row if not (picked and k in own))
-    return list(keys)
-
-
-def _matches(values: dict[str, Any], entry: dict[str, Any]) -> bool:
-    return all(k in values and same(values[k], v) for k, v in entry.items())
-
-
-def _coerce_row_value(m: Manifest, key: str, value: Any) -> Any:
-    prop = next((x.properties[key] for x in m.sweep.models.values() if key in x.properties),
-                None)
-    return coerce(prop, value) if prop else value
-
-
-def coerce(prop: dict[str, Any], value: Any) -> Any:
-    """Make text from CSV files and templates the type the schema asks for, where it reads so."""
-    kind = prop.get("type")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if kind == "integer" and text.lstrip("-").isdigit():
-                return int(text)
-            if kind in ("number", "float") and text:  # "float": the catalog's own word
-                return float(text)
-        except ValueError:
-            return value
-        if kind == "boolean" and text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        if kind == "array":
-            return [value]
-    return value
-
-
-@dataclass(frozen=True)
-class _Base:
-    """What every cell of one model starts from: its defaults, the shared inputs it takes and
-    its model_inputs, with where each came from; and the shared inputs it can take nowhere."""
-
-    request: dict[str, Any]
-    origin: dict[str, Any]
-    # (name, where): shared inputs the model neither has nor drops
-    blocked: tuple[tuple[str, Any], ...]
-    # the request's keys that hold a template (rendered per cell), and the request as every
-    # cell starts from it: the other values coerced once (the cells share them: read-only)
-    templates: tuple[str, ...] = ()
-    plain: dict[str, Any] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)  # the model's inputs in schema order
-    roles: dict[str, str] = field(default_factory=dict)  # a matrix key's role: see _role
-    # a request's keys -> the same in the order cells send them
-    orders: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
-    # the variables its templates read (None: a template does not compile)
-    reads: frozenset[str] | None = frozenset()
-
-
-def _base(m: Manifest, model: Model) -> _Base:
-    props = model.properties
-    spec = m.sweep.inputs_of(model.id)
-    defaults = model.defaults()
-    request = dict(defaults)
-    origin: dict[str, Any] = dict.fromkeys(defaults, ("model",))
-    blocked: list[tuple[str, Any]] = []
-    for k, v in m.inputs.items():
-        if k in props:
-            request[k], origin[k] = v, ("inputs", k)
-        elif k not in spec.drop:
-            blocked.append((k, ("inputs", k)))
-    if m.prompt is not None:
-        if "prompt" in props:
-            request["prompt"], origin["prompt"] = m.prompt, m.prompt_where
-        elif "prompt" not in spec.drop:
-            blocked.append(("prompt", m.prompt_where))
-    for k, v in spec.inputs.items():  # model_inputs add to and override everything shared
-        request[k], origin[k] = v, spec.path + (k,)
-    templates = tuple(k for k, v in request.items() if _has_template(v))
-    plain = {k: coerce(props[k], v) if k in props and k not in templates else v
-             for k, v in request.items()}
-    # in the order cells send them (the model's inputs in schema order, then any other), so
-    # that a cell whose matrix sets only keys the base has needs no reordering
-    plain = {k: plain[k] for k in props if k in plain} | plain
-    return _Base(request, origin, tuple(blocked), templates, plain, list(props),
-                 reads=_reads([request[k] for k in templates]))
-
-
-def _reads(values: list[Any]) -> frozenset[str] | None:
-    """The variables the templates in `values` read (None when one does not compile: its
-    problem is reported cell by cell)."""
-    found: set[str] = set()
-    for value in values:
-        if isinstance(value, str):
-            if is_template(value):
-                try:
-                    found.update(compile_template(value).variables)
-                except TemplateProblem:
-                    return None
-        elif isinstance(value, (list, dict)):
-            inner = _reads(list(value.values() if isinstance(value, dict) else value))
-            if inner is None:
-                return None
-            found |= inner
-    return frozenset(found)
-
-
-def _has_template(value: Any) -> bool:
-    """Whether rendering could change `value` (a string holding template syntax, anywhere)."""
-    if isinstance(value, str):
-        return is_template(value)
-    if isinstance(value, list):
-        return any(map(_has_template, value))
-    if isinstance(value, dict):
-        return any(map(_has_template, value.values()))
-    return False
-
-
-def _role(m: Manifest, spec: Any, model_id: str, key: str) -> str:
-    """What a matrix key is to a cell of one model: "model" (names the model), "model_inputs"
-    (the model's own inputs set it, and win), "input" (goes into the request), "blocked" (an
-    input of another model of the sweep that this one neither has nor drops: a problem) or
-    "variable" (for templates only)."""
-    if key == MODEL_AXIS:
-        return "model"
-    if key in spec.inputs:
-        return "model_inputs"
-    if m.is_input(key, model_id):
-        return "input"
-    if key not in spec.drop and m.is_input(key):
-        return "blocked"
-    return "variable"
-
-
-def unmapped(model: Model, name: str) -> str:
-    """The problem of an input a model does not have and does not drop."""
-    return (f"{name!r} is not an input of {model.id}{did_you_mean(name, model.properties)}: "
-            f"map it in model_inputs.{model.id}, or list it under model_inputs.{model.id}.drop "
-            f"(its inputs are: {', '.join(model.properties)})")
-
-
 def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     """Build each cell's request body (templates rendered), for the cell's own model; problems
     are collected, not raised."""
@@ -316,7 +76,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
     made = 0
     # per model: its base, its model_inputs and the matrix keys that may be a shape's holes
     # (see Shape); and the shapes
-    of_model: dict[str, tuple[_Base, Any, frozenset[str]]] = {}
+    of_model: dict[str, tuple[ModelBase, Any, frozenset[str]]] = {}
     shapes: dict[tuple[Any, ...], Shape | None] = {}
     repeat = m.repeat
     for values, origin in combinations(m):
@@ -331,9 +91,9 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             continue  # a model that could not be loaded is reported where it is named
         known = of_model.get(model.id)
         if known is None:
-            base = _base(m, model)
+            base = model_base(m, model)
             spec = sweep.inputs_of(model.id)
-            known = of_model[model.id] = (base, spec, _hole_keys(m, spec, model, base))
+            known = of_model[model.id] = (base, spec, hole_keys(m, spec, model, base))
         base, spec, holes = known
         for replicate in range(repeat):
             made += 1
@@ -387,7 +147,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
             for key, value in values.items():
                 role = roles.get(key)
                 if role is None:
-                    role = roles[key] = _role(m, spec, model.id, key)
+                    role = roles[key] = key_role(m, spec, model.id, key)
                 if role == "input":
                     request[key] = value
                     given.append(key)
@@ -401,7 +161,7 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              example=describe(values))
             failed = []
             # what needs rendering: the templates of the base, and the matrix's own inputs
-            # (a plain value of the base was rendered and coerced once, in _base)
+            # (a plain value of the base was rendered and coerced once, in model_base)
             for key in dict.fromkeys((*base.templates, *given)) if given else base.templates:
                 value = request[key]
                 if type(value) not in (str, list, dict):  # a number or boolean stays as is
@@ -430,14 +190,14 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                 # the first of its shape
                 # (a matrix value holding a template may read a hole: such cells share nothing)
                 shared = not (failed or blocked or ruled or
-                              any(_has_template(values[k]) for k in given))
+                              any(has_template(values[k]) for k in given))
                 shape = shapes[skey] = Shape(dict(request), tuple(
                     k for k in values if k in holes and type(values[k]) is int)) \
                     if shared else None
             yield Draft(shown, request, replicate, cell_origin, tuple(failed), model, shape)
 
 
-def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: _Base,
+def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: ModelBase,
                  origin: dict[str, Any], ruled: Iterable[str]) -> dict[str, Any]:
     """A cell's origin: its model's, its combination's, and for keys its model_inputs set
     (`ruled`), the model's again (model_inputs win: documented). Read-only, so that cells
@@ -455,20 +215,6 @@ def _cell_origin(origins: dict[Any, dict[str, Any]], model_id: str, base: _Base,
         if okey is not None:
             origins[okey] = found
     return found
-
-
-def _hole_keys(m: Manifest, spec: Any, model: Model, base: _Base) -> frozenset[str]:
-    """The matrix keys that, set to an integer, can be a shape's holes for cells of `model`:
-    inputs of the model that its own model_inputs do not set and no template reads."""
-    if base.reads is None or base.blocked:
-        return frozenset()
-    keys: set[str] = set()
-    for axis in m.axes:
-        keys.update(row_keys(m) if axis.is_rows else [axis.name])
-    for entry in m.include:
-        keys.update(entry)
-    return frozenset(k for k in keys if k not in base.reads and k != "replicate" and
-                     _role(m, spec, model.id, k) == "input")
 
 
 def _template_failed(m: Manifest, problems: ProblemList, key: str, exc: TemplateProblem,
@@ -503,30 +249,3 @@ def _locate(m: Manifest, where: Any) -> Location:
     if where is None:
         return Location(str(m.path), 1, 1)
     return m.loc(where)
-
-
-def describe(values: dict[str, Any], limit: int = 80) -> str:
-    """`{k=v, k=v}` of a cell's values in about `limit` characters: long values are shortened,
-    and the pairs left out are counted (`and 2 more`)."""
-    pairs = [f"{k}={shorten(v)}" for k, v in values.items()]
-    shown: list[str] = []
-    for i, pair in enumerate(pairs):
-        if shown and len(", ".join(shown + [pair])) > limit - 12 and i < len(pairs) - 1 or \
-                shown and len(", ".join(shown + [pair])) > limit:
-            return "{" + ", ".join(shown) + f" and {len(pairs) - i} more" + "}"
-        shown.append(pair)
-    return "{" + ", ".join(shown) + "}"
-
-
-def difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
-    """Two cells' values as `describe` shows them, but only where they differ, so that what
-    tells them apart is never cut off."""
-    keys = [k for k in {**a, **b} if k not in a or k not in b or not same(a[k], b[k])]
-    return (describe({k: a.get(k, "(not set)") for k in keys}),
-            describe({k: b.get(k, "(not set)") for k in keys}))
-
-
-def shorten(value: Any, n: int = 24) -> str:
-    text = str(value)
-    return text if len(text) <= n else text[: n - 1] + "…"
-

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jsonio import canonical
-from .expand import FROM_CELL, Cell, Draft, Shape, shorten
+from .combinations import FROM_CELL
+from .expand import Cell, Draft
 from .manifest import Manifest, RandomSeed
 from .modelset import AXIS as MODEL_AXIS
+from .shapes import Shape
+from .values import shorten
 
 ID_VERSION = "cell/v1"
 SEED_MAX = 2**31 - 1

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import ProblemList
-from .expand import same
 from .manifest import Manifest, RandomSeed
 from .render import TemplateProblem, compile_template, is_template
+from .values import same
 from .wording import did_you_mean, show
 
 SHOW_VALUES = 8  # values listed in a message before "and N more"

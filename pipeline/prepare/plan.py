@@ -16,13 +16,15 @@ from typing import Any
 
 from ..bulk import paused
 from ..errors import Location, ManifestError, Problem, ProblemList
-from .expand import Cell, Shape, describe, difference, drafts
+from .expand import Cell, drafts
 from .identity import finalize
 from .images import FETCH_TIMEOUT, ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
 from .matrix import check_matrix
 from .render import forget_renderings
+from .shapes import Shape
 from .validate import RequestValidator
+from .values import describe, difference
 from .wording import printable
 from .yamlsrc import Path_
 
