@@ -284,7 +284,7 @@ def figures_line(f: Mapping[str, Any]) -> str:
     if f.get("committed_unpriced_cells"):
         committed += f" (+{f['committed_unpriced_cells']} cells at an unknown price)"
     text = (f"{counts[DONE]}/{f['total']} done" + "".join(
-        f", {k} {v}" for k, v in counts.items() if v and k != DONE)
+        f", {k.replace('_', ' ')} {v}" for k, v in counts.items() if v and k != DONE)
         + f"; spent {spent}, committed {committed}")
     if f.get("spent_orphaned_usd"):
         text += f" ({usd(f['spent_orphaned_usd'])} on orphaned cells)"

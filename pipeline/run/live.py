@@ -13,6 +13,10 @@ from collections.abc import Callable
 
 from .auto import QUEUED, RUNNING, AutoConcurrency
 
+# cells of ours that ended on the server unnoticed yet (their slots lent out): a count the
+# progress shows under `concurrency: auto` (LiveRequests.confirmed), never journalled
+ENDED_UNNOTICED = "ended_unnoticed"
+
 
 class LiveRequests:
     """The run's requests live on the server, in the order sent, and what `auto` learns from
@@ -221,14 +225,27 @@ class LiveRequests:
     def confirmed(self, counts: dict[str, int]) -> dict[str, int]:
         """A job's counts with its queued and running cells as the server would count them:
         with the capacity found, those of ours live beyond it wait, the rest run (a cell not
-        polled lately is counted queued by its journal, though it may run, or have ended)."""
+        polled lately is counted queued by its journal, though it may run, or have ended).
+        Those that ended unnoticed (their slots lent to new requests) are counted apart, as
+        `ended_unnoticed`: counted running, the line said "running 40" at a capacity of 20."""
         if self.auto is None:
             return counts
-        live = counts.get("queued", 0) + counts.get("running", 0)
-        waiting = self.auto.server_queue(live)
-        if waiting is None or waiting >= counts.get("queued", 0):
+        queued, running = counts.get("queued", 0), counts.get("running", 0)
+        waiting = self.auto.server_queue(queued + running)
+        if waiting is None:
             return counts
-        return {**counts, "queued": waiting, "running": live - waiting}
+        if waiting < queued:
+            queued, running = waiting, queued + running - waiting
+        ended = min(self.auto.unnoticed, running)
+        if (queued, running, ended) == (counts.get("queued", 0), counts.get("running", 0), 0):
+            return counts
+        shown = {**counts, "queued": queued, "running": running - ended}
+        if not ended:
+            return shown
+        # shown right after `running` (the line lists the counts in their order)
+        return {k: v for key, value in shown.items()
+                for k, v in ((key, value), *(((ENDED_UNNOTICED, ended),)
+                                              if key == "running" else ()))}
 
     def _learnt(self, before: tuple[int, int | None]) -> None:
         assert self.auto is not None

@@ -213,3 +213,27 @@ def test_the_newest_running_raises_the_capacity_once_those_before_it_are_decided
     assert auto.capacity == 4
     auto.ended(ids[34], (41.5, 42.0))  # the last one before it: it ended after the answer
     assert auto.capacity == 6 and auto.limit == 8
+
+
+def test_the_progress_counts_ends_unnoticed_apart_from_running() -> None:
+    """With 40 of ours believed running at a capacity of 20, 20 of which ended unnoticed (their
+    slots lent out), the progress line says running 20 and ended unnoticed 20, not running 40;
+    beyond the capacity (and those ends) they wait."""
+    from pipeline.job.tally import figures_line
+    from pipeline.run.live import ENDED_UNNOTICED, LiveRequests
+
+    requests = LiveRequests(AutoConcurrency(capacity=20, unnoticed=20))
+    counts = {"done": 5, "queued": 0, "running": 40, "failed": 1}
+    shown = requests.confirmed(counts)
+    assert shown == {"done": 5, "queued": 0, "running": 20, ENDED_UNNOTICED: 20, "failed": 1}
+    line = figures_line({"counts": shown, "total": 66, "spent_usd": 0, "committed_usd": 0,
+                         "to_do": 0, "eta_s": None, "to_go_usd": 0})
+    assert line.startswith("5/66 done, running 20, ended unnoticed 20, failed 1;"), line
+    assert list(shown) == ["done", "queued", "running", ENDED_UNNOTICED, "failed"]
+    assert requests.confirmed({"done": 0, "queued": 10, "running": 40}) == {
+        "done": 0, "queued": 10, "running": 20, ENDED_UNNOTICED: 20}
+    requests.auto.unnoticed = 0  # nothing lent: as before, only the queue is moved
+    assert requests.confirmed({"done": 0, "queued": 30, "running": 0}) == {
+        "done": 0, "queued": 10, "running": 20}
+    assert requests.confirmed(counts) is counts  # within what the server would say
+    assert LiveRequests().confirmed(counts) is counts  # no auto: the journal's counts
