@@ -13,6 +13,7 @@ a player shows its first frame by itself.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -200,6 +201,19 @@ def add_previews(folder: Path, cell: dict, index: int) -> None:
 
 IN_THREAD = 8  # a run's first videos are decoded in its own worker thread: a child process
 #                costs ~0.2 s to start, more than a few small clips take
+MAX_DECODERS = 4  # child processes a run decodes in at most (each holds ~80 MB)
+
+
+def decoder_count() -> int:
+    """How many child processes a run decodes its videos in: a core each but one (the run's
+    own event loop keeps one), at least one, at most MAX_DECODERS. A 10 s 1080P clip takes
+    about a second of one core; at a thousand live requests of a minute that is 16 clips a
+    second, so a studio's many-core machine decodes on its cores, and a 2-core one as before."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (a container's)
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DECODERS, cores - 1))
 
 
 def previews_and_triage(folder: Path, cell_id: str, output: int, video: Path, previews: bool,
@@ -217,26 +231,29 @@ def previews_and_triage(folder: Path, cell_id: str, output: int, video: Path, pr
 
 class Previews:
     """The previews and the triage (pipeline.media.qa) of the videos a run downloads, made off
-    the download path, in the order they were downloaded: a decode takes from ~10 ms (the
-    simulator's clips) to most of a second (a 10 s 1080P clip with one keyframe), and a run's
-    downloads, journal and slots must not wait for it. One worker thread takes the queue; past
-    the run's first IN_THREAD videos it hands each decode to a child process
-    (pipeline.media.worker), so that the decoding does not hold the GIL the run's event loop
-    needs (should that process not start or die, the thread decodes the rest itself). Files
-    are written the same either way (each JPEG to a temporary name, then renamed). Each clip's
-    triage is handed to `on_qa(cell id, path in the job folder, result)` (the run journals it),
-    every cell's, also past MAX_PREVIEWS. `close()` lets the worker finish what is queued (the
-    run calls it before its end); previews lost to a crash are made by the report, and triage
-    too (there not stored)."""
+    the download path, taken in the order they were downloaded: a decode takes from ~7 ms (the
+    simulator's clips) to about a second (a 10 s 1080P clip), and a run's downloads, journal
+    and slots must not wait for it. Worker threads take the queue, one at first; past the
+    run's first IN_THREAD videos there are `decoders` of them (`decoder_count()`), and each hands
+    its decodes to a child process of its own (pipeline.media.worker), so that the decoding
+    does not hold the GIL the run's event loop needs and uses the machine's other cores
+    (should a process not start or die, its thread decodes the rest itself). Files are written
+    the same either way (each JPEG to a temporary name, then renamed). Each clip's triage is
+    handed to `on_qa(cell id, path in the job folder, result)` (the run journals it), every
+    cell's, also past MAX_PREVIEWS. `close()` lets the workers finish what is queued (the run
+    calls it before its end); previews lost to a crash are made by the report, and triage too
+    (there not stored)."""
 
     def __init__(self, folder: Path,
-                 on_qa: Callable[[str, str, dict[str, Any]], None] | None = None):
+                 on_qa: Callable[[str, str, dict[str, Any]], None] | None = None,
+                 decoders: int | None = None):
         self.folder = folder
         self.on_qa = on_qa
-        self.in_thread = IN_THREAD  # videos decoded in the thread before the process is used
+        self.in_thread = IN_THREAD  # videos decoded in the thread before a process is used
+        self.decoders = decoders or decoder_count()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._process = WorkerProcess()
+        self._workers: list[threading.Thread] = []
+        self._queued = 0
 
     def add(self, cell_id: str, cell_index: int, output: int, video: Path) -> None:
         """Queue the previews and triage of a video just downloaded (cells past MAX_PREVIEWS
@@ -244,35 +261,45 @@ class Previews:
         previews = wanted(cell_index)
         if not previews and self.on_qa is None:
             return
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="previews", daemon=True)
-            self._worker.start()
+        self._queued += 1
+        # one worker for a run's first few videos; the others once it has more
+        while len(self._workers) < (1 if self._queued <= self.in_thread else self.decoders):
+            worker = threading.Thread(target=self._work, args=(len(self._workers),),
+                                      name=f"previews-{len(self._workers)}", daemon=True)
+            self._workers.append(worker)
+            worker.start()
         self._queue.put((cell_id, output, video, previews))
 
-    def _work(self) -> None:
+    def _work(self, number: int) -> None:
+        """One worker thread: the first takes the run's first IN_THREAD videos itself, then
+        each hands its decodes to its own child process."""
+        process = WorkerProcess()
         done = 0
-        while (item := self._queue.get()) is not None:
-            cell_id, output, video, previews = item
-            args = (self.folder, cell_id, output, video, previews, self.on_qa is not None)
-            try:
-                result = None
-                if done >= self.in_thread and not self._process.broken:
-                    try:
-                        result = self._process.call(previews_and_triage, *args)
-                    except Unavailable:
+        try:
+            while (item := self._queue.get()) is not None:
+                cell_id, output, video, previews = item
+                args = (self.folder, cell_id, output, video, previews, self.on_qa is not None)
+                try:
+                    result = None
+                    if (number or done >= self.in_thread) and not process.broken:
+                        try:
+                            result = process.call(previews_and_triage, *args)
+                        except Unavailable:
+                            result = previews_and_triage(*args)
+                    else:
                         result = previews_and_triage(*args)
-                else:
-                    result = previews_and_triage(*args)
-                done += 1
-                if self.on_qa is not None and result is not None:
-                    self.on_qa(cell_id, video.relative_to(self.folder).as_posix(), result)
-            except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
-                log.info("no previews or triage for %s: %s", video, exc)
+                    done += 1
+                    if self.on_qa is not None and result is not None:
+                        self.on_qa(cell_id, video.relative_to(self.folder).as_posix(), result)
+                except Exception as exc:  # noqa: BLE001 - a preview is never worth a run
+                    log.info("no previews or triage for %s: %s", video, exc)
+        finally:
+            process.close()
 
     def close(self) -> None:
-        """Wait until every queued preview is made, then stop the worker (and its process)."""
-        if self._worker is not None:
+        """Wait until every queued preview is made, then stop the workers (and processes)."""
+        for _ in self._workers:
             self._queue.put(None)
-            self._worker.join()
-            self._worker = None
-        self._process.close()
+        for worker in self._workers:
+            worker.join()
+        self._workers = []

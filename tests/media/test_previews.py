@@ -81,3 +81,33 @@ def test_the_worker_keeps_the_memory_a_decode_frees(videos):
     finally:
         process.close()
     assert faults < 20 * len(clips)  # ~280 a clip of these without the tuning
+
+
+def test_several_decoders_make_what_one_makes(videos, tmp_path):
+    """With a decoder process per core (a studio's machine), every clip is made once, the same
+    as by one, and each worker's process ends with the run."""
+    many = videos * 6
+    job = tmp_path / "many"
+    (job / "videos").mkdir(parents=True)
+    got: dict = {}
+    previews = strips.Previews(job, on_qa=lambda cell, path, result: got.update({cell: result}),
+                               decoders=3)
+    previews.in_thread = 2
+    for i, video in enumerate(many):
+        copy = job / "videos" / f"{i}.mp4"
+        shutil.copy(video, copy)
+        previews.add(f"c{i}", i, 0, copy)
+    assert len(previews._workers) == 3
+    previews.close()
+    assert got == {f"c{i}": qa.check_clip(v) for i, v in enumerate(many)}
+    assert len(list((job / "strips").glob("*.jpg"))) == len(many)
+    assert not previews._workers
+
+
+@pytest.mark.parametrize(("cores", "decoders"), [(1, 1), (2, 1), (3, 2), (16, 4)])
+def test_decoders_leave_the_run_a_core(monkeypatch, cores, decoders):
+    """A core each but one (of those the process may use), at least one, at most
+    MAX_DECODERS (4)."""
+    monkeypatch.setattr(strips.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+    assert strips.decoder_count() == decoders
