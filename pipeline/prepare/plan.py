@@ -22,7 +22,7 @@ from .images import FETCH_TIMEOUT, ImageInspector, ImageProblem, kind_of
 from .manifest import Manifest, read_manifest
 from .matrix import check_matrix
 from .render import forget_renderings
-from .shapes import Shape
+from .shapes import Shape, let_go
 from .validate import RequestValidator
 from .values import describe, difference
 from .wording import printable
@@ -263,6 +263,7 @@ def plan_of(m: Manifest, problems: ProblemList, *, fetch_remote: bool = True,
         problems.raise_if_any()
     except ManifestError as exc:
         raise ManifestError(one_line(exc.problems)) from None
+    let_go(cells)
     return Plan(m, cells, one_line(problems.warnings()), inspector, inputs_of(m, inspector))
 
 

@@ -56,3 +56,30 @@ def hole_keys(m: Manifest, spec: Any, model: Model, base: ModelBase) -> frozense
         keys.update(entry)
     return frozenset(k for k in keys if k not in base.reads and k != "replicate" and
                      key_role(m, spec, model.id, k) == "input")
+
+
+_NOTHING: dict[str, Any] = {}  # the request of a shape let go of (never written to)
+
+
+def let_go(cells: list[Any]) -> None:
+    """After the plan's check, what its later readers need of a shape: that several cells share
+    it, and its holes (pipeline.job.planned, pipeline.job.plan_json). A shape of one cell (a
+    sweep whose templates read its seed has one a cell, up to MAX_SHAPES) is taken off its cell;
+    the others let go of their request and the texts and origins made from it. ~900 bytes a
+    cell of a 100,000-cell run that every cell's prompt makes unique."""
+    many: dict[int, bool] = {}
+    for cell in cells:
+        shape = cell.shape
+        if shape is not None:
+            many[id(shape)] = id(shape) in many
+    for cell in cells:
+        shape = cell.shape
+        if shape is None:
+            continue
+        if not many[id(shape)]:
+            object.__setattr__(cell, "shape", None)  # Cell is frozen
+        elif shape.request is not _NOTHING:
+            shape.request = _NOTHING
+            shape.id_text = shape.label_text = None
+            shape.origin = shape.combination = None
+

@@ -125,3 +125,26 @@ def test_past_the_shapes_kept_cells_are_worked_out_alone(tmp_path: Path,
     assert [(c.id, c.label, c.request) for c in capped] == \
         [(c.id, c.label, c.request) for c in alone]
     assert sum(c.shape is not None for c in capped) == 6
+
+
+def test_a_plan_keeps_of_its_shapes_only_what_later_stages_read(tmp_path: Path) -> None:
+    """Once checked, a shape of one cell is taken off it (a prompt reading the seed makes one a
+    cell), and a shared one keeps its holes but lets go of its request, texts and origins."""
+    path = takes_by_seeds(tmp_path, takes=2, seeds=3)
+    cells = build_plan(path, fetch_remote=False).cells
+    shapes = {id(c.shape): c.shape for c in cells}
+    assert len(shapes) == 2 and all(s is not None for s in shapes.values())
+    for shape in shapes.values():
+        assert shape.holes == ("seed",) and shape.valid
+        assert shape.request == {} and shape.id_text is None and shape.label_text is None
+        assert shape.origin is None and shape.combination is None
+    one_each = write_manifest(tmp_path, f"""
+        name: t2
+        model: {MODEL}
+        prompt: "boats {{{{ seed }}}}"
+        inputs:
+          image_urls: [img.png]
+        matrix:
+          seed: {{from: 1, to: 4}}
+        """)
+    assert [c.shape for c in build_plan(one_each, fetch_remote=False).cells] == [None] * 4
