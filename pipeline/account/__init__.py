@@ -3,7 +3,9 @@
 and a team budget their committed spend never crosses.
 
 `store` holds the tables' operations (`TeamLedger`: acquire, mirror, live holds, waits),
-`schema` their numbered migrations, `admin` what `pipeline account init|set|status|sweep` do.
+`holds` the values it keeps and answers (`Hold`, `Full`, `OverBudget`), `connecting` how a
+connection is opened and its failures said, `schema` the tables' numbered migrations, `admin`
+what `pipeline account init|set|status|sweep` do.
 """
 
 from __future__ import annotations

@@ -17,19 +17,9 @@ from .. import text
 from ..errors import LedgerError, UsageError
 from ..job.money import MICRO, micros
 from . import KEEP, PERIODS
-from .store import (
-    BILLED,
-    LIVE,
-    RELEASED,
-    WAITER_STALE,
-    Full,
-    Hold,
-    TeamLedger,
-    connect,
-    migrate,
-    recount,
-    translate,
-)
+from .connecting import connect, translate
+from .holds import BILLED, LIVE, RELEASED, Full, Hold
+from .store import WAITER_STALE, TeamLedger, migrate, recount
 
 log = logging.getLogger("pipeline.account")
 

@@ -17,143 +17,27 @@ freed goes to the next runner in line, in turn.
 The job's journal stays the truth of its own attempts: the runner mirrors them here
 (`mirror`), so the ledger can always be brought back in line with the journals (at every run
 start, and after the database comes back). Nothing here knows the runner; it only stores.
+
+The values it stores and answers (`Hold`, `Full`, `OverBudget`, the hold states) are in
+`holds`; opening a connection and saying its failures, in `connecting`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..errors import LedgerError, LedgerUnavailable
+from ..errors import LedgerError
 from ..job.money import MICRO, over_budget
+from .connecting import connect, safe_url, translate
+from .holds import BILLED, LIVE, Full, Hold, OverBudget, contribution, runner_of
 from .schema import META, MIGRATIONS, VERSION
 
 log = logging.getLogger("pipeline.account")
 
-LIVE, BILLED, RELEASED = "live", "billed", "released"
 CHANNEL = "pipeline_ledger_slots"  # NOTIFY'd whenever a slot is given back
-CONNECT_TIMEOUT = 3  # seconds: a ledger that is down (or a wrong host) is noticed quickly
 WAITER_STALE = 10  # seconds: a waiter that has not asked for this long is passed over
-
-
-@dataclass(frozen=True)
-class Hold:
-    """One attempt as the ledger keeps it."""
-
-    key: str
-    job: str
-    job_uid: str
-    host: str
-    pid: int
-    cell: str
-    attempt: int
-    base_url: str
-    state: str  # live | billed | released
-    estimate_micros: int = 0
-    cost_micros: int | None = None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Full:
-    """No slot for this runner now: `live` requests are live on the account against
-    `concurrency` (`holders`: (job, live) of each job holding slots, most first), and `ahead`
-    runners (their jobs) wait before it for the free ones."""
-
-    live: int
-    concurrency: int
-    holders: tuple[tuple[str, int], ...] = field(default=(), compare=False)
-    ahead: tuple[str, ...] = field(default=(), compare=False)
-
-    def __str__(self) -> str:
-        """`4/4 held by ta (2), tc (2)`, and `; 1 runner ahead (tb)` when others wait first."""
-        held = ", ".join(f"{job} ({n})" for job, n in self.holders)
-        said = f"{self.live}/{self.concurrency} held" + (f" by {held}" if held else "")
-        if self.ahead:
-            n = len(self.ahead)
-            said += f"; {n} runner{'s' if n != 1 else ''} ahead ({', '.join(self.ahead)})"
-        return said
-
-
-@dataclass(frozen=True)
-class OverBudget:
-    """Reserving would cross the team budget; `reason` says by how much."""
-
-    reason: str
-
-
-def contribution(state: str, estimate: int, cost: int | None) -> tuple[int, int, int]:
-    """(live, committed, spent) micro-figures one hold adds to the account's totals."""
-    if state == LIVE:
-        return 1, estimate, 0
-    if state == BILLED:
-        paid = cost if cost is not None else estimate
-        return 0, paid, paid
-    return 0, 0, 0
-
-
-def translate(exc: BaseException, url: str) -> LedgerError:
-    """psycopg's errors, said as the user can act on them (the URL's password never shown)."""
-    import psycopg
-
-    where = safe_url(url)
-    if isinstance(exc, psycopg.errors.UndefinedTable):
-        return LedgerError(f"the team ledger at {where} is not set up: run "
-                           "`pipeline account init --concurrency N` first")
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError,
-                        asyncio.TimeoutError)):
-        return LedgerUnavailable(f"the team ledger at {where} cannot be reached: "
-                                 f"{diagnose(exc, url)}")
-    return LedgerError(f"the team ledger at {where}: {exc}")
-
-
-def diagnose(exc: BaseException, url: str) -> str:
-    """What failed when connecting to the ledger, and what to do about it, in one line."""
-    said = " ".join(str(exc).split()) or type(exc).__name__
-    parts = urlsplit(url)
-    try:
-        port = parts.port or 5432
-    except ValueError:
-        port = 5432
-    at = f"{parts.hostname or 'localhost'}:{port}"
-    where = "in --ledger / PIPELINE_LEDGER"
-    if m := re.search(r'database "([^"]*)" does not exist', said):
-        return (f'the database "{m[1]}" does not exist on {at}: create it (createdb {m[1]}) '
-                f"and run `pipeline account init --concurrency N`, or fix the database {where}")
-    if m := re.search(r'role "([^"]*)" does not exist', said):
-        return f'{at} has no user "{m[1]}": fix the user {where}'
-    if re.search(r"password authentication failed|no password supplied|authentication "
-                 r"failed", said, re.I):
-        return (f"{at} refused the user {parts.username or '(default)'} and its password: fix "
-                f"the user and password {where}")
-    if re.search(r"failed to resolve host|could not translate host name|Name or service not "
-                 r"known|nodename nor servname", said, re.I):
-        return f"the host {parts.hostname!r} is not known: fix the host {where}"
-    if re.search(r"connection refused", said, re.I):
-        return (f"nothing listens on {at} (connection refused): start PostgreSQL there, or fix "
-                f"the host and port {where}")
-    if isinstance(exc, asyncio.TimeoutError) or re.search(r"time(d)? ?out", said, re.I):
-        return (f"no answer from {at} within {CONNECT_TIMEOUT} s: fix the host and port "
-                f"{where} (or a firewall between)")
-    return f"{said}: check that PostgreSQL is up there and the URL {where} is right"
-
-
-def safe_url(url: str) -> str:
-    """The ledger's URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparsable URL)"
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
 
 
 class TeamLedger:
@@ -337,19 +221,6 @@ class TeamLedger:
             log.debug("waiting for a ledger slot: %s", exc)
             await asyncio.sleep(min(timeout, 1.0))
 
-
-async def connect(url: str, **options: Any) -> Any:
-    """A new connection to the ledger, or an error within CONNECT_TIMEOUT s a try (psycopg
-    tries each address of the host in turn: all of them within twice that)."""
-    import psycopg
-
-    return await asyncio.wait_for(psycopg.AsyncConnection.connect(
-        url, connect_timeout=CONNECT_TIMEOUT, **options), 2 * CONNECT_TIMEOUT)
-
-
-def runner_of(hold: Hold) -> str:
-    """The runner (one process running one job) that asks for `hold`: its place in the line."""
-    return f"{hold.job_uid}:{hold.host}:{hold.pid}"
 
 
 async def _nothing(cur: Any, acct: dict) -> None:

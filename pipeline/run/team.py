@@ -26,17 +26,9 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ..account.store import (
-    BILLED,
-    LIVE,
-    RELEASED,
-    Full,
-    Hold,
-    OverBudget,
-    TeamLedger,
-    runner_of,
-    safe_url,
-)
+from ..account.connecting import safe_url
+from ..account.holds import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, runner_of
+from ..account.store import TeamLedger
 from ..client import RetryPolicy
 from ..errors import LedgerError, LedgerUnavailable
 from ..job.journal import JobState

@@ -12,7 +12,8 @@ import pytest
 from runjobs import pipeline_cmd
 
 from pipeline.account import admin
-from pipeline.account.store import BILLED, LIVE, RELEASED, Full, Hold, OverBudget, TeamLedger
+from pipeline.account.holds import BILLED, LIVE, RELEASED, Full, Hold, OverBudget
+from pipeline.account.store import TeamLedger
 from pipeline.errors import LedgerError, LedgerUnavailable, UsageError
 from pipeline.job.money import micros
 
@@ -263,7 +264,8 @@ def test_the_sql_recount_equals_the_python_rule_of_each_hold(ledger_url: str) ->
     """The money rule is written twice, once in Python (`contribution`, applied hold by hold as
     runners report) and once in SQL (`recount`, after a change of period): over random holds
     in every state, with and without a billed cost, the two give the same totals."""
-    from pipeline.account.store import contribution, recount
+    from pipeline.account.holds import contribution
+    from pipeline.account.store import recount
 
     admin.init(ledger_url, concurrency=1000)
     rng = random.Random(20261207)
@@ -343,7 +345,7 @@ def test_a_connection_failure_is_said_as_what_to_fix(said: str, expected: str) -
     """Each way a ledger cannot be reached is named, with what to fix, never the password."""
     import psycopg
 
-    from pipeline.account.store import translate
+    from pipeline.account.connecting import translate
 
     err = translate(psycopg.OperationalError(said), "postgresql://bob:pw@db.lan:5433/nodb")
     assert isinstance(err, LedgerUnavailable)

@@ -17,7 +17,8 @@ from pgcluster import free_port
 from runjobs import env_for, journal_events, pipeline_cmd, team_job, wait_until
 
 from pipeline.account import admin
-from pipeline.account.store import LIVE, Hold, TeamLedger
+from pipeline.account.holds import LIVE, Hold
+from pipeline.account.store import TeamLedger
 
 START_LIMIT = 15.0  # seconds: a ledger that cannot be used is said within this
 STOP_LIMIT = 2.0  # seconds: Ctrl-C ends a run within this, whatever it waits for
