@@ -322,7 +322,7 @@ def test_the_wallet_is_billed_and_refuses_submits_once_spent(served) -> None:
 
 
 def test_without_a_balance_the_wallet_is_unlimited(served) -> None:
-    from pipeline.sim.app import UNLIMITED_USD
+    from pipeline.sim.routes import UNLIMITED_USD
 
     sim, client = served()
     assert client.get(wire.BALANCE_PATH).json()[wire.BALANCE_USD] == UNLIMITED_USD
