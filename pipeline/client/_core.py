@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from ._parse import (
     parse_result,
     parse_status,
     parse_submit,
+    valid_model_id,
     valid_request_id,
 )
 from ._pool import transport as pooled
@@ -67,7 +67,6 @@ from ._types import CancelInfo, DownloadInfo, ModelEntry, ResultInfo, StatusInfo
 
 log = logging.getLogger("pipeline.client")
 T = TypeVar("T")
-_MODEL_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 USER_AGENT = "pipeline-runcomfy-client/0.1"
 NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
 MAX_DOWNLOAD_BYTES = 512 * 1024**2  # a larger output file is refused (a 10 s clip is a few MB)
@@ -158,7 +157,7 @@ class RunComfyClient:
                      base_dir: str | Path | None = None,
                      image_fields: list[str] | None = None) -> Submission:
         """POST the body (local images inlined now). Never retried; SubmitError(kind) on failure."""
-        if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
+        if not valid_model_id(model_id):
             raise ValueError(f"not a model id: {model_id!r}")
         if image_fields is None:
             try:
@@ -248,7 +247,7 @@ class RunComfyClient:
 
     async def model_entry(self, model_id: str) -> ModelEntry:
         """GET the catalog entry (retried) and read its price fields."""
-        if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
+        if not valid_model_id(model_id):
             raise ValueError(f"not a model id: {model_id!r}")
         body = await self._call("model", "GET", wire.MODEL_PATH.format(model_id=model_id))
         return self._parsed("model", parse_model_entry, body)
