@@ -9,7 +9,8 @@ Errors are the ClientError branch of pipeline.errors. A failed submit raises Sub
 `kind` is NOT_ACCEPTED or OUTCOME_UNKNOWN (table: `SUBMIT_TABLE`, `submit_table_markdown()`).
 """
 
-from ._core import MISSING_TOKEN_MESSAGE, RunComfyClient, env_account_url, env_base_url
+from ._core import RunComfyClient
+from ._env import MISSING_TOKEN_MESSAGE, env_account_url, env_base_url
 from ._inline import inline_local_images, sniff, to_data_uri
 from ._parse import (
                      find_video_url,

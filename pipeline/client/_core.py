@@ -4,20 +4,19 @@ One httpx.AsyncClient carries the token to the API host only; a second one, with
 Authorization header at all, fetches output files. An asyncio.Semaphore in front of each keeps
 at most `max_in_flight` calls inside httpx, so thousands of waiting callers park here, cheaply,
 and not in httpx's connection pool. Foreign exceptions become ClientErrors at one place each
-(`_call`, `submit`, `download`), raised `from` the original.
+(`_call`, `submit`, `download`), raised `from` the original. What an answer says is judged in
+`_answer`; where a client from the environment talks to is `_env`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import os
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,37 +26,36 @@ import stamina
 from .. import wire
 from ..errors import (
     ApiError,
-    AuthError,
     ClientError,
     DownloadError,
     MissingToken,
     ModelNotFound,
-    NotFound,
-    RateLimited,
     SubmitError,
     TransportError,
     _HttpAnswerError,
 )
 from ..models.catalogue import load_model
 from ..secrets import scrub
-from ._download import download_once, refuse_bad_redirect, safe_url
+from ._answer import read_answer
+from ._download import download_once, refuse_bad_redirect, safe_url, within_deadline
+from ._env import MISSING_TOKEN_MESSAGE, env_account_url, env_base_url
 from ._inline import inline_local_images
 from ._parse import (
     BodyError,
     parse_balance,
     parse_cancel,
-    parse_error_body,
     parse_model_entry,
     parse_model_list,
     parse_result,
     parse_status,
     parse_submit,
+    valid_model_id,
     valid_request_id,
 )
 from ._pool import transport as pooled
 from ._reach import CONNECT_FAILURES as CONNECT_FAILURES_
 from ._reach import Outage, is_connect_failure
-from ._retry import RetryPolicy, api_transient, download_transient, retry_after_of, retryable_status
+from ._retry import RetryPolicy, api_transient, download_transient, retryable_status
 from ._submit import (
     NOT_ACCEPTED,
     OUTCOME_UNKNOWN,
@@ -69,43 +67,12 @@ from ._types import CancelInfo, DownloadInfo, ModelEntry, ResultInfo, StatusInfo
 
 log = logging.getLogger("pipeline.client")
 T = TypeVar("T")
-_MODEL_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 USER_AGENT = "pipeline-runcomfy-client/0.1"
 NOT_FOUND_RETRIES = 3  # outputs may appear a moment after /result names them
 MAX_DOWNLOAD_BYTES = 512 * 1024**2  # a larger output file is refused (a 10 s clip is a few MB)
 DOWNLOAD_DEADLINE = 600.0  # seconds one download attempt may take, however the bytes trickle in
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to the API (an API answers at once)
 BALANCE_TIMEOUT = 10.0  # seconds a wallet read may take (it is advice: never worth a long wait)
-
-MISSING_TOKEN_MESSAGE = (
-    "no RunComfy API token: set RUNCOMFY_API_TOKEN (or RUNCOMFY_TOKEN, as RunComfy's CLI does); "
-    "to run offline against the built-in simulator instead, use "
-    "`pipeline run MANIFEST --backend sim`")
-
-
-def env_base_url() -> str:
-    """The API's base URL a client from the environment talks to (RUNCOMFY_BASE_URL)."""
-    return os.environ.get(wire.BASE_URL_ENV_VAR) or wire.DEFAULT_BASE_URL
-
-
-def origin(url: str) -> str:
-    """scheme://host[:port] of a URL (its path dropped)."""
-    parts = httpx.URL(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.host}{port}"
-
-
-def env_account_url(base_url: str | None = None) -> str:
-    """Where the wallet is read: RUNCOMFY_ACCOUNT_URL; else, when the API's address was
-    changed (RUNCOMFY_BASE_URL, or `base_url` given), the same host as the API; else
-    RunComfy's core API (wire.DEFAULT_ACCOUNT_URL)."""
-    given = os.environ.get(wire.ACCOUNT_URL_ENV_VAR, "").strip()
-    if given:
-        return given.rstrip("/")
-    api = base_url or os.environ.get(wire.BASE_URL_ENV_VAR, "").strip()
-    if api and api.rstrip("/") != wire.DEFAULT_BASE_URL:
-        return origin(api)
-    return wire.DEFAULT_ACCOUNT_URL
 
 
 class RunComfyClient:
@@ -190,7 +157,7 @@ class RunComfyClient:
                      base_dir: str | Path | None = None,
                      image_fields: list[str] | None = None) -> Submission:
         """POST the body (local images inlined now). Never retried; SubmitError(kind) on failure."""
-        if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
+        if not valid_model_id(model_id):
             raise ValueError(f"not a model id: {model_id!r}")
         if image_fields is None:
             try:
@@ -280,7 +247,7 @@ class RunComfyClient:
 
     async def model_entry(self, model_id: str) -> ModelEntry:
         """GET the catalog entry (retried) and read its price fields."""
-        if not _MODEL_ID_RE.fullmatch(model_id) or ".." in model_id.split("/"):
+        if not valid_model_id(model_id):
             raise ValueError(f"not a model id: {model_id!r}")
         body = await self._call("model", "GET", wire.MODEL_PATH.format(model_id=model_id))
         return self._parsed("model", parse_model_entry, body)
@@ -322,8 +289,8 @@ class RunComfyClient:
                         self.calls["download_retries"] += 1
                     async with self._dl_sem:
                         self.calls["download"] += 1
-                        return await _within(seconds, url,
-                                             download_once(self._dl, url, Path(dest), limit))
+                        return await within_deadline(
+                            seconds, url, download_once(self._dl, url, Path(dest), limit))
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DownloadError(self._scrub(f"{type(exc).__name__}: {exc}"),
                                 url=safe_url(url)) from exc
@@ -382,47 +349,4 @@ class RunComfyClient:
                   response.status_code)
         if outage:
             self._outage.answered()
-        try:
-            body = json.loads(response.text) if response.content else None
-        except ValueError:
-            body = None
-        ok = 200 <= response.status_code < 300
-        parsed = parse_error_body(body, ok_status=ok)
-        if ok and parsed is None:
-            return body
-        code, message = parsed or (None, "")
-        if not message:
-            snippet = self._scrub(response.text).strip()[:200] if not isinstance(body, dict) else ""
-            message = snippet or response.reason_phrase or "error"
-        effective = response.status_code
-        if ok:  # the 200-with-error_code quirk: the code's first digits say what kind of error
-            text = str(code)
-            effective = int(text[:3]) if len(text) == 6 and text.isdigit() else 500
-        err = self._answer_error(op, response.status_code, effective, code,
-                                 self._scrub(message), retry_after_of(response))
-        raise err
-
-    @staticmethod
-    def _answer_error(op: str, status: int, effective: int, code: Any, message: str,
-                      retry_after: float | None) -> ClientError:
-        if effective in (401, 403) or str(code) == str(wire.ERROR_CODE_ACCOUNT):
-            cls: type[_HttpAnswerError] = AuthError
-        elif effective == 404 or str(code) == str(wire.ERROR_CODE_NOT_FOUND):
-            cls = NotFound
-        elif effective == 429:
-            cls = RateLimited
-        else:
-            cls = ApiError
-        err = cls(message, status_code=status, error_code=code, operation=op,
-                  retry_after=retry_after)
-        err.effective_status = effective
-        return err
-
-
-async def _within(seconds: float, url: str, download: Coroutine[Any, Any, T]) -> T:
-    """Await one download attempt; a DownloadError (not retried) if it outlasts `seconds`."""
-    try:
-        return await asyncio.wait_for(download, seconds)
-    except asyncio.TimeoutError:
-        raise DownloadError(f"not finished within the {seconds:g} s download deadline",
-                            url=safe_url(url)) from None
+        return read_answer(op, response, self._scrub)

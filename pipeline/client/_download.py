@@ -2,7 +2,8 @@
 
 The file is streamed to a hidden temporary name in the destination folder, fsync'd, renamed over
 the final name with os.replace and the folder fsync'd: the final name only ever holds a whole,
-checked file. Retrying is the caller's business (see RunComfyClient.download).
+checked file. `within_deadline` bounds one attempt's time, start to end; retrying is the
+caller's business (see RunComfyClient.download).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import asyncio
 import hashlib
 import os
 import secrets
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -27,6 +30,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _OK_TYPE_PREFIXES = ("video/", "image/", "audio/")
 _OK_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", "application/mp4"})
 _HEAD = 16  # bytes of a file that `sniff` looks at
+T = TypeVar("T")
 
 
 def safe_url(url: str | httpx.URL) -> str:
@@ -59,6 +63,15 @@ async def refuse_bad_redirect(response: httpx.Response) -> None:
     """
     if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
         check_scheme(response.headers["location"], "redirect target", base=response.url)
+
+
+async def within_deadline(seconds: float, url: str, download: Coroutine[Any, Any, T]) -> T:
+    """Await one download attempt; a DownloadError (not retried) if it outlasts `seconds`."""
+    try:
+        return await asyncio.wait_for(download, seconds)
+    except asyncio.TimeoutError:
+        raise DownloadError(f"not finished within the {seconds:g} s download deadline",
+                            url=safe_url(url)) from None
 
 
 async def download_once(http: httpx.AsyncClient, url: str, dest: Path, max_bytes: int

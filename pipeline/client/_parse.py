@@ -15,6 +15,7 @@ from .. import wire
 from ._types import CancelInfo, ModelEntry, ResultInfo, StatusInfo, Submission
 
 _REQUEST_ID_RE = re.compile(wire.REQUEST_ID_PATTERN)
+_MODEL_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 
 
 class BodyError(ValueError):
@@ -24,6 +25,11 @@ class BodyError(ValueError):
 def valid_request_id(request_id: object) -> TypeGuard[str]:
     """True for an id safe to put in a URL path ([A-Za-z0-9_.-], 1 to 128 characters)."""
     return isinstance(request_id, str) and bool(_REQUEST_ID_RE.fullmatch(request_id))
+
+
+def valid_model_id(model_id: str) -> bool:
+    """True for a model id safe to put in a URL path (segments of [A-Za-z0-9_.-], no `..`)."""
+    return bool(_MODEL_ID_RE.fullmatch(model_id)) and ".." not in model_id.split("/")
 
 
 def error_text(value: Any) -> str:
