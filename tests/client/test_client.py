@@ -615,6 +615,19 @@ def test_model_entry(body: dict, expected: tuple) -> None:
     assert (entry.price_usd, entry.price_unit, entry.note) == expected
 
 
+@pytest.mark.parametrize("bad", ["../x", "a/../b", "a//b", "a b", "/a", "a/", "a?b", ""])
+def test_a_model_id_that_is_not_one_never_reaches_a_url(bad: str) -> None:
+    """Submit and the catalog entry refuse an id that could leave the model's path (`..`,
+    empty segments, characters outside [A-Za-z0-9_.-]) before any request is made."""
+    server = Server()
+    for op, args in (("model_entry", (bad,)), ("submit", (bad, {"prompt": "x"}))):
+        with pytest.raises(ValueError, match="not a model id"):
+            go(server, op, *args)
+    assert server.requests == []
+    assert go(Server().on("GET", f"{API}/v1/models/a.b/c_d-1", js(200, {})),
+              "model_entry", "a.b/c_d-1").price_usd is None
+
+
 def test_semaphore_bounds_calls_in_flight() -> None:
     """Hundreds of concurrent callers never put more than max_in_flight requests into httpx."""
     in_flight = peak = 0
