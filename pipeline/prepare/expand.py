@@ -104,7 +104,10 @@ def drafts(m: Manifest, problems: ProblemList) -> Iterator[Draft]:
                              f"{made - 1:,} cells); simplify the templates or split the job")
                 return
             skey: Any = None
-            if holes:  # the cell's shape: its values but the integers of the holes
+            # the cell's shape: its values but the integers of the holes (a cell with no
+            # integer in a hole has none: no other cell could share it, its replicates
+            # included, and a shape of its own only held a copy of its request)
+            if holes and any(type(v) is int and k in holes for k, v in values.items()):
                 skey = [model.id, replicate]
                 for key, value in values.items():
                     kind = type(value)
