@@ -86,18 +86,25 @@ def check_clip(path: Path, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
         import av
 
         with av.open(str(path)) as container:
-            meter.opened(container)
-            stream = container.streams.video[0]
-            ctx = stream.codec_context
-            ctx.options = {"skip_loop_filter": "all"}  # not seen at this size: half the decoding
-            ctx.thread_count = 1  # one worker thread already; frame threads only add CPU
-            meter.rate = float(stream.average_rate or stream.guessed_rate or 24)
+            stream = video_stream(container)
+            meter.opened(container, stream)
             for frame in container.decode(stream):
                 if not meter.feed(frame):
                     break
     except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds for a broken file
         return undecodable(f"{type(exc).__name__}: {exc}")
     return meter.result()
+
+
+def video_stream(container: Any) -> Any:
+    """A clip's first video stream, set to decode as its previews and triage need it (the one
+    setting of both): no deblocking filter (not seen at these sizes: half the decoding), and
+    one thread (this runs in a worker thread or process already, and FFmpeg's default of a
+    slice thread per core doubles a small clip's CPU)."""
+    stream = container.streams.video[0]
+    stream.codec_context.options = {"skip_loop_filter": "all"}
+    stream.codec_context.thread_count = 1
+    return stream
 
 
 def undecodable(why: str) -> dict[str, Any]:
@@ -127,10 +134,12 @@ class Meter:
         # of one image the same clip on purpose, so its clips are no near-duplicates to flag
         self.placeholder = False
 
-    def opened(self, container: Any) -> None:
-        """Note what the container says of itself (a simulator's placeholder)."""
+    def opened(self, container: Any, stream: Any) -> None:
+        """Note what the clip says of itself: its frame rate, and whether it is a simulator's
+        placeholder."""
         from .. import wire
 
+        self.rate = float(stream.average_rate or stream.guessed_rate or 24)
         self.placeholder = container.metadata.get("comment") == wire.PLACEHOLDER_COMMENT
 
     def feed(self, frame: Any) -> bool:

@@ -65,13 +65,8 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
     picked: list = []
     try:
         with av.open(str(video)) as container:
-            stream = container.streams.video[0]
+            stream = qa.video_stream(container)
             ctx = stream.codec_context
-            # thumbnails do not need the deblocking filter: half the decoding time
-            ctx.options = {"skip_loop_filter": "all"}
-            # one decoder thread: this runs in a worker thread (or process) already, and
-            # FFmpeg's default of a slice thread per core doubles a small clip's CPU
-            ctx.thread_count = 1
             picture = _Pictures(_scaled(ctx.width, ctx.height))  # the poster
             tile = _Pictures(_tile(ctx.width, ctx.height))  # a frame of the strip
             length = _seconds(container, stream)
@@ -92,8 +87,7 @@ def make_previews(video: Path, strip: Path, poster: Path | None = None,
                 due = next(wanted, None)
                 measuring = meter is not None
                 if meter is not None:
-                    meter.opened(container)
-                    meter.rate = float(stream.average_rate or stream.guessed_rate or 24)
+                    meter.opened(container, stream)
                 for frame in container.decode(stream):
                     if first is None:
                         first = picture(frame)

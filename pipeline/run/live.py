@@ -242,10 +242,12 @@ class LiveRequests:
         shown = {**counts, "queued": queued, "running": running - ended}
         if not ended:
             return shown
-        # shown right after `running` (the line lists the counts in their order)
-        return {k: v for key, value in shown.items()
-                for k, v in ((key, value), *(((ENDED_UNNOTICED, ended),)
-                                              if key == "running" else ()))}
+        out = {}
+        for key, value in shown.items():  # right after `running`: the line lists them in order
+            out[key] = value
+            if key == "running":
+                out[ENDED_UNNOTICED] = ended
+        return out
 
     def _learnt(self, before: tuple[int, int | None]) -> None:
         assert self.auto is not None

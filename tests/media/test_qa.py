@@ -184,7 +184,7 @@ def test_stacked_measures_equal_a_frame_by_frame_oracle(clips, clip):
 
     meter = qa.Meter()
     with av.open(str(clips[clip])) as container:
-        meter.rate = float(container.streams.video[0].average_rate)
+        meter.opened(container, container.streams.video[0])
         for frame in container.decode(video=0):
             meter.feed(frame)
     got = meter.result()
